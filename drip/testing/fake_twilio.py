@@ -1,0 +1,734 @@
+"""A local HTTP server that speaks Twilio's Messages API: the test double for every SMS test.
+
+It answers the real twilio SDK (see :class:`drip.transports.twilio_sms.TwilioSmsTransport`
+with ``base_url``) the way api.twilio.com does, for the one call drip makes:
+
+- ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` with a form body
+  (``From``, ``To``, ``Body``, ``StatusCallback``), HTTP basic auth with the
+  account sid and auth token. ``201`` with a message resource (``sid`` ``SM`` +
+  32 hex digits, ``status`` ``queued``), or Twilio's JSON error body
+  ``{"code", "message", "more_info", "status"}``: ``401``/20003 on wrong
+  credentials, ``400``/21602-21604 on a missing parameter, or the failure
+  injected for the destination number with :meth:`FakeTwilioServer.fail`.
+- ``GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json`` fetches a
+  message it accepted (when requests are recorded).
+
+With ``send_status_callbacks=True`` a background thread POSTs ``sent`` then
+``delivered`` (or the outcome set with :meth:`FakeTwilioServer.set_delivery`)
+to each message's ``StatusCallback``, signed with ``X-Twilio-Signature`` from
+the auth token exactly as :class:`twilio.request_validator.RequestValidator`
+checks it.
+
+Control endpoints, for a server run as its own process (``python -m
+drip.testing.fake_twilio --port 8099``): ``GET /_fake/stats``, ``POST
+/_fake/reset``, ``POST /_fake/fail`` (form ``to``, ``code``, ``status``,
+``times``), ``GET /_fake/requests``.
+
+Built for load: a thread per connection, HTTP/1.1 keep-alive, each answer
+written in one ``send`` with Nagle off, no per-request logging.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hmac
+import json
+import queue
+import signal
+import socket
+import socketserver
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from http import HTTPStatus
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+if TYPE_CHECKING:
+    from drip.transports.twilio_sms import TwilioSmsTransport
+
+__all__ = [
+    "DEFAULT_ACCOUNT_SID",
+    "DEFAULT_AUTH_TOKEN",
+    "FakeTwilioServer",
+    "ReceivedRequest",
+    "StatusCallbackResult",
+    "main",
+]
+
+DEFAULT_ACCOUNT_SID = "AC" + "0" * 30 + "01"
+DEFAULT_AUTH_TOKEN = "fake-twilio-auth-token"  # noqa: S105  # a test double's public default
+API_VERSION = "2010-04-01"
+
+# The messages Twilio gives for the codes drip cares about; others get a generic one.
+_ERROR_MESSAGES = {
+    20003: "Authenticate",
+    20404: "The requested resource was not found",
+    20429: "Too Many Requests",
+    21211: "The 'To' number {to} is not a valid phone number.",
+    21602: "Message body is required.",
+    21603: "A 'From' phone number is required.",
+    21604: "A 'To' phone number is required.",
+    21610: "Attempt to send to unsubscribed recipient",
+    21612: "The 'To' phone number: {to}, is not currently reachable using the 'From' phone"
+    " number via SMS.",
+    21614: "'To' number {to} is not a valid mobile number",
+    21635: "The 'To' number {to} is a landline and cannot receive SMS.",
+    30001: "Queue overflow",
+    30003: "Unreachable destination handset",
+    30005: "Unknown destination handset",
+    30006: "Landline or unreachable carrier",
+    30007: "Message filtered (carrier violation)",
+}
+
+# GSM 03.38 basic character set and its extension table (extension chars count double).
+_GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
+
+
+def num_segments(body: str) -> int:
+    """How many SMS segments ``body`` takes: GSM-7 (160/153) or else UCS-2 (70/67 units)."""
+    if all(ch in _GSM_BASIC or ch in _GSM_EXTENDED for ch in body):
+        units = sum(2 if ch in _GSM_EXTENDED else 1 for ch in body)
+        single, multi = 160, 153
+    else:
+        units = len(body.encode("utf-16-le")) // 2
+        single, multi = 70, 67
+    if units <= single:
+        return 1
+    return -(-units // multi)
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """One Messages API request the server received, and what it answered."""
+
+    method: str
+    path: str
+    account_sid: str
+    params: tuple[tuple[str, str], ...]
+    status: int
+    sid: str | None  # the message sid when accepted
+    error_code: int | None  # the Twilio error code when refused
+
+    def param(self, name: str) -> str | None:
+        """The first value of form field ``name``, or None."""
+        for key, value in self.params:
+            if key == name:
+                return value
+        return None
+
+    @property
+    def from_(self) -> str | None:
+        return self.param("From")
+
+    @property
+    def to(self) -> str | None:
+        return self.param("To")
+
+    @property
+    def body(self) -> str | None:
+        return self.param("Body")
+
+    @property
+    def status_callback(self) -> str | None:
+        return self.param("StatusCallback")
+
+
+@dataclass(frozen=True)
+class StatusCallbackResult:
+    """One status callback the server POSTed: where, what, and how the receiver answered."""
+
+    url: str
+    params: tuple[tuple[str, str], ...]
+    signature: str
+    response_status: int | None  # None when the receiver could not be reached
+    error: str | None
+
+
+@dataclass
+class _Failure:
+    code: int
+    status: int
+    remaining: int | None
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    status: str
+    error_code: int | None
+
+
+class _HttpServer(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+    block_on_close = False  # idle keep-alive connections must not hold up stop()
+    request_queue_size = 1024  # several client processes connect at once
+
+    def __init__(self, address: tuple[str, int], fake: FakeTwilioServer) -> None:
+        self.fake = fake
+        super().__init__(address, _Handler)
+
+
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    """A lean HTTP/1.1 server loop (keep-alive, Content-Length bodies).
+
+    ``http.server`` parses headers with the ``email`` package, which costs more
+    than everything else a request does here; this reads them directly.
+    """
+
+    disable_nagle_algorithm = True
+    server: _HttpServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.fake._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.fake._track(self.connection, add=False)
+
+    def handle(self) -> None:
+        with contextlib.suppress(OSError):  # the client closed or stop() shut the socket
+            while self._handle_one():
+                pass
+
+    def _handle_one(self) -> bool:
+        """Serve one request; False when the connection should close."""
+        line = self.rfile.readline(_MAX_LINE + 1)
+        while line in (b"\r\n", b"\n"):  # stray empty lines between requests
+            line = self.rfile.readline(_MAX_LINE + 1)
+        if not line:
+            return False
+        parts = line.decode("latin-1").split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/") or len(line) > _MAX_LINE:
+            self._reply(400, _error_body(400, 400, "Bad request line"), keep_alive=False)
+            return False
+        method, target, version = parts
+        headers: dict[str, str] = {}
+        while True:
+            raw = self.rfile.readline(_MAX_LINE + 1)
+            if raw in (b"\r\n", b"\n", b""):
+                break
+            if len(headers) >= _MAX_HEADERS or len(raw) > _MAX_LINE:
+                self._reply(431, _error_body(431, 431, "Headers too large"), keep_alive=False)
+                return False
+            name, _, value = raw.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        connection = headers.get("connection", "").lower()
+        keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            self._reply(
+                411, _error_body(411, 411, "A Content-Length is required"), keep_alive=False
+            )
+            return False
+        if headers.get("expect", "").lower() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        try:
+            length = int(headers.get("content-length") or 0)
+        except ValueError:
+            self._reply(400, _error_body(400, 400, "Bad Content-Length"), keep_alive=False)
+            return False
+        body = self.rfile.read(length) if length > 0 else b""
+        if len(body) < length:  # the client went away mid-body
+            return False
+        try:
+            status, payload = self.server.fake._handle(
+                method.upper(), target, headers.get("authorization"), body
+            )
+        except Exception as exc:  # a bug in the double must show, not hang the client
+            message = f"fake Twilio server error: {type(exc).__name__}: {exc}"
+            self._reply(500, _error_body(500, 20500, message), keep_alive=False)
+            raise
+        self._reply(status, payload, keep_alive=keep_alive)
+        return keep_alive
+
+    def _reply(self, status: int, payload: bytes, *, keep_alive: bool) -> None:
+        head = (
+            f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\n"
+            "Content-Type: application/json; charset=utf-8\r\n"
+            f"Content-Length: {len(payload)}\r\n"
+        )
+        if status == 401:
+            head += 'WWW-Authenticate: Basic realm="Twilio API"\r\n'
+        head += "Connection: keep-alive\r\n\r\n" if keep_alive else "Connection: close\r\n\r\n"
+        self.wfile.write(head.encode("latin-1") + payload)
+
+
+def _error_body(status: int, code: int, message: str) -> bytes:
+    return json.dumps(
+        {
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status,
+        }
+    ).encode()
+
+
+class FakeTwilioServer:
+    """The fake Twilio Messages API on ``127.0.0.1``, on a free port unless told otherwise.
+
+    Use as a context manager (``with FakeTwilioServer() as srv: srv.base_url``)
+    or call :meth:`start` / :meth:`stop`. ``record_requests=False`` keeps only
+    the count (long benchmarks). Every public method is thread-safe.
+    """
+
+    def __init__(
+        self,
+        account_sid: str = DEFAULT_ACCOUNT_SID,
+        auth_token: str = DEFAULT_AUTH_TOKEN,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        send_status_callbacks: bool = False,
+        callback_delay: float = 0.0,
+        record_requests: bool = True,
+    ) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.send_status_callbacks = send_status_callbacks
+        self.callback_delay = callback_delay
+        self.record_requests = record_requests
+        self._host = host
+        self._port = port
+        self._expected_auth = "Basic " + base64.b64encode(
+            f"{account_sid}:{auth_token}".encode()
+        ).decode("ascii")
+        self._messages_path = f"/{API_VERSION}/Accounts/{account_sid}/Messages"
+        self._lock = threading.Lock()
+        self._requests: list[ReceivedRequest] = []
+        self._resources: dict[str, dict[str, Any]] = {}
+        self._count = 0
+        self._accepted = 0
+        self._failures: dict[str, _Failure] = {}
+        self._deliveries: dict[str, _Delivery] = {}
+        self._callbacks: list[StatusCallbackResult] = []
+        self._callback_cond = threading.Condition(self._lock)
+        self._connections: set[socket.socket] = set()
+        self._connections_opened = 0
+        self._httpd: _HttpServer | None = None
+        self._serve_thread: threading.Thread | None = None
+        self._callback_queue: queue.Queue[tuple[float, str, dict[str, str]] | None] = queue.Queue()
+        self._callback_thread: threading.Thread | None = None
+
+    # -- life cycle ----------------------------------------------------------
+
+    def start(self) -> FakeTwilioServer:
+        """Bind and serve in a background thread; returns self."""
+        if self._httpd is not None:
+            return self
+        self._httpd = _HttpServer((self._host, self._port), self)
+        self._serve_thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-twilio",
+            daemon=True,
+        )
+        self._serve_thread.start()
+        if self.send_status_callbacks:
+            self._callback_thread = threading.Thread(
+                target=self._callback_loop, name="fake-twilio-callbacks", daemon=True
+            )
+            self._callback_thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting, close open keep-alive connections, stop the callback thread."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._serve_thread is not None:
+            self._serve_thread.join(timeout=5)
+        if self._callback_thread is not None:
+            self._callback_queue.put(None)
+            self._callback_thread.join(timeout=5)
+            self._callback_thread = None
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until :meth:`stop` is called from another (the CLI)."""
+        self.start()
+        while self._httpd is not None:
+            time.sleep(0.2)
+
+    def __enter__(self) -> FakeTwilioServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("the fake Twilio server is not started")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``: what ``TwilioSmsTransport(base_url=...)`` takes."""
+        return f"http://{self._host}:{self.port}"
+
+    def transport(self, **kwargs: Any) -> TwilioSmsTransport:
+        """A real :class:`TwilioSmsTransport` pointed at this server, with its credentials."""
+        from drip.transports.twilio_sms import TwilioSmsTransport
+
+        return TwilioSmsTransport(
+            self.account_sid, self.auth_token, base_url=self.base_url, **kwargs
+        )
+
+    # -- behaviour -----------------------------------------------------------
+
+    def fail(self, to: str, code: int = 21610, status: int = 400, times: int | None = None) -> None:
+        """Answer messages to ``to`` with Twilio error ``code`` and HTTP ``status``.
+
+        ``times=None`` for every message from now on, else only the next ``times``.
+        """
+        if times is not None and times < 1:
+            raise ValueError(f"times must be at least 1 or None, not {times}")
+        with self._lock:
+            self._failures[to] = _Failure(code, status, times)
+
+    def set_delivery(
+        self, to: str, status: str = "undelivered", error_code: int | None = 30003
+    ) -> None:
+        """Make the final status callback for ``to`` report ``status`` (and ``error_code``)."""
+        with self._lock:
+            self._deliveries[to] = _Delivery(status, error_code)
+
+    def reset(self) -> None:
+        """Forget requests, counts, failures, delivery outcomes and callbacks."""
+        with self._lock:
+            self._requests.clear()
+            self._resources.clear()
+            self._count = 0
+            self._accepted = 0
+            self._connections_opened = 0
+            self._failures.clear()
+            self._deliveries.clear()
+            self._callbacks.clear()
+
+    # -- what happened -------------------------------------------------------
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        """Every Messages API request received, in order (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def count(self) -> int:
+        """How many Messages API requests were received (accepted or refused)."""
+        with self._lock:
+            return self._count
+
+    @property
+    def accepted(self) -> int:
+        """How many messages were accepted (answered 201)."""
+        with self._lock:
+            return self._accepted
+
+    @property
+    def connections_opened(self) -> int:
+        """How many TCP connections clients opened (keep-alive makes this small)."""
+        with self._lock:
+            return self._connections_opened
+
+    @property
+    def callbacks(self) -> list[StatusCallbackResult]:
+        """Every status callback POSTed so far, in order (a copy)."""
+        with self._lock:
+            return list(self._callbacks)
+
+    def wait_for_callbacks(self, n: int, timeout: float = 5.0) -> bool:
+        """Block until at least ``n`` status callbacks were POSTed; False on timeout."""
+        with self._callback_cond:
+            return self._callback_cond.wait_for(lambda: len(self._callbacks) >= n, timeout)
+
+    # -- the request handler's side ------------------------------------------
+
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+                self._connections_opened += 1
+            else:
+                self._connections.discard(conn)
+
+    def _handle(
+        self, method: str, raw_path: str, authorization: str | None, body: bytes
+    ) -> tuple[int, bytes]:
+        path = raw_path.split("?", 1)[0]
+        if path.startswith("/_fake/"):
+            return self._control(method, path, body)
+        if not path.startswith(f"/{API_VERSION}/Accounts/"):
+            return 404, _error_body(404, 20404, _ERROR_MESSAGES[20404])
+        if authorization is None or not hmac.compare_digest(authorization, self._expected_auth):
+            return 401, _error_body(401, 20003, _ERROR_MESSAGES[20003])
+        if method == "POST" and path == self._messages_path + ".json":
+            params = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+            return self._create_message(path, params)
+        if method == "GET" and path.startswith(self._messages_path + "/SM"):
+            sid = path[len(self._messages_path) + 1 :].removesuffix(".json")
+            with self._lock:
+                resource = self._resources.get(sid)
+            if resource is not None:
+                return 200, json.dumps(resource).encode()
+        return 404, _error_body(404, 20404, _ERROR_MESSAGES[20404])
+
+    def _create_message(self, path: str, params: list[tuple[str, str]]) -> tuple[int, bytes]:
+        form = dict(params)
+        to = form.get("To", "")
+        error: tuple[int, int] | None = None
+        if not to:
+            error = (400, 21604)
+        elif not form.get("From") and not form.get("MessagingServiceSid"):
+            error = (400, 21603)
+        elif not form.get("Body") and not form.get("MediaUrl") and not form.get("ContentSid"):
+            error = (400, 21602)
+        with self._lock:
+            self._count += 1
+            if error is None:
+                failure = self._failures.get(to)
+                if failure is not None:
+                    error = (failure.status, failure.code)
+                    if failure.remaining is not None:
+                        failure.remaining -= 1
+                        if failure.remaining <= 0:
+                            del self._failures[to]
+            if error is not None:
+                status, code = error
+                if self.record_requests:
+                    self._requests.append(
+                        ReceivedRequest(
+                            "POST", path, self.account_sid, tuple(params), status, None, code
+                        )
+                    )
+                template = _ERROR_MESSAGES.get(code, f"Error {code} (injected by the fake server)")
+                return status, _error_body(status, code, template.format(to=to))
+            self._accepted += 1
+        sid = "SM" + uuid.uuid4().hex
+        resource = self._resource(sid, form)
+        payload = json.dumps(resource).encode()
+        with self._lock:
+            if self.record_requests:
+                self._requests.append(
+                    ReceivedRequest("POST", path, self.account_sid, tuple(params), 201, sid, None)
+                )
+                self._resources[sid] = resource
+            delivery = self._deliveries.get(to)
+        callback = form.get("StatusCallback")
+        if callback and self.send_status_callbacks:
+            self._enqueue_callbacks(callback, resource, delivery)
+        return 201, payload
+
+    def _resource(self, sid: str, form: dict[str, str]) -> dict[str, Any]:
+        now = format_datetime(datetime.now(UTC), usegmt=True)
+        base = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}"
+        body = form.get("Body", "")
+        return {
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "body": body,
+            "date_created": now,
+            "date_sent": None,
+            "date_updated": now,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": form.get("From"),
+            "messaging_service_sid": form.get("MessagingServiceSid"),
+            "num_media": "0",
+            "num_segments": str(num_segments(body)),
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            "status": "queued",
+            "subresource_uris": {"media": f"{base}/Media.json"},
+            "to": form.get("To"),
+            "uri": f"{base}.json",
+        }
+
+    # -- status callbacks ----------------------------------------------------
+
+    def _enqueue_callbacks(
+        self, url: str, resource: dict[str, Any], delivery: _Delivery | None
+    ) -> None:
+        common = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": API_VERSION,
+            "From": str(resource["from"]),
+            "To": str(resource["to"]),
+            "MessageSid": str(resource["sid"]),
+            "SmsSid": str(resource["sid"]),
+        }
+        final = delivery or _Delivery("delivered", None)
+        due = time.monotonic() + self.callback_delay
+        for status, error_code in (("sent", None), (final.status, final.error_code)):
+            params = {**common, "MessageStatus": status, "SmsStatus": status}
+            if error_code is not None:
+                params["ErrorCode"] = str(error_code)
+            self._callback_queue.put((due, url, params))
+
+    def _callback_loop(self) -> None:
+        import requests
+        from twilio.request_validator import RequestValidator
+
+        validator = RequestValidator(self.auth_token)
+        session = requests.Session()
+        try:
+            while True:
+                item = self._callback_queue.get()
+                if item is None:
+                    return
+                due, url, params = item
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                signature = str(validator.compute_signature(url, params))
+                status: int | None = None
+                error: str | None = None
+                try:
+                    response = session.post(
+                        url,
+                        data=params,
+                        headers={"X-Twilio-Signature": signature},
+                        timeout=5,
+                    )
+                    status = response.status_code
+                except requests.RequestException as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                result = StatusCallbackResult(url, tuple(params.items()), signature, status, error)
+                with self._callback_cond:
+                    self._callbacks.append(result)
+                    self._callback_cond.notify_all()
+        finally:
+            session.close()
+
+    # -- control endpoints (for a server in another process) -----------------
+
+    def _control(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        if method == "GET" and path == "/_fake/stats":
+            with self._lock:
+                stats = {"count": self._count, "accepted": self._accepted}
+            return 200, json.dumps(stats).encode()
+        if method == "GET" and path == "/_fake/requests":
+            rows = [
+                {
+                    "status": r.status,
+                    "sid": r.sid,
+                    "error_code": r.error_code,
+                    "params": dict(r.params),
+                }
+                for r in self.requests
+            ]
+            return 200, json.dumps(rows).encode()
+        if method == "POST" and path == "/_fake/reset":
+            self.reset()
+            return 200, b"{}"
+        if method == "POST" and path == "/_fake/fail":
+            try:
+                times = int(form["times"]) if form.get("times") else None
+                self.fail(
+                    form["to"], int(form.get("code", 21610)), int(form.get("status", 400)), times
+                )
+            except (KeyError, ValueError) as exc:
+                return 400, _error_body(400, 400, f"bad /_fake/fail request: {exc}")
+            return 200, b"{}"
+        return 404, _error_body(404, 20404, _ERROR_MESSAGES[20404])
+
+
+def _parse_failure(spec: str) -> tuple[str, int, int]:
+    to, _, rest = spec.partition(":")
+    code, _, status = rest.partition(":")
+    return to, int(code or 21610), int(status or 400)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m drip.testing.fake_twilio``: serve until interrupted."""
+    parser = argparse.ArgumentParser(
+        prog="python -m drip.testing.fake_twilio",
+        description="A local fake of Twilio's Messages API, for tests, benchmarks and demos.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8099)
+    parser.add_argument("--account-sid", default=DEFAULT_ACCOUNT_SID)
+    parser.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
+    parser.add_argument(
+        "--status-callbacks", action="store_true", help="POST signed sent/delivered callbacks"
+    )
+    parser.add_argument("--callback-delay", type=float, default=0.0)
+    parser.add_argument(
+        "--record", action="store_true", help="keep every request (GET /_fake/requests)"
+    )
+    parser.add_argument(
+        "--fail",
+        action="append",
+        default=[],
+        metavar="TO[:CODE[:STATUS]]",
+        help="always refuse messages to TO (default code 21610, status 400); repeatable",
+    )
+    args = parser.parse_args(argv)
+    server = FakeTwilioServer(
+        args.account_sid,
+        args.auth_token,
+        host=args.host,
+        port=args.port,
+        send_status_callbacks=args.status_callbacks,
+        callback_delay=args.callback_delay,
+        record_requests=args.record,
+    )
+    for spec in args.fail:
+        to, code, status = _parse_failure(spec)
+        server.fail(to, code=code, status=status)
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        server.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    server.start()
+    print(
+        f"fake Twilio listening on {server.base_url}\n"
+        f"  TWILIO_ACCOUNT_SID={server.account_sid}\n"
+        f"  TWILIO_AUTH_TOKEN={server.auth_token}\n"
+        f"  stats: GET {server.base_url}/_fake/stats",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

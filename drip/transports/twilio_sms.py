@@ -1,0 +1,195 @@
+"""Texts through Twilio's Messages API with the official SDK.
+
+One :class:`twilio.rest.Client` is built per transport and reused, so its
+``requests`` session keeps connections alive. With ``base_url`` (tests,
+benchmarks, demos) every request the SDK makes goes to that URL instead of
+``https://api.twilio.com``: the SDK's documented extension point for HTTP, a
+custom ``HttpClient``, rewrites the scheme and host of each URL and leaves
+path, auth, headers and body exactly as the SDK built them.
+
+Retries: only refusals Twilio documents as *not accepted* (HTTP 429, code
+20429, 5xx) are retried, at most ``max_retries`` times with ``backoff``
+between tries. A connection error or timeout is never retried here: once
+the request may have left, Twilio may have accepted it, and drip sends at
+most once (SPEC §4).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from drip.errors import ConfigError
+from drip.transports.base import (
+    ErrorClass,
+    OutboundSms,
+    SmsReceipt,
+    SmsSendError,
+    sms_send_error,
+)
+
+__all__ = ["BaseUrlHttpClient", "TwilioSmsTransport", "default_backoff"]
+
+DEFAULT_TIMEOUT = 15.0
+POOL_SIZE = 32
+
+
+def default_backoff(attempt: int) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based): 0.5 s doubling, capped at 8 s,
+    with jitter (50-100 %) so that many workers do not retry in step."""
+    base: float = min(0.5 * 2.0 ** (attempt - 1), 8.0)
+    return base * random.uniform(0.5, 1.0)
+
+
+class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK ships no py.typed
+    """A ``TwilioHttpClient`` that sends every request to ``base_url``.
+
+    ``https://api.twilio.com/2010-04-01/Accounts/AC.../Messages.json`` becomes
+    ``{base_url}/2010-04-01/Accounts/AC.../Messages.json``. A path in
+    ``base_url`` is kept as a prefix. Connections are pooled for ``http://``
+    too (the parent only sizes the ``https://`` pool).
+    """
+
+    def __init__(self, base_url: str, *, timeout: float | None = DEFAULT_TIMEOUT) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"Twilio base URL must be http(s)://host[:port], not {base_url!r}")
+        super().__init__(pool_connections=True, timeout=timeout)
+        self._scheme = parts.scheme
+        self._netloc = parts.netloc
+        self._prefix = parts.path.rstrip("/")
+        # A local test double: no proxy or netrc from the environment (and no per-request
+        # scan of os.environ, which costs more than the request itself at high rates).
+        self.session.trust_env = False
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def request(  # noqa: PLR0917  # the SDK's HttpClient.request signature
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Any:
+        parts = urlsplit(url)
+        rewritten = urlunsplit(
+            (self._scheme, self._netloc, self._prefix + parts.path, parts.query, parts.fragment)
+        )
+        return super().request(
+            method,
+            rewritten,
+            params=params,
+            data=data,
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+            allow_redirects=allow_redirects,
+        )
+
+
+class TwilioSmsTransport:
+    """Implements :class:`SmsTransport` with Twilio.
+
+    ``max_retries`` bounds the retries of a retryable refusal (so at most
+    ``max_retries + 1`` requests per text); ``backoff(n)`` gives the seconds
+    before retry ``n``; ``sleep`` is injectable so that tests never wait.
+    ``timeout`` bounds connect and read of each request.
+    """
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        *,
+        base_url: str | None = None,
+        max_retries: int = 3,
+        backoff: Callable[[int], float] = default_backoff,
+        sleep: Callable[[float], None] = time.sleep,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> None:
+        if not account_sid or not auth_token:
+            raise ConfigError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must both be set")
+        if max_retries < 0:
+            raise ConfigError(f"max_retries must be 0 or more, not {max_retries}")
+        http_client: TwilioHttpClient
+        if base_url is not None:
+            http_client = BaseUrlHttpClient(base_url, timeout=timeout)
+        else:
+            http_client = TwilioHttpClient(pool_connections=True, timeout=timeout)
+        self._http_client = http_client
+        self._client = Client(account_sid, auth_token, http_client=http_client)
+        self._messages = self._client.messages
+        self._max_retries = max_retries
+        self._backoff = backoff
+        self._sleep = sleep
+        self.base_url = base_url
+
+    def send_sms(self, msg: OutboundSms) -> SmsReceipt:
+        retries = 0
+        while True:
+            try:
+                return self._send_once(msg)
+            except SmsSendError as exc:
+                if exc.error_class is not ErrorClass.RETRYABLE or retries >= self._max_retries:
+                    if retries:
+                        exc.add_note(f"gave up after {retries + 1} attempts")
+                    raise
+                retries += 1
+                self._sleep(self._backoff(retries))
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        session = self._http_client.session
+        if session is not None:
+            session.close()
+
+    def _send_once(self, msg: OutboundSms) -> SmsReceipt:
+        kwargs: dict[str, str] = {"from_": msg.from_, "to": msg.to, "body": msg.body}
+        if msg.status_callback is not None:
+            kwargs["status_callback"] = msg.status_callback
+        try:
+            message = self._messages.create(**kwargs)
+        except (TwilioRestException, TwilioServiceException) as exc:
+            status = int(exc.status)
+            code = _provider_code(exc.code, status)
+            detail = str(getattr(exc, "msg", None) or getattr(exc, "title", "") or exc)
+            raise sms_send_error(status, code, detail, msg.to) from exc
+        except requests.RequestException as exc:
+            raise SmsSendError(
+                f"SMS to {msg.to} not sent: Twilio was unreachable ({type(exc).__name__}: {exc});"
+                " it may or may not have been accepted, so it is not resent",
+                error_class=ErrorClass.FAILED,
+            ) from exc
+        except (TwilioException, ValueError) as exc:
+            raise SmsSendError(
+                f"SMS to {msg.to}: unusable answer from Twilio ({type(exc).__name__}: {exc})",
+                error_class=ErrorClass.FAILED,
+            ) from exc
+        sid = message.sid
+        if not sid:
+            raise SmsSendError(
+                f"SMS to {msg.to}: Twilio answered without a message sid",
+                error_class=ErrorClass.FAILED,
+            )
+        return SmsReceipt(sid=str(sid), status=str(message.status or "queued"))
+
+
+def _provider_code(code: object, status: int) -> int | None:
+    """Twilio's error code; the SDK puts the HTTP status there when the body was not JSON."""
+    if isinstance(code, int) and not isinstance(code, bool) and code != status:
+        return code
+    return None

@@ -1,0 +1,255 @@
+"""The fake Twilio server itself: Twilio-shaped answers, injection, callbacks, standalone mode."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+import requests
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from drip.testing.fake_twilio import FakeTwilioServer, num_segments
+from drip.transports.base import ErrorClass, OutboundSms, SmsSendError
+from drip.transports.twilio_sms import BaseUrlHttpClient
+
+AGENT = "+16175550100"
+DANA = "+16175550123"
+
+
+@pytest.fixture
+def server() -> Iterator[FakeTwilioServer]:
+    with FakeTwilioServer() as srv:
+        yield srv
+
+
+def messages_url(srv: FakeTwilioServer) -> str:
+    return f"{srv.base_url}/2010-04-01/Accounts/{srv.account_sid}/Messages.json"
+
+
+def test_wrong_credentials_get_twilio_shaped_401(server: FakeTwilioServer) -> None:
+    """Bad basic auth is answered 401 with Twilio's JSON error body and nothing is recorded."""
+    response = requests.post(
+        messages_url(server),
+        data={"From": AGENT, "To": DANA, "Body": "Hi"},
+        auth=(server.account_sid, "nope"),
+        timeout=5,
+    )
+    assert response.status_code == 401
+    assert response.json() == {
+        "code": 20003,
+        "message": "Authenticate",
+        "more_info": "https://www.twilio.com/docs/errors/20003",
+        "status": 401,
+    }
+    assert server.count == 0
+
+
+def test_missing_parameters_get_twilio_codes(server: FakeTwilioServer) -> None:
+    """A request without To, From or Body gets 400 with 21604, 21603 or 21602."""
+    auth = (server.account_sid, server.auth_token)
+    cases = [({"From": AGENT, "Body": "x"}, 21604), ({"To": DANA, "Body": "x"}, 21603)]
+    cases.append(({"From": AGENT, "To": DANA}, 21602))
+    for form, code in cases:
+        response = requests.post(messages_url(server), data=form, auth=auth, timeout=5)
+        assert response.status_code == 400
+        assert response.json()["code"] == code
+    assert server.accepted == 0
+    assert [r.error_code for r in server.requests] == [21604, 21603, 21602]
+
+
+def test_sdk_parses_the_created_and_fetched_message(server: FakeTwilioServer) -> None:
+    """The real SDK parses the 201 resource and can fetch the same message back by sid."""
+    client = Client(
+        server.account_sid, server.auth_token, http_client=BaseUrlHttpClient(server.base_url)
+    )
+    created = client.messages.create(from_=AGENT, to=DANA, body="ê" * 71)
+    assert created.account_sid == server.account_sid
+    assert created.to == DANA
+    assert created.from_ == AGENT
+    assert created.num_segments == "2"
+    assert created.direction == "outbound-api"
+    assert isinstance(created.date_created, datetime)
+    fetched = client.messages(created.sid).fetch()
+    assert fetched.sid == created.sid
+    assert fetched.body == "ê" * 71
+
+
+@pytest.mark.parametrize(
+    ("body", "segments"),
+    [("a" * 160, 1), ("a" * 161, 2), ("a" * 306, 2), ("a" * 307, 3), ("[" * 80, 1), ("[" * 81, 2)],
+)
+def test_gsm_segment_counting(body: str, segments: int) -> None:
+    """GSM-7 bodies split at 160/153 characters, extension characters counting twice."""
+    assert num_segments(body) == segments
+
+
+def test_unicode_segment_counting() -> None:
+    """A body outside GSM-7 is UCS-2: 70 units in one segment, 67 per part beyond."""
+    assert num_segments("🏡" * 35) == 1  # 70 UTF-16 units
+    assert num_segments("🏡" * 36) == 2
+
+
+def test_limited_failure_then_reset(server: FakeTwilioServer) -> None:
+    """A failure for one time refuses once; reset clears requests, counts and failures."""
+    transport = server.transport(sleep=lambda _: None, max_retries=0)
+    server.fail(DANA, code=21612, status=400, times=1)
+    with pytest.raises(SmsSendError) as info:
+        transport.send_sms(OutboundSms(AGENT, DANA, "Hi"))
+    assert info.value.error_class is ErrorClass.UNDELIVERABLE
+    transport.send_sms(OutboundSms(AGENT, DANA, "Hi"))
+    assert (server.count, server.accepted) == (2, 1)
+    server.fail(DANA)
+    server.reset()
+    assert (server.count, server.accepted, server.requests) == (0, 0, [])
+    transport.send_sms(OutboundSms(AGENT, DANA, "Hi"))
+    assert server.accepted == 1
+
+
+def test_concurrent_sends_from_threads(server: FakeTwilioServer) -> None:
+    """Eight threads sharing one transport get 400 distinct sids, all recorded."""
+    transport = server.transport()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        sids = list(
+            pool.map(lambda i: transport.send_sms(OutboundSms(AGENT, DANA, str(i))).sid, range(400))
+        )
+    assert len(set(sids)) == 400
+    assert server.count == 400
+    assert {r.sid for r in server.requests} == set(sids)
+
+
+def test_stop_closes_kept_alive_connections() -> None:
+    """After stop, a client holding a kept-alive connection cannot send any more."""
+    srv = FakeTwilioServer().start()
+    transport = srv.transport(sleep=lambda _: None)
+    transport.send_sms(OutboundSms(AGENT, DANA, "Hi"))
+    srv.stop()
+    with pytest.raises(SmsSendError, match="unreachable"):
+        transport.send_sms(OutboundSms(AGENT, DANA, "Hi again"))
+
+
+class _Receiver:
+    """A tiny webhook receiver that keeps each POST's URL, form and signature."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, list[tuple[str, str]], str]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                form = parse_qsl(self.rfile.read(length).decode())
+                host = self.headers["Host"]
+                receiver.posts.append(
+                    (f"http://{host}{self.path}", form, self.headers["X-Twilio-Signature"])
+                )
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/twilio/status"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_status_callbacks_are_posted_and_signed() -> None:
+    """With callbacks on, sent then delivered (or the set outcome) arrive signed with the token."""
+    receiver = _Receiver()
+    other = "+16175550124"
+    try:
+        with FakeTwilioServer(send_status_callbacks=True) as srv:
+            srv.set_delivery(other, "undelivered", error_code=30003)
+            transport = srv.transport()
+            first = transport.send_sms(OutboundSms(AGENT, DANA, "Hi", receiver.url))
+            second = transport.send_sms(OutboundSms(AGENT, other, "Hi", receiver.url))
+            transport.send_sms(OutboundSms(AGENT, DANA, "no callback"))
+            assert srv.wait_for_callbacks(4)
+            assert all(c.response_status == 204 for c in srv.callbacks)
+            validator = RequestValidator(srv.auth_token)
+    finally:
+        receiver.close()
+    assert len(receiver.posts) == 4
+    seen = []
+    for url, form, signature in receiver.posts:
+        assert url == receiver.url
+        assert validator.validate(url, dict(form), signature)
+        assert not RequestValidator("another-token").validate(url, dict(form), signature)
+        params = dict(form)
+        seen.append((params["MessageSid"], params["MessageStatus"], params.get("ErrorCode")))
+    assert seen == [
+        (first.sid, "sent", None),
+        (first.sid, "delivered", None),
+        (second.sid, "sent", None),
+        (second.sid, "undelivered", "30003"),
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_standalone_process_serves_sdk_and_control_endpoints() -> None:
+    """`python -m drip.testing.fake_twilio` serves the SDK, injects --fail, reports stats, exits."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "drip.testing.fake_twilio", "--port", str(port)),
+            *("--fail", "+16175550199:21610", "--record"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in banner
+        base = f"http://127.0.0.1:{port}"
+        srv = FakeTwilioServer()  # only for its default credentials
+        from drip.transports.twilio_sms import TwilioSmsTransport
+
+        transport = TwilioSmsTransport(srv.account_sid, srv.auth_token, base_url=base)
+        transport.send_sms(OutboundSms(AGENT, DANA, "Hi"))
+        with pytest.raises(SmsSendError) as info:
+            transport.send_sms(OutboundSms(AGENT, "+16175550199", "Hi"))
+        assert info.value.error_class is ErrorClass.OPTED_OUT
+        requests.post(f"{base}/_fake/fail", data={"to": DANA, "code": 21614}, timeout=5)
+        with pytest.raises(SmsSendError):
+            transport.send_sms(OutboundSms(AGENT, DANA, "Hi"))
+        assert requests.get(f"{base}/_fake/stats", timeout=5).json() == {
+            "count": 3,
+            "accepted": 1,
+        }
+        rows = requests.get(f"{base}/_fake/requests", timeout=5).json()
+        assert [row["error_code"] for row in rows] == [None, 21610, 21614]
+        requests.post(f"{base}/_fake/reset", timeout=5)
+        assert json.loads(requests.get(f"{base}/_fake/stats", timeout=5).text)["count"] == 0
+        transport.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        if proc.stdout is not None:
+            proc.stdout.close()
