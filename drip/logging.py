@@ -1,0 +1,269 @@
+"""Structured logging: one output for drip's structlog events and every library's records.
+
+``configure_logging`` sets up structlog and the standard library's root logger
+so that both go through the same chain: ISO UTC timestamp, level, logger name,
+masking of phone numbers and e-mail addresses, then JSON (production, anything
+that is not a terminal) or a console renderer (a terminal). Celery, SQLAlchemy
+and ``warnings`` records take the same path, so nothing reaches a log line
+without being masked.
+
+Events are short snake_case names (``send_decided``, ``inbound_received``) with
+stable keys (``send_id``, ``contact_id``, ``decision``, ``reason``)::
+
+    log = get_logger(__name__)
+    log.info("send_decided", send_id=42, decision="skip", reason="no_consent")
+
+Logs go to standard error unless told otherwise, so standard output stays free
+for command output (``drip replay --json``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any, Final, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from drip.errors import ConfigError
+
+LOG_FORMATS: Final = ("auto", "json", "console")
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+_PLUS = r"(?:\+|%2[Bb])"  # a plus sign, also URL-encoded as in Twilio webhook bodies
+_SEP = r"[ .\-]"
+_PHONE: Final = re.compile(
+    rf"""
+    (?<![A-Za-z0-9+])
+    (?:
+        {_PLUS}[1-9][0-9]{{6,14}}                     # E.164: +16175550123
+      |
+        (?:{_PLUS}?1{_SEP}?)?                         # optional US country code
+        (?:\([0-9]{{3}}\){_SEP}?|[0-9]{{3}}{_SEP}?)   # area code: (617) or 617
+        [0-9]{{3}}{_SEP}?[0-9]{{4}}                   # 555-0123
+    )
+    (?![A-Za-z0-9])
+    """,
+    re.VERBOSE,
+)
+# The "@" of an address (also URL-encoded, as in webhook bodies) and its domain, which is kept.
+_AT_DOMAIN: Final = re.compile(r"(@|%40)([A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*)(?![@A-Za-z0-9\-])")
+# Every character RFC 5322 allows in the local part of an address.
+_ATEXT: Final = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~.-"
+)
+_MAX_DEPTH: Final = 20
+_lock = threading.Lock()
+_current: tuple[str, str, int] | None = None
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    text = match.group(0)
+    prefix = ""
+    if text[:3].upper() == "%2B":
+        prefix, text = text[:3], text[3:]
+    elif text.startswith("+"):
+        prefix, text = "+", text[1:]
+    positions = [i for i, char in enumerate(text) if char.isdigit()]
+    keep = set(positions[-4:])
+    if prefix or (len(positions) == 11 and text[positions[0]] == "1"):
+        keep.add(positions[0])  # the country code says nothing about the person
+    masked = "".join(
+        "*" if char.isdigit() and i not in keep else char for i, char in enumerate(text)
+    )
+    return prefix + masked
+
+
+def mask_text(text: str) -> str:
+    """``text`` with phone numbers reduced to their last 4 digits and e-mail local parts hidden.
+
+    ``"+16175550123"`` becomes ``"+1******0123"``, ``"(617) 555-0123"`` becomes
+    ``"(***) ***-0123"`` and ``"dana@example.com"`` becomes ``"d***@example.com"``.
+    """
+    return _PHONE.sub(_mask_phone, _mask_emails(text))
+
+
+def _mask_emails(text: str) -> str:
+    # Found from the "@" leftwards rather than with one regex: a local-part pattern
+    # that has to backtrack is quadratic on long strings without any "@".
+    parts: list[str] = []
+    done = 0
+    for match in _AT_DOMAIN.finditer(text):
+        start = match.start()
+        local = start
+        while local > done and text[local - 1] in _ATEXT:
+            local -= 1
+        if local == start:
+            continue  # "@" with nothing before it: a decorator, a handle, not an address
+        parts += [text[done:local], text[local], "***", match.group(1), match.group(2)]
+        done = match.end()
+    parts.append(text[done:])
+    return "".join(parts)
+
+
+def mask_value(value: object, _depth: int = 0) -> object:
+    """``value`` with every string in it masked, walking dicts, lists, tuples and sets.
+
+    Numbers, booleans and None are kept; any other object is replaced by its
+    masked ``str()``, which is what a renderer would have printed anyway.
+    """
+    if isinstance(value, str):
+        return mask_text(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if _depth >= _MAX_DEPTH:
+        return "<nested too deep>"
+    if isinstance(value, Mapping):
+        return {
+            mask_value(key, _depth + 1) if isinstance(key, str) else key: mask_value(
+                item, _depth + 1
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [mask_value(item, _depth + 1) for item in value]
+        return items if isinstance(value, list) else tuple(items)
+    try:
+        return mask_text(str(value))
+    except Exception:  # a broken __str__ must not lose the log line
+        return f"<unprintable {type(value).__name__}>"
+
+
+def mask_processor(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: mask phone numbers and e-mail addresses in every key and value."""
+    return {
+        mask_text(key) if isinstance(key, str) else key: mask_value(value)
+        for key, value in event_dict.items()
+    }
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time (pytest and CLI runners swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
+class _DripHandler(logging.StreamHandler[Any]):
+    """The root handler drip installs; recognised so that reconfiguring replaces it."""
+
+
+def _is_tty(stream: TextIO | _CurrentStderr) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Set up structlog and stdlib logging once; calling again with the same values does nothing.
+
+    ``fmt`` is ``auto`` (console renderer on a terminal, JSON otherwise),
+    ``json`` or ``console``; ``level`` a standard level name; ``stream``
+    defaults to the current standard error. Calling again with other values
+    replaces the previous setup rather than adding a second output.
+    """
+    global _current  # noqa: PLW0603 - logging is process-wide state by nature
+    fmt_key, level_key = fmt.strip().lower(), level.strip().upper()
+    if fmt_key not in LOG_FORMATS:
+        raise ConfigError(
+            f"DRIP_LOG_FORMAT={fmt!r} is not valid: expected one of {', '.join(LOG_FORMATS)}"
+        )
+    if level_key not in LOG_LEVELS:
+        raise ConfigError(
+            f"DRIP_LOG_LEVEL={level!r} is not valid: expected one of {', '.join(LOG_LEVELS)}"
+        )
+    target: TextIO | _CurrentStderr = stream if stream is not None else _CurrentStderr()
+    tty = _is_tty(target)
+    renderer_name = ("console" if tty else "json") if fmt_key == "auto" else fmt_key
+    state = (renderer_name, level_key, id(stream) if stream is not None else 0)
+
+    with _lock:
+        if state == _current and structlog.is_configured():
+            return
+
+        timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+        shared: list[Processor] = [
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.add_log_level,
+            timestamper,
+        ]
+        renderer: Processor = (
+            structlog.dev.ConsoleRenderer(colors=tty)
+            if renderer_name == "console"
+            else structlog.processors.JSONRenderer()
+        )
+        formatter = structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,  # a traceback is text to mask too
+                mask_processor,
+                renderer,
+            ],
+        )
+        handler = _DripHandler(target)
+        handler.setFormatter(formatter)
+
+        root = logging.getLogger()
+        for old in [h for h in root.handlers if isinstance(h, _DripHandler)]:
+            root.removeHandler(old)
+            old.close()
+        root.addHandler(handler)
+        root.setLevel(level_key)
+        logging.captureWarnings(True)
+
+        structlog.configure(
+            processors=[
+                structlog.stdlib.filter_by_level,
+                *shared,
+                structlog.stdlib.PositionalArgumentsFormatter(),
+                structlog.processors.StackInfoRenderer(),
+                # Masked here as well, so that a handler that is not ours (Celery's,
+                # pytest's caplog) only ever sees masked values.
+                mask_processor,
+                structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            ],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.stdlib.BoundLogger,
+            cache_logger_on_first_use=True,
+        )
+        _current = state
+
+
+def reset_logging() -> None:
+    """Undo ``configure_logging``: remove drip's handler and structlog's configuration (tests)."""
+    global _current  # noqa: PLW0603 - see configure_logging
+    with _lock:
+        root = logging.getLogger()
+        for old in [h for h in root.handlers if isinstance(h, _DripHandler)]:
+            root.removeHandler(old)
+            old.close()
+        root.setLevel(logging.WARNING)  # the standard library's own default
+        logging.captureWarnings(False)
+        structlog.reset_defaults()
+        _current = None
+
+
+def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
+    """A structlog logger named ``name``; sets up default logging first if nobody has yet.
+
+    The default setup means a stray log call can never bypass masking or print
+    to standard output; an entry point's own ``configure_logging`` call later
+    replaces it.
+    """
+    if not structlog.is_configured():
+        configure_logging()
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger
