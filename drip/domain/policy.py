@@ -17,6 +17,7 @@ from enum import StrEnum
 import pendulum
 
 from drip.domain.enums import Channel, MessageKind, OptOutMode, TextStatus
+from drip.domain.schedule import at_local
 from drip.domain.window import DEFAULT_STATE_RULES, SendWindow, StateRule, rule_for
 from drip.errors import ValidationError
 
@@ -344,10 +345,7 @@ def next_window_opening(at: datetime, window: SendWindow, tz: str) -> datetime:
     if window.start <= now_t < window.end:
         return at
     day = local.date() if now_t < window.start else local.date() + timedelta(days=1)
-    opening = pendulum.datetime(
-        day.year, day.month, day.day, window.start.hour, window.start.minute, tz=tz
-    )
-    return opening.in_timezone("UTC")
+    return at_local(day, window.start, tz)
 
 
 def _kind_words(kind: MessageKind) -> str:

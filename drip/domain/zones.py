@@ -1,0 +1,361 @@
+"""Where a contact is: phone numbers, time zones and states (SPEC §4).
+
+- ``normalize_phone`` turns what a person typed into E.164, or says why not.
+- ``resolve_timezone``: the contact record's zone; else the one zone the phone
+  number's area code gives (libphonenumber's prefix data, which refines the
+  area code by exchange where a code spans two zones, e.g. 850 in Florida);
+  else the account default. "Etc/Unknown" and several zones count as no
+  answer: a guess between two zones could put a text in someone's quiet hours.
+- ``resolve_state``: the contact's address state; else the state of the phone
+  number's area code from ``AREA_CODE_STATES``. The state decides the
+  stricter state rules (Florida, Oklahoma, Maryland), so the table is data
+  that can be corrected or extended without touching code.
+
+Pure: no clock, no network. Time zone names are checked against the IANA
+database that ``zoneinfo`` (and pendulum) use.
+"""
+
+from __future__ import annotations
+
+import functools
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+from phonenumbers import timezone as phone_timezone
+
+from drip.errors import ValidationError
+
+ZoneSource = Literal["contact", "area_code", "default"]
+
+#: The name libphonenumber gives when it does not know a number's zone.
+_UNKNOWN_ZONE = "Etc/Unknown"
+#: Names present in the zoneinfo tree that are not zones a contact lives in.
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+#: Two-letter codes of the 50 states, DC and the inhabited territories, by name.
+STATE_NAMES: Mapping[str, str] = MappingProxyType(
+    {
+        "AL": "Alabama",
+        "AK": "Alaska",
+        "AZ": "Arizona",
+        "AR": "Arkansas",
+        "CA": "California",
+        "CO": "Colorado",
+        "CT": "Connecticut",
+        "DE": "Delaware",
+        "DC": "District of Columbia",
+        "FL": "Florida",
+        "GA": "Georgia",
+        "HI": "Hawaii",
+        "ID": "Idaho",
+        "IL": "Illinois",
+        "IN": "Indiana",
+        "IA": "Iowa",
+        "KS": "Kansas",
+        "KY": "Kentucky",
+        "LA": "Louisiana",
+        "ME": "Maine",
+        "MD": "Maryland",
+        "MA": "Massachusetts",
+        "MI": "Michigan",
+        "MN": "Minnesota",
+        "MS": "Mississippi",
+        "MO": "Missouri",
+        "MT": "Montana",
+        "NE": "Nebraska",
+        "NV": "Nevada",
+        "NH": "New Hampshire",
+        "NJ": "New Jersey",
+        "NM": "New Mexico",
+        "NY": "New York",
+        "NC": "North Carolina",
+        "ND": "North Dakota",
+        "OH": "Ohio",
+        "OK": "Oklahoma",
+        "OR": "Oregon",
+        "PA": "Pennsylvania",
+        "RI": "Rhode Island",
+        "SC": "South Carolina",
+        "SD": "South Dakota",
+        "TN": "Tennessee",
+        "TX": "Texas",
+        "UT": "Utah",
+        "VT": "Vermont",
+        "VA": "Virginia",
+        "WA": "Washington",
+        "WV": "West Virginia",
+        "WI": "Wisconsin",
+        "WY": "Wyoming",
+        "AS": "American Samoa",
+        "GU": "Guam",
+        "MP": "Northern Mariana Islands",
+        "PR": "Puerto Rico",
+        "VI": "U.S. Virgin Islands",
+    }
+)
+
+#: Geographic area codes of each state, DC and territory, as assigned by
+#: NANPA (taken from libphonenumber's geocoding data, release 9.0.43, and
+#: checked by hand; 201, the one code with a stray prefix abroad, is New
+#: Jersey's). Non-geographic codes (8XX toll-free, 900, 5XX) belong to none.
+#: Add a new overlay code here when NANPA puts one in service.
+_AREA_CODES_BY_STATE: Mapping[str, str] = MappingProxyType(
+    {
+        "AK": "907",
+        "AL": "205 251 256 334 659 938",
+        "AR": "327 479 501 870",
+        "AZ": "480 520 602 623 928",
+        "CA": (
+            "209 213 279 310 323 341 350 369 408 415 424 442 510 530 559 562 619 626 628"
+            " 650 657 661 669 707 714 738 747 760 805 818 820 831 840 858 909 916 925 949 951"
+        ),
+        "CO": "303 719 720 748 970 983",
+        "CT": "203 475 860 959",
+        "DC": "202 771",
+        "DE": "302",
+        "FL": (
+            "239 305 321 324 352 386 407 448 561 645 656 689 727 728 754 772 786 813 850"
+            " 863 904 941 954"
+        ),
+        "GA": "229 404 470 478 678 706 762 770 912 943",
+        "HI": "808",
+        "IA": "319 515 563 641 712",
+        "ID": "208 986",
+        "IL": "217 224 309 312 331 447 464 618 630 708 730 773 779 815 847 872",
+        "IN": "219 260 317 463 574 765 812 930",
+        "KS": "316 620 785 913",
+        "KY": "270 364 502 606 859",
+        "LA": "225 318 337 504 985",
+        "MA": "339 351 413 508 617 774 781 857 978",
+        "MD": "227 240 301 410 443 667",
+        "ME": "207",
+        "MI": "231 248 269 313 517 586 616 734 810 906 947 989",
+        "MN": "218 320 507 612 651 763 952",
+        "MO": "235 314 417 557 573 636 660 816 975",
+        "MS": "228 601 662 769",
+        "MT": "406",
+        "NC": "252 336 472 704 743 828 910 919 980 984",
+        "ND": "701",
+        "NE": "308 402 531",
+        "NH": "603",
+        "NJ": "201 551 609 640 732 848 856 862 908 973",
+        "NM": "505 575",
+        "NV": "702 725 775",
+        "NY": (
+            "212 315 329 332 347 363 516 518 585 607 631 646 680 716 718 838 845 914 917 929 934"
+        ),
+        "OH": "216 220 234 283 326 330 380 419 440 513 567 614 740 937",
+        "OK": "405 539 572 580 918",
+        "OR": "458 503 541 971",
+        "PA": "215 223 267 272 412 445 484 570 582 610 717 724 814 835 878",
+        "RI": "401",
+        "SC": "803 821 839 843 854 864",
+        "SD": "605",
+        "TN": "423 615 629 731 865 901 931",
+        "TX": (
+            "210 214 254 281 325 346 361 409 430 432 469 512 682 713 726 737 806 817 830"
+            " 832 903 915 936 940 945 956 972 979"
+        ),
+        "UT": "385 435 801",
+        "VA": "276 434 540 571 686 703 757 804 826 948",
+        "VT": "802",
+        "WA": "206 253 360 425 509 564",
+        "WI": "262 274 353 414 534 608 715 920",
+        "WV": "304 681",
+        "WY": "307",
+        "AS": "684",
+        "GU": "671",
+        "MP": "670",
+        "PR": "787 939",
+        "VI": "340",
+    }
+)
+
+
+def _invert(by_state: Mapping[str, str]) -> Mapping[str, str]:
+    table: dict[str, str] = {}
+    for state, codes in by_state.items():
+        if state not in STATE_NAMES:
+            raise ValidationError(f"area code table: unknown state {state!r}")
+        for code in codes.split():
+            if len(code) != 3 or not code.isdigit():
+                raise ValidationError(f"area code table: {code!r} ({state}) is not an area code")
+            if code in table:
+                raise ValidationError(
+                    f"area code table: {code} is listed for both {table[code]} and {state}"
+                )
+            table[code] = state
+    return MappingProxyType(table)
+
+
+#: Area code (three digits) -> two-letter state code.
+AREA_CODE_STATES: Mapping[str, str] = _invert(_AREA_CODES_BY_STATE)
+
+_STATE_BY_NAME: Mapping[str, str] = MappingProxyType(
+    {name.casefold(): code for code, name in STATE_NAMES.items()}
+    | {"washington dc": "DC", "washington d.c.": "DC", "virgin islands": "VI"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedZone:
+    """A contact's IANA time zone and where it came from (for ``drip explain``)."""
+
+    name: str
+    source: ZoneSource
+
+    def __post_init__(self) -> None:
+        if validate_timezone(self.name) != self.name:
+            raise ValidationError(f"time zone {self.name!r} is not in its canonical spelling")
+        if self.source not in ("contact", "area_code", "default"):
+            raise ValidationError(f"unknown time zone source {self.source!r}")
+
+
+@functools.cache
+def _zones_by_folded_name() -> Mapping[str, str]:
+    names = zoneinfo.available_timezones() - _NOT_ZONES
+    return MappingProxyType({name.casefold(): name for name in names})
+
+
+def validate_timezone(name: str) -> str:
+    """The canonical IANA spelling of ``name`` ("america/new_york" -> "America/New_York").
+
+    Raises ValidationError for an empty or unknown name, "Etc/Unknown" included.
+    """
+    cleaned = name.strip()
+    if not cleaned:
+        raise ValidationError("time zone is empty")
+    canonical = _zones_by_folded_name().get(cleaned.casefold())
+    if canonical is None:
+        raise ValidationError(
+            f"time zone {name!r} is not an IANA time zone name (e.g. America/New_York)"
+        )
+    return canonical
+
+
+def normalize_state(raw: str) -> str:
+    """A two-letter state code from a code or a name in any case ("fl", "Florida" -> "FL")."""
+    cleaned = " ".join(raw.split())
+    upper = cleaned.upper()
+    if upper in STATE_NAMES:
+        return upper
+    code = _STATE_BY_NAME.get(cleaned.casefold())
+    if code is None:
+        raise ValidationError(f"state {raw!r} is not a US state or its two-letter code")
+    return code
+
+
+def _parse(phone: str | None) -> phonenumbers.PhoneNumber | None:
+    if phone is None or not phone.strip():
+        return None
+    try:
+        return phonenumbers.parse(phone, "US")
+    except NumberParseException:
+        return None
+
+
+def area_code_timezone(phone: str | None) -> str | None:
+    """The one IANA zone the number's prefix lies in, or None (unknown, several, unparsable)."""
+    number = _parse(phone)
+    if number is None:
+        return None
+    zones = {z for z in phone_timezone.time_zones_for_number(number) if z != _UNKNOWN_ZONE}
+    if len(zones) != 1:
+        return None
+    (zone,) = zones
+    # libphonenumber may know a zone newer than the installed tz database.
+    return _zones_by_folded_name().get(zone.casefold())
+
+
+def area_code_state(phone: str | None) -> str | None:
+    """The state of a North American number's area code, or None if it has none."""
+    number = _parse(phone)
+    if number is None or number.country_code != 1:
+        return None
+    national = str(number.national_number)
+    if len(national) != 10:
+        return None
+    return AREA_CODE_STATES.get(national[:3])
+
+
+def resolve_timezone(contact_tz: str | None, phone: str | None, default_tz: str) -> ResolvedZone:
+    """SPEC §4: the contact's zone; else its area code's single zone; else the account default.
+
+    A contact zone that is set but not a valid name raises ValidationError
+    rather than being silently replaced: the record needs fixing, and a wrong
+    guess would put texts in the contact's quiet hours. Blank counts as unset.
+    """
+    if contact_tz is not None and contact_tz.strip():
+        return ResolvedZone(validate_timezone(contact_tz), "contact")
+    zone = area_code_timezone(phone)
+    if zone is not None:
+        return ResolvedZone(zone, "area_code")
+    return ResolvedZone(validate_timezone(default_tz), "default")
+
+
+def resolve_state(contact_state: str | None, phone: str | None) -> str | None:
+    """The contact's address state (two-letter code); else its phone area code's state.
+
+    An address state that is not recognisable ("N/A", a Canadian province)
+    falls through to the area code, so that a state rule still applies when
+    the number says Florida; the import validates states with
+    ``normalize_state`` so such values are rare.
+    """
+    if contact_state is not None and contact_state.strip():
+        try:
+            return normalize_state(contact_state)
+        except ValidationError:
+            pass
+    return area_code_state(phone)
+
+
+_PARSE_REASONS: Mapping[int, str] = MappingProxyType(
+    {
+        NumberParseException.INVALID_COUNTRY_CODE: "unknown or missing country code",
+        NumberParseException.NOT_A_NUMBER: "not a phone number",
+        NumberParseException.TOO_SHORT_AFTER_IDD: "too short",
+        NumberParseException.TOO_SHORT_NSN: "too short",
+        NumberParseException.TOO_LONG: "too long",
+    }
+)
+_POSSIBLE_REASONS: Mapping[int, str] = MappingProxyType(
+    {
+        ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "too short (no area code)",
+        ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
+        ValidationResult.TOO_SHORT: "too short",
+        ValidationResult.TOO_LONG: "too long",
+        ValidationResult.INVALID_LENGTH: "wrong number of digits for its country",
+    }
+)
+
+
+def normalize_phone(raw: str, default_region: str = "US") -> str:
+    """``raw`` as E.164 ("+13055550123"); numbers without "+" are read as ``default_region``.
+
+    Raises ValidationError naming the number and the reason: empty, not a
+    phone number, too short, too long, unknown country code, an extension
+    (a text cannot reach one), or not a valid phone number (e.g. area code 123).
+    """
+    if default_region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationError(f"default region {default_region!r} is not a known region code")
+    if not raw.strip():
+        raise ValidationError("phone number is empty")
+    try:
+        number = phonenumbers.parse(raw, default_region)
+    except NumberParseException as exc:
+        reason = _PARSE_REASONS.get(exc.error_type, "not a phone number")
+        raise ValidationError(f"phone number {raw!r}: {reason}") from exc
+    if number.extension:
+        raise ValidationError(f"phone number {raw!r}: has an extension, which cannot get texts")
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible != ValidationResult.IS_POSSIBLE:
+        reason = _POSSIBLE_REASONS.get(possible, "not a valid phone number")
+        raise ValidationError(f"phone number {raw!r}: {reason}")
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError(f"phone number {raw!r}: not a valid phone number")
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164)

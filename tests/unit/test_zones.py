@@ -1,0 +1,207 @@
+"""Phone numbers, time zones and states of contacts (SPEC §4)."""
+
+from __future__ import annotations
+
+import phonenumbers
+import pytest
+from phonenumbers import geocoder
+
+from drip.domain.zones import (
+    AREA_CODE_STATES,
+    STATE_NAMES,
+    ResolvedZone,
+    normalize_phone,
+    normalize_state,
+    resolve_state,
+    resolve_timezone,
+    validate_timezone,
+)
+from drip.errors import ValidationError
+
+DEFAULT = "America/Denver"
+
+
+def test_contact_zone_wins() -> None:
+    """A zone on the contact record is used even when the area code says otherwise."""
+    assert resolve_timezone("America/Los_Angeles", "+13055550123", DEFAULT) == ResolvedZone(
+        "America/Los_Angeles", "contact"
+    )
+
+
+def test_contact_zone_is_canonicalised() -> None:
+    """A contact zone typed in the wrong case is stored in its IANA spelling."""
+    assert resolve_timezone(" america/new_york ", None, DEFAULT).name == "America/New_York"
+
+
+def test_area_code_zone_when_contact_has_none() -> None:
+    """Without a contact zone, an area code in exactly one zone gives it."""
+    assert resolve_timezone(None, "+14055550123", DEFAULT) == ResolvedZone(
+        "America/Chicago", "area_code"
+    )
+    assert resolve_timezone("  ", "+16025550123", DEFAULT) == ResolvedZone(
+        "America/Phoenix", "area_code"
+    )
+
+
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "+19075550100",  # Alaska: Anchorage and Adak
+        "+12085550100",  # Idaho: Boise and Los Angeles
+        "+18005550100",  # toll free: every zone of the plan
+        "+15555550100",  # not a valid number: Etc/Unknown
+        "not a phone",
+        None,
+    ],
+)
+def test_default_when_area_code_gives_no_single_zone(phone: str | None) -> None:
+    """A multi-zone, unknown or missing number falls back to the account default."""
+    assert resolve_timezone(None, phone, DEFAULT) == ResolvedZone(DEFAULT, "default")
+
+
+def test_invalid_contact_zone_is_an_error() -> None:
+    """A contact zone that is set but not a real zone is reported, not guessed around."""
+    with pytest.raises(ValidationError, match="Mars/Olympus"):
+        resolve_timezone("Mars/Olympus", "+13055550123", DEFAULT)
+
+
+def test_resolved_zone_validates_itself() -> None:
+    """A ResolvedZone with an unknown or mis-cased name or source cannot be built."""
+    with pytest.raises(ValidationError):
+        ResolvedZone("Etc/Unknown", "default")
+    with pytest.raises(ValidationError):
+        ResolvedZone("america/new_york", "default")
+    with pytest.raises(ValidationError):
+        ResolvedZone("UTC", "guess")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("America/New_York", "America/New_York"), ("utc", "UTC"), ("europe/london", "Europe/London")],
+)
+def test_validate_timezone_accepts_iana_names(raw: str, expected: str) -> None:
+    """Known zone names pass, in their canonical spelling."""
+    assert validate_timezone(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "  ", "Eastern", "Etc/Unknown", "../etc/passwd", "localtime"])
+def test_validate_timezone_rejects_non_zones(raw: str) -> None:
+    """Empty, made-up, unknown and path-like names are refused."""
+    with pytest.raises(ValidationError):
+        validate_timezone(raw)
+
+
+@pytest.mark.parametrize(
+    ("area_code", "state"),
+    [
+        *[(code, "FL") for code in ("305", "786", "954", "407", "813", "904", "561", "850")],
+        *[(code, "OK") for code in ("405", "918", "539", "580")],
+        *[(code, "MD") for code in ("301", "410", "240", "443", "667")],
+        ("617", "MA"),
+        ("212", "NY"),
+        ("202", "DC"),
+        ("201", "NJ"),
+    ],
+)
+def test_area_code_gives_state(area_code: str, state: str) -> None:
+    """Without an address state, the phone's area code decides the state."""
+    assert resolve_state(None, f"+1{area_code}5550123") == state
+
+
+def test_address_state_wins_over_area_code() -> None:
+    """The contact's address state is used before the area code's."""
+    assert resolve_state("ma", "+13055550123") == "MA"
+    assert resolve_state("Florida", "+16175550123") == "FL"
+
+
+@pytest.mark.parametrize(
+    ("state", "phone"),
+    [
+        (None, "+18005550100"),  # toll free
+        (None, "+14165550100"),  # Toronto
+        (None, "+442079460000"),  # London
+        (None, None),
+        ("", "garbage"),
+    ],
+)
+def test_no_state_for_numbers_outside_the_states(state: str | None, phone: str | None) -> None:
+    """Toll-free, foreign and missing numbers give no state."""
+    assert resolve_state(state, phone) is None
+
+
+def test_unrecognised_address_state_falls_back_to_area_code() -> None:
+    """A junk address state does not hide the Florida area code's state rule."""
+    assert resolve_state("N/A", "+13055550123") == "FL"
+
+
+def test_normalize_state_names_and_codes() -> None:
+    """Codes in any case and full names become two-letter codes; junk is refused."""
+    assert normalize_state(" ok ") == "OK"
+    assert normalize_state("new  york") == "NY"
+    assert normalize_state("Washington D.C.") == "DC"
+    with pytest.raises(ValidationError, match="Ontario"):
+        normalize_state("Ontario")
+
+
+def test_area_code_table_covers_every_state() -> None:
+    """Every state and DC has at least one area code in the table."""
+    assert set(AREA_CODE_STATES.values()) == set(STATE_NAMES)
+    assert all(len(code) == 3 and code.isdigit() for code in AREA_CODE_STATES)
+
+
+@pytest.mark.parametrize("state", ["FL", "OK", "MD"])
+def test_area_code_table_agrees_with_libphonenumber(state: str) -> None:
+    """For the rule states, every listed area code is that state in libphonenumber's geocoder."""
+    name = STATE_NAMES[state]
+    for code, listed in AREA_CODE_STATES.items():
+        if listed != state:
+            continue
+        described = geocoder.description_for_number(phonenumbers.parse(f"+1{code}5550123"), "en")
+        assert described == name or described.endswith(f", {state}"), (code, described)
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("+1 (305) 555-0123", "+13055550123"),
+        ("305.555.0123", "+13055550123"),
+        ("(617) 555-0123", "+16175550123"),
+        ("1-617-555-0123", "+16175550123"),
+        ("  +16175550123  ", "+16175550123"),
+        ("+44 20 7946 0000", "+442079460000"),
+    ],
+)
+def test_normalize_phone_good(raw: str, e164: str) -> None:
+    """Numbers in everyday formats become E.164."""
+    assert normalize_phone(raw) == e164
+
+
+def test_normalize_phone_uses_default_region() -> None:
+    """A number without + is read in the given default region."""
+    assert normalize_phone("020 7946 0000", default_region="GB") == "+442079460000"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("hello", "not a phone number"),
+        ("12", "too short"),
+        ("555-0123", "too short"),
+        ("+1 617 555 0123 4567", "too long"),
+        ("+999 1234567", "country code"),
+        ("+1 123 456 7890", "not a valid phone number"),
+        ("617-555-0123 ext. 12", "extension"),
+    ],
+)
+def test_normalize_phone_bad(raw: str, reason: str) -> None:
+    """Unusable numbers raise ValidationError saying why."""
+    with pytest.raises(ValidationError, match=reason):
+        normalize_phone(raw)
+
+
+def test_normalize_phone_rejects_unknown_region() -> None:
+    """An unknown default region is a validation error, not a silent US guess."""
+    with pytest.raises(ValidationError, match="region"):
+        normalize_phone("6175550123", default_region="XX")
