@@ -25,6 +25,15 @@ DEFAULT_RESUBSCRIBE = (
 
 
 @dataclass(frozen=True, slots=True)
+class AgentProfile:
+    """An agent texts from their own number and signs with their name."""
+
+    first_name: str
+    last_name: str
+    phone: str
+
+
+@dataclass(frozen=True, slots=True)
 class AccountSettings:
     """Everything about the account that is not a campaign."""
 
@@ -41,3 +50,5 @@ class AccountSettings:
     support_email: str = "support@example.com"
     concierge_phone: str | None = None
     state_rules: tuple[StateRule, ...] = DEFAULT_STATE_RULES
+    #: Sends for contacts with no assigned agent come from this agent.
+    default_agent: AgentProfile | None = None

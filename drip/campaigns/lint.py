@@ -1,0 +1,285 @@
+"""``drip lint``: every error of the campaign and account files, and warnings.
+
+Errors are the loaders' (a file with an error loads nothing). Warnings point
+at what loads but costs money or trust, each as
+``path:line:col: warning: message``:
+
+- the first SMS step of a campaign does not introduce the sender (neither
+  ``{AgentFirstName}`` nor ``{CompanyName}`` nor the company's name);
+- an SMS step that, with the footer appended, runs past 2 segments;
+- characters that force UCS-2 (curly quotes, emoji, ...), named with their
+  code point and what they cost;
+- plain ``http://`` links;
+- steps not listed in day order;
+- an SMS step whose ``at`` lies outside the send window (it would wait).
+
+Sizes are the worst case: every SMS step is measured with the footer
+appended (the campaign's ``opt_out.footer``, else the account's), since
+whether a given send carries it is only known at fire time, and with the
+variables filled in by ``SAMPLE_VALUES``, long but ordinary names
+(Jacqueline Montgomery texted by Christopher Richardson, (617) 555-0123) and
+the account's company name.
+
+``account.yaml`` met in a folder or among the paths is loaded as the account
+settings (its errors are reported); the ``account`` argument, when given, is
+the one used for the footer and the company name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drip.campaigns.account_file import parse_account
+from drip.campaigns.loader import CampaignFile, TextSource, find_links, load_campaigns
+from drip.campaigns.yamlsource import Position, YamlSource
+from drip.domain.account import AccountSettings
+from drip.domain.campaign import Step
+from drip.domain.enums import Channel
+from drip.domain.message import (
+    GSM7_MULTI,
+    UCS2_MULTI,
+    SmsSize,
+    describe_char,
+    is_gsm7,
+    render,
+    sms_size,
+    with_footer,
+)
+
+#: Values the variables get when lint measures a text: long, but real, names.
+SAMPLE_VALUES: Mapping[str, str] = {
+    "VisitorFirstName": "Jacqueline",
+    "VisitorLastName": "Montgomery",
+    "AgentFirstName": "Christopher",
+    "AgentLastName": "Richardson",
+    "AgentPhone": "(617) 555-0123",
+}
+MAX_SEGMENTS = 2
+
+#: GSM-7 stand-ins for the characters that most often sneak in from word processors.
+GSM_LOOKALIKES: Mapping[str, str] = {
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201a": "'",
+    "\u2032": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u201e": '"',
+    "\u2033": '"',
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u2212": "-",
+    "\u2026": "...",
+    "\u00a0": " ",
+    "\u2009": " ",
+    "\u202f": " ",
+}
+
+
+def sample_values(account: AccountSettings) -> dict[str, str]:
+    """``SAMPLE_VALUES`` with the account's company name."""
+    return {**SAMPLE_VALUES, "CompanyName": account.company}
+
+
+@dataclass(slots=True)
+class LintReport:
+    """The outcome of ``lint_paths``; ``files`` counts the YAML files read."""
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    files: int = 0
+    campaigns: int = 0
+    account: AccountSettings = field(default_factory=AccountSettings)
+
+    @property
+    def ok(self) -> bool:
+        """No errors (warnings allowed)."""
+        return not self.errors
+
+    def exit_code(self, *, strict: bool = False) -> int:
+        """0 when clean, 1 on errors (``strict``: on warnings too)."""
+        return 1 if self.errors or (strict and self.warnings) else 0
+
+    def summary(self) -> str:
+        """One line such as ``3 files, 2 campaigns: 0 errors, 1 warning``."""
+        return (
+            f"{_count(self.files, 'file')}, {_count(self.campaigns, 'campaign')}: "
+            f"{_count(len(self.errors), 'error')}, {_count(len(self.warnings), 'warning')}"
+        )
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def lint_paths(
+    paths: Path | str | Iterable[Path | str], *, account: AccountSettings | None = None
+) -> LintReport:
+    """Check campaign files and folders (and account.yaml where present)."""
+    loaded = load_campaigns(paths)
+    report = LintReport(errors=list(loaded.errors), warnings=list(loaded.warnings))
+    found: AccountSettings | None = None
+    for path in loaded.account_files:
+        source = YamlSource.read(path)
+        settings = parse_account(source)
+        report.errors.extend(source.errors)
+        report.warnings.extend(source.warnings)
+        if settings is not None and found is None:
+            found = settings
+    report.account = account or found or AccountSettings()
+    for campaign_file in loaded.files:
+        report.warnings.extend(campaign_warnings(campaign_file, report.account))
+    report.files = len(loaded.paths) + len(loaded.account_files)
+    report.campaigns = len(loaded.campaigns)
+    return report
+
+
+def campaign_warnings(loaded: CampaignFile, account: AccountSettings) -> list[str]:
+    """The warnings of one loaded campaign, in the order of their position in its file."""
+    found: list[tuple[Position, str]] = []
+    campaign = loaded.campaign
+    footer = campaign.opt_out.footer or account.footer
+    values = sample_values(account)
+    window = campaign.send_window or account.send_window
+    pairs = list(zip(campaign.steps, loaded.steps, strict=True))
+
+    sms = [(s, w) for s, w in pairs if s.channel is Channel.SMS]
+    if sms:
+        first, where = min(sms, key=lambda pair: (pair[0].day, pair[0].position))
+        if not _introduces(first.body, account.company):
+            found.append(
+                (
+                    where.body.start,
+                    f"{_name(first)} is the campaign's first text (day {first.day}) and does "
+                    "not introduce the sender: name {AgentFirstName} or {CompanyName} "
+                    "so the lead knows who is texting",
+                )
+            )
+
+    latest: Step | None = None
+    for step, where in pairs:
+        if latest is not None and step.day < latest.day:
+            found.append(
+                (
+                    where.day,
+                    f"{_name(step)} (day {step.day}) is listed after {_name(latest)} "
+                    f"(day {latest.day}); list the steps in day order",
+                )
+            )
+        if latest is None or step.day >= latest.day:
+            latest = step
+        for text in (where.body, where.subject):
+            if text is not None:
+                found.extend(_http_links(text, _name(step)))
+        if step.channel is not Channel.SMS:
+            continue
+        found.extend(_size_warnings(step, where.body, footer, values))
+        if (
+            step.at is not None
+            and where.at is not None
+            and not (window.start <= step.at < window.end)
+        ):
+            found.append(
+                (
+                    where.at,
+                    f"{_name(step)}: at {step.at:%H:%M} is outside the send window {window}; "
+                    f"the text will wait until {window.start:%H:%M}",
+                )
+            )
+    if loaded.footer is not None:
+        found.extend(_http_links(loaded.footer, "opt_out.footer"))
+        ucs2 = [c for c in dict.fromkeys(loaded.footer.value) if not is_gsm7(c)]
+        if ucs2:
+            found.append(
+                (
+                    loaded.footer.find(loaded.footer.value.index(ucs2[0]), ucs2[0]),
+                    f"opt_out.footer: {_chars(ucs2)} {'forces' if len(ucs2) == 1 else 'force'} "
+                    "UCS-2 on every text that carries "
+                    "the footer, which halves the room per segment",
+                )
+            )
+    found.sort(key=lambda item: item[0])
+    return [loaded.source.format(where, "warning", message) for where, message in found]
+
+
+def _name(step: Step) -> str:
+    position = str(step.position)
+    return f"step {position}" if step.id == position else f"step {position} ({step.id})"
+
+
+def _introduces(body: str, company: str) -> bool:
+    return (
+        "{AgentFirstName}" in body
+        or "{CompanyName}" in body
+        or (bool(company) and company.lower() in body.lower())
+    )
+
+
+def _http_links(text: TextSource, what: str) -> list[tuple[Position, str]]:
+    return [
+        (
+            text.find(link.offset, link.text),
+            f"{what}: {link.text} is a plain http:// link; use https://",
+        )
+        for link in find_links(text.value)
+        if link.scheme == "http"
+    ]
+
+
+def _size_warnings(
+    step: Step, body: TextSource, footer: str, values: Mapping[str, str]
+) -> list[tuple[Position, str]]:
+    found: list[tuple[Position, str]] = []
+    rendered = render(step.body, values)
+    full = with_footer(rendered, footer)
+    size = sms_size(full)
+    if size.segments > MAX_SEGMENTS:
+        per_segment = GSM7_MULTI if size.encoding == "GSM-7" else UCS2_MULTI
+        room = MAX_SEGMENTS * per_segment - sms_size(footer).units - 1
+        found.append(
+            (
+                body.start,
+                f"{_name(step)}: {size.segments} segments with the footer "
+                f"({size.encoding}, {_length(full, size)}); keep the text under "
+                f"{max(room, 0)} chars with names filled in, so that it and the footer "
+                f"fit in {MAX_SEGMENTS} segments",
+            )
+        )
+    own = [c for c in dict.fromkeys(rendered) if not is_gsm7(c)]
+    if own:
+        in_gsm = sms_size(with_footer(_to_gsm(rendered), footer))
+        cost = (
+            f"UCS-2 makes this {_count(size.segments, 'segment')} instead of {in_gsm.segments}"
+            if in_gsm.encoding == "GSM-7" and in_gsm.segments != size.segments
+            else f"UCS-2 holds 70 chars per segment instead of 160 "
+            f"({_count(size.segments, 'segment')} with the footer)"
+        )
+        first = own[0]
+        offset = step.body.find(first)
+        where = body.find(offset, first) if offset >= 0 else body.start
+        verb = "forces" if len(own) == 1 else "force"
+        found.append((where, f"{_name(step)}: {_chars(own)} {verb} UCS-2 encoding; {cost}"))
+    return found
+
+
+def _length(text: str, size: SmsSize) -> str:
+    """``412 chars``, or ``305 chars = 307 septets`` when escapes or emoji count double."""
+    if size.units == len(text):
+        return f"{len(text)} chars"
+    unit = "septets" if size.encoding == "GSM-7" else "UTF-16 units"
+    return f"{len(text)} chars = {size.units} {unit}"
+
+
+def _chars(chars: list[str]) -> str:
+    described = []
+    for char in chars:
+        swap = GSM_LOOKALIKES.get(char)
+        described.append(describe_char(char) + (f' (use "{swap}")' if swap else ""))
+    return ", ".join(described)
+
+
+def _to_gsm(text: str) -> str:
+    """``text`` with each non-GSM-7 character replaced by a GSM-7 stand-in."""
+    return "".join(c if is_gsm7(c) else GSM_LOOKALIKES.get(c, "?") for c in text)
