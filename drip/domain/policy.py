@@ -179,7 +179,7 @@ def decide(
         return Send(
             False,
             FooterRule.COMPLIANCE,
-            f"no footer: a {_kind_words(outgoing.kind)} never carries it",
+            f"no footer: {_kind_words(outgoing.kind)} never carries it",
         )
 
     skip = _gate(contact, outgoing.channel)
@@ -348,8 +348,16 @@ def next_window_opening(at: datetime, window: SendWindow, tz: str) -> datetime:
     return at_local(day, window.start, tz)
 
 
+_KIND_WORDS = {
+    MessageKind.OPT_IN_CONFIRMATION: "an opt-in confirmation",
+    MessageKind.OPT_OUT_CONFIRMATION: "an opt-out confirmation",
+    MessageKind.HELP: "a HELP reply",
+    MessageKind.RESUBSCRIBE_CONFIRMATION: "a resubscribe confirmation",
+}
+
+
 def _kind_words(kind: MessageKind) -> str:
-    return kind.value.replace("_", " ")
+    return _KIND_WORDS.get(kind, kind.value)
 
 
 def _date(dt: datetime) -> str:

@@ -1,0 +1,105 @@
+"""Build everything drip talks to, in one place, from settings: never at import time.
+
+``build`` is the only function that chooses a transport, opens an engine or
+picks a clock; entry points (CLI, Celery worker, web app, replay) call it
+once and hand the resulting ``Deps`` to services.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import structlog
+
+from drip.clock import Clock, SystemClock
+from drip.config import Settings
+from drip.domain.account import AccountSettings
+from drip.logging import configure_logging
+from drip.services.deps import Deps
+from drip.store.engine import make_engine, session_factory
+from drip.transports.base import EmailTransport, SmsTransport
+from drip.transports.console import ConsoleTransport
+
+log = structlog.get_logger("drip.bootstrap")
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, read once per process, with logging configured."""
+    settings = Settings.from_env(os.environ)
+    configure_logging(settings.log_format, settings.log_level)
+    # Libraries that narrate routine work at INFO: keep their warnings only.
+    for chatty in ("alembic", "twilio.http_client"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    return settings
+
+
+def ensure_home(settings: Settings) -> None:
+    """Create the embedded data folder when the database is a SQLite file in it."""
+    if settings.database_url.startswith("sqlite"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+
+
+def load_account(settings: Settings) -> AccountSettings:
+    """``campaigns/account.yaml`` if present (defaults otherwise), with env overrides."""
+    from drip.campaigns.account_file import load_account as parse
+
+    path = Path(settings.campaigns_dir) / "account.yaml"
+    account = parse(path) if path.exists() else AccountSettings()
+    if settings.default_timezone:
+        account = replace(account, default_timezone=settings.default_timezone)
+    return account
+
+
+def build_sms(settings: Settings) -> SmsTransport:
+    if settings.twilio_enabled:
+        from drip.transports.twilio_sms import TwilioSmsTransport
+
+        assert settings.twilio_account_sid is not None and settings.twilio_auth_token is not None
+        return TwilioSmsTransport(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            base_url=settings.twilio_base_url,
+        )
+    return _console(settings)
+
+
+def build_email(settings: Settings) -> EmailTransport:
+    if settings.smtp_url:
+        from drip.transports.smtp_email import SmtpEmailTransport
+
+        return SmtpEmailTransport(settings.smtp_url, settings.email_from)
+    return _console(settings)
+
+
+def _console(settings: Settings) -> ConsoleTransport:
+    settings.outbox.parent.mkdir(parents=True, exist_ok=True)
+    return ConsoleTransport(settings.outbox, sys.stdout)
+
+
+def build(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    sms: SmsTransport | None = None,
+    email: EmailTransport | None = None,
+    account: AccountSettings | None = None,
+) -> Deps:
+    """The dependencies of every service; tests and replay pass their own parts."""
+    settings = settings or load_settings()
+    ensure_home(settings)
+    if not settings.embedded and settings.secret_key_is_default:
+        log.warning("secret_key_default", hint="set DRIP_SECRET_KEY so unsubscribe links are safe")
+    engine = make_engine(settings.database_url)
+    return Deps(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        sms=sms or build_sms(settings),
+        email=email or build_email(settings),
+        clock=clock or SystemClock(),
+        account=account or load_account(settings),
+    )

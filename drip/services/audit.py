@@ -1,0 +1,125 @@
+"""Why a send went out or did not, and a contact's whole timeline, in plain words."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from drip.domain.zones import resolve_timezone
+from drip.errors import NotFoundError
+from drip.services.deps import Deps
+from drip.store import repository as repo
+from drip.store.models import Contact, ScheduledSend
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    at: datetime
+    what: str  # consent | message_in | message_out | decision
+    text: str
+
+
+def _local(at: datetime, tz: str) -> str:
+    import pendulum
+
+    return f"{pendulum.instance(at).in_timezone(tz):%Y-%m-%d %H:%M %Z}"
+
+
+def explain(deps: Deps, send_id: int) -> list[str]:
+    """Every decision a scheduled send went through, each with time and reason."""
+    with deps.sessions() as session:
+        send = session.get(ScheduledSend, send_id)
+        if send is None:
+            raise NotFoundError(f"no scheduled send with id {send_id}")
+        contact = session.get(Contact, send.contact_id)
+        assert contact is not None  # a foreign key guarantees it
+        tz = resolve_timezone(contact.timezone, contact.phone, deps.account.default_timezone).name
+        what = f"{send.kind.value} {send.channel.value}"
+        if send.step_id is not None:
+            campaign = repo.campaigns_by_id(session, [send.campaign_id or 0]).get(
+                send.campaign_id or 0
+            )
+            what += f", step {send.step_id!r} of {campaign.name if campaign else '?'}"
+        lines = [
+            f"send {send.id}: {what} to contact {contact.id} ({contact.first_name} "
+            f"{contact.last_name}), zone {tz}",
+            f"  due {_local(send.original_due_at, tz)}; now {send.state.value}"
+            + (f", due {_local(send.due_at, tz)}" if send.state.value == "pending" else ""),
+        ]
+        decisions = repo.decisions_of(session, send_id)
+        if not decisions and send.decision_reason:
+            lines.append(f"  {send.decision_reason}")
+        for d in decisions:
+            lines.append(f"  {_local(d.at, tz)}  {d.outcome:<11} {d.reason}")
+        if send.message_id is not None:
+            message = next(
+                (m for m in repo.messages_of(session, contact.id) if m.id == send.message_id), None
+            )
+            if message is not None:
+                lines.append(
+                    f"  message {message.id}: {message.status}, provider id {message.provider_sid}, "
+                    f"{message.segments or '?'} segment(s), footer {'yes' if message.footer else 'no'}"
+                )
+                lines.append(f"  text: {message.body}")
+        if send.state.value == "unknown":
+            lines.append(
+                "  UNKNOWN: the worker stopped between the provider call and the record; "
+                "check the provider's log. drip never resends it."
+            )
+        return lines
+
+
+def history(deps: Deps, contact_id: int) -> tuple[Contact, str, list[TimelineEntry]]:
+    """A contact's timeline: consent changes, messages in and out, decisions not to send."""
+    with deps.sessions() as session:
+        contact = session.get(Contact, contact_id)
+        if contact is None:
+            raise NotFoundError(f"no contact with id {contact_id}")
+        tz = resolve_timezone(contact.timezone, contact.phone, deps.account.default_timezone).name
+        entries: list[TimelineEntry] = []
+        for event in repo.consent_events_of(session, contact_id):
+            detail = f" ({event.detail})" if event.detail else ""
+            entries.append(
+                TimelineEntry(
+                    event.at,
+                    "consent",
+                    f"consent {event.kind.value} via {event.source}{detail}: {event.evidence or ''}",
+                )
+            )
+        for m in repo.messages_of(session, contact_id):
+            if m.direction == "inbound":
+                entries.append(TimelineEntry(m.created_at, "message_in", f"<- {m.body}"))
+            else:
+                footer = " [footer]" if m.footer else ""
+                kind = m.kind.value if m.kind else "?"
+                status = m.status + (f" {m.error_code}" if m.error_code else "")
+                entries.append(
+                    TimelineEntry(
+                        m.sent_at or m.created_at,
+                        "message_out",
+                        f"-> {kind} {m.channel.value} from {m.from_addr} ({status}){footer}: {m.body}",
+                    )
+                )
+        sends = repo.sends_of_contact(session, contact_id)
+        for d in repo.decisions_of_sends(session, [s.id for s in sends]):
+            if d.outcome in ("sent",):
+                continue
+            entries.append(
+                TimelineEntry(d.at, "decision", f"send {d.send_id} {d.outcome}: {d.reason}")
+            )
+        for s in sends:
+            if s.state.value == "pending":
+                entries.append(
+                    TimelineEntry(
+                        s.due_at,
+                        "scheduled",
+                        f"send {s.id} scheduled: {s.kind.value} {s.channel.value} step {s.step_id}",
+                    )
+                )
+        session.expunge(contact)
+    entries.sort(key=lambda e: e.at)
+    return contact, tz, entries
+
+
+def local_time(at: datetime, tz: str) -> str:
+    return _local(at, tz)

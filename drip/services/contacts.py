@@ -1,0 +1,312 @@
+"""Contacts and their right to be texted: create, give consent, revoke, restore.
+
+Every consent change is an append-only ``consent_events`` row with its
+evidence, in the same transaction as the change it records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from sqlalchemy.orm import Session
+
+from drip.domain.enums import (
+    Channel,
+    ConsentEventKind,
+    ConsentSource,
+    MessageKind,
+    SenderRole,
+    SendState,
+    TextStatus,
+)
+from drip.domain.zones import normalize_phone, normalize_state, validate_timezone
+from drip.errors import NotFoundError, ValidationError
+from drip.services.deps import Deps
+from drip.services.firing import FireResult, fire_batch
+from drip.store import repository as repo
+from drip.store.models import Agent, ConsentEvent, Contact, OrphanOptOut, ScheduledSend
+
+log = structlog.get_logger("drip.contacts")
+
+
+@dataclass(frozen=True, slots=True)
+class ContactInput:
+    """A contact as given by a person, a form or a CSV row, before validation."""
+
+    first_name: str
+    last_name: str = ""
+    phone: str | None = None
+    email: str | None = None
+    state: str | None = None
+    timezone: str | None = None
+    agent_phone: str | None = None
+    source: ConsentSource = ConsentSource.MANUAL
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentEvidence:
+    """Proof of SMS consent (SPEC C1): when, how, and the words the contact agreed to."""
+
+    at: datetime
+    source: ConsentSource
+    text: str
+
+    def __post_init__(self) -> None:
+        if self.at.utcoffset() is None:
+            raise ValidationError("consent time must be timezone-aware")
+        if not self.text.strip():
+            raise ValidationError("consent evidence needs the consent text that was shown")
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    contact_id: int
+    created: bool
+    consent_recorded: bool
+    confirmation: FireResult | None
+    notes: tuple[str, ...] = ()
+
+
+def validated(data: ContactInput) -> ContactInput:
+    """The same input with phone in E.164, state upper-case, zone checked; or ValidationError."""
+    if not data.first_name.strip():
+        raise ValidationError("first_name: required")
+    if not data.phone and not data.email:
+        raise ValidationError("phone or email: at least one is required")
+    phone = normalize_phone(data.phone) if data.phone else None
+    email = data.email.strip() if data.email else None
+    if email is not None and ("@" not in email or email.startswith("@") or email.endswith("@")):
+        raise ValidationError(f"email: {email!r} is not an email address")
+    state = normalize_state(data.state) if data.state else None
+    tz = validate_timezone(data.timezone) if data.timezone else None
+    agent = normalize_phone(data.agent_phone) if data.agent_phone else None
+    return ContactInput(
+        data.first_name.strip(), data.last_name.strip(), phone, email, state, tz, agent, data.source
+    )
+
+
+def upsert_contact(
+    session: Session, data: ContactInput, now: datetime
+) -> tuple[Contact, bool, list[str]]:
+    """Create the contact, or update the one with the same phone (never a duplicate)."""
+    data = validated(data)
+    notes: list[str] = []
+    agent_id = None
+    if data.agent_phone is not None:
+        agent = repo.agent_by_phone(session, data.agent_phone)
+        if agent is None:
+            raise NotFoundError(f"agent: no agent texts from {data.agent_phone}; add one first")
+        agent_id = agent.id
+    existing = repo.contact_by_phone(session, data.phone) if data.phone else None
+    if existing is not None:
+        existing.first_name = data.first_name
+        existing.last_name = data.last_name or existing.last_name
+        existing.email = data.email or existing.email
+        existing.state = data.state or existing.state
+        existing.timezone = data.timezone or existing.timezone
+        existing.agent_id = agent_id or existing.agent_id
+        existing.updated_at = now
+        return existing, False, notes
+    contact = Contact(
+        first_name=data.first_name,
+        last_name=data.last_name,
+        phone=data.phone,
+        email=data.email,
+        state=data.state,
+        timezone=data.timezone,
+        source=data.source,
+        agent_id=agent_id,
+        created_at=now,
+        updated_at=now,
+    )
+    if data.phone is not None:
+        orphan = session.get(OrphanOptOut, data.phone)
+        if orphan is not None:
+            contact.sms_opted_out_at = orphan.at
+            contact.sms_opted_out_how = "keyword"
+            notes.append(
+                f"this number texted {orphan.keyword!r} on {orphan.at:%Y-%m-%d}: opted out"
+            )
+    session.add(contact)
+    session.flush()
+    return contact, True, notes
+
+
+def record_consent(
+    session: Session, contact: Contact, evidence: ConsentEvidence, now: datetime
+) -> bool:
+    """Store consent with its evidence; False when the contact had opted out by keyword since."""
+    if contact.sms_opted_out_at is not None and contact.sms_opted_out_at > evidence.at:
+        return False
+    contact.sms_consent_at = evidence.at
+    contact.sms_consent_source = evidence.source
+    contact.sms_consent_text = evidence.text
+    contact.sms_opted_out_at = None
+    contact.sms_opted_out_how = None
+    contact.updated_at = now
+    session.add(
+        ConsentEvent(
+            contact_id=contact.id,
+            kind=ConsentEventKind.GIVEN,
+            at=evidence.at,
+            source=evidence.source.value,
+            evidence=evidence.text,
+        )
+    )
+    return True
+
+
+def add_contact(
+    deps: Deps, data: ContactInput, consent: ConsentEvidence | None, now: datetime
+) -> AddResult:
+    """Create or update a contact; with new consent, send the opt-in confirmation at once (C3)."""
+    with deps.sessions.begin() as session:
+        contact, created, notes = upsert_contact(session, data, now)
+        had_consent = contact.sms_consent_at is not None
+        recorded = False
+        if consent is not None and contact.phone is not None:
+            recorded = record_consent(session, contact, consent, now)
+            if not recorded:
+                notes.append("consent not recorded: the contact opted out after it was given")
+        contact_id = contact.id
+    confirmation = None
+    if recorded and not had_consent:
+        confirmation = send_now(
+            deps, contact_id, MessageKind.OPT_IN_CONFIRMATION, deps.account.opt_in_confirmation, now
+        )
+    log.info("contact_saved", contact_id=contact_id, created=created, consent=recorded)
+    return AddResult(contact_id, created, recorded, confirmation, tuple(notes))
+
+
+def send_now(
+    deps: Deps,
+    contact_id: int,
+    kind: MessageKind,
+    body: str,
+    now: datetime,
+    *,
+    sender_role: SenderRole = SenderRole.AGENT,
+    channel: Channel = Channel.SMS,
+) -> FireResult:
+    """A manual text or compliance reply: through the same policy, transport and records."""
+    with deps.sessions.begin() as session:
+        send = ScheduledSend(
+            contact_id=contact_id,
+            kind=kind,
+            channel=channel,
+            body=body,
+            sender_role=sender_role,
+            due_at=now,
+            state=SendState.QUEUED,
+            claimed_at=now,
+            created_at=now,
+        )
+        session.add(send)
+        session.flush()
+        send_id = send.id
+    results = fire_batch(deps, [send_id], now)
+    return results[0]
+
+
+def add_agent(deps: Deps, first_name: str, last_name: str, phone: str, now: datetime) -> int:
+    with deps.sessions.begin() as session:
+        e164 = normalize_phone(phone)
+        agent = repo.agent_by_phone(session, e164)
+        if agent is None:
+            agent = Agent(first_name=first_name, last_name=last_name, phone=e164, created_at=now)
+            session.add(agent)
+        else:
+            agent.first_name, agent.last_name = first_name, last_name
+        session.flush()
+        return agent.id
+
+
+def find_contact(deps: Deps, ref: str) -> Contact:
+    """A contact by id or by phone number (any format)."""
+    with deps.sessions() as session:
+        contact: Contact | None
+        if ref.isdigit() and len(ref) < 10:
+            contact = session.get(Contact, int(ref))
+        else:
+            contact = repo.contact_by_phone(session, normalize_phone(ref))
+        if contact is None:
+            raise NotFoundError(f"no contact {ref!r} (give an id or a phone number)")
+        session.expunge(contact)
+        return contact
+
+
+def opt_out(
+    session: Session,
+    contact: Contact,
+    how: str,
+    kind: ConsentEventKind,
+    now: datetime,
+    *,
+    evidence: str,
+    detail: str | None = None,
+) -> bool:
+    """Revoke SMS consent for every sender (C4); pending texts will be skipped at fire time."""
+    if contact.sms_opted_out_at is not None:
+        return False
+    contact.sms_opted_out_at = now
+    contact.sms_opted_out_how = how
+    contact.updated_at = now
+    session.add(
+        ConsentEvent(
+            contact_id=contact.id, kind=kind, at=now, source=how, evidence=evidence, detail=detail
+        )
+    )
+    return True
+
+
+def restore(session: Session, contact: Contact, now: datetime, *, evidence: str) -> bool:
+    """START after a keyword or phrase opt-out restores earlier consent (SPEC §3)."""
+    if (
+        contact.sms_opted_out_at is None
+        or contact.sms_consent_at is None
+        or contact.sms_opted_out_how not in ("keyword", "phrase")
+    ):
+        return False
+    contact.sms_opted_out_at = None
+    contact.sms_opted_out_how = None
+    contact.updated_at = now
+    session.add(
+        ConsentEvent(
+            contact_id=contact.id,
+            kind=ConsentEventKind.RESTORED,
+            at=now,
+            source="keyword",
+            evidence=evidence,
+        )
+    )
+    return True
+
+
+def set_text_status(
+    deps: Deps, contact_id: int, status: TextStatus, now: datetime, *, by: str
+) -> None:
+    """An operator marks a contact cannot-be-texted (revocation, C4) or textable again."""
+    with deps.sessions.begin() as session:
+        contact = session.get(Contact, contact_id)
+        if contact is None:
+            raise NotFoundError(f"no contact with id {contact_id}")
+        if contact.text_status is status:
+            return
+        contact.text_status = status
+        contact.updated_at = now
+        kind = (
+            ConsentEventKind.REVOKED_OPERATOR
+            if status is TextStatus.CANNOT_BE_TEXTED
+            else ConsentEventKind.TEXTABLE_AGAIN
+        )
+        session.add(
+            ConsentEvent(
+                contact_id=contact_id,
+                kind=kind,
+                at=now,
+                source="operator",
+                evidence=f"text status set to {status.value} by {by}",
+            )
+        )

@@ -1,0 +1,76 @@
+"""Dispatch: claim what is due, settle what was abandoned, and (embedded) fire it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+
+from drip.services.deps import Deps
+from drip.services.firing import FireResult, fire_batch
+from drip.store import claims
+
+log = structlog.get_logger("drip.dispatch")
+
+
+def claim(deps: Deps, now: datetime, limit: int | None = None) -> list[int]:
+    """Claim up to ``limit`` due sends (``pending -> queued``); safe with many dispatchers."""
+    with deps.sessions() as session:
+        return claims.claim_due(session, now, limit or deps.settings.dispatch_batch)
+
+
+def recover(deps: Deps, now: datetime) -> list[int]:
+    """Mark sends stuck in ``sending`` as ``unknown`` (reported, never resent)."""
+    timeout = timedelta(seconds=deps.settings.sending_timeout_seconds)
+    with deps.sessions() as session:
+        unknown = claims.recover_stale(session, now, timeout)
+    for send_id in unknown:
+        log.error(
+            "send_unknown",
+            send_id=send_id,
+            reason="sending started but no result was recorded; not resent (at most once)",
+        )
+    return unknown
+
+
+def chunks(ids: list[int], size: int) -> list[list[int]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+@dataclass
+class TickSummary:
+    """What one embedded tick did."""
+
+    claimed: int = 0
+    unknown: list[int] = field(default_factory=list)
+    results: list[FireResult] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.results:
+            out[r.outcome] = out.get(r.outcome, 0) + 1
+        return out
+
+
+def tick(
+    deps: Deps,
+    now: datetime,
+    *,
+    max_rounds: int = 1000,
+    on_result: Callable[[FireResult], None] | None = None,
+) -> TickSummary:
+    """Embedded mode: recover, then claim and fire in-process until nothing is due at ``now``."""
+    summary = TickSummary(unknown=recover(deps, now))
+    for _ in range(max_rounds):
+        ids = claim(deps, now)
+        if not ids:
+            break
+        summary.claimed += len(ids)
+        for batch in chunks(ids, deps.settings.send_batch):
+            for result in fire_batch(deps, batch, now):
+                summary.results.append(result)
+                if on_result is not None:
+                    on_result(result)
+    return summary

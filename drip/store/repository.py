@@ -1,0 +1,444 @@
+"""Queries the services need, in one place: services never build SQL themselves.
+
+Every function takes the ``Session`` of the caller's unit of work, so the
+caller decides the transaction; none of them commits.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from drip.domain.enums import Channel, EnrollmentStatus, MessageKind, SendState
+from drip.store.models import (
+    Agent,
+    Campaign,
+    ConsentEvent,
+    Contact,
+    Conversation,
+    Enrollment,
+    Message,
+    ScheduledSend,
+    SendDecision,
+)
+
+MARKETING_KINDS = (MessageKind.CAMPAIGN, MessageKind.BULK)
+#: Message statuses that mean the provider did not take the message.
+NOT_SENT_STATUSES = ("failed",)
+
+
+def contact_by_phone(session: Session, phone: str) -> Contact | None:
+    return session.scalars(select(Contact).where(Contact.phone == phone)).one_or_none()
+
+
+def contacts_by_id(session: Session, ids: Iterable[int]) -> dict[int, Contact]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = session.scalars(select(Contact).where(Contact.id.in_(wanted)))
+    return {c.id: c for c in rows}
+
+
+def agents_by_id(session: Session, ids: Iterable[int]) -> dict[int, Agent]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {a.id: a for a in session.scalars(select(Agent).where(Agent.id.in_(wanted)))}
+
+
+def agent_by_phone(session: Session, phone: str) -> Agent | None:
+    return session.scalars(select(Agent).where(Agent.phone == phone)).one_or_none()
+
+
+def first_agent(session: Session) -> Agent | None:
+    return session.scalars(select(Agent).order_by(Agent.id).limit(1)).one_or_none()
+
+
+def campaign_by_name(session: Session, name: str) -> Campaign | None:
+    return session.scalars(select(Campaign).where(Campaign.name == name)).one_or_none()
+
+
+def campaigns_by_id(session: Session, ids: Iterable[int]) -> dict[int, Campaign]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {c.id: c for c in session.scalars(select(Campaign).where(Campaign.id.in_(wanted)))}
+
+
+def all_campaigns(session: Session) -> list[Campaign]:
+    return list(session.scalars(select(Campaign).order_by(Campaign.name)))
+
+
+def sends_by_id(session: Session, ids: Sequence[int]) -> list[ScheduledSend]:
+    if not ids:
+        return []
+    rows = session.scalars(
+        select(ScheduledSend)
+        .where(ScheduledSend.id.in_(ids))
+        .order_by(ScheduledSend.due_at, ScheduledSend.id)
+    )
+    return list(rows)
+
+
+def ensure_conversations(session: Session, pairs: Iterable[tuple[str, int]]) -> None:
+    """Create missing (sender, contact) conversations; concurrent creators do not collide."""
+    rows = [{"sender_phone": s, "contact_id": c} for s, c in set(pairs)]
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(Conversation).values(rows).on_conflict_do_nothing())
+
+
+def conversations_for(
+    session: Session, pairs: Iterable[tuple[str, int]]
+) -> dict[tuple[str, int], Conversation]:
+    wanted = set(pairs)
+    if not wanted:
+        return {}
+    contact_ids = {c for _, c in wanted}
+    rows = session.scalars(select(Conversation).where(Conversation.contact_id.in_(contact_ids)))
+    found = {(r.sender_phone, r.contact_id): r for r in rows}
+    return {k: v for k, v in found.items() if k in wanted}
+
+
+def conversation(session: Session, sender_phone: str, contact_id: int) -> Conversation:
+    ensure_conversations(session, [(sender_phone, contact_id)])
+    return session.scalars(
+        select(Conversation).where(
+            Conversation.sender_phone == sender_phone, Conversation.contact_id == contact_id
+        )
+    ).one()
+
+
+def marketing_sent_since(
+    session: Session, contact_ids: Iterable[int], since: datetime
+) -> dict[int, list[datetime]]:
+    """Send times of campaign and bulk texts per contact since ``since`` (state caps)."""
+    wanted = set(contact_ids)
+    out: dict[int, list[datetime]] = defaultdict(list)
+    if not wanted:
+        return out
+    rows = session.execute(
+        select(Message.contact_id, Message.sent_at).where(
+            Message.contact_id.in_(wanted),
+            Message.direction == "outbound",
+            Message.channel == Channel.SMS,
+            Message.kind.in_(MARKETING_KINDS),
+            Message.sent_at >= since,
+            Message.status.not_in(NOT_SENT_STATUSES),
+        )
+    )
+    for contact_id, sent_at in rows:
+        if contact_id is not None and sent_at is not None:
+            out[contact_id].append(sent_at)
+    return out
+
+
+def enrollment_last_sent(session: Session, enrollment_ids: Iterable[int]) -> dict[int, datetime]:
+    """The last time each enrollment had a step go out (catch-up)."""
+    wanted = set(enrollment_ids)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(ScheduledSend.enrollment_id, func.max(Message.sent_at))
+        .join(Message, Message.id == ScheduledSend.message_id)
+        .where(ScheduledSend.enrollment_id.in_(wanted), ScheduledSend.state == SendState.SENT)
+        .group_by(ScheduledSend.enrollment_id)
+    )
+    return {eid: at for eid, at in rows if eid is not None and at is not None}
+
+
+def start_sending_many(session: Session, ids: Sequence[int], now: datetime) -> list[int]:
+    """Conditional ``queued -> sending`` for a batch; returns only the ids this caller won."""
+    if not ids:
+        return []
+    won = session.scalars(
+        update(ScheduledSend)
+        .where(ScheduledSend.id.in_(ids), ScheduledSend.state == SendState.QUEUED)
+        .values(
+            state=SendState.SENDING,
+            sending_started_at=now,
+            attempts=ScheduledSend.attempts + 1,
+            updated_at=now,
+        )
+        .returning(ScheduledSend.id)
+    )
+    return list(won)
+
+
+def active_enrollment(session: Session, contact_id: int, campaign_id: int) -> Enrollment | None:
+    return session.scalars(
+        select(Enrollment).where(
+            Enrollment.contact_id == contact_id,
+            Enrollment.campaign_id == campaign_id,
+            Enrollment.status == EnrollmentStatus.ACTIVE,
+        )
+    ).one_or_none()
+
+
+def active_enrollments_of(session: Session, contact_id: int) -> list[Enrollment]:
+    return list(
+        session.scalars(
+            select(Enrollment).where(
+                Enrollment.contact_id == contact_id, Enrollment.status == EnrollmentStatus.ACTIVE
+            )
+        )
+    )
+
+
+def pending_sends_of_enrollments(
+    session: Session, enrollment_ids: Iterable[int]
+) -> list[ScheduledSend]:
+    wanted = set(enrollment_ids)
+    if not wanted:
+        return []
+    return list(
+        session.scalars(
+            select(ScheduledSend).where(
+                ScheduledSend.enrollment_id.in_(wanted),
+                ScheduledSend.state == SendState.PENDING,
+            )
+        )
+    )
+
+
+def sends_of_campaign(session: Session, campaign_id: int) -> list[ScheduledSend]:
+    """Every send of the campaign's active enrollments, whatever its state (for sync)."""
+    return list(
+        session.scalars(
+            select(ScheduledSend)
+            .join(Enrollment, Enrollment.id == ScheduledSend.enrollment_id)
+            .where(
+                ScheduledSend.campaign_id == campaign_id,
+                Enrollment.status == EnrollmentStatus.ACTIVE,
+            )
+        )
+    )
+
+
+def active_enrollments_of_campaign(session: Session, campaign_id: int) -> list[Enrollment]:
+    return list(
+        session.scalars(
+            select(Enrollment).where(
+                Enrollment.campaign_id == campaign_id, Enrollment.status == EnrollmentStatus.ACTIVE
+            )
+        )
+    )
+
+
+def active_enrollments_of_campaign_for(
+    session: Session, campaign_id: int, contact_ids: Sequence[int]
+) -> list[Enrollment]:
+    return list(
+        session.scalars(
+            select(Enrollment).where(
+                Enrollment.campaign_id == campaign_id,
+                Enrollment.status == EnrollmentStatus.ACTIVE,
+                Enrollment.contact_id.in_(contact_ids),
+            )
+        )
+    )
+
+
+def finish_enrollments(session: Session, enrollment_ids: Iterable[int], now: datetime) -> None:
+    """Mark enrollments with nothing left pending or in flight as completed."""
+    wanted = set(enrollment_ids)
+    if not wanted:
+        return
+    open_states = (SendState.PENDING, SendState.QUEUED, SendState.SENDING)
+    still_open = select(ScheduledSend.id).where(
+        ScheduledSend.enrollment_id == Enrollment.id, ScheduledSend.state.in_(open_states)
+    )
+    session.execute(
+        update(Enrollment)
+        .where(
+            Enrollment.id.in_(wanted),
+            Enrollment.status == EnrollmentStatus.ACTIVE,
+            ~still_open.exists(),
+        )
+        .values(status=EnrollmentStatus.COMPLETED, stopped_at=now, stop_reason="all steps done")
+        .execution_options(synchronize_session=False)
+    )
+
+
+def decisions_of(session: Session, send_id: int) -> list[SendDecision]:
+    return list(
+        session.scalars(
+            select(SendDecision)
+            .where(SendDecision.send_id == send_id)
+            .order_by(SendDecision.at, SendDecision.id)
+        )
+    )
+
+
+def messages_of(session: Session, contact_id: int) -> list[Message]:
+    return list(
+        session.scalars(
+            select(Message)
+            .where(Message.contact_id == contact_id)
+            .order_by(Message.created_at, Message.id)
+        )
+    )
+
+
+def consent_events_of(session: Session, contact_id: int) -> list[ConsentEvent]:
+    return list(
+        session.scalars(
+            select(ConsentEvent)
+            .where(ConsentEvent.contact_id == contact_id)
+            .order_by(ConsentEvent.at, ConsentEvent.id)
+        )
+    )
+
+
+def sends_of_contact(session: Session, contact_id: int) -> list[ScheduledSend]:
+    return list(
+        session.scalars(
+            select(ScheduledSend)
+            .where(ScheduledSend.contact_id == contact_id)
+            .order_by(ScheduledSend.original_due_at, ScheduledSend.id)
+        )
+    )
+
+
+def decisions_of_sends(session: Session, send_ids: Iterable[int]) -> list[SendDecision]:
+    wanted = set(send_ids)
+    if not wanted:
+        return []
+    return list(
+        session.scalars(
+            select(SendDecision)
+            .where(SendDecision.send_id.in_(wanted))
+            .order_by(SendDecision.at, SendDecision.id)
+        )
+    )
+
+
+def next_due_at(session: Session) -> datetime | None:
+    """The earliest pending due time (replay jumps there)."""
+    return session.scalar(
+        select(func.min(ScheduledSend.due_at)).where(ScheduledSend.state == SendState.PENDING)
+    )
+
+
+def message_by_sid(session: Session, sid: str) -> Message | None:
+    return session.scalars(select(Message).where(Message.provider_sid == sid)).one_or_none()
+
+
+def cancel_pending_of_contact(
+    session: Session, contact_id: int, channel: Channel, now: datetime, reason: str
+) -> list[int]:
+    """Cancel a contact's pending sends on one channel; returns their ids."""
+    return list(
+        session.scalars(
+            update(ScheduledSend)
+            .where(
+                ScheduledSend.contact_id == contact_id,
+                ScheduledSend.channel == channel,
+                ScheduledSend.state == SendState.PENDING,
+            )
+            .values(
+                state=SendState.CANCELLED,
+                decision_code="cancelled",
+                decision_reason=reason,
+                updated_at=now,
+            )
+            .returning(ScheduledSend.id)
+        )
+    )
+
+
+def stop_enrollments(
+    session: Session, enrollment_ids: Iterable[int], now: datetime, reason: str
+) -> list[int]:
+    """Stop enrollments and cancel their pending sends; returns the cancelled send ids."""
+    wanted = set(enrollment_ids)
+    if not wanted:
+        return []
+    session.execute(
+        update(Enrollment)
+        .where(Enrollment.id.in_(wanted), Enrollment.status == EnrollmentStatus.ACTIVE)
+        .values(status=EnrollmentStatus.STOPPED, stopped_at=now, stop_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return list(
+        session.scalars(
+            update(ScheduledSend)
+            .where(
+                ScheduledSend.enrollment_id.in_(wanted), ScheduledSend.state == SendState.PENDING
+            )
+            .values(
+                state=SendState.CANCELLED,
+                decision_code="cancelled",
+                decision_reason=reason,
+                updated_at=now,
+            )
+            .returning(ScheduledSend.id)
+        )
+    )
+
+
+def count_by_state(session: Session) -> dict[str, int]:
+    rows = session.execute(select(ScheduledSend.state, func.count()).group_by(ScheduledSend.state))
+    return {str(state): int(n) for state, n in rows}
+
+
+def contacts_matching(
+    session: Session,
+    *,
+    state: str | None = None,
+    campaign_id: int | None = None,
+) -> list[Contact]:
+    query = select(Contact).where(Contact.phone.is_not(None))
+    if state is not None:
+        query = query.where(Contact.state == state)
+    if campaign_id is not None:
+        query = query.where(
+            Contact.id.in_(
+                select(Enrollment.contact_id).where(
+                    Enrollment.campaign_id == campaign_id,
+                    Enrollment.status == EnrollmentStatus.ACTIVE,
+                )
+            )
+        )
+    return list(session.scalars(query.order_by(Contact.id)))
+
+
+def last_outbound_at(session: Session, contact_ids: Iterable[int]) -> dict[int, datetime]:
+    wanted = set(contact_ids)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(Message.contact_id, func.max(Message.sent_at))
+        .where(Message.contact_id.in_(wanted), Message.direction == "outbound")
+        .group_by(Message.contact_id)
+    )
+    return {cid: at for cid, at in rows if cid is not None and at is not None}
+
+
+def two_way_contacts(session: Session, contact_ids: Iterable[int]) -> set[int]:
+    wanted = set(contact_ids)
+    if not wanted:
+        return set()
+    rows = session.scalars(
+        select(Conversation.contact_id).where(
+            Conversation.contact_id.in_(wanted), Conversation.two_way_at.is_not(None)
+        )
+    )
+    return set(rows)
+
+
+def later_of(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The later of two optional instants."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
