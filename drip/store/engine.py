@@ -1,0 +1,119 @@
+"""Engines and sessions for SQLite (embedded) and PostgreSQL (scale-out).
+
+SQLite connections get, on connect: WAL journal (readers never block the one
+writer), ``busy_timeout`` 30 s (a writer waits for the lock instead of failing
+at once) and ``foreign_keys=ON``. ``synchronous`` stays at its default FULL:
+with NORMAL a power cut may undo a committed ``sending`` mark, and the send
+could then be made twice. Transaction control is taken away from the
+``sqlite3`` module, whose legacy mode does not BEGIN before a SELECT or DDL
+(SQLAlchemy's SQLite documentation, "Enabling Non-Legacy SQLite Transactional
+Modes"): ``isolation_level = None`` on connect and our own ``BEGIN`` in the
+``begin`` event. A connection whose execution option ``sqlite_begin`` is
+``"IMMEDIATE"`` (or ``"EXCLUSIVE"``) begins with ``BEGIN IMMEDIATE``: the
+write lock is taken at the start, so the claim of :mod:`drip.store.claims`
+cannot lose a read-to-write upgrade race.
+
+PostgreSQL uses psycopg 3 with ``pool_pre_ping``.
+
+Failures to reach the database are raised as :class:`drip.errors.StoreError`
+(with the driver's error as ``__cause__``); other database errors
+(``IntegrityError``...) stay SQLAlchemy errors for the store functions to
+translate where they know what they mean.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.orm import Session, sessionmaker
+
+from drip.errors import StoreError
+
+__all__ = ["SQLITE_BEGIN_OPTION", "make_engine", "safe_url", "session_factory"]
+
+#: Connection execution option naming the SQLite BEGIN mode: DEFERRED, IMMEDIATE, EXCLUSIVE.
+SQLITE_BEGIN_OPTION = "sqlite_begin"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_BEGIN_MODES = {"DEFERRED", "IMMEDIATE", "EXCLUSIVE"}
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL with any password hidden, fit for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """An engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``).
+
+    Extra keyword arguments go to :func:`sqlalchemy.create_engine`. Creating the
+    engine does not connect; a database that cannot be reached raises
+    :class:`StoreError` at first use.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"not a database URL: {exc}") from exc
+    backend = parsed.get_backend_name()
+    try:
+        if backend == "sqlite":
+            engine = create_engine(parsed, **kwargs)
+            _install_sqlite_hooks(engine)
+        elif backend == "postgresql":
+            if parsed.drivername == "postgresql":
+                parsed = parsed.set(drivername="postgresql+psycopg")
+            kwargs.setdefault("pool_pre_ping", True)
+            engine = create_engine(parsed, **kwargs)
+        else:
+            raise StoreError(
+                f"unsupported database {safe_url(parsed)}: drip runs on SQLite or PostgreSQL"
+            )
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise StoreError(f"cannot use database {safe_url(parsed)}: {exc}") from exc
+    _install_error_translation(engine)
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions on ``engine`` that keep loaded values readable after commit."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the sqlite3 module; the "begin" hook emits it.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = str(conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")).upper()
+        if mode not in _BEGIN_MODES:
+            raise StoreError(f"unknown SQLite BEGIN mode {mode!r}")
+        conn.exec_driver_sql("BEGIN" if mode == "DEFERRED" else f"BEGIN {mode}")
+
+
+def _install_error_translation(engine: Engine) -> None:
+    where = safe_url(engine.url)
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        if context.is_pre_ping:
+            return  # the pool reconnects on its own after a failed ping
+        unreachable = context.connection is None and context.engine is not None
+        if unreachable or context.is_disconnect:
+            raise StoreError(
+                f"database {where} is unreachable: {context.original_exception}"
+            ) from context.original_exception

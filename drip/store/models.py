@@ -1,0 +1,378 @@
+"""The tables of drip, as SQLAlchemy 2 typed declarative models.
+
+These classes are persistence rows, not domain values: services read them and
+build the frozen values of :mod:`drip.domain` from them.
+
+Conventions:
+
+- Every instant is a :class:`~drip.store.types.UtcDateTime` (aware UTC).
+  Library code never reads the clock, so ``created_at`` has no default: the
+  caller passes ``now``. ``updated_at`` defaults to ``created_at`` on insert
+  and ``scheduled_sends.original_due_at`` to ``due_at``; later changes set
+  ``updated_at`` explicitly.
+- Closed vocabularies (:mod:`drip.domain.enums`) are stored as their plain
+  string values in ``VARCHAR`` columns (:class:`~drip.store.types.StrEnumType`),
+  so a new member needs no migration. Open vocabularies (message status,
+  decision outcome, opt-out "how") are plain strings; their known values are
+  listed in the ``*_VALUES`` constants below.
+- Columns with a constant default also carry a server default, so rows written
+  by raw SQL or COPY get the same value.
+- A few indexes exist on PostgreSQL only; they carry ``info={"dialects": (...)}``
+  (read by the Alembic ``include_object`` hook) and ``ddl_if``.
+- ``scheduled_sends.message_id`` and ``messages.send_id`` reference each
+  other; the first is created after both tables (``use_alter``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.engine.default import DefaultExecutionContext
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from drip.domain.enums import (
+    Channel,
+    ConsentEventKind,
+    ConsentSource,
+    EnrollmentStatus,
+    MessageKind,
+    SenderRole,
+    SendState,
+    TextStatus,
+)
+from drip.store.types import StrEnumType, UtcDateTime
+
+__all__ = [
+    "DECISION_OUTCOMES",
+    "MESSAGE_DIRECTIONS",
+    "MESSAGE_STATUSES",
+    "OPT_OUT_HOW_VALUES",
+    "Agent",
+    "Base",
+    "Campaign",
+    "ConsentEvent",
+    "Contact",
+    "Conversation",
+    "Enrollment",
+    "Message",
+    "OrphanOptOut",
+    "ScheduledSend",
+    "SendDecision",
+    "only_on",
+]
+
+#: ``contacts.sms_opted_out_how``
+OPT_OUT_HOW_VALUES = ("keyword", "phrase", "operator", "carrier")
+#: ``send_decisions.outcome``
+DECISION_OUTCOMES = (
+    "sent",
+    "skipped",
+    "deferred",
+    "failed",
+    "unknown",
+    "cancelled",
+    "rescheduled",
+)
+#: ``messages.direction``
+MESSAGE_DIRECTIONS = ("outbound", "inbound")
+#: ``messages.status`` (Twilio's vocabulary plus ``received`` for inbound)
+MESSAGE_STATUSES = (
+    "queued",
+    "accepted",
+    "sending",
+    "sent",
+    "delivered",
+    "undelivered",
+    "failed",
+    "received",
+    "read",
+    "canceled",
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: A 64-bit key on PostgreSQL; on SQLite plain INTEGER so that it is the rowid.
+BigIntKey = BigInteger().with_variant(Integer(), "sqlite")
+
+PHONE = 16  # E.164: "+" and at most 15 digits
+NAME = 100
+EMAIL = 254
+ADDRESS = 320  # a phone number or an email address
+CODE = 64
+
+
+def only_on(*dialects: str) -> dict[str, Any]:
+    """``info`` for a schema item that exists on the named dialects only."""
+    return {"dialects": tuple(dialects)}
+
+
+def _default_from(column: str) -> Any:
+    """An insert default copying another column of the same row."""
+
+    def default(context: DefaultExecutionContext) -> Any:
+        # SQLAlchemy leaves get_current_parameters unannotated.
+        return context.get_current_parameters()[column]  # type: ignore[no-untyped-call]
+
+    return default
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Agent(Base):
+    """A person who texts leads from their own number (the sender)."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_name: Mapped[str] = mapped_column(String(NAME))
+    last_name: Mapped[str] = mapped_column(String(NAME), default="")
+    phone: Mapped[str] = mapped_column(String(PHONE), unique=True)
+    email: Mapped[str | None] = mapped_column(String(EMAIL))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Contact(Base):
+    """A lead: who they are, where they are, and what they agreed to."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (
+        Index("ix_contacts_agent_id", "agent_id"),
+        Index("ix_contacts_email", "email"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_name: Mapped[str] = mapped_column(String(NAME))
+    last_name: Mapped[str] = mapped_column(String(NAME), default="")
+    # Unique where present; NULL (an email-only contact) may repeat on both databases.
+    phone: Mapped[str | None] = mapped_column(String(PHONE), unique=True)
+    email: Mapped[str | None] = mapped_column(String(EMAIL))
+    state: Mapped[str | None] = mapped_column(String(2))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[ConsentSource] = mapped_column(StrEnumType(ConsentSource))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    sms_consent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    sms_consent_source: Mapped[ConsentSource | None] = mapped_column(StrEnumType(ConsentSource))
+    sms_consent_text: Mapped[str | None] = mapped_column(Text)
+    sms_opted_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    sms_opted_out_how: Mapped[str | None] = mapped_column(String(16))
+    text_status: Mapped[TextStatus] = mapped_column(
+        StrEnumType(TextStatus),
+        default=TextStatus.TEXTABLE,
+        server_default=TextStatus.TEXTABLE.value,
+    )
+    undeliverable_code: Mapped[int | None] = mapped_column(Integer)
+    email_opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    email_opted_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=_default_from("created_at"))
+
+
+class ConsentEvent(Base):
+    """One change of a contact's consent, with its evidence. Append-only."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (Index("ix_consent_events_contact_id_at", "contact_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    kind: Mapped[ConsentEventKind] = mapped_column(StrEnumType(ConsentEventKind))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    source: Mapped[str] = mapped_column(String(CODE))
+    evidence: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class Conversation(Base):
+    """One (sender, contact) pair and its footer state (SPEC §2)."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("sender_phone", "contact_id"),
+        Index("ix_conversations_contact_id", "contact_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sender_phone: Mapped[str] = mapped_column(String(PHONE))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    footer_last_sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    two_way_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class Campaign(Base):
+    """A loaded campaign: ``definition`` is ``domain.Campaign.as_dict()``."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    version: Mapped[str] = mapped_column(String(CODE))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    source_path: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Enrollment(Base):
+    """A contact on a campaign; at most one ACTIVE per (contact, campaign)."""
+
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        Index("ix_enrollments_contact_id", "contact_id"),
+        Index("ix_enrollments_campaign_id", "campaign_id"),
+        Index(
+            "uq_enrollments_active_contact_campaign",
+            "contact_id",
+            "campaign_id",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    enrolled_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    status: Mapped[EnrollmentStatus] = mapped_column(
+        StrEnumType(EnrollmentStatus),
+        default=EnrollmentStatus.ACTIVE,
+        server_default=EnrollmentStatus.ACTIVE.value,
+    )
+    stopped_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ScheduledSend(Base):
+    """A message to send at ``due_at``: a campaign step, a bulk text or a manual text.
+
+    Campaign steps have no ``body``: they are rendered from the campaign at
+    fire time, so an edited campaign reaches pending sends (SPEC §5).
+    """
+
+    __tablename__ = "scheduled_sends"
+    __table_args__ = (
+        Index("ix_scheduled_sends_state_due_at", "state", "due_at"),
+        Index(
+            "ix_scheduled_sends_pending_due_at",
+            "due_at",
+            postgresql_where=text("state = 'pending'"),
+            info=only_on("postgresql"),
+        ).ddl_if(dialect="postgresql"),
+        Index("ix_scheduled_sends_enrollment_id", "enrollment_id"),
+        Index("ix_scheduled_sends_contact_id_due_at", "contact_id", "due_at"),
+        Index("ix_scheduled_sends_campaign_id", "campaign_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    enrollment_id: Mapped[int | None] = mapped_column(BigIntKey, ForeignKey("enrollments.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    step_id: Mapped[str | None] = mapped_column(String(200))
+    kind: Mapped[MessageKind] = mapped_column(StrEnumType(MessageKind))
+    channel: Mapped[Channel] = mapped_column(StrEnumType(Channel))
+    body: Mapped[str | None] = mapped_column(Text)
+    sender_role: Mapped[SenderRole] = mapped_column(StrEnumType(SenderRole))
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    original_due_at: Mapped[datetime] = mapped_column(
+        UtcDateTime(), default=_default_from("due_at")
+    )
+    state: Mapped[SendState] = mapped_column(
+        StrEnumType(SendState),
+        default=SendState.PENDING,
+        server_default=SendState.PENDING.value,
+    )
+    catching_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    sending_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    decision_code: Mapped[str | None] = mapped_column(String(CODE))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[int | None] = mapped_column(
+        BigIntKey,
+        ForeignKey("messages.id", use_alter=True, name="fk_scheduled_sends_message_id_messages"),
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=_default_from("created_at"))
+
+
+class SendDecision(Base):
+    """Why a send was sent, skipped, deferred...: the trail ``drip explain`` prints."""
+
+    __tablename__ = "send_decisions"
+    __table_args__ = (Index("ix_send_decisions_send_id", "send_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True)
+    send_id: Mapped[int] = mapped_column(BigIntKey, ForeignKey("scheduled_sends.id"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    outcome: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str] = mapped_column(String(CODE))
+    reason: Mapped[str] = mapped_column(Text)
+    footer: Mapped[bool | None] = mapped_column(Boolean)
+    footer_rule: Mapped[str | None] = mapped_column(String(16))
+    deferred_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class Message(Base):
+    """Every message in or out, with its delivery status."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_contact_id_created_at", "contact_id", "created_at"),
+        Index("ix_messages_send_id", "send_id"),
+        # NULLs are distinct in a unique index on both databases: unique where present.
+        Index("uq_messages_provider_sid", "provider_sid", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8))
+    channel: Mapped[Channel] = mapped_column(StrEnumType(Channel))
+    kind: Mapped[MessageKind | None] = mapped_column(StrEnumType(MessageKind))
+    sender_phone: Mapped[str | None] = mapped_column(String(PHONE))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    from_addr: Mapped[str] = mapped_column(String(ADDRESS))
+    to_addr: Mapped[str] = mapped_column(String(ADDRESS))
+    body: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(Text)
+    footer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    segments: Mapped[int | None] = mapped_column(Integer)
+    encoding: Mapped[str | None] = mapped_column(String(16))
+    provider_sid: Mapped[str | None] = mapped_column(String(CODE))
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    send_id: Mapped[int | None] = mapped_column(BigIntKey, ForeignKey("scheduled_sends.id"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=_default_from("created_at"))
+
+
+class OrphanOptOut(Base):
+    """An opt-out from a number that is not a contact yet: it starts opted out."""
+
+    __tablename__ = "orphan_optouts"
+
+    phone: Mapped[str] = mapped_column(String(PHONE), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    keyword: Mapped[str] = mapped_column(Text)

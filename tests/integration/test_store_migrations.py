@@ -1,0 +1,124 @@
+"""Alembic migrations: run from package data, idempotent, and equal to the models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+
+from drip.errors import StoreError
+from drip.store.engine import make_engine
+from drip.store.migrate import (
+    MIGRATIONS_DIR,
+    alembic_config,
+    current_revision,
+    head_revision,
+    include_object_for,
+    upgrade,
+)
+from drip.store.models import Base
+
+
+def _diff(engine: Engine) -> list[Any]:
+    """Alembic's autogenerate comparison of the database against the models."""
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "include_object": include_object_for(conn.dialect.name),
+                "compare_type": True,
+                "compare_server_default": True,
+            },
+        )
+        return list(compare_metadata(context, Base.metadata))
+
+
+@pytest.fixture
+def migrated(empty_db_url: str) -> Iterator[Engine]:
+    """An engine on a fresh database after ``upgrade``."""
+    upgrade(empty_db_url)
+    engine = make_engine(empty_db_url)
+    yield engine
+    engine.dispose()
+
+
+def test_migrated_schema_matches_models(migrated: Engine) -> None:
+    """After upgrade, autogenerate finds no difference between the database and the models."""
+    assert _diff(migrated) == []
+
+
+def test_comparison_detects_a_missing_index(migrated: Engine) -> None:
+    """The comparison above is not vacuous: a dropped index shows up as a difference."""
+    with migrated.begin() as conn:
+        conn.execute(text("DROP INDEX ix_scheduled_sends_state_due_at"))
+    diff = _diff(migrated)
+    assert [d[0] for d in diff] == ["add_index"]
+    assert diff[0][1].name == "ix_scheduled_sends_state_due_at"
+
+
+def test_revision_before_and_after_upgrade(empty_db_url: str) -> None:
+    """A new database has no revision; after upgrade it is at the shipped head."""
+    assert current_revision(empty_db_url) is None
+    upgrade(empty_db_url)
+    assert head_revision() == "0001"
+    assert current_revision(empty_db_url) == head_revision()
+
+
+def test_upgrade_twice_is_a_no_op(empty_db_url: str) -> None:
+    """Upgrading an up-to-date database changes nothing and does not fail."""
+    upgrade(empty_db_url)
+    upgrade(empty_db_url)
+    engine = make_engine(empty_db_url)
+    try:
+        assert current_revision(engine) == "0001"
+        assert _diff(engine) == []
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_to_base_and_up_again(migrated: Engine) -> None:
+    """The initial migration can be undone completely, with rows in it, and applied again."""
+    with migrated.begin() as conn:
+        conn.execute(
+            text("INSERT INTO orphan_optouts (phone, at, keyword) VALUES (:p, :at, 'STOP')"),
+            {"p": "+16175550100", "at": "2026-03-02 15:00:00"},
+        )
+    with migrated.begin() as conn:
+        command.downgrade(alembic_config(connection=conn), "base")
+    assert set(inspect(migrated).get_table_names()) - {"alembic_version"} == set()
+    assert current_revision(migrated) is None
+    upgrade(migrated)
+    assert set(inspect(migrated).get_table_names()) >= set(Base.metadata.tables)
+    assert _diff(migrated) == []
+
+
+def test_upgrade_needs_no_alembic_ini(
+    empty_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migrations run from the package directory whatever the working directory is."""
+    monkeypatch.chdir(tmp_path)
+    assert not (tmp_path / "alembic.ini").exists()
+    assert (MIGRATIONS_DIR / "env.py").is_file()
+    upgrade(empty_db_url)
+    assert current_revision(empty_db_url) == "0001"
+
+
+def test_partial_index_on_pending_sends_only_on_postgres(migrated: Engine) -> None:
+    """The pending-only index exists on PostgreSQL and is left out on SQLite."""
+    names = {ix["name"] for ix in inspect(migrated).get_indexes("scheduled_sends")}
+    assert "ix_scheduled_sends_state_due_at" in names
+    expected = migrated.dialect.name == "postgresql"
+    assert ("ix_scheduled_sends_pending_due_at" in names) is expected
+
+
+def test_unknown_revision_is_a_store_error(empty_db_url: str) -> None:
+    """Asking for a revision that does not exist raises StoreError and creates nothing."""
+    with pytest.raises(StoreError, match="nosuchrev"):
+        upgrade(empty_db_url, "nosuchrev")
+    assert current_revision(empty_db_url) is None
