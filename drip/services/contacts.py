@@ -164,7 +164,9 @@ def add_contact(
     """Create or update a contact; with new consent, send the opt-in confirmation at once (C3)."""
     with deps.sessions.begin() as session:
         contact, created, notes = upsert_contact(session, data, now)
-        had_consent = contact.sms_consent_at is not None
+        # Consent in force already: no second confirmation. Consent given again
+        # after an opt-out is newly recorded and confirmed (SPEC C3).
+        had_consent = contact.sms_consent_at is not None and contact.sms_opted_out_at is None
         recorded = False
         if consent is not None and contact.phone is not None:
             recorded = record_consent(session, contact, consent, now)

@@ -1,0 +1,253 @@
+"""Bulk texts (``drip bulk BODY``): pick contacts, say who is left out and why, schedule.
+
+A bulk text is one scheduled send per contact (kind ``bulk``, no enrollment,
+from the contact's agent, due now). It goes through dispatch and is fired
+like any campaign step, so every rule is applied again at fire time: the
+consent gate, the send window and state caps of the contact's zone and state
+(a send due outside them is deferred, not dropped), and the footer rules of
+SPEC §2.
+
+Selection, in this order (each contact is counted under the first reason
+that leaves it out):
+
+1. filters the operator chose (reported as ``filtered: ...``):
+   ``state`` (the contact's address state, else its area code's state, as
+   the state rules use), ``campaign`` (active in that campaign),
+   ``two_way_only`` (the conversation between the contact's agent number and
+   the contact has two-way communication), ``not_contacted_since`` (no
+   outbound message, text or email, sent in that many days);
+2. ``no_sender``: no agent number to text from;
+3. the consent gate of :func:`drip.domain.policy.decide` (kind ``bulk``):
+   ``no_phone``, ``opted_out``, ``cannot_be_texted``, ``undeliverable``,
+   ``no_consent``. The plan does not re-implement these rules.
+
+Contacts the policy would defer right now (outside their send window, state
+cap reached) are included and counted as ``deferred``: they get the text
+when their window opens.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final, TypeVar
+
+import structlog
+from sqlalchemy import select
+
+from drip.campaigns.loader import find_links, shortener_of
+from drip.domain.enums import Channel, MessageKind, SenderRole
+from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, template_problems
+from drip.domain.policy import DAY, ConversationState, Defer, Outgoing, Skip, decide
+from drip.domain.zones import normalize_state, resolve_state
+from drip.errors import NotFoundError, ValidationError
+from drip.services.deps import Deps
+from drip.services.firing import contact_state
+from drip.services.senders import resolve_sender
+from drip.store import claims
+from drip.store import repository as repo
+from drip.store.models import Agent, Contact
+
+log = structlog.get_logger("drip.bulk")
+
+#: Sends inserted per statement batch (and per progress step).
+BATCH: Final = claims.BATCH_SIZE
+MAX_BODY: Final = 1600  # Twilio's limit for one message body
+#: Ids per ``IN (...)`` query: SQLite allows 32,766 bind values, PostgreSQL 65,535.
+IN_CHUNK = 5000
+T = TypeVar("T")
+
+REASON_WORDS: Final = {
+    "filtered: state": "not in the chosen state",
+    "filtered: campaign": "not active in the chosen campaign",
+    "filtered: two_way": "no two-way conversation with their agent",
+    "filtered: recently_contacted": "sent a message within the chosen days",
+    "no_sender": "no agent number to text from",
+    "no_phone": "no phone number",
+    "no_consent": "no recorded SMS consent",
+    "opted_out": "opted out of texts",
+    "cannot_be_texted": "marked cannot be texted",
+    "undeliverable": "number reported undeliverable",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BulkFilters:
+    """Which contacts a bulk text is for; every filter left at its default selects all."""
+
+    two_way_only: bool = False
+    campaign: str | None = None
+    state: str | None = None
+    not_contacted_since_days: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.not_contacted_since_days is not None and self.not_contacted_since_days < 1:
+            raise ValidationError("--not-contacted-since: give a number of days, at least 1")
+
+
+@dataclass
+class BulkPlan:
+    """Who gets the text, who does not and why; ``recipients`` are contact ids."""
+
+    body: str
+    recipients: list[int] = field(default_factory=list)
+    excluded: Counter[str] = field(default_factory=Counter)
+    deferred: Counter[str] = field(default_factory=Counter)
+    considered: int = 0
+
+    @property
+    def excluded_total(self) -> int:
+        return sum(self.excluded.values())
+
+    def lines(self) -> list[str]:
+        """The plan in words, as the command prints it."""
+        out = [
+            f"{len(self.recipients)} of {self.considered} contacts will get this text; "
+            f"{self.excluded_total} excluded"
+        ]
+        for reason, n in sorted(self.excluded.items(), key=lambda kv: (-kv[1], kv[0])):
+            out.append(f"  excluded {n:>6}  {reason}: {REASON_WORDS.get(reason, reason)}")
+        waiting = sum(self.deferred.values())
+        if waiting:
+            why = ", ".join(f"{n} {code}" for code, n in sorted(self.deferred.items()))
+            out.append(
+                f"  {waiting} of the recipients are outside their send window or state cap "
+                f"right now ({why}): theirs go out when it allows"
+            )
+        return out
+
+
+def _chunks(items: list[T]) -> Iterator[list[T]]:
+    """``items`` in slices of :data:`IN_CHUNK`: an ``IN (...)`` list has one bind per value."""
+    for start in range(0, len(items), IN_CHUNK):
+        yield items[start : start + IN_CHUNK]
+
+
+def check_body(body: str) -> str:
+    """The body, stripped, or ValidationError: empty, too long, unknown variable, shortener."""
+    text = body.strip()
+    if not text:
+        raise ValidationError("BODY: the text is empty")
+    if len(text) > MAX_BODY:
+        raise ValidationError(f"BODY: {len(text)} characters; at most {MAX_BODY}")
+    problems = template_problems(text, ACCOUNT_TEMPLATE_VARIABLES)
+    if problems:
+        raise ValidationError(f"BODY: {problems[0].message}")
+    for link in find_links(text):
+        domain = shortener_of(link.host)
+        if domain is not None:
+            raise ValidationError(
+                f"BODY: {link.text} goes through the link shortener {domain}; carriers filter "
+                "shortened links, use the full address"
+            )
+    return text
+
+
+def plan_bulk(deps: Deps, body: str, filters: BulkFilters, now: datetime) -> BulkPlan:
+    """Select the recipients of a bulk text (see the module docstring); changes nothing."""
+    plan = BulkPlan(check_body(body))
+    state = normalize_state(filters.state) if filters.state else None
+    with deps.sessions() as session:
+        campaign_members: set[int] | None = None
+        if filters.campaign is not None:
+            row = repo.campaign_by_name(session, filters.campaign)
+            if row is None:
+                raise NotFoundError(f"--campaign: no campaign named {filters.campaign!r}")
+            campaign_members = {
+                e.contact_id for e in repo.active_enrollments_of_campaign(session, row.id)
+            }
+        contacts = list(session.scalars(select(Contact).order_by(Contact.id)))
+        agents = {a.id: a for a in session.scalars(select(Agent))}
+        plan.considered = len(contacts)
+        ids = [c.id for c in contacts]
+        senders = {
+            c.id: resolve_sender(
+                SenderRole.AGENT, agents.get(c.agent_id) if c.agent_id else None, deps.account
+            )
+            for c in contacts
+        }
+        last_out: dict[int, datetime] = {}
+        since: datetime | None = None
+        if filters.not_contacted_since_days is not None:
+            since = now - timedelta(days=filters.not_contacted_since_days)
+            for part in _chunks(ids):
+                last_out.update(repo.last_outbound_at(session, part))
+        two_way: set[tuple[str, int]] = set()
+        if filters.two_way_only:
+            pairs = [(s.phone, cid) for cid, s in senders.items() if s is not None]
+            for part_pairs in _chunks(pairs):
+                two_way.update(
+                    key
+                    for key, conv in repo.conversations_for(session, part_pairs).items()
+                    if conv.two_way_at is not None
+                )
+        marketing: dict[int, list[datetime]] = {}
+        for part in _chunks(ids):
+            marketing.update(repo.marketing_sent_since(session, part, now - DAY))
+        outgoing = Outgoing(
+            kind=MessageKind.BULK, due_at=now, channel=Channel.SMS, window=deps.account.send_window
+        )
+        for contact in contacts:
+            sender = senders[contact.id]
+            reason: str | None = None
+            if state is not None and resolve_state(contact.state, contact.phone) != state:
+                reason = "filtered: state"
+            elif campaign_members is not None and contact.id not in campaign_members:
+                reason = "filtered: campaign"
+            elif filters.two_way_only and (
+                sender is None or (sender.phone, contact.id) not in two_way
+            ):
+                reason = "filtered: two_way"
+            elif since is not None and (contact.id in last_out and last_out[contact.id] >= since):
+                reason = "filtered: recently_contacted"
+            elif sender is None:
+                reason = "no_sender"
+            if reason is not None:
+                plan.excluded[reason] += 1
+                continue
+            decision = decide(
+                contact_state(contact, deps, marketing.get(contact.id, [])),
+                ConversationState(),
+                outgoing,
+                now,
+                state_rules=deps.account.state_rules,
+            )
+            if isinstance(decision, Skip):
+                plan.excluded[decision.code.value] += 1
+                continue
+            if isinstance(decision, Defer):
+                plan.deferred[decision.code.value] += 1
+            plan.recipients.append(contact.id)
+    return plan
+
+
+def schedule_bulk(
+    deps: Deps,
+    plan: BulkPlan,
+    now: datetime,
+    *,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Create the plan's scheduled sends (all or none, one transaction); returns how many."""
+    rows: list[dict[str, Any]] = [
+        {
+            "contact_id": contact_id,
+            "kind": MessageKind.BULK,
+            "channel": Channel.SMS,
+            "body": plan.body,
+            "sender_role": SenderRole.AGENT,
+            "due_at": now,
+            "created_at": now,
+        }
+        for contact_id in plan.recipients
+    ]
+    with deps.sessions.begin() as session:
+        for start in range(0, len(rows), BATCH):
+            batch = rows[start : start + BATCH]
+            claims.bulk_insert_sends(session, batch, now=now)
+            if on_batch is not None:
+                on_batch(len(batch))
+    log.info("bulk_scheduled", sends=len(rows), excluded=plan.excluded_total)
+    return len(rows)

@@ -1,0 +1,64 @@
+"""``drip serve``: the webhook app alone, on Flask's threaded server.
+
+``drip serve`` is for development and single-machine installs: Flask's
+server with a thread per request (``app.run(threaded=True)``), no reloader,
+no debugger. Behind a real load, run the same app under gunicorn (see
+:mod:`drip.web.wsgi`), e.g. ``gunicorn -w 4 -b 0.0.0.0:8000
+drip.web.wsgi:app`` as docker-compose does. Either way, put TLS in
+front (a reverse proxy) and set ``DRIP_PUBLIC_URL`` to the URL Twilio calls:
+signatures are checked against it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``drip serve`` to the command line."""
+    app.command("serve")(serve)
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", help="Port to listen on.", min=1, max=65535)
+    ] = 8000,
+) -> None:
+    """Run the webhook app: Twilio inbound and status webhooks, POST /contacts,
+    email unsubscribe links and /healthz (Flask's threaded server; use gunicorn
+    with drip.web.wsgi under load)."""
+    from drip.bootstrap import build
+    from drip.store.migrate import current_revision, head_revision
+    from drip.web.app import create_app
+
+    deps = build()
+    if current_revision(deps.engine) != head_revision():
+        typer.secho(
+            "the database is not at the latest schema: run `drip db upgrade` first",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(1)
+    settings = deps.settings
+    if not settings.twilio_auth_token:
+        typer.secho(
+            "TWILIO_AUTH_TOKEN is not set: /twilio/sms and /twilio/status refuse every "
+            "request (403), since no signature can be checked",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    if not settings.api_token:
+        typer.secho(
+            "DRIP_API_TOKEN is not set: POST /contacts refuses every request (401)",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    typer.echo(
+        f"drip webhook app on http://{host}:{port}; Twilio signatures are checked "
+        f"against {settings.public_url}",
+        err=True,
+    )
+    create_app(deps).run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
