@@ -9,9 +9,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-# What `make demo` runs. Until `drip demo` exists it migrates the database and
-# shows the status; then this becomes: DEMO_CMD ?= $(BIN)/drip demo
-DEMO_CMD ?= $(BIN)/drip db upgrade && $(BIN)/drip status
+# What `make demo` runs: the demo on the embedded default (a fresh database in
+# a temporary folder, a year of campaigns on virtual time, an HTML timeline).
+DEMO_CMD ?= $(BIN)/drip demo
 
 # Fails with a clear message unless the interpreter $(1) is Python 3.11 or newer.
 python_hint = use a newer one, e.g.: make $(or $(MAKECMDGOALS),test) PYTHON=python3.12

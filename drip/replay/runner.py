@@ -1,0 +1,821 @@
+"""Run scenarios on virtual time through the real pipeline (SPEC §6).
+
+Each run gets a fresh SQLite database in a temporary folder, migrated with
+``drip.store.migrate.upgrade``, a :class:`VirtualClock` and one
+:class:`RecordingTransport` for texts and emails. Everything else is the code
+the workers and the webhook app run: ``add_contact`` registers the contact
+with its consent evidence (and sends the opt-in confirmation), ``enroll``
+schedules steps, ``dispatch.tick`` claims and fires what is due (policy,
+footer, transport, records), ``handle_inbound`` takes replies, ``send_now``
+manual texts, ``set_text_status`` and the consent functions of
+``services.contacts`` the operator's changes, ``sync_campaigns`` edits.
+
+Virtual time: the clock jumps from event to event and, in between, to each
+next due time (``repository.next_due_at``), firing what is due at that very
+instant. A send due at 08:00 is sent at 08:00, and a year takes a fraction of
+a second because nothing waits.
+
+``drip replay`` runs each scenario alone; ``drip demo`` runs many scenarios
+(one contact each) together in one database, so that they share agents,
+campaigns and bulk texts the way an account does.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import sqlite3
+import tempfile
+import time as timer
+from collections.abc import Callable, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, event
+
+from drip.bootstrap import build
+from drip.clock import VirtualClock
+from drip.config import Settings
+from drip.domain.account import AccountSettings
+from drip.domain.campaign import Campaign
+from drip.domain.enums import (
+    Channel,
+    ConsentEventKind,
+    ConsentSource,
+    MessageKind,
+    SenderRole,
+    SendState,
+)
+from drip.errors import DripError
+from drip.replay.scenario import (
+    Bulk,
+    CarrierOptOut,
+    Consent,
+    Downtime,
+    EditCampaign,
+    EmailUnsubscribe,
+    Enroll,
+    Event,
+    Expectation,
+    ManualText,
+    Reply,
+    Scenario,
+    SetTextStatus,
+)
+from drip.services.bulk import BulkFilters, BulkPlan, plan_bulk, schedule_bulk
+from drip.services.contacts import (
+    ConsentEvidence,
+    ContactInput,
+    add_agent,
+    add_contact,
+    opt_out,
+    send_now,
+    set_text_status,
+)
+from drip.services.deps import Deps
+from drip.services.dispatch import tick
+from drip.services.enrollment import enroll
+from drip.services.inbound import handle_inbound
+from drip.services.sync import sync_campaigns
+from drip.store import repository as repo
+from drip.store.models import Contact, ScheduledSend
+from drip.transports.recording import RecordingTransport
+
+#: A run that ticks this often without the clock reaching its end is stuck.
+MAX_TICKS = 200_000
+#: Twilio's "the recipient unsubscribed" error, for ``carrier_opt_out``.
+TWILIO_UNSUBSCRIBED = 21610
+
+
+class ReplayError(DripError):
+    """A scenario could not be run (not a failed expectation: a broken run)."""
+
+
+# -- results -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutMessage:
+    """One outbound message the provider accepted."""
+
+    position: int  # 1-based, in send order, as ``expect`` counts
+    at: datetime  # UTC
+    local: datetime  # aware, in the contact's zone
+    day: int  # local date difference from the start
+    sender: SenderRole
+    kind: MessageKind
+    channel: Channel
+    footer: bool
+    footer_rule: str | None
+    reason: str
+    body: str
+    subject: str | None
+    segments: int | None
+    send_id: int | None
+    campaign: str | None
+    step: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A decision not to send (now): skipped, deferred, failed, cancelled, rescheduled."""
+
+    at: datetime
+    local: datetime
+    day: int
+    outcome: str
+    code: str
+    reason: str
+    send_id: int
+    kind: MessageKind
+    channel: Channel
+    sender: SenderRole
+    campaign: str | None
+    step: str | None
+    deferred_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Happening:
+    """Something the scenario did (registration, an event) and what the service said."""
+
+    at: datetime
+    local: datetime
+    day: int
+    what: str
+    text: str
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """Expectation ``position`` and the message sent in its place, and what differs."""
+
+    position: int
+    expected: Expectation | None
+    actual: OutMessage | None
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    """What a scenario did and whether its expectations held."""
+
+    scenario: Scenario
+    contact_id: int
+    start: datetime
+    end: datetime
+    messages: tuple[OutMessage, ...]
+    decisions: tuple[DecisionRecord, ...]
+    happenings: tuple[Happening, ...]
+    mismatches: tuple[Mismatch, ...]
+    pending: int
+    seconds: float
+
+    @property
+    def checked(self) -> bool:
+        return self.scenario.expect is not None
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches
+
+    def local(self, at: datetime) -> datetime:
+        return at.astimezone(ZoneInfo(self.scenario.zone))
+
+    def day_of(self, at: datetime) -> int:
+        return day_number(self.scenario, at)
+
+
+def day_number(scenario: Scenario, at: datetime) -> int:
+    """The local date difference between ``at`` and the scenario's start."""
+    local = at.astimezone(ZoneInfo(scenario.zone)).date()
+    return (local - scenario.start.date()).days
+
+
+# -- running -------------------------------------------------------------------------
+
+
+def replay(scenario: Scenario, *, folder: Path | None = None) -> ScenarioResult:
+    """Run one scenario alone in a fresh database."""
+    return run_together([scenario], folder=folder)[0]
+
+
+def run_together(
+    scenarios: Sequence[Scenario],
+    *,
+    folder: Path | None = None,
+    campaigns: Sequence[Campaign] = (),
+    account: AccountSettings | None = None,
+    broadcasts: Sequence[tuple[datetime, str]] = (),
+) -> list[ScenarioResult]:
+    """Run scenarios in one fresh database and one virtual clock; one result each.
+
+    ``campaigns`` are synced as well as those the scenarios enroll in;
+    ``account`` defaults to the first scenario's; ``broadcasts`` are bulk
+    texts to every contact (``drip bulk BODY``) at the given instants. The
+    database lives in ``folder`` when given (kept), else in a temporary
+    folder (removed).
+    """
+    if not scenarios:
+        return []
+    chosen = account or scenarios[0].account
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        return _World(folder, chosen, scenarios, campaigns, broadcasts).run()
+    with tempfile.TemporaryDirectory(prefix="drip-replay-") as tmp:
+        return _World(Path(tmp), chosen, scenarios, campaigns, broadcasts).run()
+
+
+@dataclass
+class _Life:
+    index: int
+    scenario: Scenario
+    contact_id: int = 0
+    happenings: list[Happening] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    at: datetime
+    order: tuple[int, int]
+    life: _Life | None  # None: a broadcast to every contact
+    event: Event | None  # None: the registration at the start, or a broadcast
+    body: str = ""  # a broadcast's text
+
+
+class _World:
+    def __init__(
+        self,
+        folder: Path,
+        account: AccountSettings,
+        scenarios: Sequence[Scenario],
+        campaigns: Sequence[Campaign],
+        broadcasts: Sequence[tuple[datetime, str]],
+    ) -> None:
+        database = folder / "replay.db"
+        fresh_database(database)
+        url = f"sqlite:///{database}"
+        self.lives = [_Life(i, s) for i, s in enumerate(scenarios)]
+        first = min(s.start_instant for s in scenarios)
+        self.clock = VirtualClock(first)
+        self.transport = RecordingTransport(clock=self.clock)
+        settings = Settings(home=folder, database_url=url, outbox=folder / "outbox.jsonl")
+        self.deps: Deps = build(
+            settings,
+            clock=self.clock,
+            sms=self.transport,
+            email=self.transport,
+            account=account,
+        )
+        _no_fsync(self.deps.engine)
+        self.campaigns = list(campaigns)
+        self.broadcasts = list(broadcasts)
+        self.downtimes: list[tuple[datetime, datetime]] = []
+        self.ticks = 0
+        self.replies = 0
+
+    # -- the clock -----------------------------------------------------------------
+
+    def run(self) -> list[ScenarioResult]:
+        began = timer.perf_counter()
+        try:
+            self._sync_initial()
+            steps = self._steps()
+            for step in steps:
+                self._advance(step.at)
+                self._apply(step)
+                if self._down_until(self.clock.now()) is None:
+                    self._tick(self.clock.now())
+            end = max(life.scenario.instant(life.scenario.end) for life in self.lives)
+            self._advance(end)
+            results = [self._result(life) for life in self.lives]
+        finally:
+            self.deps.engine.dispose()
+        seconds = timer.perf_counter() - began
+        share = seconds / len(results)
+        return [_with_seconds(r, share) for r in results]
+
+    def _steps(self) -> list[_Step]:
+        steps: list[_Step] = []
+        for life in self.lives:
+            s = life.scenario
+            steps.append(_Step(s.start_instant, (life.index, -1), life, None))
+            for i, happening in enumerate(s.events):
+                steps.append(_Step(s.instant(happening.at), (life.index, i), life, happening))
+        for i, (at, body) in enumerate(self.broadcasts):
+            steps.append(_Step(at, (len(self.lives), i), None, None, body))
+        # Same instant: one life's events in file order; lives in the order given.
+        return sorted(steps, key=lambda st: (st.at, st.order))
+
+    def _advance(self, until: datetime) -> None:
+        """Fire everything due up to ``until``, jumping from one due time to the next."""
+        while True:
+            with self.deps.sessions() as session:
+                due = repo.next_due_at(session)
+            if due is None or due > until:
+                break
+            at = max(due, self.clock.now())
+            back = self._down_until(at)
+            if back is not None:
+                if back > until:
+                    break
+                at = back
+            self.clock.set(at)
+            self._tick(at)
+        if until > self.clock.now():
+            self.clock.set(until)
+
+    def _tick(self, at: datetime) -> None:
+        self.ticks += 1
+        if self.ticks > MAX_TICKS:
+            raise ReplayError(f"the replay made no progress at {at:%Y-%m-%d %H:%M} UTC")
+        tick(self.deps, at)
+
+    def _down_until(self, at: datetime) -> datetime | None:
+        """The end of the downtime ``at`` falls in, or None when the dispatcher runs."""
+        ends = [end for begin, end in self.downtimes if begin <= at < end]
+        return max(ends) if ends else None
+
+    # -- setting up ----------------------------------------------------------------
+
+    def _sync_initial(self) -> None:
+        wanted: dict[str, Campaign] = {c.name: c for c in self.campaigns}
+        for life in self.lives:
+            for campaign in life.scenario.campaigns:
+                wanted.setdefault(campaign.name, campaign)
+        if wanted:
+            sync_campaigns(self.deps, list(wanted.values()), self.clock.now())
+
+    def _register(self, life: _Life, now: datetime) -> str:
+        s = life.scenario
+        c = s.contact
+        agent_phone = None
+        if s.agent is not None:
+            add_agent(self.deps, s.agent.first_name, s.agent.last_name, s.agent.phone, now)
+            agent_phone = s.agent.phone
+        data = ContactInput(
+            c.first_name, c.last_name, c.phone, c.email, c.state, s.timezone, agent_phone, c.source
+        )
+        evidence = ConsentEvidence(now, c.source, s.consent_text) if c.sms_consent else None
+        result = add_contact(self.deps, data, evidence, now)
+        life.contact_id = result.contact_id
+        how = {
+            ConsentSource.REGISTRATION: "registration form",
+            ConsentSource.IMPORT: "import",
+            ConsentSource.MANUAL: "created by hand",
+        }.get(c.source, c.source.value)
+        consent = (
+            f"sms consent recorded ({c.source.value} evidence)"
+            if result.consent_recorded
+            else "no sms consent"
+        )
+        notes = "".join(f"; {n}" for n in result.notes)
+        return f"{c.full_name} added by {how}: {consent}{notes}"
+
+    # -- events --------------------------------------------------------------------
+
+    def _apply(self, step: _Step) -> None:
+        life, now = step.life, step.at
+        if life is None:
+            said = "; ".join(self._broadcast(step.body, now))
+            for each in self.lives:
+                each.happenings.append(
+                    Happening(
+                        now,
+                        now.astimezone(ZoneInfo(each.scenario.zone)),
+                        day_number(each.scenario, now),
+                        "bulk",
+                        f"bulk to every contact {first_line(step.body)!r}: {said}",
+                    )
+                )
+            return
+        line: int | None = None
+        if step.event is None:
+            text, what = self._register(life, now), "register"
+        else:
+            text, what = self._event(life, step.event, now), step.event.kind
+            line = step.event.where.line
+        life.happenings.append(
+            Happening(
+                now,
+                now.astimezone(ZoneInfo(life.scenario.zone)),
+                day_number(life.scenario, now),
+                what,
+                text,
+                line,
+            )
+        )
+
+    def _event(self, life: _Life, event: Event, now: datetime) -> str:
+        handler = _HANDLERS.get(type(event.action))
+        if handler is None:  # pragma: no cover - every action has a handler
+            raise ReplayError(f"no handler for {event.kind}")
+        return handler(self, life, event.action, now)
+
+    def _text(self, life: _Life, action: ManualText, now: datetime) -> str:
+        r = send_now(
+            self.deps,
+            life.contact_id,
+            MessageKind.MANUAL,
+            action.body,
+            now,
+            sender_role=action.sender,
+        )
+        said = f"manual text from the {action.sender.value}"
+        return said if r.outcome == "sent" else f"{said}: {r.outcome}"
+
+    def _enroll(self, life: _Life, action: Enroll, now: datetime) -> str:
+        return enroll(self.deps, life.contact_id, action.campaign.name, now).message
+
+    def _reply(self, life: _Life, action: Reply, now: datetime) -> str:
+        s = life.scenario
+        phone = s.contact.phone
+        if phone is None:
+            raise ReplayError(f"{s.label}: a reply needs the contact's phone")
+        to = self._sender_phone(s, action.to)
+        self.replies += 1
+        result = handle_inbound(
+            self.deps,
+            from_phone=phone,
+            to_phone=to,
+            body=action.body,
+            now=now,
+            message_sid=f"SMREPLAY{self.replies:024d}",
+            opt_out_type=action.opt_out_type,
+        )
+        matched = result.classification
+        what = matched.kind.value + (f" {matched.keyword!r}" if matched.keyword else "")
+        detail = f": {result.detail}" if result.detail else ""
+        return f"reply {action.body!r} to the {action.to.value} ({what}) -> {result.action}{detail}"
+
+    def _sender_phone(self, s: Scenario, role: SenderRole) -> str:
+        account = self.deps.account
+        if role is SenderRole.CONCIERGE:
+            phone = account.concierge_phone
+        else:
+            agent = s.agent or account.default_agent
+            phone = agent.phone if agent else None
+        if phone is None:
+            raise ReplayError(f"{s.label}: no {role.value} number to reply to")
+        return phone
+
+    def _consent(self, life: _Life, action: Consent, now: datetime) -> str:
+        s = life.scenario
+        if action.given:
+            c = s.contact
+            data = ContactInput(
+                c.first_name, c.last_name, c.phone, c.email, c.state, s.timezone, None, c.source
+            )
+            evidence = ConsentEvidence(now, ConsentSource.API, s.consent_text)
+            result = add_contact(self.deps, data, evidence, now)
+            said = "consent recorded" if result.consent_recorded else "consent NOT recorded"
+            if result.confirmation is not None:
+                said += f"; opt-in confirmation {result.confirmation.outcome}"
+            return said + "".join(f"; {n}" for n in result.notes)
+        with self.deps.sessions.begin() as session:
+            contact = session.get(Contact, life.contact_id)
+            if contact is None:  # pragma: no cover - registered at the start
+                raise ReplayError(f"{s.label}: the contact is gone")
+            changed = opt_out(
+                session,
+                contact,
+                "operator",
+                ConsentEventKind.REVOKED_OPERATOR,
+                now,
+                evidence="consent withdrawn (scenario event consent: false)",
+            )
+        return "consent revoked by an operator" if changed else "already opted out"
+
+    def _text_status(self, life: _Life, action: SetTextStatus, now: datetime) -> str:
+        set_text_status(self.deps, life.contact_id, action.status, now, by="replay scenario")
+        return f"text status set to {action.status.value}"
+
+    def _bulk(self, life: _Life, action: Bulk, now: datetime) -> str:
+        """The bulk service's plan, limited to this contact, then its scheduled send.
+
+        Alone in its database (``drip replay``) the plan is the contact's own;
+        among many (``drip demo``) the others are left out: a scenario's bulk
+        event is about its contact. Use ``broadcasts`` for a bulk to everyone.
+        """
+        plan = plan_bulk(self.deps, action.body, BulkFilters(), now)
+        mine = [c for c in plan.recipients if c == life.contact_id]
+        schedule_bulk(self.deps, BulkPlan(plan.body, mine), now)
+        if mine:
+            return "bulk text scheduled for the contact, due now"
+        if len(self.lives) == 1:
+            return "bulk text not for this contact: " + "; ".join(
+                " ".join(line.split()) for line in plan.lines()[1:]
+            )
+        return "bulk text not for this contact: the bulk plan excluded it"
+
+    def _broadcast(self, body: str, now: datetime) -> list[str]:
+        plan = plan_bulk(self.deps, body, BulkFilters(), now)
+        schedule_bulk(self.deps, plan, now)
+        return [" ".join(line.split()) for line in plan.lines()]
+
+    def _edit(self, life: _Life, action: EditCampaign, now: datetime) -> str:
+        summary = sync_campaigns(self.deps, [action.campaign], now)
+        return f"campaign file {action.ref} synced: " + "; ".join(summary.lines())
+
+    def _downtime(self, life: _Life, action: Downtime, now: datetime) -> str:
+        back = life.scenario.instant(action.until)
+        self.downtimes.append((now, back))
+        local = back.astimezone(ZoneInfo(life.scenario.zone))
+        return f"dispatcher down until {local:%Y-%m-%d %H:%M} ({action.until})"
+
+    def _email_unsubscribe(self, life: _Life, action: EmailUnsubscribe, now: datetime) -> str:
+        """The unsubscribe link of an email, followed: the webhook app's own route."""
+        from drip.services.unsubscribe import token_for
+        from drip.web.app import create_app
+
+        token = token_for(self.deps.settings.secret_key, life.contact_id)
+        answer = create_app(self.deps).test_client().get(f"/unsubscribe/{token}")
+        if answer.status_code != 200:
+            raise ReplayError(f"the unsubscribe link answered HTTP {answer.status_code}")
+        return "followed the email unsubscribe link: no more emails"
+
+    def _carrier(self, life: _Life, action: CarrierOptOut, now: datetime) -> str:
+        phone = life.scenario.contact.phone
+        if phone is None:
+            raise ReplayError(f"{life.scenario.label}: carrier_opt_out needs the contact's phone")
+        self.transport.fail(phone, TWILIO_UNSUBSCRIBED, 400)
+        return f"the carrier now refuses texts to the contact (Twilio {TWILIO_UNSUBSCRIBED})"
+
+    # -- results -------------------------------------------------------------------
+
+    def _result(self, life: _Life) -> ScenarioResult:
+        s = life.scenario
+        zone = ZoneInfo(s.zone)
+        end = s.instant(s.end)
+        with self.deps.sessions() as session:
+            sends = {x.id: x for x in repo.sends_of_contact(session, life.contact_id)}
+            decisions = repo.decisions_of_sends(session, list(sends))
+            names = {
+                cid: row.name
+                for cid, row in repo.campaigns_by_id(
+                    session, (x.campaign_id for x in sends.values() if x.campaign_id)
+                ).items()
+            }
+            rows = repo.messages_of(session, life.contact_id)
+        sent_decision = {d.send_id: d for d in decisions if d.outcome == "sent"}
+        messages: list[OutMessage] = []
+        outbound = [
+            m
+            for m in rows
+            if m.direction == "outbound" and m.sent_at is not None and m.sent_at <= end
+        ]
+        outbound.sort(key=lambda m: (m.sent_at or m.created_at, m.id))
+        for m in outbound:
+            assert m.sent_at is not None
+            send = sends.get(m.send_id) if m.send_id else None
+            decided = sent_decision.get(m.send_id) if m.send_id else None
+            role = send.sender_role if send else _role_of(self.deps.account, m.from_addr)
+            messages.append(
+                OutMessage(
+                    position=len(messages) + 1,
+                    at=m.sent_at,
+                    local=m.sent_at.astimezone(zone),
+                    day=day_number(s, m.sent_at),
+                    sender=role,
+                    kind=m.kind or MessageKind.MANUAL,
+                    channel=m.channel,
+                    footer=m.footer,
+                    footer_rule=decided.footer_rule if decided else None,
+                    reason=decided.reason if decided else "",
+                    body=m.body,
+                    subject=m.subject,
+                    segments=m.segments,
+                    send_id=m.send_id,
+                    campaign=names.get(send.campaign_id) if send and send.campaign_id else None,
+                    step=send.step_id if send else None,
+                )
+            )
+        records: list[DecisionRecord] = []
+        cancelled_ids = {d.send_id for d in decisions if d.outcome == "cancelled"}
+        for d in decisions:
+            if d.outcome == "sent" or d.at > end:
+                continue
+            send = sends[d.send_id]
+            records.append(
+                _record(
+                    s,
+                    send,
+                    names,
+                    at=d.at,
+                    outcome=d.outcome,
+                    code=d.code,
+                    reason=d.reason,
+                    deferred_until=d.deferred_until,
+                )
+            )
+        pending = 0
+        for send in sends.values():
+            if send.state is SendState.PENDING:
+                pending += 1
+            elif (
+                send.state is SendState.CANCELLED
+                and send.id not in cancelled_ids
+                and send.updated_at <= end
+            ):
+                # stop_on_reply and STOP cancel without a decision row: show them too.
+                records.append(
+                    _record(
+                        s,
+                        send,
+                        names,
+                        at=send.updated_at,
+                        outcome="cancelled",
+                        code=send.decision_code or "cancelled",
+                        reason=send.decision_reason or "cancelled",
+                        deferred_until=None,
+                    )
+                )
+        records.sort(key=lambda r: (r.at, r.send_id))
+        mismatches = check(s, messages)
+        return ScenarioResult(
+            scenario=s,
+            contact_id=life.contact_id,
+            start=s.start_instant,
+            end=end,
+            messages=tuple(messages),
+            decisions=tuple(records),
+            happenings=tuple(life.happenings),
+            mismatches=tuple(mismatches),
+            pending=pending,
+            seconds=0.0,
+        )
+
+
+_Handler = Callable[[_World, _Life, Any, datetime], str]
+_HANDLERS: dict[type, _Handler] = {
+    ManualText: _World._text,
+    Enroll: _World._enroll,
+    Reply: _World._reply,
+    Consent: _World._consent,
+    SetTextStatus: _World._text_status,
+    Bulk: _World._bulk,
+    EditCampaign: _World._edit,
+    Downtime: _World._downtime,
+    CarrierOptOut: _World._carrier,
+    EmailUnsubscribe: _World._email_unsubscribe,
+}
+
+
+def _record(
+    s: Scenario,
+    send: ScheduledSend,
+    names: dict[int, str],
+    *,
+    at: datetime,
+    outcome: str,
+    code: str,
+    reason: str,
+    deferred_until: datetime | None,
+) -> DecisionRecord:
+    return DecisionRecord(
+        at=at,
+        local=at.astimezone(ZoneInfo(s.zone)),
+        day=day_number(s, at),
+        outcome=outcome,
+        code=code,
+        reason=reason,
+        send_id=send.id,
+        kind=send.kind,
+        channel=send.channel,
+        sender=send.sender_role,
+        campaign=names.get(send.campaign_id) if send.campaign_id else None,
+        step=send.step_id,
+        deferred_until=deferred_until,
+    )
+
+
+_template: Path | None = None
+
+
+def fresh_database(path: Path) -> None:
+    """A new SQLite database at ``path``, migrated to the latest schema.
+
+    ``drip.store.migrate.upgrade`` runs once per process, into a template file
+    (about 0.15 s of Alembic); every run then starts from a byte copy of it,
+    which is the same fresh, migrated database for a fraction of the cost.
+    """
+    global _template  # noqa: PLW0603 - one template per process, made on first use
+    if _template is None or not _template.exists():
+        folder = Path(tempfile.mkdtemp(prefix="drip-replay-template-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        template = folder / "template.db"
+        from drip.store.migrate import upgrade  # Alembic: imported only when needed
+
+        upgrade(f"sqlite:///{template}")
+        with closing(sqlite3.connect(template)) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        _template = template
+    shutil.copyfile(_template, path)
+
+
+def _no_fsync(engine: Engine) -> None:
+    """A replay database is thrown away: skip fsync on commit (SQLite ``synchronous = OFF``).
+
+    Everything else (WAL, BEGIN IMMEDIATE claims, the transactions of every
+    service) stays as in production; only durability across a power cut is
+    given up, which a temporary file does not need. A commit then costs
+    microseconds instead of an fsync, which is most of a replay's time.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA synchronous = OFF")
+        finally:
+            cursor.close()
+
+
+def first_line(text: str, limit: int = 40) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _role_of(account: AccountSettings, phone: str) -> SenderRole:
+    if account.concierge_phone and phone == account.concierge_phone:
+        return SenderRole.CONCIERGE
+    return SenderRole.AGENT
+
+
+def _with_seconds(result: ScenarioResult, seconds: float) -> ScenarioResult:
+    from dataclasses import replace
+
+    return replace(result, seconds=seconds)
+
+
+# -- checking ------------------------------------------------------------------------
+
+
+def check(scenario: Scenario, messages: Sequence[OutMessage]) -> list[Mismatch]:
+    """Every expectation against the message in its place; extra and missing ones too."""
+    expected = scenario.expect
+    if expected is None:
+        return []
+    out: list[Mismatch] = []
+    for i in range(max(len(expected), len(messages))):
+        e = expected[i] if i < len(expected) else None
+        a = messages[i] if i < len(messages) else None
+        if e is not None and a is not None:
+            problems = differences(scenario, e, a)
+            if problems:
+                out.append(Mismatch(i + 1, e, a, tuple(problems)))
+        elif e is not None:
+            out.append(Mismatch(i + 1, e, None, ("expected a message, but nothing more was sent",)))
+        else:
+            out.append(
+                Mismatch(i + 1, None, a, ("sent, but not expected: nothing else may be sent",))
+            )
+    return out
+
+
+def differences(scenario: Scenario, e: Expectation, a: OutMessage) -> list[str]:
+    """What of ``e`` does not hold for ``a``, one phrase per field."""
+    problems: list[str] = []
+    if e.day is not None and a.day != e.day:
+        problems.append(f"day: expected {e.day}, got {a.day}")
+    if e.at is not None:
+        want = scenario.instant(e.at)
+        if _minute(want) != _minute(a.at):
+            local = want.astimezone(ZoneInfo(scenario.zone))
+            problems.append(
+                f"at: expected {e.at} ({local:%Y-%m-%d %H:%M}), got {a.local:%Y-%m-%d %H:%M}"
+            )
+    if e.channel is not None and a.channel is not e.channel:
+        problems.append(f"channel: expected {e.channel.value}, got {a.channel.value}")
+    if e.kind is not None and a.kind is not e.kind:
+        problems.append(f"kind: expected {e.kind.value}, got {a.kind.value}")
+    if e.footer is not None and a.footer != e.footer:
+        rule = f" ({a.footer_rule}: {a.reason})" if a.footer_rule else ""
+        problems.append(
+            f"footer: expected {str(e.footer).lower()}, got {str(a.footer).lower()}{rule}"
+        )
+    if e.contains is not None and e.contains not in a.body:
+        problems.append(f"contains: {e.contains!r} is not in the text")
+    if e.sender is not None and a.sender is not e.sender:
+        problems.append(f"from: expected {e.sender.value}, got {a.sender.value}")
+    return problems
+
+
+def _minute(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def decisions_near(
+    result: ScenarioResult, position: int, *, margin: timedelta = timedelta(hours=1)
+) -> list[DecisionRecord]:
+    """The decisions between the messages before and after message ``position``."""
+    msgs = result.messages
+    lo = msgs[position - 2].at if position >= 2 and position - 2 < len(msgs) else result.start
+    hi_index = position if position < len(msgs) else None
+    hi = msgs[hi_index].at if hi_index is not None else result.end
+    return [d for d in result.decisions if lo - margin <= d.at <= hi + margin]
