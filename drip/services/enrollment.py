@@ -116,20 +116,28 @@ def _enroll_rows(
 ) -> tuple[list[int], int]:
     if not contacts:
         return [], 0
-    enrollment_ids = list(
-        session.scalars(
-            insert(Enrollment).returning(Enrollment.id, sort_by_parameter_order=True),
-            [
-                {
-                    "contact_id": c.id,
-                    "campaign_id": campaign_id,
-                    "enrolled_at": now,
-                    "status": EnrollmentStatus.ACTIVE,
-                }
-                for c in contacts
-            ],
-        )
+    # A plain executemany, then one query for the ids: INSERT ... RETURNING with
+    # sort_by_parameter_order runs one statement per row on SQLite. The partial
+    # unique index makes (contact, campaign, active) identify each new row.
+    session.execute(
+        insert(Enrollment),
+        [
+            {
+                "contact_id": c.id,
+                "campaign_id": campaign_id,
+                "enrolled_at": now,
+                "status": EnrollmentStatus.ACTIVE,
+            }
+            for c in contacts
+        ],
     )
+    by_contact = {
+        e.contact_id: e.id
+        for e in repo.active_enrollments_of_campaign_for(
+            session, campaign_id, [c.id for c in contacts]
+        )
+    }
+    enrollment_ids = [by_contact[c.id] for c in contacts]
     due_cache: dict[tuple[str, str], datetime] = {}
     by_zone: dict[str, str] = {}
     rows: list[dict[str, Any]] = []

@@ -1,0 +1,550 @@
+"""``drip preview``: what a campaign would send to one contact, when, and with which footer.
+
+The preview runs the campaign for a sample contact the way the worker would,
+with the worker's own pure functions: ``schedule.step_due_at`` for due times,
+``policy.decide`` for the send window, the state rules and the footer, and
+``message.render`` / ``with_footer`` / ``sms_size`` for the text. Sends go out
+in due order (ties in campaign order, an introduction first), each one decided
+from the conversation state that the sends before it left behind:
+
+- a text that carried the footer sets that conversation's
+  ``footer_last_sent_at`` to its send time;
+- with ``two_way_day`` the contact replies to the campaign's sender on that
+  day, at the start's local time (before a step due at the same instant):
+  that conversation becomes two-way, and a ``stop_on_reply`` campaign stops;
+- campaign texts count toward the state cap (24 h sliding window);
+- a deferred send comes back at the time ``decide`` named and is decided again.
+
+Choices where the SPEC is silent:
+
+- The sample contact has SMS consent, an email address, no earlier texts
+  (unless ``intro`` is given) and lives in ``timezone`` (default: the
+  account's) and ``state`` (default: none, so no state rule applies).
+- The introduction is a manual text from the agent at ``start``, so it is not
+  held by the send window; the plan is enrolled at the same instant.
+- Agent names come from the account's ``default_agent``, else "Sam Lee" at
+  +1 617-555-0100; the contact defaults to "Dana Ruiz".
+- Without ``start``, the plan starts at the first Monday 10:00 local time
+  strictly after ``now``.
+- Email steps are shown without the unsubscribe line the worker appends;
+  they have no encoding or segments.
+
+Pure: no clock, no I/O; ``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+
+import phonenumbers
+
+from drip.domain.account import AccountSettings, AgentProfile
+from drip.domain.campaign import Campaign, Step
+from drip.domain.enums import Channel, MessageKind, OptOutMode, SenderRole
+from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, render, sms_size, with_footer
+from drip.domain.policy import (
+    ContactState,
+    ConversationState,
+    Defer,
+    Outgoing,
+    Send,
+    Skip,
+    decide,
+)
+from drip.domain.schedule import at_local, local, step_due_at
+from drip.domain.zones import normalize_state, validate_timezone
+from drip.errors import ValidationError
+
+#: The agent named in previews when the account sets no ``default_agent``.
+SAMPLE_AGENT = AgentProfile("Sam", "Lee", "+16175550100")
+#: The sample contact's names when none are given.
+SAMPLE_CONTACT = ("Dana", "Ruiz")
+#: The local time a preview starts at when no start is given (next Monday).
+DEFAULT_START_TIME = time(10, 0)
+_MONDAY = 0
+#: A send deferred this many times is reported as stuck rather than looped on.
+_MAX_DECISIONS = 10_000
+_START_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M")
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewRow:
+    """One message of the preview: when it goes out, what it says, what it costs.
+
+    ``send_at`` is None for a step that never goes out (skipped, or stopped by
+    a reply). ``day`` is the local date difference between ``send_at`` and the
+    start; ``step_day`` is the step's own ``day`` (0 for the introduction).
+    """
+
+    label: str
+    kind: MessageKind
+    channel: Channel
+    sender: SenderRole
+    step_day: int
+    due_at: datetime
+    send_at: datetime | None
+    day: int | None
+    local_time: str | None
+    outcome: str  # sent | skipped | stopped
+    footer: bool
+    footer_rule: str | None
+    reason: str
+    deferrals: tuple[str, ...]
+    text: str
+    subject: str | None
+    characters: int
+    units: int | None
+    encoding: str | None
+    segments: int | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "step": self.label,
+            "kind": self.kind.value,
+            "channel": self.channel.value,
+            "from": self.sender.value,
+            "step_day": self.step_day,
+            "due_at": self.due_at.isoformat(),
+            "send_at": self.send_at.isoformat() if self.send_at else None,
+            "day": self.day,
+            "local_time": self.local_time,
+            "outcome": self.outcome,
+            "footer": self.footer,
+            "footer_rule": self.footer_rule,
+            "reason": self.reason,
+            "deferrals": list(self.deferrals),
+            "text": self.text,
+            "subject": self.subject,
+            "characters": self.characters,
+            "units": self.units,
+            "encoding": self.encoding,
+            "segments": self.segments,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewTotals:
+    """What one contact receives over the whole plan (introduction included)."""
+
+    texts: int
+    emails: int
+    footers: int
+    segments: int
+    not_sent: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "texts": self.texts,
+            "emails": self.emails,
+            "footers": self.footers,
+            "segments": self.segments,
+            "not_sent": self.not_sent,
+        }
+
+    def describe(self) -> str:
+        parts = [
+            f"{_plural(self.texts, 'text')} ({self.footers} with the footer)",
+            _plural(self.segments, "segment"),
+        ]
+        if self.emails:
+            parts.append(_plural(self.emails, "email"))
+        if self.not_sent:
+            parts.append(f"{self.not_sent} not sent")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """The whole preview of one campaign for one sample contact."""
+
+    campaign: str
+    timezone: str
+    state: str | None
+    start: datetime
+    contact: tuple[str, str]
+    agent: AgentProfile
+    window: str
+    two_way_at: datetime | None
+    rows: tuple[PreviewRow, ...] = field(default_factory=tuple)
+
+    @property
+    def totals(self) -> PreviewTotals:
+        sent = [r for r in self.rows if r.outcome == "sent"]
+        texts = [r for r in sent if r.channel is Channel.SMS]
+        return PreviewTotals(
+            texts=len(texts),
+            emails=sum(1 for r in sent if r.channel is Channel.EMAIL),
+            footers=sum(1 for r in texts if r.footer),
+            segments=sum(r.segments or 0 for r in texts),
+            not_sent=len(self.rows) - len(sent),
+        )
+
+    def local(self, at: datetime) -> str:
+        return _local(at, self.timezone)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "campaign": self.campaign,
+            "timezone": self.timezone,
+            "state": self.state,
+            "start": self.start.isoformat(),
+            "start_local": self.local(self.start),
+            "contact": {"first_name": self.contact[0], "last_name": self.contact[1]},
+            "agent": {
+                "first_name": self.agent.first_name,
+                "last_name": self.agent.last_name,
+                "phone": self.agent.phone,
+            },
+            "send_window": self.window,
+            "two_way_at": self.two_way_at.isoformat() if self.two_way_at else None,
+            "rows": [r.as_dict() for r in self.rows],
+            "totals": self.totals.as_dict(),
+        }
+
+
+def next_monday_morning(now: datetime, tz: str) -> datetime:
+    """The first Monday 10:00 in zone ``tz`` strictly after ``now`` (UTC)."""
+    if now.utcoffset() is None:
+        raise ValidationError("now must be timezone-aware")
+    today = local(now, tz).date()
+    ahead = (_MONDAY - today.weekday()) % 7
+    candidate = at_local(today + timedelta(days=ahead), DEFAULT_START_TIME, tz)
+    if candidate <= now:
+        candidate = at_local(today + timedelta(days=ahead + 7), DEFAULT_START_TIME, tz)
+    return candidate
+
+
+def parse_start(text: str, tz: str) -> datetime:
+    """``"YYYY-MM-DD HH:MM"``, a local time in zone ``tz``, as a UTC instant."""
+    cleaned = " ".join(text.split())
+    for fmt in _START_FORMATS:
+        try:
+            parsed = datetime.strptime(cleaned, fmt)  # noqa: DTZ007 - a local wall time, placed in tz below
+        except ValueError:
+            continue
+        return at_local(parsed.date(), parsed.time(), validate_timezone(tz))
+    raise ValidationError(f"start {text!r} is not a local time like 2026-03-02 10:00")
+
+
+def parse_contact(text: str) -> tuple[str, str]:
+    """``"First Last"`` as (first, last); everything after the first word is the last name."""
+    parts = text.split(maxsplit=1)
+    if not parts:
+        raise ValidationError("contact name is empty")
+    return parts[0], parts[1] if len(parts) > 1 else ""
+
+
+@dataclass(slots=True)
+class _Item:
+    """A message waiting to be decided, as a scheduled send waits in the database."""
+
+    seq: int
+    label: str
+    kind: MessageKind
+    channel: Channel
+    sender: SenderRole
+    step_day: int
+    body: str
+    subject: str | None
+    opt_out: OptOutMode
+    due_at: datetime
+    original_due_at: datetime
+    in_plan: bool
+    catching_up: bool = False
+    deferrals: list[str] = field(default_factory=list)
+
+
+def preview(
+    campaign: Campaign,
+    account: AccountSettings,
+    *,
+    now: datetime,
+    start: datetime | None = None,
+    timezone: str | None = None,
+    state: str | None = None,
+    intro: str | None = None,
+    two_way_day: int | None = None,
+    contact: tuple[str, str] = SAMPLE_CONTACT,
+) -> Preview:
+    """Run ``campaign`` for one sample contact starting at ``start`` (see the module docstring)."""
+    tz = validate_timezone(timezone or account.default_timezone)
+    state_code = normalize_state(state) if state else None
+    if two_way_day is not None and two_way_day < 0:
+        raise ValidationError(f"two-way day must not be negative, got {two_way_day}")
+    begin = start if start is not None else next_monday_morning(now, tz)
+    if begin.utcoffset() is None:
+        raise ValidationError("start must be timezone-aware")
+    agent = account.default_agent or SAMPLE_AGENT
+    values = _values(contact, agent, account)
+    window = campaign.send_window or account.send_window
+
+    items = _items(campaign, begin, tz, intro)
+    reply_at = step_due_at(begin, two_way_day, None, tz) if two_way_day is not None else None
+    rows = _simulate(
+        campaign,
+        account,
+        items,
+        ContactState(timezone=tz, sms_consent_at=begin, has_email=True, state=state_code),
+        values=values,
+        reply_at=reply_at,
+        begin=begin,
+    )
+    return Preview(
+        campaign=campaign.name,
+        timezone=tz,
+        state=state_code,
+        start=begin,
+        contact=contact,
+        agent=agent,
+        window=str(window),
+        two_way_at=reply_at,
+        rows=tuple(rows),
+    )
+
+
+def _items(campaign: Campaign, begin: datetime, tz: str, intro: str | None) -> list[_Item]:
+    items: list[_Item] = []
+    if intro is not None:
+        if not intro.strip():
+            raise ValidationError("the introduction text is empty")
+        items.append(
+            _Item(
+                seq=0,
+                label="intro",
+                kind=MessageKind.MANUAL,
+                channel=Channel.SMS,
+                sender=SenderRole.AGENT,
+                step_day=0,
+                body=intro,
+                subject=None,
+                opt_out=OptOutMode.RULES,
+                due_at=begin,
+                original_due_at=begin,
+                in_plan=False,
+            )
+        )
+    for step in campaign.steps:
+        due = step_due_at(begin, step.day, step.at, tz)
+        items.append(_step_item(campaign, step, due))
+    return items
+
+
+def _step_item(campaign: Campaign, step: Step, due: datetime) -> _Item:
+    return _Item(
+        seq=step.position,
+        label=step.id,
+        kind=MessageKind.CAMPAIGN,
+        channel=step.channel,
+        sender=campaign.sender,
+        step_day=step.day,
+        body=step.body,
+        subject=step.subject,
+        opt_out=step.opt_out,
+        due_at=due,
+        original_due_at=due,
+        in_plan=True,
+    )
+
+
+def _simulate(
+    campaign: Campaign,
+    account: AccountSettings,
+    items: list[_Item],
+    contact: ContactState,
+    *,
+    values: dict[str, str],
+    reply_at: datetime | None,
+    begin: datetime,
+) -> list[PreviewRow]:
+    conversations: dict[SenderRole, ConversationState] = {}
+    marketing: list[datetime] = []
+    last_sent: datetime | None = None
+    stopped = False
+    queue = [(item.due_at, item.seq, item) for item in items]
+    heapq.heapify(queue)
+    rows: list[PreviewRow] = []
+    replied = reply_at is None
+    for _ in range(_MAX_DECISIONS):
+        if not queue:
+            break
+        due, _seq, item = heapq.heappop(queue)
+        if not replied and reply_at is not None and reply_at <= due:
+            replied = True
+            role = campaign.sender
+            before = conversations.get(role, ConversationState())
+            if before.two_way_at is None:
+                conversations[role] = replace(before, two_way_at=reply_at)
+            stopped = campaign.stop_on_reply
+        if stopped and item.in_plan:
+            rows.append(
+                _unsent(
+                    item,
+                    "stopped",
+                    f"not sent: the contact replied on {_local(reply_at or due, contact.timezone)} "
+                    "and the campaign says stop_on_reply",
+                )
+            )
+            continue
+        conversation = conversations.get(item.sender, ConversationState())
+        outgoing = Outgoing(
+            kind=item.kind,
+            due_at=item.due_at,
+            channel=item.channel,
+            opt_out=item.opt_out,
+            footer_interval=timedelta(days=campaign.opt_out.interval_days if item.in_plan else 30),
+            window=(campaign.send_window or account.send_window)
+            if item.in_plan
+            else account.send_window,
+            catching_up=item.catching_up,
+            enrollment_last_sent_at=last_sent if item.in_plan else None,
+        )
+        state = replace(contact, marketing_sent=tuple(marketing))
+        decision = decide(state, conversation, outgoing, due, state_rules=account.state_rules)
+        if isinstance(decision, Defer):
+            item.due_at = decision.until
+            item.catching_up = decision.catching_up
+            item.deferrals.append(decision.reason)
+            heapq.heappush(queue, (item.due_at, item.seq, item))
+            continue
+        if isinstance(decision, Skip):
+            rows.append(_unsent(item, "skipped", decision.reason))
+            continue
+        footer_text = (campaign.opt_out.footer if item.in_plan else None) or account.footer
+        rows.append(
+            _sent(
+                item,
+                decision,
+                at=due,
+                begin=begin,
+                tz=contact.timezone,
+                values=values,
+                footer_text=footer_text,
+            )
+        )
+        if item.channel is Channel.SMS:
+            if decision.footer:
+                conversations[item.sender] = replace(conversation, footer_last_sent_at=due)
+            if item.kind.is_marketing:
+                marketing.append(due)
+        if item.in_plan:
+            last_sent = due
+    else:
+        raise ValidationError(
+            f"preview of {campaign.name}: sends kept being deferred; check the send window "
+            "and the state rules"
+        )
+    return rows
+
+
+def _sent(
+    item: _Item,
+    decision: Send,
+    *,
+    at: datetime,
+    begin: datetime,
+    tz: str,
+    values: dict[str, str],
+    footer_text: str,
+) -> PreviewRow:
+    body = render(item.body, values, allowed=ACCOUNT_TEMPLATE_VARIABLES)
+    subject = None
+    units: int | None = None
+    encoding: str | None = None
+    segments: int | None = None
+    if item.channel is Channel.SMS:
+        text = with_footer(body, footer_text) if decision.footer else body
+        size = sms_size(text)
+        units, encoding, segments = size.units, size.encoding, size.segments
+    else:
+        text = body
+        subject = render(item.subject or "", values)
+    return PreviewRow(
+        label=item.label,
+        kind=item.kind,
+        channel=item.channel,
+        sender=item.sender,
+        step_day=item.step_day,
+        due_at=item.original_due_at,
+        send_at=at,
+        day=_day(begin, at, tz),
+        local_time=_local(at, tz),
+        outcome="sent",
+        footer=decision.footer,
+        footer_rule=decision.rule.value,
+        reason=decision.reason,
+        deferrals=tuple(item.deferrals),
+        text=text,
+        subject=subject,
+        characters=len(text),
+        units=units,
+        encoding=encoding,
+        segments=segments,
+    )
+
+
+def _unsent(item: _Item, outcome: str, reason: str) -> PreviewRow:
+    return PreviewRow(
+        label=item.label,
+        kind=item.kind,
+        channel=item.channel,
+        sender=item.sender,
+        step_day=item.step_day,
+        due_at=item.original_due_at,
+        send_at=None,
+        day=None,
+        local_time=None,
+        outcome=outcome,
+        footer=False,
+        footer_rule=None,
+        reason=reason,
+        deferrals=tuple(item.deferrals),
+        text="",
+        subject=None,
+        characters=0,
+        units=None,
+        encoding=None,
+        segments=None,
+    )
+
+
+def _values(
+    contact: tuple[str, str], agent: AgentProfile, account: AccountSettings
+) -> dict[str, str]:
+    """The template values the worker would use (``services.senders.template_values``)."""
+    return {
+        "VisitorFirstName": contact[0],
+        "VisitorLastName": contact[1],
+        "AgentFirstName": agent.first_name,
+        "AgentLastName": agent.last_name,
+        "AgentPhone": _display_phone(agent.phone),
+        "CompanyName": account.company,
+        "SupportPhone": _display_phone(account.support_phone),
+        "SupportEmail": account.support_email,
+    }
+
+
+def _display_phone(e164: str) -> str:
+    """``(617) 555-0100`` for US numbers, as ``services.senders.display_phone`` shows them."""
+    try:
+        parsed = phonenumbers.parse(e164, "US")
+    except phonenumbers.NumberParseException:
+        return e164
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
+def _day(begin: datetime, at: datetime, tz: str) -> int:
+    first = date.fromordinal(local(begin, tz).date().toordinal())
+    last = date.fromordinal(local(at, tz).date().toordinal())
+    return (last - first).days
+
+
+def _local(at: datetime, tz: str) -> str:
+    return f"{local(at, tz):%Y-%m-%d %a %H:%M}"
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    if n == 1:
+        return f"{n} {word}"
+    return f"{n} {plural or word + 's'}"
