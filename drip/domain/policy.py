@@ -194,7 +194,9 @@ def decide(
         return Send(
             False, FooterRule.NOT_SMS, "email: opt-out is the unsubscribe link, not the footer"
         )
-    return footer_decision(conversation, outgoing.opt_out, outgoing.footer_interval, now)
+    return footer_decision(
+        conversation, outgoing.opt_out, outgoing.footer_interval, now, tz=contact.timezone
+    )
 
 
 def footer_decision(
@@ -202,8 +204,10 @@ def footer_decision(
     opt_out: OptOutMode,
     interval: timedelta,
     now: datetime,
+    *,
+    tz: str = "UTC",
 ) -> Send:
-    """SPEC §2 F1-F5 for a text that is going out at ``now``."""
+    """SPEC §2 F1-F5 for a text that is going out at ``now``; dates in reasons are in ``tz``."""
     last = conversation.footer_last_sent_at
     two_way = conversation.two_way_at
     if opt_out is OptOutMode.ALWAYS:
@@ -218,25 +222,26 @@ def footer_decision(
         return Send(
             False,
             FooterRule.F2_TWO_WAY,
-            f"no footer: two-way conversation since {_date(two_way)} "
-            f"and the footer was sent on {_date(last)}",
+            f"no footer: two-way conversation since {_date(two_way, tz)} "
+            f"and the footer was sent on {_date(last, tz)}",
         )
     elapsed = now - last
     if elapsed >= interval:
         return Send(
             True,
             FooterRule.F3_RECURRING,
-            f"footer: {_days(elapsed)} since the last footer on {_date(last)} and no reply yet",
+            f"footer: {_days(elapsed)} since the last footer on {_date(last, tz)} and no reply yet",
         )
     return Send(
         False,
         FooterRule.F4_RECENT,
-        f"no footer: only {_days(elapsed)} since the last footer on {_date(last)} "
+        f"no footer: only {_days(elapsed)} since the last footer on {_date(last, tz)} "
         f"(interval {_days(interval)}), no reply yet",
     )
 
 
 def _gate(contact: ContactState, channel: Channel) -> Skip | None:
+    tz = contact.timezone
     if channel is Channel.EMAIL:
         if not contact.has_email:
             return Skip(SkipCode.NO_EMAIL, "skipped: the contact has no email address")
@@ -248,7 +253,7 @@ def _gate(contact: ContactState, channel: Channel) -> Skip | None:
     if contact.sms_opted_out_at is not None:
         return Skip(
             SkipCode.OPTED_OUT,
-            f"skipped: the contact opted out of texts on {_date(contact.sms_opted_out_at)}",
+            f"skipped: the contact opted out of texts on {_date(contact.sms_opted_out_at, tz)}",
         )
     if contact.text_status is TextStatus.CANNOT_BE_TEXTED:
         return Skip(SkipCode.CANNOT_BE_TEXTED, "skipped: the contact is marked cannot be texted")
@@ -360,8 +365,9 @@ def _kind_words(kind: MessageKind) -> str:
     return _KIND_WORDS.get(kind, kind.value)
 
 
-def _date(dt: datetime) -> str:
-    return f"{pendulum.instance(dt).in_timezone('UTC'):%Y-%m-%d}"
+def _date(dt: datetime, tz: str) -> str:
+    """The local calendar date: a STOP at 21:15 EDT was on that day, not the UTC next day."""
+    return f"{pendulum.instance(dt).in_timezone(tz):%Y-%m-%d}"
 
 
 def _local(dt: datetime, tz: str) -> str:
@@ -369,8 +375,12 @@ def _local(dt: datetime, tz: str) -> str:
 
 
 def _days(delta: timedelta) -> str:
-    days = delta.total_seconds() / 86400
-    if days == int(days):
-        whole = int(days)
-        return f"{whole} day" if whole == 1 else f"{whole} days"
-    return f"{days:.1f} days"
+    """An elapsed time as people say it: "45 days", "14 days 23 hours", "5 hours"."""
+    hours = round(delta.total_seconds() / 3600)
+    days, rest = divmod(hours, 24)
+    parts = []
+    if days:
+        parts.append(f"{days} day" if days == 1 else f"{days} days")
+    if rest or not days:
+        parts.append(f"{rest} hour" if rest == 1 else f"{rest} hours")
+    return " ".join(parts)

@@ -221,10 +221,8 @@ def test_preview_with_intro_moves_the_first_footer_to_day_0(workdir: Path) -> No
     intro = data["rows"][0]
     assert intro["kind"] == "manual"
     assert intro["text"].startswith("Hi Dana, this is Sam with Acme Realty. [This part")
-    # 15 calendar days, one hour short across the DST change: "15.0 days" (policy wording).
-    assert re.search(
-        r"only 15(\.0)? days since the last footer on 2026-03-02", data["rows"][1]["reason"]
-    )
+    # 15 calendar days are one hour short of 15 x 24 h across the DST change.
+    assert "only 14 days 23 hours since the last footer on 2026-03-02" in data["rows"][1]["reason"]
 
 
 def test_preview_with_intro_and_default_start(workdir: Path) -> None:

@@ -55,7 +55,7 @@ def _explain(world: World, contact_id: int, step_id: str) -> str:
 
 
 def test_explain_gives_the_footer_reason_of_each_text(world: World) -> None:
-    """Day 15 says why no footer (15 days, interval 30); day 45 why the footer (45 days)."""
+    """Day 15 says why no footer, day 45 why the footer, in elapsed time across the DST change."""
     contact_id = _seed(world)
     run_until(world, START + timedelta(days=46))
 
@@ -64,12 +64,12 @@ def test_explain_gives_the_footer_reason_of_each_text(world: World) -> None:
 
     assert "step 'day-15-check-in' of smart-drip-new-lead" in day_15
     assert re.search(
-        r"no footer: only 15(\.0)? days since the last footer on 2026-03-02 \(interval 30 days\)",
+        r"no footer: only 14 days 23 hours since the last footer on 2026-03-02 \(interval 30 days\)",
         day_15,
     )
     assert "footer no" in day_15
     assert re.search(
-        r"footer: 45(\.0)? days since the last footer on 2026-03-02 and no reply yet", day_45
+        r"footer: 44 days 23 hours since the last footer on 2026-03-02 and no reply yet", day_45
     )
     assert "footer yes" in day_45
     assert "2026-04-16 10:06 EDT" in day_45
