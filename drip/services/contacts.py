@@ -190,9 +190,13 @@ def send_now(
     now: datetime,
     *,
     sender_role: SenderRole = SenderRole.AGENT,
+    sender_phone: str | None = None,
     channel: Channel = Channel.SMS,
 ) -> FireResult:
-    """A manual text or compliance reply: through the same policy, transport and records."""
+    """A manual text or compliance reply: through the same policy, transport and records.
+
+    ``sender_phone`` pins the number it goes out from (replies to inbound texts).
+    """
     with deps.sessions.begin() as session:
         send = ScheduledSend(
             contact_id=contact_id,
@@ -200,6 +204,7 @@ def send_now(
             channel=channel,
             body=body,
             sender_role=sender_role,
+            sender_phone=sender_phone,
             due_at=now,
             state=SendState.QUEUED,
             claimed_at=now,

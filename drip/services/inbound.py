@@ -114,7 +114,8 @@ def handle_inbound(
     )
     if reply is not None and result.contact_id is not None:
         kind, text = reply
-        sent = send_now(deps, result.contact_id, kind, text, now, sender_role=role)
+        # The reply comes from the number the contact texted, whoever their agent is.
+        sent = send_now(deps, result.contact_id, kind, text, now, sender_role=role, sender_phone=to)
         result = InboundResult(
             result.action,
             classification,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import phonenumbers
@@ -23,14 +24,18 @@ class Sender:
 
 
 def resolve_sender(
-    role: SenderRole, agent: Agent | None, account: AccountSettings
+    role: SenderRole, agent: Agent | None, account: AccountSettings, fixed: str | None = None
 ) -> Sender | None:
     """The sender for a contact's assigned ``agent`` (or the account's default), or None.
 
-    None means drip has no number to send from: the send is skipped and the
-    reason says which setting is missing, rather than guessing a number.
+    ``fixed`` is a number the send must go out from (a reply to an inbound
+    text comes from the number that was texted). None means drip has no
+    number to send from: the send is skipped and the reason says which
+    setting is missing, rather than guessing a number.
     """
     first, last, agent_phone = _agent_names(agent, account)
+    if fixed is not None:
+        return Sender(role, fixed, first, last, agent_phone or "")
     if role is SenderRole.CONCIERGE:
         if account.concierge_phone is None:
             return None
@@ -66,8 +71,13 @@ def template_values(
     }
 
 
+@functools.lru_cache(maxsize=4096)
 def display_phone(e164: str) -> str:
-    """A number as people read it: ``(617) 555-0100`` for US numbers."""
+    """A number as people read it: ``(617) 555-0100`` for US numbers.
+
+    Cached: every text formats the agent's and the support number, a handful
+    of numbers, and parsing one costs more than deciding the send.
+    """
     try:
         parsed = phonenumbers.parse(e164, "US")
     except phonenumbers.NumberParseException:

@@ -294,6 +294,9 @@ class ScheduledSend(Base):
     channel: Mapped[Channel] = mapped_column(StrEnumType(Channel))
     body: Mapped[str | None] = mapped_column(Text)
     sender_role: Mapped[SenderRole] = mapped_column(StrEnumType(SenderRole))
+    #: The exact number to send from (a reply goes out from the number the
+    #: contact texted); NULL: resolved from ``sender_role`` at fire time.
+    sender_phone: Mapped[str | None] = mapped_column(String(PHONE))
     due_at: Mapped[datetime] = mapped_column(UtcDateTime())
     original_due_at: Mapped[datetime] = mapped_column(
         UtcDateTime(), default=_default_from("due_at")

@@ -66,7 +66,7 @@ def test_revision_before_and_after_upgrade(empty_db_url: str) -> None:
     """A new database has no revision; after upgrade it is at the shipped head."""
     assert current_revision(empty_db_url) is None
     upgrade(empty_db_url)
-    assert head_revision() == "0001"
+    assert head_revision() == "0002"
     assert current_revision(empty_db_url) == head_revision()
 
 
@@ -76,7 +76,7 @@ def test_upgrade_twice_is_a_no_op(empty_db_url: str) -> None:
     upgrade(empty_db_url)
     engine = make_engine(empty_db_url)
     try:
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == "0002"
         assert _diff(engine) == []
     finally:
         engine.dispose()
@@ -106,7 +106,7 @@ def test_upgrade_needs_no_alembic_ini(
     assert not (tmp_path / "alembic.ini").exists()
     assert (MIGRATIONS_DIR / "env.py").is_file()
     upgrade(empty_db_url)
-    assert current_revision(empty_db_url) == "0001"
+    assert current_revision(empty_db_url) == "0002"
 
 
 def test_partial_index_on_pending_sends_only_on_postgres(migrated: Engine) -> None:
@@ -122,3 +122,36 @@ def test_unknown_revision_is_a_store_error(empty_db_url: str) -> None:
     with pytest.raises(StoreError, match="nosuchrev"):
         upgrade(empty_db_url, "nosuchrev")
     assert current_revision(empty_db_url) is None
+
+
+def test_0001_database_upgrades_keeping_its_sends(empty_db_url: str) -> None:
+    """A database at 0001 with a scheduled send upgrades to head; the send keeps its data."""
+    upgrade(empty_db_url, "0001")
+    engine = make_engine(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO contacts (first_name, last_name, source, text_status,"
+                    " email_opted_out, created_at, updated_at)"
+                    " VALUES ('Dana', 'Ruiz', 'manual', 'textable', false, :t, :t)"
+                ),
+                {"t": "2026-03-02 15:00:00+00:00"},
+            )
+            contact_id = conn.execute(text("SELECT max(id) FROM contacts")).scalar_one()
+            conn.execute(
+                text(
+                    "INSERT INTO scheduled_sends (contact_id, kind, channel, body, sender_role,"
+                    " due_at, original_due_at, state, catching_up, attempts, created_at,"
+                    " updated_at) VALUES (:c, 'manual', 'sms', 'hi', 'agent', :t, :t, 'pending',"
+                    " false, 0, :t, :t)"
+                ),
+                {"c": contact_id, "t": "2026-03-02 15:00:00+00:00"},
+            )
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT body, sender_phone FROM scheduled_sends")).one()
+        assert tuple(row) == ("hi", None)
+    finally:
+        engine.dispose()
