@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import update
+from sqlalchemy import tuple_, update
 from sqlalchemy.orm import Session
 
 from drip.domain.campaign import Campaign
@@ -134,7 +134,7 @@ def _gather(
     for send in sends:
         contact = contacts[send.contact_id]
         agent: Agent | None = agents.get(contact.agent_id) if contact.agent_id else None
-        sender = resolve_sender(send.sender_role, agent, deps.account)
+        sender = resolve_sender(send.sender_role, agent, deps.account, send.sender_phone)
         campaign = campaigns.get(send.campaign_id) if send.campaign_id else None
         prepared.append(_Prepared(send, contact, campaign, sender))
     pairs = [
@@ -455,18 +455,40 @@ def _record(deps: Deps, outcomes: list[_Outcome], now: datetime) -> None:
                     code=result.code,
                     reason=result.reason,
                 )
-        for (sender_phone, contact_id), at in footers.items():
+        _record_footers(session, footers)
+        repo.finish_enrollments(session, finished, now)
+
+
+#: Conversations per UPDATE in :func:`_record_footers` (two bound parameters each).
+_FOOTER_CHUNK = 500
+
+
+def _record_footers(session: Session, footers: dict[tuple[str, int], datetime]) -> None:
+    """Set ``footer_last_sent_at`` of each (sender, contact) conversation, never moving it back.
+
+    One UPDATE per send time and chunk of conversations, not one per
+    conversation: in a batch every footer was sent at the same ``now``, and a
+    round trip per text was most of the cost of recording a batch. No
+    ``Conversation`` is loaded in the recording session, so nothing in memory
+    needs synchronising.
+    """
+    by_time: dict[datetime, list[tuple[str, int]]] = defaultdict(list)
+    for pair, at in footers.items():
+        by_time[at].append(pair)
+    for at, pairs in by_time.items():
+        for start in range(0, len(pairs), _FOOTER_CHUNK):
             session.execute(
                 update(Conversation)
                 .where(
-                    Conversation.sender_phone == sender_phone,
-                    Conversation.contact_id == contact_id,
+                    tuple_(Conversation.sender_phone, Conversation.contact_id).in_(
+                        pairs[start : start + _FOOTER_CHUNK]
+                    ),
                     (Conversation.footer_last_sent_at.is_(None))
                     | (Conversation.footer_last_sent_at < at),
                 )
                 .values(footer_last_sent_at=at)
+                .execution_options(synchronize_session=False)
             )
-        repo.finish_enrollments(session, finished, now)
 
 
 def _carrier_opt_out(session: Session, contact_id: int, o: _Outcome, now: datetime) -> None:
