@@ -90,6 +90,9 @@ def build(
 ) -> Deps:
     """The dependencies of every service; tests and replay pass their own parts."""
     settings = settings or load_settings()
+    # Idempotent; also masks phone numbers and emails for callers (tests,
+    # replay) that pass their own settings and skipped load_settings.
+    configure_logging(settings.log_format, settings.log_level)
     ensure_home(settings)
     if not settings.embedded and settings.secret_key_is_default:
         log.warning("secret_key_default", hint="set DRIP_SECRET_KEY so unsubscribe links are safe")

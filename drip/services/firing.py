@@ -106,7 +106,7 @@ def fire_batch(deps: Deps, ids: list[int], now: datetime) -> list[FireResult]:
     with deps.sessions.begin() as session:
         prepared, states = _gather(deps, session, won, now)
         session.expunge_all()
-    outcomes = [_fire_one(deps, p, states, now) for p in prepared]
+    outcomes = [_fire_guarded(deps, p, states, now) for p in prepared]
     _record(deps, outcomes, now)
     return [o.result for o in outcomes]
 
@@ -191,6 +191,21 @@ def _outgoing(deps: Deps, p: _Prepared, last_sent: datetime | None) -> Outgoing:
         catching_up=send.catching_up,
         enrollment_last_sent_at=last_sent,
     )
+
+
+def _fire_guarded(deps: Deps, p: _Prepared, states: _States, now: datetime) -> _Outcome:
+    """``_fire_one``, with a bug in one send recorded as that send's failure.
+
+    Without this, one unexpected error would abort the batch and leave every
+    send of it in ``sending``, to be reported ``unknown`` later although most
+    were never tried. The failed send is recorded, not retried (at most once).
+    """
+    try:
+        return _fire_one(deps, p, states, now)
+    except Exception as exc:  # deliberately broad: any bug is contained to its send
+        log.exception("send_crashed", send_id=p.send.id, contact_id=p.contact.id)
+        reason = f"failed: internal error while firing ({type(exc).__name__}: {exc}); not retried"
+        return _Outcome(p, None, FireResult(p.send.id, "failed", "internal_error", reason))
 
 
 def _fire_one(deps: Deps, p: _Prepared, states: _States, now: datetime) -> _Outcome:
