@@ -19,6 +19,7 @@ import contextlib
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from time import monotonic
 
 import structlog
 from sqlalchemy import tuple_, update
@@ -85,6 +86,11 @@ class _Prepared:
     contact: Contact
     campaign: Campaign | None
     sender: Sender | None
+    #: False once the enrollment ended (stop_on_reply, a reply between claim and fire).
+    enrollment_active: bool = True
+    #: Set when the send cannot even be prepared (e.g. a stored campaign that no
+    #: longer validates): it fails alone instead of stranding its batch.
+    problem: str | None = None
 
 
 @dataclass
@@ -106,9 +112,39 @@ def fire_batch(deps: Deps, ids: list[int], now: datetime) -> list[FireResult]:
     with deps.sessions.begin() as session:
         prepared, states = _gather(deps, session, won, now)
         session.expunge_all()
-    outcomes = [_fire_guarded(deps, p, states, now) for p in prepared]
+    outcomes: list[_Outcome] = []
+    read_at = monotonic()
+    for index, p in enumerate(prepared):
+        if monotonic() - read_at >= REFRESH_AFTER_SECONDS:
+            _refresh(deps, prepared[index:])
+            read_at = monotonic()
+        outcomes.append(_fire_guarded(deps, p, states, now))
     _record(deps, outcomes, now)
     return [o.result for o in outcomes]
+
+
+#: A batch re-reads the rest of its contacts' right to be texted, and their
+#: enrollments, once this many seconds have passed since it last did: a STOP
+#: that arrives while a slow provider holds the batch is honoured for the
+#: sends after it. In the normal fast path this costs one query a second.
+REFRESH_AFTER_SECONDS = 1.0
+
+
+def _refresh(deps: Deps, remaining: list[_Prepared]) -> None:
+    with deps.sessions() as session:
+        fresh = repo.contacts_by_id(session, {p.contact.id for p in remaining})
+        active = repo.active_enrollment_ids(
+            session, (p.send.enrollment_id for p in remaining if p.send.enrollment_id)
+        )
+        for p in remaining:
+            row = fresh.get(p.contact.id)
+            if row is not None:
+                p.contact.sms_consent_at = row.sms_consent_at
+                p.contact.sms_opted_out_at = row.sms_opted_out_at
+                p.contact.text_status = row.text_status
+                p.contact.email_opted_out = row.email_opted_out
+            if p.send.enrollment_id is not None:
+                p.enrollment_active = p.send.enrollment_id in active
 
 
 @dataclass
@@ -127,16 +163,25 @@ def _gather(
     contacts = repo.contacts_by_id(session, (s.contact_id for s in sends))
     agents = repo.agents_by_id(session, (c.agent_id for c in contacts.values() if c.agent_id))
     rows = repo.campaigns_by_id(session, (s.campaign_id for s in sends if s.campaign_id))
-    campaigns = {
-        cid: deps.campaigns.get(cid, row.version, row.definition) for cid, row in rows.items()
-    }
+    campaigns: dict[int, Campaign] = {}
+    broken: dict[int, str] = {}
+    for cid, row in rows.items():
+        try:
+            campaigns[cid] = deps.campaigns.get(cid, row.version, row.definition)
+        except Exception as exc:  # a stored definition current code rejects: fail its sends only
+            broken[cid] = f"failed: stored campaign {row.name!r} is invalid ({exc}); run drip sync"
+    active = repo.active_enrollment_ids(
+        session, (s.enrollment_id for s in sends if s.enrollment_id is not None)
+    )
     prepared: list[_Prepared] = []
     for send in sends:
         contact = contacts[send.contact_id]
         agent: Agent | None = agents.get(contact.agent_id) if contact.agent_id else None
         sender = resolve_sender(send.sender_role, agent, deps.account, send.sender_phone)
         campaign = campaigns.get(send.campaign_id) if send.campaign_id else None
-        prepared.append(_Prepared(send, contact, campaign, sender))
+        problem = broken.get(send.campaign_id) if send.campaign_id else None
+        in_force = send.enrollment_id is None or send.enrollment_id in active
+        prepared.append(_Prepared(send, contact, campaign, sender, in_force, problem))
     pairs = [
         (p.sender.phone, p.contact.id)
         for p in prepared
@@ -210,6 +255,11 @@ def _fire_guarded(deps: Deps, p: _Prepared, states: _States, now: datetime) -> _
 
 def _fire_one(deps: Deps, p: _Prepared, states: _States, now: datetime) -> _Outcome:
     send, contact = p.send, p.contact
+    if p.problem is not None:
+        return _Outcome(p, None, FireResult(send.id, "failed", "internal_error", p.problem))
+    if not p.enrollment_active:
+        reason = "skipped: the enrollment ended before this step fired (stop_on_reply or stopped)"
+        return _Outcome(p, None, FireResult(send.id, "skipped", "enrollment_stopped", reason))
     template = _template(p)
     if template is None:
         reason = f"skipped: step {send.step_id!r} is no longer in the campaign"

@@ -134,6 +134,21 @@ def _apply_edit(
                 )
                 change.cancelled += 1
                 continue
+            if (send.channel, send.sender_role) != (step.channel, new.sender):
+                # Channel and sender live on the row (the fire path reads them there).
+                send.channel = step.channel
+                send.sender_role = new.sender
+                _settle(
+                    session,
+                    send,
+                    now,
+                    outcome="rescheduled",
+                    code="step_edited",
+                    reason=f"edited: step {step_id!r} now goes by {step.channel.value} "
+                    f"from the {new.sender.value}",
+                    keep_state=True,
+                )
+                change.rescheduled += 1
             before = old_steps.get(step_id)
             if before is not None and (before.day, before.at) == (step.day, step.at):
                 continue

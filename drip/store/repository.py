@@ -247,6 +247,38 @@ def active_enrollments_of_campaign_for(
     )
 
 
+def active_enrollment_ids_for(
+    session: Session, campaign_id: int, contact_ids: Sequence[int]
+) -> dict[int, int]:
+    """``{contact id: enrollment id}`` of the contacts' active enrollments in the campaign.
+
+    Two columns, no ORM objects: enrolling thousands of contacts at once only
+    needs the ids.
+    """
+    rows = session.execute(
+        select(Enrollment.contact_id, Enrollment.id).where(
+            Enrollment.campaign_id == campaign_id,
+            Enrollment.status == EnrollmentStatus.ACTIVE,
+            Enrollment.contact_id.in_(contact_ids),
+        )
+    )
+    return dict(rows.tuples().all())
+
+
+def active_enrollment_ids(session: Session, enrollment_ids: Iterable[int]) -> set[int]:
+    """Which of these enrollments are still active (a reply may have ended one)."""
+    wanted = set(enrollment_ids)
+    if not wanted:
+        return set()
+    return set(
+        session.scalars(
+            select(Enrollment.id).where(
+                Enrollment.id.in_(wanted), Enrollment.status == EnrollmentStatus.ACTIVE
+            )
+        )
+    )
+
+
 def finish_enrollments(session: Session, enrollment_ids: Iterable[int], now: datetime) -> None:
     """Mark enrollments with nothing left pending or in flight as completed."""
     wanted = set(enrollment_ids)
