@@ -353,10 +353,10 @@ def _deliver(
     callback = deps.settings.status_callback_url if deps.settings.twilio_enabled else None
     try:
         receipt = deps.sms.send_sms(OutboundSms(sender.phone, contact.phone, text, callback))
-    except SmsSendError as exc:
+    except TransportError as exc:  # SmsSendError included: the provider refused it
         return _failed(p, decision, message, exc, now)
-    except TransportError as exc:
-        return _failed(p, decision, message, exc, now)
+    except Exception as exc:  # not a refusal: the text may have gone out
+        return _unknown(p, decision, message, exc, now)
     message.provider_sid = receipt.sid
     message.status = receipt.status
     message.sent_at = now
@@ -405,6 +405,8 @@ def _deliver_email(
         )
     except TransportError as exc:
         return _failed(p, decision, message, exc, now)
+    except Exception as exc:  # not a refusal: the email may have gone out
+        return _unknown(p, decision, message, exc, now)
     message.provider_sid = receipt.message_id
     message.status = "sent"
     message.sent_at = now
@@ -413,6 +415,23 @@ def _deliver_email(
     )
     return _Outcome(
         p, decision, FireResult(send.id, "sent", "email", decision.reason, False), message
+    )
+
+
+def _unknown(
+    p: _Prepared, decision: Send, message: Message, exc: Exception, now: datetime
+) -> _Outcome:
+    """An unexpected error from the transport call: maybe sent, so recorded unknown, not retried."""
+    message.status = "unknown"
+    message.error_message = f"{type(exc).__name__}: {exc}"
+    message.updated_at = now
+    reason = (
+        f"UNKNOWN: the transport raised {type(exc).__name__} ({exc}) during the provider "
+        "call; the message may or may not have gone out, so it is not retried"
+    )
+    log.error("send_unknown", send_id=p.send.id, contact_id=p.contact.id, reason=reason)
+    return _Outcome(
+        p, decision, FireResult(p.send.id, "unknown", "transport_error", reason), message
     )
 
 
@@ -455,6 +474,7 @@ _STATE_OF = {
     "sent": SendState.SENT,
     "skipped": SendState.SKIPPED,
     "failed": SendState.FAILED,
+    "unknown": SendState.UNKNOWN,
     "deferred": SendState.PENDING,
 }
 

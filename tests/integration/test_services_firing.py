@@ -177,12 +177,16 @@ def test_fire_batch_twice_with_the_same_ids_calls_the_transport_once(world: Worl
     assert send_by_step(world, contact_id, DAY_15).state is SendState.SENT
 
 
+class WorkerKilled(BaseException):
+    """The process dies: nothing in the worker gets to handle it."""
+
+
 class CrashAfterSend(RecordingTransport):
     """The provider accepts the text, then the worker dies before recording it."""
 
     def send_sms(self, msg: OutboundSms) -> SmsReceipt:
         super().send_sms(msg)
-        raise RuntimeError("worker killed after the provider call")
+        raise WorkerKilled("worker killed after the provider call")
 
 
 def test_send_lost_in_sending_becomes_unknown_and_is_never_resent(
@@ -197,7 +201,7 @@ def test_send_lost_in_sending_becomes_unknown_and_is_never_resent(
         world.at(START + timedelta(days=15))
         ids = dispatch.claim(deps, world.now)
 
-        with pytest.raises(RuntimeError, match="worker killed"):
+        with pytest.raises(WorkerKilled, match="worker killed"):
             fire_batch(deps, ids, world.now)
 
         send = send_by_step(world, contact_id, DAY_15)
