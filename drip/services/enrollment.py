@@ -89,9 +89,7 @@ def enroll_many(
         with deps.sessions.begin() as session:
             row, campaign = load_campaign(deps, session, campaign_name)
             contacts = list(repo.contacts_by_id(session, part).values())
-            active = {
-                e.contact_id for e in repo.active_enrollments_of_campaign_for(session, row.id, part)
-            }
+            active = repo.active_enrollment_ids_for(session, row.id, part)
             fresh = [c for c in contacts if c.id not in active]
             _, sends = _enroll_rows(
                 deps,
@@ -131,18 +129,16 @@ def _enroll_rows(
             for c in contacts
         ],
     )
-    by_contact = {
-        e.contact_id: e.id
-        for e in repo.active_enrollments_of_campaign_for(
-            session, campaign_id, [c.id for c in contacts]
-        )
-    }
+    by_contact = repo.active_enrollment_ids_for(session, campaign_id, [c.id for c in contacts])
     enrollment_ids = [by_contact[c.id] for c in contacts]
     due_cache: dict[tuple[str, str], datetime] = {}
     by_zone: dict[str, str] = {}
     rows: list[dict[str, Any]] = []
     for contact, enrollment_id in zip(contacts, enrollment_ids, strict=True):
-        key = f"{contact.timezone}|{contact.phone}"
+        # A zone on the record decides alone (resolve_timezone ignores the phone
+        # then), so contacts sharing it share one lookup; otherwise the number does.
+        own = contact.timezone
+        key = f"zone:{own}" if own is not None and own.strip() else f"phone:{contact.phone}"
         zone = by_zone.get(key)
         if zone is None:
             zone = resolve_timezone(

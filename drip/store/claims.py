@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, any_, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -102,12 +102,19 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[int]:
         # "WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)" the planner
         # may rescan the subquery inside a nested loop; a rescan skips the rows
         # this statement already updated and so claims more than n rows.
+        #
+        # The update then finds the chosen rows by primary key, "id =
+        # ANY(ARRAY(SELECT id FROM due))", rather than joining "FROM due":
+        # with a join the planner may hash the whole pending backlog (a scan
+        # of every pending row) to match the n chosen ones, so a claim got
+        # slower as the schedule grew; an id array always probes the key.
         locked = (
             due.with_for_update(skip_locked=True)
             .cte("due")
             .prefix_with("MATERIALIZED", dialect="postgresql")
         )
-        claim = claim.where(SENDS.c.id == locked.c.id)
+        chosen = func.array(select(locked.c.id).scalar_subquery())
+        claim = claim.where(SENDS.c.id == any_(chosen))
     else:
         # SQLite: one writer at a time (BEGIN IMMEDIATE); the uncorrelated IN
         # subquery is evaluated once, before any row changes.
@@ -274,7 +281,11 @@ _COPY_COLUMNS = tuple(c.name for c in SENDS.columns if c.name != "id")
 
 
 def _copy_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """``COPY scheduled_sends (...) FROM STDIN`` through the psycopg connection."""
+    """``COPY scheduled_sends (...) FROM STDIN`` through the psycopg connection.
+
+    ``rows`` come from :func:`_normalize`: every column present, enum columns
+    holding members (written as their values), times already aware UTC.
+    """
     import psycopg
 
     driver = conn.connection.driver_connection
@@ -287,23 +298,20 @@ def _copy_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
             cursor.copy(f"COPY scheduled_sends ({columns}) FROM STDIN") as copy,
         ):
             for row in rows:
-                copy.write_row(tuple(_copy_value(row.get(c)) for c in _COPY_COLUMNS))
+                values = [row[c] for c in _COPY_COLUMNS]
+                for i in _COPY_ENUM_INDEXES:
+                    if values[i] is not None:
+                        values[i] = values[i].value
+                copy.write_row(values)
     except psycopg.Error as exc:
         raise StoreError(f"COPY into scheduled_sends failed: {exc}") from exc
-
-
-def _copy_value(value: Any) -> Any:
-    if isinstance(value, StrEnum):
-        return value.value
-    if isinstance(value, datetime):
-        return as_utc(value)
-    return value
 
 
 _ENUM_COLUMNS: dict[str, type[StrEnum]] = {
     c.name: c.type.enum_class for c in SENDS.columns if isinstance(c.type, StrEnumType)
 }
 _TIME_COLUMNS = frozenset(c.name for c in SENDS.columns if isinstance(c.type, UtcDateTime))
+_COPY_ENUM_INDEXES = tuple(i for i, c in enumerate(_COPY_COLUMNS) if c in _ENUM_COLUMNS)
 
 
 def _normalize(row: Mapping[str, Any], now: datetime | None) -> dict[str, Any]:
@@ -326,18 +334,20 @@ def _normalize(row: Mapping[str, Any], now: datetime | None) -> dict[str, Any]:
     for column, default in defaults.items():
         if out.get(column) is None:
             out[column] = default
-    for column, value in list(out.items()):
-        if value is None:
+    # Only the typed columns need a look (this runs once per row of a bulk insert).
+    for column, enum_class in _ENUM_COLUMNS.items():
+        value = out.get(column)
+        if value is None or type(value) is enum_class:
             continue
-        if column in _ENUM_COLUMNS:
-            enum_class = _ENUM_COLUMNS[column]
-            try:
-                out[column] = enum_class(value)
-            except ValueError as exc:
-                raise ValidationError(
-                    f"{column}: {value!r} is not a valid {enum_class.__name__}"
-                ) from exc
-        elif column in _TIME_COLUMNS:
+        try:
+            out[column] = enum_class(value)
+        except ValueError as exc:
+            raise ValidationError(
+                f"{column}: {value!r} is not a valid {enum_class.__name__}"
+            ) from exc
+    for column in _TIME_COLUMNS:
+        value = out.get(column)
+        if value is not None:
             out[column] = as_utc(value)
     # Every row of one executemany must carry the same keys.
     for column in _COPY_COLUMNS:
@@ -374,6 +384,8 @@ def _expire(session: Session, send_ids: Sequence[int]) -> None:
     The statements here are Core UPDATEs, which the identity map does not
     see; without this a caller holding the object would read the old state.
     """
+    if not session.identity_map:  # nothing loaded (the dispatcher's fresh session)
+        return
     for send_id in send_ids:
         loaded = session.identity_map.get(identity_key(ScheduledSend, send_id))
         if loaded is not None:

@@ -262,7 +262,7 @@ def active_enrollment_ids_for(
             Enrollment.contact_id.in_(contact_ids),
         )
     )
-    return dict(rows.tuples().all())
+    return {row[0]: row[1] for row in rows}
 
 
 def active_enrollment_ids(session: Session, enrollment_ids: Iterable[int]) -> set[int]:

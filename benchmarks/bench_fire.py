@@ -1,0 +1,345 @@
+"""4. Firing rate: sends per second end to end, against a no-op Celery task on the same pool.
+
+One Celery worker of drip (``celery -A workers.celery_app worker -Q
+send,dispatch -c N``, configured through the environment like production:
+``DRIP_DATABASE_URL``, ``DRIP_BROKER_URL``, ``TWILIO_ACCOUNT_SID``,
+``TWILIO_AUTH_TOKEN`` and ``DRIP_TWILIO_BASE_URL``) fires due campaign sends
+through the whole pipeline: ``dispatch_due`` claims them and publishes
+``fire_sends`` batches; each batch re-reads contacts and conversations,
+decides every send with the policy (consent, window, caps, footer), renders,
+appends the footer, sends each text with the real twilio SDK to the fake
+Twilio server (a process of its own) and records the outcomes. A round is
+timed from publishing ``dispatch_due`` until every send of the round is
+settled in the database (``dispatch_due`` is published again whenever its
+queue is empty and sends are still due, like a short beat tick).
+
+The baseline: ``bench.noop`` tasks (see ``bench_tasks``) on the same worker
+pool, from a queue of their own that it consumes all along. They are
+published to a staging queue first and handed over in one atomic Redis
+``RENAME``; the round is timed from the first one run to the last. Their
+publishing is therefore not timed, while drip's (inside ``dispatch_due``) is.
+
+Rounds alternate, drip / no-op / no-op / drip / drip / no-op ..., so that
+load from elsewhere on the machine falls on both alike. The contacts live in zones
+where it is day now, so that the sends are due and inside the send window.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from bench_memory import drip_app, drip_worker_env
+from harness import (
+    Context,
+    FakeTwilio,
+    connect,
+    copy_rows,
+    cpu_seconds,
+    database_backends,
+    descendants,
+    queue_length,
+    rate,
+    say,
+    seed_contacts,
+    start_celery_worker,
+    start_fake_twilio,
+    zones_in_window,
+)
+
+FINAL = ("sent", "skipped", "failed", "unknown", "cancelled")
+STEP = "day-15-check-in"
+PHONE_OFFSET = 600_000  # phone numbers clear of the scheduling benchmark's contacts
+
+
+def _due_sends(ctx: Context, n: int, now: datetime, offset: int) -> tuple[int, int]:
+    """``n`` fresh consenting contacts, enrolled, each with one campaign send due a minute ago.
+
+    Returns the (first, last) send id of the round.
+    """
+    zones = [(zone, area, None) for zone, area in zones_in_window(now)]
+    contact_ids = seed_contacts(
+        ctx.url, n, now - timedelta(days=20), agent_id=ctx.agent_id, zones=zones,
+        phone_offset=PHONE_OFFSET + offset,
+    )  # fmt: skip
+    enrolled_at = now - timedelta(days=15, minutes=1)
+    with connect(ctx.url) as conn, conn.transaction():
+        first_row = conn.execute("SELECT coalesce(max(id), 0) FROM enrollments").fetchone()
+        first = int(first_row[0]) if first_row else 0
+        copy_rows(
+            conn,
+            "enrollments",
+            ("contact_id", "campaign_id", "enrolled_at", "status"),
+            ((c, ctx.campaign_id, enrolled_at, "active") for c in contact_ids),
+        )
+        enrollments = conn.execute(
+            "SELECT id, contact_id FROM enrollments WHERE id > %s ORDER BY id", (first,)
+        ).fetchall()
+        before = conn.execute("SELECT coalesce(max(id), 0) FROM scheduled_sends").fetchone()
+        due = now - timedelta(minutes=1)
+        copy_rows(
+            conn,
+            "scheduled_sends",
+            (
+                "enrollment_id", "contact_id", "campaign_id", "step_id", "kind", "channel",
+                "sender_role", "due_at", "original_due_at", "state", "attempts", "catching_up",
+                "created_at", "updated_at",
+            ),
+            (
+                (e, c, ctx.campaign_id, STEP, "campaign", "sms", "agent", due, due, "pending",
+                 0, False, enrolled_at, enrolled_at)
+                for e, c in enrollments
+            ),
+        )  # fmt: skip
+        last = conn.execute("SELECT max(id) FROM scheduled_sends").fetchone()
+    lo = (int(before[0]) if before else 0) + 1
+    hi = int(last[0]) if last and last[0] is not None else 0
+    if hi - lo + 1 != n:
+        raise RuntimeError(f"expected {n} due sends, made {hi - lo + 1}")
+    with connect(ctx.url) as conn:
+        conn.execute("ANALYZE scheduled_sends")
+        conn.execute("ANALYZE contacts")
+        conn.execute("ANALYZE enrollments")
+    return lo, hi
+
+
+def _outcomes(url: str, lo: int, hi: int) -> dict[str, int]:
+    with connect(url) as conn:
+        rows = conn.execute(
+            "SELECT state, count(*) FROM scheduled_sends WHERE id BETWEEN %s AND %s GROUP BY state",
+            (lo, hi),
+        ).fetchall()
+    return {str(state): int(n) for state, n in rows}
+
+
+def _cpu(
+    ctx: Context, worker: Any, fake: FakeTwilio, exclude: int | None = None
+) -> dict[str, float]:
+    """CPU seconds used so far by the pool, the fake Twilio server and our database's backends."""
+    backends = [p for p in database_backends(ctx.url) if p != exclude]
+    return {
+        "pool": cpu_seconds([worker.pid, *descendants(worker.pid)]),
+        "twilio": cpu_seconds([fake.child.pid]),
+        "postgres": cpu_seconds(backends),
+    }
+
+
+def _drip_round(
+    ctx: Context, app: Any, worker: Any, fake: FakeTwilio, ids: tuple[int, int]
+) -> tuple[float, dict[str, float]]:
+    """Seconds from publishing dispatch_due until sends lo..hi are settled, and the CPU used."""
+    from workers.celery_app import DISPATCH_QUEUE, DISPATCH_TASK
+
+    lo, hi = ids
+    n = hi - lo + 1
+    open_sql = (
+        "SELECT count(*) FROM scheduled_sends WHERE id BETWEEN %s AND %s "
+        "AND state IN ('pending', 'queued', 'sending')"
+    )
+    with connect(ctx.url) as conn:
+        own = conn.info.backend_pid
+        cpu0 = _cpu(ctx, worker, fake, own)
+        t0 = time.perf_counter()
+        app.send_task(DISPATCH_TASK, queue=DISPATCH_QUEUE)
+        last_dispatch = t0
+        deadline = t0 + max(120.0, n / 20)
+        while True:
+            row = conn.execute(open_sql, (lo, hi)).fetchone()
+            if row is not None and int(row[0]) == 0:
+                break
+            now = time.perf_counter()
+            if now > deadline:
+                from workers.celery_app import SEND_QUEUE
+
+                states = _outcomes(ctx.url, lo, hi)
+                queued = {
+                    q: queue_length(ctx.redis.client, q) for q in (SEND_QUEUE, DISPATCH_QUEUE)
+                }
+                raise TimeoutError(
+                    f"sends of the round still open after {now - t0:.0f}s: states {states}, "
+                    f"queues {queued}; worker log: {worker.log}"
+                )
+            if worker.proc.poll() is not None:
+                raise RuntimeError(f"the drip worker exited:\n{worker.tail()}")
+            if now - last_dispatch > 0.5 and queue_length(ctx.redis.client, DISPATCH_QUEUE) == 0:
+                app.send_task(DISPATCH_TASK, queue=DISPATCH_QUEUE)
+                last_dispatch = now
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - t0
+        cpu1 = _cpu(ctx, worker, fake, own)
+    return elapsed, {k: cpu1[k] - cpu0[k] for k in cpu0}
+
+
+def _noop_round(
+    ctx: Context, app: Any, worker: Any, queue: str, n: int
+) -> tuple[int, float, float]:
+    """(tasks timed, seconds, pool CPU seconds) of ``n`` no-op tasks queued beforehand.
+
+    The worker consumes ``queue`` all along. The tasks are published to a
+    staging queue nobody consumes, then the staging list is renamed to
+    ``queue`` in one atomic Redis step: the pool finds them all at once, and
+    no consumer is added or cancelled on the running worker (remote control
+    of consumers is fragile with prefetching). Timed from the first task that
+    ran to the last.
+    """
+    from bench_tasks import NOOP_TASK
+
+    key = os.environ["DRIP_BENCH_NOOP_KEY"]
+    staging = f"{queue}-staging"
+    client = ctx.redis.client
+    client.set(key, 0)
+    with app.producer_or_acquire() as producer:
+        for _ in range(n):
+            app.send_task(NOOP_TASK, queue=staging, producer=producer)
+    if queue_length(client, staging) != n or queue_length(client, queue) != 0:
+        raise RuntimeError(f"staging holds {queue_length(client, staging)} of {n} no-op tasks")
+    client.rename(staging, queue)
+    deadline = time.perf_counter() + max(120.0, n / 20)
+    first = 0
+    while first == 0:
+        first = int(client.get(key) or 0)
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"no no-op task ran; worker log: {worker.log}")
+        time.sleep(0.001)
+    t0 = time.perf_counter()
+    pool = [worker.pid, *descendants(worker.pid)]
+    cpu0 = cpu_seconds(pool)
+    while int(client.get(key) or 0) < n:
+        if time.perf_counter() > deadline:
+            done = int(client.get(key) or 0)
+            raise TimeoutError(f"only {done} of {n} no-op tasks ran; worker log: {worker.log}")
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - t0
+    cpu = cpu_seconds(pool) - cpu0
+    return n - first, elapsed, cpu
+
+
+def _profiler(ctx: Context, worker: Any) -> Any:
+    """With ``DRIP_BENCH_PYSPY=FILE`` (and py-spy installed): sample the pool during a round."""
+    out = os.environ.get("DRIP_BENCH_PYSPY")
+    if not out:
+        return None
+    argv = ["py-spy", "record", "--subprocesses", "--nonblocking", "--idle", "-r", "200", "-f", "raw",
+            "-o", out, "-p", str(worker.pid)]  # fmt: skip
+    from harness import PYTHON
+
+    spy_bin = os.path.join(os.path.dirname(PYTHON), "py-spy")
+    if os.path.exists(spy_bin):
+        argv[0] = spy_bin
+    child = ctx.processes.start("py-spy", argv, dict(os.environ))
+    time.sleep(1.0)
+    return child
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    from drip.testing.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
+
+    sizes = ctx.sizes
+    rounds = sizes.fire_rounds  # half drip, half no-op: drip, no-op, no-op, drip, drip, ...
+    per_round = max(1, sizes.fire_sends // (rounds // 2))
+    noop_round = max(1, sizes.noop_tasks // (rounds // 2))
+    concurrency = int(os.environ.get("DRIP_BENCH_WORKER_CONCURRENCY") or sizes.worker_concurrency)
+
+    say("fire: starting the fake Twilio server")
+    env = drip_worker_env(ctx, ctx.url)
+    fake: FakeTwilio = start_fake_twilio(ctx.processes, env)
+    env.update(
+        TWILIO_ACCOUNT_SID=DEFAULT_ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=DEFAULT_AUTH_TOKEN,
+        DRIP_TWILIO_BASE_URL=fake.base_url,
+        DRIP_LOG_LEVEL=os.environ.get("DRIP_BENCH_WORKER_LOG_LEVEL", "INFO"),
+        DRIP_BENCH_NOOP_KEY=f"drip-bench:noop:{os.getpid()}",
+        DRIP_SECRET_KEY="drip-benchmark-secret",  # noqa: S106 - signs nothing that leaves the run
+    )
+    os.environ["DRIP_BENCH_NOOP_KEY"] = env["DRIP_BENCH_NOOP_KEY"]
+    os.environ["DRIP_BENCH_COUNTER_URL"] = ctx.redis_url
+    # Each round's sends are made just before it, so that a round's dispatch finds only them.
+    made = 0
+
+    def prepare(n: int) -> tuple[int, int]:
+        nonlocal made
+        ids = _due_sends(ctx, n, datetime.now(ctx.now.tzinfo), offset=made)
+        made += n
+        return ids
+
+    from workers.celery_app import DISPATCH_QUEUE, SEND_QUEUE
+
+    app = drip_app(ctx, ctx.url)
+    queue = f"drip-bench-noop-{os.getpid()}"
+    worker = start_celery_worker(
+        ctx.processes,
+        "drip-pool",
+        "workers.celery_app",
+        [SEND_QUEUE, DISPATCH_QUEUE, queue],
+        env,
+        concurrency=concurrency,
+        include="bench_tasks",
+    )
+    try:
+        say("fire: warm-up (each pool process builds its engine and Twilio client)")
+        _drip_round(ctx, app, worker, fake, prepare(min(per_round, 4 * concurrency * 50)))
+        _noop_round(ctx, app, worker, queue, min(noop_round, 200))
+        fake.reset()
+        drip_ids: list[tuple[int, int]] = []
+        drip_s = noop_s = noop_cpu = 0.0
+        drip_n = noop_n = 0
+        drip_cpu = {"pool": 0.0, "twilio": 0.0, "postgres": 0.0}
+        for i in range(rounds):
+            if i % 4 in (0, 3):
+                lo, hi = prepare(per_round)
+                drip_ids.append((lo, hi))
+                say(f"fire: drip round, {hi - lo + 1:,} sends")
+                spy = _profiler(ctx, worker) if not drip_n else None
+                elapsed, cpu = _drip_round(ctx, app, worker, fake, (lo, hi))
+                drip_s += elapsed
+                drip_cpu = {k: drip_cpu[k] + cpu[k] for k in drip_cpu}
+                if spy is not None:
+                    spy.proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                    spy.proc.wait(timeout=60)
+                    ctx.processes.stop(spy)
+                drip_n += hi - lo + 1
+            else:
+                say(f"fire: no-op round, {noop_round:,} tasks")
+                timed, elapsed, cpu_s = _noop_round(ctx, app, worker, queue, noop_round)
+                noop_s += elapsed
+                noop_cpu += cpu_s
+                noop_n += timed
+        outcomes: dict[str, int] = {}
+        for lo, hi in drip_ids:
+            for state, k in _outcomes(ctx.url, lo, hi).items():
+                outcomes[state] = outcomes.get(state, 0) + k
+        stats = fake.stats()
+    finally:
+        ctx.processes.stop(worker)
+        with app.connection_for_write() as conn:
+            for name in (queue, f"{queue}-staging"):
+                conn.default_channel.queue_purge(name)
+    if outcomes.get("sent", 0) != drip_n or stats.get("accepted") != drip_n:
+        raise RuntimeError(
+            f"expected {drip_n} texts sent, got outcomes {outcomes} and fake Twilio stats {stats}"
+        )
+    fire_rate = rate(drip_n, drip_s)
+    noop_rate = rate(noop_n, noop_s)
+    return {
+        "fire_sends": drip_n,
+        "fire_concurrency": concurrency,
+        "fire_s": drip_s,
+        "fire_sends_per_s": fire_rate,
+        "fire_outcomes": outcomes,
+        "fire_twilio_requests": stats.get("count"),
+        "noop_tasks": noop_n,
+        "noop_s": noop_s,
+        "noop_tasks_per_s": noop_rate,
+        "fire_vs_celery_noop": fire_rate / noop_rate,
+        # CPU time per send / per no-op task: a view that load from elsewhere on the
+        # machine barely moves (a rate does). "pool" is the Celery worker and its
+        # pool processes, "postgres" the backends of the benchmark's database.
+        "fire_cpu_ms_per_send": {k: round(v / drip_n * 1000, 3) for k, v in drip_cpu.items()},
+        "noop_cpu_ms_per_task": round(noop_cpu / noop_n * 1000, 3),
+        "fire_vs_celery_noop_cpu": (noop_cpu / noop_n) / (drip_cpu["pool"] / drip_n),
+        "fire_send_batch": int(os.environ.get("DRIP_SEND_BATCH", "50")),
+        "fire_zones": [z for z, _ in zones_in_window(datetime.now(ctx.now.tzinfo))],
+    }

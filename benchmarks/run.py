@@ -1,0 +1,250 @@
+"""drip benchmarks on PostgreSQL and Redis: scheduling, worker memory, claim cost, firing, replay.
+
+    .venv/bin/python benchmarks/run.py            # full (1M-send backlogs; tens of minutes)
+    .venv/bin/python benchmarks/run.py --quick    # smaller, under five minutes
+    .venv/bin/python benchmarks/run.py --smoke    # tiny, for CI; well under a minute
+
+Every goal is a ratio against a baseline measured in the same run on the same
+machine, never an absolute time. Output: a table on standard output, then, as
+the last line, one JSON object with every figure. Progress goes to standard
+error. Exit status 0 when every benchmark ran (goals missed or not), 1 when
+one failed.
+
+Services: ``DRIP_BENCH_DATABASE_URL`` (default the local ``test`` database,
+used as the admin database in which scratch databases are created and
+dropped) and ``DRIP_BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``;
+keys the run adds are deleted at the end). See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_claim
+import bench_fire
+import bench_memory
+import bench_replay
+import bench_schedule
+from harness import (
+    DEFAULT_DATABASE_URL,
+    SIZES,
+    Context,
+    Processes,
+    RedisScratch,
+    ScratchDatabases,
+    add_agent,
+    drip_deps,
+    prepare_database,
+    redis_url_from_env,
+    say,
+    utcnow,
+    workdir,
+)
+
+SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
+    "schedule": bench_schedule.run,
+    "memory": bench_memory.run,
+    "claim": bench_claim.run,
+    "fire": bench_fire.run,
+    "replay": bench_replay.run,
+}
+
+#: (key, section, goal text, predicate) of the four ratio goals.
+GOALS: list[tuple[str, str, str, Callable[[float], bool]]] = [
+    ("schedule_vs_copy", "schedule", ">= 0.3", lambda v: v >= 0.3),
+    ("worker_rss_growth_mib", "memory", "<= 10", lambda v: v <= 10),
+    ("claim_backlog_ratio", "claim", "<= 1.5", lambda v: v <= 1.5),
+    ("fire_vs_celery_noop", "fire", ">= 1.0", lambda v: v >= 1.0),
+]
+
+
+def _stop_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        if math.isinf(value) or math.isnan(value):
+            return str(value)
+        text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.2f}"
+    else:
+        text = f"{value:,}"
+    return f"{text} {unit}".rstrip()
+
+
+def table(r: dict[str, Any], sections: list[str]) -> str:
+    rows: list[tuple[str, str, str]] = []
+
+    def add(name: str, key: str, unit: str = "", note: str = "") -> None:
+        if key in r or note:
+            rows.append((name, _fmt(r.get(key), unit), note))
+
+    if "schedule" in sections:
+        steps, jobs = r.get("schedule_steps"), r.get("schedule_baseline_jobs")
+        rows.append((f"1. Scheduling ({_fmt(steps)} steps = contacts x 5)", "", ""))
+        add("   drip enroll_many", "schedule_drip_steps_per_s", "steps/s")
+        add("   raw COPY of the same rows", "schedule_copy_steps_per_s", "steps/s")
+        add(f"   APScheduler SQLAlchemyJobStore ({_fmt(jobs)} jobs)",
+            "schedule_apscheduler_jobs_per_s", "jobs/s")  # fmt: skip
+        add(f"   Celery apply_async(eta) ({_fmt(jobs)} tasks)",
+            "schedule_celery_eta_jobs_per_s", "tasks/s")  # fmt: skip
+        add("   schedule_vs_copy (drip / COPY)", "schedule_vs_copy", "", "goal >= 0.3")
+    if "memory" in sections:
+        rows.append(("2. Worker memory (VmRSS of worker + pool)", "", ""))
+        drip_n, naive_n = r.get("memory_drip_sends"), r.get("memory_naive_tasks")
+        add("   drip worker, empty schedule", "memory_drip_empty_mib", "MiB")
+        add(f"   drip worker, {_fmt(drip_n)} future sends in DB", "memory_drip_full_mib", "MiB")
+        add("   worker_rss_growth_mib", "worker_rss_growth_mib", "MiB", "goal <= 10")
+        add("   naive Celery worker, no ETA tasks", "memory_naive_empty_mib", "MiB")
+        add(f"   naive Celery worker, {_fmt(naive_n)} ETA tasks", "memory_naive_full_mib", "MiB")
+        add("   naive growth", "naive_rss_growth_mib", "MiB")
+        add("   naive growth per 1,000 ETA tasks", "naive_rss_growth_mib_per_1k", "MiB")
+    if "claim" in sections:
+        batch = _fmt(r.get("claim_batch"))
+        rows.append((f"3. Claim {batch} due sends (median)", "", ""))
+        add(f"   among {_fmt(r.get('claim_small_backlog'))} pending", "claim_small_ms", "ms")
+        add(f"   among {_fmt(r.get('claim_large_backlog'))} pending", "claim_large_ms", "ms")
+        add("   claim_backlog_ratio (large / small)", "claim_backlog_ratio", "", "goal <= 1.5")
+    if "fire" in sections:
+        rows.append((f"4. Firing ({_fmt(r.get('fire_sends'))} sends, Celery pool "
+                     f"-c {_fmt(r.get('fire_concurrency'))})", "", ""))  # fmt: skip
+        add("   drip end to end (dispatch..record)", "fire_sends_per_s", "sends/s")
+        add(f"   no-op Celery task ({_fmt(r.get('noop_tasks'))} tasks)",
+            "noop_tasks_per_s", "tasks/s")  # fmt: skip
+        add("   fire_vs_celery_noop", "fire_vs_celery_noop", "", "goal >= 1.0")
+        if "fire_unavailable" in r:
+            rows.append(("   (not measured)", "n/a", str(r["fire_unavailable"])))
+    if "replay" in sections:
+        rows.append(("5. Replay (drip replay, subprocess)", "", ""))
+        add("   400-day seed scenario", "replay_seed_s", "s")
+        add(f"   all of tests/scenarios/ ({_fmt(r.get('replay_scenarios'))} files)",
+            "replay_all_s", "s")  # fmt: skip
+        if "replay_unavailable" in r:
+            rows.append(("   (not measured)", "n/a", str(r["replay_unavailable"])))
+    for key, value in r.items():
+        if key.endswith("_error"):
+            rows.append((f"ERROR in {key.removesuffix('_error')}", "", str(value)[:200]))
+    width = max(len(n) for n, _, _ in rows) + 2
+    vwidth = max(len(v) for _, v, _ in rows) + 2
+    lines = [
+        f"drip benchmarks ({r.get('mode')}, {r.get('cpus')} CPUs)",
+        "-" * (width + vwidth + 16),
+    ]
+    lines += [f"{n:<{width}}{v:>{vwidth}}  {note}".rstrip() for n, v, note in rows]
+    goal_lines = []
+    for key, section, goal, ok in GOALS:
+        value = r.get(key)
+        if isinstance(value, (int, float)):
+            goal_lines.append(f"{key} = {_fmt(float(value))} (goal {goal}): "
+                              f"{'met' if ok(float(value)) else 'MISSED'}")  # fmt: skip
+        elif section in sections:
+            goal_lines.append(f"{key}: not measured")
+    return "\n".join([*lines, "-" * (width + vwidth + 16), *goal_lines])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="a smaller run, under five minutes")
+    mode.add_argument("--smoke", action="store_true", help="tiny numbers, for CI")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})",
+    )
+    args = parser.parse_args(argv)
+    sizes = SIZES["smoke" if args.smoke else "quick" if args.quick else "full"]
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s): {', '.join(unknown)}")
+
+    from drip.logging import configure_logging
+
+    configure_logging("json", "WARNING")
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    admin_url = os.environ.get("DRIP_BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
+    results: dict[str, Any] = {"mode": sizes.mode, "cpus": os.cpu_count()}
+    failed = False
+    started = time.perf_counter()
+    with workdir() as wd:
+        dbs = ScratchDatabases(admin_url)
+        processes = Processes(wd)
+        redis_scratch = RedisScratch(redis_url_from_env())
+        deps = None
+        try:
+            now = utcnow()
+            url = dbs.create()
+            deps = drip_deps(url, wd)
+            campaign_id = prepare_database(url, deps, now)
+            ctx = Context(
+                sizes=sizes,
+                dbs=dbs,
+                url=url,
+                redis_url=redis_scratch.url,
+                redis=redis_scratch,
+                workdir=wd,
+                processes=processes,
+                deps=deps,
+                agent_id=add_agent(url, now),
+                campaign_id=campaign_id,
+                now=now,
+            )
+            for name in sections:
+                t0 = time.perf_counter()
+                try:
+                    results.update(SECTIONS[name](ctx))
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:
+                    failed = True
+                    say(f"{name} failed:\n{traceback.format_exc()}")
+                    results[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
+                finally:
+                    processes.stop_all()
+                results[f"{name}_wall_s"] = round(time.perf_counter() - t0, 2)
+                say(f"{name} done in {results[f'{name}_wall_s']:.1f}s")
+        finally:
+            processes.stop_all()
+            if deps is not None:
+                deps.engine.dispose()
+            dbs.drop_all()
+            redis_scratch.cleanup()
+    results["total_wall_s"] = round(time.perf_counter() - started, 2)
+    results["scratch_databases"] = list(dbs.created)
+    for key, *_ in GOALS:
+        results.setdefault(key, None)
+    print(table(results, sections))
+    print(json.dumps(_rounded(results), sort_keys=True), flush=True)
+    return 1 if failed else 0
+
+
+def _rounded(results: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in results.items():
+        if isinstance(value, float):
+            out[key] = None if math.isinf(value) or math.isnan(value) else round(value, 4)
+        else:
+            out[key] = value
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
