@@ -74,10 +74,10 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[int]:
     """Move up to ``limit`` due pending sends to ``queued`` and return their ids.
 
     Due means ``state = 'pending' AND due_at <= now``; the oldest go first
-    (``ORDER BY due_at, id``) and the ids come back in that order. Any number
+    (``ORDER BY due_at, original_due_at, id``) and the ids come back in that order. Any number
     of concurrent claimers never claim the same row twice:
 
-    - PostgreSQL: ``WITH due AS MATERIALIZED (SELECT id ... ORDER BY due_at, id
+    - PostgreSQL: ``WITH due AS MATERIALIZED (SELECT id ... ORDER BY due_at, original_due_at, id
       LIMIT :n FOR UPDATE SKIP LOCKED) UPDATE scheduled_sends ... FROM due
       WHERE id = due.id AND state = 'pending' RETURNING id``: claimers lock
       and take disjoint rows without waiting for each other;
@@ -93,7 +93,9 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[int]:
     due = (
         select(SENDS.c.id)
         .where(SENDS.c.state == SendState.PENDING, SENDS.c.due_at <= now)
-        .order_by(SENDS.c.due_at, SENDS.c.id)
+        # original_due_at breaks ties between steps caught up to the same instant,
+        # so they still go out in their planned order (SPEC §4 catch-up).
+        .order_by(SENDS.c.due_at, SENDS.c.original_due_at, SENDS.c.id)
         .limit(limit)
     )
     claim = update(SENDS).values(state=SendState.QUEUED, claimed_at=now, updated_at=now)
@@ -120,10 +122,12 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[int]:
         # subquery is evaluated once, before any row changes.
         claim = claim.where(SENDS.c.id.in_(due.scalar_subquery()))
     # The state is checked again on the row being updated: belt and braces.
-    stmt = claim.where(SENDS.c.state == SendState.PENDING).returning(SENDS.c.id, SENDS.c.due_at)
+    stmt = claim.where(SENDS.c.state == SendState.PENDING).returning(
+        SENDS.c.id, SENDS.c.due_at, SENDS.c.original_due_at
+    )
     with _own_transaction(session, "claim_due") as conn:
         rows = conn.execute(stmt).all()
-    ids = [row.id for row in sorted(rows, key=lambda r: (r.due_at, r.id))]
+    ids = [row.id for row in sorted(rows, key=lambda r: (r.due_at, r.original_due_at, r.id))]
     _expire(session, ids)
     return ids
 

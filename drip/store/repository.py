@@ -81,7 +81,7 @@ def sends_by_id(session: Session, ids: Sequence[int]) -> list[ScheduledSend]:
     rows = session.scalars(
         select(ScheduledSend)
         .where(ScheduledSend.id.in_(ids))
-        .order_by(ScheduledSend.due_at, ScheduledSend.id)
+        .order_by(ScheduledSend.due_at, ScheduledSend.original_due_at, ScheduledSend.id)
     )
     return list(rows)
 
