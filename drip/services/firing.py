@@ -50,6 +50,7 @@ from drip.errors import TransportError
 from drip.services import unsubscribe
 from drip.services.deps import Deps
 from drip.services.senders import Sender, missing_sender_reason, resolve_sender, template_values
+from drip.store import claims
 from drip.store import repository as repo
 from drip.store.models import (
     Agent,
@@ -105,8 +106,8 @@ class _Outcome:
 
 def fire_batch(deps: Deps, ids: list[int], now: datetime) -> list[FireResult]:
     """Fire the given queued sends; ids another worker already took are ignored."""
-    with deps.sessions.begin() as session:
-        won = repo.start_sending_many(session, ids, now)
+    with deps.sessions() as session:
+        won = claims.start_sending_many(session, ids, now)
     if not won:
         return []
     with deps.sessions.begin() as session:

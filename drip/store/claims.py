@@ -133,16 +133,24 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[int]:
 
 
 def start_sending(session: Session, send_id: int, now: datetime) -> bool:
-    """``queued -> sending`` for ``send_id``; True only for the one caller that won.
+    """``queued -> sending`` for ``send_id``; True only for the one caller that won."""
+    return bool(start_sending_many(session, [send_id], now))
+
+
+def start_sending_many(session: Session, send_ids: Sequence[int], now: datetime) -> list[int]:
+    """``queued -> sending`` for a batch; returns only the ids this caller won.
 
     A second delivery of the same task, or a send that was cancelled or
-    recovered meanwhile, gets False and must do nothing. The winner's row has
-    ``sending_started_at = now`` and one more attempt. Commits before returning.
+    recovered meanwhile, is not returned and must not be sent. Each winning
+    row has ``sending_started_at = now`` and one more attempt. Commits before
+    returning, so the state is saved before any provider is called.
     """
+    if not send_ids:
+        return []
     now = as_utc(now)
     stmt = (
         update(SENDS)
-        .where(SENDS.c.id == send_id, SENDS.c.state == SendState.QUEUED)
+        .where(SENDS.c.id.in_(send_ids), SENDS.c.state == SendState.QUEUED)
         .values(
             state=SendState.SENDING,
             sending_started_at=now,
@@ -152,9 +160,9 @@ def start_sending(session: Session, send_id: int, now: datetime) -> bool:
         .returning(SENDS.c.id)
     )
     with _own_transaction(session, "start_sending") as conn:
-        won = conn.execute(stmt).scalar_one_or_none()
-    _expire(session, [send_id])
-    return won is not None
+        won = set(conn.execute(stmt).scalars())
+    _expire(session, list(send_ids))
+    return [i for i in send_ids if i in won]
 
 
 def recover_stale(session: Session, now: datetime, timeout: timedelta) -> list[int]:

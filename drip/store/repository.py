@@ -155,24 +155,6 @@ def enrollment_last_sent(session: Session, enrollment_ids: Iterable[int]) -> dic
     return {eid: at for eid, at in rows if eid is not None and at is not None}
 
 
-def start_sending_many(session: Session, ids: Sequence[int], now: datetime) -> list[int]:
-    """Conditional ``queued -> sending`` for a batch; returns only the ids this caller won."""
-    if not ids:
-        return []
-    won = session.scalars(
-        update(ScheduledSend)
-        .where(ScheduledSend.id.in_(ids), ScheduledSend.state == SendState.QUEUED)
-        .values(
-            state=SendState.SENDING,
-            sending_started_at=now,
-            attempts=ScheduledSend.attempts + 1,
-            updated_at=now,
-        )
-        .returning(ScheduledSend.id)
-    )
-    return list(won)
-
-
 def active_enrollment(session: Session, contact_id: int, campaign_id: int) -> Enrollment | None:
     return session.scalars(
         select(Enrollment).where(
