@@ -9,7 +9,8 @@ from drip.domain.zones import resolve_timezone
 from drip.errors import NotFoundError
 from drip.services.deps import Deps
 from drip.store import repository as repo
-from drip.store.models import Contact, ScheduledSend
+from drip.store.models import Campaign as CampaignRow
+from drip.store.models import Contact, Message, ScheduledSend
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +37,7 @@ def explain(deps: Deps, send_id: int) -> list[str]:
         tz = resolve_timezone(contact.timezone, contact.phone, deps.account.default_timezone).name
         what = f"{send.kind.value} {send.channel.value}"
         if send.step_id is not None:
-            campaign = repo.campaigns_by_id(session, [send.campaign_id or 0]).get(
-                send.campaign_id or 0
-            )
+            campaign = session.get(CampaignRow, send.campaign_id) if send.campaign_id else None
             what += f", step {send.step_id!r} of {campaign.name if campaign else '?'}"
         lines = [
             f"send {send.id}: {what} to contact {contact.id} ({contact.first_name} "
@@ -52,9 +51,7 @@ def explain(deps: Deps, send_id: int) -> list[str]:
         for d in decisions:
             lines.append(f"  {_local(d.at, tz)}  {d.outcome:<11} {d.reason}")
         if send.message_id is not None:
-            message = next(
-                (m for m in repo.messages_of(session, contact.id) if m.id == send.message_id), None
-            )
+            message = session.get(Message, send.message_id)
             if message is not None:
                 lines.append(
                     f"  message {message.id}: {message.status}, provider id {message.provider_sid}, "

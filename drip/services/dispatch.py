@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from drip.services.deps import Deps
-from drip.services.firing import FireResult, fire_batch
+from drip.services.firing import FireResult, count_outcomes, fire_batch
 from drip.store import claims
 
 log = structlog.get_logger("drip.dispatch")
@@ -48,10 +48,7 @@ class TickSummary:
     results: list[FireResult] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for r in self.results:
-            out[r.outcome] = out.get(r.outcome, 0) + 1
-        return out
+        return count_outcomes(self.results)
 
 
 def tick(

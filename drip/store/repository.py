@@ -56,10 +56,6 @@ def agent_by_phone(session: Session, phone: str) -> Agent | None:
     return session.scalars(select(Agent).where(Agent.phone == phone)).one_or_none()
 
 
-def first_agent(session: Session) -> Agent | None:
-    return session.scalars(select(Agent).order_by(Agent.id).limit(1)).one_or_none()
-
-
 def campaign_by_name(session: Session, name: str) -> Campaign | None:
     return session.scalars(select(Campaign).where(Campaign.name == name)).one_or_none()
 
@@ -175,22 +171,6 @@ def active_enrollments_of(session: Session, contact_id: int) -> list[Enrollment]
     )
 
 
-def pending_sends_of_enrollments(
-    session: Session, enrollment_ids: Iterable[int]
-) -> list[ScheduledSend]:
-    wanted = set(enrollment_ids)
-    if not wanted:
-        return []
-    return list(
-        session.scalars(
-            select(ScheduledSend).where(
-                ScheduledSend.enrollment_id.in_(wanted),
-                ScheduledSend.state == SendState.PENDING,
-            )
-        )
-    )
-
-
 def sends_of_campaign(session: Session, campaign_id: int) -> list[ScheduledSend]:
     """Every send of the campaign's active enrollments, whatever its state (for sync)."""
     return list(
@@ -210,20 +190,6 @@ def active_enrollments_of_campaign(session: Session, campaign_id: int) -> list[E
         session.scalars(
             select(Enrollment).where(
                 Enrollment.campaign_id == campaign_id, Enrollment.status == EnrollmentStatus.ACTIVE
-            )
-        )
-    )
-
-
-def active_enrollments_of_campaign_for(
-    session: Session, campaign_id: int, contact_ids: Sequence[int]
-) -> list[Enrollment]:
-    return list(
-        session.scalars(
-            select(Enrollment).where(
-                Enrollment.campaign_id == campaign_id,
-                Enrollment.status == EnrollmentStatus.ACTIVE,
-                Enrollment.contact_id.in_(contact_ids),
             )
         )
     )
@@ -346,29 +312,6 @@ def message_by_sid(session: Session, sid: str) -> Message | None:
     return session.scalars(select(Message).where(Message.provider_sid == sid)).one_or_none()
 
 
-def cancel_pending_of_contact(
-    session: Session, contact_id: int, channel: Channel, now: datetime, reason: str
-) -> list[int]:
-    """Cancel a contact's pending sends on one channel; returns their ids."""
-    return list(
-        session.scalars(
-            update(ScheduledSend)
-            .where(
-                ScheduledSend.contact_id == contact_id,
-                ScheduledSend.channel == channel,
-                ScheduledSend.state == SendState.PENDING,
-            )
-            .values(
-                state=SendState.CANCELLED,
-                decision_code="cancelled",
-                decision_reason=reason,
-                updated_at=now,
-            )
-            .returning(ScheduledSend.id)
-        )
-    )
-
-
 def stop_enrollments(
     session: Session, enrollment_ids: Iterable[int], now: datetime, reason: str
 ) -> list[int]:
@@ -404,27 +347,6 @@ def count_by_state(session: Session) -> dict[str, int]:
     return {str(state): int(n) for state, n in rows}
 
 
-def contacts_matching(
-    session: Session,
-    *,
-    state: str | None = None,
-    campaign_id: int | None = None,
-) -> list[Contact]:
-    query = select(Contact).where(Contact.phone.is_not(None))
-    if state is not None:
-        query = query.where(Contact.state == state)
-    if campaign_id is not None:
-        query = query.where(
-            Contact.id.in_(
-                select(Enrollment.contact_id).where(
-                    Enrollment.campaign_id == campaign_id,
-                    Enrollment.status == EnrollmentStatus.ACTIVE,
-                )
-            )
-        )
-    return list(session.scalars(query.order_by(Contact.id)))
-
-
 def last_outbound_at(session: Session, contact_ids: Iterable[int]) -> dict[int, datetime]:
     wanted = set(contact_ids)
     if not wanted:
@@ -435,24 +357,3 @@ def last_outbound_at(session: Session, contact_ids: Iterable[int]) -> dict[int, 
         .group_by(Message.contact_id)
     )
     return {cid: at for cid, at in rows if cid is not None and at is not None}
-
-
-def two_way_contacts(session: Session, contact_ids: Iterable[int]) -> set[int]:
-    wanted = set(contact_ids)
-    if not wanted:
-        return set()
-    rows = session.scalars(
-        select(Conversation.contact_id).where(
-            Conversation.contact_id.in_(wanted), Conversation.two_way_at.is_not(None)
-        )
-    )
-    return set(rows)
-
-
-def later_of(a: datetime | None, b: datetime | None) -> datetime | None:
-    """The later of two optional instants."""
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return max(a, b)
