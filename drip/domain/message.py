@@ -16,8 +16,16 @@ SMS sizes follow 3GPP TS 23.038 / 23.040 as carriers and Twilio apply them:
   short.
 - UCS-2 as soon as one character is outside GSM-7: the length is counted in
   UTF-16 code units (an emoji outside the BMP counts 2). One segment holds 70
-  units, a concatenated message 67 per segment, and a surrogate pair is never
-  split across segments either.
+  units, a concatenated message 67 per segment.
+- Segments are filled by grapheme cluster (Unicode UAX #29 extended grapheme
+  clusters, from the maintained ``regex`` library's ``\\X``), as Twilio's own
+  message segment calculator does (github.com/TwilioDevEd/message-segment-calculator,
+  ``SegmentedMessage._buildSegments``): a flag, a ZWJ family or an emoji with
+  a skin tone never straddles two segments, so a segment may end short. As in
+  that calculator, CR LF counts as two characters (``\r`` and ``\n`` are each
+  GSM-7), and any cluster of more than one UTF-16 unit forces UCS-2.
+- Twilio refuses a body longer than 1,600 characters (error 21617);
+  :data:`MAX_BODY_CHARS` and :func:`too_long` say so before any provider call.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
+
+import regex
 
 #: Variables a campaign step's body or subject may use (SPEC §5).
 TEMPLATE_VARIABLES: frozenset[str] = frozenset(
@@ -181,27 +191,55 @@ def is_gsm7(char: str) -> bool:
     return char in GSM7_BASIC or char in GSM7_EXTENSION
 
 
+_GRAPHEME = regex.compile(r"\X")
+
+#: Twilio's limit on a message body, in characters (error 21617 beyond it).
+MAX_BODY_CHARS = 1600
+
+
+def too_long(text: str) -> bool:
+    """Whether Twilio would refuse ``text`` as longer than 1,600 characters (error 21617).
+
+    Twilio counts the characters of the body as its API receives it; a
+    character outside the Basic Multilingual Plane (an emoji) is counted as
+    one, as Python's ``len`` does.
+    """
+    return len(text) > MAX_BODY_CHARS
+
+
+def graphemes(text: str) -> list[str]:
+    """``text`` split into extended grapheme clusters, CR LF kept as two (as Twilio does)."""
+    out: list[str] = []
+    for cluster in _GRAPHEME.findall(text):
+        if cluster == "\r\n":
+            out.extend(("\r", "\n"))
+        else:
+            out.append(cluster)
+    return out
+
+
 def sms_size(text: str) -> SmsSize:
     """The encoding, length and number of segments of ``text`` sent as one SMS.
 
     An empty text is reported as one segment of zero units: a message always
     occupies at least one.
     """
+    clusters = graphemes(text)
     ucs2 = tuple(dict.fromkeys(c for c in text if not is_gsm7(c)))
-    if ucs2:
-        costs = [2 if ord(c) > 0xFFFF else 1 for c in text]
+    if ucs2 or any(len(c) > 1 for c in clusters):
+        costs = [len(c.encode("utf-16-le")) // 2 for c in clusters]
         return SmsSize("UCS-2", sum(costs), _segments(costs, UCS2_SINGLE, UCS2_MULTI), ucs2)
-    costs = [2 if c in GSM7_EXTENSION else 1 for c in text]
+    costs = [2 if c in GSM7_EXTENSION else 1 for c in clusters]
     return SmsSize("GSM-7", sum(costs), _segments(costs, GSM7_SINGLE, GSM7_MULTI))
 
 
 def _segments(costs: list[int], single: int, multi: int) -> int:
-    """Segments needed when no character's units may be split across two segments."""
+    """Segments needed when no grapheme's units may be split across two segments."""
     if sum(costs) <= single:
         return 1
     segments, used = 1, 0
     for cost in costs:
-        if used + cost > multi:
+        if used + cost > multi and used > 0:
             segments += 1
             used = 0
         used += cost

@@ -88,25 +88,15 @@ _ERROR_MESSAGES = {
     30007: "Message filtered (carrier violation)",
 }
 
-# GSM 03.38 basic character set and its extension table (extension chars count double).
-_GSM_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-_GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
-
-
 def num_segments(body: str) -> int:
-    """How many SMS segments ``body`` takes: GSM-7 (160/153) or else UCS-2 (70/67 units)."""
-    if all(ch in _GSM_BASIC or ch in _GSM_EXTENDED for ch in body):
-        units = sum(2 if ch in _GSM_EXTENDED else 1 for ch in body)
-        single, multi = 160, 153
-    else:
-        units = len(body.encode("utf-16-le")) // 2
-        single, multi = 70, 67
-    if units <= single:
-        return 1
-    return -(-units // multi)
+    """How many SMS segments ``body`` takes, counted as Twilio's segment calculator does.
+
+    GSM-7 (160/153) or else UCS-2 (70/67 units), filled by grapheme cluster:
+    see :func:`drip.domain.message.sms_size`.
+    """
+    from drip.domain.message import sms_size
+
+    return sms_size(body).segments
 
 
 @dataclass(frozen=True)
