@@ -27,6 +27,13 @@ rates phrase. Account texts may use the campaign variables plus
 ``default_agent`` is ``{first_name, last_name, phone}`` (E.164 phone), the
 agent who sends for contacts without one.
 
+``postal_address`` is the account's postal address, printed in every email
+(CAN-SPAM); ``default_sender`` is the E.164 number compliance replies come
+from when a contact has no agent and there is no ``default_agent``;
+``keywords`` maps ``opt_out``, ``help`` and ``opt_in`` to lists of words the
+account adds to those families (other languages; matched whole-message,
+case- and accent-insensitive).
+
 ``state_rules`` is a list of ``{state, window: {start, end}, max_per_24h}``;
 a rule for a state replaces that state's default rule entirely (no
 ``max_per_24h`` means no cap), and rules for other states are added.
@@ -64,6 +71,9 @@ ACCOUNT_FIELDS = (
     "concierge_phone",
     "default_agent",
     "state_rules",
+    "postal_address",
+    "default_sender",
+    "keywords",
 )
 AGENT_FIELDS = ("first_name", "last_name", "phone")
 STATE_RULE_FIELDS = ("state", "window", "max_per_24h")
@@ -162,8 +172,10 @@ def parse_account(source: YamlSource) -> AccountSettings | None:
     defaults = AccountSettings()
     values: dict[str, object] = {}
 
-    def read(name: str, reader: Callable[[yaml.Node], object | None]) -> None:
-        item = fields.get(name)
+    def read(
+        name: str, reader: Callable[[yaml.Node], object | None], key: str | None = None
+    ) -> None:
+        item = fields.get(key or name)
         if item is None or is_null(item.value):
             return
         value = reader(item.value)
@@ -186,6 +198,7 @@ def parse_account(source: YamlSource) -> AccountSettings | None:
     read("concierge_phone", lambda n: _phone(source, n, "concierge_phone"))
     read("default_agent", lambda n: _agent(source, n))
     read("state_rules", lambda n: _state_rules(source, n))
+    _read_inbound_fields(source, read)
 
     if source.error_count > before:
         return None
@@ -358,3 +371,73 @@ def _state_rule(source: YamlSource, fields: dict[str, Field], what: str) -> Stat
     if state is None or window is None or not cap_ok:
         return None
     return StateRule(state.strip(), window, max_per_24h=cap)
+
+
+# --- inbound, carrier and email fidelity (issue 11) ---
+
+KEYWORD_FAMILIES = ("opt_out", "help", "opt_in")
+MAX_POSTAL_ADDRESS = 300
+
+
+def _read_inbound_fields(source: YamlSource, read: Callable[..., None]) -> None:
+    read("postal_address", lambda n: _postal_address(source, n))
+    read("default_sender", lambda n: _phone(source, n, "default_sender"))
+    read("extra_keywords", lambda n: _keywords(source, n), "keywords")
+
+
+def _postal_address(source: YamlSource, node: yaml.Node) -> str | None:
+    value = source.string(node, "postal_address")
+    if value is None:
+        return None
+    text = " ".join(value.split())
+    if not text or len(text) > MAX_POSTAL_ADDRESS:
+        source.error(
+            node, f"postal_address must be a postal address of 1 to {MAX_POSTAL_ADDRESS} characters"
+        )
+        return None
+    return text
+
+
+def _keywords(source: YamlSource, node: yaml.Node) -> tuple[tuple[str, str], ...] | None:
+    """``keywords: {opt_out: [...], help: [...], opt_in: [...]}`` as (word, family) pairs."""
+    from drip.domain.keywords import KEYWORDS, keyword_key
+
+    fields = source.mapping(node, "keywords")
+    if fields is None:
+        return None
+    if not source.check_fields(fields, node, "keywords", allowed=KEYWORD_FAMILIES):
+        return None
+    built_in = {keyword_key(k): v.value for k, v in KEYWORDS.items()}
+    seen: dict[str, str] = {}
+    pairs: list[tuple[str, str]] = []
+    ok = True
+    for family, item in fields.items():
+        if is_null(item.value):
+            continue
+        if not isinstance(item.value, yaml.SequenceNode):
+            source.error(item.value, f"keywords: {family} must be a list of words")
+            ok = False
+            continue
+        for word_node in item.value.value:
+            word = source.string(word_node, f"keywords: {family}")
+            if word is None:
+                ok = False
+                continue
+            key = keyword_key(word)
+            if not key or len(key) > 40:
+                source.error(word_node, f"keywords: {family}: {word!r} is not a keyword")
+                ok = False
+                continue
+            other = seen.get(key)
+            if other is not None and other != family:
+                source.error(word_node, f"keywords: {word!r} is in both {other} and {family}")
+                ok = False
+                continue
+            clash = built_in.get(key)
+            if clash is not None and clash != family:
+                source.error(word_node, f"keywords: {word!r} is already a built-in {clash} keyword")
+                ok = False
+                continue
+            seen[key] = family
+            pairs.append((word.strip(), family))
+    return tuple(pairs) if ok else None

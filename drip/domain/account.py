@@ -52,3 +52,12 @@ class AccountSettings:
     state_rules: tuple[StateRule, ...] = DEFAULT_STATE_RULES
     #: Sends for contacts with no assigned agent come from this agent.
     default_agent: AgentProfile | None = None
+    # --- inbound, carrier and email fidelity (issue 11) ---
+    #: The account's postal address, carried by every email (CAN-SPAM).
+    postal_address: str | None = None
+    #: The number compliance replies (the opt-in confirmation) come from when
+    #: the contact has no agent and there is no ``default_agent``.
+    default_sender: str | None = None
+    #: Words the account adds to the keyword families of SPEC §3, as
+    #: (word, family) pairs; family is ``opt_out``, ``help`` or ``opt_in``.
+    extra_keywords: tuple[tuple[str, str], ...] = ()

@@ -27,6 +27,12 @@ Order of the decision:
    such as "don't text me before 9am" or "stop texting me about condos".
 4. Anything else is ordinary text.
 
+Keywords match accent-insensitively (``ARRÊT`` is ``ARRET``, ``stóp`` is
+STOP): the message is folded (NFKD, combining marks dropped) before the
+lookup. An account adds words to each family with ``keywords`` in
+``account.yaml``; :func:`keyword_table` merges them with :data:`KEYWORDS`
+(an account word never changes the family of a built-in one).
+
 START, UNSTOP and YES are classified OPT_IN whoever sends them; whether they
 restore consent (only after a keyword or phrase opt-out) or are ordinary text
 is the inbound service's decision, with the contact's history in hand.
@@ -39,7 +45,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -314,21 +320,65 @@ def match_revocation(body: str) -> str | None:
     return None
 
 
-def classify(body: str, opt_out_type: str | None = None) -> Classification:
+FAMILIES: Mapping[str, InboundKind] = MappingProxyType(
+    {"opt_out": InboundKind.OPT_OUT, "help": InboundKind.HELP, "opt_in": InboundKind.OPT_IN}
+)
+
+
+def fold_accents(text: str) -> str:
+    """``text`` without accents: NFKD, combining marks dropped (``ARRÊT`` -> ``ARRET``)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def keyword_key(body: str) -> str:
+    """The message as a key of a keyword table: normalized, upper case, accents folded."""
+    return fold_accents(normalize_keyword(body))
+
+
+def keyword_table(extra: Iterable[tuple[str, str]] = ()) -> Mapping[str, InboundKind]:
+    """:data:`KEYWORDS` plus an account's ``(word, family)`` pairs, keyed by :func:`keyword_key`.
+
+    A word already built in keeps its family; an unknown family is a ValidationError.
+    """
+    table: dict[str, InboundKind] = {}
+    for word, family in extra:
+        kind = FAMILIES.get(family)
+        if kind is None:
+            raise ValidationError(f"keyword family {family!r} is not one of {', '.join(FAMILIES)}")
+        key = keyword_key(word)
+        if not key:
+            raise ValidationError(f"keyword {word!r} is empty once normalized")
+        table[key] = kind
+    table.update({keyword_key(k): v for k, v in KEYWORDS.items()})
+    return MappingProxyType(table)
+
+
+_BUILT_IN_TABLE = keyword_table()
+
+
+def classify(
+    body: str,
+    opt_out_type: str | None = None,
+    keywords: Mapping[str, InboundKind] | None = None,
+) -> Classification:
     """Classify one inbound text; ``opt_out_type`` is Twilio's ``OptOutType``, if any.
 
-    For a Twilio-decided message the keyword is ours when the body is one of
-    that kind, else the normalized body (an account's custom keyword).
+    ``keywords`` is the account's table from :func:`keyword_table` (the
+    built-in words when None). For a Twilio-decided message the keyword is
+    ours when the body is one of that kind, else the normalized body (an
+    account's custom keyword).
     """
-    keyword = normalize_keyword(body)
+    table = _BUILT_IN_TABLE if keywords is None else keywords
+    keyword = keyword_key(body)
     twilio_type = (opt_out_type or "").strip().upper()
     twilio_kind = TWILIO_OPT_OUT_TYPES.get(twilio_type)
     if twilio_kind is not None:
-        if KEYWORDS.get(keyword) is twilio_kind:
+        if table.get(keyword) is twilio_kind:
             return Classification(twilio_kind, keyword)
         phrase = match_revocation(body) if twilio_kind is InboundKind.OPT_OUT else None
         return Classification(twilio_kind, phrase or keyword or twilio_type)
-    kind = KEYWORDS.get(keyword)
+    kind = table.get(keyword)
     if kind is not None:
         return Classification(kind, keyword)
     phrase = match_revocation(body)

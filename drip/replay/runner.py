@@ -44,7 +44,6 @@ from drip.domain.account import AccountSettings
 from drip.domain.campaign import Campaign
 from drip.domain.enums import (
     Channel,
-    ConsentEventKind,
     ConsentSource,
     MessageKind,
     SenderRole,
@@ -72,9 +71,9 @@ from drip.services.contacts import (
     ContactInput,
     add_agent,
     add_contact,
-    opt_out,
     send_now,
     set_text_status,
+    withdraw_consent,
 )
 from drip.services.deps import Deps
 from drip.services.dispatch import tick
@@ -481,13 +480,8 @@ class _World:
             contact = session.get(Contact, life.contact_id)
             if contact is None:  # pragma: no cover - registered at the start
                 raise ReplayError(f"{s.label}: the contact is gone")
-            changed = opt_out(
-                session,
-                contact,
-                "operator",
-                ConsentEventKind.REVOKED_OPERATOR,
-                now,
-                evidence="consent withdrawn (scenario event consent: false)",
+            changed = withdraw_consent(
+                session, contact, now, evidence="consent withdrawn (scenario event consent: false)"
             )
         return "consent revoked by an operator" if changed else "already opted out"
 

@@ -268,6 +268,33 @@ def opt_out(
     return True
 
 
+def withdraw_consent(
+    session: Session, contact: Contact, now: datetime, *, evidence: str, source: str = "operator"
+) -> bool:
+    """An operator's or the API's withdrawal of consent (``consent: false``), SPEC §3.
+
+    Recorded as its own consent event even when the contact already opted
+    out by keyword or phrase, and it becomes the latest opt-out (``how`` is
+    ``operator``), so a later START does not restore consent. False only
+    when the latest opt-out was already an operator's (nothing new to record).
+    """
+    if contact.sms_opted_out_at is not None and contact.sms_opted_out_how == "operator":
+        return False
+    contact.sms_opted_out_at = now
+    contact.sms_opted_out_how = "operator"
+    contact.updated_at = now
+    session.add(
+        ConsentEvent(
+            contact_id=contact.id,
+            kind=ConsentEventKind.REVOKED_OPERATOR,
+            at=now,
+            source=source,
+            evidence=evidence,
+        )
+    )
+    return True
+
+
 def restore(session: Session, contact: Contact, now: datetime, *, evidence: str) -> bool:
     """START after a keyword or phrase opt-out restores earlier consent (SPEC §3)."""
     if (

@@ -47,7 +47,7 @@ from drip.domain.policy import (
 )
 from drip.domain.zones import resolve_state, resolve_timezone
 from drip.errors import TransportError
-from drip.services import unsubscribe
+from drip.services import fire_checks, unsubscribe
 from drip.services.deps import Deps
 from drip.services.senders import Sender, missing_sender_reason, resolve_sender, template_values
 from drip.store import claims
@@ -178,7 +178,13 @@ def _gather(
     for send in sends:
         contact = contacts[send.contact_id]
         agent: Agent | None = agents.get(contact.agent_id) if contact.agent_id else None
-        sender = resolve_sender(send.sender_role, agent, deps.account, send.sender_phone)
+        sender = resolve_sender(
+            send.sender_role,
+            agent,
+            deps.account,
+            send.sender_phone,
+            compliance=send.kind.is_compliance,
+        )
         campaign = campaigns.get(send.campaign_id) if send.campaign_id else None
         problem = broken.get(send.campaign_id) if send.campaign_id else None
         in_force = send.enrollment_id is None or send.enrollment_id in active
@@ -295,7 +301,9 @@ def _fire_one(deps: Deps, p: _Prepared, states: _States, now: datetime) -> _Outc
             states.conversations[key] = replace(conversation, footer_last_sent_at=now)
         if send.kind.is_marketing and send.channel is Channel.SMS:
             states.marketing.setdefault(contact.id, []).append(now)
-        if send.enrollment_id is not None:
+        if send.enrollment_id is not None and fire_checks.counts_for_catch_up(
+            send.due_at, send.catching_up, now
+        ):
             states.last_sent[send.enrollment_id] = now
     return outcome
 
@@ -327,6 +335,13 @@ def _deliver(
 ) -> _Outcome:
     send, contact, sender = p.send, p.contact, p.sender
     values = template_values(contact, sender, deps.account)
+    # --- issue 11: no empty variable, no text Twilio refuses (fire_checks) ---
+    missing = fire_checks.missing_values(
+        (template.body, template.subject), values, ACCOUNT_TEMPLATE_VARIABLES
+    )
+    if missing:
+        reason = fire_checks.missing_reason(missing)
+        return _Outcome(p, decision, FireResult(send.id, "skipped", "empty_variable", reason))
     body = render(template.body, values, allowed=ACCOUNT_TEMPLATE_VARIABLES)
     footer_text = template.footer or deps.account.footer
     if send.channel is Channel.EMAIL:
@@ -334,6 +349,9 @@ def _deliver(
         return _deliver_email(deps, p, decision, subject=subject, body=body, now=now)
     assert sender is not None and contact.phone is not None  # the gate and _fire_one ensure it
     text = with_footer(body, footer_text) if decision.footer else body
+    refusal = fire_checks.sms_refusal(text)
+    if refusal is not None:
+        return _Outcome(p, decision, FireResult(send.id, "skipped", "too_long", refusal))
     size = sms_size(text)
     message = Message(
         direction="outbound",
@@ -382,7 +400,10 @@ def _deliver_email(
     send, contact = p.send, p.contact
     assert contact.email is not None  # the email gate ensures it
     link = unsubscribe.url_for(deps.settings, contact.id)
-    text = f"{body}\n\n--\nTo stop these emails: {link}"
+    text = fire_checks.email_text(body, link, deps.account)
+    if text is None:
+        result = FireResult(send.id, "skipped", "no_postal_address", fire_checks.NO_POSTAL_ADDRESS)
+        return _Outcome(p, decision, result)
     message = Message(
         direction="outbound",
         channel=Channel.EMAIL,
@@ -396,10 +417,7 @@ def _deliver_email(
         send_id=send.id,
         created_at=now,
     )
-    headers = {
-        "List-Unsubscribe": f"<{link}>",
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-    }
+    headers = fire_checks.unsubscribe_headers(link)
     try:
         receipt = deps.email.send_email(
             OutboundEmail(deps.settings.email_from, contact.email, subject, text, headers)
@@ -447,6 +465,12 @@ def _failed(
     code = f"provider_{error_class.value}"
     reason = f"failed: the provider refused the message ({exc.code or 'no code'}: {exc})"
     outcome = _Outcome(p, decision, FireResult(p.send.id, "failed", code, reason), message)
+    confirmed = fire_checks.confirmed_by_carrier(p.send.kind, exc.code)
+    if confirmed is not None:  # issue 11: Twilio answered the STOP itself
+        message.status = "confirmed_by_carrier"
+        outcome.result = FireResult(p.send.id, "skipped", "confirmed_by_carrier", confirmed)
+        log.info("opt_out_confirmed_by_carrier", send_id=p.send.id, contact_id=p.contact.id)
+        return outcome
     if error_class is ErrorClass.OPTED_OUT:
         outcome.carrier_opt_out = True
         outcome.result = replace(
@@ -501,6 +525,10 @@ def _record(deps: Deps, outcomes: list[_Outcome], now: datetime) -> None:
                 send.message_id = o.message.id
                 result = replace(result, message_id=o.message.id)
                 o.result = result
+            if result.outcome == "sent" and fire_checks.counts_for_catch_up(
+                send.due_at, send.catching_up, now
+            ):
+                send.catching_up = True  # an overdue step went out: catch-up counts it
             if isinstance(o.decision, Defer):
                 send.due_at = o.decision.until
                 send.catching_up = o.decision.catching_up

@@ -11,10 +11,25 @@ Choices where the SPEC is silent:
   (it would start a loop with some auto-responders);
 - any ordinary reply ends every active ``stop_on_reply`` enrollment of the
   contact, whichever number it went to: the lead is talking, a person takes over.
+
+Every sender form is accepted (SPEC §3): a short code (``22395``), a number
+the phone metadata does not know yet (a new area code such as 624 or 357),
+a foreign number. :func:`sender_address` keeps what phonenumbers cannot
+validate as written (digits, with its ``+``), so the text is recorded and its
+keywords act; an opt-out from a number that is no contact yet is kept in
+``orphan_opt_outs`` and a contact created later with that number starts
+opted out.
+
+Twilio's own opt-out handling: when the webhook carries ``OptOutType``
+(Advanced Opt-Out), Twilio has already answered the contact, so drip records
+the effect and sends no STOP, HELP or START reply of its own; the account's
+``twilio_sends_opt_out_confirmation: true`` means the same for every inbound.
+The account's ``keywords`` (``account.yaml``) extend the families.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -22,7 +37,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import Channel, ConsentEventKind, MessageKind, SenderRole
-from drip.domain.keywords import Classification, InboundKind, classify
+from drip.domain.keywords import Classification, InboundKind, classify, keyword_table
 from drip.domain.zones import normalize_phone
 from drip.errors import ValidationError
 from drip.services.contacts import opt_out, restore, send_now
@@ -62,6 +77,29 @@ def _phone(raw: str) -> str:
         return raw.strip()
 
 
+_DIGITS = re.compile(r"\+?[0-9]{3,15}")
+
+
+def sender_address(raw: str) -> str:
+    """The address of a signed inbound's ``From`` or ``To``: E.164 when phonenumbers knows it.
+
+    A short code, a number in an area code the metadata does not know yet or
+    any other run of 3 to 15 digits (with its ``+``) is kept as written:
+    Twilio vouched for it with its signature. Anything else (empty, letters)
+    is a ValidationError naming the value.
+    """
+    value = raw.strip()
+    if not value:
+        raise ValidationError("is empty")
+    try:
+        return normalize_phone(value)
+    except ValidationError:
+        compact = re.sub(r"[\s().\-]", "", value)
+        if _DIGITS.fullmatch(compact):
+            return compact
+        raise ValidationError(f"{value[:40]!r} is not a phone number or short code") from None
+
+
 def handle_inbound(
     deps: Deps,
     *,
@@ -75,7 +113,15 @@ def handle_inbound(
     """Store, classify and apply one inbound text; idempotent on ``message_sid``."""
     sender_phone, to = _phone(from_phone), _phone(to_phone)
     role = sender_role_of(deps, to)
-    classification = classify(body, opt_out_type)
+    classification = classify(
+        body,
+        opt_out_type,
+        keyword_table(deps.account.extra_keywords) if deps.account.extra_keywords else None,
+    )
+    # Twilio (Advanced Opt-Out) already answered keyword texts: no reply of our own.
+    twilio_answers = bool(opt_out_type and opt_out_type.strip()) or (
+        deps.account.twilio_sends_opt_out_confirmation
+    )
     reply: tuple[MessageKind, str] | None = None
     with deps.sessions.begin() as session:
         if message_sid and repo.message_by_sid(session, message_sid) is not None:
@@ -101,6 +147,9 @@ def handle_inbound(
             result, reply = _apply(
                 deps, session, contact, to=to, classification=classification, body=body, now=now
             )
+            if twilio_answers and reply is not None and reply[0] in _TWILIO_ANSWERED:
+                log.info("reply_left_to_twilio", kind=reply[0].value, contact_id=contact.id)
+                reply = None
             result = InboundResult(
                 result.action, classification, contact.id, message.id, result.detail
             )
@@ -125,6 +174,12 @@ def handle_inbound(
             (sent,),
         )
     return result
+
+
+#: The replies Twilio's Advanced Opt-Out sends itself (STOP, HELP and START).
+_TWILIO_ANSWERED = frozenset(
+    {MessageKind.OPT_OUT_CONFIRMATION, MessageKind.HELP, MessageKind.RESUBSCRIBE_CONFIRMATION}
+)
 
 
 def _unknown_sender(
@@ -169,9 +224,7 @@ def _apply(
         if not changed:
             return InboundResult("already_opted_out", classification), None
         what = f"phrase {classification.keyword!r}" if phrase else f"{classification.keyword}"
-        reply = None
-        if not account.twilio_sends_opt_out_confirmation:
-            reply = (MessageKind.OPT_OUT_CONFIRMATION, account.opt_out_confirmation)
+        reply = (MessageKind.OPT_OUT_CONFIRMATION, account.opt_out_confirmation)
         return InboundResult("opted_out", classification, detail=f"opted out by {what}"), reply
     if kind is InboundKind.HELP:
         return InboundResult("help", classification), (MessageKind.HELP, account.help_reply)

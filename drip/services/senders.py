@@ -24,14 +24,21 @@ class Sender:
 
 
 def resolve_sender(
-    role: SenderRole, agent: Agent | None, account: AccountSettings, fixed: str | None = None
+    role: SenderRole,
+    agent: Agent | None,
+    account: AccountSettings,
+    fixed: str | None = None,
+    *,
+    compliance: bool = False,
 ) -> Sender | None:
     """The sender for a contact's assigned ``agent`` (or the account's default), or None.
 
     ``fixed`` is a number the send must go out from (a reply to an inbound
     text comes from the number that was texted). None means drip has no
     number to send from: the send is skipped and the reason says which
-    setting is missing, rather than guessing a number.
+    setting is missing, rather than guessing a number. A ``compliance``
+    reply (the opt-in confirmation) for a contact with neither an agent nor a
+    ``default_agent`` comes from the account's ``default_sender``.
     """
     first, last, agent_phone = _agent_names(agent, account)
     if fixed is not None:
@@ -41,6 +48,8 @@ def resolve_sender(
             return None
         return Sender(role, account.concierge_phone, first, last, agent_phone or "")
     if agent_phone is None:
+        if compliance and account.default_sender:
+            return Sender(role, account.default_sender, "", "", "")
         return None
     return Sender(role, agent_phone, first, last, agent_phone)
 

@@ -138,14 +138,22 @@ def marketing_sent_since(
 
 
 def enrollment_last_sent(session: Session, enrollment_ids: Iterable[int]) -> dict[int, datetime]:
-    """The last time each enrollment had a step go out (catch-up)."""
+    """The last time each enrollment had an overdue step go out (catch-up, SPEC §4).
+
+    Only steps sent overdue count (``catching_up`` is set on them when they
+    go out): a step sent on time does not hold back a lone overdue one.
+    """
     wanted = set(enrollment_ids)
     if not wanted:
         return {}
     rows = session.execute(
         select(ScheduledSend.enrollment_id, func.max(Message.sent_at))
         .join(Message, Message.id == ScheduledSend.message_id)
-        .where(ScheduledSend.enrollment_id.in_(wanted), ScheduledSend.state == SendState.SENT)
+        .where(
+            ScheduledSend.enrollment_id.in_(wanted),
+            ScheduledSend.state == SendState.SENT,
+            ScheduledSend.catching_up.is_(True),
+        )
         .group_by(ScheduledSend.enrollment_id)
     )
     return {eid: at for eid, at in rows if eid is not None and at is not None}

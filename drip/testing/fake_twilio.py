@@ -88,6 +88,7 @@ _ERROR_MESSAGES = {
     30007: "Message filtered (carrier violation)",
 }
 
+
 def num_segments(body: str) -> int:
     """How many SMS segments ``body`` takes, counted as Twilio's segment calculator does.
 

@@ -11,7 +11,8 @@ Routes and answers:
 | ``POST /twilio/sms`` | 200 empty TwiML; 403 bad/missing signature or no ``TWILIO_AUTH_TOKEN``; 422 bad field |
 | ``POST /twilio/status`` | 200 empty TwiML (also for an unknown MessageSid); 403; 422 |
 | ``POST /contacts`` | 201 ``{"contact_id", "created", "sms_consent", ...}``; 401 token; 400 body; 422 field |
-| ``GET``/``POST /unsubscribe/<token>`` | 200 HTML confirmation; 404 tampered or unknown token |
+| ``GET /unsubscribe/<token>`` | 200 HTML page with a button, changes nothing; 404 tampered token |
+| ``POST /unsubscribe/<token>`` | 200 HTML "unsubscribed" (button or RFC 8058 one-click); 404 |
 | ``GET /healthz`` | 200 ``{"ok": true}``; 503 ``{"ok": false, "error": ...}`` |
 
 Every 4xx/5xx answer of the JSON routes is ``{"error": "...", "field": "..."}``
@@ -64,7 +65,7 @@ from drip.services.importing import (
     parse_contact,
     parse_source,
 )
-from drip.services.inbound import handle_inbound
+from drip.services.inbound import handle_inbound, sender_address
 from drip.services.status import StatusResult, handle_status
 from drip.store import repository as repo
 from drip.store.models import Contact
@@ -142,8 +143,8 @@ def _twilio_routes(app: Flask, deps: Deps) -> None:
         """Inbound text: keywords, revocation, two-way (SPEC §3)."""
         form = _verified_twilio_form(deps)
         now = deps.clock.now()
-        from_phone = _required_phone(form, "From")
-        to_phone = _required_phone(form, "To")
+        from_phone = _inbound_address(form, "From")
+        to_phone = _inbound_address(form, "To")
         sid = _sid(form, "MessageSid") or _sid(form, "SmsSid")
         if sid is None:
             raise ApiError(422, "MessageSid is required", "MessageSid")
@@ -202,14 +203,27 @@ def _contact_routes(app: Flask, deps: Deps) -> None:
         now = deps.clock.now()
         return _register(deps, fields, now)
 
-    @app.route("/unsubscribe/<token>", methods=["GET", "POST"])
+    @app.get("/unsubscribe/<token>")
+    def email_unsubscribe_page(token: str) -> tuple[str, int, dict[str, str]]:
+        """The link in an email: a confirmation page with a button; changes nothing (SPEC §7).
+
+        Mail scanners and link previewers follow every link of a message, so
+        a GET alone must never opt anyone out.
+        """
+        page = {"Content-Type": "text/html; charset=utf-8"}
+        if _unsubscribe_contact(deps, token) is None:
+            log.info("unsubscribe_refused", reason="bad token", method="GET")
+            return _page("Link not valid", "This unsubscribe link is not valid."), 404, page
+        return unsubscribe_form(deps.account.company, token), 200, page
+
+    @app.post("/unsubscribe/<token>")
     def email_unsubscribe(token: str) -> tuple[str, int, dict[str, str]]:
-        """Email unsubscribe link (and RFC 8058 one-click POST): sets ``email_opted_out``."""
+        """The opt-out: the page's button, or an RFC 8058 one-click POST; sets ``email_opted_out``."""
         now = deps.clock.now()
-        contact_id = unsubscribe.contact_of(deps.settings.secret_key, token)
+        contact_id = _unsubscribe_contact(deps, token)
         page = {"Content-Type": "text/html; charset=utf-8"}
         if contact_id is None:
-            log.info("unsubscribe_refused", reason="bad token")
+            log.info("unsubscribe_refused", reason="bad token", method="POST")
             return _page("Link not valid", "This unsubscribe link is not valid."), 404, page
         with deps.sessions.begin() as session:
             contact = session.get(Contact, contact_id)
@@ -220,7 +234,8 @@ def _contact_routes(app: Flask, deps: Deps) -> None:
                 contact.email_opted_out = True
                 contact.email_opted_out_at = now
                 contact.updated_at = now
-        log.info("email_unsubscribed", contact_id=contact_id, already=already)
+        one_click = request.form.get("List-Unsubscribe") == "One-Click"
+        log.info("email_unsubscribed", contact_id=contact_id, already=already, one_click=one_click)
         company = html.escape(deps.account.company)
         return (
             _page(
@@ -231,6 +246,29 @@ def _contact_routes(app: Flask, deps: Deps) -> None:
             200,
             page,
         )
+
+
+def _unsubscribe_contact(deps: Deps, token: str) -> int | None:
+    """The contact a genuine token names and that exists, else None."""
+    contact_id = unsubscribe.contact_of(deps.settings.secret_key, token)
+    if contact_id is None:
+        return None
+    with deps.sessions() as session:
+        return contact_id if session.get(Contact, contact_id) is not None else None
+
+
+def unsubscribe_form(company: str, token: str) -> str:
+    """The confirmation page: what the button does, and the button (a POST to the same URL)."""
+    name = html.escape(company)
+    action = html.escape(f"/unsubscribe/{token}")
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>Unsubscribe</title></head><body><h1>Unsubscribe from {name} emails?</h1>"
+        f"<form method='post' action='{action}'>"
+        "<button type='submit'>Unsubscribe</button></form>"
+        "<p>Nothing changes until you press the button. Text messages are not affected.</p>"
+        "</body></html>"
+    )
 
 
 def _health_routes(app: Flask, deps: Deps) -> None:
@@ -425,6 +463,14 @@ def _required_phone(form: Mapping[str, str], name: str) -> str:
         raise ApiError(422, f"{name} is required", name)
     try:
         return normalize_phone(raw)
+    except ValidationError as exc:
+        raise ApiError(422, f"{name}: {exc}", name) from exc
+
+
+def _inbound_address(form: Mapping[str, str], name: str) -> str:
+    """A signed inbound's sender or recipient in any form Twilio sends (SPEC §3); or 422."""
+    try:
+        return sender_address(form.get(name, ""))
     except ValidationError as exc:
         raise ApiError(422, f"{name}: {exc}", name) from exc
 
