@@ -382,7 +382,7 @@ MAX_POSTAL_ADDRESS = 300
 def _read_inbound_fields(source: YamlSource, read: Callable[..., None]) -> None:
     read("postal_address", lambda n: _postal_address(source, n))
     read("default_sender", lambda n: _phone(source, n, "default_sender"))
-    read("extra_keywords", lambda n: _keywords(source, n), "keywords")
+    read("keywords", lambda n: _keywords(source, n))
 
 
 def _postal_address(source: YamlSource, node: yaml.Node) -> str | None:

@@ -32,6 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from drip.campaigns.account_file import parse_account
+from drip.campaigns.fidelity import (
+    NO_REPLY_SENDER,
+    POSTAL_ADDRESS_MISSING,
+    has_reply_sender,
+    length_problem,
+    needs_postal_address,
+)
 from drip.campaigns.loader import CampaignFile, TextSource, find_links, load_campaigns
 from drip.campaigns.yamlsource import Position, YamlSource
 from drip.domain.account import AccountSettings
@@ -131,9 +138,28 @@ def lint_paths(
     report.account = account or found or AccountSettings()
     for campaign_file in loaded.files:
         report.warnings.extend(campaign_warnings(campaign_file, report.account))
+        report.errors.extend(fidelity_errors(campaign_file, report.account))
+    if found is not None and not has_reply_sender(found):
+        report.errors.append(f"{loaded.account_files[0]}:1:1: error: {NO_REPLY_SENDER}")
     report.files = len(loaded.paths) + len(loaded.account_files)
     report.campaigns = len(loaded.campaigns)
     return report
+
+
+def fidelity_errors(loaded: CampaignFile, account: AccountSettings) -> list[str]:
+    """Errors that need the account: length with its footer, email without a postal address."""
+    found: list[tuple[Position, str]] = []
+    campaign = loaded.campaign
+    footer = campaign.opt_out.footer or account.footer
+    for step, where in zip(campaign.steps, loaded.steps, strict=True):
+        if step.channel is Channel.SMS:
+            problem = length_problem(step.body, footer, account.company)
+            if problem is not None:
+                found.append((where.body.start, f"{_name(step)}: {problem}"))
+        elif needs_postal_address(campaign, account):
+            found.append((where.start, f"{_name(step)}: {POSTAL_ADDRESS_MISSING}"))
+    found.sort(key=lambda item: item[0])
+    return [loaded.source.format(where, "error", message) for where, message in found]
 
 
 def campaign_warnings(loaded: CampaignFile, account: AccountSettings) -> list[str]:

@@ -298,6 +298,8 @@ def parse_campaign(source: YamlSource) -> CampaignFile | None:
     if "steps" in fields and not is_null(fields["steps"].value):
         steps = _steps(source, fields["steps"].value)
 
+    if steps is not None:  # issue 11: 1,600 characters with the footer (Twilio 21617)
+        _check_lengths(source, steps, footer.value if footer is not None else "")
     if source.error_count > errors_before or name is None or kind is None or steps is None:
         return None
     try:
@@ -322,6 +324,21 @@ def parse_campaign(source: YamlSource) -> CampaignFile | None:
         steps=tuple(s for _, s in steps),
         footer=footer,
     )
+
+
+def _check_lengths(source: YamlSource, steps: list[tuple[Step, StepSource]], footer: str) -> None:
+    """An error at each SMS step whose text with ``footer`` can pass 1,600 characters.
+
+    The campaign's own footer when it has one, else the body alone: the
+    account's footer is only known to lint (:mod:`drip.campaigns.lint`).
+    """
+    from drip.campaigns.fidelity import length_problem
+
+    for step, where in steps:
+        if step.channel is Channel.SMS:
+            problem = length_problem(step.body, footer, "")
+            if problem is not None:
+                source.error(where.body.start, f"step {step.position}: {problem}")
 
 
 def _values(

@@ -60,4 +60,4 @@ class AccountSettings:
     default_sender: str | None = None
     #: Words the account adds to the keyword families of SPEC §3, as
     #: (word, family) pairs; family is ``opt_out``, ``help`` or ``opt_in``.
-    extra_keywords: tuple[tuple[str, str], ...] = ()
+    keywords: tuple[tuple[str, str], ...] = ()

@@ -116,7 +116,7 @@ def handle_inbound(
     classification = classify(
         body,
         opt_out_type,
-        keyword_table(deps.account.extra_keywords) if deps.account.extra_keywords else None,
+        keyword_table(deps.account.keywords) if deps.account.keywords else None,
     )
     # Twilio (Advanced Opt-Out) already answered keyword texts: no reply of our own.
     twilio_answers = bool(opt_out_type and opt_out_type.strip()) or (

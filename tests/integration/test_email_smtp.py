@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from test_web_support import (
+    ACCOUNT,
     CAMPAIGN,
     DANA_PHONE,
+    POSTAL_ADDRESS,
     PUBLIC_URL,
     SECRET_KEY,
     Web,
@@ -78,18 +81,47 @@ def test_email_step_carries_list_unsubscribe_header_and_link(
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     body = message.get_content()
     assert LINK.findall(body) == [expected]
+    assert POSTAL_ADDRESS in body  # CAN-SPAM: the account's postal address, as received
+    assert "None" not in str(message["Subject"])
     assert step(web, dana, "day-2-email").state is SendState.SENT
+
+
+def test_without_a_postal_address_no_email_goes_out(
+    db_url: str, tmp_path: Path, smtp: SmtpTestServer
+) -> None:
+    """An account with no postal address sends no email; the step records why (CAN-SPAM)."""
+    email = SmtpEmailTransport(smtp.url(), "sam@acmerealty.com", timeout=10)
+    account = replace(ACCOUNT, postal_address=None)
+    with open_web(db_url, tmp_path, email=email, account=account) as w:
+        w.sync_campaign()
+        dana = enrolled(w)
+        w.later(days=2, minutes=1)
+        w.tick()
+        skipped = step(w, dana, "day-2-email")
+        assert skipped.state is SendState.SKIPPED
+        assert skipped.decision_code == "no_postal_address"
+        assert "postal_address" in (skipped.decision_reason or "")
+    assert smtp.messages == []
 
 
 def test_the_link_opts_out_of_email_and_the_next_email_is_skipped(
     web: Web, smtp: SmtpTestServer
 ) -> None:
-    """GET on the emailed link sets email_opted_out; the next email step is skipped, texts go on."""
+    """GET shows a button and changes nothing; its POST opts out; the next email is skipped."""
     dana = enrolled(web)
     link = LINK.findall(first_email(web, smtp).message.get_content())[0]
     web.later(hours=1)
+    before = web.snapshot()
 
-    response = web.client.get(link.removeprefix(PUBLIC_URL))
+    page = web.client.get(link.removeprefix(PUBLIC_URL))
+
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "<form method='post'" in html and "<button" in html
+    assert web.snapshot() == before  # a mail scanner following the link changes nothing
+    assert web.contact(dana).email_opted_out is False
+
+    response = web.client.post(link.removeprefix(PUBLIC_URL))
 
     assert response.status_code == 200
     assert "text/html" in response.content_type
@@ -126,8 +158,10 @@ def test_a_tampered_link_is_404_and_changes_nothing(
     before = web.snapshot()
 
     response = web.client.get(f"/unsubscribe/{tamper(token)}")  # type: ignore[operator]
+    posted = web.client.post(f"/unsubscribe/{tamper(token)}")  # type: ignore[operator]
 
     assert response.status_code == 404
+    assert posted.status_code == 404
     assert web.snapshot() == before
     assert web.contact(dana).email_opted_out is False
     assert web.contact(other).email_opted_out is False
@@ -151,9 +185,9 @@ def test_clicking_twice_keeps_the_first_time(web: Web) -> None:
     path = f"/unsubscribe/{token_for(SECRET_KEY, dana)}"
     first_at = web.now
 
-    assert web.client.get(path).status_code == 200
+    assert web.client.post(path).status_code == 200
     web.later(days=1)
-    assert web.client.get(path).status_code == 200
+    assert web.client.post(path).status_code == 200
 
     assert web.contact(dana).email_opted_out_at == first_at
 

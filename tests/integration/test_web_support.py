@@ -50,7 +50,10 @@ CONSENT_TEXT = "Yes, text me about homes. Msg & data rates may apply. Reply STOP
 NY = ZoneInfo("America/New_York")
 #: Monday 2 March 2026, 10:00 in New York.
 START = datetime(2026, 3, 2, 10, 0, tzinfo=NY).astimezone(UTC)
-ACCOUNT = AccountSettings(company="Acme Realty", concierge_phone=CONCIERGE_PHONE)
+POSTAL_ADDRESS = "Acme Realty, 100 Main Street, Boston, MA 02108"
+ACCOUNT = AccountSettings(
+    company="Acme Realty", concierge_phone=CONCIERGE_PHONE, postal_address=POSTAL_ADDRESS
+)
 
 CAMPAIGN_YAML = """\
 name: web-test-drip

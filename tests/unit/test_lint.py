@@ -185,7 +185,8 @@ def test_errors_are_reported_and_bad_files_not_counted(tmp_path: Path) -> None:
 def test_account_file_in_a_folder_is_loaded_as_settings(tmp_path: Path) -> None:
     """account.yaml is validated as account settings and its footer and company are used."""
     (tmp_path / "account.yaml").write_text(
-        'company: Harbor Homes\nfooter: "Reply STOP to opt out."\n', encoding="utf-8"
+        'company: Harbor Homes\nfooter: "Reply STOP to opt out."\ndefault_sender: "+16175550199"\n',
+        encoding="utf-8",
     )
     body = "Hi {VisitorFirstName}, this is Harbor Homes. " + "New homes this week. " * 5
     campaign(tmp_path, sms(0, body))
