@@ -8,6 +8,10 @@ from datetime import datetime
 from drip.domain.zones import resolve_timezone
 from drip.errors import NotFoundError
 from drip.services.deps import Deps
+from drip.services.status import status_meaning
+
+#: Statuses that say what they mean; the others get their meaning in the timeline.
+PLAIN_STATUSES = frozenset({"queued", "sent", "delivered", "undelivered", "failed", "received"})
 from drip.store import repository as repo
 from drip.store.models import Campaign as CampaignRow
 from drip.store.models import Contact, Message, ScheduledSend
@@ -90,6 +94,8 @@ def history(deps: Deps, contact_id: int) -> tuple[Contact, str, list[TimelineEnt
                 footer = " [footer]" if m.footer else ""
                 kind = m.kind.value if m.kind else "?"
                 status = m.status + (f" {m.error_code}" if m.error_code else "")
+                if m.status not in PLAIN_STATUSES and (meaning := status_meaning(m.status)):
+                    status += f": {meaning}"
                 entries.append(
                     TimelineEntry(
                         m.sent_at or m.created_at,

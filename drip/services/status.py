@@ -6,10 +6,15 @@ The stored status therefore only moves forward:
 
 - progress statuses by rank: ``accepted``/``scheduled``/``queued`` (0) <
   ``sending`` (1) < ``sent`` (2);
-- final statuses: ``delivered``, ``undelivered``, ``failed``, ``canceled``
-  beat every progress status; once a message has a final status, no other
-  callback changes it, except ``delivered -> read`` (WhatsApp/RCS read
-  receipts). The first final status to arrive wins: ``delivered`` then a late
+- final statuses: ``delivered``, ``partially_delivered``, ``undelivered``,
+  ``failed``, ``canceled`` beat every progress status; once a message has a
+  final status, no other callback changes it, except ``delivered -> read``
+  (WhatsApp/RCS read receipts) and ``partially_delivered -> delivered/read``
+  (the rest of the message arrived).
+
+What each status means is :data:`STATUS_MEANINGS` (Twilio's Message
+resource, "Message status values", checked 2026-11-30); ``drip history``
+shows it next to the status. The first final status to arrive wins: ``delivered`` then a late
   ``sent`` stays ``delivered``; ``undelivered`` then ``delivered`` stays
   ``undelivered`` (Twilio never reports both for one message; if it did,
   the first one is kept and the second is logged);
@@ -61,7 +66,26 @@ log = structlog.get_logger("drip.status")
 #: Rank of the statuses a message passes through before a final one.
 PROGRESS_RANK: Final = {"accepted": 0, "scheduled": 0, "queued": 0, "sending": 1, "sent": 2}
 #: Statuses after which only ``delivered -> read`` may still happen.
-FINAL: Final = frozenset({"delivered", "undelivered", "failed", "canceled", "read"})
+FINAL: Final = frozenset(
+    {"delivered", "partially_delivered", "undelivered", "failed", "canceled", "read"}
+)
+#: What each stored message status means (Twilio's "Message status values").
+STATUS_MEANINGS: Final = {
+    "accepted": "accepted by a Messaging Service, which is choosing the sender",
+    "scheduled": "scheduled by Twilio to be sent later",
+    "queued": "queued at Twilio, waiting to be sent",
+    "sending": "being handed to the carrier",
+    "sent": "handed to the carrier, no delivery receipt yet",
+    "delivered": "the carrier confirmed delivery to the handset",
+    "partially_delivered": "the carrier confirmed delivery of part of the message only",
+    "read": "delivered and read by the recipient (read receipts)",
+    "undelivered": "the carrier could not deliver it",
+    "failed": "never sent: refused before the carrier",
+    "canceled": "canceled before it was sent (a scheduled message)",
+    "received": "an inbound message",
+    "unknown": "drip does not know whether it went out (not resent)",
+    "confirmed_by_carrier": "not sent: Twilio already blocks this sender and answered the STOP",
+}
 FAILED: Final = frozenset({"undelivered", "failed"})
 KNOWN: Final = frozenset(PROGRESS_RANK) | FINAL
 
@@ -73,11 +97,18 @@ UNDELIVERABLE_CODES: Final = UNREACHABLE | {LANDLINE}
 UNDELIVERABLE_AFTER: Final = 2
 
 
+def status_meaning(status: str | None) -> str:
+    """What a stored message status means, for people (``drip history``)."""
+    return STATUS_MEANINGS.get(status or "", "")
+
+
 def can_move(current: str, new: str) -> bool:
     """Whether a message in status ``current`` may take status ``new`` (see module docstring)."""
     if new not in KNOWN or current == new:
         return False
     if current in FINAL:
+        if current == "partially_delivered":
+            return new in ("delivered", "read")
         return current == "delivered" and new == "read"
     if new in FINAL:
         return new != "read"  # a read receipt before delivery: keep waiting for delivered

@@ -19,6 +19,17 @@ to each message's ``StatusCallback``, signed with ``X-Twilio-Signature`` from
 the auth token exactly as :class:`twilio.request_validator.RequestValidator`
 checks it.
 
+Fidelity to Twilio (see :class:`_TwilioFidelity`): 21617 for a body over
+1,600 characters, 21211 for a ``To`` that is not a phone number, the STOP
+block (:meth:`deliver_inbound` posts a signed inbound to drip's webhook as
+Twilio does; after an opt-out keyword the sender is blocked for that
+recipient, 21610, until START), the Messaging Service path
+(``MessagingServiceSid``: first status ``accepted``, ``from`` null,
+``num_segments`` 0), status callbacks through Twilio's lifecycle
+(``callback_sequence="twilio"``: ``queued`` (Messaging Service only),
+``sending``, ``sent``, then the final status; ``"short"``: ``sent`` and the
+final one), and ``reorder_seed`` to repeat and shuffle them.
+
 Control endpoints, for a server run as its own process (``python -m
 drip.testing.fake_twilio --port 8099``): ``GET /_fake/stats``, ``POST
 /_fake/reset``, ``POST /_fake/fail`` (form ``to``, ``code``, ``status``,
@@ -80,6 +91,7 @@ _ERROR_MESSAGES = {
     21612: "The 'To' phone number: {to}, is not currently reachable using the 'From' phone"
     " number via SMS.",
     21614: "'To' number {to} is not a valid mobile number",
+    21617: "The concatenated message body exceeds the 1600 character limit.",
     21635: "The 'To' number {to} is a landline and cannot receive SMS.",
     30001: "Queue overflow",
     30003: "Unreachable destination handset",
@@ -145,6 +157,165 @@ class StatusCallbackResult:
     signature: str
     response_status: int | None  # None when the receiver could not be reached
     error: str | None
+
+
+# --- fidelity to Twilio (issue 11) ----------------------------------------------
+
+#: Twilio's default opt-out and opt-in keywords (the STOP filter of every long
+#: code): https://help.twilio.com/hc/en-us/articles/223134027 and
+#: https://www.twilio.com/docs/messaging/tutorials/advanced-opt-out (checked 2026-11-30).
+TWILIO_OPT_OUT_WORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+)
+TWILIO_OPT_IN_WORDS = frozenset({"START", "UNSTOP", "YES"})
+TWILIO_HELP_WORDS = frozenset({"HELP", "INFO"})
+MAX_BODY = 1600
+
+
+def _keyword(body: str) -> str:
+    return " ".join(body.strip().strip(".!?").split()).upper()
+
+
+def _valid_to(to: str) -> bool:
+    """What Twilio accepts as a ``To`` phone number (else 21211): a possible E.164 number."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(to, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return bool(phonenumbers.is_possible_number(number))
+
+
+class _TwilioFidelity:
+    """Twilio behaviours beyond accept/refuse: limits, the STOP block, services, callbacks."""
+
+    _lock: threading.Lock
+    account_sid: str
+    auth_token: str
+
+    def _init_fidelity(self, callback_sequence: str, reorder_seed: int | None) -> None:
+        if callback_sequence not in ("twilio", "short"):
+            raise ValueError(
+                f"callback_sequence must be 'twilio' or 'short', not {callback_sequence!r}"
+            )
+        self.callback_sequence = callback_sequence
+        self.reorder_seed = reorder_seed
+        self._blocks: set[tuple[str, str]] = set()
+
+    def blocked(self, sender: str, to: str) -> bool:
+        """Whether Twilio would refuse texts from ``sender`` to ``to`` (21610)."""
+        with self._lock:
+            return (sender, to) in self._blocks
+
+    def _refusal(self, form: dict[str, str]) -> tuple[int, int] | None:
+        """Twilio's refusal of a well-formed create request, or None."""
+        to = form.get("To", "")
+        if len(form.get("Body", "")) > MAX_BODY:
+            return 400, 21617
+        if not to.startswith("whatsapp:") and not _valid_to(to):
+            return 400, 21211
+        sender = form.get("MessagingServiceSid") or form.get("From", "")
+        with self._lock:
+            if (sender, to) in self._blocks:
+                return 400, 21610
+        return None
+
+    def _shape_resource(self, resource: dict[str, Any], form: dict[str, str]) -> None:
+        """A message sent through a Messaging Service starts ``accepted``, ``from`` null."""
+        if form.get("MessagingServiceSid"):
+            resource["status"] = "accepted"
+            resource["from"] = None
+            resource["num_segments"] = "0"
+
+    def _callback_statuses(
+        self, resource: dict[str, Any], final: tuple[str, int | None]
+    ) -> list[tuple[str, int | None]]:
+        """The status callbacks of one message, in the order (and number) they are sent."""
+        if self.callback_sequence == "short":
+            statuses: list[tuple[str, int | None]] = [("sent", None), final]
+        else:
+            statuses = [("sending", None), ("sent", None), final]
+            if resource.get("status") == "accepted":
+                statuses.insert(0, ("queued", None))
+        if final[0] == "failed":  # never sent: Twilio reports the failure alone
+            statuses = [s for s in statuses if s[0] in ("queued",)] + [final]
+        if self.reorder_seed is not None:
+            import random
+
+            rng = random.Random(f"{self.reorder_seed}:{resource['sid']}")
+            statuses = statuses + [rng.choice(statuses) for _ in range(2)]
+            rng.shuffle(statuses)
+        return statuses
+
+    def deliver_inbound(
+        self,
+        webhook_url: str,
+        from_: str,
+        to: str,
+        body: str,
+        *,
+        advanced_opt_out: bool = False,
+        messaging_service_sid: str | None = None,
+    ) -> int:
+        """A text from ``from_`` to the Twilio number ``to``, as Twilio delivers it; the HTTP status.
+
+        The webhook gets the parameters Twilio sends with an inbound SMS,
+        signed with ``X-Twilio-Signature``. Twilio's STOP filter acts first:
+        an opt-out keyword blocks ``to`` (or the Messaging Service) from
+        texting ``from_`` (21610) and START/UNSTOP/YES lifts it. With
+        ``advanced_opt_out`` the webhook carries ``OptOutType`` for
+        keywords, as Twilio's Advanced Opt-Out does.
+        """
+        import requests
+        from twilio.request_validator import RequestValidator
+
+        word = _keyword(body)
+        sender = messaging_service_sid or to
+        opt_out_type: str | None = None
+        with self._lock:
+            if word in TWILIO_OPT_OUT_WORDS:
+                self._blocks.add((sender, from_))
+                opt_out_type = "STOP"
+            elif word in TWILIO_OPT_IN_WORDS:
+                self._blocks.discard((sender, from_))
+                opt_out_type = "START"
+            elif word in TWILIO_HELP_WORDS:
+                opt_out_type = "HELP"
+        sid = "SM" + uuid.uuid4().hex
+        params = {
+            "ToCountry": "US",
+            "ToState": "",
+            "SmsMessageSid": sid,
+            "NumMedia": "0",
+            "ToCity": "",
+            "FromZip": "",
+            "SmsSid": sid,
+            "FromState": "",
+            "SmsStatus": "received",
+            "FromCity": "",
+            "Body": body,
+            "FromCountry": "US" if from_.startswith("+1") else "",
+            "To": to,
+            "ToZip": "",
+            "NumSegments": "1",
+            "MessageSid": sid,
+            "AccountSid": self.account_sid,
+            "From": from_,
+            "ApiVersion": API_VERSION,
+        }
+        if messaging_service_sid:
+            params["MessagingServiceSid"] = messaging_service_sid
+        if advanced_opt_out and opt_out_type is not None:
+            params["OptOutType"] = opt_out_type
+        signature = str(RequestValidator(self.auth_token).compute_signature(webhook_url, params))
+        response = requests.post(
+            webhook_url, data=params, headers={"X-Twilio-Signature": signature}, timeout=10
+        )
+        return int(response.status_code)
+
+    def _clear_fidelity(self) -> None:
+        self._blocks.clear()
 
 
 @dataclass
@@ -274,7 +445,7 @@ def _error_body(status: int, code: int, message: str) -> bytes:
     ).encode()
 
 
-class FakeTwilioServer:
+class FakeTwilioServer(_TwilioFidelity):
     """The fake Twilio Messages API on ``127.0.0.1``, on a free port unless told otherwise.
 
     Use as a context manager (``with FakeTwilioServer() as srv: srv.base_url``)
@@ -292,6 +463,8 @@ class FakeTwilioServer:
         send_status_callbacks: bool = False,
         callback_delay: float = 0.0,
         record_requests: bool = True,
+        callback_sequence: str = "twilio",
+        reorder_seed: int | None = None,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
@@ -319,6 +492,7 @@ class FakeTwilioServer:
         self._serve_thread: threading.Thread | None = None
         self._callback_queue: queue.Queue[tuple[float, str, dict[str, str]] | None] = queue.Queue()
         self._callback_thread: threading.Thread | None = None
+        self._init_fidelity(callback_sequence, reorder_seed)
 
     # -- life cycle ----------------------------------------------------------
 
@@ -426,6 +600,7 @@ class FakeTwilioServer:
             self._failures.clear()
             self._deliveries.clear()
             self._callbacks.clear()
+            self._clear_fidelity()
 
     # -- what happened -------------------------------------------------------
 
@@ -505,6 +680,8 @@ class FakeTwilioServer:
             error = (400, 21603)
         elif not form.get("Body") and not form.get("MediaUrl") and not form.get("ContentSid"):
             error = (400, 21602)
+        if error is None:
+            error = self._refusal(form)
         with self._lock:
             self._count += 1
             if error is None:
@@ -545,7 +722,7 @@ class FakeTwilioServer:
         now = format_datetime(datetime.now(UTC), usegmt=True)
         base = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}"
         body = form.get("Body", "")
-        return {
+        resource: dict[str, Any] = {
             "account_sid": self.account_sid,
             "api_version": API_VERSION,
             "body": body,
@@ -567,6 +744,8 @@ class FakeTwilioServer:
             "to": form.get("To"),
             "uri": f"{base}.json",
         }
+        self._shape_resource(resource, form)
+        return resource
 
     # -- status callbacks ----------------------------------------------------
 
@@ -576,14 +755,15 @@ class FakeTwilioServer:
         common = {
             "AccountSid": self.account_sid,
             "ApiVersion": API_VERSION,
-            "From": str(resource["from"]),
+            "From": str(resource["from"] or ""),
             "To": str(resource["to"]),
             "MessageSid": str(resource["sid"]),
             "SmsSid": str(resource["sid"]),
         }
         final = delivery or _Delivery("delivered", None)
         due = time.monotonic() + self.callback_delay
-        for status, error_code in (("sent", None), (final.status, final.error_code)):
+        statuses = self._callback_statuses(resource, (final.status, final.error_code))
+        for status, error_code in statuses:
             params = {**common, "MessageStatus": status, "SmsStatus": status}
             if error_code is not None:
                 params["ErrorCode"] = str(error_code)

@@ -174,7 +174,7 @@ class _Receiver:
 
 
 def test_status_callbacks_are_posted_and_signed() -> None:
-    """With callbacks on, sent then delivered (or the set outcome) arrive signed with the token."""
+    """With callbacks on, sending, sent, then delivered (or the set outcome) arrive signed."""
     receiver = _Receiver()
     other = "+16175550124"
     try:
@@ -184,12 +184,12 @@ def test_status_callbacks_are_posted_and_signed() -> None:
             first = transport.send_sms(OutboundSms(AGENT, DANA, "Hi", receiver.url))
             second = transport.send_sms(OutboundSms(AGENT, other, "Hi", receiver.url))
             transport.send_sms(OutboundSms(AGENT, DANA, "no callback"))
-            assert srv.wait_for_callbacks(4)
+            assert srv.wait_for_callbacks(6)
             assert all(c.response_status == 204 for c in srv.callbacks)
             validator = RequestValidator(srv.auth_token)
     finally:
         receiver.close()
-    assert len(receiver.posts) == 4
+    assert len(receiver.posts) == 6
     seen = []
     for url, form, signature in receiver.posts:
         assert url == receiver.url
@@ -198,8 +198,10 @@ def test_status_callbacks_are_posted_and_signed() -> None:
         params = dict(form)
         seen.append((params["MessageSid"], params["MessageStatus"], params.get("ErrorCode")))
     assert seen == [
+        (first.sid, "sending", None),
         (first.sid, "sent", None),
         (first.sid, "delivered", None),
+        (second.sid, "sending", None),
         (second.sid, "sent", None),
         (second.sid, "undelivered", "30003"),
     ]
