@@ -9,12 +9,12 @@ from drip.domain.zones import resolve_timezone
 from drip.errors import NotFoundError
 from drip.services.deps import Deps
 from drip.services.status import status_meaning
-
-#: Statuses that say what they mean; the others get their meaning in the timeline.
-PLAIN_STATUSES = frozenset({"queued", "sent", "delivered", "undelivered", "failed", "received"})
 from drip.store import repository as repo
 from drip.store.models import Campaign as CampaignRow
 from drip.store.models import Contact, Message, ScheduledSend
+
+#: Statuses that say what they mean; the others get their meaning in the timeline.
+PLAIN_STATUSES = frozenset({"queued", "sent", "delivered", "undelivered", "failed", "received"})
 
 
 @dataclass(frozen=True, slots=True)
