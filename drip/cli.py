@@ -235,6 +235,8 @@ def _print_preview(result: object) -> None:
         table.add_row(step, footer, text, size)
     console.print(table)
     console.print(f"per contact: {result.totals.describe()}")
+    for warning in result.warnings:  # issue 11: empty variables, warned ahead
+        console.print(f"warning: {warning}", style="yellow")
 
 
 def _deps() -> Deps:

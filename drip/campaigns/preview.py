@@ -43,7 +43,15 @@ import phonenumbers
 from drip.domain.account import AccountSettings, AgentProfile
 from drip.domain.campaign import Campaign, Step
 from drip.domain.enums import Channel, MessageKind, OptOutMode, SenderRole
-from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, render, sms_size, with_footer
+from drip.domain.message import (
+    ACCOUNT_TEMPLATE_VARIABLES,
+    missing_reason,
+    missing_values,
+    render,
+    sms_size,
+    template_variables,
+    with_footer,
+)
 from drip.domain.policy import (
     ContactState,
     ConversationState,
@@ -168,6 +176,17 @@ class Preview:
     window: str
     two_way_at: datetime | None
     rows: tuple[PreviewRow, ...] = field(default_factory=tuple)
+    #: (row, variable, who lacks it) for variables real contacts may lack.
+    _optional_uses: tuple[tuple[PreviewRow, str, str], ...] = field(default_factory=tuple)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Steps that some contacts will not get: a variable that can be empty (SPEC §4)."""
+        return tuple(
+            f"{row.label}: uses {{{name}}}, which is empty for {who}; "
+            "such contacts get no message from this step (it is skipped, never sent blank)"
+            for row, name, who in self._optional_uses
+        )
 
     @property
     def totals(self) -> PreviewTotals:
@@ -201,6 +220,7 @@ class Preview:
             "two_way_at": self.two_way_at.isoformat() if self.two_way_at else None,
             "rows": [r.as_dict() for r in self.rows],
             "totals": self.totals.as_dict(),
+            "warnings": list(self.warnings),
         }
 
 
@@ -301,7 +321,38 @@ def preview(
         window=str(window),
         two_way_at=reply_at,
         rows=tuple(rows),
+        _optional_uses=_optional_uses(campaign, account, rows),
     )
+
+
+#: Variables some real contacts have no value for, and who they are.
+OPTIONAL_VARIABLES = {
+    "VisitorLastName": "contacts registered without a last name",
+    "AgentFirstName": "contacts with no agent when the account has no default_agent",
+    "AgentLastName": "contacts with no agent when the account has no default_agent",
+    "AgentPhone": "contacts with no agent when the account has no default_agent",
+}
+
+
+def _optional_uses(
+    campaign: Campaign, account: AccountSettings, rows: list[PreviewRow]
+) -> tuple[tuple[PreviewRow, str, str], ...]:
+    optional = {
+        k: v
+        for k, v in OPTIONAL_VARIABLES.items()
+        if account.default_agent is None or not k.startswith("Agent")
+    }
+    by_label = {r.label: r for r in rows}
+    found: list[tuple[PreviewRow, str, str]] = []
+    for step in campaign.steps:
+        row = by_label.get(step.id)
+        if row is None:
+            continue
+        names = dict.fromkeys(
+            n for text in (step.body, step.subject or "") for n, _ in template_variables(text)
+        )
+        found.extend((row, n, optional[n]) for n in names if n in optional)
+    return tuple(found)
 
 
 def _items(campaign: Campaign, begin: datetime, tz: str, intro: str | None) -> list[_Item]:
@@ -410,6 +461,10 @@ def _simulate(
             continue
         if isinstance(decision, Skip):
             rows.append(_unsent(item, "skipped", decision.reason))
+            continue
+        missing = missing_values((item.body, item.subject), values, ACCOUNT_TEMPLATE_VARIABLES)
+        if missing:  # the worker skips it too (SPEC §4: never an empty variable)
+            rows.append(_unsent(item, "skipped", missing_reason(missing)))
             continue
         footer_text = (campaign.opt_out.footer if item.in_plan else None) or account.footer
         rows.append(

@@ -249,3 +249,33 @@ def _segments(costs: list[int], single: int, multi: int) -> int:
 def describe_char(char: str) -> str:
     """A character as a reader can spot it, with its code point: ``"x" (U+0078)``."""
     return f'"{char}" (U+{ord(char):04X})'
+
+
+# --- no empty variable (SPEC §4, issue 11) ---
+
+
+def missing_values(
+    templates: Collection[str | None], values: Mapping[str, str], allowed: Collection[str]
+) -> list[str]:
+    """The variables of ``templates`` (in order, once each) that would render empty.
+
+    A message never goes out with an empty variable (an agent with no first
+    name would give "I'm  , your agent"): the fire path skips it, naming them.
+    """
+    missing: list[str] = []
+    for template in templates:
+        if not template:
+            continue
+        for name, _ in template_variables(template):
+            if name in allowed and not values.get(name, "").strip() and name not in missing:
+                missing.append(name)
+    return missing
+
+
+def missing_reason(missing: list[str]) -> str:
+    names = ", ".join("{" + m + "}" for m in missing)
+    return (
+        f"skipped: {names} has no value for this contact"
+        if len(missing) == 1
+        else f"skipped: {names} have no value for this contact"
+    ) + "; a message never goes out with an empty variable"

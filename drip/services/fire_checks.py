@@ -22,39 +22,26 @@ path stays gather -> decide -> deliver -> record with one call per check.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
 from datetime import datetime
 
 from drip.domain.account import AccountSettings
 from drip.domain.enums import MessageKind
-from drip.domain.message import MAX_BODY_CHARS, template_variables, too_long
+from drip.domain.message import MAX_BODY_CHARS, missing_reason, missing_values, too_long
 from drip.domain.policy import OVERDUE_AFTER
+
+__all__ = [
+    "NO_POSTAL_ADDRESS",
+    "confirmed_by_carrier",
+    "counts_for_catch_up",
+    "email_text",
+    "missing_reason",
+    "missing_values",
+    "sms_refusal",
+    "unsubscribe_headers",
+]
 
 #: Twilio's "Attempt to send to unsubscribed recipient".
 CARRIER_OPT_OUT = 21610
-
-
-def missing_values(
-    templates: Collection[str | None], values: Mapping[str, str], allowed: Collection[str]
-) -> list[str]:
-    """The variables of ``templates`` (in order, once each) that would render empty."""
-    missing: list[str] = []
-    for template in templates:
-        if not template:
-            continue
-        for name, _ in template_variables(template):
-            if name in allowed and not values.get(name, "").strip() and name not in missing:
-                missing.append(name)
-    return missing
-
-
-def missing_reason(missing: list[str]) -> str:
-    names = ", ".join("{" + m + "}" for m in missing)
-    return (
-        f"skipped: {names} has no value for this contact"
-        if len(missing) == 1
-        else f"skipped: {names} have no value for this contact"
-    ) + "; a message never goes out with an empty variable"
 
 
 def sms_refusal(text: str) -> str | None:
