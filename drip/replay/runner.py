@@ -523,12 +523,19 @@ class _World:
         return f"dispatcher down until {local:%Y-%m-%d %H:%M} ({action.until})"
 
     def _email_unsubscribe(self, life: _Life, action: EmailUnsubscribe, now: datetime) -> str:
-        """The unsubscribe link of an email, followed: the webhook app's own route."""
+        """The unsubscribe link of an email, followed and its button pressed (the app's routes).
+
+        The GET shows the page and changes nothing (SPEC §7); the POST opts out.
+        """
         from drip.services.unsubscribe import token_for
         from drip.web.app import create_app
 
         token = token_for(self.deps.settings.secret_key, life.contact_id)
-        answer = create_app(self.deps).test_client().get(f"/unsubscribe/{token}")
+        client = create_app(self.deps).test_client()
+        page = client.get(f"/unsubscribe/{token}")
+        if page.status_code != 200:
+            raise ReplayError(f"the unsubscribe page answered HTTP {page.status_code}")
+        answer = client.post(f"/unsubscribe/{token}")
         if answer.status_code != 200:
             raise ReplayError(f"the unsubscribe link answered HTTP {answer.status_code}")
         return "followed the email unsubscribe link: no more emails"
