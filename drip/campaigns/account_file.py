@@ -405,14 +405,12 @@ def _keywords(source: YamlSource, node: yaml.Node) -> tuple[tuple[str, str], ...
     fields = source.mapping(node, "keywords")
     if fields is None:
         return None
-    if not source.check_fields(fields, node, "keywords", allowed=KEYWORD_FAMILIES):
-        return None
+    ok = source.check_fields(fields, node, "keywords", allowed=KEYWORD_FAMILIES)
     built_in = {keyword_key(k): v.value for k, v in KEYWORDS.items()}
     seen: dict[str, str] = {}
     pairs: list[tuple[str, str]] = []
-    ok = True
     for family, item in fields.items():
-        if is_null(item.value):
+        if family not in KEYWORD_FAMILIES or is_null(item.value):
             continue
         if not isinstance(item.value, yaml.SequenceNode):
             source.error(item.value, f"keywords: {family} must be a list of words")

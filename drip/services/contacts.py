@@ -158,6 +158,23 @@ def record_consent(
     return True
 
 
+def _keep_consent_evidence(session: Session, contact: Contact, evidence: ConsentEvidence) -> None:
+    """Consent given while an earlier opt-out stands: stored, the opt-out untouched."""
+    contact.sms_consent_at = evidence.at
+    contact.sms_consent_source = evidence.source
+    contact.sms_consent_text = evidence.text
+    session.add(
+        ConsentEvent(
+            contact_id=contact.id,
+            kind=ConsentEventKind.GIVEN,
+            at=evidence.at,
+            source=evidence.source.value,
+            evidence=evidence.text,
+            detail="kept as evidence: the number had opted out by text before it was a contact",
+        )
+    )
+
+
 def add_contact(
     deps: Deps, data: ContactInput, consent: ConsentEvidence | None, now: datetime
 ) -> AddResult:
@@ -168,7 +185,14 @@ def add_contact(
         # after an opt-out is newly recorded and confirmed (SPEC C3).
         had_consent = contact.sms_consent_at is not None and contact.sms_opted_out_at is None
         recorded = False
-        if consent is not None and contact.phone is not None:
+        # A number that texted STOP before it was a contact starts opted out
+        # (SPEC §3): consent given with its creation is kept as evidence, but
+        # the opt-out stands until the number texts START.
+        orphaned = created and contact.sms_opted_out_at is not None
+        if consent is not None and contact.phone is not None and orphaned:
+            _keep_consent_evidence(session, contact, consent)
+            notes.append("consent kept as evidence only: the number opted out by text earlier")
+        elif consent is not None and contact.phone is not None:
             recorded = record_consent(session, contact, consent, now)
             if not recorded:
                 notes.append("consent not recorded: the contact opted out after it was given")
