@@ -467,7 +467,6 @@ def _failed(
     outcome = _Outcome(p, decision, FireResult(p.send.id, "failed", code, reason), message)
     confirmed = fire_checks.confirmed_by_carrier(p.send.kind, exc.code)
     if confirmed is not None:  # issue 11: Twilio answered the STOP itself
-        message.status = "confirmed_by_carrier"
         outcome.result = FireResult(p.send.id, "skipped", "confirmed_by_carrier", confirmed)
         log.info("opt_out_confirmed_by_carrier", send_id=p.send.id, contact_id=p.contact.id)
         return outcome

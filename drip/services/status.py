@@ -84,7 +84,6 @@ STATUS_MEANINGS: Final = {
     "canceled": "canceled before it was sent (a scheduled message)",
     "received": "an inbound message",
     "unknown": "drip does not know whether it went out (not resent)",
-    "confirmed_by_carrier": "not sent: Twilio already blocks this sender and answered the STOP",
 }
 FAILED: Final = frozenset({"undelivered", "failed"})
 KNOWN: Final = frozenset(PROGRESS_RANK) | FINAL
