@@ -54,7 +54,7 @@ class InboundResult:
     """What an inbound text did: ``action`` is one stable word, ``detail`` says more."""
 
     #: duplicate | opted_out | already_opted_out | help | resubscribed | two_way | text
-    #: | orphan_opt_out | unknown_sender
+    #: | orphan_opt_out | orphan_opt_in | unknown_sender
     action: str
     classification: Classification
     contact_id: int | None = None
@@ -194,6 +194,16 @@ def _unknown_sender(
             None,
             message_id,
             "not a contact yet: remembered, a contact with this number starts opted out",
+        )
+    orphan = session.get(OrphanOptOut, phone) if classification.kind is InboundKind.OPT_IN else None
+    if orphan is not None:  # START after STOP, still no contact: the opt-out is lifted
+        session.delete(orphan)
+        return InboundResult(
+            "orphan_opt_in",
+            classification,
+            None,
+            message_id,
+            "earlier opt-out of this number lifted",
         )
     return InboundResult("unknown_sender", classification, None, message_id, "not a contact")
 

@@ -154,3 +154,11 @@ def test_without_opt_out_type_help_is_answered(web: Web) -> None:
     assert web.sms("HELP", sid=sid()).status_code == 200
     kinds = [m.kind for m in web.messages(dana) if m.direction == "outbound"]
     assert kinds == [MessageKind.OPT_IN_CONFIRMATION, MessageKind.HELP]
+
+
+def test_start_from_a_non_contact_lifts_its_kept_opt_out(web: Web) -> None:
+    """STOP then START from a number that is still no contact: nothing is kept against it."""
+    assert web.sms("STOP", sid=sid(), from_="+16175550188").status_code == 200
+    assert web.sms("START", sid=sid(), from_="+16175550188").status_code == 200
+    with web.deps.sessions() as session:
+        assert session.get(OrphanOptOut, "+16175550188") is None
