@@ -224,7 +224,8 @@ def _print_preview(result: object) -> None:
             footer = f"{'yes' if row.footer else 'no'}\n{row.footer_rule}"
         else:
             footer = "-"
-        text = Text(row.text if is_sms else f"Subject: {row.subject}\n{row.text}")
+        shown = row.text if is_sms or row.subject is None else f"Subject: {row.subject}\n{row.text}"
+        text = Text(shown)  # never "Subject: None": a skipped email has no subject to show
         for note in (*row.deferrals, row.reason):
             text.append(f"\n{note}", style="dim")
         size = (
