@@ -127,7 +127,8 @@ def test_unknown_top_level_field_is_an_error_at_its_key(tmp_path: Path) -> None:
     found = problems(tmp_path, HEAD + "colour: red\n")
     assert found == [
         f"{tmp_path / 's.yaml'}:6:1: error: unknown field 'colour' in the scenario; "
-        "allowed: name, start, timezone, company, agent, concierge, contact, until, events, expect"
+        "allowed: name, start, timezone, company, agent, concierge, contact, until, events, expect, "
+        "state_rules, blackouts"
     ]
 
 
