@@ -201,11 +201,11 @@ def _print_preview(result: object) -> None:
     assert isinstance(result, Preview)
     console = Console(highlight=False)
     name = f"{result.contact[0]} {result.contact[1]}".strip()
-    where = result.zone_text + (f", {', '.join(result.states)}" if result.states else "")
+    where = " + ".join(result.zones) + (f", {', '.join(result.states)}" if result.states else "")
     table = Table(
         title=f"{result.campaign}: {name} ({where}), enrolled {result.local(result.start)}",
         caption=f"send window {result.window}; agent {result.agent.first_name} "
-        f"{result.agent.last_name}",
+        f"{result.agent.last_name}; zone {result.zone_text}",
         box=box.ROUNDED,
         show_lines=True,
     )

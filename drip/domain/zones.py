@@ -295,9 +295,11 @@ def area_code_zones(phone: str | None) -> tuple[tuple[str, ...], str]:
     """The zones the number's area code can mean, easternmost first, and why (may be empty)."""
     from drip.rules import area_code_table  # static package data, loaded once
 
+    if phone is None or not phone.strip():
+        return (), "there is no phone number"
     code = area_code_of(phone)
     if code is None:
-        return (), "no North American area code in the phone number"
+        return (), "the phone number has no North American area code"
     entry = area_code_table().get(code)
     if entry is None:
         return (), f"area code {code} gives no zone in the phone metadata (new or non-geographic)"
