@@ -386,10 +386,24 @@ def _law_for(
 
 @dataclass(frozen=True, slots=True)
 class _Closed:
-    """Why a local day, or an hour of it, is closed."""
+    """Why a local day, or an hour of it, is closed; ``where`` is the local time and zone."""
 
     code: DeferCode
     reason: str
+    where: str = ""
+
+
+def _closed_words(closed: list[_Closed]) -> list[tuple[DeferCode, str]]:
+    """One phrase per distinct reason, the local times of every zone it held in joined."""
+    grouped: dict[tuple[DeferCode, str], list[str]] = {}
+    for item in closed:
+        wheres = grouped.setdefault((item.code, item.reason), [])
+        if item.where and item.where not in wheres:
+            wheres.append(item.where)
+    return [
+        (code, f"{reason} at {', '.join(wheres)}" if wheres else reason)
+        for (code, reason), wheres in grouped.items()
+    ]
 
 
 def _day_hours(law: _Law, day: date) -> SendWindow | _Closed:
@@ -432,7 +446,7 @@ def _day_hours(law: _Law, day: date) -> SendWindow | _Closed:
     return law.window if legal is None else law.window.narrowed(legal)
 
 
-def _hours_reason(law: _Law, hours: SendWindow, local: pendulum.DateTime, zone: str) -> str:
+def _hours_closed(law: _Law, hours: SendWindow, local: pendulum.DateTime, zone: str) -> _Closed:
     wall = time(local.hour, local.minute, local.second, local.microsecond)
     weekday = local.weekday()
     binding = []
@@ -443,7 +457,9 @@ def _hours_reason(law: _Law, hours: SendWindow, local: pendulum.DateTime, zone: 
             when = f", {WEEKDAY_WORDS[weekday]} {day_hours}" if special else ""
             binding.append(f"{rule.state} rule{when}: {rule.cited}")
     why = f" ({'; '.join(binding)})" if binding else ""
-    return f"outside the send window {hours}{why} at {local:%H:%M} local ({zone})"
+    return _Closed(
+        DeferCode.WINDOW, f"outside the send window {hours}{why}", f"{local:%H:%M} local ({zone})"
+    )
 
 
 def _zone_opening(at: datetime, zone: str, law: _Law) -> tuple[datetime, list[_Closed]]:
@@ -460,14 +476,14 @@ def _zone_opening(at: datetime, zone: str, law: _Law) -> tuple[datetime, list[_C
             end = at_local(day, hours.end, zone)
             if at < end:
                 if at < start and not why:
-                    why.append(_Closed(DeferCode.WINDOW, _hours_reason(law, hours, local, zone)))
+                    why.append(_hours_closed(law, hours, local, zone))
                 return max(at, start), why
             if not why:
-                why.append(_Closed(DeferCode.WINDOW, _hours_reason(law, hours, local, zone)))
+                why.append(_hours_closed(law, hours, local, zone))
         day += timedelta(days=1)
     raise ValidationError(
         f"no send window opens within {_MAX_CLOSED_DAYS} days in {zone}: "
-        + "; ".join(dict.fromkeys(c.reason for c in why))
+        + "; ".join(reason for _, reason in _closed_words(why))
     )
 
 
@@ -546,7 +562,7 @@ def _deferral(
         if law.is_text:
             opened, closed = _opening(at, law)
             if opened > at:
-                moved.extend((c.code, c.reason) for c in closed)
+                moved.extend(_closed_words(closed))
                 at = opened
         if at == start:
             break

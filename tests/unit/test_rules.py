@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pendulum
+import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -334,3 +337,15 @@ def test_campaign_window_outside_federal_hours_is_a_lint_error(tmp_path: Path) -
     inside = path.read_text(encoding="utf-8").replace("07:00", "08:00")
     path.write_text(inside, encoding="utf-8")
     assert load_campaign(path).send_window == SendWindow(time(8), time(21))
+
+
+def test_zone_data_is_what_the_script_generates_from_the_installed_phonenumbers() -> None:
+    """scripts/gen_area_code_zones.py reproduces the committed data; rerun it after upgrading."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "gen_area_code_zones.py"
+    spec = importlib.util.spec_from_file_location("gen_area_code_zones", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    committed = json.loads(module.TARGET.read_text(encoding="utf-8"))
+    assert committed["area_codes"] == module.area_code_zones()
+    assert committed["source"].startswith(f"phonenumbers {phonenumbers.__version__}")
