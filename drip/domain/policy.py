@@ -18,11 +18,11 @@ all of them (SPEC §4, §4a). The rules arrive as values (``state_rules``,
 
 from __future__ import annotations
 
+import functools
+import zoneinfo
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-
-import pendulum
 
 from drip.domain.enums import Channel, MessageKind, OptOutMode, TextStatus
 from drip.domain.schedule import at_local
@@ -78,6 +78,17 @@ class DeferCode(StrEnum):
     BLACKOUT = "blackout"
 
 
+@functools.lru_cache(maxsize=512)
+def _zone(name: str) -> zoneinfo.ZoneInfo:
+    """The zone named ``name``, loaded once (pendulum reads the tz file on every lookup)."""
+    return zoneinfo.ZoneInfo(name)
+
+
+def _in_zone(dt: datetime, tz: str) -> datetime:
+    """The aware instant ``dt`` as wall-clock time in zone ``tz``."""
+    return dt.astimezone(_zone(tz))
+
+
 def _aware(name: str, value: datetime | None) -> None:
     if value is not None and value.utcoffset() is None:
         raise ValidationError(f"{name} must be timezone-aware, got {value!r}")
@@ -114,8 +125,8 @@ class ContactState:
             _aware("marketing_sent", sent)
         for name in (self.timezone, *self.zones):
             try:
-                pendulum.timezone(name)
-            except Exception as exc:  # pendulum raises several types for bad names
+                _zone(name)
+            except (ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
                 raise ValidationError(f"unknown time zone {name!r}") from exc
 
     @property
@@ -306,14 +317,14 @@ def footer_decision(
 
 def footer_due_again(last: datetime, interval: timedelta, tz: str) -> datetime:
     """When the recurring footer (F3) is due again: ``interval`` calendar days after ``last`` in ``tz``."""
-    local = pendulum.instance(last).in_timezone(tz)
+    local = _in_zone(last, tz)
     wall = time(local.hour, local.minute, local.second, local.microsecond)
     whole = timedelta(days=interval.days)
     return at_local(local.date() + whole, wall, tz) + (interval - whole)
 
 
 def _local_date(dt: datetime, tz: str) -> date:
-    local = pendulum.instance(dt).in_timezone(tz)
+    local = _in_zone(dt, tz)
     return date(local.year, local.month, local.day)
 
 
@@ -446,7 +457,7 @@ def _day_hours(law: _Law, day: date) -> SendWindow | _Closed:
     return law.window if legal is None else law.window.narrowed(legal)
 
 
-def _hours_closed(law: _Law, hours: SendWindow, local: pendulum.DateTime, zone: str) -> _Closed:
+def _hours_closed(law: _Law, hours: SendWindow, local: datetime, zone: str) -> _Closed:
     wall = time(local.hour, local.minute, local.second, local.microsecond)
     weekday = local.weekday()
     binding = []
@@ -464,7 +475,7 @@ def _hours_closed(law: _Law, hours: SendWindow, local: pendulum.DateTime, zone: 
 
 def _zone_opening(at: datetime, zone: str, law: _Law) -> tuple[datetime, list[_Closed]]:
     """The first instant >= ``at`` open in ``zone``, and why the time in between was closed."""
-    local = pendulum.instance(at).in_timezone(zone)
+    local = _in_zone(at, zone)
     day = date(local.year, local.month, local.day)
     why: list[_Closed] = []
     for _ in range(_MAX_CLOSED_DAYS):
@@ -507,7 +518,7 @@ def _closes_at(now: datetime, law: _Law) -> datetime:
     """The earliest end of today's window over every zone (``now`` is open in all of them)."""
     ends = []
     for zone in law.zones:
-        local = pendulum.instance(now).in_timezone(zone)
+        local = _in_zone(now, zone)
         day = date(local.year, local.month, local.day)
         hours = _day_hours(law, day)
         if isinstance(hours, SendWindow):
@@ -590,7 +601,7 @@ def _cap_release(sent: tuple[datetime, ...], at: datetime, cap: int) -> datetime
 
 def next_window_opening(at: datetime, window: SendWindow, tz: str) -> datetime:
     """``at`` itself when it is inside the local window, else the next opening (UTC)."""
-    local = pendulum.instance(at).in_timezone(tz)
+    local = _in_zone(at, tz)
     now_t = time(local.hour, local.minute, local.second, local.microsecond)
     if window.start <= now_t < window.end:
         return at
@@ -612,11 +623,11 @@ def _kind_words(kind: MessageKind) -> str:
 
 def _date(dt: datetime, tz: str) -> str:
     """The local calendar date: a STOP at 21:15 EDT was on that day, not the UTC next day."""
-    return f"{pendulum.instance(dt).in_timezone(tz):%Y-%m-%d}"
+    return f"{_in_zone(dt, tz):%Y-%m-%d}"
 
 
 def _local(dt: datetime, tz: str) -> str:
-    return f"{pendulum.instance(dt).in_timezone(tz):%Y-%m-%d %H:%M} {tz}"
+    return f"{_in_zone(dt, tz):%Y-%m-%d %H:%M} {tz}"
 
 
 def _days(delta: timedelta) -> str:
