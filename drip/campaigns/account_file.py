@@ -48,7 +48,12 @@ import yaml
 
 from drip.campaigns.loader import find_links, mentions_opt_out, shortener_of
 from drip.campaigns.rules_file import blackouts as read_blackouts
-from drip.campaigns.rules_file import federal_window_problem, merge, state_rule_rows
+from drip.campaigns.rules_file import (
+    federal_window_problem,
+    looser_than,
+    merge,
+    state_rule_rows,
+)
 from drip.campaigns.rules_file import window as read_window
 from drip.campaigns.yamlsource import YamlSource, is_null
 from drip.domain.account import AccountSettings, AgentProfile
@@ -305,4 +310,14 @@ def _state_rules(source: YamlSource, node: yaml.Node) -> tuple[StateRule, ...] |
     rows = state_rule_rows(source, node, require_source=False, allow_disable=True)
     if rows is None:
         return None
+    bundled = {rule.state: rule for rule in bundled_state_rules()}
+    for rule, where in zip(rows.rules, rows.where, strict=True):
+        law = bundled.get(rule.state)
+        looser = looser_than(rule, law) if law is not None else []
+        if law is not None and looser:
+            source.warning(
+                where,
+                f"state rule {rule.state} allows more than the bundled row ({law.cited}): "
+                + "; ".join(looser),
+            )
     return merge(bundled_state_rules(), rows)

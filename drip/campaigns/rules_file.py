@@ -69,10 +69,32 @@ class RulePack:
 
 @dataclass(frozen=True, slots=True)
 class RowsRead:
-    """Rows of a ``state_rules`` list: full rows, and states only turned off."""
+    """Rows of a ``state_rules`` list: full rows (and where each is), states only turned off."""
 
     rules: tuple[StateRule, ...]
     disabled: tuple[str, ...]
+    where: tuple[Position, ...] = ()
+
+
+def looser_than(rule: StateRule, bundled: StateRule) -> list[str]:
+    """How ``rule`` allows more than the bundled row it replaces (for a lint warning)."""
+    wider: dict[tuple[str, str], list[str]] = {}
+    for weekday in range(7):
+        mine, law = rule.window_on(weekday), bundled.window_on(weekday)
+        if mine is not None and (law is None or not mine.within(law)):
+            wider.setdefault((str(mine), str(law or "no texts")), []).append(WEEKDAYS[weekday])
+    found = [
+        f"{'every day' if len(days) == 7 else ', '.join(days)} {mine} where the bundled row "
+        f"allows {law}"
+        for (mine, law), days in wider.items()
+    ]
+    if bundled.holidays and not rule.holidays:
+        found.append("texts on state holidays")
+    if bundled.max_per_24h is not None and (
+        rule.max_per_24h is None or rule.max_per_24h > bundled.max_per_24h
+    ):
+        found.append(f"a cap of {rule.max_per_24h or 'none'} instead of {bundled.max_per_24h}")
+    return found
 
 
 def window(source: YamlSource, node: yaml.Node, what: str) -> SendWindow | None:
@@ -138,6 +160,7 @@ def state_rule_rows(
     if items is None:
         return None
     rules: list[StateRule] = []
+    where: list[Position] = []
     disabled: list[str] = []
     first_line: dict[str, int] = {}
     ok = True
@@ -190,7 +213,8 @@ def state_rule_rows(
             ok = False
             continue
         rules.append(rule)
-    return RowsRead(tuple(rules), tuple(disabled)) if ok else None
+        where.append(source.at(item))
+    return RowsRead(tuple(rules), tuple(disabled), tuple(where)) if ok else None
 
 
 def _state(source: YamlSource, node: yaml.Node, what: str) -> str | None:

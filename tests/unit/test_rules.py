@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from drip.campaigns.lint import lint_paths
 from drip.campaigns.loader import load_campaign
 from drip.domain.enums import Channel, MessageKind
 from drip.domain.policy import (
@@ -349,3 +350,24 @@ def test_zone_data_is_what_the_script_generates_from_the_installed_phonenumbers(
     committed = json.loads(module.TARGET.read_text(encoding="utf-8"))
     assert committed["area_codes"] == module.area_code_zones()
     assert committed["source"].startswith(f"phonenumbers {phonenumbers.__version__}")
+
+
+def test_lint_warns_when_account_yaml_loosens_a_bundled_row(tmp_path: Path) -> None:
+    """Rows giving Florida 21:00 and no cap, or Texas Sunday mornings, load with located warnings."""
+    (tmp_path / "account.yaml").write_text(
+        "state_rules:\n"
+        '  - {state: FL, window: {start: "08:00", end: "21:00"}}\n'
+        '  - {state: TX, window: {start: "10:00", end: "20:00"}}\n',
+        encoding="utf-8",
+    )
+    report = lint_paths([tmp_path])
+    assert report.errors == []
+    warning, texas = [w for w in report.warnings if "account.yaml" in w]
+    assert warning.startswith(
+        f"{tmp_path / 'account.yaml'}:2:5: warning: state rule FL allows more"
+    )
+    assert "Fla. Stat. 501.616" in warning
+    assert "every day 08:00-21:00 where the bundled row allows 08:00-20:00" in warning
+    assert "a cap of none instead of 3" in warning
+    assert texas.startswith(f"{tmp_path / 'account.yaml'}:3:5: warning: state rule TX allows more")
+    assert texas.endswith("sun 10:00-20:00 where the bundled row allows 12:00-21:00")
