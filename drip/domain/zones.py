@@ -23,6 +23,7 @@ pendulum) use.
 from __future__ import annotations
 
 import functools
+import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -410,6 +411,28 @@ def normalize_phone(raw: str, default_region: str = "US") -> str:
     if possible != ValidationResult.IS_POSSIBLE:
         reason = _POSSIBLE_REASONS.get(possible, "not a valid phone number")
         raise ValidationError(f"phone number {raw!r}: {reason}")
-    if not phonenumbers.is_valid_number(number):
+    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    if not phonenumbers.is_valid_number(number) and not is_new_nanp_number(e164):
         raise ValidationError(f"phone number {raw!r}: not a valid phone number")
-    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    return e164
+
+
+#: A North American number by the plan's own format: area code NXX (not N9X,
+#: reserved for expansion, nor N11), exchange NXX (not N11), four digits.
+_NANP_FORM = re.compile(r"\+1([2-9](?!11)[0-8]\d)([2-9](?!11)\d\d)\d{4}")
+#: Area codes never assigned to a place: easily recognizable codes (N00, 222,
+#: 333, ..., 888: toll-free, premium, directory) and the 5XX personal codes.
+_NOT_GEOGRAPHIC = re.compile(r"[2-9]00|([2-9])\1\1|5\d\d")
+
+
+def is_new_nanp_number(e164: str) -> bool:
+    """A well-formed North American number whose area code the phone metadata lacks.
+
+    New overlays (624 in New York, 357 in California) are in service before
+    libphonenumber lists them; such a number is kept, not refused. Its zone
+    is then the account default and ``drip explain`` says why (SPEC §4).
+    """
+    m = _NANP_FORM.fullmatch(e164)
+    if m is None or _NOT_GEOGRAPHIC.fullmatch(m.group(1)):
+        return False
+    return area_code_zones(e164)[0] == () and m.group(1) not in AREA_CODE_STATES

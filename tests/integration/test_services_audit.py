@@ -169,6 +169,16 @@ def test_explain_and_history_show_the_zone_set_and_the_rule_with_its_source(worl
     assert zone.startswith("time zone America/New_York + America/Chicago (every window applies")
 
 
+def test_explain_says_when_the_area_code_gives_no_zone(world: World) -> None:
+    """A 624 number (too new for the phone metadata) is timed in the account zone, saying why."""
+    contact_id = add_dana(world, phone="+16245550123")
+    enroll(world.deps, contact_id, SMART_DRIP, world.now)
+    day_15 = send_by_step(world, contact_id, "day-15-check-in")
+
+    text = "\n".join(explain(world.deps, day_15.id))
+    assert "time zone America/New_York: the account default, since area code 624" in text
+
+
 def test_history_lists_what_is_still_scheduled(world: World) -> None:
     """Right after enrollment, the five steps appear as scheduled entries at their due times."""
     contact_id = _seed(world)

@@ -10,6 +10,7 @@ from drip.domain.zones import (
     AREA_CODE_STATES,
     STATE_NAMES,
     ResolvedZone,
+    is_new_nanp_number,
     normalize_phone,
     normalize_state,
     resolve_state,
@@ -248,6 +249,24 @@ def test_normalize_phone_uses_default_region() -> None:
 def test_normalize_phone_bad(raw: str, reason: str) -> None:
     """Unusable numbers raise ValidationError saying why."""
     with pytest.raises(ValidationError, match=reason):
+        normalize_phone(raw)
+
+
+@pytest.mark.parametrize("raw", ["+1 624 555 0100", "(357) 555-0100"])
+def test_new_area_codes_are_kept_not_refused(raw: str) -> None:
+    """624 and 357 are in service before the phone metadata lists them: the number is kept."""
+    number = normalize_phone(raw)
+    assert number.startswith(("+1624", "+1357"))
+    assert is_new_nanp_number(number)
+    assert resolve_timezone(None, number, DEFAULT).source == "default"
+
+
+@pytest.mark.parametrize(
+    "raw", ["+1 999 555 0100", "+1 555 555 0100", "+1 211 555 0100", "+1 624 911 0100"]
+)
+def test_made_up_north_american_numbers_are_still_refused(raw: str) -> None:
+    """Reserved (N9X, 5XX, N11) area codes and N11 exchanges are not new area codes."""
+    with pytest.raises(ValidationError, match="not a valid phone number"):
         normalize_phone(raw)
 
 
