@@ -379,11 +379,7 @@ def _law_for(
     state_rules: tuple[StateRule, ...],
     blackouts: tuple[Blackout, ...],
 ) -> _Law:
-    is_text = (
-        outgoing.channel is Channel.SMS
-        and outgoing.kind.is_marketing
-        and outgoing.kind is not MessageKind.MANUAL
-    )
+    is_text = outgoing.channel is Channel.SMS and outgoing.kind.is_marketing  # campaign, bulk
     states = contact.all_states
     return _Law(
         is_text=is_text,
