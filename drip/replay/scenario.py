@@ -63,6 +63,7 @@ from datetime import UTC, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -387,6 +388,9 @@ class Scenario:
         for expected in self.expect or ():
             if expected.at is not None:
                 yield expected.at
+            elif expected.at_utc is not None:
+                local = expected.at_utc.astimezone(ZoneInfo(self.zone))
+                yield DayTime((local.date() - self.start.date()).days, local.time())
             elif expected.day is not None:
                 yield DayTime(expected.day)
 
