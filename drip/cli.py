@@ -102,6 +102,13 @@ def preview(
     state: Annotated[
         str | None, typer.Option(help="The contact's state, e.g. FL (applies state rules).")
     ] = None,
+    phone: Annotated[
+        str | None,
+        typer.Option(
+            help="The contact's phone: without --timezone its area code gives the zone(s), "
+            "and its state's rules apply too."
+        ),
+    ] = None,
     intro: Annotated[
         str | None,
         typer.Option(help="An introduction text from the agent at the start, before the plan."),
@@ -126,6 +133,7 @@ def preview(
     from the campaigns folder.
     """
     import json
+    from dataclasses import replace
 
     from drip.bootstrap import load_settings
     from drip.campaigns import preview as pv
@@ -133,7 +141,7 @@ def preview(
     from drip.campaigns.loader import load_campaign, load_campaigns
     from drip.clock import SystemClock
     from drip.domain.account import AccountSettings
-    from drip.domain.zones import validate_timezone
+    from drip.domain.zones import resolve_timezone
 
     settings = load_settings()
     now = SystemClock().now()  # the clock, read once, here
@@ -156,14 +164,16 @@ def preview(
     if not account_path.exists():
         account_path = settings.campaigns_dir / "account.yaml"
     account = load_account(account_path) if account_path.exists() else AccountSettings()
-    tz = validate_timezone(timezone or settings.default_timezone or account.default_timezone)
+    default_tz = settings.default_timezone or account.default_timezone
+    tz = resolve_timezone(timezone, phone, default_tz).name
     result = pv.preview(
         loaded,
-        account,
+        replace(account, default_timezone=default_tz),
         now=now,
         start=pv.parse_start(start, tz) if start else None,
-        timezone=tz,
+        timezone=timezone,
         state=state,
+        phone=phone,
         intro=intro,
         two_way_day=two_way_on_day,
         contact=pv.parse_contact(contact),
@@ -191,11 +201,11 @@ def _print_preview(result: object) -> None:
     assert isinstance(result, Preview)
     console = Console(highlight=False)
     name = f"{result.contact[0]} {result.contact[1]}".strip()
-    where = f"{result.timezone}" + (f", {result.state}" if result.state else "")
+    where = " + ".join(result.zones) + (f", {', '.join(result.states)}" if result.states else "")
     table = Table(
         title=f"{result.campaign}: {name} ({where}), enrolled {result.local(result.start)}",
         caption=f"send window {result.window}; agent {result.agent.first_name} "
-        f"{result.agent.last_name}",
+        f"{result.agent.last_name}; zone {result.zone_text}",
         box=box.ROUNDED,
         show_lines=True,
     )

@@ -37,6 +37,14 @@ case- and accent-insensitive).
 ``state_rules`` is a list of ``{state, window: {start, end}, max_per_24h}``;
 a rule for a state replaces that state's default rule entirely (no
 ``max_per_24h`` means no cap), and rules for other states are added.
+``state_rules`` extends the rule pack bundled with drip (``drip/rules/us.yaml``,
+SPEC §4a; rows as ``drip.campaigns.rules_file`` reads them): a row for a state
+replaces that state's bundled row entirely (no ``max_per_24h`` means no cap),
+rows for other states are added, and ``{state: XX, enabled: false}`` turns a
+bundled row off. ``blackouts`` lists closed date ranges per state.
+
+``send_window`` (and every campaign's) must lie inside the federal quiet
+hours of the rule pack, 08:00-21:00 (47 CFR 64.1200(c)(1)).
 """
 
 from __future__ import annotations
@@ -49,10 +57,18 @@ import pendulum
 import yaml
 
 from drip.campaigns.loader import find_links, mentions_opt_out, shortener_of
-from drip.campaigns.yamlsource import Field, Position, YamlSource, is_null
+from drip.campaigns.rules_file import blackouts as read_blackouts
+from drip.campaigns.rules_file import (
+    federal_window_problem,
+    looser_than,
+    merge,
+    state_rule_rows,
+)
+from drip.campaigns.rules_file import window as read_window
+from drip.campaigns.yamlsource import YamlSource, is_null
 from drip.domain.account import AccountSettings, AgentProfile
 from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, TEMPLATE_VARIABLES, template_problems
-from drip.domain.window import DEFAULT_STATE_RULES, SendWindow, StateRule
+from drip.domain.window import SendWindow, StateRule
 from drip.errors import CampaignError
 
 #: Every field of ``AccountSettings``, in the order the bundled account.yaml uses.
@@ -74,10 +90,9 @@ ACCOUNT_FIELDS = (
     "postal_address",
     "default_sender",
     "keywords",
+    "blackouts",
 )
 AGENT_FIELDS = ("first_name", "last_name", "phone")
-STATE_RULE_FIELDS = ("state", "window", "max_per_24h")
-WINDOW_FIELDS = ("start", "end")
 COMPLIANCE_TEXTS = (
     "opt_in_confirmation",
     "help_reply",
@@ -199,6 +214,7 @@ def parse_account(source: YamlSource) -> AccountSettings | None:
     read("default_agent", lambda n: _agent(source, n))
     read("state_rules", lambda n: _state_rules(source, n))
     _read_inbound_fields(source, read)
+    read("blackouts", lambda n: read_blackouts(source, n))
 
     if source.error_count > before:
         return None
@@ -231,21 +247,10 @@ def _timezone(source: YamlSource, node: yaml.Node) -> str | None:
 
 
 def _window(source: YamlSource, node: yaml.Node, what: str) -> SendWindow | None:
-    fields = source.mapping(node, what)
-    if fields is None:
+    found = read_window(source, node, what)
+    if found is None:
         return None
-    if not source.check_fields(fields, node, what, allowed=WINDOW_FIELDS, required=WINDOW_FIELDS):
-        return None
-    start = source.time_of_day(fields["start"].value, f"{what} start")
-    end = source.time_of_day(fields["end"].value, f"{what} end")
-    if start is None or end is None:
-        return None
-    if end <= start:
-        source.error(
-            fields["end"].value, f"{what} end {end:%H:%M} must be after its start {start:%H:%M}"
-        )
-        return None
-    return SendWindow(start, end)
+    return federal_window_problem(source, node, what, found)
 
 
 def _text(
@@ -316,61 +321,22 @@ def _agent(source: YamlSource, node: yaml.Node) -> AgentProfile | None:
 
 
 def _state_rules(source: YamlSource, node: yaml.Node) -> tuple[StateRule, ...] | None:
-    items = source.sequence(node, "state_rules")
-    if items is None:
+    from drip.rules import bundled_state_rules
+
+    rows = state_rule_rows(source, node, require_source=False, allow_disable=True)
+    if rows is None:
         return None
-    given: dict[str, tuple[StateRule, Position]] = {}
-    ok = True
-    for index, item in enumerate(items, start=1):
-        what = f"state rule {index}"
-        fields = source.mapping(item, what)
-        if fields is None:
-            ok = False
-            continue
-        if not source.check_fields(
-            fields, item, what, allowed=STATE_RULE_FIELDS, required=("state", "window")
-        ):
-            ok = False
-            continue
-        rule = _state_rule(source, fields, what)
-        if rule is None:
-            ok = False
-            continue
-        first = given.get(rule.state)
-        if first is not None:
-            source.error(
-                fields["state"].value,
-                f"{what}: {rule.state} already has a rule (line {first[1].line})",
+    bundled = {rule.state: rule for rule in bundled_state_rules()}
+    for rule, where in zip(rows.rules, rows.where, strict=True):
+        law = bundled.get(rule.state)
+        looser = looser_than(rule, law) if law is not None else []
+        if law is not None and looser:
+            source.warning(
+                where,
+                f"state rule {rule.state} allows more than the bundled row ({law.cited}): "
+                + "; ".join(looser),
             )
-            ok = False
-            continue
-        given[rule.state] = (rule, source.at(fields["state"].value))
-    if not ok:
-        return None
-    rules = {r.state: r for r in DEFAULT_STATE_RULES}
-    rules.update({state: rule for state, (rule, _) in given.items()})
-    return tuple(rules.values())
-
-
-def _state_rule(source: YamlSource, fields: dict[str, Field], what: str) -> StateRule | None:
-    state = source.string(fields["state"].value, f"{what}: state")
-    if state is not None and not re.fullmatch(r"[A-Z]{2}", state.strip()):
-        source.error(
-            fields["state"].value,
-            f"{what}: state must be a two-letter code in capitals such as FL, got {state!r}",
-        )
-        state = None
-    window = _window(source, fields["window"].value, f"{what}: window")
-    cap: int | None = None
-    cap_ok = True
-    if "max_per_24h" in fields and not is_null(fields["max_per_24h"].value):
-        cap = source.integer(
-            fields["max_per_24h"].value, f"{what}: max_per_24h", minimum=1, maximum=1000
-        )
-        cap_ok = cap is not None
-    if state is None or window is None or not cap_ok:
-        return None
-    return StateRule(state.strip(), window, max_per_24h=cap)
+    return merge(bundled_state_rules(), rows)
 
 
 # --- inbound, carrier and email fidelity (issue 11) ---

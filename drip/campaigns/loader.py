@@ -34,6 +34,8 @@ from typing import TypeVar
 
 import yaml
 
+from drip.campaigns.rules_file import federal_window_problem
+from drip.campaigns.rules_file import window as read_window
 from drip.campaigns.yamlsource import STR, Field, Position, YamlSource, is_null
 from drip.domain.campaign import (
     DEFAULT_INTERVAL_DAYS,
@@ -50,7 +52,6 @@ CAMPAIGN_FIELDS = ("name", "kind", "sender", "stop_on_reply", "send_window", "op
 CAMPAIGN_REQUIRED = ("name", "kind", "steps")
 STEP_FIELDS = ("id", "day", "at", "channel", "subject", "body", "opt_out")
 STEP_REQUIRED = ("day", "body")
-WINDOW_FIELDS = ("start", "end")
 OPT_OUT_FIELDS = ("interval_days", "footer")
 MAX_DAY = 3650
 MAX_INTERVAL_DAYS = 365
@@ -356,22 +357,10 @@ def _opt(fields: dict[str, Field], name: str, read: Callable[[yaml.Node], T | No
 
 
 def _send_window(source: YamlSource, node: yaml.Node, what: str) -> SendWindow | None:
-    fields = source.mapping(node, what)
-    if fields is None:
+    found = read_window(source, node, what)
+    if found is None:
         return None
-    if not source.check_fields(fields, node, what, allowed=WINDOW_FIELDS, required=WINDOW_FIELDS):
-        return None
-    start = source.time_of_day(fields["start"].value, f"{what} start")
-    end = source.time_of_day(fields["end"].value, f"{what} end")
-    if start is None or end is None:
-        return None
-    if end <= start:
-        source.error(
-            fields["end"].value,
-            f"{what} end {end:%H:%M} must be after its start {start:%H:%M}",
-        )
-        return None
-    return SendWindow(start, end)
+    return federal_window_problem(source, node, what, found)
 
 
 def _opt_out(source: YamlSource, item: Field | None) -> tuple[OptOutSettings, TextSource | None]:

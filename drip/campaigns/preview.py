@@ -18,8 +18,10 @@ from the conversation state that the sends before it left behind:
 Choices where the SPEC is silent:
 
 - The sample contact has SMS consent, an email address, no earlier texts
-  (unless ``intro`` is given) and lives in ``timezone`` (default: the
-  account's) and ``state`` (default: none, so no state rule applies).
+  (unless ``intro`` is given) and lives in ``timezone``, else the zone set of
+  ``phone``'s area code (SPEC §4), else the account's default zone; its
+  states are ``state`` and the state of ``phone``'s area code (default:
+  none, so no state rule applies).
 - The introduction is a manual text from the agent at ``start``, so it is not
   held by the send window; the plan is enrolled at the same instant.
 - Agent names come from the account's ``default_agent``, else "Sam Lee" at
@@ -62,7 +64,13 @@ from drip.domain.policy import (
     decide,
 )
 from drip.domain.schedule import at_local, local, step_due_at
-from drip.domain.zones import normalize_state, validate_timezone
+from drip.domain.zones import (
+    normalize_phone,
+    normalize_state,
+    resolve_states,
+    resolve_timezone,
+    validate_timezone,
+)
 from drip.errors import ValidationError
 
 #: The agent named in previews when the account sets no ``default_agent``.
@@ -171,6 +179,9 @@ class Preview:
     timezone: str
     state: str | None
     start: datetime
+    zones: tuple[str, ...]
+    zone_detail: str
+    states: tuple[str, ...]
     contact: tuple[str, str]
     agent: AgentProfile
     window: str
@@ -203,11 +214,20 @@ class Preview:
     def local(self, at: datetime) -> str:
         return _local(at, self.timezone)
 
+    @property
+    def zone_text(self) -> str:
+        """The zone or the zone set, and why (SPEC §4)."""
+        names = " + ".join(self.zones)
+        return f"{names}: {self.zone_detail}" if self.zone_detail else names
+
     def as_dict(self) -> dict[str, object]:
         return {
             "campaign": self.campaign,
             "timezone": self.timezone,
+            "zones": list(self.zones),
+            "zone_detail": self.zone_detail,
             "state": self.state,
+            "states": list(self.states),
             "start": self.start.isoformat(),
             "start_local": self.local(self.start),
             "contact": {"first_name": self.contact[0], "last_name": self.contact[1]},
@@ -287,10 +307,14 @@ def preview(
     intro: str | None = None,
     two_way_day: int | None = None,
     contact: tuple[str, str] = SAMPLE_CONTACT,
+    phone: str | None = None,
 ) -> Preview:
     """Run ``campaign`` for one sample contact starting at ``start`` (see the module docstring)."""
-    tz = validate_timezone(timezone or account.default_timezone)
+    number = normalize_phone(phone) if phone else None
+    zone = resolve_timezone(timezone, number, account.default_timezone)
+    tz = zone.name
     state_code = normalize_state(state) if state else None
+    states = resolve_states(state_code, number)
     if two_way_day is not None and two_way_day < 0:
         raise ValidationError(f"two-way day must not be negative, got {two_way_day}")
     begin = start if start is not None else next_monday_morning(now, tz)
@@ -306,7 +330,15 @@ def preview(
         campaign,
         account,
         items,
-        ContactState(timezone=tz, sms_consent_at=begin, has_email=True, state=state_code),
+        ContactState(
+            timezone=tz,
+            zones=zone.zones,
+            zone_detail=zone.detail,
+            sms_consent_at=begin,
+            has_email=True,
+            state=states[0] if states else None,
+            states=states,
+        ),
         values=values,
         reply_at=reply_at,
         begin=begin,
@@ -316,6 +348,9 @@ def preview(
         timezone=tz,
         state=state_code,
         start=begin,
+        zones=zone.zones,
+        zone_detail=zone.detail,
+        states=states,
         contact=contact,
         agent=agent,
         window=str(window),
@@ -452,7 +487,14 @@ def _simulate(
             enrollment_last_sent_at=last_sent if item.in_plan else None,
         )
         state = replace(contact, marketing_sent=tuple(marketing))
-        decision = decide(state, conversation, outgoing, due, state_rules=account.state_rules)
+        decision = decide(
+            state,
+            conversation,
+            outgoing,
+            due,
+            state_rules=account.state_rules,
+            blackouts=account.blackouts,
+        )
         if isinstance(decision, Defer):
             item.due_at = decision.until
             item.catching_up = decision.catching_up

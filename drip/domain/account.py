@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from drip.domain.campaign import DEFAULT_FOOTER
-from drip.domain.window import DEFAULT_STATE_RULES, SendWindow, StateRule
+from drip.domain.window import Blackout, SendWindow, StateRule
 
 DEFAULT_OPT_IN = (
     "{CompanyName}: you are subscribed to texts about your home search. "
@@ -33,6 +33,13 @@ class AgentProfile:
     phone: str
 
 
+def _bundled_state_rules() -> tuple[StateRule, ...]:
+    """The rule pack shipped with drip (``drip/rules/us.yaml``): the default state rules."""
+    from drip.rules import bundled_state_rules  # package data, loaded and validated once
+
+    return bundled_state_rules()
+
+
 @dataclass(frozen=True, slots=True)
 class AccountSettings:
     """Everything about the account that is not a campaign."""
@@ -49,7 +56,10 @@ class AccountSettings:
     support_phone: str = "+16175550100"
     support_email: str = "support@example.com"
     concierge_phone: str | None = None
-    state_rules: tuple[StateRule, ...] = DEFAULT_STATE_RULES
+    #: The bundled rule pack as ``account.yaml`` extends it (rows turned off stay, disabled).
+    state_rules: tuple[StateRule, ...] = field(default_factory=_bundled_state_rules)
+    #: Closed date ranges per state set by operations (e.g. a declared emergency).
+    blackouts: tuple[Blackout, ...] = ()
     #: Sends for contacts with no assigned agent come from this agent.
     default_agent: AgentProfile | None = None
     # --- inbound, carrier and email fidelity (issue 11) ---

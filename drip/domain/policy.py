@@ -6,19 +6,34 @@ and apply the ``Decision`` it returns; none of them re-implements a rule.
 
 The order of the checks is the SPEC's: the consent gate (skip), then the
 send window, state caps and catch-up (defer), then the footer (send).
+
+Where a contact may be in several zones (an area code that spans two) and
+several states (the address state and the area code's state), every window
+-- the campaign's or account's, and every enabled rule of every state, with
+its per-weekday hours, closed days, holidays and blackouts -- is applied in
+every zone, and a deferred text goes at the earliest instant that is open in
+all of them (SPEC §4, §4a). The rules arrive as values (``state_rules``,
+``blackouts``); this module reads no file and no clock.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+import functools
+import zoneinfo
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-
-import pendulum
 
 from drip.domain.enums import Channel, MessageKind, OptOutMode, TextStatus
 from drip.domain.schedule import at_local
-from drip.domain.window import DEFAULT_STATE_RULES, SendWindow, StateRule, rule_for
+from drip.domain.window import (
+    WEEKDAY_WORDS,
+    Blackout,
+    SendWindow,
+    StateRule,
+    rules_for,
+    state_holiday,
+)
 from drip.errors import ValidationError
 
 DAY = timedelta(hours=24)
@@ -27,6 +42,9 @@ OVERDUE_AFTER = timedelta(hours=1)
 #: Deferral constraints are re-applied until none moves the time; each only
 #: moves forward, so this bound is never reached in practice.
 _MAX_ROUNDS = 32
+#: How far ahead the next opening is looked for; rules that close every day
+#: for longer than this (a blackout of years) are a configuration error.
+_MAX_CLOSED_DAYS = 800
 
 
 class FooterRule(StrEnum):
@@ -55,6 +73,20 @@ class DeferCode(StrEnum):
     WINDOW = "window"
     STATE_CAP = "state_cap"
     CATCH_UP = "catch_up"
+    CLOSED_DAY = "closed_day"
+    HOLIDAY = "holiday"
+    BLACKOUT = "blackout"
+
+
+@functools.lru_cache(maxsize=512)
+def _zone(name: str) -> zoneinfo.ZoneInfo:
+    """The zone named ``name``, loaded once (pendulum reads the tz file on every lookup)."""
+    return zoneinfo.ZoneInfo(name)
+
+
+def _in_zone(dt: datetime, tz: str) -> datetime:
+    """The aware instant ``dt`` as wall-clock time in zone ``tz``."""
+    return dt.astimezone(_zone(tz))
 
 
 def _aware(name: str, value: datetime | None) -> None:
@@ -68,6 +100,9 @@ class ContactState:
 
     ``marketing_sent`` holds the send times of campaign and bulk texts to this
     contact in (at least) the 24 h before ``now``; the state caps count them.
+    ``timezone`` is the zone dates and due times are read in; ``zones`` every
+    zone the contact may be in (empty: just ``timezone``); ``state`` and
+    ``states`` every state whose rules apply (SPEC §4 "which state").
     """
 
     timezone: str
@@ -79,16 +114,31 @@ class ContactState:
     email_opted_out: bool = False
     state: str | None = None
     marketing_sent: tuple[datetime, ...] = ()
+    zones: tuple[str, ...] = ()
+    states: tuple[str, ...] = ()
+    zone_detail: str = ""
 
     def __post_init__(self) -> None:
         _aware("sms_consent_at", self.sms_consent_at)
         _aware("sms_opted_out_at", self.sms_opted_out_at)
         for sent in self.marketing_sent:
             _aware("marketing_sent", sent)
-        try:
-            pendulum.timezone(self.timezone)
-        except Exception as exc:  # pendulum raises several types for bad names
-            raise ValidationError(f"unknown time zone {self.timezone!r}") from exc
+        for name in (self.timezone, *self.zones):
+            try:
+                _zone(name)
+            except (ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
+                raise ValidationError(f"unknown time zone {name!r}") from exc
+
+    @property
+    def all_zones(self) -> tuple[str, ...]:
+        """Every zone the windows are applied in, ``timezone`` first."""
+        return tuple(dict.fromkeys((self.timezone, *self.zones)))
+
+    @property
+    def all_states(self) -> tuple[str, ...]:
+        """Every state whose rules apply, without repeats."""
+        found = (self.state, *self.states)
+        return tuple(dict.fromkeys(s for s in found if s is not None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +179,19 @@ class Outgoing:
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Send now; ``footer`` says whether to append the opt-out footer, ``rule`` why."""
+    """Send now; ``footer`` says whether to append the opt-out footer, ``rule`` why.
+
+    ``window_closes_at`` (UTC, aware): for a campaign or bulk text, the
+    earliest instant after ``now`` at which the send window closes in any
+    zone or state rule that applies, so the carrier can be told not to
+    deliver it later (Twilio ``ValidityPeriod``); None for manual,
+    compliance and email messages, which have no window.
+    """
 
     footer: bool
     rule: FooterRule
     reason: str
+    window_closes_at: datetime | None = None
 
     outcome = "send"
 
@@ -169,9 +227,15 @@ def decide(
     outgoing: Outgoing,
     now: datetime,
     *,
-    state_rules: tuple[StateRule, ...] = DEFAULT_STATE_RULES,
+    state_rules: tuple[StateRule, ...] = (),
+    blackouts: tuple[Blackout, ...] = (),
 ) -> Decision:
-    """The decision for one message at ``now``, from the state at that moment."""
+    """The decision for one message at ``now``, from the state at that moment.
+
+    ``state_rules`` are the rule rows in force (the bundled pack as the
+    account extends it); the rows of the contact's states apply. ``blackouts``
+    are operations' closed date ranges per state.
+    """
     _aware("now", now)
     if outgoing.kind.is_compliance:
         # Compliance replies answer the contact: they bypass the consent gate
@@ -186,7 +250,8 @@ def decide(
     if skip is not None:
         return skip
 
-    defer = _deferral(contact, outgoing, now, state_rules)
+    law = _law_for(contact, outgoing, state_rules, blackouts)
+    defer = _deferral(contact, outgoing, now, law)
     if defer is not None:
         return defer
 
@@ -194,9 +259,12 @@ def decide(
         return Send(
             False, FooterRule.NOT_SMS, "email: opt-out is the unsubscribe link, not the footer"
         )
-    return footer_decision(
+    decision = footer_decision(
         conversation, outgoing.opt_out, outgoing.footer_interval, now, tz=contact.timezone
     )
+    if law.is_text:
+        return replace(decision, window_closes_at=_closes_at(now, law))
+    return decision
 
 
 def footer_decision(
@@ -207,7 +275,13 @@ def footer_decision(
     *,
     tz: str = "UTC",
 ) -> Send:
-    """SPEC §2 F1-F5 for a text that is going out at ``now``; dates in reasons are in ``tz``."""
+    """SPEC §2 F1-F5 for a text that is going out at ``now``; dates in reasons are in ``tz``.
+
+    "30 days" are calendar days in ``tz``: the footer is due again from the
+    same local wall-clock time ``interval.days`` days after the last one (a
+    DST change in between, a 719 h or 721 h span, changes nothing); a part of
+    ``interval`` below a day is added as elapsed time.
+    """
     last = conversation.footer_last_sent_at
     two_way = conversation.two_way_at
     if opt_out is OptOutMode.ALWAYS:
@@ -226,18 +300,38 @@ def footer_decision(
             f"and the footer was sent on {_date(last, tz)}",
         )
     elapsed = now - last
-    if elapsed >= interval:
+    if now >= footer_due_again(last, interval, tz):
+        days = (_local_date(now, tz) - _local_date(last, tz)).days
         return Send(
             True,
             FooterRule.F3_RECURRING,
-            f"footer: {_days(elapsed)} since the last footer on {_date(last, tz)} and no reply yet",
+            f"footer: {days} days since the last footer on {_date(last, tz)} and no reply yet",
         )
     return Send(
         False,
         FooterRule.F4_RECENT,
         f"no footer: only {_days(elapsed)} since the last footer on {_date(last, tz)} "
-        f"(interval {_days(interval)}), no reply yet",
+        f"(interval {_interval_words(interval)}), no reply yet",
     )
+
+
+def footer_due_again(last: datetime, interval: timedelta, tz: str) -> datetime:
+    """When the recurring footer (F3) is due again: ``interval`` calendar days after ``last`` in ``tz``."""
+    local = _in_zone(last, tz)
+    wall = time(local.hour, local.minute, local.second, local.microsecond)
+    whole = timedelta(days=interval.days)
+    return at_local(local.date() + whole, wall, tz) + (interval - whole)
+
+
+def _local_date(dt: datetime, tz: str) -> date:
+    local = _in_zone(dt, tz)
+    return date(local.year, local.month, local.day)
+
+
+def _interval_words(interval: timedelta) -> str:
+    if interval == timedelta(days=interval.days):
+        return f"{interval.days} calendar day" + ("" if interval.days == 1 else "s")
+    return _days(interval)
 
 
 def _gate(contact: ContactState, channel: Channel) -> Skip | None:
@@ -267,20 +361,182 @@ def _gate(contact: ContactState, channel: Channel) -> Skip | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Law:
+    """Everything that limits when this message may go out, for this contact."""
+
+    is_text: bool
+    window: SendWindow
+    rules: tuple[StateRule, ...]
+    blackouts: tuple[Blackout, ...]
+    states: tuple[str, ...]
+    zones: tuple[str, ...]
+
+
+def _law_for(
+    contact: ContactState,
+    outgoing: Outgoing,
+    state_rules: tuple[StateRule, ...],
+    blackouts: tuple[Blackout, ...],
+) -> _Law:
+    is_text = outgoing.channel is Channel.SMS and outgoing.kind.is_marketing  # campaign, bulk
+    states = contact.all_states
+    return _Law(
+        is_text=is_text,
+        window=outgoing.window,
+        rules=rules_for(states, state_rules) if is_text else (),
+        blackouts=tuple(b for b in blackouts if b.states & set(states)) if is_text else (),
+        states=states,
+        zones=contact.all_zones,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Closed:
+    """Why a local day, or an hour of it, is closed; ``where`` is the local time and zone."""
+
+    code: DeferCode
+    reason: str
+    where: str = ""
+
+
+def _closed_words(closed: list[_Closed]) -> list[tuple[DeferCode, str]]:
+    """One phrase per distinct reason, the local times of every zone it held in joined."""
+    grouped: dict[tuple[DeferCode, str], list[str]] = {}
+    for item in closed:
+        wheres = grouped.setdefault((item.code, item.reason), [])
+        if item.where and item.where not in wheres:
+            wheres.append(item.where)
+    return [
+        (code, f"{reason} at {', '.join(wheres)}" if wheres else reason)
+        for (code, reason), wheres in grouped.items()
+    ]
+
+
+def _day_hours(law: _Law, day: date) -> SendWindow | _Closed:
+    """The hours open on local date ``day`` in one zone, or why the whole day is closed."""
+    weekday = day.weekday()
+    for blackout in law.blackouts:
+        for state in law.states:
+            if blackout.covers(state, day):
+                return _Closed(
+                    DeferCode.BLACKOUT,
+                    f"{state} blackout {blackout.start} to {blackout.until}: {blackout.reason}",
+                )
+    legal: SendWindow | None = None
+    for rule in law.rules:
+        if rule.holidays:
+            holiday = state_holiday(rule.state, day)
+            if holiday is not None:
+                return _Closed(
+                    DeferCode.HOLIDAY,
+                    f"{rule.state} rule: no texts on state holidays ({holiday}, {day}; "
+                    f"{rule.cited})",
+                )
+        hours = rule.window_on(weekday)
+        if hours is None:
+            return _Closed(
+                DeferCode.CLOSED_DAY,
+                f"{rule.state} rule: no texts on {WEEKDAY_WORDS[weekday]} ({rule.cited})",
+            )
+        if legal is None:
+            legal = hours
+        else:
+            start, end = max(legal.start, hours.start), min(legal.end, hours.end)
+            if start >= end:
+                return _Closed(
+                    DeferCode.CLOSED_DAY,
+                    f"the rules of {', '.join(law.states)} leave no common hours on "
+                    f"{WEEKDAY_WORDS[weekday]}",
+                )
+            legal = SendWindow(start, end)
+    return law.window if legal is None else law.window.narrowed(legal)
+
+
+def _hours_closed(law: _Law, hours: SendWindow, local: datetime, zone: str) -> _Closed:
+    wall = time(local.hour, local.minute, local.second, local.microsecond)
+    weekday = local.weekday()
+    binding = []
+    for rule in law.rules:
+        day_hours = rule.window_on(weekday)
+        if day_hours is not None and not day_hours.contains(wall):
+            special = any(d == weekday for d, _ in rule.days)
+            when = f", {WEEKDAY_WORDS[weekday]} {day_hours}" if special else ""
+            binding.append(f"{rule.state} rule{when}: {rule.cited}")
+    why = f" ({'; '.join(binding)})" if binding else ""
+    return _Closed(
+        DeferCode.WINDOW, f"outside the send window {hours}{why}", f"{local:%H:%M} local ({zone})"
+    )
+
+
+def _zone_opening(at: datetime, zone: str, law: _Law) -> tuple[datetime, list[_Closed]]:
+    """The first instant >= ``at`` open in ``zone``, and why the time in between was closed."""
+    local = _in_zone(at, zone)
+    day = date(local.year, local.month, local.day)
+    why: list[_Closed] = []
+    for _ in range(_MAX_CLOSED_DAYS):
+        hours = _day_hours(law, day)
+        if isinstance(hours, _Closed):
+            why.append(hours)
+        else:
+            start = at_local(day, hours.start, zone)
+            end = at_local(day, hours.end, zone)
+            if at < end:
+                if at < start and not why:
+                    why.append(_hours_closed(law, hours, local, zone))
+                return max(at, start), why
+            if not why:
+                why.append(_hours_closed(law, hours, local, zone))
+        day += timedelta(days=1)
+    raise ValidationError(
+        f"no send window opens within {_MAX_CLOSED_DAYS} days in {zone}: "
+        + "; ".join(reason for _, reason in _closed_words(why))
+    )
+
+
+def _opening(at: datetime, law: _Law) -> tuple[datetime, list[_Closed]]:
+    """The earliest instant >= ``at`` that is open in every zone, and why it was not before."""
+    why: list[_Closed] = []
+    for _ in range(_MAX_ROUNDS):
+        latest = at
+        for zone in law.zones:
+            opened, closed = _zone_opening(at, zone, law)
+            if opened > at:
+                why.extend(closed)
+                latest = max(latest, opened)
+        if latest == at:
+            return at, why
+        at = latest
+    return at, why
+
+
+def _closes_at(now: datetime, law: _Law) -> datetime:
+    """The earliest end of today's window over every zone (``now`` is open in all of them)."""
+    ends = []
+    for zone in law.zones:
+        local = _in_zone(now, zone)
+        day = date(local.year, local.month, local.day)
+        hours = _day_hours(law, day)
+        if isinstance(hours, SendWindow):
+            ends.append(at_local(day, hours.end, zone))
+    return min((e for e in ends if e > now), default=now)
+
+
 def _deferral(
     contact: ContactState,
     outgoing: Outgoing,
     now: datetime,
-    state_rules: tuple[StateRule, ...],
+    law: _Law,
 ) -> Defer | None:
     """The earliest time at or after ``now`` that every constraint allows, or None for now."""
     if outgoing.kind is MessageKind.MANUAL:
         return None  # SPEC §4: manual texts are not deferred
     catching_up = outgoing.catching_up or now - outgoing.due_at > OVERDUE_AFTER
-    is_text = outgoing.channel is Channel.SMS and outgoing.kind.is_marketing
-    rule = rule_for(contact.state, state_rules) if is_text else None
-    window = outgoing.window.narrowed(rule.window) if rule is not None else outgoing.window
-    cap = rule.max_per_24h if rule is not None else None
+    capped_by = min(
+        (r for r in law.rules if r.max_per_24h is not None),
+        key=lambda r: r.max_per_24h or 0,
+        default=None,
+    )
 
     moved: list[tuple[DeferCode, str]] = []
     at = now
@@ -298,38 +554,34 @@ def _deferral(
                         f"the last went out {_local(last_step, contact.timezone)}",
                     )
                 )
-        if cap is not None:
+        if capped_by is not None and capped_by.max_per_24h is not None:
+            cap = capped_by.max_per_24h
             capped = _cap_release(contact.marketing_sent, at, cap)
             if capped > at:
                 at = capped
                 moved.append(
                     (
                         DeferCode.STATE_CAP,
-                        f"{contact.state} allows at most {cap} campaign or bulk texts in 24 h",
+                        f"{capped_by.state} allows at most {cap} campaign or bulk texts in 24 h "
+                        f"({capped_by.cited})",
                     )
                 )
-        if is_text:
-            opened = next_window_opening(at, window, contact.timezone)
+        if law.is_text:
+            opened, closed = _opening(at, law)
             if opened > at:
-                local_at = pendulum.instance(at).in_timezone(contact.timezone)
-                where = f" ({contact.state} rule)" if rule is not None else ""
-                moved.append(
-                    (
-                        DeferCode.WINDOW,
-                        f"outside the send window {window}{where} "
-                        f"at {local_at:%H:%M} local ({contact.timezone})",
-                    )
-                )
+                moved.extend(_closed_words(closed))
                 at = opened
         if at == start:
             break
     if at == now:
         return None
     reasons = "; ".join(dict.fromkeys(reason for _, reason in moved))
+    zones = " + ".join(law.zones)
+    where = f" (zones {zones})" if len(law.zones) > 1 else ""
     return Defer(
         until=at,
         code=moved[0][0],
-        reason=f"deferred to {_local(at, contact.timezone)}: {reasons}",
+        reason=f"deferred to {_local(at, contact.timezone)}{where}: {reasons}",
         catching_up=catching_up,
     )
 
@@ -345,7 +597,7 @@ def _cap_release(sent: tuple[datetime, ...], at: datetime, cap: int) -> datetime
 
 def next_window_opening(at: datetime, window: SendWindow, tz: str) -> datetime:
     """``at`` itself when it is inside the local window, else the next opening (UTC)."""
-    local = pendulum.instance(at).in_timezone(tz)
+    local = _in_zone(at, tz)
     now_t = time(local.hour, local.minute, local.second, local.microsecond)
     if window.start <= now_t < window.end:
         return at
@@ -367,11 +619,11 @@ def _kind_words(kind: MessageKind) -> str:
 
 def _date(dt: datetime, tz: str) -> str:
     """The local calendar date: a STOP at 21:15 EDT was on that day, not the UTC next day."""
-    return f"{pendulum.instance(dt).in_timezone(tz):%Y-%m-%d}"
+    return f"{_in_zone(dt, tz):%Y-%m-%d}"
 
 
 def _local(dt: datetime, tz: str) -> str:
-    return f"{pendulum.instance(dt).in_timezone(tz):%Y-%m-%d %H:%M} {tz}"
+    return f"{_in_zone(dt, tz):%Y-%m-%d %H:%M} {tz}"
 
 
 def _days(delta: timedelta) -> str:

@@ -1,23 +1,29 @@
 """Where a contact is: phone numbers, time zones and states (SPEC §4).
 
 - ``normalize_phone`` turns what a person typed into E.164, or says why not.
-- ``resolve_timezone``: the contact record's zone; else the one zone the phone
-  number's area code gives (libphonenumber's prefix data, which refines the
-  area code by exchange where a code spans two zones, e.g. 850 in Florida);
-  else the account default. "Etc/Unknown" and several zones count as no
-  answer: a guess between two zones could put a text in someone's quiet hours.
-- ``resolve_state``: the contact's address state; else the state of the phone
-  number's area code from ``AREA_CODE_STATES``. The state decides the
-  stricter state rules (Florida, Oklahoma, Maryland), so the table is data
-  that can be corrected or extended without touching code.
+- ``resolve_timezone``: the contact record's zone; else the *set* of zones
+  the phone number's area code can mean (``drip/rules/area_code_zones.json``,
+  generated from libphonenumber's per-exchange data, with the cited
+  corrections of ``area_code_corrections.yaml``: 689 is Eastern, an overlay
+  means the zones of the code it overlays), easternmost first; else the
+  account default, saying why. Every window is applied in every zone of the
+  set; due times are computed in the first. An area code the data does not
+  know yet (624, 357) falls back to the default, never raises.
+- ``resolve_states``: every state the contact may be in: the address state
+  and the state of the phone number's area code (``AREA_CODE_STATES``); all
+  their rules apply. ``resolve_state`` keeps the single answer (address
+  first) for filters such as ``drip bulk --state``.
 
-Pure: no clock, no network. Time zone names are checked against the IANA
-database that ``zoneinfo`` (and pendulum) use.
+No clock, no network. The area code table is static data bundled with the
+package, read once on first use, like libphonenumber's own metadata. Time
+zone names are checked against the IANA database that ``zoneinfo`` (and
+pendulum) use.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,14 +32,11 @@ from typing import Literal
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
-from phonenumbers import timezone as phone_timezone
 
 from drip.errors import ValidationError
 
 ZoneSource = Literal["contact", "area_code", "default"]
 
-#: The name libphonenumber gives when it does not know a number's zone.
-_UNKNOWN_ZONE = "Etc/Unknown"
 #: Names present in the zoneinfo tree that are not zones a contact lives in.
 _NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 
@@ -204,16 +207,37 @@ _STATE_BY_NAME: Mapping[str, str] = MappingProxyType(
 
 @dataclass(frozen=True, slots=True)
 class ResolvedZone:
-    """A contact's IANA time zone and where it came from (for ``drip explain``)."""
+    """A contact's time zone(s) and where they came from (for ``drip explain``).
+
+    ``name`` is the zone due times are computed in (the first of ``zones``);
+    ``zones`` is every zone the contact may be in, easternmost first (just
+    ``name`` unless an area code spans several); ``detail`` says why, in words.
+    """
 
     name: str
     source: ZoneSource
+    zones: tuple[str, ...] = ()
+    detail: str = ""
 
     def __post_init__(self) -> None:
         if validate_timezone(self.name) != self.name:
             raise ValidationError(f"time zone {self.name!r} is not in its canonical spelling")
         if self.source not in ("contact", "area_code", "default"):
             raise ValidationError(f"unknown time zone source {self.source!r}")
+        if not self.zones:
+            object.__setattr__(self, "zones", (self.name,))
+        if self.zones[0] != self.name:
+            raise ValidationError(f"zone set {self.zones} must start with {self.name}")
+        for zone in self.zones:
+            if validate_timezone(zone) != zone:
+                raise ValidationError(f"time zone {zone!r} is not in its canonical spelling")
+
+    def describe(self) -> str:
+        """The zone or the set, and why: what history, preview and explain print."""
+        names = " + ".join(self.zones)
+        if len(self.zones) > 1:
+            names += f" (every window applies in each; due times in {self.name})"
+        return f"{names}: {self.detail}" if self.detail else names
 
 
 @functools.cache
@@ -259,43 +283,69 @@ def _parse(phone: str | None) -> phonenumbers.PhoneNumber | None:
         return None
 
 
-def area_code_timezone(phone: str | None) -> str | None:
-    """The one IANA zone the number's prefix lies in, or None (unknown, several, unparsable)."""
-    number = _parse(phone)
-    if number is None:
-        return None
-    zones = {z for z in phone_timezone.time_zones_for_number(number) if z != _UNKNOWN_ZONE}
-    if len(zones) != 1:
-        return None
-    (zone,) = zones
-    # libphonenumber may know a zone newer than the installed tz database.
-    return _zones_by_folded_name().get(zone.casefold())
-
-
-def area_code_state(phone: str | None) -> str | None:
-    """The state of a North American number's area code, or None if it has none."""
+def area_code_of(phone: str | None) -> str | None:
+    """The three-digit area code of a North American number, or None."""
     number = _parse(phone)
     if number is None or number.country_code != 1:
         return None
     national = str(number.national_number)
-    if len(national) != 10:
-        return None
-    return AREA_CODE_STATES.get(national[:3])
+    return national[:3] if len(national) == 10 else None
+
+
+def area_code_zones(phone: str | None) -> tuple[tuple[str, ...], str]:
+    """The zones the number's area code can mean, easternmost first, and why (may be empty)."""
+    from drip.rules import area_code_table  # static package data, loaded once
+
+    if phone is None or not phone.strip():
+        return (), "there is no phone number"
+    code = area_code_of(phone)
+    if code is None:
+        return (), "the phone number has no North American area code"
+    entry = area_code_table().get(code)
+    if entry is None:
+        return (), f"area code {code} gives no zone in the phone metadata (new or non-geographic)"
+    known = _zones_by_folded_name()
+    zones = tuple(known[z.casefold()] for z in entry.zones if z.casefold() in known)
+    if not zones:
+        return (), f"area code {code}: its zones are not in this system's time zone database"
+    return zones, f"area code {code} ({entry.source})"
+
+
+def area_code_timezone(phone: str | None) -> str | None:
+    """The one zone the number's area code means, or None (unknown, several, unparsable)."""
+    zones, _ = area_code_zones(phone)
+    return zones[0] if len(zones) == 1 else None
+
+
+def area_code_state(phone: str | None) -> str | None:
+    """The state of a North American number's area code, or None if it has none."""
+    code = area_code_of(phone)
+    return AREA_CODE_STATES.get(code) if code is not None else None
 
 
 def resolve_timezone(contact_tz: str | None, phone: str | None, default_tz: str) -> ResolvedZone:
-    """SPEC §4: the contact's zone; else its area code's single zone; else the account default.
+    """SPEC §4: the contact's zone; else its area code's zone set; else the account default.
 
     A contact zone that is set but not a valid name raises ValidationError
     rather than being silently replaced: the record needs fixing, and a wrong
     guess would put texts in the contact's quiet hours. Blank counts as unset.
     """
     if contact_tz is not None and contact_tz.strip():
-        return ResolvedZone(validate_timezone(contact_tz), "contact")
-    zone = area_code_timezone(phone)
-    if zone is not None:
-        return ResolvedZone(zone, "area_code")
-    return ResolvedZone(validate_timezone(default_tz), "default")
+        return ResolvedZone(validate_timezone(contact_tz), "contact", detail="the contact's record")
+    zones, why = area_code_zones(phone)
+    if zones:
+        return ResolvedZone(zones[0], "area_code", zones, why)
+    default = validate_timezone(default_tz)
+    return ResolvedZone(default, "default", detail=f"the account default, since {why}")
+
+
+def _address_state(contact_state: str | None) -> str | None:
+    if contact_state is not None and contact_state.strip():
+        try:
+            return normalize_state(contact_state)
+        except ValidationError:
+            return None
+    return None
 
 
 def resolve_state(contact_state: str | None, phone: str | None) -> str | None:
@@ -306,12 +356,17 @@ def resolve_state(contact_state: str | None, phone: str | None) -> str | None:
     the number says Florida; the import validates states with
     ``normalize_state`` so such values are rare.
     """
-    if contact_state is not None and contact_state.strip():
-        try:
-            return normalize_state(contact_state)
-        except ValidationError:
-            pass
-    return area_code_state(phone)
+    return _address_state(contact_state) or area_code_state(phone)
+
+
+def resolve_states(contact_state: str | None, phone: str | None) -> tuple[str, ...]:
+    """SPEC §4 "which state": the address state and the area code's state (both may apply).
+
+    Florida, Oklahoma and Connecticut presume a resident from the area code,
+    so a Massachusetts address with a Florida number gets both states' rules.
+    """
+    found = (_address_state(contact_state), area_code_state(phone))
+    return tuple(dict.fromkeys(state for state in found if state is not None))
 
 
 _PARSE_REASONS: Mapping[int, str] = MappingProxyType(
@@ -356,6 +411,28 @@ def normalize_phone(raw: str, default_region: str = "US") -> str:
     if possible != ValidationResult.IS_POSSIBLE:
         reason = _POSSIBLE_REASONS.get(possible, "not a valid phone number")
         raise ValidationError(f"phone number {raw!r}: {reason}")
-    if not phonenumbers.is_valid_number(number):
+    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    if not phonenumbers.is_valid_number(number) and not is_new_nanp_number(e164):
         raise ValidationError(f"phone number {raw!r}: not a valid phone number")
-    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    return e164
+
+
+#: A North American number by the plan's own format: area code NXX (not N9X,
+#: reserved for expansion, nor N11), exchange NXX (not N11), four digits.
+_NANP_FORM = re.compile(r"\+1([2-9](?!11)[0-8]\d)([2-9](?!11)\d\d)\d{4}")
+#: Area codes never assigned to a place: easily recognizable codes (N00, 222,
+#: 333, ..., 888: toll-free, premium, directory) and the 5XX personal codes.
+_NOT_GEOGRAPHIC = re.compile(r"[2-9]00|([2-9])\1\1|5\d\d")
+
+
+def is_new_nanp_number(e164: str) -> bool:
+    """A well-formed North American number whose area code the phone metadata lacks.
+
+    New overlays (624 in New York, 357 in California) are in service before
+    libphonenumber lists them; such a number is kept, not refused. Its zone
+    is then the account default and ``drip explain`` says why (SPEC §4).
+    """
+    m = _NANP_FORM.fullmatch(e164)
+    if m is None or _NOT_GEOGRAPHIC.fullmatch(m.group(1)):
+        return False
+    return area_code_zones(e164)[0] == () and m.group(1) not in AREA_CODE_STATES

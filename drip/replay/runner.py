@@ -791,6 +791,8 @@ def differences(scenario: Scenario, e: Expectation, a: OutMessage) -> list[str]:
             problems.append(
                 f"at: expected {e.at} ({local:%Y-%m-%d %H:%M}), got {a.local:%Y-%m-%d %H:%M}"
             )
+    if e.at_utc is not None and _minute(e.at_utc) != _minute(a.at):
+        problems.append(f"at_utc: expected {e.at_utc:%Y-%m-%d %H:%M}, got {a.at:%Y-%m-%d %H:%M}")
     if e.channel is not None and a.channel is not e.channel:
         problems.append(f"channel: expected {e.channel.value}, got {a.channel.value}")
     if e.kind is not None and a.kind is not e.kind:

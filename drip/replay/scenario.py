@@ -26,6 +26,12 @@ SPEC allows adding:
   an email (the webhook app's ``GET /unsubscribe/<token>``; SPEC C5).
 - ``opt_out_type: STOP|START|HELP`` on a ``reply``: Twilio's ``OptOutType``
   webhook parameter, which decides when present (SPEC §3).
+- top-level ``state_rules:`` and ``blackouts:``, read as in ``account.yaml``
+  (SPEC §4a): they extend the project's account settings for this scenario
+  only (a blackout declared by operations, a test row).
+
+Expectations may give ``at_utc: "YYYY-MM-DD HH:MM"`` (SPEC §6), the absolute
+instant to the minute, to check which zone a send was timed in.
 
 Choices where the SPEC is silent:
 
@@ -53,16 +59,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 import yaml
 
 import drip
 from drip.campaigns.account_file import load_account
 from drip.campaigns.loader import load_campaign_file, load_campaigns
+from drip.campaigns.rules_file import RowsRead, merge, state_rule_rows
+from drip.campaigns.rules_file import blackouts as read_blackouts
 from drip.campaigns.yamlsource import STR, Field, Position, YamlSource, describe, is_null
 from drip.domain.account import AccountSettings
 from drip.domain.campaign import Campaign
@@ -87,6 +96,8 @@ SCENARIO_FIELDS = (
     "until",
     "events",
     "expect",
+    "state_rules",
+    "blackouts",
 )
 SCENARIO_REQUIRED = ("start", "contact")
 AGENT_FIELDS = ("first_name", "last_name", "phone")
@@ -108,7 +119,7 @@ EVENT_KINDS = (
 )
 #: Fields that go with one event kind only.
 EVENT_MODIFIERS = {"from": "text", "reply_to": "reply", "opt_out_type": "reply"}
-EXPECT_FIELDS = ("day", "at", "channel", "kind", "footer", "contains", "from")
+EXPECT_FIELDS = ("day", "at", "at_utc", "channel", "kind", "footer", "contains", "from")
 SENDER_ROLES = tuple(r.value for r in SenderRole)
 TEXT_STATUSES = (TextStatus.CANNOT_BE_TEXTED.value, TextStatus.TEXTABLE.value)
 OPT_OUT_TYPES = ("STOP", "START", "HELP")
@@ -304,6 +315,7 @@ class Expectation:
     footer: bool | None = None
     contains: str | None = None
     sender: SenderRole | None = None
+    at_utc: datetime | None = None
 
     def describe(self) -> str:
         """The expectation as written: ``{day: 15, footer: false}``."""
@@ -312,6 +324,8 @@ class Expectation:
             parts.append(f"day: {self.day}")
         if self.at is not None:
             parts.append(f"at: {self.at}")
+        if self.at_utc is not None:
+            parts.append(f'at_utc: "{self.at_utc:%Y-%m-%d %H:%M}"')
         if self.channel is not None:
             parts.append(f"channel: {self.channel.value}")
         if self.kind is not None:
@@ -374,6 +388,9 @@ class Scenario:
         for expected in self.expect or ():
             if expected.at is not None:
                 yield expected.at
+            elif expected.at_utc is not None:
+                local = expected.at_utc.astimezone(ZoneInfo(self.zone))
+                yield DayTime((local.date() - self.start.date()).days, local.time())
             elif expected.day is not None:
                 yield DayTime(expected.day)
 
@@ -486,7 +503,13 @@ class _Reader:
         until = self._opt(fields, "until", lambda n: self._day_time(n, "until"))
         events = self._opt(fields, "events", self._events)
         expect = self._opt(fields, "expect", self._expectations)
+        rules = self._opt(fields, "state_rules", self._state_rules)
+        blackouts = self._opt(fields, "blackouts", lambda n: read_blackouts(s, n))
         if account is not None:
+            if rules is not None:
+                account = replace(account, state_rules=merge(account.state_rules, rules))
+            if blackouts is not None:
+                account = replace(account, blackouts=account.blackouts + blackouts)
             if company is not None:
                 account = replace(account, company=company.strip())
             if concierge is not None:
@@ -534,6 +557,24 @@ class _Reader:
                 f"the account settings of {self.project / 'campaigns'} are invalid: "
                 + "; ".join(exc.problems),
             )
+            return None
+
+    def _state_rules(self, node: yaml.Node) -> RowsRead | None:
+        return state_rule_rows(self.source, node, require_source=False, allow_disable=True)
+
+    def _utc(self, node: yaml.Node, what: str) -> datetime | None:
+        text = node.value if isinstance(node, yaml.ScalarNode) else None
+        m = _START.fullmatch(text.strip()) if isinstance(text, str) else None
+        if m is None or node.tag not in (STR, _TIMESTAMP):
+            self.source.error(
+                node, f'{what} must be a UTC time "YYYY-MM-DD HH:MM", got {describe(node)}'
+            )
+            return None
+        year, month, day, hour, minute = (int(g) for g in m.groups()[:5])
+        try:
+            return datetime(year, month, day, hour, minute, tzinfo=UTC)
+        except ValueError as exc:
+            self.source.error(node, f"{what} {text!r} is not a date and time: {exc}")
             return None
 
     def _start(self, node: yaml.Node) -> datetime | None:
@@ -850,6 +891,7 @@ class _Reader:
             fields, "day", lambda n: s.integer(n, f"{what} day", minimum=0, maximum=MAX_DAY)
         )
         at = self._opt(fields, "at", lambda n: self._day_time(n, f"{what} at"))
+        at_utc = self._opt(fields, "at_utc", lambda n: self._utc(n, f"{what} at_utc"))
         channel = self._opt(
             fields, "channel", lambda n: s.choice(n, f"{what} channel", [c.value for c in Channel])
         )
@@ -872,6 +914,7 @@ class _Reader:
             footer=footer,
             contains=contains,
             sender=SenderRole(sender) if sender else None,
+            at_utc=at_utc,
         )
 
     # -- whole-scenario checks ---------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from drip.domain.zones import resolve_timezone
+from drip.domain.zones import resolve_states, resolve_timezone
 from drip.errors import NotFoundError
 from drip.services.deps import Deps
 from drip.services.status import status_meaning
@@ -38,7 +38,8 @@ def explain(deps: Deps, send_id: int) -> list[str]:
             raise NotFoundError(f"no scheduled send with id {send_id}")
         contact = session.get(Contact, send.contact_id)
         assert contact is not None  # a foreign key guarantees it
-        tz = resolve_timezone(contact.timezone, contact.phone, deps.account.default_timezone).name
+        zone = resolve_timezone(contact.timezone, contact.phone, deps.account.default_timezone)
+        tz = zone.name
         what = f"{send.kind.value} {send.channel.value}"
         if send.step_id is not None:
             campaign = session.get(CampaignRow, send.campaign_id) if send.campaign_id else None
@@ -46,6 +47,7 @@ def explain(deps: Deps, send_id: int) -> list[str]:
         lines = [
             f"send {send.id}: {what} to contact {contact.id} ({contact.first_name} "
             f"{contact.last_name}), zone {tz}",
+            f"  {where_words(contact, zone.describe(), deps)}",
             f"  due {_local(send.original_due_at, tz)}; now {send.state.value}"
             + (f", due {_local(send.due_at, tz)}" if send.state.value == "pending" else ""),
         ]
@@ -76,8 +78,11 @@ def history(deps: Deps, contact_id: int) -> tuple[Contact, str, list[TimelineEnt
         contact = session.get(Contact, contact_id)
         if contact is None:
             raise NotFoundError(f"no contact with id {contact_id}")
-        tz = resolve_timezone(contact.timezone, contact.phone, deps.account.default_timezone).name
-        entries: list[TimelineEntry] = []
+        zone = resolve_timezone(contact.timezone, contact.phone, deps.account.default_timezone)
+        tz = zone.name
+        entries: list[TimelineEntry] = [
+            TimelineEntry(contact.created_at, "zone", where_words(contact, zone.describe(), deps))
+        ]
         for event in repo.consent_events_of(session, contact_id):
             detail = f" ({event.detail})" if event.detail else ""
             entries.append(
@@ -122,6 +127,18 @@ def history(deps: Deps, contact_id: int) -> tuple[Contact, str, list[TimelineEnt
         session.expunge(contact)
     entries.sort(key=lambda e: e.at)
     return contact, tz, entries
+
+
+def where_words(contact: Contact, zone: str, deps: Deps) -> str:
+    """The contact's zone (or zone set) and states, and the state rules that apply, with sources."""
+    states = resolve_states(contact.state, contact.phone)
+    rules = [
+        f"{r.describe()} ({r.cited})"
+        for r in deps.account.state_rules
+        if r.enabled and r.state in states
+    ]
+    text = f"time zone {zone}; states: {', '.join(states) or 'none known'}"
+    return text + (f"; state rules: {' | '.join(rules)}" if rules else "")
 
 
 def local_time(at: datetime, tz: str) -> str:

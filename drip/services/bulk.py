@@ -213,6 +213,7 @@ def plan_bulk(deps: Deps, body: str, filters: BulkFilters, now: datetime) -> Bul
                 outgoing,
                 now,
                 state_rules=deps.account.state_rules,
+                blackouts=deps.account.blackouts,
             )
             if isinstance(decision, Skip):
                 plan.excluded[decision.code.value] += 1

@@ -45,7 +45,7 @@ from drip.domain.policy import (
     Skip,
     decide,
 )
-from drip.domain.zones import resolve_state, resolve_timezone
+from drip.domain.zones import resolve_states, resolve_timezone
 from drip.errors import TransportError
 from drip.services import fire_checks, unsubscribe
 from drip.services.deps import Deps
@@ -207,17 +207,21 @@ def _gather(
 
 
 def contact_state(contact: Contact, deps: Deps, marketing: list[datetime]) -> ContactState:
-    """The policy's view of a contact row."""
+    """The policy's view of a contact row: its zone set and every state that may apply."""
     zone = resolve_timezone(contact.timezone, contact.phone, deps.account.default_timezone)
+    states = resolve_states(contact.state, contact.phone)
     return ContactState(
         timezone=zone.name,
+        zones=zone.zones,
+        zone_detail=zone.detail,
         has_phone=contact.phone is not None,
         sms_consent_at=contact.sms_consent_at,
         sms_opted_out_at=contact.sms_opted_out_at,
         text_status=contact.text_status,
         has_email=bool(contact.email),
         email_opted_out=contact.email_opted_out,
-        state=resolve_state(contact.state, contact.phone),
+        state=states[0] if states else None,
+        states=states,
         marketing_sent=tuple(marketing),
     )
 
@@ -285,6 +289,7 @@ def _fire_one(deps: Deps, p: _Prepared, states: _States, now: datetime) -> _Outc
         _outgoing(deps, p, last_sent),
         now,
         state_rules=deps.account.state_rules,
+        blackouts=deps.account.blackouts,
     )
     if isinstance(decision, Skip):
         result = FireResult(send.id, "skipped", decision.code.value, decision.reason)

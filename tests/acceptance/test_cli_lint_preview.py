@@ -266,8 +266,25 @@ def test_preview_by_campaign_name_and_options(workdir: Path) -> None:
     assert [r["footer_rule"] for r in data["rows"]][2:] == ["F2"] * 4
     # Manual intro at 07:00 is not held; campaign texts wait for 08:00 (FL window 08-20).
     assert [r["local_time"][-5:] for r in data["rows"]] == ["07:00"] + ["08:00"] * 5
-    assert "outside the send window 08:00-20:00 (FL rule)" in data["rows"][1]["deferrals"][0]
+    assert (
+        "outside the send window 08:00-20:00 (FL rule: Fla. Stat. 501.616"
+        in (data["rows"][1]["deferrals"][0])
+    )
     assert data["rows"][1]["text"].startswith("Hi Jo, it's Sam with Acme Realty.")
+
+
+def test_preview_with_a_multi_zone_phone_shows_the_zone_set_and_why(workdir: Path) -> None:
+    """--phone with a 448 number: both zones and Florida apply; the preview says why."""
+    data = preview_json(workdir, SMART, "--start", "2026-03-02 10:00", "--phone", "+14485550123")
+
+    assert data["zones"] == ["America/New_York", "America/Chicago"]
+    assert data["states"] == ["FL"]
+    assert "area code 448" in data["zone_detail"] and "correction" in data["zone_detail"]
+    table = drip(
+        workdir, "preview", SMART, "--start", "2026-03-02 10:00", "--phone", "+14485550123"
+    )
+    assert table.returncode == 0, table.stderr
+    assert "Dana Ruiz (America/New_York + America/Chicago, FL)" in table.stdout
 
 
 def test_preview_unknown_campaign_exits_2(workdir: Path) -> None:

@@ -64,12 +64,13 @@ def test_explain_gives_the_footer_reason_of_each_text(world: World) -> None:
 
     assert "step 'day-15-check-in' of smart-drip-new-lead" in day_15
     assert re.search(
-        r"no footer: only 14 days 23 hours since the last footer on 2026-03-02 \(interval 30 days\)",
+        r"no footer: only 14 days 23 hours since the last footer on 2026-03-02 "
+        r"\(interval 30 calendar days\)",
         day_15,
     )
     assert "footer no" in day_15
     assert re.search(
-        r"footer: 44 days 23 hours since the last footer on 2026-03-02 and no reply yet", day_45
+        r"footer: 45 days since the last footer on 2026-03-02 and no reply yet", day_45
     )
     assert "footer yes" in day_45
     assert "2026-04-16 10:06 EDT" in day_45
@@ -129,6 +130,8 @@ def test_history_tells_the_whole_story_in_order(world: World) -> None:
     assert (contact.first_name, tz) == ("Dana", "America/New_York")
     lines = [f"{e.what}: {e.text}" for e in entries]
     assert [e.at for e in entries] == sorted(e.at for e in entries)
+    zone = lines.pop(0)
+    assert zone.startswith("zone: time zone America/New_York: area code 617")
     assert lines[0].startswith("consent: consent given via registration: Yes, text me")
     assert lines[1].startswith("message_out: -> opt_in_confirmation sms from +16175550100")
     assert lines[2].startswith("message_out: -> manual sms from +16175550100 (queued) [footer]:")
@@ -140,6 +143,40 @@ def test_history_tells_the_whole_story_in_order(world: World) -> None:
     assert len(skips) == 4
     assert all("skipped: skipped: the contact opted out of texts on" in s for s in skips)
     assert not any(line.startswith("scheduled:") for line in lines)
+
+
+def test_explain_and_history_show_the_zone_set_and_the_rule_with_its_source(world: World) -> None:
+    """A 448 contact: explain and history name both zones and why, and the Florida rule cited."""
+    contact_id = add_dana(world, phone="+14485550123")
+    world.at(later(START, hours=12))  # 22:00 Eastern: every step is due after the window
+    enroll(world.deps, contact_id, SMART_DRIP, world.now)
+    day_15 = send_by_step(world, contact_id, "day-15-check-in")
+    run_until(world, day_15.due_at)
+
+    text = "\n".join(explain(world.deps, day_15.id))
+    assert "time zone America/New_York + America/Chicago" in text
+    assert "area code 448" in text and "correction" in text
+    assert "states: FL" in text and "Fla. Stat. 501.616" in text
+    assert (
+        "deferred to 2026-03-18 09:00 America/New_York (zones America/New_York + America/Chicago)"
+        in text
+    )
+    assert "FL rule: Fla. Stat. 501.616" in text
+
+    _, tz, entries = history(world.deps, contact_id)
+    assert tz == "America/New_York"
+    (zone,) = [e.text for e in entries if e.what == "zone"]
+    assert zone.startswith("time zone America/New_York + America/Chicago (every window applies")
+
+
+def test_explain_says_when_the_area_code_gives_no_zone(world: World) -> None:
+    """A 624 number (too new for the phone metadata) is timed in the account zone, saying why."""
+    contact_id = add_dana(world, phone="+16245550123")
+    enroll(world.deps, contact_id, SMART_DRIP, world.now)
+    day_15 = send_by_step(world, contact_id, "day-15-check-in")
+
+    text = "\n".join(explain(world.deps, day_15.id))
+    assert "time zone America/New_York: the account default, since area code 624" in text
 
 
 def test_history_lists_what_is_still_scheduled(world: World) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import textwrap
 from dataclasses import fields
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 
 import pytest
@@ -20,8 +20,9 @@ from drip.domain.account import (
     AgentProfile,
 )
 from drip.domain.campaign import DEFAULT_FOOTER
-from drip.domain.window import DEFAULT_STATE_RULES, SendWindow, StateRule
+from drip.domain.window import Blackout, SendWindow, StateRule
 from drip.errors import CampaignError
+from drip.rules import bundled_state_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,14 +54,15 @@ def test_missing_file_gives_the_defaults(tmp_path: Path) -> None:
 
 
 def test_bundled_account_file() -> None:
-    """campaigns/account.yaml loads with Acme Realty's settings and the FL/OK/MD rules."""
+    """campaigns/account.yaml loads with Acme Realty's settings and the bundled rule pack."""
     account = load_account(ROOT / "campaigns")
     assert account.company == "Acme Realty"
     assert account.default_timezone == "America/New_York"
     assert account.footer == DEFAULT_FOOTER
     assert account.concierge_phone == "+16175550199"
-    assert {r.state for r in account.state_rules} == {"FL", "OK", "MD"}
-    assert all(r.max_per_24h == 3 and r.window.end == time(20) for r in account.state_rules)
+    assert account.state_rules == bundled_state_rules()
+    capped = {r.state for r in account.state_rules if r.max_per_24h == 3}
+    assert capped == {"FL", "OK", "MD"}
 
 
 @pytest.mark.parametrize(
@@ -118,20 +120,54 @@ def test_default_agent(tmp_path: Path) -> None:
 
 
 def test_state_rules_override_and_extend_the_defaults(tmp_path: Path) -> None:
-    """A rule for FL replaces the default one; a rule for a new state is added."""
+    """A row for FL replaces the bundled one, a new state is added, enabled: false turns WA off."""
     path = write(
         tmp_path,
         """\
         state_rules:
           - {state: FL, window: {start: "09:00", end: "19:00"}, max_per_24h: 2}
-          - {state: TX, window: {start: "09:00", end: "21:00"}}
+          - {state: NJ, window: {start: "09:00", end: "20:00"}, source: "counsel memo"}
+          - {state: WA, enabled: false}
         """,
     )
     rules = {r.state: r for r in load_account(path).state_rules}
-    assert rules["FL"] == StateRule("FL", SendWindow(time(9), time(19)), max_per_24h=2)
-    assert rules["TX"] == StateRule("TX", SendWindow(time(9), time(21)), max_per_24h=None)
-    assert rules["OK"] == DEFAULT_STATE_RULES[1]
-    assert set(rules) == {"FL", "OK", "MD", "TX"}
+    bundled = {r.state: r for r in bundled_state_rules()}
+    assert rules["FL"] == StateRule(
+        "FL", SendWindow(time(9), time(19)), max_per_24h=2, source=f"{path}:2"
+    )
+    assert rules["NJ"].source == "counsel memo" and rules["NJ"].max_per_24h is None
+    assert rules["OK"] == bundled["OK"]
+    assert not rules["WA"].enabled and rules["WA"].window == bundled["WA"].window
+    assert set(rules) == set(bundled) | {"NJ"}
+
+
+def test_blackouts_are_read(tmp_path: Path) -> None:
+    """A blackout names its states, from/until dates and reason; a reversed range is an error."""
+    path = write(
+        tmp_path,
+        """\
+        blackouts:
+          - {states: [LA], from: "2026-08-28", until: 2026-09-04, reason: "declared emergency"}
+        """,
+    )
+    assert load_account(path).blackouts == (
+        Blackout(frozenset({"LA"}), date(2026, 8, 28), date(2026, 9, 4), "declared emergency"),
+    )
+    found = problems(
+        tmp_path,
+        'blackouts:\n  - {states: [LA], from: "2026-09-04", until: "2026-08-28", reason: x}\n',
+    )
+    assert [(line, message) for line, _, message in found] == [
+        (2, "blackout 1: until 2026-08-28 is before from 2026-09-04")
+    ]
+
+
+def test_send_window_outside_federal_hours_is_an_error(tmp_path: Path) -> None:
+    """An account send window reaching past 21:00 is refused, citing the federal rule."""
+    ((line, _col, message),) = problems(tmp_path, 'send_window: {start: "08:00", end: "21:30"}\n')
+    assert line == 1
+    assert "outside the federal hours 08:00-21:00" in message
+    assert "47 CFR 64.1200(c)(1)" in message
 
 
 def test_unknown_field(tmp_path: Path) -> None:

@@ -22,10 +22,15 @@ from drip.domain.policy import (
     Skip,
     SkipCode,
     decide,
+    footer_due_again,
     next_window_opening,
 )
 from drip.domain.window import SendWindow, StateRule
 from drip.errors import ValidationError
+from drip.rules import bundled_state_rules
+
+#: The rule pack bundled with drip (FL, OK, MD: 08:00-20:00 and 3 in 24 h; TX, ...).
+RULES = bundled_state_rules()
 
 NY = "America/New_York"
 CONSENTED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -105,14 +110,28 @@ def test_thirty_day_boundary_one_second_short_has_no_footer() -> None:
     assert not decision.footer and decision.rule is FooterRule.F4_RECENT
 
 
-def test_thirty_days_across_dst_is_thirty_times_24_hours() -> None:
-    """The interval is 30 x 24 h of elapsed time, not 30 local calendar days, across DST."""
-    last = ny(2026, 3, 1, 12, 0)  # EST
-    at_calendar = ny(2026, 3, 31, 12, 0)  # EDT: only 30 x 24 h - 1 h elapsed
-    conv = ConversationState(footer_last_sent_at=last)
-    assert not sent(decide(contact(), conv, step(at_calendar), at_calendar)).footer
-    later = at_calendar + timedelta(hours=1)
-    assert sent(decide(contact(), conv, step(later), later)).footer
+@pytest.mark.parametrize(
+    ("last", "due", "hours"),
+    [
+        # spring forward (2026-03-08) in between: 30 calendar days are 719 hours
+        ((2026, 3, 1, 12, 0), (2026, 3, 31, 12, 0), 719),
+        # fall back (2026-11-01) in between: 30 calendar days are 721 hours
+        ((2026, 10, 20, 12, 0), (2026, 11, 19, 12, 0), 721),
+    ],
+)
+def test_thirty_days_are_calendar_days_across_dst(
+    last: tuple[int, ...], due: tuple[int, ...], hours: int
+) -> None:
+    """SPEC §2: the footer is due again at the same local time 30 days later, whatever DST did."""
+    last_at, due_at = ny(*last), ny(*due)
+    assert due_at - last_at == timedelta(hours=hours)
+    assert footer_due_again(last_at, timedelta(days=30), NY) == due_at
+    conv = ConversationState(footer_last_sent_at=last_at)
+    on_time = sent(decide(contact(), conv, step(due_at), due_at))
+    assert on_time.footer and on_time.rule is FooterRule.F3_RECURRING
+    assert "30 days since the last footer" in on_time.reason
+    early = due_at - timedelta(minutes=1)
+    assert not sent(decide(contact(), conv, step(early), early)).footer
 
 
 def test_interval_is_configurable() -> None:
@@ -290,10 +309,11 @@ def test_campaign_window_is_configurable() -> None:
 def test_florida_window_closes_at_eight_pm() -> None:
     """In Florida a text due at 20:30 waits for 08:00 next day; elsewhere it goes."""
     at = ny(2026, 2, 1, 20, 30)
-    fl = decide(contact(state="FL"), ConversationState(), step(at), at)
+    fl = decide(contact(state="FL"), ConversationState(), step(at), at, state_rules=RULES)
     assert isinstance(fl, Defer) and fl.until == ny(2026, 2, 2, 8, 0)
-    assert "FL rule" in fl.reason
-    assert isinstance(decide(contact(state="MA"), ConversationState(), step(at), at), Send)
+    assert "FL rule" in fl.reason and "501.616" in fl.reason
+    ma = decide(contact(state="MA"), ConversationState(), step(at), at, state_rules=RULES)
+    assert isinstance(ma, Send)
 
 
 def test_florida_cap_of_three_per_24h() -> None:
@@ -301,12 +321,12 @@ def test_florida_cap_of_three_per_24h() -> None:
     at = ny(2026, 2, 1, 15, 0)
     history = (at - timedelta(hours=20), at - timedelta(hours=5), at - timedelta(hours=1))
     fl = contact(state="FL", marketing_sent=history)
-    decision = decide(fl, ConversationState(), step(at), at)
+    decision = decide(fl, ConversationState(), step(at), at, state_rules=RULES)
     assert isinstance(decision, Defer)
     assert decision.code is DeferCode.STATE_CAP
     assert decision.until == history[0] + timedelta(hours=24)
     two = contact(state="FL", marketing_sent=history[1:])
-    assert isinstance(decide(two, ConversationState(), step(at), at), Send)
+    assert isinstance(decide(two, ConversationState(), step(at), at, state_rules=RULES), Send)
 
 
 def test_cap_release_after_close_moves_to_next_opening() -> None:
@@ -314,7 +334,7 @@ def test_cap_release_after_close_moves_to_next_opening() -> None:
     at = ny(2026, 2, 1, 19, 0)
     history = (ny(2026, 1, 31, 21, 30), ny(2026, 2, 1, 11), ny(2026, 2, 1, 12))
     ok = contact(state="OK", marketing_sent=history)
-    decision = decide(ok, ConversationState(), step(at), at)
+    decision = decide(ok, ConversationState(), step(at), at, state_rules=RULES)
     assert isinstance(decision, Defer)
     # the oldest ages out at 21:30, after Oklahoma's 20:00 close: next opening 08:00
     assert decision.until == ny(2026, 2, 2, 8, 0)
@@ -324,7 +344,9 @@ def test_manual_and_compliance_do_not_count_against_cap_or_window() -> None:
     """Manual texts are neither capped nor deferred, even in Maryland at night."""
     at = ny(2026, 2, 1, 22, 0)
     md = contact(state="MD", marketing_sent=(at - timedelta(hours=1),) * 3)
-    assert isinstance(decide(md, ConversationState(), Outgoing(MessageKind.MANUAL, at), at), Send)
+    manual = Outgoing(MessageKind.MANUAL, at)
+    decision = decide(md, ConversationState(), manual, at, state_rules=RULES)
+    assert isinstance(decision, Send) and decision.window_closes_at is None
 
 
 def test_state_rules_are_data() -> None:
@@ -407,7 +429,7 @@ def test_deferral_lands_inside_window_and_not_before_due(
     """A deferred text always lands inside its (narrowed) window, never before it was due."""
     due = now - timedelta(seconds=lateness)
     c = ContactState(timezone=tz, sms_consent_at=CONSENTED, state=state)
-    decision = decide(c, ConversationState(), step(due, window=window), now)
+    decision = decide(c, ConversationState(), step(due, window=window), now, state_rules=RULES)
     effective = window.narrowed(SendWindow(time(8), time(20))) if state == "FL" else window
     if isinstance(decision, Defer):
         assert decision.until > now >= due
@@ -448,7 +470,12 @@ def test_footer_depends_only_on_its_inputs(
     first = decide(contact(), conv, out, now)
     assert first == decide(contact(), conv, out, now)
     assert isinstance(first, Send)
-    expected = always or last is None or (two_way is None and last >= interval * 86400)
+    due_again = (
+        None
+        if last is None
+        else footer_due_again(now - timedelta(seconds=last), timedelta(days=interval), NY)
+    )
+    expected = always or due_again is None or (two_way is None and now >= due_again)
     assert first.footer is expected
 
 
@@ -456,6 +483,6 @@ def test_disjoint_campaign_window_yields_to_state_hours() -> None:
     """A campaign window outside Florida's legal hours falls back to the legal hours."""
     at = ny(2026, 2, 1, 0, 30)
     out = step(at, window=SendWindow(time(0), time(1)))
-    decision = decide(contact(state="FL"), ConversationState(), out, at)
+    decision = decide(contact(state="FL"), ConversationState(), out, at, state_rules=RULES)
     assert isinstance(decision, Defer)
     assert decision.until == ny(2026, 2, 1, 8, 0)

@@ -127,7 +127,8 @@ def test_unknown_top_level_field_is_an_error_at_its_key(tmp_path: Path) -> None:
     found = problems(tmp_path, HEAD + "colour: red\n")
     assert found == [
         f"{tmp_path / 's.yaml'}:6:1: error: unknown field 'colour' in the scenario; "
-        "allowed: name, start, timezone, company, agent, concierge, contact, until, events, expect"
+        "allowed: name, start, timezone, company, agent, concierge, contact, until, events, expect, "
+        "state_rules, blackouts"
     ]
 
 
@@ -312,3 +313,26 @@ def test_expectation_fields_are_read(tmp_path: Path) -> None:
     assert full.kind is MessageKind.CAMPAIGN and full.footer is False
     assert full.contains == "Hi" and full.sender is SenderRole.AGENT
     assert empty.day is None and empty.kind is None and empty.footer is None
+
+
+def test_at_utc_expectation_and_scenario_rules_are_read(tmp_path: Path) -> None:
+    """at_utc is an absolute UTC minute; scenario blackouts and rows extend the account's."""
+    scenario = load(
+        tmp_path,
+        HEAD
+        + 'blackouts:\n  - {states: [LA], from: "2026-08-28", until: "2026-09-04", reason: storm}\n'
+        + "state_rules:\n  - {state: WA, enabled: false}\n"
+        + 'expect:\n  - {at_utc: "2026-06-02 12:00", kind: bulk}\n',
+    )
+    assert scenario.expect is not None
+    assert scenario.expect[0].at_utc == datetime(2026, 6, 2, 12, 0, tzinfo=UTC)
+    assert 'at_utc: "2026-06-02 12:00"' in scenario.expect[0].describe()
+    assert [b.reason for b in scenario.account.blackouts] == ["storm"]
+    assert not next(r for r in scenario.account.state_rules if r.state == "WA").enabled
+
+
+def test_bad_at_utc_is_located(tmp_path: Path) -> None:
+    """An at_utc that is not "YYYY-MM-DD HH:MM" is reported at its value."""
+    found = problems(tmp_path, HEAD + 'expect:\n  - {at_utc: "tomorrow"}\n')
+    assert len(found) == 1
+    assert 'expectation 1 at_utc must be a UTC time "YYYY-MM-DD HH:MM"' in found[0]

@@ -10,9 +10,11 @@ from drip.domain.zones import (
     AREA_CODE_STATES,
     STATE_NAMES,
     ResolvedZone,
+    is_new_nanp_number,
     normalize_phone,
     normalize_state,
     resolve_state,
+    resolve_states,
     resolve_timezone,
     validate_timezone,
 )
@@ -23,9 +25,13 @@ DEFAULT = "America/Denver"
 
 def test_contact_zone_wins() -> None:
     """A zone on the contact record is used even when the area code says otherwise."""
-    assert resolve_timezone("America/Los_Angeles", "+13055550123", DEFAULT) == ResolvedZone(
-        "America/Los_Angeles", "contact"
+    zone = resolve_timezone("America/Los_Angeles", "+13055550123", DEFAULT)
+    assert (zone.name, zone.source, zone.zones) == (
+        "America/Los_Angeles",
+        "contact",
+        ("America/Los_Angeles",),
     )
+    assert "record" in zone.describe()
 
 
 def test_contact_zone_is_canonicalised() -> None:
@@ -35,28 +41,62 @@ def test_contact_zone_is_canonicalised() -> None:
 
 def test_area_code_zone_when_contact_has_none() -> None:
     """Without a contact zone, an area code in exactly one zone gives it."""
-    assert resolve_timezone(None, "+14055550123", DEFAULT) == ResolvedZone(
-        "America/Chicago", "area_code"
+    okc = resolve_timezone(None, "+14055550123", DEFAULT)
+    assert (okc.name, okc.source, okc.zones) == (
+        "America/Chicago",
+        "area_code",
+        ("America/Chicago",),
     )
-    assert resolve_timezone("  ", "+16025550123", DEFAULT) == ResolvedZone(
-        "America/Phoenix", "area_code"
-    )
+    phoenix = resolve_timezone("  ", "+16025550123", DEFAULT)
+    assert (phoenix.name, phoenix.source) == ("America/Phoenix", "area_code")
+    assert "area code 602" in phoenix.describe()
+
+
+@pytest.mark.parametrize(
+    ("area_code", "zones"),
+    [
+        ("689", ("America/New_York",)),  # correction: Orlando is Eastern, not Central
+        ("448", ("America/New_York", "America/Chicago")),  # overlay of 850
+        ("850", ("America/New_York", "America/Chicago")),
+        ("364", ("America/New_York", "America/Chicago")),  # overlay of 270
+        ("930", ("America/New_York", "America/Chicago")),  # overlay of 812
+        ("458", ("America/Denver", "America/Los_Angeles")),  # overlay of 541
+        ("208", ("America/Boise", "America/Denver", "America/Los_Angeles")),
+    ],
+)
+def test_area_code_zone_sets_easternmost_first(area_code: str, zones: tuple[str, ...]) -> None:
+    """An area code gives every zone it can mean, corrections applied, easternmost first."""
+    zone = resolve_timezone(None, f"+1{area_code}5550123", DEFAULT)
+    assert zone.zones == zones
+    assert zone.name == zones[0]
+    assert zone.source == "area_code"
+    if len(zones) > 1:
+        assert " + ".join(zones) in zone.describe()
+
+
+def test_corrections_cite_their_source() -> None:
+    """A corrected area code says so, with the source, in its description."""
+    assert "correction" in resolve_timezone(None, "+16895550123", DEFAULT).detail
+    assert "correction" in resolve_timezone(None, "+14485550123", DEFAULT).detail
+    assert "correction" not in resolve_timezone(None, "+18505550123", DEFAULT).detail
 
 
 @pytest.mark.parametrize(
     "phone",
     [
-        "+19075550100",  # Alaska: Anchorage and Adak
-        "+12085550100",  # Idaho: Boise and Los Angeles
-        "+18005550100",  # toll free: every zone of the plan
-        "+15555550100",  # not a valid number: Etc/Unknown
+        "+16245550100",  # 624: a new area code the phone metadata does not know yet
+        "+13575550100",  # 357: same
+        "+18005550100",  # toll free: no zone
+        "+15555550100",  # not a geographic code
         "not a phone",
         None,
     ],
 )
-def test_default_when_area_code_gives_no_single_zone(phone: str | None) -> None:
-    """A multi-zone, unknown or missing number falls back to the account default."""
-    assert resolve_timezone(None, phone, DEFAULT) == ResolvedZone(DEFAULT, "default")
+def test_default_when_area_code_gives_no_zone(phone: str | None) -> None:
+    """An unknown, non-geographic or missing number falls back to the account default, saying so."""
+    zone = resolve_timezone(None, phone, DEFAULT)
+    assert (zone.name, zone.source, zone.zones) == (DEFAULT, "default", (DEFAULT,))
+    assert "account default" in zone.describe()
 
 
 def test_invalid_contact_zone_is_an_error() -> None:
@@ -66,7 +106,9 @@ def test_invalid_contact_zone_is_an_error() -> None:
 
 
 def test_resolved_zone_validates_itself() -> None:
-    """A ResolvedZone with an unknown or mis-cased name or source cannot be built."""
+    """A ResolvedZone with an unknown or mis-cased name or source, or a bad set, cannot be built."""
+    with pytest.raises(ValidationError):
+        ResolvedZone("America/Chicago", "area_code", ("America/New_York", "America/Chicago"))
     with pytest.raises(ValidationError):
         ResolvedZone("Etc/Unknown", "default")
     with pytest.raises(ValidationError):
@@ -127,6 +169,15 @@ def test_address_state_wins_over_area_code() -> None:
 def test_no_state_for_numbers_outside_the_states(state: str | None, phone: str | None) -> None:
     """Toll-free, foreign and missing numbers give no state."""
     assert resolve_state(state, phone) is None
+
+
+def test_states_are_address_and_area_code() -> None:
+    """Both the address state and the area code's state apply; one each, address first."""
+    assert resolve_states("MA", "+13055550123") == ("MA", "FL")
+    assert resolve_states("FL", "+13055550123") == ("FL",)
+    assert resolve_states(None, "+12035550123") == ("CT",)
+    assert resolve_states("TX", "+16245550100") == ("TX",)  # unknown area code: no state
+    assert resolve_states(None, None) == ()
 
 
 def test_unrecognised_address_state_falls_back_to_area_code() -> None:
@@ -198,6 +249,24 @@ def test_normalize_phone_uses_default_region() -> None:
 def test_normalize_phone_bad(raw: str, reason: str) -> None:
     """Unusable numbers raise ValidationError saying why."""
     with pytest.raises(ValidationError, match=reason):
+        normalize_phone(raw)
+
+
+@pytest.mark.parametrize("raw", ["+1 624 555 0100", "(357) 555-0100"])
+def test_new_area_codes_are_kept_not_refused(raw: str) -> None:
+    """624 and 357 are in service before the phone metadata lists them: the number is kept."""
+    number = normalize_phone(raw)
+    assert number.startswith(("+1624", "+1357"))
+    assert is_new_nanp_number(number)
+    assert resolve_timezone(None, number, DEFAULT).source == "default"
+
+
+@pytest.mark.parametrize(
+    "raw", ["+1 999 555 0100", "+1 555 555 0100", "+1 211 555 0100", "+1 624 911 0100"]
+)
+def test_made_up_north_american_numbers_are_still_refused(raw: str) -> None:
+    """Reserved (N9X, 5XX, N11) area codes and N11 exchanges are not new area codes."""
+    with pytest.raises(ValidationError, match="not a valid phone number"):
         normalize_phone(raw)
 
 
