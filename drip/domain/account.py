@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from drip.domain.campaign import DEFAULT_FOOTER
+from drip.domain.pacing import Senders
 from drip.domain.window import DEFAULT_STATE_RULES, SendWindow, StateRule
 
 DEFAULT_OPT_IN = (
@@ -52,3 +53,5 @@ class AccountSettings:
     state_rules: tuple[StateRule, ...] = DEFAULT_STATE_RULES
     #: Sends for contacts with no assigned agent come from this agent.
     default_agent: AgentProfile | None = None
+    #: Sender throughput and the brand's daily cap (SPEC §4a); None: drip does not pace.
+    senders: Senders | None = None

@@ -10,7 +10,7 @@ send window, state caps and catch-up (defer), then the footer (send).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 
@@ -55,6 +55,10 @@ class DeferCode(StrEnum):
     WINDOW = "window"
     STATE_CAP = "state_cap"
     CATCH_UP = "catch_up"
+    #: The sender has no capacity now (SPEC §4a pacing).
+    PACING = "pacing"
+    #: Too little of the window is left for the text to leave the carrier's queue (SPEC §4a).
+    CARRIER_CLOCK = "carrier_clock"
 
 
 def _aware(name: str, value: datetime | None) -> None:
@@ -119,6 +123,9 @@ class Outgoing:
     window: SendWindow = field(default_factory=SendWindow)
     catching_up: bool = False
     enrollment_last_sent_at: datetime | None = None
+    #: A compliance text held to the window and state rules like a campaign text:
+    #: the confirmation of consent brought in by an import (SPEC C3).
+    held_to_window: bool = False
 
     def __post_init__(self) -> None:
         _aware("due_at", self.due_at)
@@ -129,11 +136,18 @@ class Outgoing:
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Send now; ``footer`` says whether to append the opt-out footer, ``rule`` why."""
+    """Send now; ``footer`` says whether to append the opt-out footer, ``rule`` why.
+
+    ``window_closes_at`` (UTC) is the earliest instant after now at which the
+    send window closes for this contact, None for texts the window does not
+    hold (manual, compliance, email): the carrier's clock (SPEC §4a) hands it
+    to the provider as the message's validity.
+    """
 
     footer: bool
     rule: FooterRule
     reason: str
+    window_closes_at: datetime | None = None
 
     outcome = "send"
 
@@ -173,7 +187,7 @@ def decide(
 ) -> Decision:
     """The decision for one message at ``now``, from the state at that moment."""
     _aware("now", now)
-    if outgoing.kind.is_compliance:
+    if outgoing.kind.is_compliance and not outgoing.held_to_window:
         # Compliance replies answer the contact: they bypass the consent gate
         # (a STOP confirmation goes to someone just opted out) and the window.
         return Send(
@@ -194,8 +208,47 @@ def decide(
         return Send(
             False, FooterRule.NOT_SMS, "email: opt-out is the unsubscribe link, not the footer"
         )
-    return footer_decision(
+    closes = window_closes_at(contact, outgoing, now, state_rules)
+    if outgoing.kind.is_compliance:
+        return Send(
+            False,
+            FooterRule.COMPLIANCE,
+            f"no footer: {_kind_words(outgoing.kind)} never carries it",
+            closes,
+        )
+    decision = footer_decision(
         conversation, outgoing.opt_out, outgoing.footer_interval, now, tz=contact.timezone
+    )
+    return replace(decision, window_closes_at=closes) if closes is not None else decision
+
+
+def window_closes_at(
+    contact: ContactState,
+    outgoing: Outgoing,
+    now: datetime,
+    state_rules: tuple[StateRule, ...] = DEFAULT_STATE_RULES,
+) -> datetime | None:
+    """When the window that holds this text closes after ``now`` (UTC); None if none holds it.
+
+    The window is the campaign's or account's, narrowed by the contact's state
+    rule, in the contact's zone.
+    """
+    if not _held(outgoing):
+        return None
+    rule = rule_for(contact.state, state_rules)
+    window = outgoing.window.narrowed(rule.window) if rule is not None else outgoing.window
+    local = pendulum.instance(now).in_timezone(contact.timezone)
+    day = local.date()
+    closes = at_local(day, window.end, contact.timezone)
+    if closes <= now:
+        closes = at_local(day + timedelta(days=1), window.end, contact.timezone)
+    return closes
+
+
+def _held(outgoing: Outgoing) -> bool:
+    """Whether the send window and state rules hold this message."""
+    return outgoing.channel is Channel.SMS and (
+        outgoing.kind.is_marketing or outgoing.held_to_window
     )
 
 
@@ -277,7 +330,7 @@ def _deferral(
     if outgoing.kind is MessageKind.MANUAL:
         return None  # SPEC §4: manual texts are not deferred
     catching_up = outgoing.catching_up or now - outgoing.due_at > OVERDUE_AFTER
-    is_text = outgoing.channel is Channel.SMS and outgoing.kind.is_marketing
+    is_text = _held(outgoing)
     rule = rule_for(contact.state, state_rules) if is_text else None
     window = outgoing.window.narrowed(rule.window) if rule is not None else outgoing.window
     cap = rule.max_per_24h if rule is not None else None

@@ -51,6 +51,7 @@ from drip.domain.enums import (
     SendState,
 )
 from drip.errors import DripError
+from drip.pacing import NullPacer
 from drip.replay.scenario import (
     Bulk,
     CarrierOptOut,
@@ -271,6 +272,7 @@ class _World:
             sms=self.transport,
             email=self.transport,
             account=account,
+            pacer=NullPacer(),  # virtual time has no carrier queue: replay does not pace
         )
         _no_fsync(self.deps.engine)
         self.campaigns = list(campaigns)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from drip.services import carrier
 from drip.services.deps import Deps
 from drip.services.firing import FireResult, count_outcomes, fire_batch
 from drip.store import claims
@@ -17,8 +18,11 @@ log = structlog.get_logger("drip.dispatch")
 
 def claim(deps: Deps, now: datetime, limit: int | None = None) -> list[int]:
     """Claim up to ``limit`` due sends (``pending -> queued``); safe with many dispatchers."""
+    wanted = carrier.claim_limit(deps, now, limit or deps.settings.dispatch_batch)
+    if wanted < 1:
+        return []  # every sender of the due texts is at capacity (SPEC §4a pacing)
     with deps.sessions() as session:
-        return claims.claim_due(session, now, limit or deps.settings.dispatch_batch)
+        return claims.claim_due(session, now, wanted)
 
 
 def recover(deps: Deps, now: datetime) -> list[int]:
