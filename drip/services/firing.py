@@ -237,6 +237,7 @@ def _outgoing(deps: Deps, p: _Prepared, last_sent: datetime | None) -> Outgoing:
         window=window,
         catching_up=send.catching_up,
         enrollment_last_sent_at=last_sent,
+        held_to_window=send.held_to_window,
     )
 
 
