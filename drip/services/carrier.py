@@ -22,6 +22,7 @@ schedule in :mod:`drip.pacing`.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -218,3 +219,9 @@ def claim_limit(deps: Deps, now: datetime, wanted: int) -> int:
         room = math.floor(senders.rate_of(sender) * CLAIM_HORIZON_SECONDS) - flying[sender]
         budget += max(0, min(count, room))
     return min(wanted, budget) if due else wanted
+
+
+def tick_spent(deps: Deps, began: float) -> bool:
+    """With pacing on, whether an embedded tick that began at ``began`` (monotonic) sent a
+    tick's worth (``DRIP_TICK_SECONDS``): a paced backlog would otherwise hold one tick for hours."""
+    return deps.pacer.senders is not None and time.monotonic() - began >= deps.settings.tick_seconds

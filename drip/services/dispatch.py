@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from time import monotonic
 
 import structlog
 
@@ -64,7 +65,10 @@ def tick(
 ) -> TickSummary:
     """Embedded mode: recover, then claim and fire in-process until nothing is due at ``now``."""
     summary = TickSummary(unknown=recover(deps, now))
+    began = monotonic()
     for _ in range(max_rounds):
+        if carrier.tick_spent(deps, began):
+            break  # pacing: a tick's worth of sending; the next tick goes on
         ids = claim(deps, now)
         if not ids:
             break
