@@ -10,6 +10,7 @@ send window, state caps and catch-up (defer), then the footer (send).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from enum import StrEnum
@@ -237,12 +238,18 @@ def window_closes_at(
         return None
     rule = rule_for(contact.state, state_rules)
     window = outgoing.window.narrowed(rule.window) if rule is not None else outgoing.window
-    local = pendulum.instance(now).in_timezone(contact.timezone)
+    local = pendulum.instance(now).in_timezone(_zone(contact.timezone))
     day = local.date()
     closes = at_local(day, window.end, contact.timezone)
     if closes <= now:
         closes = at_local(day + timedelta(days=1), window.end, contact.timezone)
     return closes
+
+
+@functools.lru_cache(maxsize=512)
+def _zone(name: str) -> pendulum.Timezone | pendulum.FixedTimezone:
+    """``pendulum.timezone``, which reads the zone file on every call, once per name."""
+    return pendulum.timezone(name)
 
 
 def _held(outgoing: Outgoing) -> bool:

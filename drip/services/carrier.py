@@ -76,6 +76,9 @@ def clear_to_send(
     """
     closes = decision.window_closes_at
     pacer = deps.pacer
+    # The carrier counts from the hand-over: a batch that waited for slots or a slow
+    # provider is later than its ``now`` by then (the clock's own time; virtual in replay).
+    now = max(now, deps.clock.now())
     if closes is None:
         # Manual texts and compliance replies are not held back; they still use the slot.
         pacer.reserve(sender, segments, max_wait=math.inf)
