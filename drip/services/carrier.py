@@ -93,13 +93,8 @@ def clear_to_send(
     if isinstance(slot, Busy):
         until = now + timedelta(seconds=math.ceil(slot.retry_after))
         if (closes - until).total_seconds() < takes + MIN_VALIDITY_SECONDS:
-            return _to_opening(
-                reopen,
-                closes,
-                now,
-                catching_up,
-                "its sender cannot send it before the window closes",
-            )
+            why = f"its sender cannot send it before the window closes ({_masked(slot.reason)})"
+            return _to_opening(reopen, closes, now, catching_up, why)
         return Defer(
             until=until,
             code=DeferCode.PACING,

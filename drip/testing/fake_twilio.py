@@ -273,6 +273,10 @@ class _CarrierClock:
             free[arrival.from_] = start + arrival.segments / segments_per_second
         return expired
 
+    def expire_overdue(self, segments_per_second: float = 1.0) -> list[StatusCallbackResult]:
+        """Expire (see :meth:`expire`) every message :meth:`queue_expiries` finds overdue."""
+        return [self.expire(sid) for sid in self.queue_expiries(segments_per_second)]
+
     def expire(self, sid: str) -> StatusCallbackResult:
         """Report message ``sid`` expired in the queue: a signed ``failed`` callback with
         ErrorCode 30036 to its StatusCallback, sent now; the receiver's answer is returned."""

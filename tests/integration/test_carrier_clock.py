@@ -161,6 +161,23 @@ def test_a_sender_over_capacity_defers_with_reason_pacing(rig: Rig) -> None:
     assert rig.twilio.count == 15
 
 
+def test_the_brands_daily_cap_sends_the_rest_to_the_next_opening(rig: Rig) -> None:
+    """Cap reached at 11:00: the cap frees only after the window closes, so 08:00 tomorrow."""
+    paced(rig, Senders(daily_segments=2), FakeTime())
+    rig.add_contacts(2)
+    rig.at(ny(2, 11))
+    bulk(rig)
+
+    results = rig.fire_due()
+
+    assert [(r.outcome, r.code) for r in results] == [
+        ("sent", "F1"),
+        ("deferred", "carrier_clock"),
+    ]
+    assert results[1].deferred_until == ny(3, 8)
+    assert "daily cap of 2 segments" in results[1].reason
+
+
 def test_dispatch_claims_no_more_than_the_sender_can_send_soon(rig: Rig) -> None:
     """100 due texts of one agent at 1 segment/s: one claim takes 30, the next only what is free."""
     paced(rig, Senders(), FakeTime())
