@@ -60,9 +60,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from drip.domain.enums import Channel, ConsentSource, MessageKind, SenderRole
+from drip.domain.enums import ConsentSource
 from drip.domain.zones import normalize_phone, normalize_state, validate_timezone
 from drip.errors import DripError, NotFoundError, ValidationError
+from drip.services.confirmations import schedule_confirmations
 from drip.services.contacts import (
     ConsentEvidence,
     ContactInput,
@@ -70,9 +71,8 @@ from drip.services.contacts import (
     upsert_contact,
 )
 from drip.services.deps import Deps
-from drip.store import claims
 from drip.store import repository as repo
-from drip.store.models import Contact, ScheduledSend
+from drip.store.models import Contact
 
 log = structlog.get_logger("drip.import")
 
@@ -520,38 +520,7 @@ def send_confirmations(
     the contact, and the sender's pacing (SPEC C3, §4a), never a burst at
     night. ``on_sent`` gets the number of sends scheduled per batch.
     """
-    rows: list[dict[str, object]] = [
-        {
-            "contact_id": contact_id,
-            "kind": MessageKind.OPT_IN_CONFIRMATION,
-            "channel": Channel.SMS,
-            "body": deps.account.opt_in_confirmation,
-            "sender_role": SenderRole.AGENT,
-            "due_at": now,
-            "created_at": now,
-            "held_to_window": True,
-        }
-        for contact_id in dict.fromkeys(contact_ids)
-    ]
-    report = ConfirmationReport()
-    with deps.sessions.begin() as session:
-        for start in range(0, len(rows), claims.BATCH_SIZE):
-            batch = rows[start : start + claims.BATCH_SIZE]
-            claims.bulk_insert_sends(session, batch, now=now)
-            if on_sent is not None:
-                on_sent(len(batch))
-        if rows:
-            report.scheduled = list(
-                session.scalars(
-                    select(ScheduledSend.id).where(
-                        ScheduledSend.held_to_window.is_(True),
-                        ScheduledSend.created_at == now,
-                        ScheduledSend.contact_id.in_([r["contact_id"] for r in rows]),
-                    )
-                )
-            )
-    log.info("import_confirmations_scheduled", sends=len(rows))
-    return report
+    return ConfirmationReport(schedule_confirmations(deps, contact_ids, now, on_batch=on_sent))
 
 
 def exit_code(report: ImportReport) -> int:
