@@ -281,3 +281,31 @@ def test_the_null_pacer_never_waits() -> None:
     pacer = NullPacer()
     assert pacer.senders is None
     assert all(pacer.reserve(AGENT, 4, max_wait=0) == Slot(0.0) for _ in range(100))
+
+
+@given(
+    rate=st.sampled_from([1.0, 2.0, 5.0, 10.0]),
+    requests=st.lists(
+        st.tuples(st.floats(min_value=0, max_value=0.5), st.integers(min_value=1, max_value=3)),
+        min_size=1,
+        max_size=60,
+    ),
+)
+def test_granted_slots_never_put_more_than_the_rate_in_any_second(
+    rate: float, requests: list[tuple[float, int]]
+) -> None:
+    """However reservations arrive, the segments of granted slots in any 1 s span stay <= rate."""
+    clock = FakeTime()
+    pacer = LocalPacer(Senders(default_rate=rate), clock=clock, sleep=lambda _s: None)
+    starts: list[tuple[float, int]] = []
+    for gap, segments in requests:
+        clock.now += gap
+        slot = pacer.reserve(AGENT, segments, max_wait=3.0)
+        if isinstance(slot, Slot):
+            # A text of n segments occupies n consecutive segment slots at the carrier.
+            step = (1 + MARGIN) / rate
+            starts.extend((clock.now + slot.wait + k * step, 1) for k in range(segments))
+    times = sorted(t for t, _ in starts)
+    for i, t in enumerate(times):
+        in_span = sum(1 for u in times[i:] if u - t < 1.0)
+        assert in_span <= max(1, rate)
