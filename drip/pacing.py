@@ -37,9 +37,10 @@ from typing import Any, Final, Protocol
 from limits import RateLimitItemPerDay
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import FixedWindowRateLimiter
+from redis.exceptions import RedisError
 
 from drip.domain.pacing import Senders
-from drip.errors import ConfigError
+from drip.errors import ConfigError, DripError
 
 __all__ = [
     "MARGIN",
@@ -47,6 +48,7 @@ __all__ = [
     "LocalPacer",
     "NullPacer",
     "Pacer",
+    "PacingError",
     "RedisPacer",
     "Slot",
 ]
@@ -54,6 +56,10 @@ __all__ = [
 #: Slots are this much wider than ``1 / rate``: network jitter between the
 #: reservation and the request's arrival must not push a sender over its rate.
 MARGIN: Final = 0.08
+
+
+class PacingError(DripError):
+    """The shared sender schedule (Redis) could not be read or written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +210,14 @@ class RedisPacer(_Base):
         self._prefix = prefix
         client: Any = storage.get_connection()
         self._script = client.register_script(_RESERVE)
+
+    def reserve(self, sender: str, segments: int, *, max_wait: float) -> Slot | Busy:
+        try:
+            return super().reserve(sender, segments, max_wait=max_wait)
+        except RedisError as exc:
+            raise PacingError(
+                f"pacing: Redis did not answer ({type(exc).__name__}: {exc})"
+            ) from exc
 
     def _slot(self, sender: str, interval: float, max_wait: float) -> tuple[bool, float]:
         granted, wait = self._script(

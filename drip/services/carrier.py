@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from drip.domain.enums import EnrollmentStatus, SendState
 from drip.domain.pacing import validity_seconds
 from drip.domain.policy import Decision, Defer, DeferCode, Send
-from drip.pacing import Busy
+from drip.pacing import Busy, PacingError
 from drip.services.deps import Deps
 from drip.store import carrier as queries
 from drip.store.models import Enrollment, Message, ScheduledSend, SendDecision
@@ -48,6 +48,8 @@ MAX_WAIT_SECONDS: Final = 10.0
 CLAIM_HORIZON_SECONDS: Final = 30.0
 #: A text is not handed over with less validity than this: it could not leave in time.
 MIN_VALIDITY_SECONDS: Final = 5
+#: A text held back because the pacing store is unreachable is tried again this much later.
+UNAVAILABLE_RETRY_SECONDS: Final = 60.0
 #: Twilio's error code for a message that expired in its queue (never sent).
 EXPIRED: Final = 30036
 
@@ -81,7 +83,10 @@ def clear_to_send(
     now = max(now, deps.clock.now())
     if closes is None:
         # Manual texts and compliance replies are not held back; they still use the slot.
-        pacer.reserve(sender, segments, max_wait=math.inf)
+        try:
+            pacer.reserve(sender, segments, max_wait=math.inf)
+        except PacingError as exc:  # never hold a STOP confirmation for the pacing store
+            log.warning("pacing_unavailable", error=str(exc), held=False)
         return Cleared(None)
     senders = pacer.senders
     rate = senders.rate_of(sender) if senders is not None else 1.0
@@ -89,7 +94,17 @@ def clear_to_send(
     left = (closes - now).total_seconds()
     if left < takes + MIN_VALIDITY_SECONDS:
         return _to_opening(reopen, closes, now, catching_up, "too little of the window is left")
-    slot = pacer.reserve(sender, segments, max_wait=min(MAX_WAIT_SECONDS, left - takes))
+    try:
+        slot = pacer.reserve(sender, segments, max_wait=min(MAX_WAIT_SECONDS, left - takes))
+    except PacingError as exc:
+        log.warning("pacing_unavailable", error=str(exc), held=True)
+        return Defer(
+            until=now + timedelta(seconds=UNAVAILABLE_RETRY_SECONDS),
+            code=DeferCode.PACING,
+            reason=f"deferred {UNAVAILABLE_RETRY_SECONDS:.0f} s: the pacing store (Redis) is "
+            "unreachable, so the sender's throughput cannot be checked",
+            catching_up=catching_up,
+        )
     if isinstance(slot, Busy):
         until = now + timedelta(seconds=math.ceil(slot.retry_after))
         if (closes - until).total_seconds() < takes + MIN_VALIDITY_SECONDS:

@@ -19,11 +19,12 @@ from test_web_support import AGENT_PHONE, DANA_PHONE, Web, open_web
 from werkzeug.serving import make_server
 
 from drip.domain.account import AccountSettings
-from drip.domain.enums import SendState
+from drip.domain.enums import Channel, SenderRole, SendState
 from drip.domain.pacing import MAX_VALIDITY_SECONDS, Senders
 from drip.pacing import MARGIN, LocalPacer, RedisPacer, Slot
 from drip.services import carrier, dispatch
 from drip.services.bulk import BulkFilters, plan_bulk, schedule_bulk
+from drip.store import claims
 from drip.store import repository as repo
 from drip.store.models import ScheduledSend, SendDecision
 from drip.testing.fake_twilio import FakeTwilioServer
@@ -176,6 +177,44 @@ def test_the_brands_daily_cap_sends_the_rest_to_the_next_opening(rig: Rig) -> No
     ]
     assert results[1].deferred_until == ny(3, 8)
     assert "daily cap of 2 segments" in results[1].reason
+
+
+def test_an_unreachable_pacing_store_defers_campaign_texts_but_not_manual_ones(rig: Rig) -> None:
+    """Redis down: a bulk text is deferred 60 s (pacing); a manual text still goes."""
+    from drip.domain.enums import MessageKind
+    from drip.services.contacts import send_now
+
+    senders = Senders()
+    down = RedisPacer(senders, "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    rig.deps = replace(rig.deps, pacer=down, account=replace(AccountSettings(), senders=senders))
+    (contact,) = rig.add_contacts(1)
+    rig.at(ny(2, 11))
+    with rig.deps.sessions.begin() as session:
+        claims.bulk_insert_sends(
+            session,
+            [
+                {
+                    "contact_id": contact,
+                    "kind": MessageKind.BULK,
+                    "channel": Channel.SMS,
+                    "body": "Open house Sunday!",
+                    "sender_role": SenderRole.AGENT,
+                    "due_at": rig.now,
+                    "created_at": rig.now,
+                }
+            ],
+        )
+    from drip.services.firing import fire_batch
+
+    with rig.deps.sessions() as session:
+        ids = claims.claim_due(session, rig.now, 10)
+    (result,) = fire_batch(rig.deps, ids, rig.now)
+
+    assert (result.outcome, result.code) == ("deferred", "pacing")
+    assert result.deferred_until == rig.now + timedelta(seconds=60)
+    assert "unreachable" in result.reason
+    manual = send_now(rig.deps, contact, MessageKind.MANUAL, "Call me back?", rig.now)
+    assert manual.outcome == "sent"
 
 
 def test_dispatch_claims_no_more_than_the_sender_can_send_soon(rig: Rig) -> None:
