@@ -29,6 +29,7 @@ from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, render, sms_size, wi
 from drip.domain.pacing import Forecast, QueuedText, Senders, forecast
 from drip.domain.policy import DAY, ConversationState, Defer, Outgoing, Send, decide
 from drip.errors import DripError
+from drip.pacing import MARGIN
 from drip.services.deps import Deps
 from drip.services.firing import contact_state
 from drip.services.senders import resolve_sender, template_values
@@ -42,8 +43,17 @@ _CHUNK = 5000
 
 
 def _senders(deps: Deps) -> Senders:
-    """The configured rates, else the carrier's default (pacing off still queues at the carrier)."""
-    return deps.account.senders or Senders()
+    """The rates texts leave at: with pacing on, drip's paced rate (the configured one less
+    :data:`drip.pacing.MARGIN`); off, the carrier's default rate, at which it drains its queue."""
+    configured = deps.account.senders
+    if configured is None:
+        return Senders()
+    k = 1.0 + MARGIN
+    return Senders(
+        configured.default_rate / k,
+        {phone: rate / k for phone, rate in configured.rates.items()},
+        configured.daily_segments,
+    )
 
 
 def queued_text(
@@ -196,7 +206,7 @@ def forecast_lines(result: Forecast, tz: str) -> list[str]:
             else "none before the window closes"
         )
         lines.append(
-            f"  {s.sender} at {s.rate:g} segment(s)/s: {s.texts} texts, {s.segments} segments "
+            f"  {s.sender} at {s.rate:.3g} segment(s)/s: {s.texts} texts, {s.segments} segments "
             f"today; {span}; {s.slipping} slip"
         )
     return lines
