@@ -1,4 +1,4 @@
-"""drip benchmarks on PostgreSQL and Redis: scheduling, worker memory, claim cost, firing, replay.
+"""drip benchmarks on PostgreSQL and Redis: scheduling, worker memory, claim cost, firing, replay, pacing.
 
     .venv/bin/python benchmarks/run.py            # full (1M-send backlogs; tens of minutes)
     .venv/bin/python benchmarks/run.py --quick    # smaller, under five minutes
@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_claim
 import bench_fire
 import bench_memory
+import bench_pacing
 import bench_replay
 import bench_schedule
 from harness import (
@@ -60,6 +61,7 @@ SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "claim": bench_claim.run,
     "fire": bench_fire.run,
     "replay": bench_replay.run,
+    "pacing": bench_pacing.run,
 }
 
 #: (key, section, goal text, predicate) of the four ratio goals.
@@ -68,6 +70,8 @@ GOALS: list[tuple[str, str, str, Callable[[float], bool]]] = [
     ("worker_rss_growth_mib", "memory", "<= 10", lambda v: v <= 10),
     ("claim_backlog_ratio", "claim", "<= 1.5", lambda v: v <= 1.5),
     ("fire_vs_celery_noop", "fire", ">= 1.0", lambda v: v >= 1.0),
+    ("pacing_accuracy", "pacing", "<= 1.0", lambda v: v <= 1.0),
+    ("pacing_overhead", "pacing", ">= 0.9", lambda v: v >= 0.9),
 ]
 
 
@@ -138,6 +142,14 @@ def table(r: dict[str, Any], sections: list[str]) -> str:
             "replay_all_s", "s")  # fmt: skip
         if "replay_unavailable" in r:
             rows.append(("   (not measured)", "n/a", str(r["replay_unavailable"])))
+    if "pacing" in sections:
+        rows.append((f"6. Pacing ({_fmt(r.get('pacing_texts'))} texts at "
+                     f"{_fmt(r.get('pacing_rate_per_sender'))} segments/s per number)", "", ""))  # fmt: skip
+        add("   most texts of one number in any second", "pacing_peak_per_second")
+        add("   pacing_accuracy (peak / rate)", "pacing_accuracy", "", "goal <= 1.0")
+        add("   embedded fire path, pacing off", "pacing_off_sends_per_s", "sends/s")
+        add("   embedded fire path, pacing on (never binding)", "pacing_on_sends_per_s", "sends/s")
+        add("   pacing_overhead (on / off)", "pacing_overhead", "", "goal >= 0.9")
     for key, value in r.items():
         if key.endswith("_error"):
             rows.append((f"ERROR in {key.removesuffix('_error')}", "", str(value)[:200]))

@@ -19,6 +19,7 @@ from drip.clock import Clock, SystemClock
 from drip.config import Settings
 from drip.domain.account import AccountSettings
 from drip.logging import configure_logging
+from drip.pacing import Pacer
 from drip.services.deps import Deps
 from drip.store.engine import make_engine, session_factory
 from drip.transports.base import EmailTransport, SmsTransport
@@ -67,6 +68,18 @@ def build_sms(settings: Settings) -> SmsTransport:
     return _console(settings)
 
 
+def build_pacer(settings: Settings, account: AccountSettings) -> Pacer:
+    """Pacing (SPEC §4a): in Redis when scaled out, in process when embedded, off without
+    a ``senders:`` section in account.yaml."""
+    from drip.pacing import LocalPacer, NullPacer, RedisPacer
+
+    if account.senders is None:
+        return NullPacer()
+    if settings.broker_url is not None and settings.broker_url.startswith(("redis", "rediss")):
+        return RedisPacer(account.senders, settings.broker_url)
+    return LocalPacer(account.senders)
+
+
 def build_email(settings: Settings) -> EmailTransport:
     if settings.smtp_url:
         from drip.transports.smtp_email import SmtpEmailTransport
@@ -87,6 +100,7 @@ def build(
     sms: SmsTransport | None = None,
     email: EmailTransport | None = None,
     account: AccountSettings | None = None,
+    pacer: Pacer | None = None,
 ) -> Deps:
     """The dependencies of every service; tests and replay pass their own parts."""
     settings = settings or load_settings()
@@ -97,6 +111,7 @@ def build(
     if not settings.embedded and settings.secret_key_is_default:
         log.warning("secret_key_default", hint="set DRIP_SECRET_KEY so unsubscribe links are safe")
     engine = make_engine(settings.database_url)
+    account = account or load_account(settings)
     return Deps(
         settings=settings,
         engine=engine,
@@ -104,5 +119,6 @@ def build(
         sms=sms or build_sms(settings),
         email=email or build_email(settings),
         clock=clock or SystemClock(),
-        account=account or load_account(settings),
+        account=account,
+        pacer=pacer or build_pacer(settings, account),
     )

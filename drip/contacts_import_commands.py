@@ -73,12 +73,10 @@ def import_contacts(
         typer.echo(f"note: {note}")
     typer.echo(report.summary())
     if report.to_confirm:
-        # SPEC C3, after the import committed: one send per newly consented contact.
-        with Progress(transient=True) as progress:
-            task = progress.add_task("opt-in confirmations", total=len(report.to_confirm))
-            sent = send_confirmations(
-                deps, report.to_confirm, now, on_sent=lambda _r: progress.advance(task)
-            )
-        counts = ", ".join(f"{n} {k}" for k, n in sorted(sent.counts().items()))
-        typer.echo(f"opt-in confirmations: {counts}")
+        # SPEC C3, after the import committed: one held send per newly consented contact.
+        scheduled = send_confirmations(deps, report.to_confirm, now)
+        typer.echo(
+            f"opt-in confirmations: {len(scheduled.scheduled)} scheduled; they go out through "
+            "dispatch inside each contact's send window, at the senders' pace"
+        )
     raise typer.Exit(exit_code(report))

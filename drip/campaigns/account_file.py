@@ -34,9 +34,6 @@ from when a contact has no agent and there is no ``default_agent``;
 account adds to those families (other languages; matched whole-message,
 case- and accent-insensitive).
 
-``state_rules`` is a list of ``{state, window: {start, end}, max_per_24h}``;
-a rule for a state replaces that state's default rule entirely (no
-``max_per_24h`` means no cap), and rules for other states are added.
 ``state_rules`` extends the rule pack bundled with drip (``drip/rules/us.yaml``,
 SPEC §4a; rows as ``drip.campaigns.rules_file`` reads them): a row for a state
 replaces that state's bundled row entirely (no ``max_per_24h`` means no cap),
@@ -45,6 +42,12 @@ bundled row off. ``blackouts`` lists closed date ranges per state.
 
 ``send_window`` (and every campaign's) must lie inside the federal quiet
 hours of the rule pack, 08:00-21:00 (47 CFR 64.1200(c)(1)).
+
+``senders`` turns pacing on (SPEC §4a): ``default`` is the segments per
+second of any number not listed (1, a US long code, when left out),
+``numbers`` maps E.164 numbers to their own rate, ``daily_segments`` caps the
+segments the brand sends in a day. Without the section drip does not pace
+(the carrier still queues at its rate).
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ from drip.campaigns.rules_file import window as read_window
 from drip.campaigns.yamlsource import YamlSource, is_null
 from drip.domain.account import AccountSettings, AgentProfile
 from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, TEMPLATE_VARIABLES, template_problems
+from drip.domain.pacing import Senders
 from drip.domain.window import SendWindow, StateRule
 from drip.errors import CampaignError
 
@@ -91,7 +95,9 @@ ACCOUNT_FIELDS = (
     "default_sender",
     "keywords",
     "blackouts",
+    "senders",
 )
+SENDERS_FIELDS = ("default", "numbers", "daily_segments")
 AGENT_FIELDS = ("first_name", "last_name", "phone")
 COMPLIANCE_TEXTS = (
     "opt_in_confirmation",
@@ -215,6 +221,7 @@ def parse_account(source: YamlSource) -> AccountSettings | None:
     read("state_rules", lambda n: _state_rules(source, n))
     _read_inbound_fields(source, read)
     read("blackouts", lambda n: read_blackouts(source, n))
+    read("senders", lambda n: _senders(source, n))
 
     if source.error_count > before:
         return None
@@ -405,3 +412,61 @@ def _keywords(source: YamlSource, node: yaml.Node) -> tuple[tuple[str, str], ...
             seen[key] = family
             pairs.append((word.strip(), family))
     return tuple(pairs) if ok else None
+
+
+# --- carrier pacing (SPEC §4a) ---
+
+#: Highest rate accepted for one number, segments per second (a short code does ~100).
+MAX_RATE = 10_000
+
+
+def _rate(source: YamlSource, node: yaml.Node, what: str) -> float | None:
+    """A positive number of segments per second (a whole number or a decimal)."""
+    raw = node.value if isinstance(node, yaml.ScalarNode) else None
+    try:
+        value = float(raw) if isinstance(raw, str) and node.tag.endswith(("int", "float")) else None
+    except ValueError:
+        value = None
+    if value is None or not (0 < value <= MAX_RATE):
+        source.error(node, f"{what} must be segments per second, a number in (0, {MAX_RATE}]")
+        return None
+    return value
+
+
+def _senders(source: YamlSource, node: yaml.Node) -> Senders | None:
+    what = "senders"
+    fields = source.mapping(node, what)
+    if fields is None:
+        return None
+    if not source.check_fields(fields, node, what, allowed=SENDERS_FIELDS):
+        return None
+    default = Senders().default_rate
+    if "default" in fields:
+        rate = _rate(source, fields["default"].value, "senders: default")
+        if rate is None:
+            return None
+        default = rate
+    rates: dict[str, float] = {}
+    if "numbers" in fields:
+        numbers = source.mapping(fields["numbers"].value, "senders: numbers")
+        if numbers is None:
+            return None
+        for phone, item in numbers.items():
+            if not _E164.fullmatch(phone):
+                source.error(item.value, f'senders: {phone!r} is not an E.164 number ("+1...")')
+                return None
+            rate = _rate(source, item.value, f"senders: rate of {phone}")
+            if rate is None:
+                return None
+            rates[phone] = rate
+    cap: int | None = None
+    if "daily_segments" in fields and not is_null(fields["daily_segments"].value):
+        cap = source.integer(
+            fields["daily_segments"].value,
+            "senders: daily_segments",
+            minimum=1,
+            maximum=100_000_000,
+        )
+        if cap is None:
+            return None
+    return Senders(default_rate=default, rates=rates, daily_segments=cap)

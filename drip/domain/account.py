@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from drip.domain.campaign import DEFAULT_FOOTER
+from drip.domain.pacing import Senders
 from drip.domain.window import Blackout, SendWindow, StateRule
 
 DEFAULT_OPT_IN = (
@@ -71,3 +72,5 @@ class AccountSettings:
     #: Words the account adds to the keyword families of SPEC §3, as
     #: (word, family) pairs; family is ``opt_out``, ``help`` or ``opt_in``.
     keywords: tuple[tuple[str, str], ...] = ()
+    #: Sender throughput and the brand's daily cap (SPEC §4a); None: drip does not pace.
+    senders: Senders | None = None

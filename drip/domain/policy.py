@@ -76,6 +76,10 @@ class DeferCode(StrEnum):
     CLOSED_DAY = "closed_day"
     HOLIDAY = "holiday"
     BLACKOUT = "blackout"
+    #: The sender has no capacity now (SPEC §4a pacing).
+    PACING = "pacing"
+    #: Too little of the window is left for the text to leave the carrier's queue (SPEC §4a).
+    CARRIER_CLOCK = "carrier_clock"
 
 
 @functools.lru_cache(maxsize=512)
@@ -169,6 +173,9 @@ class Outgoing:
     window: SendWindow = field(default_factory=SendWindow)
     catching_up: bool = False
     enrollment_last_sent_at: datetime | None = None
+    #: A compliance text held to the window and state rules like a campaign text:
+    #: the confirmation of consent brought in by an import (SPEC C3).
+    held_to_window: bool = False
 
     def __post_init__(self) -> None:
         _aware("due_at", self.due_at)
@@ -237,7 +244,7 @@ def decide(
     are operations' closed date ranges per state.
     """
     _aware("now", now)
-    if outgoing.kind.is_compliance:
+    if outgoing.kind.is_compliance and not outgoing.held_to_window:
         # Compliance replies answer the contact: they bypass the consent gate
         # (a STOP confirmation goes to someone just opted out) and the window.
         return Send(
@@ -262,9 +269,30 @@ def decide(
     decision = footer_decision(
         conversation, outgoing.opt_out, outgoing.footer_interval, now, tz=contact.timezone
     )
+    if outgoing.kind.is_compliance:  # held to the window: imported consent's confirmation
+        decision = Send(
+            False,
+            FooterRule.COMPLIANCE,
+            f"no footer: {_kind_words(outgoing.kind)} never carries it",
+        )
     if law.is_text:
         return replace(decision, window_closes_at=_closes_at(now, law))
     return decision
+
+
+def window_closes_at(
+    contact: ContactState,
+    outgoing: Outgoing,
+    now: datetime,
+    state_rules: tuple[StateRule, ...] = (),
+    blackouts: tuple[Blackout, ...] = (),
+) -> datetime | None:
+    """When the window holding this message closes after ``now`` (UTC); None if none holds it.
+
+    The same value ``decide`` puts on a ``Send`` (``now`` is taken to be open).
+    """
+    law = _law_for(contact, outgoing, state_rules, blackouts)
+    return _closes_at(now, law) if law.is_text else None
 
 
 def footer_decision(
@@ -379,7 +407,10 @@ def _law_for(
     state_rules: tuple[StateRule, ...],
     blackouts: tuple[Blackout, ...],
 ) -> _Law:
-    is_text = outgoing.channel is Channel.SMS and outgoing.kind.is_marketing  # campaign, bulk
+    # campaign and bulk texts, and compliance texts held to the window (imported consent)
+    is_text = outgoing.channel is Channel.SMS and (
+        outgoing.kind.is_marketing or outgoing.held_to_window
+    )
     states = contact.all_states
     return _Law(
         is_text=is_text,

@@ -50,6 +50,7 @@ from drip.domain.enums import (
     SendState,
 )
 from drip.errors import DripError
+from drip.pacing import NullPacer
 from drip.replay.scenario import (
     Bulk,
     CarrierOptOut,
@@ -270,6 +271,7 @@ class _World:
             sms=self.transport,
             email=self.transport,
             account=account,
+            pacer=NullPacer(),  # virtual time has no carrier queue: replay does not pace
         )
         _no_fsync(self.deps.engine)
         self.campaigns = list(campaigns)

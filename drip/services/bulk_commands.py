@@ -64,6 +64,12 @@ def bulk(  # noqa: PLR0917 - Typer maps each CLI option to a parameter
     plan = plan_bulk(deps, body, filters, now)
     for line in plan.lines():
         typer.echo(line)
+    # --- pacing forecast (SPEC §4a): when the last text leaves, how many slip ---
+    from drip.services.pacing import forecast_bulk, forecast_lines
+
+    expected = forecast_bulk(deps, plan.body, plan.recipients, now)
+    for line in forecast_lines(expected, deps.account.default_timezone):
+        typer.echo(line)
     if dry_run:
         typer.echo("dry run: nothing scheduled")
         return

@@ -23,6 +23,7 @@ from drip.domain.enums import (
 )
 from drip.domain.zones import normalize_phone, normalize_state, validate_timezone
 from drip.errors import NotFoundError, ValidationError
+from drip.services.confirmations import schedule_confirmations
 from drip.services.deps import Deps
 from drip.services.firing import FireResult, fire_batch
 from drip.store import repository as repo
@@ -198,7 +199,11 @@ def add_contact(
                 notes.append("consent not recorded: the contact opted out after it was given")
         contact_id = contact.id
     confirmation = None
-    if recorded and not had_consent:
+    imported = consent is not None and consent.source is ConsentSource.IMPORT
+    if recorded and not had_consent and imported:
+        # SPEC C3: imported consent is confirmed through the send pipeline, not at once.
+        schedule_confirmations(deps, [contact_id], now)
+    elif recorded and not had_consent:
         confirmation = send_now(
             deps, contact_id, MessageKind.OPT_IN_CONFIRMATION, deps.account.opt_in_confirmation, now
         )

@@ -12,6 +12,7 @@ from drip.clock import Clock
 from drip.config import Settings
 from drip.domain.account import AccountSettings
 from drip.domain.campaign import Campaign
+from drip.pacing import NullPacer, Pacer
 from drip.transports.base import EmailTransport, SmsTransport
 
 
@@ -42,3 +43,5 @@ class Deps:
     clock: Clock
     account: AccountSettings
     campaigns: CampaignCache = field(default_factory=CampaignCache)
+    #: Sender throughput (SPEC §4a), built by ``bootstrap.build_pacer``; off by default.
+    pacer: Pacer = field(default_factory=NullPacer)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from time import monotonic
 
 import structlog
 
+from drip.services import carrier
 from drip.services.deps import Deps
 from drip.services.firing import FireResult, count_outcomes, fire_batch
 from drip.store import claims
@@ -17,8 +19,11 @@ log = structlog.get_logger("drip.dispatch")
 
 def claim(deps: Deps, now: datetime, limit: int | None = None) -> list[int]:
     """Claim up to ``limit`` due sends (``pending -> queued``); safe with many dispatchers."""
+    wanted = carrier.claim_limit(deps, now, limit or deps.settings.dispatch_batch)
+    if wanted < 1:
+        return []  # every sender of the due texts is at capacity (SPEC §4a pacing)
     with deps.sessions() as session:
-        return claims.claim_due(session, now, limit or deps.settings.dispatch_batch)
+        return claims.claim_due(session, now, wanted)
 
 
 def recover(deps: Deps, now: datetime) -> list[int]:
@@ -60,7 +65,10 @@ def tick(
 ) -> TickSummary:
     """Embedded mode: recover, then claim and fire in-process until nothing is due at ``now``."""
     summary = TickSummary(unknown=recover(deps, now))
+    began = monotonic()
     for _ in range(max_rounds):
+        if carrier.tick_spent(deps, began):
+            break  # pacing: a tick's worth of sending; the next tick goes on
         ids = claim(deps, now)
         if not ids:
             break

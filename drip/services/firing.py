@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from time import monotonic
@@ -47,7 +48,7 @@ from drip.domain.policy import (
 )
 from drip.domain.zones import resolve_states, resolve_timezone
 from drip.errors import TransportError
-from drip.services import fire_checks, unsubscribe
+from drip.services import carrier, fire_checks, unsubscribe
 from drip.services.deps import Deps
 from drip.services.senders import Sender, missing_sender_reason, resolve_sender, template_values
 from drip.store import claims
@@ -246,6 +247,7 @@ def _outgoing(deps: Deps, p: _Prepared, last_sent: datetime | None) -> Outgoing:
         window=window,
         catching_up=send.catching_up,
         enrollment_last_sent_at=last_sent,
+        held_to_window=send.held_to_window,
     )
 
 
@@ -283,10 +285,11 @@ def _fire_one(deps: Deps, p: _Prepared, states: _States, now: datetime) -> _Outc
     conversation = states.conversations.get(key, ConversationState())
     last_sent = states.last_sent.get(send.enrollment_id) if send.enrollment_id else None
     cstate = contact_state(contact, deps, states.marketing.get(contact.id, []))
+    outgoing = _outgoing(deps, p, last_sent)
     decision = decide(
         cstate,
         conversation,
-        _outgoing(deps, p, last_sent),
+        outgoing,
         now,
         state_rules=deps.account.state_rules,
         blackouts=deps.account.blackouts,
@@ -300,7 +303,10 @@ def _fire_one(deps: Deps, p: _Prepared, states: _States, now: datetime) -> _Outc
         )
         return _Outcome(p, decision, result)
 
-    outcome = _deliver(deps, p, decision, template, now)
+    def reopen(at: datetime) -> Decision:  # the policy at another instant (SPEC §4a)
+        return decide(cstate, conversation, outgoing, at, state_rules=deps.account.state_rules)
+
+    outcome = _deliver(deps, p, decision, template, now, reopen=reopen)
     if outcome.result.outcome == "sent":
         if decision.footer and send.channel is Channel.SMS:
             states.conversations[key] = replace(conversation, footer_last_sent_at=now)
@@ -336,7 +342,13 @@ def _template(p: _Prepared) -> _Template | None:
 
 
 def _deliver(
-    deps: Deps, p: _Prepared, decision: Send, template: _Template, now: datetime
+    deps: Deps,
+    p: _Prepared,
+    decision: Send,
+    template: _Template,
+    now: datetime,
+    *,
+    reopen: Callable[[datetime], Decision],
 ) -> _Outcome:
     send, contact, sender = p.send, p.contact, p.sender
     values = template_values(contact, sender, deps.account)
@@ -375,8 +387,24 @@ def _deliver(
         created_at=now,
     )
     callback = deps.settings.status_callback_url if deps.settings.twilio_enabled else None
+    # --- the carrier's clock (SPEC §4a): pace the sender, set the validity, or defer ---
+    cleared = carrier.clear_to_send(
+        deps,
+        sender.phone,
+        size.segments,
+        decision,
+        now,
+        catching_up=send.catching_up,
+        reopen=reopen,
+    )
+    if isinstance(cleared, Defer):
+        result = FireResult(
+            send.id, "deferred", cleared.code.value, cleared.reason, deferred_until=cleared.until
+        )
+        return _Outcome(p, cleared, result)
+    outbound = OutboundSms(sender.phone, contact.phone, text, callback, cleared.validity_seconds)
     try:
-        receipt = deps.sms.send_sms(OutboundSms(sender.phone, contact.phone, text, callback))
+        receipt = deps.sms.send_sms(outbound)
     except TransportError as exc:  # SmsSendError included: the provider refused it
         return _failed(p, decision, message, exc, now)
     except Exception as exc:  # not a refusal: the text may have gone out

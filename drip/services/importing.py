@@ -5,7 +5,7 @@ Two parts:
 - :func:`parse_contact` and :func:`parse_consent_flag` turn text fields into a
   validated :class:`ContactInput` or raise :class:`FieldError` naming the
   field; the registration endpoint (``POST /contacts``) and the import share them.
-- :func:`import_rows` imports a CSV file; :func:`send_confirmations` then sends
+- :func:`import_rows` imports a CSV file; :func:`send_confirmations` then schedules
   the opt-in confirmations (C3) of the contacts that newly gave consent.
 
 Import semantics (``drip contacts import FILE.csv``):
@@ -36,12 +36,12 @@ Import semantics (``drip contacts import FILE.csv``):
   if there is one. Consent is never removed by an import: a row without
   evidence leaves earlier consent as it is.
 - Opt-in confirmations (C3) for contacts that had no consent before the
-  import and have it now are sent after the import committed, one
-  ``send_now`` per contact, through the normal fire path (policy, transport,
-  records). That is one provider call per contact: for tens of thousands of
-  contacts it takes minutes, which the command shows with a progress bar.
-  A failure to send one does not undo the import; each outcome is recorded
-  on the contact's timeline.
+  import and have it now are scheduled after the import committed, one
+  pending send per contact, due now and held to the send pipeline: the
+  contact's send window and state rules, and the sender's pacing (SPEC C3,
+  §4a), so an import at night confirms in the morning and a large import
+  goes at the senders' rate. Each outcome is recorded on the contact's
+  timeline when it fires.
 """
 
 from __future__ import annotations
@@ -60,18 +60,17 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from drip.domain.enums import ConsentSource, MessageKind
+from drip.domain.enums import ConsentSource
 from drip.domain.zones import normalize_phone, normalize_state, validate_timezone
 from drip.errors import DripError, NotFoundError, ValidationError
+from drip.services.confirmations import schedule_confirmations
 from drip.services.contacts import (
     ConsentEvidence,
     ContactInput,
     record_consent,
-    send_now,
     upsert_contact,
 )
 from drip.services.deps import Deps
-from drip.services.firing import FireResult
 from drip.store import repository as repo
 from drip.store.models import Contact
 
@@ -499,15 +498,12 @@ def _import_one(
 
 @dataclass
 class ConfirmationReport:
-    """Outcomes of the opt-in confirmations sent after an import."""
+    """The opt-in confirmations scheduled after an import: one pending send id per contact."""
 
-    results: list[FireResult] = field(default_factory=list)
+    scheduled: list[int] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for r in self.results:
-            out[r.outcome] = out.get(r.outcome, 0) + 1
-        return out
+        return {"scheduled": len(self.scheduled)} if self.scheduled else {}
 
 
 def send_confirmations(
@@ -515,18 +511,16 @@ def send_confirmations(
     contact_ids: Iterable[int],
     now: datetime,
     *,
-    on_sent: Callable[[FireResult], None] | None = None,
+    on_sent: Callable[[int], None] | None = None,
 ) -> ConfirmationReport:
-    """One opt-in confirmation (C3) per contact, each through ``send_now``."""
-    report = ConfirmationReport()
-    for contact_id in contact_ids:
-        result = send_now(
-            deps, contact_id, MessageKind.OPT_IN_CONFIRMATION, deps.account.opt_in_confirmation, now
-        )
-        report.results.append(result)
-        if on_sent is not None:
-            on_sent(result)
-    return report
+    """Schedule one opt-in confirmation (C3) per contact, due now, held to the pipeline.
+
+    Imported consent is evidence of an earlier opt-in, so its confirmation goes
+    through dispatch like a campaign text: the send window and state rules of
+    the contact, and the sender's pacing (SPEC C3, §4a), never a burst at
+    night. ``on_sent`` gets the number of sends scheduled per batch.
+    """
+    return ConfirmationReport(schedule_confirmations(deps, contact_ids, now, on_batch=on_sent))
 
 
 def exit_code(report: ImportReport) -> int:

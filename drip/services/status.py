@@ -56,6 +56,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import Channel, ConsentEventKind, TextStatus
+from drip.services import carrier
 from drip.services.contacts import opt_out
 from drip.services.deps import Deps
 from drip.store import repository as repo
@@ -169,6 +170,8 @@ def handle_status(
             .execution_options(synchronize_session=False)
         )
         applied = moved.rowcount == 1  # type: ignore[attr-defined]
+        if applied:  # 30036: expired in the carrier's queue, back to the next opening once
+            carrier.requeue_expired(session, message, new, error_code, now)
         contact = session.get(Contact, message.contact_id) if message.contact_id else None
         opted = False
         undeliverable = False

@@ -342,6 +342,7 @@ def _normalize(row: Mapping[str, Any], now: datetime | None) -> dict[str, Any]:
         "state": SendState.PENDING,
         "attempts": 0,
         "catching_up": False,
+        "held_to_window": False,
     }
     for column, default in defaults.items():
         if out.get(column) is None:

@@ -307,6 +307,9 @@ class ScheduledSend(Base):
         server_default=SendState.PENDING.value,
     )
     catching_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: A compliance text held to the window, state rules and pacing like a campaign
+    #: text: the opt-in confirmation of consent brought in by an import (SPEC C3).
+    held_to_window: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     sending_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

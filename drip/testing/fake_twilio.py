@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_ACCOUNT_SID",
     "DEFAULT_AUTH_TOKEN",
+    "Arrival",
     "FakeTwilioServer",
     "ReceivedRequest",
     "StatusCallbackResult",
@@ -331,6 +332,149 @@ class _Delivery:
     error_code: int | None
 
 
+# -- the carrier's clock: ValidityPeriod, arrival times, queue expiry (30036) ----------------
+
+#: Twilio accepts a ValidityPeriod of 1 to 36,000 seconds (error 21624 otherwise;
+#: https://www.twilio.com/docs/api/errors/21624, checked 2026-11-30).
+MAX_VALIDITY_PERIOD = 36_000
+INVALID_VALIDITY_PERIOD = 21624
+VALIDITY_EXPIRED = 30036
+_ERROR_MESSAGES[INVALID_VALIDITY_PERIOD] = "Invalid validity period value"
+_ERROR_MESSAGES[VALIDITY_EXPIRED] = "Validity Period Expired"
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """When a Messages API create request arrived (``time.time()``), from whom, its validity."""
+
+    at: float
+    from_: str | None
+    to: str | None
+    validity: int | None
+    segments: int
+    sid: str | None  # None when refused
+
+
+class _CarrierClock:
+    """Arrival times and ValidityPeriod per request, and the carrier queue's expiry.
+
+    Twilio releases each sender's queue at its rate (a US long code one
+    segment per second) and drops a message that waited longer than its
+    ValidityPeriod with error 30036, reported by a ``failed`` status callback.
+    :meth:`queue_expiries` models that queue from the recorded arrivals;
+    :meth:`expire` sends the signed ``failed``/30036 callback of one message.
+    """
+
+    account_sid: str
+    auth_token: str
+    _lock: threading.Lock
+    _arrivals: list[Arrival]
+    _requests: list[ReceivedRequest]
+    _count: int
+    record_requests: bool
+
+    @property
+    def arrivals(self) -> list[Arrival]:
+        """Every create request's arrival, in order (a copy)."""
+        with self._lock:
+            return list(self._arrivals)
+
+    def _note_arrival(
+        self, at: float, params: list[tuple[str, str]], status: int, payload: bytes
+    ) -> None:
+        form = dict(params)
+        raw = form.get("ValidityPeriod")
+        sid = json.loads(payload).get("sid") if status == 201 else None
+        arrival = Arrival(
+            at,
+            form.get("From"),
+            form.get("To"),
+            int(raw) if raw else None,
+            num_segments(form.get("Body", "")),
+            sid,
+        )
+        with self._lock:
+            self._arrivals.append(arrival)
+
+    def _refuse_validity(
+        self, path: str, params: list[tuple[str, str]]
+    ) -> tuple[int, bytes] | None:
+        """Twilio's 400/21624 for a ValidityPeriod that is not a whole number in 1..36,000."""
+        raw = dict(params).get("ValidityPeriod")
+        if raw is None or (raw.isdigit() and 1 <= int(raw) <= MAX_VALIDITY_PERIOD):
+            return None
+        with self._lock:
+            self._count += 1
+            if self.record_requests:
+                self._requests.append(
+                    ReceivedRequest(
+                        "POST",
+                        path,
+                        self.account_sid,
+                        tuple(params),
+                        400,
+                        None,
+                        INVALID_VALIDITY_PERIOD,
+                    )
+                )
+        message = _ERROR_MESSAGES[INVALID_VALIDITY_PERIOD]
+        return 400, _error_body(400, INVALID_VALIDITY_PERIOD, message)
+
+    def queue_expiries(self, segments_per_second: float = 1.0) -> list[str]:
+        """The sids the carrier would expire: each sender's queue drained at its rate, in
+        arrival order; a message whose turn comes after its ValidityPeriod is dropped."""
+        free: dict[str, float] = {}
+        expired: list[str] = []
+        for arrival in self.arrivals:
+            if arrival.sid is None or arrival.from_ is None:
+                continue
+            start = max(free.get(arrival.from_, 0.0), arrival.at)
+            if arrival.validity is not None and start - arrival.at > arrival.validity:
+                expired.append(arrival.sid)
+                continue
+            free[arrival.from_] = start + arrival.segments / segments_per_second
+        return expired
+
+    def expire_overdue(self, segments_per_second: float = 1.0) -> list[StatusCallbackResult]:
+        """Expire (see :meth:`expire`) every message :meth:`queue_expiries` finds overdue."""
+        return [self.expire(sid) for sid in self.queue_expiries(segments_per_second)]
+
+    def expire(self, sid: str) -> StatusCallbackResult:
+        """Report message ``sid`` expired in the queue: a signed ``failed`` callback with
+        ErrorCode 30036 to its StatusCallback, sent now; the receiver's answer is returned."""
+        import requests
+        from twilio.request_validator import RequestValidator
+
+        with self._lock:
+            request = next((r for r in self._requests if r.sid == sid), None)
+        if request is None or not request.status_callback:
+            raise KeyError(f"no accepted message {sid} with a StatusCallback was recorded")
+        url = request.status_callback
+        params = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": API_VERSION,
+            "From": request.from_ or "",
+            "To": request.to or "",
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "MessageStatus": "failed",
+            "SmsStatus": "failed",
+            "ErrorCode": str(VALIDITY_EXPIRED),
+        }
+        signature = str(RequestValidator(self.auth_token).compute_signature(url, params))
+        try:
+            response = requests.post(
+                url, data=params, headers={"X-Twilio-Signature": signature}, timeout=5
+            )
+            return StatusCallbackResult(
+                url, tuple(params.items()), signature, response.status_code, None
+            )
+        except requests.RequestException as exc:
+            return StatusCallbackResult(
+                url, tuple(params.items()), signature, None, f"{type(exc).__name__}: {exc}"
+            )
+
+
 class _HttpServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
@@ -445,7 +589,7 @@ def _error_body(status: int, code: int, message: str) -> bytes:
     ).encode()
 
 
-class FakeTwilioServer(_TwilioFidelity):
+class FakeTwilioServer(_TwilioFidelity, _CarrierClock):
     """The fake Twilio Messages API on ``127.0.0.1``, on a free port unless told otherwise.
 
     Use as a context manager (``with FakeTwilioServer() as srv: srv.base_url``)
@@ -493,6 +637,7 @@ class FakeTwilioServer(_TwilioFidelity):
         self._callback_queue: queue.Queue[tuple[float, str, dict[str, str]] | None] = queue.Queue()
         self._callback_thread: threading.Thread | None = None
         self._init_fidelity(callback_sequence, reorder_seed)
+        self._arrivals: list[Arrival] = []  # the carrier's clock section below
 
     # -- life cycle ----------------------------------------------------------
 
@@ -601,6 +746,7 @@ class FakeTwilioServer(_TwilioFidelity):
             self._deliveries.clear()
             self._callbacks.clear()
             self._clear_fidelity()
+            self._arrivals.clear()
 
     # -- what happened -------------------------------------------------------
 
@@ -661,7 +807,13 @@ class FakeTwilioServer(_TwilioFidelity):
             return 401, _error_body(401, 20003, _ERROR_MESSAGES[20003])
         if method == "POST" and path == self._messages_path + ".json":
             params = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-            return self._create_message(path, params)
+            arrived = time.time()
+            refused = self._refuse_validity(path, params)
+            if refused is not None:
+                return refused
+            status, payload = self._create_message(path, params)
+            self._note_arrival(arrived, params, status, payload)
+            return status, payload
         if method == "GET" and path.startswith(self._messages_path + "/SM"):
             sid = path[len(self._messages_path) + 1 :].removesuffix(".json")
             with self._lock:

@@ -33,12 +33,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class OutboundSms:
-    """One text to hand to the provider, exactly as it will be sent."""
+    """One text to hand to the provider, exactly as it will be sent.
+
+    ``validity_seconds``: how long the provider may hold it in its queue
+    before dropping it (Twilio ``ValidityPeriod``, SPEC §4a); None: its default.
+    """
 
     from_: str
     to: str
     body: str
     status_callback: str | None = None
+    validity_seconds: int | None = None
 
 
 @dataclass(frozen=True)

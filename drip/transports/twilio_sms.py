@@ -158,9 +158,11 @@ class TwilioSmsTransport:
             session.close()
 
     def _send_once(self, msg: OutboundSms) -> SmsReceipt:
-        kwargs: dict[str, str] = {"from_": msg.from_, "to": msg.to, "body": msg.body}
+        kwargs: dict[str, Any] = {"from_": msg.from_, "to": msg.to, "body": msg.body}
         if msg.status_callback is not None:
             kwargs["status_callback"] = msg.status_callback
+        if msg.validity_seconds is not None:
+            kwargs["validity_period"] = msg.validity_seconds
         try:
             message = self._messages.create(**kwargs)
         except (TwilioRestException, TwilioServiceException) as exc:

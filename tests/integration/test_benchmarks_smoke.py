@@ -21,7 +21,14 @@ import redis
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "benchmarks" / "run.py"
-KEYS = ("schedule_vs_copy", "worker_rss_growth_mib", "claim_backlog_ratio", "fire_vs_celery_noop")
+KEYS = (
+    "schedule_vs_copy",
+    "worker_rss_growth_mib",
+    "claim_backlog_ratio",
+    "fire_vs_celery_noop",
+    "pacing_accuracy",
+    "pacing_overhead",
+)
 RAW = (
     "schedule_drip_steps_per_s",
     "schedule_copy_steps_per_s",

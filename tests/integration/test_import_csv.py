@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -131,9 +130,11 @@ def test_confirmations_go_to_newly_consented_contacts_once(web: Web) -> None:
     """After the import, one opt-in confirmation per newly consented contact (C3), none on re-import."""
     report = import_rows(web.deps, parse_csv_text(CSV)[0], web.now)
 
-    sent = send_confirmations(web.deps, report.to_confirm, web.now)
+    scheduled = send_confirmations(web.deps, report.to_confirm, web.now)
 
-    assert sent.counts() == {"sent": 2}
+    assert scheduled.counts() == {"scheduled": 2}
+    assert web.transport.sms == []  # held to the pipeline (SPEC C3), not sent in a burst
+    assert web.tick().counts() == {"sent": 2}
     assert sorted(s.msg.to for s in web.transport.sms) == sorted([DANA_PHONE, QUINN])
     dana = by_phone(web, DANA_PHONE)
     assert [m.kind for m in web.messages(dana.id)] == [MessageKind.OPT_IN_CONFIRMATION]
@@ -238,10 +239,10 @@ def test_command_prints_summary_bad_lines_and_sends_confirmations(
         assert f"{path}:line {line}: " in result.stderr
     assert "imported 7 (created 5, updated 2)" in result.stdout  # Eve is new here
     assert "6 bad rows" in result.stdout
-    assert "opt-in confirmations: 2 sent" in result.stdout
+    assert "opt-in confirmations: 2 scheduled" in result.stdout
     outbox_file = Path(cli_env["DRIP_OUTBOX"])
-    outbox = [json.loads(x) for x in outbox_file.read_text().splitlines()]
-    assert sorted(m["to"] for m in outbox) == sorted([DANA_PHONE, QUINN])
+    sent_at_import = outbox_file.read_text().splitlines() if outbox_file.exists() else []
+    assert sent_at_import == []  # SPEC C3: through the pipeline, not at import time
 
 
 def test_command_exit_codes(cli_env: dict[str, str], tmp_path: Path) -> None:
@@ -258,3 +259,27 @@ def test_command_exit_codes(cli_env: dict[str, str], tmp_path: Path) -> None:
     assert f"{bad}:line 2: phone" in all_bad.stderr
     assert no_header.returncode == 2
     assert "first_name" in no_header.stderr
+
+
+def test_an_import_at_night_confirms_at_the_next_opening_of_the_window(web: Web) -> None:
+    """Imported consent at 23:00 local: its confirmation waits for 08:00, recorded as a deferral."""
+    night = web.later(hours=13)  # 10:00 + 13 h = 23:00 in New York
+    report = import_rows(web.deps, parse_csv_text(CSV)[0], night)
+    send_confirmations(web.deps, report.to_confirm, night)
+
+    summary = web.tick()
+
+    assert summary.counts() == {"deferred": 2}
+    assert {r.code for r in summary.results} == {"window"}
+    assert web.transport.sms == []
+    eastern = datetime(2026, 3, 3, 13, 0, tzinfo=UTC)  # 08:00 in New York (Dana)
+    central = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)  # 08:00 in Chicago (Quinn)
+    assert {r.deferred_until for r in summary.results} == {eastern, central}
+    web.clock.set(eastern)
+    assert web.tick().counts() == {"sent": 1}
+    web.clock.set(central)
+    assert web.tick().counts() == {"sent": 1}
+    dana = by_phone(web, DANA_PHONE)
+    sent = [m for m in web.messages(dana.id) if m.direction == "outbound"]
+    assert [(m.kind, m.sent_at) for m in sent] == [(MessageKind.OPT_IN_CONFIRMATION, eastern)]
+    assert sent[0].footer is False

@@ -1,0 +1,156 @@
+"""The carrier's clock as values: sender throughput, and when queued texts leave (SPEC §4a).
+
+A sender number has a throughput in message segments per second; the
+carrier (through Twilio's per-sender queue) releases one segment every
+``1 / rate`` seconds and drops a text that waited longer than its validity.
+This module is pure: the rates are values parsed from ``account.yaml``
+(:class:`Senders`), and :func:`forecast` says, for texts waiting to go, when
+each sender's last one leaves and how many cannot leave before their window
+closes (they slip to the next opening).
+
+Sources (checked 2026-11-30):
+
+- Twilio, "Understanding Twilio Rate Limits and Message Queues" and error
+  30001 ("a US long code number can send one message segment per second"):
+  https://www.twilio.com/docs/api/errors/30001 and
+  https://support.twilio.com/hc/en-us/articles/115002943027 ;
+- Twilio, ValidityPeriod "between 1 and 36,000 seconds (10 hours max)":
+  https://www.twilio.com/docs/api/errors/90007 ; expiry is error 30036
+  https://www.twilio.com/docs/api/errors/30036 .
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from drip.errors import ValidationError
+
+#: A US long code: one segment per second, as carriers count (Twilio error 30001).
+US_LONG_CODE_SEGMENTS_PER_SECOND = 1.0
+#: Twilio's largest ValidityPeriod, in seconds (Twilio error 90007: 1 to 36,000).
+MAX_VALIDITY_SECONDS = 36_000
+
+
+@dataclass(frozen=True, slots=True)
+class Senders:
+    """``senders:`` of ``account.yaml``: segments per second per number, and a brand daily cap.
+
+    ``rates`` maps E.164 numbers to their throughput; any other number sends
+    at ``default_rate``. ``daily_segments`` caps the segments all numbers of
+    the brand send in a (UTC) day; None: no cap.
+    """
+
+    default_rate: float = US_LONG_CODE_SEGMENTS_PER_SECOND
+    rates: Mapping[str, float] = field(default_factory=dict)
+    daily_segments: int | None = None
+
+    def __post_init__(self) -> None:
+        if not (0 < self.default_rate <= 10_000):
+            raise ValidationError(f"senders: default rate {self.default_rate} is not in (0, 10000]")
+        for phone, rate in self.rates.items():
+            if not (0 < rate <= 10_000):
+                raise ValidationError(f"senders: {phone} rate {rate} is not in (0, 10000]")
+        if self.daily_segments is not None and self.daily_segments < 1:
+            raise ValidationError("senders: daily_segments must be at least 1")
+        object.__setattr__(self, "rates", dict(self.rates))
+
+    def rate_of(self, phone: str) -> float:
+        """Segments per second of ``phone``."""
+        return self.rates.get(phone, self.default_rate)
+
+    def __hash__(self) -> int:
+        return hash((self.default_rate, tuple(sorted(self.rates.items())), self.daily_segments))
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedText:
+    """A text waiting to go: its sender, its segments, when it may go and when its window closes.
+
+    ``not_before`` is its due time or the next opening of its window;
+    ``closes_at`` the end of that window (None: nothing holds it).
+    """
+
+    sender: str
+    segments: int
+    not_before: datetime
+    closes_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SenderForecast:
+    """One sender's queue: how many texts and segments, when the last one leaves, how many slip."""
+
+    sender: str
+    rate: float
+    texts: int
+    segments: int
+    first_at: datetime | None
+    last_at: datetime | None
+    slipping: int
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """Every sender's queue; ``last_at`` the latest departure, ``slipping`` the total that slip."""
+
+    senders: tuple[SenderForecast, ...]
+
+    @property
+    def last_at(self) -> datetime | None:
+        times = [s.last_at for s in self.senders if s.last_at is not None]
+        return max(times) if times else None
+
+    @property
+    def slipping(self) -> int:
+        return sum(s.slipping for s in self.senders)
+
+    @property
+    def texts(self) -> int:
+        return sum(s.texts for s in self.senders)
+
+
+def forecast(texts: Iterable[QueuedText], senders: Senders, now: datetime) -> Forecast:
+    """When each sender's texts leave at its rate, from ``now``, in ``not_before`` order.
+
+    Each sender releases one segment every ``1 / rate`` seconds, as the
+    carrier does. A text whose last segment would leave at or after its
+    window closes does not go today: it is counted in ``slipping`` (it goes
+    at the next opening) and takes no slot.
+    """
+    if now.utcoffset() is None:
+        raise ValidationError("forecast: now must be timezone-aware")
+    queues: dict[str, list[QueuedText]] = defaultdict(list)
+    for text in texts:
+        queues[text.sender].append(text)
+    out: list[SenderForecast] = []
+    for sender in sorted(queues):
+        rate = senders.rate_of(sender)
+        queue = sorted(queues[sender], key=lambda t: t.not_before)
+        free = now
+        first: datetime | None = None
+        last: datetime | None = None
+        slipping = 0
+        segments = 0
+        for text in queue:
+            start = max(free, text.not_before)
+            takes = timedelta(seconds=text.segments / rate)
+            if text.closes_at is not None and start + takes > text.closes_at:
+                slipping += 1
+                continue
+            first = first or start
+            last = start
+            free = start + takes
+            segments += text.segments
+        out.append(SenderForecast(sender, rate, len(queue), segments, first, last, slipping))
+    return Forecast(tuple(out))
+
+
+def validity_seconds(closes_at: datetime, sends_at: datetime) -> int:
+    """Twilio's ValidityPeriod for a text handed over at ``sends_at``: the whole seconds
+    left before ``closes_at``, at most :data:`MAX_VALIDITY_SECONDS`, at least 1."""
+    left = math.floor((closes_at - sends_at).total_seconds())
+    return max(1, min(MAX_VALIDITY_SECONDS, left))

@@ -1,0 +1,212 @@
+"""When queued texts leave: the pacing forecast of ``drip bulk --dry-run`` and ``drip queue``.
+
+Each sender number sends at its rate (``senders:`` of ``account.yaml``, else
+the carrier's 1 segment/s of a US long code), and a text goes only inside its
+contact's send window (SPEC §4, §4a). The forecast plays that out with
+:func:`drip.domain.pacing.forecast`:
+
+- :func:`forecast_bulk` for a bulk plan (before anything is scheduled);
+- :func:`forecast_pending` for what is pending now and in the next hours
+  (``drip queue``);
+- :func:`forecast_lines` puts either in words, times in a given zone.
+
+Segments are counted on the rendered text with the opt-out footer (the first
+text from a sender carries it), so the forecast errs on the late side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import pendulum
+from sqlalchemy import select
+
+from drip.domain.campaign import Campaign
+from drip.domain.enums import Channel, MessageKind, SenderRole, SendState
+from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, render, sms_size, with_footer
+from drip.domain.pacing import Forecast, QueuedText, Senders, forecast
+from drip.domain.policy import DAY, ConversationState, Defer, Outgoing, Send, decide
+from drip.errors import DripError
+from drip.pacing import MARGIN
+from drip.services.deps import Deps
+from drip.services.firing import contact_state
+from drip.services.senders import resolve_sender, template_values
+from drip.store import repository as repo
+from drip.store.models import Agent, Contact, ScheduledSend
+
+__all__ = ["forecast_bulk", "forecast_lines", "forecast_pending", "queued_text"]
+
+#: Contacts read per query.
+_CHUNK = 5000
+
+
+def _senders(deps: Deps) -> Senders:
+    """The rates texts leave at: with pacing on, drip's paced rate (the configured one less
+    :data:`drip.pacing.MARGIN`); off, the carrier's default rate, at which it drains its queue."""
+    configured = deps.account.senders
+    if configured is None:
+        return Senders()
+    k = 1.0 + MARGIN
+    return Senders(
+        configured.default_rate / k,
+        {phone: rate / k for phone, rate in configured.rates.items()},
+        configured.daily_segments,
+    )
+
+
+def queued_text(
+    deps: Deps,
+    contact: Contact,
+    agent: Agent | None,
+    body: str,
+    outgoing: Outgoing,
+    *,
+    at: datetime,
+    marketing: Sequence[datetime] = (),
+    sender_role: SenderRole = SenderRole.AGENT,
+    sender_phone: str | None = None,
+) -> QueuedText | None:
+    """One text as the forecast sees it, or None when it will not be sent (skipped, no sender).
+
+    ``at`` is when it is due; the policy moves it to its window's opening.
+    """
+    sender = resolve_sender(sender_role, agent, deps.account, sender_phone)
+    if sender is None or contact.phone is None:
+        return None
+    state = contact_state(contact, deps, list(marketing))
+    rules = deps.account.state_rules
+    decision = decide(state, ConversationState(), outgoing, at, state_rules=rules)
+    not_before = at
+    if isinstance(decision, Defer):
+        not_before = decision.until
+        decision = decide(state, ConversationState(), outgoing, not_before, state_rules=rules)
+    if not isinstance(decision, Send):
+        return None
+    try:
+        text = render(
+            body, template_values(contact, sender, deps.account), allowed=ACCOUNT_TEMPLATE_VARIABLES
+        )
+    except DripError:
+        text = body
+    if decision.footer:
+        text = with_footer(text, deps.account.footer)
+    return QueuedText(sender.phone, sms_size(text).segments, not_before, decision.window_closes_at)
+
+
+def forecast_bulk(deps: Deps, body: str, contact_ids: Sequence[int], now: datetime) -> Forecast:
+    """When the texts of a bulk to ``contact_ids`` would leave if scheduled at ``now``."""
+    outgoing = Outgoing(
+        kind=MessageKind.BULK, due_at=now, channel=Channel.SMS, window=deps.account.send_window
+    )
+    texts: list[QueuedText] = []
+    with deps.sessions() as session:
+        agents = {a.id: a for a in session.scalars(select(Agent))}
+        for start in range(0, len(contact_ids), _CHUNK):
+            part = list(contact_ids[start : start + _CHUNK])
+            contacts = repo.contacts_by_id(session, part)
+            marketing = repo.marketing_sent_since(session, part, now - DAY)
+            for cid in part:
+                contact = contacts[cid]
+                agent = agents.get(contact.agent_id) if contact.agent_id else None
+                item = queued_text(
+                    deps, contact, agent, body, outgoing, at=now, marketing=marketing.get(cid, [])
+                )
+                if item is not None:
+                    texts.append(item)
+    return forecast(texts, _senders(deps), now)
+
+
+def forecast_pending(deps: Deps, now: datetime, *, hours: float = 24.0) -> Forecast:
+    """When the SMS sends pending now, and due in the next ``hours``, would leave.
+
+    For ``drip queue``. Campaign steps are rendered from their campaign's
+    current text; a step no longer in the campaign is left out.
+    """
+    until = now + timedelta(hours=hours)
+    texts: list[QueuedText] = []
+    with deps.sessions() as session:
+        sends = list(
+            session.scalars(
+                select(ScheduledSend)
+                .where(
+                    ScheduledSend.state == SendState.PENDING,
+                    ScheduledSend.channel == Channel.SMS,
+                    ScheduledSend.due_at <= until,
+                )
+                .order_by(ScheduledSend.due_at, ScheduledSend.id)
+            )
+        )
+        contacts = repo.contacts_by_id(session, {s.contact_id for s in sends})
+        agents = {a.id: a for a in session.scalars(select(Agent))}
+        rows = repo.campaigns_by_id(session, {s.campaign_id for s in sends if s.campaign_id})
+        campaigns: dict[int, Campaign] = {}
+        for cid, row in rows.items():
+            with contextlib.suppress(Exception):  # a stored campaign that no longer parses
+                campaigns[cid] = deps.campaigns.get(cid, row.version, row.definition)
+        for send in sends:
+            contact = contacts[send.contact_id]
+            campaign = campaigns.get(send.campaign_id) if send.campaign_id else None
+            body = send.body
+            window = deps.account.send_window
+            if campaign is not None:
+                window = campaign.send_window or window
+                if body is None and send.step_id is not None:
+                    with contextlib.suppress(KeyError):
+                        body = campaign.step(send.step_id).body
+            if body is None:
+                continue
+            outgoing = Outgoing(
+                kind=send.kind,
+                due_at=send.due_at,
+                channel=Channel.SMS,
+                window=window,
+                held_to_window=send.held_to_window,
+            )
+            agent = agents.get(contact.agent_id) if contact.agent_id else None
+            item = queued_text(
+                deps,
+                contact,
+                agent,
+                body,
+                outgoing,
+                at=max(send.due_at, now),
+                sender_role=send.sender_role,
+                sender_phone=send.sender_phone,
+            )
+            if item is not None:
+                texts.append(item)
+    return forecast(texts, _senders(deps), now)
+
+
+def forecast_lines(result: Forecast, tz: str) -> list[str]:
+    """The forecast in words: when the last text leaves, how many slip, per sender."""
+
+    def local(at: datetime) -> str:
+        return f"{pendulum.instance(at).in_timezone(tz):%Y-%m-%d %H:%M:%S} {tz}"
+
+    if not result.senders:
+        return ["pacing forecast: no texts to send"]
+    last = result.last_at
+    head = (
+        f"pacing forecast: {result.texts} texts from {len(result.senders)} sender number(s); "
+        + (f"the last leaves at {local(last)}" if last is not None else "none leaves today")
+    )
+    lines = [head]
+    if result.slipping:
+        lines.append(
+            f"  {result.slipping} slip to the next opening of their window: "
+            "their sender cannot send them before it closes"
+        )
+    for s in result.senders:
+        span = (
+            f"first {local(s.first_at)}, last {local(s.last_at)}"
+            if s.first_at is not None and s.last_at is not None
+            else "none before the window closes"
+        )
+        lines.append(
+            f"  {s.sender} at {s.rate:.3g} segment(s)/s: {s.texts} texts, {s.segments} segments "
+            f"today; {span}; {s.slipping} slip"
+        )
+    return lines

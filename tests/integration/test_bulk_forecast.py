@@ -1,0 +1,81 @@
+"""``drip bulk --dry-run`` says when the last text leaves and how many slip (SPEC §4a)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import typer
+from freezegun import freeze_time
+from typer.testing import CliRunner
+
+from drip.services import bulk_commands
+from drip.services.bulk import BulkFilters, plan_bulk, schedule_bulk
+from drip.services.pacing import forecast_bulk, forecast_lines, forecast_pending
+
+if TYPE_CHECKING:
+    from conftest import Rig
+
+TEN_AM_NY = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # the rig's start: Monday 10:00 in New York
+BODY = "Hi {VisitorFirstName}, new homes just listed near you this week. Want the list?"
+
+
+def cli() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:
+        """drip (the bulk command only)."""
+
+    bulk_commands.register(app)
+    return app
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"])  # 20,000 contacts: one backend is enough
+def test_a_dry_run_bulk_to_20000_contacts_of_one_agent_prints_when_its_last_text_leaves(
+    rig: Rig, tmp_path: Path
+) -> None:
+    """At 10:00, 20,000 two-segment texts of one long code: the last at 20:59:58, 200 slip."""
+    rig.add_contacts(20_000)
+    env = {
+        "DRIP_DATABASE_URL": rig.deps.settings.database_url,
+        "DRIP_HOME": str(tmp_path),
+        "DRIP_CAMPAIGNS_DIR": str(tmp_path),
+        "DRIP_LOG_LEVEL": "WARNING",
+        "DRIP_LOG_FORMAT": "json",
+    }
+    with freeze_time(TEN_AM_NY):
+        result = CliRunner().invoke(cli(), ["bulk", BODY, "--dry-run"], env=env)
+
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "20000 of 20000 contacts will get this text" in out
+    assert (
+        "pacing forecast: 20000 texts from 1 sender number(s); the last leaves at "
+        "2026-03-02 20:59:58 America/New_York"
+    ) in out
+    assert "200 slip to the next opening of their window" in out
+    assert re.search(r"\+16175550100 at 1 segment\(s\)/s: 20000 texts, 39600 segments", out)
+    assert "dry run: nothing scheduled" in out
+    assert rig.states() == {}
+
+
+def test_the_forecast_of_pending_sends_is_what_drip_queue_shows(rig: Rig) -> None:
+    """forecast_pending: scheduled bulk texts leave from now at the sender's rate."""
+    rig.add_contacts(30)
+    plan = plan_bulk(rig.deps, BODY, BulkFilters(), rig.now)
+    schedule_bulk(rig.deps, plan, rig.now)
+
+    pending = forecast_pending(rig.deps, rig.now)
+    planned = forecast_bulk(rig.deps, BODY, plan.recipients, rig.now)
+
+    assert pending == planned
+    assert pending.texts == 30
+    assert pending.slipping == 0
+    assert pending.last_at == rig.now + timedelta(seconds=29 * 2)
+    lines = forecast_lines(pending, "America/New_York")
+    assert lines[0].endswith("the last leaves at 2026-03-02 10:00:58 America/New_York")

@@ -1,0 +1,357 @@
+"""The carrier's clock end to end (SPEC §4a): ValidityPeriod, expiry, pacing in the fire path.
+
+The real twilio SDK talks to the fake Twilio server over HTTP; time is virtual
+for the decisions, and the pacer's own clock is faked where waiting would be
+slow.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from sqlalchemy import select
+from test_web_support import AGENT_PHONE, DANA_PHONE, Web, open_web
+from werkzeug.serving import make_server
+
+from drip.domain.account import AccountSettings
+from drip.domain.enums import Channel, SenderRole, SendState
+from drip.domain.pacing import MAX_VALIDITY_SECONDS, Senders
+from drip.pacing import MARGIN, LocalPacer, RedisPacer, Slot
+from drip.services import carrier, dispatch
+from drip.services.bulk import BulkFilters, plan_bulk, schedule_bulk
+from drip.store import claims
+from drip.store import repository as repo
+from drip.store.models import ScheduledSend, SendDecision
+from drip.testing.fake_twilio import FakeTwilioServer
+from drip.web.app import create_app
+
+if TYPE_CHECKING:
+    from conftest import Rig
+
+NEW_YORK_OFFSET = timedelta(hours=5)  # EST in March before the switch
+
+
+def ny(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
+    """A New York wall-clock time in March 2026 (EST), as UTC."""
+    return datetime(2026, 3, day, hour, minute, second, tzinfo=UTC) + NEW_YORK_OFFSET
+
+
+class FakeTime:
+    """The pacer's wall clock, advanced by its own sleeps: nothing really waits."""
+
+    def __init__(self) -> None:
+        self.now = 5_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def bulk(rig: Rig, body: str = "Open house Sunday, {VisitorFirstName}!") -> int:
+    plan = plan_bulk(rig.deps, body, BulkFilters(), rig.now)
+    return schedule_bulk(rig.deps, plan, rig.now)
+
+
+def decisions(rig: Rig) -> list[SendDecision]:
+    with rig.deps.sessions() as session:
+        return list(session.scalars(select(SendDecision).order_by(SendDecision.id)))
+
+
+def test_validity_period_is_on_every_campaign_and_bulk_request_and_matches_the_window(
+    rig: Rig,
+) -> None:
+    """Campaign steps at 14:00 and a bulk at 19:30 carry ValidityPeriod = seconds to 21:00 (±2 s)."""
+    rig.add_campaign("one-step", [0])
+    contacts = rig.add_contacts(5)
+    rig.at(ny(2, 14))
+    rig.enroll(contacts, "one-step")
+    assert {r.outcome for r in rig.fire_due()} == {"sent"}
+    rig.at(ny(2, 19, 30))
+    assert bulk(rig) == 5
+    assert {r.outcome for r in rig.fire_due()} == {"sent"}
+
+    requests = rig.twilio.requests
+    assert len(requests) == 10
+    expected = [7 * 3600] * 5 + [90 * 60] * 5  # 14:00 -> 21:00, 19:30 -> 21:00
+    for request, seconds in zip(requests, expected, strict=True):
+        validity = request.param("ValidityPeriod")
+        assert validity is not None, request.params
+        assert abs(int(validity) - seconds) <= 2
+    arrivals = rig.twilio.arrivals
+    assert [a.validity for a in arrivals] == [int(r.param("ValidityPeriod") or 0) for r in requests]
+
+
+def test_validity_never_exceeds_twilios_maximum_and_manual_texts_have_none(rig: Rig) -> None:
+    """At 08:00 the window has 13 h left: 36,000 s is sent; a manual text has no ValidityPeriod."""
+    from drip.domain.enums import MessageKind
+    from drip.services.contacts import send_now
+
+    (contact,) = rig.add_contacts(1)
+    rig.at(ny(3, 8))
+    bulk(rig)
+    rig.fire_due()
+    send_now(rig.deps, contact, MessageKind.MANUAL, "Call me back?", rig.now)
+
+    first, manual = rig.twilio.requests
+    assert first.param("ValidityPeriod") == str(MAX_VALIDITY_SECONDS)
+    assert manual.param("ValidityPeriod") is None
+
+
+def test_a_text_with_too_little_window_left_is_deferred_to_the_next_opening(rig: Rig) -> None:
+    """At 20:59:58 a bulk text could not leave the carrier's queue in time: it waits for 08:00."""
+    rig.add_contacts(1)
+    rig.at(ny(2, 20, 59, 58))
+    bulk(rig)
+
+    (result,) = rig.fire_due()
+
+    assert (result.outcome, result.code) == ("deferred", "carrier_clock")
+    assert result.deferred_until == ny(3, 8)
+    assert "next opening" in result.reason
+    assert rig.twilio.count == 0
+    rig.at(ny(3, 8))
+    assert [r.outcome for r in rig.fire_due()] == ["sent"]
+
+
+def paced(rig: Rig, senders: Senders, clock: FakeTime, *, frozen: bool = False) -> None:
+    """Give the rig's worker an in-process pacer on a fake wall clock.
+
+    ``frozen``: waiting does not move that clock, as when many workers reserve
+    the same sender at the same instant.
+    """
+    pacer = LocalPacer(senders, clock=clock, sleep=(lambda _s: None) if frozen else clock.sleep)
+    account = replace(AccountSettings(), senders=senders)
+    rig.deps = replace(rig.deps, pacer=pacer, account=account)
+
+
+def test_a_sender_over_capacity_defers_with_reason_pacing(rig: Rig) -> None:
+    """15 texts of one sender at one instant, 1 segment/s, 10 s wait at most: the rest are deferred."""
+    clock = FakeTime()
+    paced(rig, Senders(), clock, frozen=True)
+    rig.add_contacts(15)
+    rig.at(ny(2, 11))
+    bulk(rig)
+
+    results = rig.fire_due()
+
+    sent = [r for r in results if r.outcome == "sent"]
+    deferred = [r for r in results if r.outcome == "deferred"]
+    segments = rig.outbound()[0].segments  # the footer makes it two
+    slots = int(carrier.MAX_WAIT_SECONDS // (segments * (1 + MARGIN))) + 1
+    assert (len(sent), len(deferred)) == (slots, 15 - slots)
+    assert {r.code for r in deferred} == {"pacing"}
+    assert all(r.deferred_until and r.deferred_until > rig.now for r in deferred)
+    assert all("throughput (1 segments/s" in r.reason for r in deferred)
+    assert AGENT_PHONE not in " ".join(r.reason for r in deferred)  # numbers stay out of reasons
+    assert rig.twilio.count == slots
+    recorded = [d for d in decisions(rig) if d.outcome == "deferred"]
+    assert {d.code for d in recorded} == {"pacing"}
+    # Later the deferred ones go, as many at a time as the sender has room for.
+    for _ in range(5):
+        rig.at(rig.now + timedelta(seconds=30))
+        clock.now += 30
+        rig.fire_due()
+    assert rig.states() == {"sent": 15}
+    assert rig.twilio.count == 15
+
+
+def test_the_brands_daily_cap_sends_the_rest_to_the_next_opening(rig: Rig) -> None:
+    """Cap reached at 11:00: the cap frees only after the window closes, so 08:00 tomorrow."""
+    paced(rig, Senders(daily_segments=2), FakeTime())
+    rig.add_contacts(2)
+    rig.at(ny(2, 11))
+    bulk(rig)
+
+    results = rig.fire_due()
+
+    assert [(r.outcome, r.code) for r in results] == [
+        ("sent", "F1"),
+        ("deferred", "carrier_clock"),
+    ]
+    assert results[1].deferred_until == ny(3, 8)
+    assert "daily cap of 2 segments" in results[1].reason
+
+
+def test_an_unreachable_pacing_store_defers_campaign_texts_but_not_manual_ones(rig: Rig) -> None:
+    """Redis down: a bulk text is deferred 60 s (pacing); a manual text still goes."""
+    from drip.domain.enums import MessageKind
+    from drip.services.contacts import send_now
+
+    senders = Senders()
+    down = RedisPacer(senders, "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    rig.deps = replace(rig.deps, pacer=down, account=replace(AccountSettings(), senders=senders))
+    (contact,) = rig.add_contacts(1)
+    rig.at(ny(2, 11))
+    with rig.deps.sessions.begin() as session:
+        claims.bulk_insert_sends(
+            session,
+            [
+                {
+                    "contact_id": contact,
+                    "kind": MessageKind.BULK,
+                    "channel": Channel.SMS,
+                    "body": "Open house Sunday!",
+                    "sender_role": SenderRole.AGENT,
+                    "due_at": rig.now,
+                    "created_at": rig.now,
+                }
+            ],
+        )
+    from drip.services.firing import fire_batch
+
+    with rig.deps.sessions() as session:
+        ids = claims.claim_due(session, rig.now, 10)
+    (result,) = fire_batch(rig.deps, ids, rig.now)
+
+    assert (result.outcome, result.code) == ("deferred", "pacing")
+    assert result.deferred_until == rig.now + timedelta(seconds=60)
+    assert "unreachable" in result.reason
+    manual = send_now(rig.deps, contact, MessageKind.MANUAL, "Call me back?", rig.now)
+    assert manual.outcome == "sent"
+
+
+def test_dispatch_claims_no_more_than_the_sender_can_send_soon(rig: Rig) -> None:
+    """100 due texts of one agent at 1 segment/s: one claim takes 30, the next only what is free."""
+    paced(rig, Senders(), FakeTime())
+    rig.add_contacts(100)
+    rig.at(ny(2, 11))
+    bulk(rig)
+
+    first = dispatch.claim(rig.deps, rig.now)
+    second = dispatch.claim(rig.deps, rig.now)
+
+    assert len(first) == int(carrier.CLAIM_HORIZON_SECONDS)
+    assert second == []  # 30 in flight fill the sender's next 30 seconds
+    assert rig.states() == {"queued": 30, "pending": 70}
+
+
+def test_two_redis_pacers_share_one_senders_slots(redis_url: str) -> None:
+    """Two processes' pacers on one Redis: consecutive reservations are a slot apart, not two."""
+    senders = Senders(rates={AGENT_PHONE: 5})
+    one = RedisPacer(senders, redis_url, prefix="test-pacing:")
+    two = RedisPacer(senders, redis_url, prefix="test-pacing:")
+    waits = []
+    for pacer in (one, two, one, two):
+        slot = pacer.reserve(AGENT_PHONE, 1, max_wait=5)
+        assert isinstance(slot, Slot)
+        waits.append(slot.wait)
+    step = (1 + MARGIN) / 5
+    assert waits[1:] == pytest.approx([step, 2 * step, 3 * step], abs=0.02)
+    assert not isinstance(two.reserve(AGENT_PHONE, 30, max_wait=0.1), Slot)
+
+
+# --------------------------------------------------------------------------- expiry (30036)
+
+
+def test_an_expired_text_comes_back_for_the_next_opening_once(db_url: str, tmp_path: Path) -> None:
+    """30036 through the real SDK and a signed callback: pending, sent again at 08:00; twice is final."""
+    with FakeTwilioServer() as fake:
+        probe = make_server("127.0.0.1", 0, lambda e, s: [])
+        port = probe.server_port
+        probe.server_close()
+        public = f"http://127.0.0.1:{port}"
+        with open_web(
+            db_url,
+            tmp_path,
+            sms=fake.transport(),
+            public_url=public,
+            twilio_account_sid=fake.account_sid,
+            twilio_auth_token=fake.auth_token,
+            start=ny(2, 20),
+        ) as web:
+            server = make_server("127.0.0.1", port, create_app(web.deps), threaded=True)
+            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread.start()
+            try:
+                dana = web.add_dana()
+                plan = plan_bulk(web.deps, "New listing near you!", BulkFilters(), web.now)
+                schedule_bulk(web.deps, plan, web.now)
+                assert web.tick().counts() == {"sent": 1}
+                first = fake.requests[-1]
+                assert first.to == DANA_PHONE
+                assert first.param("ValidityPeriod") == "3600"  # 20:00 -> 21:00
+
+                web.later(hours=1, minutes=1)  # the carrier dropped it at 21:00
+                assert first.sid is not None
+                assert fake.expire(first.sid).response_status == 200
+                send = bulk_send(web, dana)
+                assert (send.state, send.decision_code) == (SendState.PENDING, "carrier_expired")
+
+                night = web.tick()
+                assert [(r.outcome, r.code) for r in night.results] == [("deferred", "window")]
+                assert night.results[0].deferred_until == ny(3, 8)
+                web.clock.set(ny(3, 8))
+                assert web.tick().counts() == {"sent": 1}
+                second = fake.requests[-1]
+                assert second.sid != first.sid
+                assert second.param("ValidityPeriod") == str(MAX_VALIDITY_SECONDS)
+
+                assert second.sid is not None
+                assert fake.expire(second.sid).response_status == 200
+                final = bulk_send(web, dana)
+                assert (final.state, final.decision_code) == (
+                    SendState.FAILED,
+                    "carrier_expired_again",
+                )
+                assert web.tick().counts() == {}
+            finally:
+                server.shutdown()
+                thread.join(timeout=5)
+        with web.deps.sessions() as session:
+            trail = [
+                (d.outcome, d.code)
+                for d in repo.decisions_of(session, send.id)
+                if d.code.startswith("carrier")
+            ]
+        assert trail == [
+            ("rescheduled", "carrier_expired"),
+            ("failed", "carrier_expired_again"),
+        ]
+
+
+def bulk_send(web: Web, contact_id: int) -> ScheduledSend:
+    with web.deps.sessions() as session:
+        return session.scalars(
+            select(ScheduledSend).where(
+                ScheduledSend.contact_id == contact_id, ScheduledSend.kind == "bulk"
+            )
+        ).one()
+
+
+def test_the_fake_server_refuses_a_validity_outside_twilios_range(
+    fake_twilio: FakeTwilioServer,
+) -> None:
+    """ValidityPeriod 0 or 36,001 is Twilio's 400 / 21624, as the real API answers."""
+    from drip.transports.base import OutboundSms, SmsSendError
+
+    transport = fake_twilio.transport(max_retries=0)
+    for bad in (0, 36_001):
+        with pytest.raises(SmsSendError) as info:
+            transport.send_sms(OutboundSms(AGENT_PHONE, DANA_PHONE, "Hi", None, bad))
+        assert info.value.code == 21624
+    ok = transport.send_sms(OutboundSms(AGENT_PHONE, DANA_PHONE, "Hi", None, 36_000))
+    assert ok.sid.startswith("SM")
+    assert [a.validity for a in fake_twilio.arrivals] == [36_000]
+
+
+def test_the_fake_carrier_queue_expires_what_waits_past_its_validity(
+    fake_twilio: FakeTwilioServer,
+) -> None:
+    """Ten texts at once from a 1 segment/s number with 5 s validity: the last four expire."""
+    from drip.transports.base import OutboundSms
+
+    transport = fake_twilio.transport()
+    sids = [
+        transport.send_sms(OutboundSms(AGENT_PHONE, f"+1617555{i:04d}", "Hi", None, 5)).sid
+        for i in range(10)
+    ]
+    expired = fake_twilio.queue_expiries(segments_per_second=1.0)
+    # Request times differ by milliseconds: the 7th text's turn is ~6 s after its arrival.
+    assert expired == sids[6:]
