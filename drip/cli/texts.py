@@ -1,4 +1,4 @@
-"""``drip bulk BODY [filters]``: a bulk text under SPEC §2 and §4 (see :mod:`drip.services.bulk`)."""
+"""Texts: ``drip text`` (one manual text) and ``drip bulk`` (many)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,35 @@ from typing import Annotated
 
 import typer
 
+from drip.cli._common import fail, ready_deps
+
 
 def register(app: typer.Typer) -> None:
-    """Add ``drip bulk`` to the command line."""
+    """Add ``text`` and ``bulk`` to ``app``."""
+    app.command("text")(text)
     app.command("bulk")(bulk)
 
 
-def bulk(  # noqa: PLR0917 - Typer maps each CLI option to a parameter
+def text(
+    contact: Annotated[str, typer.Argument(help="Contact id or phone number.")],
+    body: Annotated[str, typer.Argument(help="The text to send.")],
+    sender: Annotated[str, typer.Option("--from", help="agent | concierge")] = "agent",
+) -> None:
+    """Send a manual text now, under the footer rules (not held by the send window)."""
+    from drip.domain.enums import MessageKind, SenderRole
+    from drip.services.contacts import find_contact, send_now
+
+    deps = ready_deps()
+    found = find_contact(deps, contact)
+    result = send_now(
+        deps, found.id, MessageKind.MANUAL, body, deps.clock.now(), sender_role=SenderRole(sender)
+    )
+    if result.outcome != "sent":
+        raise fail(f"not sent (send {result.send_id}): {result.reason}")
+    typer.echo(f"sent (send {result.send_id}): {result.reason}")
+
+
+def bulk(
     body: Annotated[
         str, typer.Argument(help="The text; template variables such as {VisitorFirstName} work.")
     ],
@@ -47,18 +69,9 @@ def bulk(  # noqa: PLR0917 - Typer maps each CLI option to a parameter
     footer rules, decided again when each one fires."""
     from rich.progress import Progress
 
-    from drip.bootstrap import build
     from drip.services.bulk import BulkFilters, plan_bulk, schedule_bulk
-    from drip.store.migrate import current_revision, head_revision
 
-    deps = build()
-    if current_revision(deps.engine) != head_revision():
-        typer.secho(
-            "the database is not at the latest schema: run `drip db upgrade` first",
-            fg=typer.colors.RED,
-            err=True,
-        )
-        raise typer.Exit(1)
+    deps = ready_deps()
     now = deps.clock.now()
     filters = BulkFilters(two_way_only, campaign, state, not_contacted_since)
     plan = plan_bulk(deps, body, filters, now)

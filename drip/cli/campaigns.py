@@ -1,0 +1,208 @@
+"""Campaign files and campaigns: ``lint``, ``preview``, ``sync`` and the ``campaigns`` group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from drip.cli._common import fail, ready_deps
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``lint``, ``preview``, ``sync`` and ``campaigns`` to ``app``."""
+    app.command("lint")(lint)
+    app.command("preview")(preview)
+    app.command("sync")(sync)
+
+
+def lint(
+    paths: Annotated[list[Path], typer.Argument(help="Campaign files or folders.")],
+    strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
+) -> None:
+    """Check campaign files: exit 0 when clean, 1 on errors (or warnings with --strict)."""
+    from drip.campaigns.lint import lint_paths
+
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise fail(f"no such file or folder: {', '.join(map(str, missing))}", 2)
+    report = lint_paths(paths, account=None)
+    for line in report.errors:
+        typer.secho(line, fg=typer.colors.RED)
+    for line in report.warnings:
+        typer.secho(line, fg=typer.colors.YELLOW)
+    typer.echo(report.summary())
+    if report.errors or (strict and report.warnings):
+        raise typer.Exit(1)
+
+
+def preview(
+    campaign: Annotated[
+        str, typer.Argument(help="A campaign YAML file, or the name of a campaign in campaigns/.")
+    ],
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help='Enrollment time, local to the contact: "YYYY-MM-DD HH:MM" '
+            "(default: next Monday 10:00)."
+        ),
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="The contact's IANA zone (default: the account's).")
+    ] = None,
+    state: Annotated[
+        str | None, typer.Option(help="The contact's state, e.g. FL (applies state rules).")
+    ] = None,
+    intro: Annotated[
+        str | None,
+        typer.Option(help="An introduction text from the agent at the start, before the plan."),
+    ] = None,
+    two_way_on_day: Annotated[
+        int | None,
+        typer.Option(
+            "--two-way-on-day", min=0, help="The contact replies on this day (two-way from then)."
+        ),
+    ] = None,
+    contact: Annotated[
+        str, typer.Option(help='The sample contact\'s name, "First Last".')
+    ] = "Dana Ruiz",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the preview as JSON.")] = False,
+) -> None:
+    """Each step's local send time, rendered text, footer, encoding and segments.
+
+    The steps fire as the worker would fire them, for a contact with consent
+    who never replies (unless --two-way-on-day) and never had a text before
+    (unless --intro): same send window, state rules and footer rules. The
+    account settings come from account.yaml beside the campaign file, else
+    from the campaigns folder.
+    """
+    import json
+
+    from drip.bootstrap import load_settings
+    from drip.campaigns import preview as pv
+    from drip.campaigns.account_file import load_account
+    from drip.campaigns.loader import load_campaign, load_campaigns
+    from drip.clock import SystemClock
+    from drip.domain.account import AccountSettings
+    from drip.domain.zones import validate_timezone
+
+    settings = load_settings()
+    now = SystemClock().now()  # the clock, read once, here
+    path = Path(campaign)
+    folder = settings.campaigns_dir
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise fail(f"no such campaign file: {path}", 2)
+        loaded = load_campaign(path)
+        folder = path.parent
+    else:
+        found = load_campaigns(folder).campaigns
+        by_stem = {Path(c.source or "").stem: c for c in found.values()}
+        chosen = found.get(campaign) or by_stem.get(campaign)
+        if chosen is None:
+            known = ", ".join(sorted(found)) or "none"
+            raise fail(f"no campaign named {campaign!r} in {folder} (known: {known})", 2)
+        loaded = chosen
+    account_path = folder / "account.yaml"
+    if not account_path.exists():
+        account_path = settings.campaigns_dir / "account.yaml"
+    account = load_account(account_path) if account_path.exists() else AccountSettings()
+    tz = validate_timezone(timezone or settings.default_timezone or account.default_timezone)
+    result = pv.preview(
+        loaded,
+        account,
+        now=now,
+        start=pv.parse_start(start, tz) if start else None,
+        timezone=tz,
+        state=state,
+        intro=intro,
+        two_way_day=two_way_on_day,
+        contact=pv.parse_contact(contact),
+    )
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        return
+    _print_preview(result)
+
+
+def _print_preview(result: object) -> None:
+    """The preview as a Rich table, one row per message, then the totals.
+
+    Four columns so that the text keeps most of an 80-column terminal: when
+    (step, day, channel, local send time), footer (yes/no and the SPEC §2
+    rule), the text as sent (with the reasons in grey) and its size.
+    """
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from drip.campaigns.preview import Preview
+
+    assert isinstance(result, Preview)
+    console = Console(highlight=False)
+    name = f"{result.contact[0]} {result.contact[1]}".strip()
+    where = f"{result.timezone}" + (f", {result.state}" if result.state else "")
+    table = Table(
+        title=f"{result.campaign}: {name} ({where}), enrolled {result.local(result.start)}",
+        caption=f"send window {result.window}; agent {result.agent.first_name} "
+        f"{result.agent.last_name}",
+        box=box.ROUNDED,
+        show_lines=True,
+    )
+    table.add_column("step / sends (local)", no_wrap=True, max_width=22)
+    table.add_column("footer", no_wrap=True)
+    table.add_column("text", ratio=1, min_width=30, overflow="fold")
+    table.add_column("size", no_wrap=True, justify="right")
+    pending_reply = result.two_way_at
+    for row in result.rows:
+        if pending_reply is not None and (row.send_at is None or row.send_at >= pending_reply):
+            local = result.local(pending_reply)
+            table.add_row(
+                f"reply\n{local[:14]}\n{local[15:]}",
+                "",
+                Text("<- the contact replies: two-way from now on", style="italic"),
+                "",
+            )
+            pending_reply = None
+        day = row.day if row.day is not None else row.step_day
+        when = row.local_time or "not sent"
+        step = f"{row.label}\nday {day} {row.channel.value}\n{when[:14]}\n{when[15:]}".rstrip()
+        is_sms = row.channel.value == "sms"
+        if row.outcome != "sent":
+            footer = row.outcome
+        elif is_sms:
+            footer = f"{'yes' if row.footer else 'no'}\n{row.footer_rule}"
+        else:
+            footer = "-"
+        text = Text(row.text if is_sms else f"Subject: {row.subject}\n{row.text}")
+        for note in (*row.deferrals, row.reason):
+            text.append(f"\n{note}", style="dim")
+        size = (
+            f"{row.characters} ch\n{row.encoding}\n{row.segments} seg"
+            if row.outcome == "sent" and is_sms
+            else (f"{row.characters} ch" if row.outcome == "sent" else "")
+        )
+        table.add_row(step, footer, text, size)
+    console.print(table)
+    console.print(f"per contact: {result.totals.describe()}")
+
+
+def sync(
+    path: Annotated[Path | None, typer.Argument(help="Campaign folder or file.")] = None,
+) -> None:
+    """Load campaign files into the database; edits reach contacts already enrolled."""
+    from drip.campaigns.loader import load_campaigns
+    from drip.services.sync import sync_campaigns
+
+    deps = ready_deps()
+    source = path or deps.settings.campaigns_dir
+    result = load_campaigns(source)
+    for line in result.errors:
+        typer.secho(line, fg=typer.colors.RED, err=True)
+    summary = sync_campaigns(deps, list(result.campaigns.values()), deps.clock.now())
+    for line in summary.lines():
+        typer.echo(line)
+    if result.errors:
+        raise fail(f"{len(result.errors)} error(s): files with errors were not loaded")
