@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from drip.cli._common import fail, ready_deps
+from drip.cli._common import check_format, echo_csv, echo_json, fail, ready_deps
 
 
 def register(app: typer.Typer) -> None:
@@ -15,6 +15,15 @@ def register(app: typer.Typer) -> None:
     app.command("lint")(lint)
     app.command("preview")(preview)
     app.command("sync")(sync)
+    campaigns_app = typer.Typer(
+        help="List campaigns; pause, resume or archive one (SPEC §8).",
+        invoke_without_command=True,
+    )
+    campaigns_app.callback()(campaigns_list)
+    campaigns_app.command("pause")(pause)
+    campaigns_app.command("resume")(resume)
+    campaigns_app.command("archive")(archive)
+    app.add_typer(campaigns_app, name="campaigns")
 
 
 def lint(
@@ -191,18 +200,103 @@ def _print_preview(result: object) -> None:
 
 def sync(
     path: Annotated[Path | None, typer.Argument(help="Campaign folder or file.")] = None,
+    prune: Annotated[
+        bool,
+        typer.Option("--prune", help="Archive campaigns whose file is gone (SPEC §8)."),
+    ] = False,
 ) -> None:
-    """Load campaign files into the database; edits reach contacts already enrolled."""
+    """Load campaign files into the database; edits reach contacts already enrolled.
+
+    A campaign whose file is gone stays live: plain sync warns about it,
+    --prune archives it (its pending sends are cancelled).
+    """
     from drip.campaigns.loader import load_campaigns
+    from drip.services import lifecycle
     from drip.services.sync import sync_campaigns
 
     deps = ready_deps()
+    now = deps.clock.now()
     source = path or deps.settings.campaigns_dir
     result = load_campaigns(source)
     for line in result.errors:
         typer.secho(line, fg=typer.colors.RED, err=True)
-    summary = sync_campaigns(deps, list(result.campaigns.values()), deps.clock.now())
+    summary = sync_campaigns(deps, list(result.campaigns.values()), now)
     for line in summary.lines():
         typer.echo(line)
+    gone = lifecycle.orphaned(deps, set(result.campaigns))
+    if gone and prune:
+        for done in lifecycle.prune(deps, gone, now):
+            typer.echo(done.message)
+    elif gone:
+        typer.secho(
+            f"warning: the file of {', '.join(gone)} is gone but the campaign is still live; "
+            "`drip sync --prune` archives it (or `drip campaigns archive NAME`)",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
     if result.errors:
         raise fail(f"{len(result.errors)} error(s): files with errors were not loaded")
+
+
+def campaigns_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+) -> None:
+    """Campaigns with their kind, status, active enrollments, pending sends and next due time."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from drip.services.lifecycle import list_campaigns
+
+    check_format(as_json, as_csv)
+    deps = ready_deps()
+    rows = list_campaigns(deps)
+    if as_json:
+        echo_json([r.as_dict() for r in rows])
+        return
+    if as_csv:
+        echo_csv([r.as_dict() for r in rows])
+        return
+    if not rows:
+        typer.echo("no campaigns: run `drip sync` to load campaigns/")
+        return
+    from drip.services.audit import local_time
+
+    zone = deps.account.default_timezone
+    typer.echo(f"{'name':<28} {'kind':<11} {'status':<9} {'active':>7} {'pending':>8}  next due")
+    for r in rows:
+        due = local_time(r.next_due_at, zone) if r.next_due_at else "-"
+        typer.echo(
+            f"{r.name:<28} {r.kind:<11} {r.status.value:<9} {r.active_enrollments:>7} "
+            f"{r.pending_sends:>8}  {due}"
+        )
+
+
+_NAME = Annotated[str, typer.Argument(help="Campaign name (or its YAML file).")]
+
+
+def pause(name: _NAME) -> None:
+    """Hold every send of a campaign (new enrollments are scheduled and held too)."""
+    from drip.cli._common import campaign_name
+    from drip.services.lifecycle import pause as pause_campaign
+
+    deps = ready_deps()
+    typer.echo(pause_campaign(deps, campaign_name(name), deps.clock.now()).message)
+
+
+def resume(name: _NAME) -> None:
+    """Release a paused campaign; overdue steps catch up one a day, in order."""
+    from drip.cli._common import campaign_name
+    from drip.services.lifecycle import resume as resume_campaign
+
+    deps = ready_deps()
+    typer.echo(resume_campaign(deps, campaign_name(name), deps.clock.now()).message)
+
+
+def archive(name: _NAME) -> None:
+    """Retire a campaign: no new enrollments; its pending sends are cancelled."""
+    from drip.cli._common import campaign_name
+    from drip.services.lifecycle import archive as archive_campaign
+
+    deps = ready_deps()
+    typer.echo(archive_campaign(deps, campaign_name(name), deps.clock.now()).message)

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from drip.cli._common import fail, ready_deps
+from drip.cli._common import check_format, echo_csv, echo_json, fail, ready_deps
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +24,9 @@ def register(app: typer.Typer) -> None:
     contacts_app = typer.Typer(help="Create, import and find contacts.", no_args_is_help=True)
     contacts_app.command("add")(contacts_add)
     contacts_app.command("import")(import_contacts)
+    contacts_app.command("list")(contacts_list)
+    contacts_app.command("opt-out")(contacts_opt_out)
+    contacts_app.command("status")(contacts_status)
     app.add_typer(contacts_app, name="contacts")
 
 
@@ -134,3 +137,111 @@ def import_contacts(
         counts = ", ".join(f"{n} {k}" for k, n in sorted(sent.counts().items()))
         typer.echo(f"opt-in confirmations: {counts}")
     raise typer.Exit(exit_code(report))
+
+
+def contacts_list(
+    state: Annotated[
+        str | None, typer.Option(help="Only contacts in this state (address, else area code).")
+    ] = None,
+    source: Annotated[str | None, typer.Option(help="registration | import | api | manual")] = None,
+    agent: Annotated[str | None, typer.Option(help="Only contacts of this agent (phone).")] = None,
+    name: Annotated[str | None, typer.Option(help="Only names containing this (any case).")] = None,
+    textable: Annotated[
+        bool | None,
+        typer.Option("--textable/--not-textable", help="Only contacts that may (not) be texted."),
+    ] = None,
+    not_enrolled: Annotated[
+        bool, typer.Option("--not-enrolled", help="Only contacts active in no campaign.")
+    ] = False,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="At most this many (default: 50 on screen, all with --json or --csv)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (see README).")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+) -> None:
+    """Find contacts: id, name, phone, state, sms consent, text status, active campaigns."""
+    from drip.domain.enums import ConsentSource
+    from drip.services.selection import ContactFilters, select_contacts
+
+    check_format(as_json, as_csv)
+    try:
+        origin = ConsentSource(source) if source else None
+    except ValueError:
+        raise fail(
+            f"--source: {source!r} is not one of registration, import, api, manual", 2
+        ) from None
+    filters = ContactFilters(
+        state=state,
+        source=origin,
+        agent=agent,
+        name=name,
+        textable=textable,
+        not_enrolled=not_enrolled,
+    )
+    deps = ready_deps()
+    shown = limit if limit is not None else (None if as_json or as_csv else 50)
+    selection = select_contacts(deps, filters, limit=shown)
+    rows = [c.as_dict() for c in selection.contacts]
+    if as_json:
+        echo_json(rows)
+        return
+    if as_csv:
+        for row in rows:
+            row["campaigns"] = ";".join(row["campaigns"])  # type: ignore[arg-type]
+        echo_csv(rows)
+        return
+    total = selection.considered - sum(n for _, n in selection.excluded)
+    if not rows:
+        typer.echo("no contacts match")
+        return
+    typer.echo(
+        f"{'id':>6}  {'name':<24} {'phone':<13} {'st':<2} {'sms':<10} {'status':<16} campaigns"
+    )
+    for c in selection.contacts:
+        who = f"{c.first_name} {c.last_name}".strip()[:24]
+        typer.echo(
+            f"{c.id:>6}  {who:<24} {c.phone or '-':<13} {c.state or '-':<2} {c.sms:<10} "
+            f"{c.text_status:<16} {', '.join(c.campaigns) or '-'}"
+        )
+    more = total - len(rows)
+    typer.echo(
+        f"{total} contact(s) match" + (f"; {more} not shown (--limit, --json)" if more else "")
+    )
+
+
+def contacts_opt_out(
+    contact: Annotated[str, typer.Argument(help="Contact id or phone number.")],
+    how: Annotated[
+        str, typer.Option("--how", help='How the contact asked, e.g. "phone call", "in person".')
+    ],
+    by: Annotated[
+        str, typer.Option("--by", help="Who took the request (recorded with the event).")
+    ] = "operator",
+) -> None:
+    """Record an opt-out taken by phone or in person: no more texts from any sender (C4)."""
+    from drip.services.contact_ops import record_opt_out
+    from drip.services.contacts import find_contact
+
+    deps = ready_deps()
+    found = find_contact(deps, contact)
+    typer.echo(record_opt_out(deps, found.id, how=how, by=by, now=deps.clock.now()))
+
+
+def contacts_status(
+    contact: Annotated[str, typer.Argument(help="Contact id or phone number.")],
+    status: Annotated[str, typer.Argument(help="cannot_be_texted | textable")],
+    by: Annotated[str, typer.Option("--by", help="Who decided (recorded).")] = "operator",
+) -> None:
+    """Set the operator's text status: cannot_be_texted (a revocation) or textable again."""
+    from drip.domain.enums import TextStatus
+    from drip.services.contact_ops import change_text_status
+    from drip.services.contacts import find_contact
+
+    if status not in (TextStatus.CANNOT_BE_TEXTED.value, TextStatus.TEXTABLE.value):
+        raise fail(f"STATUS: {status!r}; expected cannot_be_texted or textable", 2)
+    deps = ready_deps()
+    found = find_contact(deps, contact)
+    typer.echo(change_text_status(deps, found.id, TextStatus(status), by=by, now=deps.clock.now()))
