@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import EnrollmentStatus
@@ -20,7 +20,7 @@ __all__ = ["active_campaigns_of", "contact_rows", "enrolled_contact_ids"]
 IN_CHUNK = 5000
 
 
-def contact_rows(session: Session, *, after_id: int = 0) -> Sequence[Row[Any]]:
+def contact_rows(session: Session, *, after_id: int = 0) -> Sequence[Any]:
     """Every contact (id order) with its agent's phone, as named tuples."""
     stmt = (
         select(
@@ -43,7 +43,7 @@ def contact_rows(session: Session, *, after_id: int = 0) -> Sequence[Row[Any]]:
         .where(Contact.id > after_id)
         .order_by(Contact.id)
     )
-    rows: Sequence[Row[Any]] = session.execute(stmt).all()  # type: ignore[assignment]
+    rows: Sequence[Any] = session.execute(stmt).all()
     return rows
 
 
