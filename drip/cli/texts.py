@@ -1,18 +1,43 @@
-"""Texts: ``drip text`` (one manual text) and ``drip bulk`` (many)."""
+"""Texts: ``drip text`` (one manual text), ``drip bulk`` (many) and ``drip bulk cancel ID``."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
-from drip.cli._common import fail, ready_deps
+from drip.cli._common import confirm_or_yes, fail, on_terminal, ready_deps
+
+
+class BulkGroup(TyperGroup):
+    """``drip bulk BODY ...`` runs ``send``; ``drip bulk cancel ID`` runs ``cancel``.
+
+    The first word picks a subcommand only when it names one; anything else
+    (a text, an option) goes to ``send``, so ``drip bulk "Open house"`` works.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["send", *args]
+        return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx: Any, formatter: Any) -> None:
+        formatter.write_usage("drip bulk", "BODY [OPTIONS] | cancel ID")
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``text`` and ``bulk`` to ``app``."""
+    """Add ``text`` and the ``bulk`` group to ``app``."""
     app.command("text")(text)
-    app.command("bulk")(bulk)
+    bulk_app = typer.Typer(
+        cls=BulkGroup,
+        no_args_is_help=True,
+        help="Text many contacts at once (`drip bulk BODY` with filters), or cancel a bulk "
+        "(`drip bulk cancel ID`).",
+    )
+    bulk_app.command("send")(bulk)
+    bulk_app.command("cancel")(bulk_cancel)
+    app.add_typer(bulk_app, name="bulk")
 
 
 def text(
@@ -62,14 +87,15 @@ def bulk(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show who would get it and stop.")
     ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Text many contacts at once: shows who gets it and who is excluded (and why), then
     schedules one send per recipient. The sends go out through dispatch (`drip tick`,
     `drip run` or the workers) under the consent gate, send window, state rules and
-    footer rules, decided again when each one fires."""
-    from rich.progress import Progress
-
-    from drip.services.bulk import BulkFilters, plan_bulk, schedule_bulk
+    footer rules, decided again when each one fires. Without --dry-run it asks for
+    confirmation on a terminal (elsewhere it needs --yes); the bulk gets an id, and
+    `drip bulk cancel ID` cancels what it has not sent yet."""
+    from drip.services.bulk import BulkFilters, plan_bulk, start_bulk
 
     deps = ready_deps()
     now = deps.clock.now()
@@ -83,10 +109,37 @@ def bulk(
     if not plan.recipients:
         typer.echo("nothing to send")
         return
-    with Progress(transient=True) as progress:
-        task = progress.add_task("scheduling", total=len(plan.recipients))
-        scheduled = schedule_bulk(deps, plan, now, on_batch=lambda n: progress.advance(task, n))
-    typer.echo(
-        f"scheduled {scheduled} bulk sends, due now: they go out on the next dispatch "
-        "(`drip tick`, `drip run` or the Celery beat), each checked again when it fires"
+    confirm_or_yes(f"Schedule this text for {len(plan.recipients)} contacts?", yes)
+    words = ", ".join(
+        f"{k}={v}"
+        for k, v in (
+            ("two_way_only", "yes" if two_way_only else None),
+            ("campaign", campaign),
+            ("state", state),
+            ("not_contacted_since", not_contacted_since),
+        )
+        if v is not None
     )
+    if on_terminal():
+        from rich.progress import Progress
+
+        with Progress(transient=True) as progress:
+            task = progress.add_task("scheduling", total=len(plan.recipients))
+            done = start_bulk(
+                deps, plan, now, filters=words, on_batch=lambda n: progress.advance(task, n)
+            )
+    else:
+        done = start_bulk(deps, plan, now, filters=words)
+    typer.echo(
+        f"bulk {done.bulk_id}: scheduled {done.sends} sends, due now: they go out on the next "
+        "dispatch (`drip tick`, `drip run` or the Celery beat), each checked again when it fires; "
+        f"`drip bulk cancel {done.bulk_id}` cancels what has not gone out"
+    )
+
+
+def bulk_cancel(bulk_id: Annotated[int, typer.Argument(help="The bulk's id.")]) -> None:
+    """Cancel what a bulk has not sent yet (each cancellation is recorded)."""
+    from drip.services.bulk import cancel_bulk
+
+    deps = ready_deps()
+    typer.echo(cancel_bulk(deps, bulk_id, deps.clock.now()).message)
