@@ -50,6 +50,7 @@ __all__ = [
     "COPY_THRESHOLD",
     "bulk_insert_sends",
     "claim_due",
+    "not_held",
     "recover_stale",
     "start_sending",
 ]
@@ -95,7 +96,7 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[int]:
     now = as_utc(now)
     due = (
         select(SENDS.c.id)
-        .where(SENDS.c.state == SendState.PENDING, SENDS.c.due_at <= now, _not_held())
+        .where(SENDS.c.state == SendState.PENDING, SENDS.c.due_at <= now, not_held())
         # original_due_at breaks ties between steps caught up to the same instant,
         # so they still go out in their planned order (SPEC §4 catch-up).
         .order_by(SENDS.c.due_at, SENDS.c.original_due_at, SENDS.c.id)
@@ -135,7 +136,7 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[int]:
     return ids
 
 
-def _not_held() -> Any:
+def not_held() -> Any:
     """The send belongs to no campaign, or to one that is not paused (SPEC §8)."""
     paused = select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.status == CampaignStatus.PAUSED)
     return or_(SENDS.c.campaign_id.is_(None), SENDS.c.campaign_id.not_in(paused))
