@@ -3,17 +3,37 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from drip.cli._common import check_format, echo_csv, echo_json, fail, ready_deps
+
+#: ``--intro`` without a text: the agent introduces themself and the company.
+DEFAULT_INTRO = (
+    "Hi {VisitorFirstName}, this is {AgentFirstName} {AgentLastName} with {CompanyName}. "
+    "I'll be helping with your home search; text me any time."
+)
+
+
+class PreviewCommand(TyperCommand):
+    """``--intro`` may come without its text: then it means :data:`DEFAULT_INTRO`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        fixed: list[str] = []
+        for i, arg in enumerate(args):
+            fixed.append(arg)
+            following = args[i + 1] if i + 1 < len(args) else None
+            if arg == "--intro" and (following is None or following.startswith("-")):
+                fixed.append(DEFAULT_INTRO)
+        return super().parse_args(ctx, fixed)
 
 
 def register(app: typer.Typer) -> None:
     """Add ``lint``, ``preview``, ``sync`` and ``campaigns`` to ``app``."""
     app.command("lint")(lint)
-    app.command("preview")(preview)
+    app.command("preview", cls=PreviewCommand)(preview)
     app.command("sync")(sync)
     campaigns_app = typer.Typer(
         help="List campaigns; pause, resume or archive one (SPEC §8).",
@@ -65,7 +85,10 @@ def preview(
     ] = None,
     intro: Annotated[
         str | None,
-        typer.Option(help="An introduction text from the agent at the start, before the plan."),
+        typer.Option(
+            help="An introduction text from the agent at the start, before the plan "
+            "(--intro with no text, last or before another option: a standard one).",
+        ),
     ] = None,
     two_way_on_day: Annotated[
         int | None,
