@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_claim
 import bench_fire
 import bench_memory
+import bench_operate
 import bench_replay
 import bench_schedule
 from harness import (
@@ -60,6 +61,7 @@ SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "claim": bench_claim.run,
     "fire": bench_fire.run,
     "replay": bench_replay.run,
+    "operate": bench_operate.run,
 }
 
 #: (key, section, goal text, predicate) of the four ratio goals.
@@ -68,6 +70,8 @@ GOALS: list[tuple[str, str, str, Callable[[float], bool]]] = [
     ("worker_rss_growth_mib", "memory", "<= 10", lambda v: v <= 10),
     ("claim_backlog_ratio", "claim", "<= 1.5", lambda v: v <= 1.5),
     ("fire_vs_celery_noop", "fire", ">= 1.0", lambda v: v >= 1.0),
+    ("enroll_many_cli_vs_copy", "operate", ">= 0.25", lambda v: v >= 0.25),
+    ("import_vs_copy", "operate", ">= 0.1", lambda v: v >= 0.1),
 ]
 
 
@@ -138,6 +142,12 @@ def table(r: dict[str, Any], sections: list[str]) -> str:
             "replay_all_s", "s")  # fmt: skip
         if "replay_unavailable" in r:
             rows.append(("   (not measured)", "n/a", str(r["replay_unavailable"])))
+    if "operate" in sections:
+        rows.append((f"6. Operating ({_fmt(r.get('enroll_many_cli_contacts'))} contacts)", "", ""))
+        add("   drip enroll-many (subprocess) x 5 steps", "enroll_many_cli_steps_per_s", "steps/s")
+        add("   enroll_many_cli_vs_copy", "enroll_many_cli_vs_copy", "", "goal >= 0.25")
+        add("   import a CSV with consent", "import_rows_per_s", "rows/s")
+        add("   import_vs_copy", "import_vs_copy", "", "goal >= 0.1")
     for key, value in r.items():
         if key.endswith("_error"):
             rows.append((f"ERROR in {key.removesuffix('_error')}", "", str(value)[:200]))
