@@ -77,7 +77,7 @@ def contacts_add(
     result = add_contact(deps, data, consent, now)
     verb = "created" if result.created else "updated"
     typer.echo(
-        f"contact {result.contact_id} {verb}; sms consent: {'yes' if result.consent_recorded else 'no'}"
+        f"contact {result.contact_id} {verb}; sms consent: {'yes' if result.consent_in_force else 'no'}"
     )
     for note in result.notes:
         typer.echo(f"note: {note}")
@@ -91,6 +91,12 @@ def import_contacts(
     file: Annotated[
         Path, typer.Argument(help="CSV with a header line.", dir_okay=False, metavar="FILE.csv")
     ],
+    enroll: Annotated[
+        str | None,
+        typer.Option(
+            "--enroll", metavar="CAMPAIGN", help="Also enroll every imported contact in CAMPAIGN."
+        ),
+    ] = None,
 ) -> None:
     """Import contacts from a CSV file, with consent evidence where the file has it.
 
@@ -117,6 +123,10 @@ def import_contacts(
         raise typer.Exit(2) from exc
     deps = ready_deps()
     now = deps.clock.now()
+    if enroll is not None:
+        from drip.services.selection import check_enrollable
+
+        check_enrollable(deps, enroll)
     for note in notes:
         typer.echo(f"note: {note}")
     with Progress(transient=True) as progress:
@@ -136,6 +146,15 @@ def import_contacts(
             )
         counts = ", ".join(f"{n} {k}" for k, n in sorted(sent.counts().items()))
         typer.echo(f"opt-in confirmations: {counts}")
+    if enroll is not None and report.contact_ids:
+        from drip.services.enrollment import enroll_many
+
+        ids = list(dict.fromkeys(report.contact_ids))
+        sends = enroll_many(deps, ids, enroll, now)
+        typer.echo(
+            f"enrolled the imported contacts in {enroll} (those already active left as they "
+            f"were): {sends} sends scheduled"
+        )
     raise typer.Exit(exit_code(report))
 
 

@@ -66,6 +66,7 @@ from drip.errors import DripError, NotFoundError, ValidationError
 from drip.services.contacts import (
     ConsentEvidence,
     ContactInput,
+    consent_on_record,
     record_consent,
     send_now,
     upsert_contact,
@@ -286,6 +287,8 @@ class ImportReport:
     notes: list[str] = field(default_factory=list)
     #: Contacts that had no SMS consent before this import and have it now (C3).
     to_confirm: list[int] = field(default_factory=list)
+    #: Every contact the file created or updated, in file order (``--enroll``).
+    contact_ids: list[int] = field(default_factory=list)
 
     @property
     def imported(self) -> int:
@@ -473,7 +476,9 @@ def _import_one(
             contact, created, notes = _upsert(session, data, now)
             had_consent = contact.sms_consent_at is not None and contact.sms_opted_out_at is None
             recorded = False
-            if evidence.evidence is not None:
+            if evidence.evidence is not None and consent_on_record(contact, evidence.evidence):
+                recorded = True  # the same evidence again: in force, no new consent event
+            elif evidence.evidence is not None:
                 recorded = record_consent(session, contact, evidence.evidence, now)
                 if not recorded:
                     notes.append("consent not recorded: the contact opted out after it was given")
@@ -483,6 +488,7 @@ def _import_one(
         name, reason = _store_error(exc)
         report.bad_rows.append(BadRow(row.line, name, reason))
         return
+    report.contact_ids.append(contact_id)
     if created:
         report.created += 1
     else:

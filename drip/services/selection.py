@@ -162,6 +162,17 @@ def _sms(consent: datetime | None, opted_out: datetime | None) -> str:
     return "consent" if consent is not None else "no_consent"
 
 
+def check_enrollable(deps: Deps, campaign: str) -> None:
+    """NotFoundError or ValidationError unless ``campaign`` exists and takes enrollments."""
+    with deps.sessions() as session:
+        row = repo.campaign_by_name(session, campaign)
+        if row is None:
+            known = ", ".join(sorted(r.name for r in repo.all_campaigns(session))) or "none"
+            raise NotFoundError(f"no campaign named {campaign!r} in the database (known: {known})")
+        if row.status is CampaignStatus.ARCHIVED:
+            raise ValidationError(f"campaign {campaign!r} is archived: it takes no enrollments")
+
+
 def select_contacts(
     deps: Deps,
     filters: ContactFilters,

@@ -299,3 +299,45 @@ def test_contacts_list_opt_out_and_status(drip: Shell) -> None:
         .strip()
         .endswith("choose one of --json and --csv")
     )
+
+
+def test_import_with_enroll_and_the_same_file_twice(drip: Shell, tmp_path: Path) -> None:
+    """--enroll enrolls the imported contacts; importing the same evidence again adds no event."""
+    csv = tmp_path / "leads.csv"
+    csv.write_text(
+        "first_name,last_name,phone,email,agent_phone,sms_consent,consent_at,consent_text\n"
+        f"Ana,Lopez,+13055550111,ana@example.com,{SAM},yes,2026-11-02 09:14,I agree to texts\n"
+        f"Ben,Okafor,+12125550142,,{SAM},yes,2026-11-03 10:00,I agree to texts\n",
+        encoding="utf-8",
+    )
+    out = drip("contacts", "import", str(csv), "--enroll", CAMPAIGN)
+    assert "imported 2 (created 2, updated 0)" in out
+    assert f"enrolled the imported contacts in {CAMPAIGN}" in out
+    assert "10 sends scheduled" in out
+    assert _campaign(drip)["active_enrollments"] == 2
+
+    def consent_events() -> int:
+        history = drip.json("history", "+13055550111")
+        assert isinstance(history, dict)
+        return sum(1 for e in history["entries"] if e["what"] == "consent")
+
+    before = consent_events()
+    out = drip("contacts", "import", str(csv), "--enroll", CAMPAIGN)
+    assert "imported 2 (created 0, updated 2)" in out
+    assert "0 sends scheduled" in out
+    assert consent_events() == before == 1
+    refused = drip("contacts", "import", str(csv), "--enroll", "nope", code=1)
+    assert "no campaign named 'nope'" in refused
+
+
+def test_contacts_add_reports_what_changed_on_a_known_contact(drip: Shell) -> None:
+    """A known phone is the same contact: the change is reported and consent stays yes."""
+    out = drip("contacts", "add", "--first-name", "Lena", "--phone", PHONES[0])
+    assert out.splitlines() == [
+        "contact 1 updated; sms consent: yes",
+        "note: changed: first_name Lead1 -> Lena",
+    ]
+    out = drip("contacts", "add", "--first-name", "Fay", "--email", "fay@example.com")
+    assert out.startswith("contact 4 created")
+    out = drip("contacts", "add", "--first-name", "Fay", "--email", "FAY@example.com")
+    assert out.startswith("contact 4 updated; sms consent: no")
