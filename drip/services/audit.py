@@ -65,7 +65,8 @@ def explain(deps: Deps, send_id: int) -> list[str]:
             message = session.get(Message, send.message_id)
             if message is not None:
                 lines.append(
-                    f"  message {message.id}: {message.status}, provider id {message.provider_sid}, "
+                    f"  message {message.id}: {message.status}, provider id "
+                    f"{message.provider_sid or 'none'}, "
                     f"{message.segments or '?'} segment(s), footer {'yes' if message.footer else 'no'}"
                 )
                 lines.append(f"  text: {message.body}")
