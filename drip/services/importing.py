@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,7 +72,6 @@ from drip.services.contacts import (
     record_consent,
     send_now,
     upsert_contact,
-    validated,
 )
 from drip.services.deps import Deps
 from drip.services.firing import FireResult
@@ -118,6 +118,10 @@ class FieldError(ValidationError):
 # --------------------------------------------------------------------------- fields
 
 
+#: Control characters other than tab, newline and carriage return.
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _text(fields: Mapping[str, str | None], name: str, max_len: int | None = None) -> str | None:
     """The stripped value of ``name`` (None when absent or blank); control characters refused."""
     raw = fields.get(name)
@@ -126,7 +130,7 @@ def _text(fields: Mapping[str, str | None], name: str, max_len: int | None = Non
     value = raw.strip()
     if not value:
         return None
-    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value) or "\x7f" in value:
+    if _CONTROL.search(value):
         raise FieldError(name, "contains control characters")
     if max_len is not None and len(value) > max_len:
         raise FieldError(name, f"is longer than {max_len} characters")
@@ -499,7 +503,7 @@ def _fresh_rows(
         if row.problem is not None:
             continue
         try:
-            data = validated(parse_contact(row.fields, ConsentSource.IMPORT))
+            data = parse_contact(row.fields, ConsentSource.IMPORT)  # normalized already
             evidence = parse_evidence(row.fields, data, default_zone, now).evidence
         except DripError:
             continue  # reported by the row-by-row path
@@ -519,7 +523,10 @@ def _fresh_rows(
         if e
     }
     # Every row of the batch counts here, parsed above or not (a bad row too).
-    raw_phones = Counter(_raw_phone(row) for row in batch)
+    phone_of = {f.line: f.data.phone for f in parsed}
+    raw_phones = Counter(
+        phone_of[row.line] if row.line in phone_of else _raw_phone(row) for row in batch
+    )
     raw_emails = Counter((row.fields.get("email") or "").strip().lower() for row in batch)
     out: dict[int, _Fresh] = {}
     for f in parsed:
