@@ -21,7 +21,14 @@ import redis
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "benchmarks" / "run.py"
-KEYS = ("schedule_vs_copy", "worker_rss_growth_mib", "claim_backlog_ratio", "fire_vs_celery_noop")
+KEYS = (
+    "schedule_vs_copy",
+    "worker_rss_growth_mib",
+    "claim_backlog_ratio",
+    "fire_vs_celery_noop",
+    "enroll_many_cli_vs_copy",
+    "import_vs_copy",
+)
 RAW = (
     "schedule_drip_steps_per_s",
     "schedule_copy_steps_per_s",
@@ -34,6 +41,8 @@ RAW = (
     "claim_large_ms",
     "fire_sends_per_s",
     "noop_tasks_per_s",
+    "enroll_many_cli_steps_per_s",
+    "import_rows_per_s",
 )
 
 
