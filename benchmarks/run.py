@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_claim
 import bench_fire
 import bench_memory
+import bench_operate
 import bench_pacing
 import bench_replay
 import bench_schedule
@@ -62,6 +63,7 @@ SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "fire": bench_fire.run,
     "replay": bench_replay.run,
     "pacing": bench_pacing.run,
+    "operate": bench_operate.run,
 }
 
 #: (key, section, goal text, predicate) of the four ratio goals.
@@ -72,6 +74,8 @@ GOALS: list[tuple[str, str, str, Callable[[float], bool]]] = [
     ("fire_vs_celery_noop", "fire", ">= 1.0", lambda v: v >= 1.0),
     ("pacing_accuracy", "pacing", "<= 1.0", lambda v: v <= 1.0),
     ("pacing_overhead", "pacing", ">= 0.9", lambda v: v >= 0.9),
+    ("enroll_many_cli_vs_copy", "operate", ">= 0.25", lambda v: v >= 0.25),
+    ("import_vs_copy", "operate", ">= 0.1", lambda v: v >= 0.1),
 ]
 
 
@@ -150,6 +154,12 @@ def table(r: dict[str, Any], sections: list[str]) -> str:
         add("   embedded fire path, pacing off", "pacing_off_sends_per_s", "sends/s")
         add("   embedded fire path, pacing on (never binding)", "pacing_on_sends_per_s", "sends/s")
         add("   pacing_overhead (on / off)", "pacing_overhead", "", "goal >= 0.9")
+    if "operate" in sections:
+        rows.append((f"7. Operating ({_fmt(r.get('enroll_many_cli_contacts'))} contacts)", "", ""))
+        add("   drip enroll-many (subprocess) x 5 steps", "enroll_many_cli_steps_per_s", "steps/s")
+        add("   enroll_many_cli_vs_copy", "enroll_many_cli_vs_copy", "", "goal >= 0.25")
+        add("   import a CSV with consent", "import_rows_per_s", "rows/s")
+        add("   import_vs_copy", "import_vs_copy", "", "goal >= 0.1")
     for key, value in r.items():
         if key.endswith("_error"):
             rows.append((f"ERROR in {key.removesuffix('_error')}", "", str(value)[:200]))

@@ -267,3 +267,13 @@ def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
         configure_logging()
     logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
     return logger
+
+
+def current_level() -> str:
+    """The level logging is configured at now (``INFO`` before any setup).
+
+    Code that builds its own settings (the replay) passes it on, so that it
+    does not raise the level a command chose.
+    """
+    with _lock:
+        return _current[1] if _current is not None else "INFO"

@@ -262,15 +262,25 @@ def _size_warnings(
     full = with_footer(rendered, footer)
     size = sms_size(full)
     if size.segments > MAX_SEGMENTS:
-        per_segment = GSM7_MULTI if size.encoding == "GSM-7" else UCS2_MULTI
-        room = MAX_SEGMENTS * per_segment - sms_size(footer).units - 1
+        # Room for the text beside the footer (and the space between them) in 2 segments.
+        gsm_room = MAX_SEGMENTS * GSM7_MULTI - sms_size(_to_gsm(footer)).units - 1
+        if size.encoding == "GSM-7":
+            advice = f"keep the text under {gsm_room} chars with names filled in"
+        else:
+            ucs_room = MAX_SEGMENTS * UCS2_MULTI - len(footer.encode("utf-16-le")) // 2 - 1
+            advice = (
+                f"keep the text under {ucs_room} chars with names filled in, or replace the "
+                f"characters that force UCS-2 and keep it under {gsm_room}"
+                if ucs_room > 0
+                else "in UCS-2 the footer alone fills them: replace the characters that "
+                f"force UCS-2 (see the next warning) and keep the text under {gsm_room} chars"
+            )
         found.append(
             (
                 body.start,
                 f"{_name(step)}: {size.segments} segments with the footer "
-                f"({size.encoding}, {_length(full, size)}); keep the text under "
-                f"{max(room, 0)} chars with names filled in, so that it and the footer "
-                f"fit in {MAX_SEGMENTS} segments",
+                f"({size.encoding}, {_length(full, size)}); {advice}, so that it and the "
+                f"footer fit in {MAX_SEGMENTS} segments",
             )
         )
     own = [c for c in dict.fromkeys(rendered) if not is_gsm7(c)]

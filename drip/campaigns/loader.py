@@ -410,7 +410,10 @@ def _steps(source: YamlSource, node: yaml.Node) -> list[tuple[Step, StepSource]]
         return None
     steps: list[tuple[Step, StepSource]] = []
     ids: dict[str, tuple[int, Position]] = {}
-    ok = True
+    # Explicit ids are compared first, on the raw YAML, so that a duplicate is
+    # reported in the same round as the other errors of those steps.
+    reported = _raw_duplicate_ids(source, items)
+    ok = not reported
     for position, item in enumerate(items, start=1):
         parsed = _step(source, item, position)
         if parsed is None:
@@ -418,6 +421,8 @@ def _steps(source: YamlSource, node: yaml.Node) -> list[tuple[Step, StepSource]]
             continue
         step, where, id_node = parsed
         first = ids.get(step.id)
+        if first is not None and position in reported:
+            continue
         if first is not None:
             how = "" if id_node is not None else f" (a step without id has its position {step.id})"
             source.error(
@@ -430,6 +435,30 @@ def _steps(source: YamlSource, node: yaml.Node) -> list[tuple[Step, StepSource]]
         ids[step.id] = (position, where.start)
         steps.append((step, where))
     return steps if ok else None
+
+
+def _raw_duplicate_ids(source: YamlSource, items: list[yaml.Node]) -> set[int]:
+    """Report explicit step ids given twice; the positions of the repeats."""
+    seen: dict[str, tuple[int, int]] = {}
+    repeats: set[int] = set()
+    for position, item in enumerate(items, start=1):
+        if not isinstance(item, yaml.MappingNode):
+            continue
+        for key, value in item.value:
+            if key.value != "id" or not isinstance(value, yaml.ScalarNode):
+                continue
+            raw = str(value.value).strip()
+            first = seen.get(raw)
+            if first is None:
+                seen[raw] = (position, value.start_mark.line + 1)
+                continue
+            repeats.add(position)
+            source.error(
+                value,
+                f"step {position}: duplicate step id {raw!r}; "
+                f"step {first[0]} on line {first[1]} has it too",
+            )
+    return repeats
 
 
 def _step(

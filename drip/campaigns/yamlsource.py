@@ -131,6 +131,30 @@ class YamlSource:
 
     # -- parsing -----------------------------------------------------------
 
+    def _quote_hint(self, where: Position) -> str:
+        """Advice to quote a value when an unquoted text on the lines around is the likely cause.
+
+        A plain (unquoted) YAML value may not contain ``": "`` or ``" #"``
+        nor start with one of ``{ [ * & ! % @ ` | > ' "``; texts often do.
+        """
+        lines = self.text.splitlines()
+        for number in (where.line, where.line - 1):
+            if not 1 <= number <= len(lines):
+                continue
+            found = _PLAIN_VALUE.match(lines[number - 1])
+            if found is None:
+                continue
+            key, value = found.group(1), found.group(2).rstrip()
+            if value[:1] in "\"'":
+                continue
+            risky = ": " in value or " #" in value or value[:1] in _PLAIN_STARTS
+            if risky:
+                return (
+                    f" (line {number}: the value of {key!r} is unquoted text with "
+                    f'{_risk(value)}; put it in double quotes: {key}: "...")'
+                )
+        return ""
+
     def compose(self) -> yaml.Node | None:
         """The document's root node; None (with an error recorded) when there is none."""
         if self._errors:
@@ -141,7 +165,7 @@ class YamlSource:
             mark = exc.problem_mark or exc.context_mark
             where = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
             what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-            self.error(where, f"YAML syntax error: {what or exc}")
+            self.error(where, f"YAML syntax error: {what or exc}{self._quote_hint(where)}")
             return None
         except yaml.reader.ReaderError as exc:
             where = self.position_of_index(self.text, exc.position)
@@ -336,6 +360,18 @@ def describe(node: yaml.Node) -> str:
         return f"a decimal number {shown}"
     kind = node.tag.rsplit(":", 1)[-1]
     return f"a {kind} {shown}"
+
+
+_PLAIN_VALUE = re.compile(r"^\s*(?:-\s+)?([A-Za-z_][\w-]*):\s+(\S.*)$")
+_PLAIN_STARTS = frozenset("{[*&!%@`|>")
+
+
+def _risk(value: str) -> str:
+    if ": " in value:
+        return '": " in it'
+    if " #" in value:
+        return '" #" in it (the rest would be a comment)'
+    return f"{value[0]!r} at its start"
 
 
 def _quote(text: str) -> str:

@@ -102,3 +102,11 @@ class ConsentEventKind(StrEnum):
     REVOKED_CARRIER = "revoked_carrier"
     RESTORED = "restored"
     TEXTABLE_AGAIN = "textable_again"
+
+
+class CampaignStatus(StrEnum):
+    """SPEC §8: a paused campaign holds its sends; an archived one has none left."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    ARCHIVED = "archived"

@@ -6,5 +6,5 @@
   transport; the real services, from registration to dispatch;
 - :mod:`drip.replay.report`: text timeline, one JSON document, HTML page;
 - :mod:`drip.replay.demo`: built-in sample contacts, a year of campaigns;
-- :mod:`drip.replay.commands`: ``drip replay`` and ``drip demo``.
+- :mod:`drip.cli.replay`: ``drip replay`` and ``drip demo``.
 """

@@ -50,8 +50,10 @@ from drip.domain.enums import (
     SendState,
 )
 from drip.errors import DripError
+from drip.logging import current_level
 from drip.pacing import NullPacer
 from drip.replay.scenario import (
+    Archive,
     Bulk,
     CarrierOptOut,
     Consent,
@@ -62,10 +64,14 @@ from drip.replay.scenario import (
     Event,
     Expectation,
     ManualText,
+    Pause,
     Reply,
+    Resume,
     Scenario,
     SetTextStatus,
+    Unenroll,
 )
+from drip.services import lifecycle
 from drip.services.bulk import BulkFilters, BulkPlan, plan_bulk, schedule_bulk
 from drip.services.contacts import (
     ConsentEvidence,
@@ -264,7 +270,12 @@ class _World:
         first = min(s.start_instant for s in scenarios)
         self.clock = VirtualClock(first)
         self.transport = RecordingTransport(clock=self.clock)
-        settings = Settings(home=folder, database_url=url, outbox=folder / "outbox.jsonl")
+        settings = Settings(
+            home=folder,
+            database_url=url,
+            outbox=folder / "outbox.jsonl",
+            log_level=current_level(),
+        )
         self.deps: Deps = build(
             settings,
             clock=self.clock,
@@ -514,6 +525,18 @@ class _World:
         schedule_bulk(self.deps, plan, now)
         return [" ".join(line.split()) for line in plan.lines()]
 
+    def _pause(self, life: _Life, action: Pause, now: datetime) -> str:
+        return lifecycle.pause(self.deps, action.campaign, now).message
+
+    def _resume(self, life: _Life, action: Resume, now: datetime) -> str:
+        return lifecycle.resume(self.deps, action.campaign, now).message
+
+    def _archive(self, life: _Life, action: Archive, now: datetime) -> str:
+        return lifecycle.archive(self.deps, action.campaign, now).message
+
+    def _unenroll(self, life: _Life, action: Unenroll, now: datetime) -> str:
+        return lifecycle.unenroll(self.deps, life.contact_id, action.campaign, now).message
+
     def _edit(self, life: _Life, action: EditCampaign, now: datetime) -> str:
         summary = sync_campaigns(self.deps, [action.campaign], now)
         return f"campaign file {action.ref} synced: " + "; ".join(summary.lines())
@@ -662,6 +685,10 @@ _HANDLERS: dict[type, _Handler] = {
     Consent: _World._consent,
     SetTextStatus: _World._text_status,
     Bulk: _World._bulk,
+    Pause: _World._pause,
+    Resume: _World._resume,
+    Archive: _World._archive,
+    Unenroll: _World._unenroll,
     EditCampaign: _World._edit,
     Downtime: _World._downtime,
     CarrierOptOut: _World._carrier,

@@ -12,8 +12,9 @@ are errors, as are bad times, unknown event kinds and events out of order.
 Event kinds: the SPEC's ``text`` (a manual text; ``from: concierge`` is an
 extension, default the agent), ``enroll``, ``reply`` (with ``reply_to:
 agent|concierge``), ``consent: true|false``, ``text_status:
-cannot_be_texted|textable`` and ``bulk``; and these extensions, which the
-SPEC allows adding:
+cannot_be_texted|textable``, ``bulk``, ``pause``/``resume``/``archive``
+(a campaign, by name or file) and ``unenroll`` (this contact from a
+campaign); and these extensions, which the SPEC allows adding:
 
 - ``edit_campaign: PATH``: sync an edited campaign file (SPEC §5, edits reach
   enrolled contacts); the file's ``name:`` says which campaign it replaces.
@@ -112,6 +113,10 @@ EVENT_KINDS = (
     "consent",
     "text_status",
     "bulk",
+    "pause",
+    "resume",
+    "archive",
+    "unenroll",
     "edit_campaign",
     "downtime_until",
     "carrier_opt_out",
@@ -239,6 +244,34 @@ class Bulk:
 
 
 @dataclass(frozen=True, slots=True)
+class Pause:
+    """``pause: NAME``: the operator pauses a campaign (SPEC §8: its sends are held)."""
+
+    campaign: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """``resume: NAME``: the operator resumes a paused campaign (overdue steps catch up)."""
+
+    campaign: str
+
+
+@dataclass(frozen=True, slots=True)
+class Archive:
+    """``archive: NAME``: the operator archives a campaign (its pending sends are cancelled)."""
+
+    campaign: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unenroll:
+    """``unenroll: NAME``: the operator ends this contact's enrollment in a campaign."""
+
+    campaign: str
+
+
+@dataclass(frozen=True, slots=True)
 class EditCampaign:
     """``edit_campaign: PATH`` (extension): sync an edited campaign file."""
 
@@ -271,6 +304,10 @@ Action = (
     | Consent
     | SetTextStatus
     | Bulk
+    | Pause
+    | Resume
+    | Archive
+    | Unenroll
     | EditCampaign
     | Downtime
     | CarrierOptOut
@@ -289,6 +326,13 @@ class Event:
         return _ACTION_KINDS[type(self.action)]
 
 
+_LIFECYCLE: dict[str, type[Pause | Resume | Archive | Unenroll]] = {
+    "pause": Pause,
+    "resume": Resume,
+    "archive": Archive,
+    "unenroll": Unenroll,
+}
+
 _ACTION_KINDS: dict[type, str] = {
     ManualText: "text",
     Enroll: "enroll",
@@ -296,6 +340,10 @@ _ACTION_KINDS: dict[type, str] = {
     Consent: "consent",
     SetTextStatus: "text_status",
     Bulk: "bulk",
+    Pause: "pause",
+    Resume: "resume",
+    Archive: "archive",
+    Unenroll: "unenroll",
     EditCampaign: "edit_campaign",
     Downtime: "downtime_until",
     CarrierOptOut: "carrier_opt_out",
@@ -789,6 +837,9 @@ class _Reader:
         if kind == "bulk":
             body = s.string(node, label)
             return Bulk(body) if body is not None else None
+        if kind in _LIFECYCLE:
+            name = self._campaign_name(node, label)
+            return _LIFECYCLE[kind](name) if name is not None else None
         if kind == "enroll":
             return self._enroll(node, label)
         if kind == "edit_campaign":
@@ -807,6 +858,23 @@ class _Reader:
                 s.error(node, f"{label}: only true means something (the contact unsubscribes)")
             return EmailUnsubscribe() if flag else None
         raise AssertionError(kind)  # pragma: no cover - EVENT_KINDS is exhaustive
+
+    def _campaign_name(self, node: yaml.Node, label: str) -> str | None:
+        """A campaign name, or the name inside the campaign file REF names."""
+        ref = self.source.string(node, label)
+        if ref is None:
+            return None
+        ref = ref.strip()
+        if not ref:
+            self.source.error(node, f"{label}: give a campaign name")
+            return None
+        found = self._campaign_file(node, ref, label)
+        if found is not None:
+            return found[0].name
+        if _looks_like_path(ref):
+            self._no_file(node, ref, label)
+            return None
+        return ref
 
     def _enroll(self, node: yaml.Node, label: str) -> Enroll | None:
         ref = self.source.string(node, label)

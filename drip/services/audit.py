@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from drip.domain.enums import CampaignStatus
 from drip.domain.zones import resolve_states, resolve_timezone
 from drip.errors import NotFoundError
 from drip.services.deps import Deps
@@ -41,8 +42,8 @@ def explain(deps: Deps, send_id: int) -> list[str]:
         zone = resolve_timezone(contact.timezone, contact.phone, deps.account.default_timezone)
         tz = zone.name
         what = f"{send.kind.value} {send.channel.value}"
+        campaign = session.get(CampaignRow, send.campaign_id) if send.campaign_id else None
         if send.step_id is not None:
-            campaign = session.get(CampaignRow, send.campaign_id) if send.campaign_id else None
             what += f", step {send.step_id!r} of {campaign.name if campaign else '?'}"
         lines = [
             f"send {send.id}: {what} to contact {contact.id} ({contact.first_name} "
@@ -51,6 +52,16 @@ def explain(deps: Deps, send_id: int) -> list[str]:
             f"  due {_local(send.original_due_at, tz)}; now {send.state.value}"
             + (f", due {_local(send.due_at, tz)}" if send.state.value == "pending" else ""),
         ]
+        if (
+            campaign is not None
+            and campaign.status is CampaignStatus.PAUSED
+            and send.state.value == "pending"
+        ):
+            since = _local(campaign.status_changed_at, tz) if campaign.status_changed_at else "?"
+            lines.append(
+                f"  HELD: campaign {campaign.name} is paused (since {since}); "
+                "`drip campaigns resume` releases it"
+            )
         decisions = repo.decisions_of(session, send_id)
         if not decisions and send.decision_reason:
             lines.append(f"  {send.decision_reason}")
@@ -60,7 +71,8 @@ def explain(deps: Deps, send_id: int) -> list[str]:
             message = session.get(Message, send.message_id)
             if message is not None:
                 lines.append(
-                    f"  message {message.id}: {message.status}, provider id {message.provider_sid}, "
+                    f"  message {message.id}: {message.status}, provider id "
+                    f"{message.provider_sid or 'none'}, "
                     f"{message.segments or '?'} segment(s), footer {'yes' if message.footer else 'no'}"
                 )
                 lines.append(f"  text: {message.body}")
@@ -143,3 +155,54 @@ def where_words(contact: Contact, zone: str, deps: Deps) -> str:
 
 def local_time(at: datetime, tz: str) -> str:
     return _local(at, tz)
+
+
+def explain_data(deps: Deps, send_id: int) -> dict[str, object]:
+    """The send, its decisions and its message as one JSON-ready document (``--json``)."""
+    with deps.sessions() as session:
+        send = session.get(ScheduledSend, send_id)
+        if send is None:
+            raise NotFoundError(f"no scheduled send with id {send_id}")
+        campaign = session.get(CampaignRow, send.campaign_id) if send.campaign_id else None
+        message = session.get(Message, send.message_id) if send.message_id else None
+        return {
+            "send_id": send.id,
+            "contact_id": send.contact_id,
+            "kind": send.kind.value,
+            "channel": send.channel.value,
+            "campaign": campaign.name if campaign else None,
+            "campaign_status": campaign.status.value if campaign else None,
+            "step": send.step_id,
+            "state": send.state.value,
+            "held": bool(
+                campaign is not None
+                and campaign.status is CampaignStatus.PAUSED
+                and send.state.value == "pending"
+            ),
+            "original_due_at": send.original_due_at.isoformat(),
+            "due_at": send.due_at.isoformat(),
+            "decision_code": send.decision_code,
+            "decision_reason": send.decision_reason,
+            "decisions": [
+                {
+                    "at": d.at.isoformat(),
+                    "outcome": d.outcome,
+                    "code": d.code,
+                    "reason": d.reason,
+                    "footer": d.footer,
+                    "deferred_until": d.deferred_until.isoformat() if d.deferred_until else None,
+                }
+                for d in repo.decisions_of(session, send_id)
+            ],
+            "message": None
+            if message is None
+            else {
+                "id": message.id,
+                "status": message.status,
+                "provider_sid": message.provider_sid,
+                "segments": message.segments,
+                "footer": message.footer,
+                "body": message.body,
+                "sent_at": message.sent_at.isoformat() if message.sent_at else None,
+            },
+        }

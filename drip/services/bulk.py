@@ -35,10 +35,10 @@ from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from drip.campaigns.loader import find_links, shortener_of
-from drip.domain.enums import Channel, MessageKind, SenderRole
+from drip.domain.enums import Channel, MessageKind, SenderRole, SendState
 from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, template_problems
 from drip.domain.policy import DAY, ConversationState, Defer, Outgoing, Skip, decide
 from drip.domain.zones import normalize_state, resolve_state
@@ -48,7 +48,7 @@ from drip.services.firing import contact_state
 from drip.services.senders import resolve_sender
 from drip.store import claims
 from drip.store import repository as repo
-from drip.store.models import Agent, Contact
+from drip.store.models import Agent, Bulk, Contact
 
 log = structlog.get_logger("drip.bulk")
 
@@ -224,6 +224,14 @@ def plan_bulk(deps: Deps, body: str, filters: BulkFilters, now: datetime) -> Bul
     return plan
 
 
+@dataclass(frozen=True, slots=True)
+class BulkScheduled:
+    """A bulk that scheduled its sends: ``bulk_id`` is what ``drip bulk cancel`` takes."""
+
+    bulk_id: int
+    sends: int
+
+
 def schedule_bulk(
     deps: Deps,
     plan: BulkPlan,
@@ -232,23 +240,87 @@ def schedule_bulk(
     on_batch: Callable[[int], None] | None = None,
 ) -> int:
     """Create the plan's scheduled sends (all or none, one transaction); returns how many."""
-    rows: list[dict[str, Any]] = [
-        {
-            "contact_id": contact_id,
-            "kind": MessageKind.BULK,
-            "channel": Channel.SMS,
-            "body": plan.body,
-            "sender_role": SenderRole.AGENT,
-            "due_at": now,
-            "created_at": now,
-        }
-        for contact_id in plan.recipients
-    ]
+    return start_bulk(deps, plan, now, on_batch=on_batch).sends
+
+
+def start_bulk(
+    deps: Deps,
+    plan: BulkPlan,
+    now: datetime,
+    *,
+    filters: str = "",
+    on_batch: Callable[[int], None] | None = None,
+) -> BulkScheduled:
+    """Record the bulk (its id) and create its scheduled sends, all in one transaction."""
     with deps.sessions.begin() as session:
+        bulk = Bulk(
+            body=plan.body,
+            filters=filters or "all contacts",
+            recipients=len(plan.recipients),
+            created_at=now,
+        )
+        session.add(bulk)
+        session.flush()
+        bulk_id = bulk.id
+        rows: list[dict[str, Any]] = [
+            {
+                "contact_id": contact_id,
+                "kind": MessageKind.BULK,
+                "channel": Channel.SMS,
+                "body": plan.body,
+                "sender_role": SenderRole.AGENT,
+                "due_at": now,
+                "created_at": now,
+                "bulk_id": bulk_id,
+            }
+            for contact_id in plan.recipients
+        ]
         for start in range(0, len(rows), BATCH):
             batch = rows[start : start + BATCH]
             claims.bulk_insert_sends(session, batch, now=now)
             if on_batch is not None:
                 on_batch(len(batch))
-    log.info("bulk_scheduled", sends=len(rows), excluded=plan.excluded_total)
-    return len(rows)
+    log.info("bulk_scheduled", bulk_id=bulk_id, sends=len(rows), excluded=plan.excluded_total)
+    return BulkScheduled(bulk_id, len(rows))
+
+
+@dataclass(frozen=True, slots=True)
+class BulkCancelled:
+    bulk_id: int
+    cancelled: int
+    already_out: int
+    message: str
+
+
+def cancel_bulk(deps: Deps, bulk_id: int, now: datetime) -> BulkCancelled:
+    """Cancel the bulk's sends not sent yet (pending), each with a recorded decision."""
+    from drip.store import lifecycle as store
+    from drip.store.models import ScheduledSend
+
+    with deps.sessions.begin() as session:
+        bulk = session.get(Bulk, bulk_id)
+        if bulk is None:
+            raise NotFoundError(f"no bulk with id {bulk_id}")
+        cancelled = store.cancel_pending(
+            session,
+            ScheduledSend.bulk_id == bulk_id,
+            now,
+            "bulk_cancelled",
+            f"cancelled: bulk {bulk_id} was cancelled by the operator",
+        )
+        others = session.scalar(
+            select(func.count()).where(
+                ScheduledSend.bulk_id == bulk_id, ScheduledSend.state != SendState.CANCELLED
+            )
+        )
+        if bulk.cancelled_at is None:
+            bulk.cancelled_at = now
+    out = int(others or 0)
+    log.info("bulk_cancelled", bulk_id=bulk_id, cancelled=len(cancelled), already_out=out)
+    return BulkCancelled(
+        bulk_id,
+        len(cancelled),
+        out,
+        f"bulk {bulk_id}: {len(cancelled)} send(s) cancelled; {out} already sent, "
+        "skipped or in flight (not changed)",
+    )

@@ -68,6 +68,8 @@ class AddResult:
     consent_recorded: bool
     confirmation: FireResult | None
     notes: tuple[str, ...] = ()
+    #: SMS consent is in force after the call (recorded now or already on record).
+    consent_in_force: bool = False
 
 
 def validated(data: ContactInput) -> ContactInput:
@@ -91,7 +93,13 @@ def validated(data: ContactInput) -> ContactInput:
 def upsert_contact(
     session: Session, data: ContactInput, now: datetime
 ) -> tuple[Contact, bool, list[str]]:
-    """Create the contact, or update the one with the same phone (never a duplicate)."""
+    """Create the contact, or update the known one (never a duplicate).
+
+    One identity rule for ``contacts add``, the import and the API: a known
+    phone, else a known email (any case), is the same contact, unless both
+    carry different phones (two people sharing an email, said in a note).
+    What changes on a known contact is reported in the notes.
+    """
     data = validated(data)
     notes: list[str] = []
     agent_id = None
@@ -101,14 +109,35 @@ def upsert_contact(
             raise NotFoundError(f"agent: no agent texts from {data.agent_phone}; add one first")
         agent_id = agent.id
     existing = repo.contact_by_phone(session, data.phone) if data.phone else None
+    if existing is None and data.email is not None:
+        existing = _contact_by_email(session, data.email)
+        if existing is not None and existing.phone is not None and data.phone is not None:
+            # Two numbers sharing one email (a couple, a family): two people.
+            notes.append(
+                f"email {data.email} is also the email of contact {existing.id} "
+                f"(phone {existing.phone}): a separate contact for this phone"
+            )
+            existing = None
     if existing is not None:
-        existing.first_name = data.first_name
-        existing.last_name = data.last_name or existing.last_name
-        existing.email = data.email or existing.email
-        existing.state = data.state or existing.state
-        existing.timezone = data.timezone or existing.timezone
-        existing.agent_id = agent_id or existing.agent_id
-        existing.updated_at = now
+        changes = {
+            "first_name": data.first_name,
+            "last_name": data.last_name or existing.last_name,
+            "phone": data.phone or existing.phone,
+            "email": data.email or existing.email,
+            "state": data.state or existing.state,
+            "timezone": data.timezone or existing.timezone,
+            "agent_id": agent_id or existing.agent_id,
+        }
+        changed = [
+            f"{name} {getattr(existing, name) or '(none)'} -> {value}"
+            for name, value in changes.items()
+            if value != getattr(existing, name)
+        ]
+        for name, value in changes.items():
+            setattr(existing, name, value)
+        if changed:
+            existing.updated_at = now
+            notes.append("changed: " + "; ".join(changed))
         return existing, False, notes
     contact = Contact(
         first_name=data.first_name,
@@ -133,6 +162,26 @@ def upsert_contact(
     session.add(contact)
     session.flush()
     return contact, True, notes
+
+
+def _contact_by_email(session: Session, email: str) -> Contact | None:
+    from sqlalchemy import func, select
+
+    return session.scalars(
+        select(Contact)
+        .where(func.lower(Contact.email) == email.lower())
+        .order_by(Contact.id)
+        .limit(1)
+    ).one_or_none()
+
+
+def consent_on_record(contact: Contact, evidence: ConsentEvidence) -> bool:
+    """The contact's consent in force is this very evidence (importing it again changes nothing)."""
+    return (
+        contact.sms_opted_out_at is None
+        and contact.sms_consent_at == evidence.at
+        and contact.sms_consent_text == evidence.text
+    )
 
 
 def record_consent(
@@ -194,9 +243,13 @@ def add_contact(
             _keep_consent_evidence(session, contact, consent)
             notes.append("consent kept as evidence only: the number opted out by text earlier")
         elif consent is not None and contact.phone is not None:
-            recorded = record_consent(session, contact, consent, now)
-            if not recorded:
-                notes.append("consent not recorded: the contact opted out after it was given")
+            if consent_on_record(contact, consent):
+                notes.append("this consent evidence is already on record: nothing new recorded")
+            else:
+                recorded = record_consent(session, contact, consent, now)
+                if not recorded:
+                    notes.append("consent not recorded: the contact opted out after it was given")
+        in_force = contact.sms_consent_at is not None and contact.sms_opted_out_at is None
         contact_id = contact.id
     confirmation = None
     imported = consent is not None and consent.source is ConsentSource.IMPORT
@@ -208,7 +261,7 @@ def add_contact(
             deps, contact_id, MessageKind.OPT_IN_CONFIRMATION, deps.account.opt_in_confirmation, now
         )
     log.info("contact_saved", contact_id=contact_id, created=created, consent=recorded)
-    return AddResult(contact_id, created, recorded, confirmation, tuple(notes))
+    return AddResult(contact_id, created, recorded, confirmation, tuple(notes), in_force)
 
 
 def send_now(

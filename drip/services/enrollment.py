@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,10 +12,10 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from drip.domain.campaign import Campaign
-from drip.domain.enums import EnrollmentStatus, MessageKind
+from drip.domain.enums import CampaignStatus, EnrollmentStatus, MessageKind
 from drip.domain.schedule import step_due_at
 from drip.domain.zones import resolve_timezone
-from drip.errors import NotFoundError
+from drip.errors import NotFoundError, ValidationError
 from drip.services.deps import Deps
 from drip.store import claims
 from drip.store import repository as repo
@@ -38,6 +38,8 @@ def load_campaign(deps: Deps, session: Session, name: str) -> tuple[CampaignRow,
     if row is None:
         known = ", ".join(r.name for r in repo.all_campaigns(session)) or "none; run `drip sync`"
         raise NotFoundError(f"no campaign named {name!r} in the database (known: {known})")
+    if row.status is CampaignStatus.ARCHIVED:
+        raise ValidationError(f"campaign {name!r} is archived: it takes no new enrollments")
     return row, deps.campaigns.get(row.id, row.version, row.definition)
 
 
@@ -65,23 +67,32 @@ def enroll(deps: Deps, contact_id: int, campaign_name: str, now: datetime) -> En
             contacts=[contact],
             now=now,
         )
+        paused = row.status is CampaignStatus.PAUSED
     log.info("enrolled", contact_id=contact_id, campaign=campaign.name, sends=sends)
+    held = " (held: the campaign is paused)" if paused else ""
     return EnrollResult(
         ids[0],
         True,
         sends,
-        f"enrolled contact {contact_id} in {campaign.name}: {sends} sends scheduled",
+        f"enrolled contact {contact_id} in {campaign.name}: {sends} sends scheduled{held}",
     )
 
 
 def enroll_many(
-    deps: Deps, contact_ids: Sequence[int], campaign_name: str, now: datetime, *, batch: int = 5000
+    deps: Deps,
+    contact_ids: Sequence[int],
+    campaign_name: str,
+    now: datetime,
+    *,
+    batch: int = 5000,
+    on_batch: Callable[[int], None] | None = None,
 ) -> int:
     """Enroll many contacts, in batches; returns how many sends were scheduled.
 
     Contacts already active in the campaign are left alone. Due times depend
     only on (zone, step) since every contact of a call enrolls at ``now``, so
-    they are computed once per zone, not once per contact.
+    they are computed once per zone, not once per contact. One transaction
+    per batch; ``on_batch`` is told how many contacts each committed batch had.
     """
     total = 0
     for start in range(0, len(contact_ids), batch):
@@ -100,6 +111,8 @@ def enroll_many(
                 now=now,
             )
             total += sends
+        if on_batch is not None:
+            on_batch(len(part))
     return total
 
 

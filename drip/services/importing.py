@@ -48,6 +48,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -56,23 +58,24 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from drip.domain.enums import ConsentSource
+from drip.domain.enums import ConsentEventKind, ConsentSource
 from drip.domain.zones import normalize_phone, normalize_state, validate_timezone
 from drip.errors import DripError, NotFoundError, ValidationError
 from drip.services.confirmations import schedule_confirmations
 from drip.services.contacts import (
     ConsentEvidence,
     ContactInput,
+    consent_on_record,
     record_consent,
     upsert_contact,
 )
 from drip.services.deps import Deps
 from drip.store import repository as repo
-from drip.store.models import Contact
+from drip.store.models import Agent, ConsentEvent, Contact, OrphanOptOut
 
 log = structlog.get_logger("drip.import")
 
@@ -114,6 +117,10 @@ class FieldError(ValidationError):
 # --------------------------------------------------------------------------- fields
 
 
+#: Control characters other than tab, newline and carriage return.
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _text(fields: Mapping[str, str | None], name: str, max_len: int | None = None) -> str | None:
     """The stripped value of ``name`` (None when absent or blank); control characters refused."""
     raw = fields.get(name)
@@ -122,7 +129,7 @@ def _text(fields: Mapping[str, str | None], name: str, max_len: int | None = Non
     value = raw.strip()
     if not value:
         return None
-    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value) or "\x7f" in value:
+    if _CONTROL.search(value):
         raise FieldError(name, "contains control characters")
     if max_len is not None and len(value) > max_len:
         raise FieldError(name, f"is longer than {max_len} characters")
@@ -285,6 +292,8 @@ class ImportReport:
     notes: list[str] = field(default_factory=list)
     #: Contacts that had no SMS consent before this import and have it now (C3).
     to_confirm: list[int] = field(default_factory=list)
+    #: Every contact the file created or updated, in file order (``--enroll``).
+    contact_ids: list[int] = field(default_factory=list)
 
     @property
     def imported(self) -> int:
@@ -428,19 +437,33 @@ def import_rows(
     default_zone = deps.account.default_timezone
     confirm: dict[int, None] = {}
     with deps.sessions() as session:
+        with session.begin():
+            agents = {a.phone: a.id for a in session.scalars(select(Agent))}
         for start in range(0, len(rows), commit_every):
             with session.begin():
-                for row in rows[start : start + commit_every]:
-                    _import_one(
-                        session,
-                        row=row,
-                        report=report,
-                        confirm=confirm,
-                        default_zone=default_zone,
-                        now=now,
-                    )
+                batch = rows[start : start + commit_every]
+                fresh = _fresh_rows(session, batch, agents, default_zone, now)
+                for row in batch:
+                    if row.line not in fresh:
+                        _import_one(
+                            session,
+                            row=row,
+                            report=report,
+                            confirm=confirm,
+                            default_zone=default_zone,
+                            now=now,
+                        )
                     if on_row is not None:
                         on_row()
+                _insert_fresh(
+                    session,
+                    list(fresh.values()),
+                    agents=agents,
+                    report=report,
+                    confirm=confirm,
+                    now=now,
+                )
+    report.bad_rows.sort(key=lambda bad: bad.line)
     report.to_confirm = list(confirm)
     log.info(
         "contacts_imported",
@@ -451,6 +474,137 @@ def import_rows(
         bad_rows=len(report.bad_rows),
     )
     return report
+
+
+@dataclass(frozen=True, slots=True)
+class _Fresh:
+    line: int
+    data: ContactInput
+    evidence: ConsentEvidence | None
+
+
+def _fresh_rows(
+    session: Session,
+    batch: Sequence[CsvRow],
+    agents: Mapping[str, int],
+    default_zone: str,
+    now: datetime,
+) -> dict[int, _Fresh]:
+    """The rows of ``batch`` that create a new contact and touch no other row: ``{line: row}``.
+
+    Such a row has a phone no contact has (nor an orphan opt-out), an email no
+    contact has, a known agent (or none), and shares neither phone nor email
+    with another row of the batch. Everything else (updates, repeats, bad
+    rows, phone-less rows) goes through :func:`_import_one`, row by row.
+    """
+    parsed: list[_Fresh] = []
+    for row in batch:
+        if row.problem is not None:
+            continue
+        try:
+            data = parse_contact(row.fields, ConsentSource.IMPORT)  # normalized already
+            evidence = parse_evidence(row.fields, data, default_zone, now).evidence
+        except DripError:
+            continue  # reported by the row-by-row path
+        if data.phone is None or (data.agent_phone is not None and data.agent_phone not in agents):
+            continue
+        parsed.append(_Fresh(row.line, data, evidence))
+    phones = Counter(f.data.phone for f in parsed)
+    emails = Counter(f.data.email.lower() for f in parsed if f.data.email)
+    known_phones = set(
+        session.scalars(select(Contact.phone).where(Contact.phone.in_(list(phones))))
+    ) | set(session.scalars(select(OrphanOptOut.phone).where(OrphanOptOut.phone.in_(list(phones)))))
+    known_emails = {
+        e.lower()
+        for e in session.scalars(
+            select(Contact.email).where(func.lower(Contact.email).in_(list(emails)))
+        )
+        if e
+    }
+    # Every row of the batch counts here, parsed above or not (a bad row too).
+    phone_of = {f.line: f.data.phone for f in parsed}
+    raw_phones = Counter(
+        phone_of[row.line] if row.line in phone_of else _raw_phone(row) for row in batch
+    )
+    raw_emails = Counter((row.fields.get("email") or "").strip().lower() for row in batch)
+    out: dict[int, _Fresh] = {}
+    for f in parsed:
+        email = f.data.email.lower() if f.data.email else None
+        if (
+            f.data.phone in known_phones
+            or phones[f.data.phone] > 1
+            or raw_phones[f.data.phone] > 1
+            or (email is not None and (email in known_emails or raw_emails[email] > 1))
+        ):
+            continue
+        out[f.line] = f
+    return out
+
+
+def _raw_phone(row: CsvRow) -> str | None:
+    raw = (row.fields.get("phone") or "").strip()
+    if not raw:
+        return None
+    try:
+        return normalize_phone(raw)
+    except DripError:
+        return None
+
+
+def _insert_fresh(
+    session: Session,
+    fresh: list[_Fresh],
+    *,
+    agents: Mapping[str, int],
+    report: ImportReport,
+    confirm: dict[int, None],
+    now: datetime,
+) -> None:
+    """Insert the fresh rows' contacts and consent events in two statements."""
+    if not fresh:
+        return
+    values = [
+        {
+            "first_name": f.data.first_name,
+            "last_name": f.data.last_name,
+            "phone": f.data.phone,
+            "email": f.data.email,
+            "state": f.data.state,
+            "timezone": f.data.timezone,
+            "source": f.data.source,
+            "agent_id": agents.get(f.data.agent_phone) if f.data.agent_phone else None,
+            "sms_consent_at": f.evidence.at if f.evidence else None,
+            "sms_consent_source": f.evidence.source if f.evidence else None,
+            "sms_consent_text": f.evidence.text if f.evidence else None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for f in fresh
+    ]
+    ids = list(
+        session.scalars(insert(Contact).returning(Contact.id, sort_by_parameter_order=True), values)
+    )
+    events = [
+        {
+            "contact_id": contact_id,
+            "kind": ConsentEventKind.GIVEN,
+            "at": f.evidence.at,
+            "source": f.evidence.source.value,
+            "evidence": f.evidence.text,
+        }
+        for f, contact_id in zip(fresh, ids, strict=True)
+        if f.evidence is not None
+    ]
+    if events:
+        session.execute(insert(ConsentEvent), events)
+    for f, contact_id in zip(fresh, ids, strict=True):
+        report.contact_ids.append(contact_id)
+        report.created += 1
+        if f.evidence is not None:
+            report.consent_recorded += 1
+            confirm[contact_id] = None
+        else:
+            report.without_consent += 1
 
 
 def _import_one(
@@ -472,7 +626,9 @@ def _import_one(
             contact, created, notes = _upsert(session, data, now)
             had_consent = contact.sms_consent_at is not None and contact.sms_opted_out_at is None
             recorded = False
-            if evidence.evidence is not None:
+            if evidence.evidence is not None and consent_on_record(contact, evidence.evidence):
+                recorded = True  # the same evidence again: in force, no new consent event
+            elif evidence.evidence is not None:
                 recorded = record_consent(session, contact, evidence.evidence, now)
                 if not recorded:
                     notes.append("consent not recorded: the contact opted out after it was given")
@@ -482,6 +638,7 @@ def _import_one(
         name, reason = _store_error(exc)
         report.bad_rows.append(BadRow(row.line, name, reason))
         return
+    report.contact_ids.append(contact_id)
     if created:
         report.created += 1
     else:

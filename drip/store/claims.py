@@ -37,10 +37,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from drip.domain.enums import SendState
+from drip.domain.enums import CampaignStatus, SendState
 from drip.errors import StoreError, ValidationError
 from drip.store.engine import SQLITE_BEGIN_OPTION
-from drip.store.models import ScheduledSend, SendDecision
+from drip.store.models import Campaign, ScheduledSend, SendDecision
 from drip.store.types import StrEnumType, UtcDateTime, as_utc
 
 __all__ = [
@@ -50,12 +50,14 @@ __all__ = [
     "COPY_THRESHOLD",
     "bulk_insert_sends",
     "claim_due",
+    "not_held",
     "recover_stale",
     "start_sending",
 ]
 
 SENDS = cast(Table, ScheduledSend.__table__)
 DECISIONS = cast(Table, SendDecision.__table__)
+CAMPAIGNS = cast(Table, Campaign.__table__)
 
 #: Rows per INSERT statement in :func:`bulk_insert_sends`.
 BATCH_SIZE = 1000
@@ -73,7 +75,9 @@ _REQUIRED = ("contact_id", "kind", "channel", "sender_role", "due_at", "created_
 def claim_due(session: Session, now: datetime, limit: int) -> list[int]:
     """Move up to ``limit`` due pending sends to ``queued`` and return their ids.
 
-    Due means ``state = 'pending' AND due_at <= now``; the oldest go first
+    Due means ``state = 'pending' AND due_at <= now``, except the sends of a
+    paused campaign (SPEC §8): they are held, left pending until it resumes.
+    The oldest go first
     (``ORDER BY due_at, original_due_at, id``) and the ids come back in that order. Any number
     of concurrent claimers never claim the same row twice:
 
@@ -92,7 +96,7 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[int]:
     now = as_utc(now)
     due = (
         select(SENDS.c.id)
-        .where(SENDS.c.state == SendState.PENDING, SENDS.c.due_at <= now)
+        .where(SENDS.c.state == SendState.PENDING, SENDS.c.due_at <= now, not_held())
         # original_due_at breaks ties between steps caught up to the same instant,
         # so they still go out in their planned order (SPEC §4 catch-up).
         .order_by(SENDS.c.due_at, SENDS.c.original_due_at, SENDS.c.id)
@@ -130,6 +134,12 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[int]:
     ids = [row.id for row in sorted(rows, key=lambda r: (r.due_at, r.original_due_at, r.id))]
     _expire(session, ids)
     return ids
+
+
+def not_held() -> Any:
+    """The send belongs to no campaign, or to one that is not paused (SPEC §8)."""
+    paused = select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.status == CampaignStatus.PAUSED)
+    return or_(SENDS.c.campaign_id.is_(None), SENDS.c.campaign_id.not_in(paused))
 
 
 def start_sending(session: Session, send_id: int, now: datetime) -> bool:

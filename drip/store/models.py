@@ -46,6 +46,7 @@ from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from drip.domain.enums import (
+    CampaignStatus,
     Channel,
     ConsentEventKind,
     ConsentSource,
@@ -64,6 +65,7 @@ __all__ = [
     "OPT_OUT_HOW_VALUES",
     "Agent",
     "Base",
+    "Bulk",
     "Campaign",
     "ConsentEvent",
     "Contact",
@@ -87,6 +89,8 @@ DECISION_OUTCOMES = (
     "unknown",
     "cancelled",
     "rescheduled",
+    "held",
+    "released",
 )
 #: ``messages.direction``
 MESSAGE_DIRECTIONS = ("outbound", "inbound")
@@ -232,6 +236,13 @@ class Campaign(Base):
     definition: Mapped[dict[str, Any]] = mapped_column(JSON)
     source_path: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: SPEC §8: ``paused`` holds its sends at claim time; ``archived`` has none left.
+    status: Mapped[CampaignStatus] = mapped_column(
+        StrEnumType(CampaignStatus),
+        default=CampaignStatus.ACTIVE,
+        server_default=CampaignStatus.ACTIVE.value,
+    )
+    status_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class Enrollment(Base):
@@ -283,6 +294,7 @@ class ScheduledSend(Base):
         Index("ix_scheduled_sends_enrollment_id", "enrollment_id"),
         Index("ix_scheduled_sends_contact_id_due_at", "contact_id", "due_at"),
         Index("ix_scheduled_sends_campaign_id", "campaign_id"),
+        Index("ix_scheduled_sends_bulk_id", "bulk_id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
@@ -321,6 +333,8 @@ class ScheduledSend(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=_default_from("created_at"))
+    #: The ``drip bulk`` this send belongs to (``bulks.id``), for ``drip bulk cancel``.
+    bulk_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class SendDecision(Base):
@@ -382,3 +396,17 @@ class OrphanOptOut(Base):
     phone: Mapped[str] = mapped_column(String(PHONE), primary_key=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime())
     keyword: Mapped[str] = mapped_column(Text)
+
+
+class Bulk(Base):
+    """One ``drip bulk`` that scheduled sends: its id is what ``drip bulk cancel`` takes."""
+
+    __tablename__ = "bulks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+    #: The filters as the operator gave them, in words (for the record).
+    filters: Mapped[str] = mapped_column(Text)
+    recipients: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

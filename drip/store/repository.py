@@ -310,9 +310,16 @@ def decisions_of_sends(session: Session, send_ids: Iterable[int]) -> list[SendDe
 
 
 def next_due_at(session: Session) -> datetime | None:
-    """The earliest pending due time (replay jumps there)."""
+    """The earliest pending due time dispatch would claim (replay jumps there).
+
+    Sends of a paused campaign are held (SPEC §8), so they do not count.
+    """
+    from drip.store.claims import not_held
+
     return session.scalar(
-        select(func.min(ScheduledSend.due_at)).where(ScheduledSend.state == SendState.PENDING)
+        select(func.min(ScheduledSend.due_at)).where(
+            ScheduledSend.state == SendState.PENDING, not_held()
+        )
     )
 
 

@@ -89,6 +89,7 @@ REGISTRATION_FIELDS: Final = (
     "sms_consent",
     "consent_text",
     "source",
+    "campaign",
 )
 
 
@@ -545,9 +546,15 @@ def _register(deps: Deps, fields: dict[str, str | None], now: datetime) -> tuple
             if data.phone is None:
                 raise FieldError("phone", "is required with sms_consent: there is no number")
             evidence = ConsentEvidence(now, source, consent_text)
+        campaign = (fields.get("campaign") or "").strip() or None
+        if campaign is not None:
+            _check_campaign(deps, campaign)
         result = add_contact(deps, data, evidence, now)
     except FieldError as exc:
         raise ApiError(422, str(exc), exc.field) from exc
+    except ValidationError as exc:
+        field = str(exc).split(":", 1)[0] if ":" in str(exc) else "body"
+        raise ApiError(422, str(exc), field if field in REGISTRATION_FIELDS else "body") from exc
     except NotFoundError as exc:
         raise ApiError(422, f"agent_phone: {exc}", "agent_phone") from exc
     except IntegrityError as exc:
@@ -565,6 +572,28 @@ def _register(deps: Deps, fields: dict[str, str | None], now: datetime) -> tuple
         "sms_consent": textable,
         "opt_in_confirmation": result.confirmation.outcome if result.confirmation else None,
     }
+    if campaign is not None:
+        from drip.services.enrollment import enroll
+
+        enrolled = enroll(deps, result.contact_id, campaign, now)
+        body["enrollment"] = {
+            "campaign": campaign,
+            "enrollment_id": enrolled.enrollment_id,
+            "created": enrolled.created,
+            "sends": enrolled.sends,
+        }
     if result.notes:
         body["notes"] = list(result.notes)
     return jsonify(body), 201
+
+
+def _check_campaign(deps: Deps, name: str) -> None:
+    """An optional ``campaign`` must name a campaign that takes enrollments (else 422)."""
+    from drip.domain.enums import CampaignStatus
+
+    with deps.sessions() as session:
+        row = repo.campaign_by_name(session, name)
+        if row is None:
+            raise FieldError("campaign", f"no campaign named {name!r}")
+        if row.status is CampaignStatus.ARCHIVED:
+            raise FieldError("campaign", f"{name!r} is archived: it takes no new enrollments")

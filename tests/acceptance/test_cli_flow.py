@@ -112,7 +112,7 @@ def test_embedded_flow_from_empty_folder_to_explain(tmp_path: Path) -> None:
     lines = out.splitlines()
     assert re.match(
         r"contact \d+: Dana Ruiz \(America/New_York\); sms: consent given; "
-        r"text status: textable; email opted out: False",
+        r"text status: textable; email: subscribed",
         lines[0],
     )
     assert any("consent given via registration" in line for line in lines)

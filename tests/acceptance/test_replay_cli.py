@@ -38,7 +38,7 @@ def test_wrong_expectation_exits_1_and_shows_the_difference(tmp_path: Path) -> N
     assert done.returncode == 1, done.stdout + done.stderr
     out = done.stdout
     assert "FAIL: 1 difference(s); 7 message(s) expected, 7 sent" in out
-    assert "    message 3 (line 31):" in out
+    assert "    message 3 (line 33):" in out
     assert "      expected  {day: 15, footer: true}" in out
     assert re.search(r"      actual +3 +15 +2026-03-17 10:06 EDT +agent +sms +campaign", out)
     assert "differs   footer: expected true, got false (F4: no footer: only" in out
@@ -113,7 +113,7 @@ def test_json_is_one_document_with_messages_decisions_and_verdicts(tmp_path: Pat
     assert seed["messages"][0]["kind"] == "opt_in_confirmation"
     assert seed["timezone"] == "America/New_York"
     assert wrong["mismatches"][0]["position"] == 3
-    assert wrong["mismatches"][0]["expected"] == {"line": 31, "day": 15, "footer": True}
+    assert wrong["mismatches"][0]["expected"] == {"line": 33, "day": 15, "footer": True}
     assert any(e["what"] == "enroll" for e in seed["events"])
 
 

@@ -28,6 +28,8 @@ KEYS = (
     "fire_vs_celery_noop",
     "pacing_accuracy",
     "pacing_overhead",
+    "enroll_many_cli_vs_copy",
+    "import_vs_copy",
 )
 RAW = (
     "schedule_drip_steps_per_s",
@@ -41,6 +43,8 @@ RAW = (
     "claim_large_ms",
     "fire_sends_per_s",
     "noop_tasks_per_s",
+    "enroll_many_cli_steps_per_s",
+    "import_rows_per_s",
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -273,14 +274,14 @@ def test_bulk_command_dry_run_then_schedule(tmp_path: Path) -> None:
     )
 
     dry = _drip(env, "bulk", "Open house Saturday!", "--state", "MA", "--dry-run")
-    real = _drip(env, "bulk", "Open house Saturday!", "--state", "MA")
+    real = _drip(env, "bulk", "Open house Saturday!", "--state", "MA", "--yes")
 
     assert dry.returncode == 0, dry.stderr
     assert "1 of 2 contacts will get this text; 1 excluded" in dry.stdout
     assert "no_consent" in dry.stdout
     assert "dry run: nothing scheduled" in dry.stdout
     assert real.returncode == 0, real.stderr
-    assert "scheduled 1 bulk sends" in real.stdout
+    assert re.search(r"bulk \d+: scheduled 1 sends", real.stdout)
     with open_web(url, tmp_path, agent=False) as web:
         rows = bulk_sends(web)
         assert [(r.body, r.state) for r in rows] == [("Open house Saturday!", SendState.PENDING)]

@@ -210,3 +210,33 @@ def test_confirmation_is_not_held_by_quiet_hours(db_url: str, tmp_path: Path) ->
 
         assert response.get_json()["opt_in_confirmation"] == "sent"
         assert [s.at for s in web.transport.sms] == [night]
+
+
+def test_registration_with_a_campaign_enrolls_the_contact(web: Web) -> None:
+    """An optional campaign enrolls the new contact at once; the answer says how many sends."""
+    web.sync_campaign()
+    response = register(web, sms_consent="on", consent_text=CONSENT_TEXT, campaign="web-test-drip")
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert body["enrollment"]["campaign"] == "web-test-drip"
+    assert body["enrollment"]["created"] is True
+    assert body["enrollment"]["sends"] >= 1
+
+
+def test_registration_with_an_unknown_campaign_is_422_and_creates_nothing(web: Web) -> None:
+    """A campaign that does not exist is refused before the contact is stored."""
+    response = register(web, sms_consent="on", consent_text=CONSENT_TEXT, campaign="nope")
+    assert response.status_code == 422
+    assert response.get_json()["field"] == "campaign"
+    with web.deps.sessions() as session:
+        assert session.query(Contact).count() == 0
+
+
+def test_a_known_email_is_the_same_contact(web: Web) -> None:
+    """Registering again with the same email and no phone updates that contact (no duplicate)."""
+    first = register(web, json={"first_name": "Dana", "email": "dana@example.com"})
+    again = register(web, json={"first_name": "Dana", "email": "DANA@example.com", "state": "NY"})
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.get_json()["contact_id"] == first.get_json()["contact_id"]
+    assert again.get_json()["created"] is False
+    assert any("state" in note for note in again.get_json()["notes"])

@@ -253,3 +253,49 @@ def test_ucs2_in_the_campaign_footer(tmp_path: Path) -> None:
         f'{path}:4:34: warning: opt_out.footer: "\u2014" (U+2014) (use "-") forces UCS-2 on '
         "every text that carries the footer, which halves the room per segment"
     ]
+
+
+def test_duplicate_ids_come_with_the_other_errors_of_the_steps(tmp_path: Path) -> None:
+    """A duplicate step id is reported in the same round as the other errors of that step."""
+    path = tmp_path / "dup.yaml"
+    path.write_text(
+        "name: dup\nkind: smart_drip\nsteps:\n"
+        '  - id: a\n    day: 1\n    body: "Hi {CompanyName}"\n'
+        '  - id: a\n    day: -2\n    body: "Hi {Nope}"\n',
+        encoding="utf-8",
+    )
+    errors = lint_paths([path]).errors
+    assert any("duplicate step id 'a'; step 1 on line 4 has it too" in e for e in errors)
+    assert any("day must not be negative" in e for e in errors)
+    assert any("unknown template variable {Nope}" in e for e in errors)
+
+
+@pytest.mark.parametrize(
+    ("body", "hint"),
+    [
+        ("Hi {VisitorFirstName}: note: see you", "'body' is unquoted text with \": \" in it"),
+        ("{VisitorFirstName}, hi", "'body' is unquoted text with '{' at its start"),
+    ],
+)
+def test_yaml_syntax_error_suggests_quoting(tmp_path: Path, body: str, hint: str) -> None:
+    """A syntax error caused by an unquoted text says to put that text in double quotes."""
+    path = tmp_path / "q.yaml"
+    path.write_text(f"name: q\nkind: smart_drip\nsteps:\n  - day: 1\n    body: {body}\n", "utf-8")
+    (error,) = lint_paths([path]).errors
+    assert "YAML syntax error" in error
+    assert hint in error
+    assert 'put it in double quotes: body: "..."' in error
+
+
+def test_ucs2_size_advice_never_says_under_zero(tmp_path: Path) -> None:
+    """A long UCS-2 text gets advice with a positive length, and the way back to GSM-7."""
+    long_body = "Hi {VisitorFirstName}, it\u2019s {AgentFirstName} with {CompanyName}. " + (
+        "We have new homes in your area this week, with prices that fit your plans. " * 2
+    )
+    path = campaign(tmp_path, sms(1, long_body))
+    size = [w for w in lint_paths([path]).warnings if "segments with the footer" in w]
+    assert len(size) == 1
+    assert "under 0 chars" not in size[0]
+    assert "replace the characters that force UCS-2" in size[0]
+    room = re.findall(r"under (-?\d+)", size[0])
+    assert room and all(int(n) > 0 for n in room)

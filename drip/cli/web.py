@@ -15,6 +15,8 @@ from typing import Annotated
 
 import typer
 
+from drip.cli._common import ready_deps
+
 
 def register(app: typer.Typer) -> None:
     """Add ``drip serve`` to the command line."""
@@ -30,18 +32,9 @@ def serve(
     """Run the webhook app: Twilio inbound and status webhooks, POST /contacts,
     email unsubscribe links and /healthz (Flask's threaded server; use gunicorn
     with drip.web.wsgi under load)."""
-    from drip.bootstrap import build
-    from drip.store.migrate import current_revision, head_revision
     from drip.web.app import create_app
 
-    deps = build()
-    if current_revision(deps.engine) != head_revision():
-        typer.secho(
-            "the database is not at the latest schema: run `drip db upgrade` first",
-            fg=typer.colors.RED,
-            err=True,
-        )
-        raise typer.Exit(1)
+    deps = ready_deps()
     settings = deps.settings
     if not settings.twilio_auth_token:
         typer.secho(

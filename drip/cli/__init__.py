@@ -1,0 +1,61 @@
+"""The ``drip`` command line, assembled here from one module per command group.
+
+- :mod:`drip.cli.db`: ``db upgrade``, ``status``
+- :mod:`drip.cli.campaigns`: ``lint``, ``preview``, ``sync``, ``campaigns ...``
+- :mod:`drip.cli.contacts`: ``agents``, ``contacts add|import|list|opt-out|status``
+- :mod:`drip.cli.enrollments`: ``enroll``, ``unenroll``, ``enroll-many``
+- :mod:`drip.cli.texts`: ``text``, ``bulk``, ``bulk cancel``
+- :mod:`drip.cli.operations`: ``tick``, ``run``, ``explain``, ``history``, ``stats``, ``queue``
+- :mod:`drip.cli.replay`: ``replay``, ``demo``
+- :mod:`drip.cli.web`: ``serve``
+
+Commands are thin: parse, call one service, print. Every command reads the
+clock once (through the bootstrap's ``Clock``) and hands ``now`` to the
+service it calls. Heavy imports live inside the commands so ``drip --help``
+stays fast and nothing is built at import time.
+
+Output: a command prints its result for a person on stdout; logs go to
+stderr at WARNING unless ``DRIP_LOG_LEVEL`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from drip.cli import campaigns, contacts, db, enrollments, operations, replay, texts, web
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="drip",
+    help="Drip campaigns for real-estate leads, with carrier and TCPA compliance in every send.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: Long-running services keep their INFO logs (JSON off a terminal); every
+#: other command logs warnings only unless DRIP_LOG_LEVEL says otherwise.
+SERVICE_COMMANDS = frozenset({"run", "serve"})
+
+
+for _group in (db, campaigns, contacts, enrollments, texts, operations, replay, web):
+    _group.register(app)
+
+
+def main() -> None:
+    """Console-script entry point: drip errors become one clear line and exit 1."""
+    from drip.errors import DripError
+
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+    if command not in SERVICE_COMMANDS:
+        # Set before any settings are read, so it is this process's default only.
+        os.environ.setdefault("DRIP_LOG_LEVEL", "WARNING")
+    try:
+        app()
+    except DripError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(1)

@@ -1,0 +1,118 @@
+"""Helpers shared by the command modules: errors, dependencies, output formats.
+
+Nothing heavy is imported here at module level: ``drip --help`` imports every
+command module, so each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from drip.services.deps import Deps
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``message`` in red on stderr and return the exit to raise."""
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def deps() -> Deps:
+    """Settings, account and dependencies for a command (built once, here)."""
+    from drip.bootstrap import build
+
+    return build()
+
+
+def ensure_db(built: Deps) -> None:
+    """Stop with a clear message when the database is not at the latest schema."""
+    from drip.store.migrate import current_revision, head_revision
+
+    if current_revision(built.engine) != head_revision():
+        raise fail("the database is not at the latest schema: run `drip db upgrade` first")
+
+
+def ready_deps() -> Deps:
+    """:func:`deps`, checked to be at the latest schema."""
+    built = deps()
+    ensure_db(built)
+    return built
+
+
+def campaign_name(ref: str) -> str:
+    """A campaign name, or the name inside a campaign file given by path."""
+    path = Path(ref)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        from drip.campaigns.loader import load_campaign
+
+        return load_campaign(path).name
+    return ref
+
+
+def check_format(as_json: bool, as_csv: bool) -> None:
+    """``--json`` and ``--csv`` are exclusive."""
+    if as_json and as_csv:
+        raise fail("choose one of --json and --csv", 2)
+
+
+def echo_json(document: object) -> None:
+    """One JSON document on stdout (dates as ISO 8601 strings)."""
+    import json
+
+    typer.echo(json.dumps(document, indent=2, ensure_ascii=False, default=_jsonable))
+
+
+def _jsonable(value: object) -> object:
+    from datetime import datetime
+    from enum import Enum
+
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def echo_csv(rows: Sequence[Mapping[str, Any]], columns: Iterable[str] | None = None) -> None:
+    """Rows as CSV on stdout, with a header line (the keys of the first row)."""
+    import csv
+
+    fields = list(columns) if columns is not None else (list(rows[0]) if rows else [])
+    writer = csv.DictWriter(sys.stdout, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+    sys.stdout.flush()
+
+
+def _cell(value: object) -> object:
+    from datetime import datetime
+
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
+
+
+def confirm_or_yes(question: str, yes: bool) -> None:
+    """Ask on a terminal; outside one, ``--yes`` is required."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise fail("not a terminal: add --yes to confirm (or --dry-run to only look)", 2)
+    if not typer.confirm(question, default=False):
+        raise fail("cancelled: nothing changed", 1)
+
+
+def on_terminal() -> bool:
+    """True when stderr is a terminal (progress bars are drawn there)."""
+    return sys.stderr.isatty()

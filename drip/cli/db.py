@@ -1,0 +1,40 @@
+"""``drip db upgrade`` and ``drip status``: the database and where drip keeps its data."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``db`` group and ``status`` to ``app``."""
+    db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+    db_app.command("upgrade")(db_upgrade)
+    app.add_typer(db_app, name="db")
+    app.command("status")(status)
+
+
+def db_upgrade() -> None:
+    """Create or migrate the database to the latest schema (Alembic)."""
+    from drip.bootstrap import ensure_home, load_settings
+    from drip.store.engine import safe_url
+    from drip.store.migrate import current_revision, upgrade
+
+    settings = load_settings()
+    ensure_home(settings)
+    upgrade(settings.database_url)
+    revision = current_revision(settings.database_url)
+    typer.echo(f"database at {safe_url(settings.database_url)} is at revision {revision}")
+
+
+def status() -> None:
+    """Where drip keeps its data and what it is connected to."""
+    from drip.bootstrap import load_settings
+    from drip.store.engine import safe_url
+    from drip.store.migrate import current_revision
+
+    settings = load_settings()
+    mode = "embedded (no broker)" if settings.embedded else "Celery broker"
+    transport = "twilio" if settings.twilio_enabled else "console"
+    revision = current_revision(settings.database_url) or "none: run `drip db upgrade`"
+    typer.echo(f"database: {safe_url(settings.database_url)} (revision {revision})")
+    typer.echo(f"mode: {mode}; sms transport: {transport}; campaigns: {settings.campaigns_dir}")

@@ -1,0 +1,295 @@
+"""``drip stats``: per campaign and step, what was scheduled, sent, delivered, answered.
+
+Counts per step (one scheduled send is one contact's step):
+
+- ``scheduled``: every send of the step, whatever became of it; ``pending``:
+  not fired yet (waiting, held, claimed or in flight);
+- ``sent``: went out; ``with_footer``: of those, with the opt-out footer;
+- ``skipped``: by reason (the decision code: ``no_consent``, ``opted_out``...);
+  ``cancelled``: by the operator, an archive, a removed step or a stop;
+- ``deferred``: sends deferred at least once, by reason (``quiet_hours``,
+  ``state_cap``, ``catch_up``...), whatever happened next;
+- ``delivered`` and ``failed`` (failed or undelivered, by the provider's status);
+- ``replied``: sent messages followed by an inbound text of the contact
+  before their next message of these campaigns;
+- ``opted_out``: likewise, contacts whose opt-out came after this step;
+- ``segments`` of the SMS sent and ``cost``: segments x the per-segment price
+  of ``drip/data/sms_price.json`` (Twilio's US base price, with its source).
+
+Every value is frozen; the console (a later view) reuses :func:`campaign_stats`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from drip.domain.enums import SendState
+from drip.errors import NotFoundError
+from drip.services.deps import Deps
+from drip.store import stats as store
+
+__all__ = ["CampaignStats", "Price", "Stats", "StepStats", "campaign_stats", "sms_price"]
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """The price of one SMS segment, with where it comes from."""
+
+    per_segment: float
+    currency: str
+    source: str
+    checked: str
+
+
+@cache
+def sms_price() -> Price:
+    """The per-segment price of ``drip/data/sms_price.json``."""
+    raw = json.loads(resources.files("drip").joinpath("data/sms_price.json").read_text("utf-8"))
+    return Price(float(raw["per_segment"]), str(raw["currency"]), raw["source"], raw["checked"])
+
+
+@dataclass(frozen=True, slots=True)
+class StepStats:
+    """The numbers of one step (or of a whole campaign, with ``step`` ``"all"``)."""
+
+    step: str
+    day: int | None
+    channel: str
+    scheduled: int
+    pending: int
+    sent: int
+    with_footer: int
+    skipped: tuple[tuple[str, int], ...]
+    deferred: tuple[tuple[str, int], ...]
+    cancelled: int
+    delivered: int
+    failed: int
+    replied: int
+    opted_out: int
+    segments: int
+    cost: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "day": self.day,
+            "channel": self.channel,
+            "scheduled": self.scheduled,
+            "pending": self.pending,
+            "sent": self.sent,
+            "with_footer": self.with_footer,
+            "skipped": dict(self.skipped),
+            "deferred": dict(self.deferred),
+            "cancelled": self.cancelled,
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "replied": self.replied,
+            "opted_out": self.opted_out,
+            "segments": self.segments,
+            "cost": round(self.cost, 4),
+        }
+
+    def flat(self) -> dict[str, Any]:
+        """One CSV row: the reasons as ``reason=n`` joined by ``;``."""
+        row = self.as_dict()
+        row["skipped"] = ";".join(f"{k}={v}" for k, v in self.skipped)
+        row["deferred"] = ";".join(f"{k}={v}" for k, v in self.deferred)
+        return row
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignStats:
+    name: str
+    kind: str
+    status: str
+    enrolled: int
+    active: int
+    completed: int
+    stopped: int
+    steps: tuple[StepStats, ...]
+    total: StepStats
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "status": self.status,
+            "enrolled": self.enrolled,
+            "active": self.active,
+            "completed": self.completed,
+            "stopped": self.stopped,
+            "steps": [s.as_dict() for s in self.steps],
+            "total": self.total.as_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    at: datetime
+    price: Price
+    campaigns: tuple[CampaignStats, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "currency": self.price.currency,
+            "price_per_segment": self.price.per_segment,
+            "campaigns": [c.as_dict() for c in self.campaigns],
+        }
+
+    def csv_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for c in self.campaigns:
+            for s in (*c.steps, c.total):
+                rows.append({"campaign": c.name, "enrolled": c.enrolled, **s.flat()})
+        return rows
+
+
+_OPEN = (SendState.PENDING, SendState.QUEUED, SendState.SENDING)
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.n: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()
+        self.deferred: Counter[str] = Counter()
+
+    def freeze(self, step: str, day: int | None, channel: str, price: float) -> StepStats:
+        n = self.n
+        return StepStats(
+            step=step,
+            day=day,
+            channel=channel,
+            scheduled=n["scheduled"],
+            pending=n["pending"],
+            sent=n["sent"],
+            with_footer=n["with_footer"],
+            skipped=tuple(sorted(self.skipped.items())),
+            deferred=tuple(sorted(self.deferred.items())),
+            cancelled=n["cancelled"],
+            delivered=n["delivered"],
+            failed=n["failed"],
+            replied=n["replied"],
+            opted_out=n["opted_out"],
+            segments=n["segments"],
+            cost=n["segments"] * price,
+        )
+
+    def add(self, other: _Tally) -> None:
+        self.n.update(other.n)
+        self.skipped.update(other.skipped)
+        self.deferred.update(other.deferred)
+
+
+def _attributed(
+    messages: dict[int, list[tuple[datetime, int]]], events: dict[int, list[datetime]]
+) -> set[int]:
+    """Send ids whose message is the contact's last one before one of their events."""
+    hit: set[int] = set()
+    for contact_id, times in events.items():
+        sent = messages.get(contact_id)
+        if not sent:
+            continue
+        moments = [at for at, _ in sent]
+        for t in times:
+            i = bisect.bisect_right(moments, t) - 1
+            if i >= 0:
+                hit.add(sent[i][1])
+    return hit
+
+
+def campaign_stats(deps: Deps, now: datetime, campaign: str | None = None) -> Stats:
+    """The numbers of every campaign (or of ``campaign``), per step and in total."""
+    price = sms_price()
+    with deps.sessions() as session:
+        campaigns = store.campaign_rows(session)
+        if campaign is not None and campaign not in {c.name for c in campaigns}:
+            known = ", ".join(c.name for c in campaigns) or "none"
+            raise NotFoundError(f"no campaign named {campaign!r} in the database (known: {known})")
+        ids = [c.id for c in campaigns]
+        enrollments = store.enrollment_counts(session, ids)
+        sends = store.step_sends(session, ids)
+        deferred = store.deferrals(session, ids)
+        contacts = {s.contact_id for s in sends}
+        inbound = store.inbound_times(session, contacts)
+        opted = {cid: [at] for cid, at in store.opt_out_times(session).items() if cid in contacts}
+    messages: dict[int, list[tuple[datetime, int]]] = {}
+    for s in sends:
+        if s.state is SendState.SENT:
+            at = s.sent_at or s.message_created_at
+            if at is not None:
+                messages.setdefault(s.contact_id, []).append((at, s.id))
+    for times in messages.values():
+        times.sort()
+    replied = _attributed(messages, inbound)
+    opted_out = _attributed(messages, opted)
+    tallies = _tally(sends, replied, opted_out)
+    for row in deferred:
+        cid, step_id, code, n = row[0], row[1], row[2], row[3]
+        tallies.setdefault((cid, step_id or "?"), _Tally()).deferred[code] += int(n)
+    out = []
+    for c in campaigns:
+        if campaign is not None and c.name != campaign:
+            continue
+        out.append(_campaign(c, tallies, enrollments.get(c.id, {}), price))
+    return Stats(now, price, tuple(out))
+
+
+def _tally(sends: Any, replied: set[int], opted_out: set[int]) -> dict[tuple[int, str], _Tally]:
+    tallies: dict[tuple[int, str], _Tally] = {}
+    for s in sends:
+        t = tallies.setdefault((s.campaign_id, s.step_id or "?"), _Tally())
+        t.n["scheduled"] += 1
+        if s.state in _OPEN:
+            t.n["pending"] += 1
+        elif s.state is SendState.SENT:
+            t.n["sent"] += 1
+            t.n["with_footer"] += 1 if s.footer else 0
+            t.n["segments"] += s.segments or 0
+            t.n["delivered"] += 1 if s.message_status in ("delivered", "read") else 0
+            t.n["failed"] += 1 if s.message_status in ("failed", "undelivered") else 0
+            t.n["replied"] += 1 if s.id in replied else 0
+            t.n["opted_out"] += 1 if s.id in opted_out else 0
+        elif s.state is SendState.SKIPPED:
+            t.skipped[s.decision_code or "unknown"] += 1
+        elif s.state is SendState.CANCELLED:
+            t.n["cancelled"] += 1
+        elif s.state is SendState.FAILED:
+            t.n["failed"] += 1
+    return tallies
+
+
+def _campaign(
+    c: Any, tallies: dict[tuple[int, str], _Tally], counts: dict[str, int], price: Price
+) -> CampaignStats:
+    definition = c.definition or {}
+    planned = [
+        (str(step.get("id")), step.get("day"), str(step.get("channel", "sms")))
+        for step in definition.get("steps", [])
+    ]
+    planned_ids = {p[0] for p in planned}
+    extra = sorted(k[1] for k in tallies if k[0] == c.id and k[1] not in planned_ids)
+    total = _Tally()
+    steps = []
+    for step_id, day, channel in [*planned, *((e, None, "?") for e in extra)]:
+        t = tallies.get((c.id, step_id), _Tally())
+        total.add(t)
+        steps.append(t.freeze(step_id, day, channel, price.per_segment))
+    return CampaignStats(
+        name=c.name,
+        kind=str(definition.get("kind", "?")),
+        status=str(c.status),
+        enrolled=sum(counts.values()),
+        active=counts.get("active", 0),
+        completed=counts.get("completed", 0),
+        stopped=counts.get("stopped", 0),
+        steps=tuple(steps),
+        total=total.freeze("all", None, "-", price.per_segment),
+    )

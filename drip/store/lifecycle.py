@@ -1,0 +1,135 @@
+"""Queries of the campaign and enrollment lifecycle (SPEC §8) and of bulk cancels.
+
+Each function runs in the caller's transaction and does not commit. A
+cancelled or held send gets a ``send_decisions`` row with its reason, so
+``drip explain`` shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from drip.domain.enums import EnrollmentStatus, SendState
+from drip.store.models import Campaign, Enrollment, ScheduledSend, SendDecision
+
+__all__ = [
+    "CampaignCounts",
+    "campaign_counts",
+    "cancel_pending",
+    "note_pending",
+    "stop_campaign_enrollments",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignCounts:
+    """Per campaign: active enrollments, pending sends, the earliest pending due time."""
+
+    active_enrollments: int
+    pending_sends: int
+    next_due_at: datetime | None
+
+
+def campaign_counts(session: Session) -> dict[int, CampaignCounts]:
+    """:class:`CampaignCounts` of every campaign that has enrollments or pending sends."""
+    active = {
+        cid: int(n)
+        for cid, n in session.execute(
+            select(Enrollment.campaign_id, func.count())
+            .where(Enrollment.status == EnrollmentStatus.ACTIVE)
+            .group_by(Enrollment.campaign_id)
+        ).tuples()
+    }
+    pending = {
+        cid: (int(n), due)
+        for cid, n, due in session.execute(
+            select(ScheduledSend.campaign_id, func.count(), func.min(ScheduledSend.due_at))
+            .where(ScheduledSend.state == SendState.PENDING, ScheduledSend.campaign_id.is_not(None))
+            .group_by(ScheduledSend.campaign_id)
+        ).tuples()
+        if cid is not None
+    }
+    out: dict[int, CampaignCounts] = {}
+    for cid in set(active) | set(pending):
+        n, due = pending.get(cid, (0, None))
+        out[cid] = CampaignCounts(int(active.get(cid, 0)), n, due)
+    return out
+
+
+def _record(
+    session: Session,
+    send_ids: Sequence[int],
+    now: datetime,
+    *,
+    outcome: str,
+    code: str,
+    reason: str,
+) -> None:
+    rows: list[dict[str, Any]] = [
+        {"send_id": i, "at": now, "outcome": outcome, "code": code, "reason": reason}
+        for i in send_ids
+    ]
+    for start in range(0, len(rows), 1000):
+        session.execute(insert(SendDecision), rows[start : start + 1000])
+
+
+def cancel_pending(
+    session: Session, where: ColumnElement[bool], now: datetime, code: str, reason: str
+) -> list[int]:
+    """Cancel the pending sends matching ``where``, each with a decision; returns their ids."""
+    ids = list(
+        session.scalars(
+            update(ScheduledSend)
+            .where(where, ScheduledSend.state == SendState.PENDING)
+            .values(
+                state=SendState.CANCELLED,
+                decision_code=code,
+                decision_reason=reason,
+                updated_at=now,
+            )
+            .returning(ScheduledSend.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    _record(session, ids, now, outcome="cancelled", code=code, reason=reason)
+    return ids
+
+
+def note_pending(
+    session: Session, campaign_id: int, now: datetime, *, outcome: str, code: str, reason: str
+) -> int:
+    """Record a decision (``held``, ``released``) on every pending send of a campaign."""
+    ids = list(
+        session.scalars(
+            select(ScheduledSend.id).where(
+                ScheduledSend.campaign_id == campaign_id, ScheduledSend.state == SendState.PENDING
+            )
+        )
+    )
+    _record(session, ids, now, outcome=outcome, code=code, reason=reason)
+    return len(ids)
+
+
+def stop_campaign_enrollments(
+    session: Session, where: ColumnElement[bool], now: datetime, reason: str
+) -> int:
+    """Stop the active enrollments matching ``where``; returns how many."""
+    result = session.execute(
+        update(Enrollment)
+        .where(where, Enrollment.status == EnrollmentStatus.ACTIVE)
+        .values(status=EnrollmentStatus.STOPPED, stopped_at=now, stop_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def set_status(session: Session, campaign: Campaign, status: Any, now: datetime) -> None:
+    """Change a campaign's status (the row is loaded in ``session``)."""
+    campaign.status = status
+    campaign.status_changed_at = now

@@ -1,0 +1,138 @@
+"""The rows behind ``drip stats`` and ``drip queue``: plain tuples, no ORM objects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from drip.domain.enums import SendState
+from drip.store.models import (
+    Agent,
+    Campaign,
+    Contact,
+    Enrollment,
+    Message,
+    ScheduledSend,
+    SendDecision,
+)
+
+__all__ = [
+    "campaign_rows",
+    "deferrals",
+    "enrollment_counts",
+    "inbound_times",
+    "opt_out_times",
+    "pending_between",
+    "step_sends",
+]
+
+
+def campaign_rows(session: Session, name: str | None = None) -> Sequence[Any]:
+    """``(id, name, definition, status)`` of every campaign (or the named one)."""
+    stmt = select(Campaign.id, Campaign.name, Campaign.definition, Campaign.status).order_by(
+        Campaign.name
+    )
+    if name is not None:
+        stmt = stmt.where(Campaign.name == name)
+    return session.execute(stmt).all()
+
+
+def enrollment_counts(session: Session, campaign_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """``{campaign id: {status: count}}`` of enrollments."""
+    out: dict[int, dict[str, int]] = {}
+    rows = session.execute(
+        select(Enrollment.campaign_id, Enrollment.status, func.count())
+        .where(Enrollment.campaign_id.in_(campaign_ids))
+        .group_by(Enrollment.campaign_id, Enrollment.status)
+    ).tuples()
+    for cid, status, n in rows:
+        out.setdefault(cid, {})[str(status)] = int(n)
+    return out
+
+
+def step_sends(session: Session, campaign_ids: Sequence[int]) -> Sequence[Any]:
+    """One row per campaign send: step, state, decision code, and its message if any."""
+    stmt = (
+        select(
+            ScheduledSend.id,
+            ScheduledSend.campaign_id,
+            ScheduledSend.step_id,
+            ScheduledSend.contact_id,
+            ScheduledSend.state,
+            ScheduledSend.decision_code,
+            Message.status.label("message_status"),
+            Message.footer,
+            Message.segments,
+            Message.sent_at,
+            Message.created_at.label("message_created_at"),
+        )
+        .outerjoin(Message, Message.id == ScheduledSend.message_id)
+        .where(ScheduledSend.campaign_id.in_(campaign_ids))
+    )
+    rows: Sequence[Any] = session.execute(stmt).all()
+    return rows
+
+
+def deferrals(session: Session, campaign_ids: Sequence[int]) -> Sequence[Any]:
+    """``(campaign id, step id, code, sends)``: how many sends were deferred, by reason."""
+    stmt = (
+        select(
+            ScheduledSend.campaign_id,
+            ScheduledSend.step_id,
+            SendDecision.code,
+            func.count(func.distinct(SendDecision.send_id)),
+        )
+        .join(ScheduledSend, ScheduledSend.id == SendDecision.send_id)
+        .where(ScheduledSend.campaign_id.in_(campaign_ids), SendDecision.outcome == "deferred")
+        .group_by(ScheduledSend.campaign_id, ScheduledSend.step_id, SendDecision.code)
+    )
+    rows: Sequence[Any] = session.execute(stmt).all()
+    return rows
+
+
+def inbound_times(session: Session, contact_ids: set[int]) -> dict[int, list[datetime]]:
+    """``{contact id: [times of inbound messages]}``, oldest first."""
+    out: dict[int, list[datetime]] = {}
+    rows = session.execute(
+        select(Message.contact_id, Message.created_at)
+        .where(Message.direction == "inbound", Message.contact_id.is_not(None))
+        .order_by(Message.created_at)
+    ).tuples()
+    for cid, at in rows:
+        if cid in contact_ids:
+            out.setdefault(cid, []).append(at)
+    return out
+
+
+def opt_out_times(session: Session) -> dict[int, datetime]:
+    """``{contact id: when they opted out of texts}`` for every contact opted out."""
+    rows = session.execute(
+        select(Contact.id, Contact.sms_opted_out_at).where(Contact.sms_opted_out_at.is_not(None))
+    ).tuples()
+    return {cid: at for cid, at in rows if at is not None}
+
+
+def pending_between(session: Session, until: datetime) -> Sequence[Any]:
+    """Pending sends due by ``until``, with what decides their sender."""
+    stmt = (
+        select(
+            ScheduledSend.due_at,
+            ScheduledSend.kind,
+            ScheduledSend.channel,
+            ScheduledSend.sender_role,
+            ScheduledSend.sender_phone,
+            Campaign.name.label("campaign"),
+            Campaign.status.label("campaign_status"),
+            Agent.phone.label("agent_phone"),
+        )
+        .join(Contact, Contact.id == ScheduledSend.contact_id)
+        .outerjoin(Agent, Agent.id == Contact.agent_id)
+        .outerjoin(Campaign, Campaign.id == ScheduledSend.campaign_id)
+        .where(ScheduledSend.state == SendState.PENDING, ScheduledSend.due_at <= until)
+    )
+    rows: Sequence[Any] = session.execute(stmt).all()
+    return rows
