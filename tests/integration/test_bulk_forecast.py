@@ -12,7 +12,7 @@ import typer
 from freezegun import freeze_time
 from typer.testing import CliRunner
 
-from drip.services import bulk_commands
+from drip.cli import texts as bulk_commands
 from drip.services.bulk import BulkFilters, plan_bulk, schedule_bulk
 from drip.services.pacing import forecast_bulk, forecast_lines, forecast_pending
 
