@@ -7,11 +7,16 @@ benchmarks, demos) every request the SDK makes goes to that URL instead of
 custom ``HttpClient``, rewrites the scheme and host of each URL and leaves
 path, auth, headers and body exactly as the SDK built them.
 
-Retries: only refusals Twilio documents as *not accepted* (HTTP 429, code
-20429, 5xx) are retried, at most ``max_retries`` times with ``backoff``
-between tries. A connection error or timeout is never retried here: once
-the request may have left, Twilio may have accepted it, and drip sends at
-most once (SPEC §4).
+Retries (SPEC §4): only what Twilio documents as *not accepted* is retried,
+at most ``max_retries`` times with ``backoff`` between tries: HTTP 429 /
+code 20429, and a connection refused before anything was sent (the TCP
+connection could not even be opened). Once the retries are spent the error
+stays ``retryable`` and the caller defers the send (``provider_unavailable``).
+
+Never retried: a 5xx answer (a gateway may answer 500 after Twilio accepted
+the message) and a timeout or connection lost after the request left: they
+raise :class:`SmsSendError` with :attr:`ErrorClass.UNKNOWN` (maybe sent).
+401 / 20003 is :attr:`ErrorClass.AUTH` (wrong credentials: a circuit opens).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from urllib3.exceptions import NewConnectionError
 
 from drip.errors import ConfigError
 from drip.transports.base import (
@@ -169,10 +175,17 @@ class TwilioSmsTransport:
             detail = str(getattr(exc, "msg", None) or getattr(exc, "title", "") or exc)
             raise sms_send_error(status, code, detail, msg.to) from exc
         except requests.RequestException as exc:
+            if _refused_before_sending(exc):
+                raise SmsSendError(
+                    f"SMS to {msg.to} not sent: Twilio refused the connection"
+                    f" ({type(exc).__name__}); nothing left, so it may be tried again",
+                    error_class=ErrorClass.RETRYABLE,
+                ) from exc
             raise SmsSendError(
-                f"SMS to {msg.to} not sent: Twilio was unreachable ({type(exc).__name__}: {exc});"
-                " it may or may not have been accepted, so it is not resent",
-                error_class=ErrorClass.FAILED,
+                f"SMS to {msg.to}: no answer from Twilio after the request left"
+                f" ({type(exc).__name__}: {exc}); it may or may not have been accepted,"
+                " so it is not resent",
+                error_class=ErrorClass.UNKNOWN,
             ) from exc
         except (TwilioException, ValueError) as exc:
             raise SmsSendError(
@@ -186,6 +199,35 @@ class TwilioSmsTransport:
                 error_class=ErrorClass.FAILED,
             )
         return SmsReceipt(sid=str(sid), status=str(message.status or "queued"))
+
+
+def _refused_before_sending(exc: requests.RequestException) -> bool:
+    """True when the TCP connection itself could not be opened: no byte of the request left.
+
+    ``requests`` raises ``ConnectionError`` both for a refused connection and for
+    one dropped mid-request; only the first wraps urllib3's
+    ``NewConnectionError`` (or a ``ConnectionRefusedError``). A connect timeout
+    (``ConnectTimeout``) also means nothing was sent.
+    """
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.ConnectionError) or isinstance(exc, requests.ReadTimeout):
+        return False
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, NewConnectionError | ConnectionRefusedError):
+            return True
+        stack.extend([current.__cause__, current.__context__])
+        stack.extend(a for a in current.args if isinstance(a, BaseException))
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            stack.append(reason)
+    return False
 
 
 def _provider_code(code: object, status: int) -> int | None:
