@@ -74,6 +74,7 @@ from drip.services.deps import Deps
 from drip.services.senders import Sender, missing_sender_reason, resolve_sender, template_values
 from drip.store import claims
 from drip.store import repository as repo
+from drip.store.engine import SQLITE_BEGIN_OPTION
 from drip.store.models import (
     Agent,
     ConsentEvent,
@@ -168,6 +169,10 @@ BACKOFF_CAP = timedelta(minutes=30)
 def fire_batch(deps: Deps, ids: list[int], now: datetime) -> list[FireResult]:
     """Fire the given queued sends; ids another worker already took are ignored."""
     with deps.sessions.begin() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            # gather writes (conversations) after reading: take the write lock up front,
+            # or two deliveries of one batch lose a read-to-write upgrade race.
+            session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
         prepared, states = _gather(deps, session, ids, now)
         session.expunge_all()
     if not prepared:

@@ -71,7 +71,10 @@ def test_the_same_fire_batch_delivered_twice_at_once_sends_once(rig: Rig) -> Non
     for t in threads:
         t.join(timeout=60)
 
-    assert sorted(outcomes, key=sorted) == [{"ignored": 20}, {"sent": 20}]
+    # Each send is started on its own: the two deliveries may share the work,
+    # but every send goes out exactly once.
+    assert sum(o.get("sent", 0) for o in outcomes) == 20
+    assert sum(o.get("ignored", 0) for o in outcomes) == 20
     assert rig.twilio.count == 20
     assert len({r.to for r in rig.twilio.requests}) == 20
 

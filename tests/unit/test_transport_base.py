@@ -53,7 +53,7 @@ def test_specific_code_wins_over_a_server_error_status() -> None:
 
 @pytest.mark.parametrize(
     ("status", "code", "retryable"),
-    [(429, 20429, True), (503, None, True), (400, 21610, False), (400, 30007, False)],
+    [(429, 20429, True), (503, None, False), (400, 21610, False), (400, 30007, False)],
 )
 def test_sms_send_error_is_a_transport_error_with_class(
     status: int, code: int | None, retryable: bool
