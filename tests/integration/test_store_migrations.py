@@ -66,7 +66,7 @@ def test_revision_before_and_after_upgrade(empty_db_url: str) -> None:
     """A new database has no revision; after upgrade it is at the shipped head."""
     assert current_revision(empty_db_url) is None
     upgrade(empty_db_url)
-    assert head_revision() == "0002"
+    assert head_revision() == "0004"
     assert current_revision(empty_db_url) == head_revision()
 
 
@@ -76,7 +76,7 @@ def test_upgrade_twice_is_a_no_op(empty_db_url: str) -> None:
     upgrade(empty_db_url)
     engine = make_engine(empty_db_url)
     try:
-        assert current_revision(engine) == "0002"
+        assert current_revision(engine) == "0004"
         assert _diff(engine) == []
     finally:
         engine.dispose()
@@ -106,7 +106,7 @@ def test_upgrade_needs_no_alembic_ini(
     assert not (tmp_path / "alembic.ini").exists()
     assert (MIGRATIONS_DIR / "env.py").is_file()
     upgrade(empty_db_url)
-    assert current_revision(empty_db_url) == "0002"
+    assert current_revision(empty_db_url) == "0004"
 
 
 def test_partial_index_on_pending_sends_only_on_postgres(migrated: Engine) -> None:
