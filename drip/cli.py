@@ -488,5 +488,44 @@ def main() -> None:
         sys.exit(1)
 
 
+# --- faults commands ---
+@app.command("reconcile")
+def reconcile_cmd(
+    horizon: Annotated[
+        int | None,
+        typer.Option(
+            "--horizon",
+            min=0,
+            help="Seconds after which a text missing from Twilio's list is absent "
+            "(default: the provider fact in drip/data/provider_facts.json).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per send.")] = False,
+) -> None:
+    """Settle `unknown` sends against the provider's own records (SPEC §7)."""
+    import json
+    from datetime import timedelta
+
+    from drip.services.reconcile import reconcile
+
+    deps = _deps()
+    wait = timedelta(seconds=horizon) if horizon is not None else None
+    results = reconcile(deps, deps.clock.now(), horizon=wait)
+    for r in results:
+        if as_json:
+            typer.echo(json.dumps({"send_id": r.send_id, "outcome": r.outcome, "sid": r.sid}))
+        else:
+            typer.echo(f"send {r.send_id}: {r.outcome}: {r.reason}")
+    if not as_json:
+        counts = {o: sum(r.outcome == o for r in results) for o in ("sent", "pending", "unknown")}
+        typer.echo(
+            f"{len(results)} unknown send(s): {counts['sent']} sent, "
+            f"{counts['pending']} back to pending, {counts['unknown']} still unknown"
+        )
+
+
+# --- end faults commands ---
+
+
 if __name__ == "__main__":
     main()

@@ -197,6 +197,7 @@ def fire_batch(deps: Deps, ids: list[int], now: datetime) -> list[FireResult]:
                 continue
             if outcome.attempted:
                 _record_durably(deps, outcome, at)
+                _apply_early_callbacks(deps, outcome, at)
                 results.append(outcome.result)
             else:
                 settled.append(outcome)
@@ -205,6 +206,19 @@ def fire_batch(deps: Deps, ids: list[int], now: datetime) -> list[FireResult]:
             _record(deps, settled, batch.clock())
             results.extend(o.result for o in settled)
     return results
+
+
+def _apply_early_callbacks(deps: Deps, outcome: _Outcome, at: datetime) -> None:
+    """Status callbacks that arrived before this send was recorded (kept in a table)."""
+    from drip.services import callbacks  # status -> contacts -> firing: imported when used
+
+    sid = outcome.message.provider_sid if outcome.message is not None else None
+    if sid is None:
+        return
+    try:
+        callbacks.apply_pending(deps, at, [sid])
+    except (DBAPIError, StoreError) as exc:  # the recovery tick applies them later
+        log.warning("early_callbacks_not_applied", send_id=outcome.result.send_id, error=str(exc))
 
 
 def _give_back(deps: Deps, rest: list[_Prepared], at: datetime) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from drip.errors import TransportError
 
@@ -23,8 +24,10 @@ __all__ = [
     "EmailTransport",
     "ErrorClass",
     "FrozenHeaders",
+    "MessageLister",
     "OutboundEmail",
     "OutboundSms",
+    "ProviderMessage",
     "SmsReceipt",
     "SmsSendError",
     "SmsTransport",
@@ -50,6 +53,26 @@ class SmsReceipt:
 
     sid: str
     status: str
+
+
+@dataclass(frozen=True)
+class ProviderMessage:
+    """A message as the provider lists it (Twilio's Messages list), for reconciliation."""
+
+    sid: str
+    to: str
+    from_: str
+    body: str
+    status: str
+    created_at: datetime
+    error_code: int | None = None
+
+
+@runtime_checkable
+class MessageLister(Protocol):
+    def find_messages(self, *, to: str, from_: str, since: datetime) -> list[ProviderMessage]:
+        """Messages from ``from_`` to ``to`` created since ``since`` (newest first)."""
+        ...
 
 
 class SmsTransport(Protocol):

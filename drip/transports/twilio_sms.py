@@ -24,6 +24,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -34,10 +35,11 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from urllib3.exceptions import NewConnectionError
 
-from drip.errors import ConfigError
+from drip.errors import ConfigError, TransportError
 from drip.transports.base import (
     ErrorClass,
     OutboundSms,
+    ProviderMessage,
     SmsReceipt,
     SmsSendError,
     sms_send_error,
@@ -156,6 +158,43 @@ class TwilioSmsTransport:
                     raise
                 retries += 1
                 self._sleep(self._backoff(retries))
+
+    def find_messages(self, *, to: str, from_: str, since: datetime) -> list[ProviderMessage]:
+        """Twilio's Messages list from ``from_`` to ``to``, sent since the day of ``since``.
+
+        The ``DateSent>`` filter is by day at Twilio, so the list is then cut at
+        ``since`` by each message's creation time. A message not handed to the
+        carrier yet has no ``date_sent``: a second list without the date filter
+        (the newest page only) finds those. Raises :class:`TransportError` when
+        Twilio cannot be asked.
+        """
+        day = datetime(since.year, since.month, since.day, tzinfo=UTC)
+        seen: dict[str, ProviderMessage] = {}
+        try:
+            listed = [
+                *self._messages.list(to=to, from_=from_, date_sent_after=day, page_size=200),
+                *self._messages.list(to=to, from_=from_, limit=50, page_size=50),
+            ]
+        except (TwilioRestException, TwilioServiceException, TwilioException) as exc:
+            raise TransportError(f"Twilio's Messages list failed: {exc}") from exc
+        except requests.RequestException as exc:
+            raise TransportError(
+                f"Twilio's Messages list unreachable ({type(exc).__name__}: {exc})"
+            ) from exc
+        for item in listed:
+            created = item.date_created
+            if item.sid is None or created is None or created < since:
+                continue
+            seen[str(item.sid)] = ProviderMessage(
+                sid=str(item.sid),
+                to=str(item.to),
+                from_=str(item.from_),
+                body=str(item.body or ""),
+                status=str(item.status or "queued"),
+                created_at=created,
+                error_code=int(item.error_code) if item.error_code else None,
+            )
+        return sorted(seen.values(), key=lambda m: m.created_at, reverse=True)
 
     def close(self) -> None:
         """Close the pooled connections."""
