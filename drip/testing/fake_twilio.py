@@ -356,6 +356,7 @@ class FakeTwilioServer:
         self._accepted = 0
         self._failures: dict[str, _Failure] = {}
         self._fault: _Fault | None = None
+        self._unauthorized = 0  # requests refused 401/20003 (wrong credentials)
         self._deliveries: dict[str, _Delivery] = {}
         self._callbacks: list[StatusCallbackResult] = []
         self._callback_cond = threading.Condition(self._lock)
@@ -491,6 +492,7 @@ class FakeTwilioServer:
         """Forget requests, counts, failures, delivery outcomes and callbacks."""
         with self._lock:
             self._fault = None
+            self._unauthorized = 0
             self._requests.clear()
             self._resources.clear()
             self._count = 0
@@ -556,6 +558,8 @@ class FakeTwilioServer:
         if not path.startswith(f"/{API_VERSION}/Accounts/"):
             return 404, _error_body(404, 20404, _ERROR_MESSAGES[20404])
         if authorization is None or not hmac.compare_digest(authorization, self._expected_auth):
+            with self._lock:
+                self._unauthorized += 1
             return 401, _error_body(401, 20003, _ERROR_MESSAGES[20003])
         if method == "POST" and path == self._messages_path + ".json":
             params = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
@@ -781,7 +785,11 @@ class FakeTwilioServer:
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         if method == "GET" and path == "/_fake/stats":
             with self._lock:
-                stats = {"count": self._count, "accepted": self._accepted}
+                stats = {
+                    "count": self._count,
+                    "accepted": self._accepted,
+                    "unauthorized": self._unauthorized,
+                }
             return 200, json.dumps(stats).encode()
         if method == "GET" and path == "/_fake/requests":
             rows = [

@@ -16,7 +16,12 @@ Routes and answers:
 
 Every 4xx/5xx answer of the JSON routes is ``{"error": "...", "field": "..."}``
 (``field`` where one field is at fault). A database that cannot be reached is
-503, never a stack trace.
+503 with a generic reason, never a stack trace or connection details; except
+for the two Twilio webhooks: Twilio does not retry them, so a verified inbound
+text or callback the database cannot take is appended to a durable local
+spool (:mod:`drip.web.spool`) and answered 200, then applied in order once
+the database is back (while the spool is not empty, new webhooks queue
+behind it).
 
 Twilio signatures: ``X-Twilio-Signature`` is checked with twilio's
 ``RequestValidator`` and ``TWILIO_AUTH_TOKEN`` against ``DRIP_PUBLIC_URL`` +
