@@ -789,6 +789,12 @@ class FakeTwilioServer:
                     "count": self._count,
                     "accepted": self._accepted,
                     "unauthorized": self._unauthorized,
+                    "callbacks": len(self._callbacks),
+                    "callbacks_failed": sum(
+                        1
+                        for c in self._callbacks
+                        if c.response_status is None or c.response_status >= 400
+                    ),
                 }
             return 200, json.dumps(stats).encode()
         if method == "GET" and path == "/_fake/requests":
