@@ -155,7 +155,7 @@ class Rig:
         port = int(urllib.parse.urlsplit(self.web_url).port or 0)
         drip = Path(PYTHON).with_name("drip")
         argv = [str(drip), "serve", "--host", "127.0.0.1", "--port", str(port)]
-        self.web = self.processes.start("web", argv, self.env())
+        self.web = self.processes.start("web", argv, self.env(DRIP_LOG_LEVEL="INFO"))
         wait_for("the web app", lambda: _get(f"{self.web_url}/healthz") is not None, timeout=30)
         return self.web
 
@@ -390,11 +390,15 @@ def fault_wrong_credentials(rig: Rig, n: int) -> None:
     rig.seed(n)
     rig.start_worker(TWILIO_AUTH_TOKEN="wrong-token")  # noqa: S106 - a deliberately wrong one
     rig.start_beat()
-    time.sleep(6)
+
+    def refused() -> int:
+        return int((_get(f"{rig.fake_url}/_fake/stats") or {}).get("unauthorized", 0))
+
+    wait_for("a request with the wrong credentials", lambda: refused() > 0, timeout=60)
+    time.sleep(5)  # long enough for a storm of failures, if the circuit did not hold
     counts = rig.counts()
     rig.extra["failed_with_wrong_credentials"] = counts.get("failed", 0)
-    stats = _get(f"{rig.fake_url}/_fake/stats") or {}
-    rig.extra["requests_with_wrong_credentials"] = int(stats.get("unauthorized", 0))
+    rig.extra["requests_with_wrong_credentials"] = refused()
     assert rig.worker is not None
     rig.processes.stop(rig.worker)
     rig.start_worker()  # the right credentials: the deferred sends go out at their probe time

@@ -584,8 +584,7 @@ def _call_provider(
         return _deferred(p, decision, "provider_auth_failed", why, blocked)
     # -- pre-send checks go here (pacing); then the send becomes ``sending``, alone.
     try:
-        with deps.sessions() as session:
-            won = claims.start_one(session, p.send.id, p.send.claimed_at, now)
+        won = _start(deps, p, now)
     except BaseException:
         circuit.cancel_probe()
         raise
@@ -605,6 +604,27 @@ def _call_provider(
         return outcome
     circuit.succeeded()
     return receipt
+
+
+def _start(deps: Deps, p: _Prepared, now: datetime) -> bool:
+    """``queued -> sending`` for this send, retried on a lost database connection.
+
+    A retry after a commit whose answer was lost finds the send already
+    ``sending`` and returns False: the send is then not called, and recovery
+    settles it (``unknown``, then reconcile finds it absent and it goes out
+    again). It is never made twice and never failed for a database blip.
+    """
+    delays = RECORD_RETRY_DELAYS[:5]
+    for attempt in range(len(delays) + 1):
+        try:
+            with deps.sessions() as session:
+                return claims.start_one(session, p.send.id, p.send.claimed_at, now)
+        except (DBAPIError, StoreError) as exc:
+            if attempt >= len(delays):
+                log.warning("send_not_started", send_id=p.send.id, error=type(exc).__name__)
+                return False
+            sleep(delays[attempt])
+    return False
 
 
 def _provider_error(
