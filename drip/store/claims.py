@@ -2,9 +2,15 @@
 
 The life of a row (DESIGN "The flow of one step")::
 
-    pending --claim_due--> queued --start_sending--> sending --(service)--> sent/failed/...
-       ^                     |                          |
-       +---recover_stale-----+ (lost before start)      +--recover_stale--> unknown
+    pending --claim_due--> queued --start_one--> sending --(service)--> sent/failed/...
+       ^                     |                      |
+       +---recover_stale-----+ (lost before start)  +--recover_stale--> unknown
+       +---give_back---------+ (batch deadline)                          |
+       +---reconcile (absent at the provider) <--------------------------+
+
+The fire path starts each send alone (:func:`start_one`, right before its
+provider call, with the claim's time as a token); :func:`start_sending` and
+:func:`start_sending_many` remain for callers that start one send directly.
 
 Loaded ``ScheduledSend`` objects whose rows these functions change are
 expired in the session, so they reload with the new state on next access.
