@@ -582,18 +582,38 @@ LOST_EXTRAS = ("callbacks_lost", "inbound_lost")
 # --------------------------------------------------------------------------- running
 
 
-def _free_redis_db(base: str) -> str:
-    """A Redis database number of our own: the first empty one from 14 down to 8."""
+#: The lock keys the test suite's ``redis_url`` fixture takes in database 0 (tests/conftest.py):
+#: a database number is used by whoever holds its key, so the suite never flushes another's.
+REDIS_LOCK_PREFIX = "drip-test:db-lock:"
+
+
+@contextlib.contextmanager
+def _own_redis_db(base: str) -> Iterator[str]:
+    """A Redis database number of our own, locked as the test fixtures lock theirs."""
     parts = urllib.parse.urlsplit(base)
-    for number in range(14, 7, -1):
-        url = f"{parts.scheme}://{parts.netloc}/{number}"
-        client = redis.Redis.from_url(url)
-        try:
-            if client.dbsize() == 0:
-                return url
-        finally:
-            client.close()
-    raise RuntimeError("no empty Redis database between 8 and 14 for the fault suite")
+    locks = redis.Redis.from_url(f"{parts.scheme}://{parts.netloc}/0")
+    token = f"faults-{os.getpid()}-{time.monotonic_ns()}"
+    chosen: int | None = None
+    deadline = time.monotonic() + 60
+    while chosen is None:
+        for number in range(15, 0, -1):
+            if locks.set(f"{REDIS_LOCK_PREFIX}{number}", token, nx=True, ex=3600):
+                chosen = number
+                break
+        else:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no free Redis database for the fault suite after 60 s")
+            time.sleep(0.5)
+    url = f"{parts.scheme}://{parts.netloc}/{chosen}"
+    try:
+        yield url
+    finally:
+        with contextlib.suppress(redis.RedisError):
+            redis.Redis.from_url(url).flushdb()
+        key = f"{REDIS_LOCK_PREFIX}{chosen}"
+        if locks.get(key) == token.encode():
+            locks.delete(key)
+        locks.close()
 
 
 @contextlib.contextmanager
@@ -614,12 +634,17 @@ def _fake_twilio(processes: Processes, env: dict[str, str], web_port: int) -> It
 
 def run(names: list[str], n: int) -> dict[str, Any]:
     admin = (
-        os.environ.get("DRIP_TEST_DATABASE_URL")
+        os.environ.get("DRIP_BENCH_DATABASE_URL")
+        or os.environ.get("DRIP_TEST_DATABASE_URL")
         or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
     )
-    redis_url = _free_redis_db(os.environ.get("DRIP_BENCH_REDIS_URL") or "redis://127.0.0.1:6379/0")
+    # DRIP_FAULTS_REDIS_URL: a Redis database that is the suite's alone (it is flushed);
+    # otherwise one is locked the way the test fixtures lock theirs.
+    given = os.environ.get("DRIP_FAULTS_REDIS_URL")
+    base = os.environ.get("DRIP_BENCH_REDIS_URL") or "redis://127.0.0.1:6379/0"
     results: dict[str, Any] = {}
-    with workdir() as work:
+    owned = contextlib.nullcontext(given) if given else _own_redis_db(base)
+    with owned as redis_url, workdir() as work:
         processes = Processes(work)
         dbs = ScratchDatabases(admin)
         web_port = free_port()
@@ -647,8 +672,6 @@ def run(names: list[str], n: int) -> dict[str, Any]:
         finally:
             processes.stop_all()
             dbs.drop_all()
-            with contextlib.suppress(Exception):
-                redis.Redis.from_url(redis_url).flushdb()
     total = {key: sum(int(r[key]) for r in results.values()) for key in KEYS}
     total["goals_met"] = int(all(total[key] == 0 for key in KEYS))
     return {"faults": results, "total": total}
