@@ -79,6 +79,17 @@ AUTH_TOKEN = "fake-twilio-auth-token"  # noqa: S105 - the fake server's public d
 SENDING_TIMEOUT = 20  # seconds: a lost send is recovered quickly
 RECONCILE_HORIZON = timedelta(seconds=5)
 KEYS = ("duplicates", "lost", "unknown_after_reconcile", "failed_not_refused")
+#: Decision codes that show a fault was met (counted per fault, as evidence it was exercised).
+TRAIL = (
+    "provider_unknown",
+    "provider_unavailable",
+    "provider_auth_failed",
+    "stale_sending",
+    "claim_expired",
+    "batch_deadline",
+    "reconciled_sent",
+    "reconciled_absent",
+)
 
 
 # --------------------------------------------------------------------------- the rig
@@ -322,6 +333,14 @@ def measure(rig: Rig, *, rounds: int = 3, settle: float = 60.0) -> dict[str, int
         if r["status"] and 400 <= int(r["status"]) < 500 and int(r["status"]) not in (401, 429)
     }
     states = Counter(str(r[1]) for r in sends)
+    with connect(rig.url) as conn:
+        codes = {
+            str(code): int(count)
+            for code, count in conn.execute(
+                "SELECT code, count(*) FROM send_decisions WHERE code = ANY(%s) GROUP BY code",
+                (list(TRAIL),),
+            ).fetchall()
+        }
     result = {
         "sends": len(sends),
         "sent": states.get("sent", 0),
@@ -336,6 +355,7 @@ def measure(rig: Rig, *, rounds: int = 3, settle: float = 60.0) -> dict[str, int
             1 for r in sends if r[1] == "failed" and str(r[2]) not in refused
         ),
     }
+    result["trail"] = codes  # what the fault made drip do, from the decisions it recorded
     result.update(rig.extra)
     return result
 
@@ -359,30 +379,34 @@ def _when_sent(rig: Rig, share: float, total: int, timeout: float = 60.0) -> Non
 
 def fault_gateway_500(rig: Rig, n: int) -> None:
     """Twilio accepts, then a gateway answers 500: unknown, never resent, found by reconcile."""
-    rig.seed(n)
-    rig.fault("accept_then_error", status=500, code=20500, times=max(1, n // 4))
     _running(rig)
+    rig.fault("accept_then_error", status=500, code=20500, times=max(1, n // 4))
+    rig.seed(n)
+    _when_sent(rig, 1.0, n, timeout=120)
 
 
 def fault_outage_429(rig: Rig, n: int) -> None:
     """429/20429 for 8 s: deferred with a backoff (provider_unavailable), sent once it is back."""
-    rig.seed(n)
-    rig.fault("refuse", status=429, code=20429, seconds=8)
     _running(rig)
+    rig.fault("refuse", status=429, code=20429, seconds=8)
+    rig.seed(n)
+    time.sleep(8)
 
 
 def fault_outage_500(rig: Rig, n: int) -> None:
     """500 for 4 s: maybe sent, so unknown; reconcile proves them absent and they go out again."""
-    rig.seed(n)
-    rig.fault("refuse", status=500, code=20500, seconds=4)
     _running(rig)
+    rig.fault("refuse", status=500, code=20500, seconds=4)
+    rig.seed(n)
+    time.sleep(4)
 
 
 def fault_timeout_after_accept(rig: Rig, n: int) -> None:
     """The answer never comes (accepted, then held past the client's 15 s timeout): unknown, found."""
-    rig.seed(n)
-    rig.fault("accept_then_hang", hang=17, times=2)
     _running(rig)
+    rig.fault("accept_then_hang", hang=17, times=2)
+    rig.seed(n)
+    _when_sent(rig, 1.0, n, timeout=120)
 
 
 def fault_wrong_credentials(rig: Rig, n: int) -> None:
@@ -659,7 +683,7 @@ def run(names: list[str], n: int) -> dict[str, Any]:
                     started = time.monotonic()
                     say(f"faults: {name} ({n} sends)")
                     try:
-                        FAULTS[name](rig, n)
+                        FAULTS[name](rig, n)  # returns once the fault has been met
                         rig.fault(None)
                         result = measure(rig)
                     finally:
