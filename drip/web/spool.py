@@ -65,8 +65,9 @@ class Spool:
                 ensure_ascii=True,
             )
             created = not self.path.exists()
+            torn = not created and _ends_mid_line(self.path)
             with open(self.path, "a", encoding="utf-8") as out:
-                out.write(line + "\n")
+                out.write(("\n" if torn else "") + line + "\n")
                 out.flush()
                 os.fsync(out.fileno())
             if created:
@@ -150,6 +151,16 @@ class Spool:
         with open(self.path, "w", encoding="utf-8") as out:
             out.flush()
             os.fsync(out.fileno())
+
+
+def _ends_mid_line(path: Path) -> bool:
+    """Whether the file's last line was torn (a crash mid-append): no final newline."""
+    with open(path, "rb") as source:
+        source.seek(0, os.SEEK_END)
+        if source.tell() == 0:
+            return False
+        source.seek(-1, os.SEEK_END)
+        return source.read(1) != b"\n"
 
 
 def _fsync_dir(directory: Path) -> None:
