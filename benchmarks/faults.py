@@ -394,11 +394,16 @@ def fault_outage_429(rig: Rig, n: int) -> None:
 
 
 def fault_outage_500(rig: Rig, n: int) -> None:
-    """500 for 4 s: maybe sent, so unknown; reconcile proves them absent and they go out again."""
+    """500 for a quarter of the requests: maybe sent, so unknown; reconcile proves them absent."""
     _running(rig)
-    rig.fault("refuse", status=500, code=20500, seconds=4)
+    refused = max(1, n // 4)
+    rig.fault("refuse", status=500, code=20500, times=refused)
     rig.seed(n)
-    time.sleep(4)
+    wait_for(
+        f"{refused} requests refused with 500",
+        lambda: int((_get(f"{rig.fake_url}/_fake/stats") or {}).get("count", 0)) >= refused,
+        timeout=60,
+    )
 
 
 def fault_timeout_after_accept(rig: Rig, n: int) -> None:
