@@ -190,10 +190,16 @@ class SmtpEmailTransport:
         return self._ssl_context
 
 
+#: SMTP replies that mean drip's login is missing or refused (RFC 4954 §6): a circuit opens.
+_AUTH_REPLIES = frozenset({530, 534, 535, 538})
+
+
 def _reply_error(what: str, exc: smtplib.SMTPResponseException) -> TransportError:
     code = exc.smtp_code
     error = exc.smtp_error
     text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
+    if code in _AUTH_REPLIES:
+        return EmailAuthError(f"{what}: {code} {text}", code=code, retryable=False)
     return TransportError(f"{what}: {code} {text}", code=code, retryable=400 <= code < 500)
 
 
