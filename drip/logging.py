@@ -23,9 +23,11 @@ import logging
 import re
 import sys
 import threading
+import unicodedata
 from collections.abc import Mapping
 from typing import Any, Final, TextIO
 
+import phonenumbers
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -51,11 +53,15 @@ _PHONE: Final = re.compile(
     re.VERBOSE,
 )
 # The "@" of an address (also URL-encoded, as in webhook bodies) and its domain, which is kept.
-_AT_DOMAIN: Final = re.compile(r"(@|%40)([A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*)(?![@A-Za-z0-9\-])")
-# Every character RFC 5322 allows in the local part of an address.
+# Domains may be internationalised (RFC 6531): any letter or digit, any script.
+_AT_DOMAIN: Final = re.compile(r"(@|%40)([\w\-]+(?:\.[\w\-]+)*)(?![@\w\-])")
+# Every character RFC 5322 allows in the local part of an address, plus the backslash
+# of an escaped byte (``d\xc3\xa1na@`` in a repr); any non-ASCII letter too (RFC 6531).
 _ATEXT: Final = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~.-"
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~.-\\"
 )
+#: Longest quoted local part looked for (RFC 5321 allows 64 octets; escapes make it longer).
+_MAX_QUOTED = 200
 _MAX_DEPTH: Final = 20
 _lock = threading.Lock()
 _current: tuple[str, str, int] | None = None
@@ -82,9 +88,42 @@ def mask_text(text: str) -> str:
     """``text`` with phone numbers reduced to their last 4 digits and e-mail local parts hidden.
 
     ``"+16175550123"`` becomes ``"+1******0123"``, ``"(617) 555-0123"`` becomes
-    ``"(***) ***-0123"`` and ``"dana@example.com"`` becomes ``"d***@example.com"``.
+    ``"(***) ***-0123"``, ``"+44 20 7946 0958"`` becomes ``"+4* ** **** 0958"`` and
+    ``"dana@example.com"`` becomes ``"d***@example.com"`` (also ``"dána@..."`` and
+    ``"\"dana ruiz\"@..."``).
+
+    US shapes (also URL-encoded, and the fictitious 555 numbers) are found by a
+    pattern; international numbers in any format by ``phonenumbers``' own
+    ``PhoneNumberMatcher``, which only accepts valid numbers, so ids and
+    timestamps are left alone.
     """
-    return _PHONE.sub(_mask_phone, _mask_emails(text))
+    return _mask_international(_PHONE.sub(_mask_phone, _mask_emails(text)))
+
+
+def _mask_international(text: str) -> str:
+    if "+" not in text or sum(c.isdigit() for c in text) < 7:
+        return text  # nothing international left to find: skip the costly matcher
+    spans = [
+        (m.start, m.end)
+        for m in phonenumbers.PhoneNumberMatcher(
+            text, "US", leniency=phonenumbers.Leniency.VALID, max_tries=1000
+        )
+    ]
+    if not spans:
+        return text
+    out: list[str] = []
+    done = 0
+    for start, end in spans:
+        out.append(text[done:start])
+        part = text[start:end]
+        digits = [i for i, c in enumerate(part) if c.isdigit()]
+        keep = set(digits[-4:])
+        if part.startswith("+") and digits:
+            keep.add(digits[0])  # the country code's first digit says nothing about the person
+        out.append("".join("*" if c.isdigit() and i not in keep else c for i, c in enumerate(part)))
+        done = end
+    out.append(text[done:])
+    return "".join(out)
 
 
 def _mask_emails(text: str) -> str:
@@ -94,15 +133,32 @@ def _mask_emails(text: str) -> str:
     done = 0
     for match in _AT_DOMAIN.finditer(text):
         start = match.start()
-        local = start
-        while local > done and text[local - 1] in _ATEXT:
-            local -= 1
+        local = _local_start(text, start, done)
         if local == start:
             continue  # "@" with nothing before it: a decorator, a handle, not an address
         parts += [text[done:local], text[local], "***", match.group(1), match.group(2)]
         done = match.end()
     parts.append(text[done:])
     return "".join(parts)
+
+
+def _local_start(text: str, at: int, floor: int) -> int:
+    """Where the local part ending before ``text[at]`` (an "@") starts, not before ``floor``."""
+    if at - 1 >= floor and text[at - 1] == '"':  # a quoted local part: "dana ruiz"@example.com
+        i = at - 2
+        lowest = max(floor, at - _MAX_QUOTED)
+        while i >= lowest:
+            if text[i] == '"' and (i == floor or text[i - 1] != "\\"):
+                return i
+            i -= 1
+    local = at
+    while local > floor and (text[local - 1] in _ATEXT or _is_intl_letter(text[local - 1])):
+        local -= 1
+    return local
+
+
+def _is_intl_letter(char: str) -> bool:
+    return not char.isascii() and (char.isalnum() or unicodedata.category(char).startswith("M"))
 
 
 def mask_value(value: object, _depth: int = 0) -> object:

@@ -1,4 +1,4 @@
-"""Operations: ``tick``, ``run``, ``explain``, ``history``, ``stats``, ``queue``."""
+"""Operations: ``tick``, ``run``, ``explain``, ``history``, ``stats``, ``queue``, ``reconcile``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
     app.command("history")(history)
     app.command("stats")(stats)
     app.command("queue")(queue)
+    app.command("reconcile")(reconcile)
 
 
 def tick() -> None:
@@ -225,3 +226,37 @@ def queue(as_json: _JSON = False, as_csv: _CSV = False) -> None:
         f"{'total':<28} {'':<14} {'':<5} {result.due_now:>8} {result.next_24h:>9}"
         + (f"  ({result.held} held)" if result.held else "")
     )
+
+
+def reconcile(
+    horizon: Annotated[
+        int | None,
+        typer.Option(
+            "--horizon",
+            min=0,
+            help="Seconds after which a text missing from Twilio's list is absent "
+            "(default: the provider fact in drip/data/provider_facts.json).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per send.")] = False,
+) -> None:
+    """Settle `unknown` sends against the provider's own records (SPEC §7)."""
+    import json
+    from datetime import timedelta
+
+    from drip.services.reconcile import reconcile as settle
+
+    deps = ready_deps()
+    wait = timedelta(seconds=horizon) if horizon is not None else None
+    results = settle(deps, deps.clock.now(), horizon=wait)
+    for r in results:
+        if as_json:
+            typer.echo(json.dumps({"send_id": r.send_id, "outcome": r.outcome, "sid": r.sid}))
+        else:
+            typer.echo(f"send {r.send_id}: {r.outcome}: {r.reason}")
+    if not as_json:
+        counts = {o: sum(r.outcome == o for r in results) for o in ("sent", "pending", "unknown")}
+        typer.echo(
+            f"{len(results)} unknown send(s): {counts['sent']} sent, "
+            f"{counts['pending']} back to pending, {counts['unknown']} still unknown"
+        )

@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 from time import monotonic
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
+from drip.errors import DripError
 from drip.services import carrier
 from drip.services.deps import Deps
 from drip.services.firing import FireResult, count_outcomes, fire_batch
@@ -26,8 +28,18 @@ def claim(deps: Deps, now: datetime, limit: int | None = None) -> list[int]:
         return claims.claim_due(session, now, wanted)
 
 
+#: Unknown sends the recovery tick reconciles at most, per tick (one list request each).
+RECONCILE_PER_TICK = 20
+#: An unknown send is reconciled by the tick once it is this old (its worker may still record it).
+RECONCILE_MIN_AGE = timedelta(seconds=30)
+
+
 def recover(deps: Deps, now: datetime) -> list[int]:
-    """Mark sends stuck in ``sending`` as ``unknown`` (reported, never resent)."""
+    """Settle what lost workers left: ``sending`` too long becomes ``unknown`` (never resent),
+    then unknown sends are reconciled with the provider and kept callbacks applied.
+
+    Returns the ids that became ``unknown`` in this call.
+    """
     timeout = timedelta(seconds=deps.settings.sending_timeout_seconds)
     with deps.sessions() as session:
         unknown = claims.recover_stale(session, now, timeout)
@@ -37,7 +49,26 @@ def recover(deps: Deps, now: datetime) -> list[int]:
             send_id=send_id,
             reason="sending started but no result was recorded; not resent (at most once)",
         )
+    _settle(deps, now)
     return unknown
+
+
+def _settle(deps: Deps, now: datetime) -> None:
+    """The recovery tick's own reconcile and callback pass; a failure waits for the next tick."""
+    from drip.services import callbacks, reconcile  # status -> contacts -> firing
+
+    try:
+        settled = reconcile.reconcile(
+            deps, now, limit=RECONCILE_PER_TICK, min_age=RECONCILE_MIN_AGE
+        )
+        callbacks.apply_pending(deps, now)
+        callbacks.drop_expired(deps, now)
+    except (DripError, SQLAlchemyError) as exc:
+        log.warning("recovery_settle_failed", error=f"{type(exc).__name__}: {exc}")
+        return
+    done = [s for s in settled if s.outcome != "unknown"]
+    if done:
+        log.info("reconciled", settled=len(done), sent=sum(s.outcome == "sent" for s in done))
 
 
 def chunks(ids: list[int], size: int) -> list[list[int]]:

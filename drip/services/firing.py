@@ -1,16 +1,34 @@
 """Fire due sends: re-check everything at fire time, send at most once, record why.
 
-A batch goes through three short transactions so that no database lock is
-held while a provider is called:
+The shape of a batch is gather -> decide -> deliver -> record, one send in
+flight at a time:
 
-1. claim: ``queued -> sending`` with a conditional update; a second delivery
-   of the same task wins nothing and does nothing;
-2. gather: read contacts, agents, conversations, recent sends, campaigns;
-3. record: after the provider calls, one transaction stores every outcome.
+1. gather (one read transaction): the batch's sends still ``queued``, their
+   contacts, agents, conversations, recent sends and campaigns;
+2. for each send, with the clock read again (``now`` plus the time the batch
+   has taken so far): decide (the window and every rule re-checked); if it is
+   to go out, :func:`_call_provider` is the one place where the pre-send
+   checks and the provider call happen: ``queued -> sending`` for this send
+   only (:func:`claims.start_one`, committed), then the call;
+3. record: a send that reached the provider is recorded on its own, right
+   after its call, in a transaction retried on a lost connection
+   (:func:`_record_durably`), so the provider's id is durable before anything
+   else can fail. Skips and deferrals (nothing left drip) are recorded
+   together at the end of the batch.
 
-A crash between a provider call and step 3 leaves rows in ``sending``;
-``dispatch.recover_stale`` later marks them ``unknown`` and reports them. They
-are never resent: a send may be lost (and is then reported), never doubled.
+A worker killed mid-batch therefore leaves at most its one in-flight send in
+``sending`` (``dispatch.recover`` makes it ``unknown``; ``reconcile`` then
+asks the provider); the sends it had not tried are still ``queued`` and go
+back to pending. A batch that runs past its deadline (a frozen worker, a slow
+provider) stops and gives the rest back at once.
+
+Provider errors (SPEC §4, :class:`ErrorClass`): a refusal of the message is
+``failed``; "not accepted, try later" (429 after the transport's retries, a
+connection refused) defers the send with a backoff (``provider_unavailable``)
+and the rest of the batch on that channel with it; a 5xx or a timeout after
+the request left is ``unknown`` (never retried); an authentication failure
+opens the transport's circuit (:mod:`drip.services.circuit`) and the sends
+stay pending until it works again.
 """
 
 from __future__ import annotations
@@ -18,12 +36,14 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from time import monotonic
+from time import monotonic, sleep
+from typing import TypeVar
 
 import structlog
 from sqlalchemy import tuple_, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from drip.domain.campaign import Campaign
@@ -47,12 +67,14 @@ from drip.domain.policy import (
     decide,
 )
 from drip.domain.zones import resolve_states, resolve_timezone
-from drip.errors import TransportError
+from drip.errors import StoreError, TransportError
 from drip.services import carrier, fire_checks, unsubscribe
+from drip.services.circuit import Circuit, circuit_for
 from drip.services.deps import Deps
 from drip.services.senders import Sender, missing_sender_reason, resolve_sender, template_values
 from drip.store import claims
 from drip.store import repository as repo
+from drip.store.engine import SQLITE_BEGIN_OPTION
 from drip.store.models import (
     Agent,
     ConsentEvent,
@@ -62,9 +84,11 @@ from drip.store.models import (
     ScheduledSend,
     SendDecision,
 )
-from drip.transports.base import ErrorClass, OutboundEmail, OutboundSms, SmsSendError
+from drip.transports.base import ErrorClass, OutboundEmail, OutboundSms, error_class_of
 
 log = structlog.get_logger("drip.fire")
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,26 +127,108 @@ class _Outcome:
     message: Message | None = None
     carrier_opt_out: bool = False
     undeliverable_code: int | None = None
+    #: The send reached ``sending`` (its provider call was made or started).
+    attempted: bool = False
+
+
+class _NotOursError(Exception):
+    """The send was not ours to start (another delivery took it, or it was given back)."""
+
+
+@dataclass
+class _Batch:
+    """What one batch learns as it goes: providers found unavailable, the deadline."""
+
+    read_clock: Callable[[], datetime]
+    started: datetime  # the clock when the batch started
+    now: datetime  # the batch's ``now``, as its caller read it
+    deadline: datetime
+    unavailable: dict[Channel, tuple[datetime, str]] = field(default_factory=dict)
+
+    def clock(self) -> datetime:
+        """The clock, read per send: the batch's ``now`` plus the whole seconds it has taken.
+
+        Whole seconds keep a fast batch on its caller's exact ``now`` (replays and
+        reports stay deterministic); a batch held up by a slow provider or a
+        paused worker sees time move, and its window and deadline re-checked.
+        """
+        elapsed = (self.read_clock() - self.started).total_seconds()
+        return self.now + timedelta(seconds=max(int(elapsed), 0))
+
+
+#: A batch stops and gives back its untried sends after this share of
+#: ``DRIP_SENDING_TIMEOUT_SECONDS`` (counted from when the worker started it),
+#: well before ``recover`` would put them back to pending itself.
+DEADLINE_SHARE = 0.5
+#: Backoff of a send the provider did not accept (429 after retries, a
+#: refused connection): this, doubled per attempt, capped at :data:`BACKOFF_CAP`.
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_CAP = timedelta(minutes=30)
 
 
 def fire_batch(deps: Deps, ids: list[int], now: datetime) -> list[FireResult]:
     """Fire the given queued sends; ids another worker already took are ignored."""
-    with deps.sessions() as session:
-        won = claims.start_sending_many(session, ids, now)
-    if not won:
-        return []
     with deps.sessions.begin() as session:
-        prepared, states = _gather(deps, session, won, now)
+        if session.get_bind().dialect.name == "sqlite":
+            # gather writes (conversations) after reading: take the write lock up front,
+            # or two deliveries of one batch lose a read-to-write upgrade race.
+            session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        prepared, states = _gather(deps, session, ids, now)
         session.expunge_all()
-    outcomes: list[_Outcome] = []
+    if not prepared:
+        return []
+    timeout = timedelta(seconds=deps.settings.sending_timeout_seconds)
+    batch = _Batch(deps.clock.now, deps.clock.now(), now, now + timeout * DEADLINE_SHARE)
+    results: list[FireResult] = []
+    settled: list[_Outcome] = []  # skips and deferrals, recorded together at the end
     read_at = monotonic()
-    for index, p in enumerate(prepared):
-        if monotonic() - read_at >= REFRESH_AFTER_SECONDS:
-            _refresh(deps, prepared[index:])
-            read_at = monotonic()
-        outcomes.append(_fire_guarded(deps, p, states, now))
-    _record(deps, outcomes, now)
-    return [o.result for o in outcomes]
+    try:
+        for index, p in enumerate(prepared):
+            at = batch.clock()
+            if at >= batch.deadline:
+                _give_back(deps, prepared[index:], at)
+                break
+            if monotonic() - read_at >= REFRESH_AFTER_SECONDS:
+                _refresh(deps, prepared[index:])
+                read_at = monotonic()
+            try:
+                outcome = _fire_guarded(deps, p, states, batch, at)
+            except _NotOursError:
+                continue
+            if outcome.attempted:
+                _record_durably(deps, outcome, at)
+                _apply_early_callbacks(deps, outcome, at)
+                results.append(outcome.result)
+            else:
+                settled.append(outcome)
+    finally:
+        if settled:
+            _record(deps, settled, batch.clock())
+            results.extend(o.result for o in settled)
+    return results
+
+
+def _apply_early_callbacks(deps: Deps, outcome: _Outcome, at: datetime) -> None:
+    """Status callbacks that arrived before this send was recorded (kept in a table)."""
+    from drip.services import callbacks  # status -> contacts -> firing: imported when used
+
+    sid = outcome.message.provider_sid if outcome.message is not None else None
+    if sid is None:
+        return
+    try:
+        callbacks.apply_pending(deps, at, [sid])
+    except (DBAPIError, StoreError) as exc:  # the recovery tick applies them later
+        log.warning("early_callbacks_not_applied", send_id=outcome.result.send_id, error=str(exc))
+
+
+def _give_back(deps: Deps, rest: list[_Prepared], at: datetime) -> None:
+    reason = (
+        "Given back untried: the batch passed its deadline (a slow provider or a paused "
+        "worker), so this send went back to pending to be claimed again; nothing was sent."
+    )
+    with deps.sessions() as session:
+        back = claims.give_back(session, [(p.send.id, p.send.claimed_at) for p in rest], at, reason)
+    log.warning("batch_deadline", given_back=len(back), untried=len(rest))
 
 
 #: A batch re-reads the rest of its contacts' right to be texted, and their
@@ -161,7 +267,11 @@ class _States:
 def _gather(
     deps: Deps, session: Session, ids: list[int], now: datetime
 ) -> tuple[list[_Prepared], _States]:
-    sends = repo.sends_by_id(session, ids)
+    # Only what is still queued: a second delivery of the task, a send cancelled or
+    # recovered meanwhile, is not ours (each send is then started conditionally).
+    sends = [s for s in repo.sends_by_id(session, ids) if s.state is SendState.QUEUED]
+    if not sends:
+        return [], _States({}, {}, {})
     contacts = repo.contacts_by_id(session, (s.contact_id for s in sends))
     agents = repo.agents_by_id(session, (c.agent_id for c in contacts.values() if c.agent_id))
     rows = repo.campaigns_by_id(session, (s.campaign_id for s in sends if s.campaign_id))
@@ -251,7 +361,9 @@ def _outgoing(deps: Deps, p: _Prepared, last_sent: datetime | None) -> Outgoing:
     )
 
 
-def _fire_guarded(deps: Deps, p: _Prepared, states: _States, now: datetime) -> _Outcome:
+def _fire_guarded(
+    deps: Deps, p: _Prepared, states: _States, batch: _Batch, now: datetime
+) -> _Outcome:
     """``_fire_one``, with a bug in one send recorded as that send's failure.
 
     Without this, one unexpected error would abort the batch and leave every
@@ -259,14 +371,16 @@ def _fire_guarded(deps: Deps, p: _Prepared, states: _States, now: datetime) -> _
     were never tried. The failed send is recorded, not retried (at most once).
     """
     try:
-        return _fire_one(deps, p, states, now)
+        return _fire_one(deps, p, states, batch, now)
+    except _NotOursError:
+        raise
     except Exception as exc:  # deliberately broad: any bug is contained to its send
         log.exception("send_crashed", send_id=p.send.id, contact_id=p.contact.id)
         reason = f"failed: internal error while firing ({type(exc).__name__}: {exc}); not retried"
         return _Outcome(p, None, FireResult(p.send.id, "failed", "internal_error", reason))
 
 
-def _fire_one(deps: Deps, p: _Prepared, states: _States, now: datetime) -> _Outcome:
+def _fire_one(deps: Deps, p: _Prepared, states: _States, batch: _Batch, now: datetime) -> _Outcome:
     send, contact = p.send, p.contact
     if p.problem is not None:
         return _Outcome(p, None, FireResult(send.id, "failed", "internal_error", p.problem))
@@ -286,14 +400,18 @@ def _fire_one(deps: Deps, p: _Prepared, states: _States, now: datetime) -> _Outc
     last_sent = states.last_sent.get(send.enrollment_id) if send.enrollment_id else None
     cstate = contact_state(contact, deps, states.marketing.get(contact.id, []))
     outgoing = _outgoing(deps, p, last_sent)
-    decision = decide(
-        cstate,
-        conversation,
-        outgoing,
-        now,
-        state_rules=deps.account.state_rules,
-        blackouts=deps.account.blackouts,
-    )
+
+    def decide_at(at: datetime) -> Decision:
+        return decide(
+            cstate,
+            conversation,
+            outgoing,
+            at,
+            state_rules=deps.account.state_rules,
+            blackouts=deps.account.blackouts,
+        )
+
+    decision = decide_at(now)
     if isinstance(decision, Skip):
         result = FireResult(send.id, "skipped", decision.code.value, decision.reason)
         return _Outcome(p, decision, result)
@@ -303,10 +421,8 @@ def _fire_one(deps: Deps, p: _Prepared, states: _States, now: datetime) -> _Outc
         )
         return _Outcome(p, decision, result)
 
-    def reopen(at: datetime) -> Decision:  # the policy at another instant (SPEC §4a)
-        return decide(cstate, conversation, outgoing, at, state_rules=deps.account.state_rules)
-
-    outcome = _deliver(deps, p, decision, template, now, reopen=reopen)
+    # reopen: the policy at another instant, for the carrier's clock (SPEC §4a)
+    outcome = _deliver(deps, p, decision, template, batch=batch, now=now, reopen=decide_at)
     if outcome.result.outcome == "sent":
         if decision.footer and send.channel is Channel.SMS:
             states.conversations[key] = replace(conversation, footer_last_sent_at=now)
@@ -346,8 +462,9 @@ def _deliver(
     p: _Prepared,
     decision: Send,
     template: _Template,
-    now: datetime,
     *,
+    batch: _Batch,
+    now: datetime,
     reopen: Callable[[datetime], Decision],
 ) -> _Outcome:
     send, contact, sender = p.send, p.contact, p.sender
@@ -363,7 +480,7 @@ def _deliver(
     footer_text = template.footer or deps.account.footer
     if send.channel is Channel.EMAIL:
         subject = render(template.subject or deps.account.company, values)
-        return _deliver_email(deps, p, decision, subject=subject, body=body, now=now)
+        return _deliver_email(deps, p, decision, subject=subject, body=body, batch=batch, now=now)
     assert sender is not None and contact.phone is not None  # the gate and _fire_one ensure it
     text = with_footer(body, footer_text) if decision.footer else body
     refusal = fire_checks.sms_refusal(text)
@@ -402,13 +519,12 @@ def _deliver(
             send.id, "deferred", cleared.code.value, cleared.reason, deferred_until=cleared.until
         )
         return _Outcome(p, cleared, result)
-    outbound = OutboundSms(sender.phone, contact.phone, text, callback, cleared.validity_seconds)
-    try:
-        receipt = deps.sms.send_sms(outbound)
-    except TransportError as exc:  # SmsSendError included: the provider refused it
-        return _failed(p, decision, message, exc, now)
-    except Exception as exc:  # not a refusal: the text may have gone out
-        return _unknown(p, decision, message, exc, now)
+    outgoing = OutboundSms(sender.phone, contact.phone, text, callback, cleared.validity_seconds)
+    attempt = _Attempt(deps, p, decision, message, batch, now)
+    called = _call_provider(attempt, deps.sms, "twilio", lambda: deps.sms.send_sms(outgoing))
+    if isinstance(called, _Outcome):
+        return called
+    receipt = called
     message.provider_sid = receipt.sid
     message.status = receipt.status
     message.sent_at = now
@@ -424,11 +540,18 @@ def _deliver(
         to=contact.phone,
     )
     result = FireResult(send.id, "sent", decision.rule.value, decision.reason, decision.footer)
-    return _Outcome(p, decision, result, message)
+    return _Outcome(p, decision, result, message, attempted=True)
 
 
 def _deliver_email(
-    deps: Deps, p: _Prepared, decision: Send, *, subject: str, body: str, now: datetime
+    deps: Deps,
+    p: _Prepared,
+    decision: Send,
+    *,
+    subject: str,
+    body: str,
+    batch: _Batch,
+    now: datetime,
 ) -> _Outcome:
     send, contact = p.send, p.contact
     assert contact.email is not None  # the email gate ensures it
@@ -451,14 +574,12 @@ def _deliver_email(
         created_at=now,
     )
     headers = fire_checks.unsubscribe_headers(link)
-    try:
-        receipt = deps.email.send_email(
-            OutboundEmail(deps.settings.email_from, contact.email, subject, text, headers)
-        )
-    except TransportError as exc:
-        return _failed(p, decision, message, exc, now)
-    except Exception as exc:  # not a refusal: the email may have gone out
-        return _unknown(p, decision, message, exc, now)
+    outgoing = OutboundEmail(deps.settings.email_from, contact.email, subject, text, headers)
+    attempt = _Attempt(deps, p, decision, message, batch, now)
+    called = _call_provider(attempt, deps.email, "smtp", lambda: deps.email.send_email(outgoing))
+    if isinstance(called, _Outcome):
+        return called
+    receipt = called
     message.provider_sid = receipt.message_id
     message.status = "sent"
     message.sent_at = now
@@ -466,8 +587,137 @@ def _deliver_email(
         "send_decided", send_id=send.id, contact_id=contact.id, decision="sent", channel="email"
     )
     return _Outcome(
-        p, decision, FireResult(send.id, "sent", "email", decision.reason, False), message
+        p,
+        decision,
+        FireResult(send.id, "sent", "email", decision.reason, False),
+        message,
+        attempted=True,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """One send about to meet its provider, with what deciding it produced."""
+
+    deps: Deps
+    p: _Prepared
+    decision: Send
+    message: Message
+    batch: _Batch
+    now: datetime
+
+
+def _call_provider(
+    attempt: _Attempt, transport: object, provider: str, call: Callable[[], R]
+) -> R | _Outcome:
+    """The one place a send meets its provider: pre-send checks, ``sending``, the call.
+
+    Returns the provider's receipt, or the outcome when the send did not go
+    (deferred, failed, unknown). Raises :class:`_NotOursError` when the send is no
+    longer this worker's to start.
+    """
+    deps, p, decision, message, batch, now = (
+        attempt.deps,
+        attempt.p,
+        attempt.decision,
+        attempt.message,
+        attempt.batch,
+        attempt.now,
+    )
+    channel = p.send.channel
+    down = batch.unavailable.get(channel)
+    if down is not None:  # the provider just said "not now" to this batch: do not ask again
+        until, why = down
+        return _deferred(p, decision, "provider_unavailable", why, until)
+    circuit = circuit_for(transport, provider)
+    blocked = circuit.blocked_until(now)
+    if blocked is not None:
+        why = f"deferred: sending through {provider} is stopped ({circuit.reason})"
+        return _deferred(p, decision, "provider_auth_failed", why, blocked)
+    # -- pre-send checks go here (pacing); then the send becomes ``sending``, alone.
+    try:
+        won = _start(deps, p, now)
+    except BaseException:
+        circuit.cancel_probe()
+        raise
+    if not won:
+        circuit.cancel_probe()
+        log.info("send_not_ours", send_id=p.send.id)
+        raise _NotOursError
+    try:
+        receipt = call()
+    except TransportError as exc:
+        outcome = _provider_error(attempt, exc, circuit, provider)
+        outcome.attempted = True
+        return outcome
+    except Exception as exc:  # not a refusal: the message may have gone out
+        outcome = _unknown(p, decision, message, exc, now)
+        outcome.attempted = True
+        return outcome
+    circuit.succeeded()
+    return receipt
+
+
+def _start(deps: Deps, p: _Prepared, now: datetime) -> bool:
+    """``queued -> sending`` for this send, retried on a lost database connection.
+
+    A retry after a commit whose answer was lost finds the send already
+    ``sending`` and returns False: the send is then not called, and recovery
+    settles it (``unknown``, then reconcile finds it absent and it goes out
+    again). It is never made twice and never failed for a database blip.
+    """
+    delays = RECORD_RETRY_DELAYS[:5]
+    for attempt in range(len(delays) + 1):
+        try:
+            with deps.sessions() as session:
+                return claims.start_one(session, p.send.id, p.send.claimed_at, now)
+        except (DBAPIError, StoreError) as exc:
+            if attempt >= len(delays):
+                log.warning("send_not_started", send_id=p.send.id, error=type(exc).__name__)
+                return False
+            sleep(delays[attempt])
+    return False
+
+
+def _provider_error(
+    attempt: _Attempt, exc: TransportError, circuit: Circuit, provider: str
+) -> _Outcome:
+    p, decision, message, batch, now = (
+        attempt.p,
+        attempt.decision,
+        attempt.message,
+        attempt.batch,
+        attempt.now,
+    )
+    error_class = error_class_of(exc)
+    if error_class is ErrorClass.UNKNOWN:
+        circuit.succeeded()  # it answered: the credentials are fine
+        return _unknown(p, decision, message, exc, now)
+    if error_class is ErrorClass.AUTH:
+        until = circuit.failed(now, f"{provider} refused drip's credentials: {exc}")
+        why = f"deferred: {provider} refused drip's credentials ({exc.code or 'no code'}); " + (
+            "nothing is sent through it until it accepts them again"
+        )
+        return _deferred(p, decision, "provider_auth_failed", why, until)
+    if error_class is ErrorClass.RETRYABLE:
+        attempts = max(p.send.attempts, 0) + 1
+        wait = min(BACKOFF_BASE * 2 ** (attempts - 1), BACKOFF_CAP)
+        until = now + wait
+        why = (
+            f"deferred: {provider} did not accept the message ({exc}); "
+            f"tried again after {int(wait.total_seconds())} s"
+        )
+        batch.unavailable[p.send.channel] = (until, why)
+        log.warning(
+            "provider_unavailable", provider=provider, send_id=p.send.id, retry_at=until.isoformat()
+        )
+        return _deferred(p, decision, "provider_unavailable", why, until)
+    return _failed(p, decision, message, exc, now)
+
+
+def _deferred(p: _Prepared, decision: Send, code: str, reason: str, until: datetime) -> _Outcome:
+    result = FireResult(p.send.id, "deferred", code, reason, deferred_until=until)
+    return _Outcome(p, decision, result)
 
 
 def _unknown(
@@ -477,20 +727,27 @@ def _unknown(
     message.status = "unknown"
     message.error_message = f"{type(exc).__name__}: {exc}"
     message.updated_at = now
-    reason = (
-        f"UNKNOWN: the transport raised {type(exc).__name__} ({exc}) during the provider "
-        "call; the message may or may not have gone out, so it is not retried"
-    )
+    if isinstance(exc, TransportError):
+        message.error_code = exc.code
+        code = "provider_unknown"
+        reason = (
+            f"UNKNOWN: no clear answer from the provider after the request left ({exc}); "
+            "it may have been accepted, so it is not retried; drip reconcile settles it"
+        )
+    else:
+        code = "transport_error"
+        reason = (
+            f"UNKNOWN: the transport raised {type(exc).__name__} ({exc}) during the provider "
+            "call; the message may or may not have gone out, so it is not retried"
+        )
     log.error("send_unknown", send_id=p.send.id, contact_id=p.contact.id, reason=reason)
-    return _Outcome(
-        p, decision, FireResult(p.send.id, "unknown", "transport_error", reason), message
-    )
+    return _Outcome(p, decision, FireResult(p.send.id, "unknown", code, reason), message)
 
 
 def _failed(
     p: _Prepared, decision: Send, message: Message, exc: TransportError, now: datetime
 ) -> _Outcome:
-    error_class = exc.error_class if isinstance(exc, SmsSendError) else ErrorClass.FAILED
+    error_class = error_class_of(exc)
     message.status = "failed"
     message.error_code = exc.code
     message.error_message = str(exc)
@@ -536,39 +793,128 @@ _STATE_OF = {
 }
 
 
+#: Tries of the transaction recording a send that reached its provider, and
+#: the pause before each retry: a lost connection (a restarted database, a
+#: killed backend) must not lose the provider's id.
+RECORD_RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+
+
+def _record_durably(deps: Deps, outcome: _Outcome, now: datetime) -> None:
+    """Record one send right after its provider call, retried on a lost database connection.
+
+    A retry first looks for the message by the provider's id, so a commit
+    whose acknowledgement was lost is not recorded twice. If every try fails
+    the send stays ``sending``; ``recover`` then makes it ``unknown`` and
+    ``reconcile`` finds it at the provider.
+    """
+    for attempt in range(len(RECORD_RETRY_DELAYS) + 1):
+        try:
+            if attempt and _already_recorded(deps, outcome):
+                return
+            _record(deps, [outcome], now)
+            return
+        except (DBAPIError, StoreError) as exc:
+            if attempt >= len(RECORD_RETRY_DELAYS):
+                log.critical(
+                    "send_record_failed",
+                    send_id=outcome.result.send_id,
+                    provider_id=outcome.message.provider_sid if outcome.message else None,
+                    outcome=outcome.result.outcome,
+                    error=type(exc).__name__,
+                )
+                return
+            log.warning(
+                "send_record_retry",
+                send_id=outcome.result.send_id,
+                attempt=attempt + 1,
+                error=type(exc).__name__,
+            )
+            if outcome.message is not None:
+                outcome.message = _fresh_copy(outcome.message)
+            sleep(RECORD_RETRY_DELAYS[attempt])
+
+
+def _already_recorded(deps: Deps, outcome: _Outcome) -> bool:
+    sid = outcome.message.provider_sid if outcome.message is not None else None
+    if sid is None:
+        return False
+    with deps.sessions() as session:
+        return repo.message_by_sid(session, sid) is not None
+
+
+def _fresh_copy(message: Message) -> Message:
+    """A new, unsaved ``Message`` with the same values (the old one belonged to a failed session)."""
+    values = {
+        c.key: getattr(message, c.key) for c in Message.__mapper__.column_attrs if c.key != "id"
+    }
+    return Message(**values)
+
+
+#: The states a send may be recorded from: one the provider saw was ``sending``
+#: (or already declared ``unknown`` by ``recover`` while its worker was slow);
+#: one that never left drip is still ``queued``.
+_FROM_ATTEMPTED = (SendState.SENDING, SendState.UNKNOWN)
+_FROM_UNTRIED = (SendState.QUEUED,)
+
+
 def _record(deps: Deps, outcomes: list[_Outcome], now: datetime) -> None:
-    """Store every outcome in one transaction: state, message, decision, conversation."""
+    """Store outcomes in one transaction: state, message, decision, conversation.
+
+    Each state change is conditional on the state the worker left the send in,
+    so a second delivery of the same task, or a send given back and claimed
+    again, is never overwritten; a message that went out is stored regardless.
+    """
     if not outcomes:
         return
     with deps.sessions.begin() as session:
-        rows = {s.id: s for s in repo.sends_by_id(session, [o.result.send_id for o in outcomes])}
         footers: dict[tuple[str, int], datetime] = {}
         finished: set[int] = set()
         session.add_all(o.message for o in outcomes if o.message is not None)
         session.flush()
         for o in outcomes:
-            send = rows[o.result.send_id]
             result = o.result
-            send.state = _STATE_OF[result.outcome]
-            send.decision_code = result.code
-            send.decision_reason = result.reason
-            send.updated_at = now
             if o.message is not None:
-                send.message_id = o.message.id
                 result = replace(result, message_id=o.message.id)
                 o.result = result
+            values: dict[str, object] = {
+                "state": _STATE_OF[result.outcome],
+                "decision_code": result.code,
+                "decision_reason": result.reason,
+                "updated_at": now,
+            }
+            if o.message is not None:
+                values["message_id"] = o.message.id
+            sent = o.prepared.send
             if result.outcome == "sent" and fire_checks.counts_for_catch_up(
-                send.due_at, send.catching_up, now
+                sent.due_at, sent.catching_up, now
             ):
-                send.catching_up = True  # an overdue step went out: catch-up counts it
-            if isinstance(o.decision, Defer):
-                send.due_at = o.decision.until
-                send.catching_up = o.decision.catching_up
-                send.claimed_at = None
-                send.sending_started_at = None
+                values["catching_up"] = True  # an overdue step went out: catch-up counts it
+            if result.outcome == "deferred" and result.deferred_until is not None:
+                values["due_at"] = result.deferred_until
+                if isinstance(o.decision, Defer):
+                    values["catching_up"] = o.decision.catching_up
+                values["claimed_at"] = None
+                values["sending_started_at"] = None
+            expected = _FROM_ATTEMPTED if o.attempted else _FROM_UNTRIED
+            changed = session.execute(
+                update(ScheduledSend)
+                .where(ScheduledSend.id == result.send_id, ScheduledSend.state.in_(expected))
+                .values(**values)
+                .returning(ScheduledSend.contact_id, ScheduledSend.enrollment_id)
+                .execution_options(synchronize_session=False)
+            ).first()
+            if changed is None:
+                log.warning(
+                    "send_record_skipped",
+                    send_id=result.send_id,
+                    outcome=result.outcome,
+                    why="the send changed state meanwhile (taken by another delivery)",
+                )
+                continue
+            contact_id, enrollment_id = changed
             session.add(
                 SendDecision(
-                    send_id=send.id,
+                    send_id=result.send_id,
                     at=now,
                     outcome=result.outcome,
                     code=result.code,
@@ -584,19 +930,19 @@ def _record(deps: Deps, outcomes: list[_Outcome], now: datetime) -> None:
                 and o.message is not None
                 and o.message.sender_phone
             ):
-                footers[(o.message.sender_phone, send.contact_id)] = now
-            if result.outcome != "deferred" and send.enrollment_id is not None:
-                finished.add(send.enrollment_id)
+                footers[(o.message.sender_phone, contact_id)] = now
+            if result.outcome != "deferred" and enrollment_id is not None:
+                finished.add(enrollment_id)
             if o.carrier_opt_out:
-                _carrier_opt_out(session, send.contact_id, o, now)
+                _carrier_opt_out(session, contact_id, o, now)
             elif o.undeliverable_code is not None:
-                _undeliverable(session, send.contact_id, o.undeliverable_code, now)
+                _undeliverable(session, contact_id, o.undeliverable_code, now)
             if result.outcome != "sent":
                 log.info(
                     "send_decided",
-                    send_id=send.id,
-                    contact_id=send.contact_id,
-                    kind=send.kind.value,
+                    send_id=result.send_id,
+                    contact_id=contact_id,
+                    kind=o.prepared.send.kind.value,
                     decision=result.outcome,
                     code=result.code,
                     reason=result.reason,

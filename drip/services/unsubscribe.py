@@ -20,7 +20,13 @@ def token_for(secret: str, contact_id: int) -> str:
 
 
 def contact_of(secret: str, token: str) -> int | None:
-    """The contact id a genuine token names, or None for anything else."""
+    """The contact id a genuine token names, or None for anything else.
+
+    A genuine token is ASCII; anything else (``1.é``, a superscript ``²`` that
+    ``str.isdigit`` accepts) is refused before any comparison.
+    """
+    if not token.isascii() or len(token) > 100:
+        return None
     head, _, _sig = token.partition(".")
     if not head.isdigit() or len(head) > 18:
         return None

@@ -2,9 +2,15 @@
 
 The life of a row (DESIGN "The flow of one step")::
 
-    pending --claim_due--> queued --start_sending--> sending --(service)--> sent/failed/...
-       ^                     |                          |
-       +---recover_stale-----+ (lost before start)      +--recover_stale--> unknown
+    pending --claim_due--> queued --start_one--> sending --(service)--> sent/failed/...
+       ^                     |                      |
+       +---recover_stale-----+ (lost before start)  +--recover_stale--> unknown
+       +---give_back---------+ (batch deadline)                          |
+       +---reconcile (absent at the provider) <--------------------------+
+
+The fire path starts each send alone (:func:`start_one`, right before its
+provider call, with the claim's time as a token); :func:`start_sending` and
+:func:`start_sending_many` remain for callers that start one send directly.
 
 Loaded ``ScheduledSend`` objects whose rows these functions change are
 expired in the session, so they reload with the new state on next access.
@@ -46,12 +52,15 @@ from drip.store.types import StrEnumType, UtcDateTime, as_utc
 __all__ = [
     "BATCH_SIZE",
     "CODE_CLAIM_EXPIRED",
+    "CODE_GIVEN_BACK",
     "CODE_STALE_SENDING",
     "COPY_THRESHOLD",
     "bulk_insert_sends",
     "claim_due",
+    "give_back",
     "not_held",
     "recover_stale",
+    "start_one",
     "start_sending",
 ]
 
@@ -67,6 +76,8 @@ COPY_THRESHOLD = 500
 #: Decision codes written by :func:`recover_stale`.
 CODE_STALE_SENDING = "stale_sending"
 CODE_CLAIM_EXPIRED = "claim_expired"
+#: Decision code of :func:`give_back`.
+CODE_GIVEN_BACK = "batch_deadline"
 
 _SEND_COLUMNS = frozenset(c.name for c in SENDS.columns)
 _REQUIRED = ("contact_id", "kind", "channel", "sender_role", "due_at", "created_at")
@@ -173,6 +184,89 @@ def start_sending_many(session: Session, send_ids: Sequence[int], now: datetime)
         won = set(conn.execute(stmt).scalars())
     _expire(session, list(send_ids))
     return [i for i in send_ids if i in won]
+
+
+def start_one(session: Session, send_id: int, claimed_at: datetime | None, now: datetime) -> bool:
+    """``queued -> sending`` for one send, right before its provider call; True if won.
+
+    Only the claim this worker holds can be started: ``claimed_at`` is the
+    claim's time as the worker read it, so a send that was given back and
+    claimed again by someone else (a worker frozen past its deadline) is not
+    started twice. Commits before returning.
+    """
+    now = as_utc(now)
+    held = (
+        SENDS.c.claimed_at.is_(None)
+        if claimed_at is None
+        else SENDS.c.claimed_at == as_utc(claimed_at)
+    )
+    stmt = (
+        update(SENDS)
+        .where(SENDS.c.id == send_id, SENDS.c.state == SendState.QUEUED, held)
+        .values(
+            state=SendState.SENDING,
+            sending_started_at=now,
+            attempts=SENDS.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(SENDS.c.id)
+    )
+    with _own_transaction(session, "start_one") as conn:
+        won = conn.execute(stmt).first() is not None
+    _expire(session, [send_id])
+    return won
+
+
+def give_back(
+    session: Session, held: Sequence[tuple[int, datetime | None]], now: datetime, reason: str
+) -> list[int]:
+    """``queued -> pending`` for claims this worker holds but will not try (deadline passed).
+
+    ``held`` pairs each send id with the claim time the worker read; a claim
+    someone else took over meanwhile is left alone. Each send given back gets a
+    ``rescheduled`` decision. Commits before returning; returns the ids.
+    """
+    if not held:
+        return []
+    now = as_utc(now)
+    back: list[int] = []
+    with _own_transaction(session, "give_back") as conn:
+        for send_id, claimed_at in held:
+            same_claim = (
+                SENDS.c.claimed_at.is_(None)
+                if claimed_at is None
+                else SENDS.c.claimed_at == as_utc(claimed_at)
+            )
+            row = conn.execute(
+                update(SENDS)
+                .where(SENDS.c.id == send_id, SENDS.c.state == SendState.QUEUED, same_claim)
+                .values(
+                    state=SendState.PENDING,
+                    claimed_at=None,
+                    decision_code=CODE_GIVEN_BACK,
+                    decision_reason=reason,
+                    updated_at=now,
+                )
+                .returning(SENDS.c.id)
+            ).first()
+            if row is not None:
+                back.append(send_id)
+        if back:
+            conn.execute(
+                insert(DECISIONS),
+                [
+                    {
+                        "send_id": i,
+                        "at": now,
+                        "outcome": "rescheduled",
+                        "code": CODE_GIVEN_BACK,
+                        "reason": reason,
+                    }
+                    for i in back
+                ],
+            )
+    _expire(session, back)
+    return back
 
 
 def recover_stale(session: Session, now: datetime, timeout: timedelta) -> list[int]:

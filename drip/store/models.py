@@ -73,6 +73,7 @@ __all__ = [
     "Enrollment",
     "Message",
     "OrphanOptOut",
+    "PendingCallback",
     "ScheduledSend",
     "SendDecision",
     "only_on",
@@ -410,3 +411,17 @@ class Bulk(Base):
     recipients: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class PendingCallback(Base):
+    """A status callback for a message not recorded yet: applied, in order, when it is."""
+
+    __tablename__ = "pending_callbacks"
+    __table_args__ = (Index("ix_pending_callbacks_message_sid", "message_sid"),)
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    message_sid: Mapped[str] = mapped_column(String(CODE))
+    status: Mapped[str] = mapped_column(String(32))
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())

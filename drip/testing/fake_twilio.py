@@ -12,6 +12,21 @@ with ``base_url``) the way api.twilio.com does, for the one call drip makes:
   injected for the destination number with :meth:`FakeTwilioServer.fail`.
 - ``GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json`` fetches a
   message it accepted (when requests are recorded).
+- ``GET /2010-04-01/Accounts/{AccountSid}/Messages.json`` lists the messages
+  it accepted like Twilio's Messages list: newest first, filtered by ``To``,
+  ``From``, ``DateSent``, ``DateSent<`` and ``DateSent>`` (a date
+  ``YYYY-MM-DD`` or an ISO 8601 instant, as the SDK sends), in pages of
+  ``PageSize`` (default 50, at most 1,000) with ``next_page_uri`` (Twilio's
+  Message resource and paging docs, https://www.twilio.com/docs/messaging/api/message-resource
+  and https://www.twilio.com/docs/usage/twilios-response#pagination, checked
+  2026-11-30).
+
+Fault modes (:meth:`FakeTwilioServer.fault`, ``POST /_fake/fault``), for the
+fault suite: ``refuse`` (an outage: every message refused with the given
+status/code, nothing accepted), ``accept_then_error`` (the message is accepted
+and kept in the ledger, then a gateway answers 500/502), ``accept_then_hang``
+(accepted, then the answer is held ``hang`` seconds so the client times out);
+each for ``seconds`` or ``times`` messages.
 
 With ``send_status_callbacks=True`` a background thread POSTs ``sent`` then
 ``delivered`` (or the outcome set with :meth:`FakeTwilioServer.set_delivery`)
@@ -55,12 +70,12 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import format_datetime
+from datetime import UTC, date, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from http import HTTPStatus
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 if TYPE_CHECKING:
     from drip.transports.twilio_sms import TwilioSmsTransport
@@ -326,6 +341,27 @@ class _Failure:
     remaining: int | None
 
 
+@dataclass
+class _Fault:
+    kind: str  # refuse | accept_then_error | accept_then_hang
+    status: int
+    code: int
+    until: float | None  # time.monotonic() deadline, or None
+    remaining: int | None
+    hang: float
+
+    def active(self) -> bool:
+        if self.until is not None and time.monotonic() >= self.until:
+            return False
+        return self.remaining is None or self.remaining > 0
+
+
+FAULT_KINDS = ("refuse", "accept_then_error", "accept_then_hang")
+#: Twilio's page size: 50 by default, at most 1,000.
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
 @dataclass(frozen=True)
 class _Delivery:
     status: str
@@ -578,6 +614,17 @@ class _Handler(socketserver.StreamRequestHandler):
         self.wfile.write(head.encode("latin-1") + payload)
 
 
+def _missing_parameter(form: dict[str, str]) -> tuple[int, int] | None:
+    """Twilio's 400 for a create without a To, a sender or content, else None."""
+    if not form.get("To", ""):
+        return (400, 21604)
+    if not form.get("From") and not form.get("MessagingServiceSid"):
+        return (400, 21603)
+    if not form.get("Body") and not form.get("MediaUrl") and not form.get("ContentSid"):
+        return (400, 21602)
+    return None
+
+
 def _error_body(status: int, code: int, message: str) -> bytes:
     return json.dumps(
         {
@@ -627,6 +674,8 @@ class FakeTwilioServer(_TwilioFidelity, _CarrierClock):
         self._count = 0
         self._accepted = 0
         self._failures: dict[str, _Failure] = {}
+        self._fault: _Fault | None = None
+        self._unauthorized = 0  # requests refused 401/20003 (wrong credentials)
         self._deliveries: dict[str, _Delivery] = {}
         self._callbacks: list[StatusCallbackResult] = []
         self._callback_cond = threading.Condition(self._lock)
@@ -734,9 +783,37 @@ class FakeTwilioServer(_TwilioFidelity, _CarrierClock):
         with self._lock:
             self._deliveries[to] = _Delivery(status, error_code)
 
+    def fault(
+        self,
+        kind: str | None,
+        *,
+        status: int = 500,
+        code: int = 20500,
+        seconds: float | None = None,
+        times: int | None = None,
+        hang: float = 30.0,
+    ) -> None:
+        """Misbehave for every message (see the module docstring); ``kind=None`` stops it."""
+        if kind is None:
+            with self._lock:
+                self._fault = None
+            return
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {', '.join(FAULT_KINDS)}, not {kind!r}")
+        until = time.monotonic() + seconds if seconds is not None else None
+        with self._lock:
+            self._fault = _Fault(kind, status, code, until, times, hang)
+
+    def ledger(self) -> list[dict[str, Any]]:
+        """Every message accepted, oldest first (a copy; kept when requests are recorded)."""
+        with self._lock:
+            return [dict(r) for r in self._resources.values()]
+
     def reset(self) -> None:
         """Forget requests, counts, failures, delivery outcomes and callbacks."""
         with self._lock:
+            self._fault = None
+            self._unauthorized = 0
             self._requests.clear()
             self._resources.clear()
             self._count = 0
@@ -804,6 +881,8 @@ class FakeTwilioServer(_TwilioFidelity, _CarrierClock):
         if not path.startswith(f"/{API_VERSION}/Accounts/"):
             return 404, _error_body(404, 20404, _ERROR_MESSAGES[20404])
         if authorization is None or not hmac.compare_digest(authorization, self._expected_auth):
+            with self._lock:
+                self._unauthorized += 1
             return 401, _error_body(401, 20003, _ERROR_MESSAGES[20003])
         if method == "POST" and path == self._messages_path + ".json":
             params = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
@@ -814,6 +893,9 @@ class FakeTwilioServer(_TwilioFidelity, _CarrierClock):
             status, payload = self._create_message(path, params)
             self._note_arrival(arrived, params, status, payload)
             return status, payload
+        if method == "GET" and path == self._messages_path + ".json":
+            query = raw_path.split("?", 1)[1] if "?" in raw_path else ""
+            return self._list_messages(path, parse_qsl(query, keep_blank_values=True))
         if method == "GET" and path.startswith(self._messages_path + "/SM"):
             sid = path[len(self._messages_path) + 1 :].removesuffix(".json")
             with self._lock:
@@ -825,17 +907,18 @@ class FakeTwilioServer(_TwilioFidelity, _CarrierClock):
     def _create_message(self, path: str, params: list[tuple[str, str]]) -> tuple[int, bytes]:
         form = dict(params)
         to = form.get("To", "")
-        error: tuple[int, int] | None = None
-        if not to:
-            error = (400, 21604)
-        elif not form.get("From") and not form.get("MessagingServiceSid"):
-            error = (400, 21603)
-        elif not form.get("Body") and not form.get("MediaUrl") and not form.get("ContentSid"):
-            error = (400, 21602)
-        if error is None:
-            error = self._refusal(form)
+        error = _missing_parameter(form) or self._refusal(form)
+        accepted_then: _Fault | None = None
         with self._lock:
             self._count += 1
+            fault = self._fault
+            if error is None and fault is not None and fault.active():
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                if fault.kind == "refuse":
+                    error = (fault.status, fault.code)
+                else:
+                    accepted_then = fault
             if error is None:
                 failure = self._failures.get(to)
                 if failure is not None:
@@ -868,7 +951,73 @@ class FakeTwilioServer(_TwilioFidelity, _CarrierClock):
         callback = form.get("StatusCallback")
         if callback and self.send_status_callbacks:
             self._enqueue_callbacks(callback, resource, delivery)
+        if accepted_then is not None and accepted_then.kind == "accept_then_error":
+            # A gateway in front of the API failed after the message was created.
+            message = "Bad gateway (injected by the fake server after accepting the message)"
+            return accepted_then.status, _error_body(
+                accepted_then.status, accepted_then.code, message
+            )
+        if accepted_then is not None:  # accept_then_hang: the client times out first
+            time.sleep(accepted_then.hang)
         return 201, payload
+
+    # -- the Messages list ---------------------------------------------------
+
+    def _list_messages(self, path: str, query: list[tuple[str, str]]) -> tuple[int, bytes]:
+        params = dict(query)
+        try:
+            size = int(params.get("PageSize") or DEFAULT_PAGE_SIZE)
+            page = int(params.get("Page") or 0)
+            after = _date_filter(params.get("DateSent>"))
+            before = _date_filter(params.get("DateSent<"))
+            on = _date_filter(params.get("DateSent"))
+        except ValueError as exc:
+            return 400, _error_body(400, 20001, f"Invalid parameter: {exc}")
+        if not 1 <= size <= MAX_PAGE_SIZE or page < 0:
+            return 400, _error_body(400, 20001, "Invalid PageSize or Page")
+        to, from_ = params.get("To"), params.get("From")
+        with self._lock:
+            resources = list(self._resources.values())
+        found = []
+        for resource in reversed(resources):  # newest first, as Twilio lists them
+            if to and resource["to"] != to:
+                continue
+            if from_ and resource["from"] != from_:
+                continue
+            sent = resource.get("date_sent")
+            if after or before or on:
+                if not sent:
+                    continue
+                when = parsedate_to_datetime(str(sent))
+                if after and not _on_or_after(when, after):
+                    continue
+                if before and not _on_or_before(when, before):
+                    continue
+                if on and not (_on_or_after(when, on) and _on_or_before(when, on)):
+                    continue
+            found.append(resource)
+        chunk = found[page * size : (page + 1) * size]
+        kept = [(k, v) for k, v in query if k not in ("Page", "PageToken", "PageSize")]
+
+        def uri(n: int) -> str:
+            extra = [*kept, ("PageSize", str(size)), ("Page", str(n))]
+            if n > 0 and chunk:
+                extra.append(("PageToken", "PA" + str(found[n * size - 1]["sid"])))
+            return f"{path}?{urlencode(extra)}"
+
+        more = (page + 1) * size < len(found)
+        body = {
+            "messages": chunk,
+            "first_page_uri": uri(0),
+            "next_page_uri": uri(page + 1) if more else None,
+            "previous_page_uri": uri(page - 1) if page > 0 else None,
+            "page": page,
+            "page_size": size,
+            "start": page * size,
+            "end": page * size + max(len(chunk) - 1, 0),
+            "uri": uri(page),
+        }
+        return 200, json.dumps(body).encode()
 
     def _resource(self, sid: str, form: dict[str, str]) -> dict[str, Any]:
         now = format_datetime(datetime.now(UTC), usegmt=True)
@@ -879,7 +1028,7 @@ class FakeTwilioServer(_TwilioFidelity, _CarrierClock):
             "api_version": API_VERSION,
             "body": body,
             "date_created": now,
-            "date_sent": None,
+            "date_sent": now,  # handed to the carrier at once in this double
             "date_updated": now,
             "direction": "outbound-api",
             "error_code": None,
@@ -962,7 +1111,17 @@ class FakeTwilioServer(_TwilioFidelity, _CarrierClock):
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         if method == "GET" and path == "/_fake/stats":
             with self._lock:
-                stats = {"count": self._count, "accepted": self._accepted}
+                stats = {
+                    "count": self._count,
+                    "accepted": self._accepted,
+                    "unauthorized": self._unauthorized,
+                    "callbacks": len(self._callbacks),
+                    "callbacks_failed": sum(
+                        1
+                        for c in self._callbacks
+                        if c.response_status is None or c.response_status >= 400
+                    ),
+                }
             return 200, json.dumps(stats).encode()
         if method == "GET" and path == "/_fake/requests":
             rows = [
@@ -975,6 +1134,22 @@ class FakeTwilioServer(_TwilioFidelity, _CarrierClock):
                 for r in self.requests
             ]
             return 200, json.dumps(rows).encode()
+        if method == "GET" and path == "/_fake/ledger":
+            return 200, json.dumps(self.ledger()).encode()
+        if method == "POST" and path == "/_fake/fault":
+            try:
+                kind = form.get("kind") or None
+                self.fault(
+                    kind,
+                    status=int(form.get("status", 500)),
+                    code=int(form.get("code", 20500)),
+                    seconds=float(form["seconds"]) if form.get("seconds") else None,
+                    times=int(form["times"]) if form.get("times") else None,
+                    hang=float(form.get("hang", 30.0)),
+                )
+            except ValueError as exc:
+                return 400, _error_body(400, 400, f"bad /_fake/fault request: {exc}")
+            return 200, b"{}"
         if method == "POST" and path == "/_fake/reset":
             self.reset()
             return 200, b"{}"
@@ -988,6 +1163,29 @@ class FakeTwilioServer(_TwilioFidelity, _CarrierClock):
                 return 400, _error_body(400, 400, f"bad /_fake/fail request: {exc}")
             return 200, b"{}"
         return 404, _error_body(404, 20404, _ERROR_MESSAGES[20404])
+
+
+def _date_filter(raw: str | None) -> datetime | date | None:
+    """A DateSent filter value: ``YYYY-MM-DD`` (a day) or an ISO 8601 instant."""
+    if not raw:
+        return None
+    text = raw.strip()
+    if len(text) == 10:
+        return date.fromisoformat(text)
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _on_or_after(when: datetime, bound: datetime | date) -> bool:
+    if isinstance(bound, datetime):
+        return when >= bound
+    return when.astimezone(UTC).date() >= bound
+
+
+def _on_or_before(when: datetime, bound: datetime | date) -> bool:
+    if isinstance(bound, datetime):
+        return when <= bound
+    return when.astimezone(UTC).date() <= bound
 
 
 def _parse_failure(spec: str) -> tuple[str, int, int]:

@@ -11,22 +11,28 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from drip.errors import TransportError
 
 __all__ = [
+    "EmailAuthError",
+    "EmailMaybeSentError",
     "EmailReceipt",
     "EmailTransport",
     "ErrorClass",
     "FrozenHeaders",
+    "MessageLister",
     "OutboundEmail",
     "OutboundSms",
+    "ProviderMessage",
     "SmsReceipt",
     "SmsSendError",
     "SmsTransport",
     "classify_twilio_error",
+    "error_class_of",
     "sms_send_error",
 ]
 
@@ -52,6 +58,26 @@ class SmsReceipt:
 
     sid: str
     status: str
+
+
+@dataclass(frozen=True)
+class ProviderMessage:
+    """A message as the provider lists it (Twilio's Messages list), for reconciliation."""
+
+    sid: str
+    to: str
+    from_: str
+    body: str
+    status: str
+    created_at: datetime
+    error_code: int | None = None
+
+
+@runtime_checkable
+class MessageLister(Protocol):
+    def find_messages(self, *, to: str, from_: str, since: datetime) -> list[ProviderMessage]:
+        """Messages from ``from_`` to ``to`` created since ``since`` (newest first)."""
+        ...
 
 
 class SmsTransport(Protocol):
@@ -128,15 +154,27 @@ class ErrorClass(StrEnum):
     """How a provider refusal should be handled by the caller.
 
     - ``retryable``: the provider did not accept the message and asks to try
-      later (HTTP 429, Twilio 20429, any 5xx); trying again cannot duplicate it.
+      later (HTTP 429, Twilio 20429), or the connection was refused before
+      anything was sent; trying again cannot duplicate it. Once the
+      transport's own retries are spent, the send is deferred
+      (``provider_unavailable``), never failed (SPEC §4).
+    - ``unknown``: the request left and no clear answer came back (a 5xx from a
+      gateway, a timeout, a connection lost mid-request): the provider may have
+      accepted it. Never retried, never failed: recorded ``unknown`` and
+      settled by ``drip reconcile``.
+    - ``auth``: the provider refused our credentials (Twilio 20003 / HTTP 401,
+      an SMTP login refused). Nothing is sent through that provider until it
+      works again (a circuit), and the sends stay pending.
     - ``opted_out``: the recipient unsubscribed at the carrier (Twilio 21610);
       SPEC C4: consent is revoked.
     - ``undeliverable``: the number cannot receive texts (invalid, unreachable,
       not mobile, landline).
-    - ``failed``: anything else, including the provider being unreachable.
+    - ``failed``: any other refusal of this message by the provider.
     """
 
     RETRYABLE = "retryable"
+    UNKNOWN = "unknown"
+    AUTH = "auth"
     OPTED_OUT = "opted_out"
     UNDELIVERABLE = "undeliverable"
     FAILED = "failed"
@@ -144,6 +182,7 @@ class ErrorClass(StrEnum):
 
 TWILIO_OPTED_OUT = 21610
 TWILIO_TOO_MANY_REQUESTS = 20429
+TWILIO_AUTHENTICATE = 20003
 TWILIO_UNDELIVERABLE = frozenset(
     {
         21211,  # invalid 'To' phone number
@@ -158,15 +197,22 @@ def classify_twilio_error(status: int, code: int | None) -> ErrorClass:
     """Classify a Twilio refusal from its HTTP status and Twilio error code.
 
     The error code is the more specific signal, so the opt-out and
-    undeliverable codes win over the status; then 429/20429 and 5xx are
-    retryable; everything else failed.
+    undeliverable codes win over the status; then 429/20429 is retryable
+    (Twilio documents it as not accepted), 401/20003 is an authentication
+    failure, and a 5xx is ``unknown``: a gateway may answer 500 or 502 after
+    Twilio accepted the message, so it must not be sent again. Everything
+    else failed.
     """
     if code == TWILIO_OPTED_OUT:
         return ErrorClass.OPTED_OUT
     if code in TWILIO_UNDELIVERABLE:
         return ErrorClass.UNDELIVERABLE
-    if status == 429 or code == TWILIO_TOO_MANY_REQUESTS or 500 <= status <= 599:
+    if status == 429 or code == TWILIO_TOO_MANY_REQUESTS:
         return ErrorClass.RETRYABLE
+    if status == 401 or code == TWILIO_AUTHENTICATE:
+        return ErrorClass.AUTH
+    if 500 <= status <= 599:
+        return ErrorClass.UNKNOWN
     return ErrorClass.FAILED
 
 
@@ -190,6 +236,27 @@ class SmsSendError(TransportError):
         self.error_class = error_class
         self.status = status
         super().__init__(message, code=code, retryable=error_class is ErrorClass.RETRYABLE)
+
+
+class EmailAuthError(TransportError):
+    """The mail server refused drip's login: a circuit opens, nothing is sent through it."""
+
+
+class EmailMaybeSentError(TransportError):
+    """The connection was lost during the mail transaction: the server may have accepted it."""
+
+
+def error_class_of(exc: TransportError) -> ErrorClass:
+    """How to handle any transport error, SMS or email (see :class:`ErrorClass`)."""
+    if isinstance(exc, SmsSendError):
+        return exc.error_class
+    if isinstance(exc, EmailAuthError):
+        return ErrorClass.AUTH
+    if isinstance(exc, EmailMaybeSentError):
+        return ErrorClass.UNKNOWN
+    if exc.retryable:
+        return ErrorClass.RETRYABLE
+    return ErrorClass.FAILED
 
 
 def sms_send_error(status: int, code: int | None, detail: str, to: str) -> SmsSendError:

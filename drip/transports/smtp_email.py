@@ -12,9 +12,11 @@ small and a fresh connection cannot go stale.
 
 Errors become :class:`drip.errors.TransportError` with the SMTP reply code:
 a 4xx reply (temporary) is retryable, a 5xx reply is not. A failure to
-connect is retryable (nothing was sent); a TLS failure (e.g. a certificate
-that does not verify) is not; a connection lost during the transaction is
-not either (the server may have accepted the message).
+connect is retryable (nothing was sent: the send is deferred, not failed); a
+refused login is :class:`EmailAuthError` (a circuit opens); a TLS failure
+(e.g. a certificate that does not verify) is not retryable; a connection
+lost during the transaction is :class:`EmailMaybeSentError` (the server may
+have accepted the message: ``unknown``, never resent).
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ from urllib.parse import unquote, urlsplit
 
 from drip.clock import Clock, SystemClock
 from drip.errors import ConfigError, TransportError
-from drip.transports.base import EmailReceipt, OutboundEmail
+from drip.transports.base import (
+    EmailAuthError,
+    EmailMaybeSentError,
+    EmailReceipt,
+    OutboundEmail,
+)
 
 __all__ = ["SmtpEmailTransport"]
 
@@ -103,7 +110,7 @@ class SmtpEmailTransport:
         except smtplib.SMTPResponseException as exc:
             raise _reply_error(f"email to {msg.to} not accepted", exc) from exc
         except (smtplib.SMTPException, OSError) as exc:
-            raise TransportError(
+            raise EmailMaybeSentError(
                 f"email to {msg.to}: connection to {self._host}:{self._port} lost during"
                 f" the transaction ({type(exc).__name__}: {exc}); it may have been accepted",
                 retryable=False,
@@ -149,7 +156,7 @@ class SmtpEmailTransport:
                 smtp.login(self._user, self._password)
         except smtplib.SMTPAuthenticationError as exc:
             _quit(smtp)
-            raise TransportError(
+            raise EmailAuthError(
                 f"SMTP server {where} refused the login of {self._user!r}: {exc.smtp_code}",
                 code=exc.smtp_code,
                 retryable=False,
@@ -183,10 +190,16 @@ class SmtpEmailTransport:
         return self._ssl_context
 
 
+#: SMTP replies that mean drip's login is missing or refused (RFC 4954 §6): a circuit opens.
+_AUTH_REPLIES = frozenset({530, 534, 535, 538})
+
+
 def _reply_error(what: str, exc: smtplib.SMTPResponseException) -> TransportError:
     code = exc.smtp_code
     error = exc.smtp_error
     text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
+    if code in _AUTH_REPLIES:
+        return EmailAuthError(f"{what}: {code} {text}", code=code, retryable=False)
     return TransportError(f"{what}: {code} {text}", code=code, retryable=400 <= code < 500)
 
 

@@ -7,11 +7,16 @@ benchmarks, demos) every request the SDK makes goes to that URL instead of
 custom ``HttpClient``, rewrites the scheme and host of each URL and leaves
 path, auth, headers and body exactly as the SDK built them.
 
-Retries: only refusals Twilio documents as *not accepted* (HTTP 429, code
-20429, 5xx) are retried, at most ``max_retries`` times with ``backoff``
-between tries. A connection error or timeout is never retried here: once
-the request may have left, Twilio may have accepted it, and drip sends at
-most once (SPEC §4).
+Retries (SPEC §4): only what Twilio documents as *not accepted* is retried,
+at most ``max_retries`` times with ``backoff`` between tries: HTTP 429 /
+code 20429, and a connection refused before anything was sent (the TCP
+connection could not even be opened). Once the retries are spent the error
+stays ``retryable`` and the caller defers the send (``provider_unavailable``).
+
+Never retried: a 5xx answer (a gateway may answer 500 after Twilio accepted
+the message) and a timeout or connection lost after the request left: they
+raise :class:`SmsSendError` with :attr:`ErrorClass.UNKNOWN` (maybe sent).
+401 / 20003 is :attr:`ErrorClass.AUTH` (wrong credentials: a circuit opens).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,11 +33,13 @@ from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from urllib3.exceptions import NewConnectionError
 
-from drip.errors import ConfigError
+from drip.errors import ConfigError, TransportError
 from drip.transports.base import (
     ErrorClass,
     OutboundSms,
+    ProviderMessage,
     SmsReceipt,
     SmsSendError,
     sms_send_error,
@@ -151,6 +159,43 @@ class TwilioSmsTransport:
                 retries += 1
                 self._sleep(self._backoff(retries))
 
+    def find_messages(self, *, to: str, from_: str, since: datetime) -> list[ProviderMessage]:
+        """Twilio's Messages list from ``from_`` to ``to``, sent since the day of ``since``.
+
+        The ``DateSent>`` filter is by day at Twilio, so the list is then cut at
+        ``since`` by each message's creation time. A message not handed to the
+        carrier yet has no ``date_sent``: a second list without the date filter
+        (the newest page only) finds those. Raises :class:`TransportError` when
+        Twilio cannot be asked.
+        """
+        day = datetime(since.year, since.month, since.day, tzinfo=UTC)
+        seen: dict[str, ProviderMessage] = {}
+        try:
+            listed = [
+                *self._messages.list(to=to, from_=from_, date_sent_after=day, page_size=200),
+                *self._messages.list(to=to, from_=from_, limit=50, page_size=50),
+            ]
+        except (TwilioRestException, TwilioServiceException, TwilioException) as exc:
+            raise TransportError(f"Twilio's Messages list failed: {exc}") from exc
+        except requests.RequestException as exc:
+            raise TransportError(
+                f"Twilio's Messages list unreachable ({type(exc).__name__}: {exc})"
+            ) from exc
+        for item in listed:
+            created = item.date_created
+            if item.sid is None or created is None or created < since:
+                continue
+            seen[str(item.sid)] = ProviderMessage(
+                sid=str(item.sid),
+                to=str(item.to),
+                from_=str(item.from_),
+                body=str(item.body or ""),
+                status=str(item.status or "queued"),
+                created_at=created,
+                error_code=int(item.error_code) if item.error_code else None,
+            )
+        return sorted(seen.values(), key=lambda m: m.created_at, reverse=True)
+
     def close(self) -> None:
         """Close the pooled connections."""
         session = self._http_client.session
@@ -171,10 +216,17 @@ class TwilioSmsTransport:
             detail = str(getattr(exc, "msg", None) or getattr(exc, "title", "") or exc)
             raise sms_send_error(status, code, detail, msg.to) from exc
         except requests.RequestException as exc:
+            if _refused_before_sending(exc):
+                raise SmsSendError(
+                    f"SMS to {msg.to} not sent: Twilio refused the connection"
+                    f" ({type(exc).__name__}); nothing left, so it may be tried again",
+                    error_class=ErrorClass.RETRYABLE,
+                ) from exc
             raise SmsSendError(
-                f"SMS to {msg.to} not sent: Twilio was unreachable ({type(exc).__name__}: {exc});"
-                " it may or may not have been accepted, so it is not resent",
-                error_class=ErrorClass.FAILED,
+                f"SMS to {msg.to}: no answer from Twilio after the request left"
+                f" ({type(exc).__name__}: {exc}); it may or may not have been accepted,"
+                " so it is not resent",
+                error_class=ErrorClass.UNKNOWN,
             ) from exc
         except (TwilioException, ValueError) as exc:
             raise SmsSendError(
@@ -188,6 +240,35 @@ class TwilioSmsTransport:
                 error_class=ErrorClass.FAILED,
             )
         return SmsReceipt(sid=str(sid), status=str(message.status or "queued"))
+
+
+def _refused_before_sending(exc: requests.RequestException) -> bool:
+    """True when the TCP connection itself could not be opened: no byte of the request left.
+
+    ``requests`` raises ``ConnectionError`` both for a refused connection and for
+    one dropped mid-request; only the first wraps urllib3's
+    ``NewConnectionError`` (or a ``ConnectionRefusedError``). A connect timeout
+    (``ConnectTimeout``) also means nothing was sent.
+    """
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.ConnectionError) or isinstance(exc, requests.ReadTimeout):
+        return False
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, NewConnectionError | ConnectionRefusedError):
+            return True
+        stack.extend([current.__cause__, current.__context__])
+        stack.extend(a for a in current.args if isinstance(a, BaseException))
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            stack.append(reason)
+    return False
 
 
 def _provider_code(code: object, status: int) -> int | None:

@@ -17,7 +17,12 @@ Routes and answers:
 
 Every 4xx/5xx answer of the JSON routes is ``{"error": "...", "field": "..."}``
 (``field`` where one field is at fault). A database that cannot be reached is
-503, never a stack trace.
+503 with a generic reason, never a stack trace or connection details; except
+for the two Twilio webhooks: Twilio does not retry them, so a verified inbound
+text or callback the database cannot take is appended to a durable local
+spool (:mod:`drip.web.spool`) and answered 200, then applied in order once
+the database is back (while the spool is not empty, new webhooks queue
+behind it).
 
 Twilio signatures: ``X-Twilio-Signature`` is checked with twilio's
 ``RequestValidator`` and ``TWILIO_AUTH_TOKEN`` against ``DRIP_PUBLIC_URL`` +
@@ -40,7 +45,7 @@ import hmac
 import html
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -48,14 +53,14 @@ from typing import Any, Final
 import structlog
 from flask import Flask, Response, jsonify, request
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from twilio.request_validator import RequestValidator
 from werkzeug.exceptions import HTTPException
 
 from drip.domain.enums import ConsentSource
 from drip.domain.zones import normalize_phone
 from drip.errors import NotFoundError, StoreError, ValidationError
-from drip.services import unsubscribe
+from drip.services import callbacks, unsubscribe
 from drip.services.contacts import ConsentEvidence, add_contact
 from drip.services.deps import Deps
 from drip.services.importing import (
@@ -69,6 +74,7 @@ from drip.services.inbound import handle_inbound, sender_address
 from drip.services.status import StatusResult, handle_status
 from drip.store import repository as repo
 from drip.store.models import Contact
+from drip.web.spool import Spool
 
 log = structlog.get_logger("drip.web")
 
@@ -138,6 +144,26 @@ def _error_handlers(app: Flask) -> None:
 def _twilio_routes(app: Flask, deps: Deps) -> None:
     late = LateCallbacks(deps)
     app.extensions["drip.late_callbacks"] = late
+    spool = Spool(deps.settings.home / "web-spool.jsonl")
+    drainer = SpoolDrainer(
+        spool, lambda kind, payload, at: _apply_webhook(deps, late, kind, payload, at)
+    )
+    app.extensions["drip.spool"] = spool
+    app.extensions["drip.spool_drainer"] = drainer
+
+    def accept(kind: str, payload: dict[str, Any], now: datetime) -> Response:
+        """Apply a verified, parsed webhook, or spool it when the database cannot take it."""
+        if spool.pending():  # earlier ones wait in the spool: keep the order
+            spool.append(kind, payload, now)
+            drainer.drain_now()
+            return _twiml()
+        try:
+            _apply_webhook(deps, late, kind, payload, now)
+        except (StoreError, OperationalError, InterfaceError) as exc:
+            log.error("database_error", error=type(exc).__name__, path=request.path, spooled=True)
+            spool.append(kind, payload, now)
+            drainer.start()
+        return _twiml()
 
     @app.post("/twilio/sms")
     def twilio_sms() -> Response:
@@ -155,24 +181,14 @@ def _twilio_routes(app: Flask, deps: Deps) -> None:
         opt_out_type = form.get("OptOutType") or None
         if opt_out_type is not None and len(opt_out_type) > 32:
             raise ApiError(422, "OptOutType is not a Twilio opt-out type", "OptOutType")
-        try:
-            result = handle_inbound(
-                deps,
-                from_phone=from_phone,
-                to_phone=to_phone,
-                body=body,
-                message_sid=sid,
-                opt_out_type=opt_out_type,
-                now=now,
-            )
-        except IntegrityError:
-            # Two deliveries of the same message at the same moment: the other one won.
-            if _message_seen(deps, sid):
-                log.info("webhook_sms", action="duplicate", message_sid=sid)
-                return _twiml()
-            raise
-        log.info("webhook_sms", action=result.action, message_sid=sid)
-        return _twiml()
+        payload = {
+            "from_phone": from_phone,
+            "to_phone": to_phone,
+            "body": body,
+            "message_sid": sid,
+            "opt_out_type": opt_out_type,
+        }
+        return accept("sms", payload, now)
 
     @app.post("/twilio/status")
     def twilio_status() -> Response:
@@ -187,12 +203,99 @@ def _twilio_routes(app: Flask, deps: Deps) -> None:
             raise ApiError(422, "MessageStatus is required", "MessageStatus")
         error_code = _error_code(form.get("ErrorCode"))
         error_message = (form.get("ErrorMessage") or "")[:500] or None
-        callback = StatusCallback(sid, status[:32], error_code, error_message)
-        result = callback.apply(deps, now)
-        if result.action == "unknown_sid":
-            late.add(callback)
-        log.info("webhook_status", action=result.action, message_sid=sid)
-        return _twiml()
+        payload = {
+            "message_sid": sid,
+            "status": status[:32],
+            "error_code": error_code,
+            "error_message": error_message,
+        }
+        return accept("status", payload, now)
+
+
+def _apply_webhook(
+    deps: Deps, late: LateCallbacks, kind: str, payload: Mapping[str, Any], now: datetime
+) -> None:
+    """Apply one webhook (live or from the spool); raises when the database cannot take it."""
+    if kind == "sms":
+        sid = str(payload["message_sid"])
+        try:
+            result = handle_inbound(
+                deps,
+                from_phone=str(payload["from_phone"]),
+                to_phone=str(payload["to_phone"]),
+                body=str(payload["body"]),
+                message_sid=sid,
+                opt_out_type=payload.get("opt_out_type"),
+                now=now,
+            )
+        except IntegrityError:
+            # Two deliveries of the same message at the same moment: the other one won.
+            if _message_seen(deps, sid):
+                log.info("webhook_sms", action="duplicate", message_sid=sid)
+                return
+            raise
+        log.info("webhook_sms", action=result.action, message_sid=sid)
+        return
+    code = payload.get("error_code")
+    callback = StatusCallback(
+        str(payload["message_sid"]),
+        str(payload["status"]),
+        int(code) if code is not None else None,
+        payload.get("error_message"),
+    )
+    status_result = callback.apply(deps, now)
+    if status_result.action == "unknown_sid":
+        # Kept in the database (applied when the message is recorded, whatever restarts),
+        # and retried from memory meanwhile for the common case of a few milliseconds.
+        callbacks.keep(
+            deps,
+            message_sid=callback.message_sid,
+            status=callback.status,
+            error_code=callback.error_code,
+            error_message=callback.error_message,
+            now=now,
+        )
+        late.add(callback)
+    log.info("webhook_status", action=status_result.action, message_sid=callback.message_sid)
+
+
+class SpoolDrainer:
+    """Drains the spool in a daemon thread every :data:`EVERY` seconds until it is empty."""
+
+    EVERY: Final = 2.0
+
+    def __init__(self, spool: Spool, apply: Callable[[str, Mapping[str, Any], datetime], None]):
+        self._spool = spool
+        self._apply = apply
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Stop the background drain (shutdown, tests); the spool keeps what is left."""
+        self._stop.set()
+
+    def drain_now(self) -> int:
+        applied = self._spool.drain(self._apply)
+        if self._spool.pending():
+            self.start()
+        return applied
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._thread = threading.Thread(target=self._run, name="drip-spool", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while self._spool.pending():
+            if self._stop.wait(self.EVERY):
+                return
+            try:
+                self._spool.drain(self._apply)
+            except Exception as exc:  # the thread must outlive any one failure
+                log.warning("spool_drain_failed", error=type(exc).__name__)
 
 
 def _contact_routes(app: Flask, deps: Deps) -> None:
@@ -280,8 +383,11 @@ def _health_routes(app: Flask, deps: Deps) -> None:
             with deps.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except (StoreError, SQLAlchemyError) as exc:
-            reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-            return jsonify({"ok": False, "error": f"database: {reason}"}), 503
+            # The details (driver, host, user, database) go to the log, never to the caller.
+            log.error(
+                "health_database_down", error=str(exc).splitlines()[0][:300] if str(exc) else ""
+            )
+            return jsonify({"ok": False, "error": "the database is not available"}), 503
         return jsonify({"ok": True}), 200
 
 
@@ -511,7 +617,10 @@ def _check_bearer(deps: Deps) -> None:
 def _registration_fields() -> dict[str, str | None]:
     """The registration fields from a JSON object or a form, as text (None when absent)."""
     if request.is_json:
-        payload = request.get_json(silent=True)
+        try:
+            payload = request.get_json(silent=True)
+        except RecursionError as exc:  # 50,000 nested arrays: not a registration
+            raise ApiError(400, "the body is nested too deeply", "body") from exc
         if not isinstance(payload, dict):
             raise ApiError(400, "the body is not a JSON object", "body")
         fields: dict[str, str | None] = {}

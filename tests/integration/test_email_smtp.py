@@ -215,3 +215,45 @@ def test_contact_without_consent_still_gets_email(web: Web, smtp: SmtpTestServer
 
     assert step(web, dana, "day-1-text").decision_code == "no_consent"
     assert step(web, dana, "day-2-email").state is SendState.SENT
+
+
+def test_an_smtp_server_that_is_down_defers_the_email_instead_of_failing_it(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Connection refused by the mail server: the email is pending again with a backoff reason."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    email = SmtpEmailTransport(f"smtp://127.0.0.1:{port}", "sam@acmerealty.com", timeout=5)
+    with open_web(db_url, tmp_path, email=email, email_from="sam@acmerealty.com") as web:
+        web.sync_campaign()
+        dana = enrolled(web)
+        fired_at = web.later(days=2, minutes=1)
+        web.tick()
+
+        deferred = step(web, dana, "day-2-email")
+        assert deferred.state is SendState.PENDING
+        assert deferred.decision_code == "provider_unavailable"
+        assert deferred.due_at > fired_at
+        assert "unreachable" in (deferred.decision_reason or "")
+
+
+def test_a_refused_smtp_login_opens_the_circuit_and_the_emails_stay_pending(
+    db_url: str, tmp_path: Path
+) -> None:
+    """535 on login: the email is deferred (provider_auth_failed), not failed; nothing delivered."""
+    with SmtpTestServer(users={"drip@acme.test": "right"}) as smtp:
+        email = SmtpEmailTransport(smtp.url("drip@acme.test", "wrong"), "sam@acmerealty.com")
+        with open_web(db_url, tmp_path, email=email, email_from="sam@acmerealty.com") as web:
+            web.sync_campaign()
+            dana = enrolled(web)
+            web.later(days=2, minutes=1)
+            web.tick()
+
+            deferred = step(web, dana, "day-2-email")
+            assert deferred.state is SendState.PENDING
+            assert deferred.decision_code == "provider_auth_failed"
+            assert "credentials" in (deferred.decision_reason or "")
+            assert smtp.messages == []

@@ -93,31 +93,73 @@ def test_20429_is_retried_and_then_sent_once(rig: Rig) -> None:
     assert rig.sends_of(contact)[0].state is SendState.SENT
 
 
-def test_5xx_beyond_the_retry_bound_fails_with_the_code_and_leaves_the_contact_textable(
-    rig: Rig,
-) -> None:
-    """Four 503s (the first try and 3 retries): failed with the code; step 2 still goes out."""
+def test_a_5xx_is_unknown_and_never_retried(rig: Rig) -> None:
+    """A 503 (maybe accepted by Twilio behind a gateway): one request, unknown, step 2 still goes."""
     contact, (first, second) = _two_steps(rig)
     rig.twilio.fail(rig.phone_of(0), code=20500, status=503, times=4)
 
     rig.at(rig.start + timedelta(minutes=1))
     [result] = rig.fire_due()
-    assert (result.outcome, result.code) == ("failed", "provider_retryable")
+    assert (result.outcome, result.code) == ("unknown", "provider_unknown")
     assert "20500" in result.reason
-    assert rig.twilio.count == 4
+    assert rig.twilio.count == 1
     with rig.deps.sessions() as session:
         [message] = [m for m in repo.messages_of(session, contact) if m.send_id == first]
         [decision] = repo.decisions_of(session, first)
-    assert (message.status, message.error_code) == ("failed", 20500)
-    assert (decision.outcome, decision.code) == ("failed", "provider_retryable")
+    assert (message.status, message.error_code) == ("unknown", 20500)
+    assert (decision.outcome, decision.code) == ("unknown", "provider_unknown")
     assert rig.contact(contact).text_status is TextStatus.TEXTABLE
 
+    rig.twilio.reset()
     _fire_step(rig, 1)
     assert [(s.id, s.state) for s in rig.sends_of(contact)] == [
-        (first, SendState.FAILED),
+        (first, SendState.UNKNOWN),
         (second, SendState.SENT),
     ]
-    assert rig.twilio.count == 5
+    assert rig.twilio.count == 1
+
+
+def test_429_past_the_retries_defers_the_send_and_it_goes_out_later(rig: Rig) -> None:
+    """429 on every try: deferred (provider_unavailable) with a backoff, then sent once it is back."""
+    contact, (first, _) = _two_steps(rig)
+    rig.twilio.fail(rig.phone_of(0), code=20429, status=429, times=4)
+
+    fired_at = rig.at(rig.start + timedelta(minutes=1))
+    [result] = rig.fire_due()
+    assert (result.outcome, result.code) == ("deferred", "provider_unavailable")
+    assert result.deferred_until is not None and result.deferred_until > fired_at
+    assert rig.twilio.count == 4 and rig.twilio.accepted == 0
+    send = rig.sends_of(contact)[0]
+    assert (send.state, send.due_at) == (SendState.PENDING, result.deferred_until)
+
+    rig.at(result.deferred_until)
+    [again] = rig.fire_due()
+    assert (again.send_id, again.outcome) == (first, "sent")
+    assert rig.twilio.accepted == 1
+
+
+def test_wrong_credentials_open_the_circuit_and_sends_stay_pending(rig: Rig) -> None:
+    """401/20003: one request, the send stays pending; later sends are not even tried."""
+    rig.add_campaign("one-step", [0])
+    contacts = rig.add_contacts(3)
+    rig.enroll(contacts, "one-step")
+    for index in range(3):
+        rig.twilio.fail(rig.phone_of(index), code=20003, status=401)
+
+    rig.at(rig.start + timedelta(minutes=1))
+    results = rig.fire_due()
+    assert {(r.outcome, r.code) for r in results} == {("deferred", "provider_auth_failed")}
+    assert rig.twilio.count == 1
+    states = [s.state for c in contacts for s in rig.sends_of(c)]
+    assert states == [SendState.PENDING] * 3
+
+    for index in range(3):
+        rig.twilio.fail(rig.phone_of(index), code=21610, status=400, times=None)
+    rig.twilio.reset()  # the credentials work again
+    rig.at(max(r.deferred_until for r in results if r.deferred_until is not None))
+    later = rig.fire_due()
+    assert sorted(r.outcome for r in later) == ["sent"] * 3
+    assert rig.twilio.accepted == 3
 
 
 def test_30007_and_other_errors_fail_the_send_with_the_code_only(rig: Rig) -> None:

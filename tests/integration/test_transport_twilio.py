@@ -119,15 +119,26 @@ def test_too_many_requests_is_retried_then_succeeds(server: FakeTwilioServer) ->
     assert sleeps.calls == [1.0, 2.0]
 
 
-def test_server_errors_are_retried_up_to_the_bound_then_fail(server: FakeTwilioServer) -> None:
-    """A persistent 503 is tried max_retries + 1 times and then raised as retryable."""
+def test_server_errors_are_unknown_and_never_retried(server: FakeTwilioServer) -> None:
+    """A 503 may come from a gateway after Twilio accepted: one request, raised as unknown."""
     server.fail(DANA, code=20503, status=503)
     sleeps = Sleeps()
     with pytest.raises(SmsSendError) as info:
         make(server, sleeps, max_retries=2).send_sms(OutboundSms(AGENT, DANA, "Hi"))
-    assert info.value.error_class is ErrorClass.RETRYABLE
-    assert info.value.retryable is True
+    assert info.value.error_class is ErrorClass.UNKNOWN
+    assert info.value.retryable is False
     assert info.value.status == 503
+    assert server.count == 1
+    assert sleeps.calls == []
+
+
+def test_too_many_requests_are_retried_up_to_the_bound(server: FakeTwilioServer) -> None:
+    """A persistent 429 is tried max_retries + 1 times and then raised as retryable."""
+    server.fail(DANA, code=20429, status=429)
+    sleeps = Sleeps()
+    with pytest.raises(SmsSendError) as info:
+        make(server, sleeps, max_retries=2).send_sms(OutboundSms(AGENT, DANA, "Hi"))
+    assert info.value.error_class is ErrorClass.RETRYABLE
     assert server.count == 3
     assert sleeps.calls == [1.0, 2.0]
 
@@ -141,7 +152,7 @@ def test_zero_retries_means_one_request(server: FakeTwilioServer) -> None:
 
 
 def test_wrong_credentials_are_refused(server: FakeTwilioServer) -> None:
-    """A wrong auth token gets Twilio's 401/20003, a failed error that is not retried."""
+    """A wrong auth token gets Twilio's 401/20003, an auth error that is not retried."""
     transport = TwilioSmsTransport(
         server.account_sid, "wrong-token", base_url=server.base_url, sleep=Sleeps()
     )
@@ -149,12 +160,12 @@ def test_wrong_credentials_are_refused(server: FakeTwilioServer) -> None:
         transport.send_sms(OutboundSms(AGENT, DANA, "Hi"))
     assert info.value.status == 401
     assert info.value.code == 20003
-    assert info.value.error_class is ErrorClass.FAILED
+    assert info.value.error_class is ErrorClass.AUTH
     assert server.accepted == 0
 
 
-def test_unreachable_provider_is_failed_without_code_and_not_retried() -> None:
-    """Nothing listening on the port gives a FAILED error with no code, after one attempt."""
+def test_a_refused_connection_is_retried_and_stays_retryable() -> None:
+    """Nothing listening on the port: nothing left, so retried, then raised as retryable."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -162,13 +173,12 @@ def test_unreachable_provider_is_failed_without_code_and_not_retried() -> None:
     transport = TwilioSmsTransport(
         "AC" + "1" * 32, "token", base_url=f"http://127.0.0.1:{port}", sleep=sleeps
     )
-    with pytest.raises(SmsSendError, match="unreachable") as info:
+    with pytest.raises(SmsSendError, match="refused the connection") as info:
         transport.send_sms(OutboundSms(AGENT, DANA, "Hi"))
     assert info.value.code is None
     assert info.value.status is None
-    assert info.value.error_class is ErrorClass.FAILED
-    assert info.value.retryable is False
-    assert sleeps.calls == []
+    assert info.value.error_class is ErrorClass.RETRYABLE
+    assert len(sleeps.calls) == 3
 
 
 def test_read_timeout_is_not_resent() -> None:
@@ -187,7 +197,7 @@ def test_read_timeout_is_not_resent() -> None:
         )
         with pytest.raises(SmsSendError) as info:
             transport.send_sms(OutboundSms(AGENT, DANA, "Hi"))
-        assert info.value.error_class is ErrorClass.FAILED
+        assert info.value.error_class is ErrorClass.UNKNOWN
         assert info.value.retryable is False
         assert sleeps.calls == []
         first, _ = listener.accept()

@@ -292,4 +292,5 @@ def open_web(
         yield Web(deps, clock, transport, app.test_client(), home)
     finally:
         app.extensions["drip.late_callbacks"].clear()  # no retries against the next test's rows
+        app.extensions["drip.spool_drainer"].stop()
         deps.engine.dispose()

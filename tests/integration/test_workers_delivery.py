@@ -45,11 +45,10 @@ def test_the_same_fire_task_published_three_times_sends_once(celery_rig: CeleryR
         )
 
     outcomes = celery_rig.events.results_of(FIRE_TASK)
-    assert sorted(outcomes, key=sorted) == [
-        {"ignored": 20},
-        {"ignored": 20},
-        {"sent": 20},
-    ]
+    # Each send is started on its own: the deliveries may share the work, but
+    # every send goes out exactly once.
+    assert sum(o.get("sent", 0) for o in outcomes) == 20
+    assert sum(o.get("ignored", 0) for o in outcomes) == 40
     assert rig.twilio.count == 20
     assert len({r.to for r in rig.twilio.requests}) == 20
     assert rig.states() == {"sent": 20}

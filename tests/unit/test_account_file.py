@@ -338,3 +338,20 @@ def test_every_problem_of_the_file_is_reported(tmp_path: Path) -> None:
         """,
     )
     assert [(line, col) for line, col, _ in found] == [(1, 10), (2, 19), (3, 22), (4, 23), (4, 23)]
+
+
+def test_a_100000_character_help_text_is_checked_in_linear_time() -> None:
+    """The support-contact check finds no address in 100,000 characters in well under a second."""
+    import time
+
+    from drip.campaigns.account_file import compliance_problems
+
+    text = (
+        "Acme Realty help " + "a" * 100_000 + " Reply STOP to opt out. Msg & data rates may apply."
+    )
+    started = time.perf_counter()
+    problems = compliance_problems("help_reply", text, "Acme Realty")
+    assert time.perf_counter() - started < 1.0
+    assert any("support" in p for p in problems)
+    with_email = text + " Write to help@acme.example."
+    assert not any("support" in p for p in compliance_problems("help_reply", with_email, "Acme"))

@@ -23,10 +23,10 @@ from drip.transports.base import (
         (429, 20429, ErrorClass.RETRYABLE),
         (429, None, ErrorClass.RETRYABLE),
         (400, 20429, ErrorClass.RETRYABLE),
-        (500, 20500, ErrorClass.RETRYABLE),
-        (502, None, ErrorClass.RETRYABLE),
-        (503, 20503, ErrorClass.RETRYABLE),
-        (599, None, ErrorClass.RETRYABLE),
+        (500, 20500, ErrorClass.UNKNOWN),
+        (502, None, ErrorClass.UNKNOWN),
+        (503, 20503, ErrorClass.UNKNOWN),
+        (599, None, ErrorClass.UNKNOWN),
         (400, 21610, ErrorClass.OPTED_OUT),
         (400, 21211, ErrorClass.UNDELIVERABLE),
         (400, 21612, ErrorClass.UNDELIVERABLE),
@@ -34,7 +34,8 @@ from drip.transports.base import (
         (400, 21635, ErrorClass.UNDELIVERABLE),
         (400, 30007, ErrorClass.FAILED),
         (400, 21602, ErrorClass.FAILED),
-        (401, 20003, ErrorClass.FAILED),
+        (401, 20003, ErrorClass.AUTH),
+        (401, None, ErrorClass.AUTH),
         (404, 20404, ErrorClass.FAILED),
         (400, None, ErrorClass.FAILED),
         (600, None, ErrorClass.FAILED),
@@ -52,7 +53,7 @@ def test_specific_code_wins_over_a_server_error_status() -> None:
 
 @pytest.mark.parametrize(
     ("status", "code", "retryable"),
-    [(429, 20429, True), (503, None, True), (400, 21610, False), (400, 30007, False)],
+    [(429, 20429, True), (503, None, False), (400, 21610, False), (400, 30007, False)],
 )
 def test_sms_send_error_is_a_transport_error_with_class(
     status: int, code: int | None, retryable: bool

@@ -1,0 +1,117 @@
+"""One send in flight: a crash leaves one unknown, a late batch gives the rest back, the clock moves."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import pytest
+
+from drip.domain.enums import SendState
+from drip.services import dispatch
+from drip.services.firing import fire_batch
+from drip.transports.base import OutboundSms, SmsReceipt, SmsTransport
+
+if TYPE_CHECKING:
+    from conftest import Rig, RigFactory
+
+    from drip.clock import VirtualClock
+
+
+class WorkerKilled(BaseException):
+    """Stands for kill -9 during the provider call: nothing in drip catches it."""
+
+
+class KilledOnCall:
+    """The real transport; the ``n``-th call reaches Twilio and then the worker dies."""
+
+    def __init__(self, inner: SmsTransport, n: int) -> None:
+        self.inner, self.n, self.calls = inner, n, 0
+
+    def send_sms(self, msg: OutboundSms) -> SmsReceipt:
+        self.calls += 1
+        receipt = self.inner.send_sms(msg)
+        if self.calls == self.n:
+            raise WorkerKilled(msg.to)
+        return receipt
+
+
+class SlowProvider:
+    """The real transport, with each call taking ``seconds`` on the virtual clock."""
+
+    def __init__(self, inner: SmsTransport, clock: VirtualClock, seconds: float) -> None:
+        self.inner, self.clock, self.seconds = inner, clock, seconds
+
+    def send_sms(self, msg: OutboundSms) -> SmsReceipt:
+        receipt = self.inner.send_sms(msg)
+        self.clock.set(self.clock.now() + timedelta(seconds=self.seconds))
+        return receipt
+
+
+def _batch(rig: Rig, n: int) -> list[int]:
+    """``n`` contacts with one step due now, claimed; the claimed send ids."""
+    rig.add_campaign("one-step", [0])
+    rig.enroll(rig.add_contacts(n), "one-step")
+    rig.at(rig.start + timedelta(minutes=1))
+    return dispatch.claim(rig.deps, rig.now)
+
+
+def _codes(rig: Rig, state: SendState) -> set[str | None]:
+    """The decision codes of the sends in ``state``."""
+    with rig.deps.sessions() as session:
+        from sqlalchemy import select
+
+        from drip.store.models import ScheduledSend
+
+        rows = session.scalars(select(ScheduledSend).where(ScheduledSend.state == state))
+        return {row.decision_code for row in rows}
+
+
+def test_a_worker_killed_mid_batch_leaves_only_its_in_flight_send_unknown(rig: Rig) -> None:
+    """Killed during the third call of ten: two sent, one unknown, seven back to pending."""
+    ids = _batch(rig, 10)
+    killing = replace(rig.deps, sms=KilledOnCall(rig.deps.sms, 3))
+    with pytest.raises(WorkerKilled):
+        fire_batch(killing, ids, rig.now)
+    assert rig.states() == {"sent": 2, "sending": 1, "queued": 7}
+
+    rig.at(rig.now + timedelta(seconds=rig.deps.settings.sending_timeout_seconds + 1))
+    unknown = dispatch.recover(rig.deps, rig.now)
+    assert len(unknown) == 1
+    # The same tick found the in-flight one in Twilio's list (it was accepted) and
+    # put the untried ones back to pending; they now go out, once each.
+    assert rig.states() == {"sent": 3, "pending": 7}
+    rig.fire_due()
+    assert rig.states() == {"sent": 10}
+    assert rig.twilio.accepted == 10
+
+
+def test_a_batch_past_its_deadline_stops_and_gives_the_rest_back(make_rig: RigFactory) -> None:
+    """Each call takes 100 s of a 300 s timeout: two go, the rest are pending again, untried."""
+    rig = make_rig(sending_timeout_seconds=300)
+    ids = _batch(rig, 6)
+    slow = replace(rig.deps, sms=SlowProvider(rig.deps.sms, rig.clock, 100))
+
+    results = fire_batch(slow, ids, rig.now)
+
+    assert [r.outcome for r in results] == ["sent", "sent"]
+    assert rig.states() == {"sent": 2, "pending": 4}
+    assert _codes(rig, SendState.PENDING) == {"batch_deadline"}
+    assert rig.twilio.accepted == 2
+
+
+def test_the_window_is_rechecked_with_the_clock_read_per_send(make_rig: RigFactory) -> None:
+    """A provider call that lasts 12 hours: the sends after it are deferred, not sent at night."""
+    rig = make_rig(sending_timeout_seconds=200_000)
+    ids = _batch(rig, 3)
+    slow = replace(rig.deps, sms=SlowProvider(rig.deps.sms, rig.clock, 12 * 3600))
+
+    results = fire_batch(slow, ids, rig.now)
+
+    assert [(r.outcome, r.code) for r in results] == [
+        ("sent", results[0].code),
+        ("deferred", "window"),
+        ("deferred", "window"),
+    ]
+    assert rig.twilio.accepted == 1
