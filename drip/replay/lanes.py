@@ -9,8 +9,9 @@ and a tooltip. Nothing is fetched: no font, image, style or script.
 
 What the drawing shows:
 
-- the axis of each lane gives day numbers since the lane's start AND the
-  calendar date of each tick in the lane's zone (``day 45 · Apr 16``);
+- the axis of each lane gives day numbers since the lane's start AND, under
+  them, the calendar date of each tick in the lane's zone (``day 45`` /
+  ``Apr 16``);
 - marks that fall on the same day never overlap: each row (events,
   messages, decisions) is packed into tiers, a mark going one tier down when
   the previous one in its tier is closer than :data:`MIN_GAP`;
@@ -45,7 +46,7 @@ PAD: Final = 14
 #: Two marks of one tier closer than this (user units) would overlap.
 MIN_GAP: Final = 15.0
 TIER: Final = 16
-AXIS: Final = 30
+AXIS: Final = 36
 TICK_STEPS: Final = (1, 2, 5, 7, 10, 15, 30, 60, 90, 180, 365)
 ROWS: Final = ("event", "message", "decision")
 
@@ -119,7 +120,7 @@ def _days(lane: Lane, at: datetime) -> float:
 
 def _tick_step(length: float) -> int:
     for step in TICK_STEPS:
-        if length / step <= 12:
+        if length / step <= 10:
             return step
     return TICK_STEPS[-1]
 
@@ -230,11 +231,13 @@ def _axis(lane: Lane, length: float, y: float) -> str:
         x = PAD + (WIDTH - 2 * PAD) * t / length
         when = start_local.add(days=t)
         anchor = "start" if t == 0 else "middle"
+        date = f"{when:%b %-d %Y}" if t == 0 else f"{when:%b %-d}"
         parts.append(
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y}" y2="{y + 4}" stroke="#9ca3af"/>'
             f'<text x="{x:.1f}" y="{y + 14}" font-size="10" text-anchor="{anchor}" '
-            f'fill="#374151">day {t} · {when:%b %-d}{" " + str(when.year) if t == 0 else ""}'
-            "</text>"
+            f'fill="#374151">day {t}</text>'
+            f'<text class="date" x="{x:.1f}" y="{y + 26}" font-size="10" '
+            f'text-anchor="{anchor}" fill="#6b7280">{date}</text>'
         )
         t += step
     return "".join(parts)

@@ -219,6 +219,7 @@ def contact_page(deps: Deps, contact_id: int, *, link: str = "/console/sends/{}"
                 *(m.until for m in marks if m.until),
             ]
         )
+        end += max(timedelta(days=1), (end - start) * 0.04)  # room for the last mark's label
         lane = Lane(
             key=str(c.id),
             name=summary.name,
