@@ -199,6 +199,7 @@ def test_console_in_chromium(
         assert "without the opt-out footer: rule F4" in verdict
         assert "consent" in page.inner_text("#consent-then").lower()
         assert page.url.endswith(f"/console/sends/{send_id}")
+        page.screenshot(path=str(tmp_path / "send.png"), full_page=True)
         # click 3: the contact, with every consent event and the shared timeline
         page.click("a.contact-link")
         page.wait_for_selector("#timeline svg.track")
