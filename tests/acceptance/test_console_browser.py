@@ -191,6 +191,13 @@ def test_console_in_chromium(
         # 3. click 1: a campaign; click 2: a contact of one of its sends without the footer
         page.click("a.campaign-link:text-is('smart-drip-new-lead')")
         page.wait_for_selector("table#sends")
+        # sorting (script): a click on the "send" head orders the rows by send id
+        page.click("table#sends th:text-is('send')")
+        ids = [int(t) for t in page.locator("table#sends a.send-link").all_text_contents()]
+        assert len(ids) > 3 and ids == sorted(ids)
+        page.click("table#sends th:text-is('send')")
+        ids = [int(t) for t in page.locator("table#sends a.send-link").all_text_contents()]
+        assert ids == sorted(ids, reverse=True)
         row = page.locator("table#sends tbody tr", has_text="no F4").first
         send_id = (row.locator("a.send-link").text_content() or "").strip()
         row.locator("a.send-link").click()
