@@ -24,7 +24,7 @@ from drip.services.audit import explain_data
 from drip.services.deps import Deps
 from drip.store import console as store
 from drip.store import repository as repo
-from drip.store.models import ConsentEvent, Contact, Message, SendDecision
+from drip.store.models import ConsentEvent, Contact, Message, ScheduledSend, SendDecision
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -202,7 +202,6 @@ def contact_page(deps: Deps, contact_id: int, *, link: str = "/console/sends/{}"
         )
         concierge = deps.account.concierge_phone
         marks, rows = _timeline(
-            c,
             zone.name,
             events=events,
             messages=messages,
@@ -251,7 +250,6 @@ def contact_page(deps: Deps, contact_id: int, *, link: str = "/console/sends/{}"
 
 
 def _timeline(
-    c: Contact,
     zone: str,
     *,
     events: list[ConsentEvent],
@@ -312,7 +310,6 @@ def _timeline(
                  href=link.format(d.send_id), until=d.deferred_until)
         )  # fmt: skip
         rows.append(TimelineRow(d.at, d.outcome, d.reason, d.send_id, None))
-    del c
     return marks, rows
 
 
@@ -350,7 +347,9 @@ def send_page(deps: Deps, send_id: int) -> SendPage:
         zone = resolve_timezone(c.timezone, c.phone, deps.account.default_timezone).name
         trail = repo.decisions_of(session, send_id)
         events = repo.consent_events_of(session, contact_id)
-        message = session.get(Message, data["message"]["id"]) if data["message"] else None  # type: ignore[index]
+        send_row = session.get(ScheduledSend, send_id)
+        message_id = send_row.message_id if send_row is not None else None
+        message = session.get(Message, message_id) if message_id is not None else None
         sender = message.sender_phone if message is not None else None
         conversation = None
         for v in store.conversations_of(session, contact_id):
