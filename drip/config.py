@@ -58,9 +58,10 @@ ENV_VARS: Final = (
     "DRIP_DEFAULT_TIMEZONE",
     "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN",
+    "DRIP_CONSOLE_TOKEN",
 )
 
-_SECRET_FIELDS: Final = frozenset({"api_token", "secret_key", "twilio_auth_token"})
+_SECRET_FIELDS: Final = frozenset({"api_token", "secret_key", "twilio_auth_token", "console_token"})
 _CREDENTIALS_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _WHOLE_NUMBER = re.compile(r"[0-9]+")
@@ -110,6 +111,7 @@ class Settings:
     | `DRIP_DEFAULT_TIMEZONE` | unset: `default_timezone` of `account.yaml` | IANA zone overriding the account's default zone |
     | `TWILIO_ACCOUNT_SID` | unset | Twilio account; with `TWILIO_AUTH_TOKEN`, texts go through Twilio |
     | `TWILIO_AUTH_TOKEN` | unset | Twilio auth token; also checks webhook signatures. Set both Twilio variables or neither |
+    | `DRIP_CONSOLE_TOKEN` | unset: no console | token of the read-only console under `/console/` (login form or `Authorization: Bearer`) |
     """  # noqa: E501 - a Markdown table, copied into the README as is
 
     home: Path = DEFAULT_HOME
@@ -133,6 +135,7 @@ class Settings:
     default_timezone: str | None = None
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
+    console_token: str | None = None
 
     def __post_init__(self) -> None:
         _check_database_url(self.database_url)
@@ -244,6 +247,7 @@ class Settings:
             default_timezone=get("DRIP_DEFAULT_TIMEZONE"),
             twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
             twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
+            console_token=get("DRIP_CONSOLE_TOKEN"),
         )
 
     @property
@@ -299,6 +303,7 @@ class Settings:
             "DRIP_DEFAULT_TIMEZONE": optional(self.default_timezone),
             "TWILIO_ACCOUNT_SID": optional(self.twilio_account_sid),
             "TWILIO_AUTH_TOKEN": secret(self.twilio_auth_token),
+            "DRIP_CONSOLE_TOKEN": secret(self.console_token),
         }
 
 

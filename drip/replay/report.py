@@ -11,7 +11,9 @@ JSON (``--json``): one document on standard output, see :func:`as_json`.
 HTML (``--html``): one page with no external resource at all (inline CSS,
 inline JavaScript, inline SVG; no font, image, script or style is fetched,
 and its Content-Security-Policy forbids any), one lane per scenario on a
-time axis of days since each start. Marks: a filled circle is a text with the
+time axis of days since each start with the calendar dates, drawn on the
+server by :mod:`drip.replay.lanes` (the console's contact page uses the same
+renderer; the script only adds filters and a tooltip). Marks: a filled circle is a text with the
 footer, a hollow one a text without it (blue: agent, teal: concierge), a
 purple diamond a compliance reply, a green envelope an email, a red cross a
 skipped or failed send, an orange arrow a deferral (a dashed line leads to
@@ -31,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from drip.replay.lanes import LANES_CSS, LANES_SCRIPT, Lane, Mark, render_lanes
 from drip.replay.runner import (
     DecisionRecord,
     Happening,
@@ -374,73 +377,96 @@ def write_html(results: Sequence[ScenarioResult], path: Path, *, title: str) -> 
     return path
 
 
-def _days(r: ScenarioResult, at: datetime) -> float:
-    return round((at - r.start).total_seconds() / 86400, 4)
+_COMPLIANCE_KINDS = frozenset(
+    {"opt_in_confirmation", "opt_out_confirmation", "help", "resubscribe_confirmation"}
+)
 
 
-def lane_data(r: ScenarioResult) -> dict[str, Any]:
-    """What the page's script draws for one scenario (kept small: first words, not bodies)."""
+def message_mark(m: OutMessage, *, flagged: bool = False, href: str | None = None) -> Mark:
+    """A sent message as a lane mark (shared with the console)."""
+    if m.channel.value == "email":
+        shape, color, label = "email", "email", ""
+    elif m.kind.value in _COMPLIANCE_KINDS:
+        shape, color, label = "compliance", "compliance", ""
+    else:
+        shape = "footer" if m.footer else "nofooter"
+        color, label = m.sender.value, m.footer_rule or ""
+    subject = f"\nsubject: {m.subject}" if m.subject else ""
+    why = f"\n{m.reason}" if m.reason else ""
+    return Mark(
+        at=m.at,
+        row="message",
+        shape=shape,
+        color=color,
+        kind=m.kind.value,
+        channel=m.channel.value,
+        outcome="sent",
+        title=(
+            f"#{m.position}  {local_stamp(m.local)} (day {m.day})\nfrom {m.sender.value}, "
+            f"{m.channel.value} {m.kind.value}, {footer_words(m)}{why}{subject}\n"
+            f"\u201c{first_words(m.body, 160)}\u201d"
+        ),
+        href=href,
+        flagged=flagged,
+        label=label,
+    )
+
+
+def decision_mark(d: DecisionRecord, *, href: str | None = None) -> Mark:
+    """A decision not to send (now) as a lane mark."""
+    return Mark(
+        at=d.at,
+        row="decision",
+        shape=d.outcome,
+        color="skip",
+        kind=d.kind.value,
+        channel=d.channel.value,
+        outcome=d.outcome,
+        title=f"{local_stamp(d.local)} (day {d.day})  {d.outcome.upper()} {what_of(d)}\n{d.reason}",
+        href=href,
+        until=d.deferred_until,
+    )
+
+
+def lane_of(i: int, r: ScenarioResult) -> Lane:
+    """One scenario as a lane of the shared renderer."""
     s = r.scenario
     c = s.contact
     failed = {m.position for m in r.mismatches}
-    return {
-        "name": s.name,
-        "file": s.label,
-        "contact": c.full_name,
-        "reach": ", ".join(x for x in (c.phone, c.email) if x),
-        "zone": s.zone,
-        "start": local_stamp(r.local(r.start)),
-        "length": _days(r, r.end),
-        "checked": r.checked,
-        "passed": r.passed,
-        "messages": [
-            {
-                "d": _days(r, m.at),
-                "n": m.position,
-                "t": local_stamp(m.local),
-                "day": m.day,
-                "from": m.sender.value,
-                "kind": m.kind.value,
-                "ch": m.channel.value,
-                "footer": m.footer,
-                "rule": m.footer_rule or "",
-                "why": m.reason,
-                "text": first_words(m.body, 160),
-                "subject": m.subject or "",
-                "bad": m.position in failed,
-            }
-            for m in r.messages
-        ],
-        "decisions": [
-            {
-                "d": _days(r, d.at),
-                "t": local_stamp(d.local),
-                "day": d.day,
-                "outcome": d.outcome,
-                "code": d.code,
-                "what": what_of(d),
-                "why": d.reason,
-                "until": _days(r, d.deferred_until) if d.deferred_until else None,
-            }
-            for d in r.decisions
-        ],
-        "events": [
-            {"d": _days(r, h.at), "t": local_stamp(h.local), "what": h.what, "text": h.text}
-            for h in r.happenings
-        ],
-        "problems": [f"message {m.position}: " + "; ".join(m.problems) for m in r.mismatches],
-    }
-
-
-def _script_json(data: object) -> str:
-    """JSON safe inside a <script> element: no ``<`` at all, so no ``</script>``."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return (
-        text.replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("&", "\\u0026")
-        .replace("\u2028", "\\u2028")
-        .replace("\u2029", "\\u2029")
+    marks = [
+        Mark(
+            at=h.at,
+            row="event",
+            shape="event",
+            color="muted",
+            kind="event",
+            channel="",
+            outcome=h.what,
+            title=f"{local_stamp(h.local)} (day {h.day})\n{h.what}: {h.text}",
+        )
+        for h in r.happenings
+    ]
+    marks += [message_mark(m, flagged=m.position in failed) for m in r.messages]
+    marks += [decision_mark(d) for d in r.decisions]
+    badge = (
+        ("none", f"{len(r.messages)} msgs")
+        if not r.checked
+        else (("pass", "pass") if r.passed else ("fail", "FAIL"))
+    )
+    return Lane(
+        key=str(i),
+        name=c.full_name,
+        lines=(
+            s.name,
+            ", ".join(x for x in (c.phone, c.email) if x),
+            f"start {local_stamp(r.local(r.start))}",
+        ),
+        zone=s.zone,
+        start=r.start,
+        end=r.end,
+        marks=tuple(marks),
+        badge=badge,
+        problems=tuple(f"message {m.position}: " + "; ".join(m.problems) for m in r.mismatches),
     )
 
 
@@ -480,17 +506,18 @@ def _static_tables(results: Sequence[ScenarioResult]) -> str:
 
 
 def html_page(results: Sequence[ScenarioResult], *, title: str) -> str:
-    """One self-contained page: inline CSS, script and SVG; it loads nothing."""
+    """One self-contained page: inline CSS, SVG drawn here, a small script; it loads nothing."""
     summary = summarize(results)
-    data = {"title": title, "lanes": [lane_data(r) for r in results]}
     summary_html = "".join(f"<li>{html.escape(line)}</li>" for line in summary.lines())
+    chart = render_lanes([lane_of(i, r) for i, r in enumerate(results)])
     return (
         _PAGE.replace("{{TITLE}}", html.escape(title))
         .replace("{{CSP}}", CSP)
+        .replace("{{CSS}}", LANES_CSS)
         .replace("{{SUMMARY}}", summary_html)
+        .replace("{{CHART}}", chart)
         .replace("{{TABLES}}", _static_tables(results))
-        .replace("{{DATA}}", _script_json(data))
-        .replace("{{SCRIPT}}", _SCRIPT)
+        .replace("{{SCRIPT}}", LANES_SCRIPT)
     )
 
 
@@ -502,231 +529,26 @@ _PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{TITLE}}</title>
 <style>
-  :root { --agent: #2563eb; --concierge: #0d9488; --compliance: #7c3aed; --email: #16a34a;
-          --skip: #dc2626; --defer: #ea580c; --muted: #6b7280; --line: #e5e7eb; }
   body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 16px 24px;
          color: #111827; background: #fff; }
   h1 { font-size: 20px; margin: 0 0 4px; }
   ul.summary { margin: 4px 0 12px; padding-left: 18px; color: #374151; }
-  #legend { display: flex; flex-wrap: wrap; gap: 14px; margin: 8px 0 12px; font-size: 13px; }
-  #legend span { display: inline-flex; align-items: center; gap: 4px; }
-  .lane { display: grid; grid-template-columns: 240px 1fr; border-top: 1px solid var(--line); }
-  .lane .label { padding: 6px 8px 6px 0; font-size: 13px; overflow: hidden; }
-  .lane .label b { display: block; }
-  .lane .label small { color: var(--muted); display: block; white-space: nowrap;
-                       overflow: hidden; text-overflow: ellipsis; }
-  .badge { font-size: 11px; padding: 0 5px; border-radius: 3px; color: #fff; }
-  .badge.pass { background: #15803d; } .badge.fail { background: var(--skip); }
-  .badge.none { background: var(--muted); }
-  svg.track { width: 100%; height: 74px; display: block; }
-  svg.axis { width: 100%; height: 22px; display: block; }
-  .problems { color: var(--skip); font-size: 12px; margin: 0 0 4px 240px; }
-  #tip { position: fixed; pointer-events: none; background: #111827; color: #f9fafb;
-         padding: 6px 8px; border-radius: 4px; font-size: 12px; max-width: 460px;
-         display: none; z-index: 10; white-space: pre-wrap; }
   details { margin: 4px 0; } summary { cursor: pointer; }
-  label.zoom { font-size: 13px; display: block; margin: 0 0 6px; }
   table { border-collapse: collapse; font-size: 12px; margin: 4px 0 10px; }
-  td, th { border-bottom: 1px solid var(--line); padding: 2px 6px; text-align: left;
+  td, th { border-bottom: 1px solid #e5e7eb; padding: 2px 6px; text-align: left;
            vertical-align: top; }
-  tr.ev td { color: var(--muted); } tr.skipped td, tr.failed td { color: var(--skip); }
-  tr.deferred td { color: var(--defer); }
+  tr.ev td { color: #6b7280; } tr.skipped td, tr.failed td { color: #dc2626; }
+  tr.deferred td { color: #ea580c; }
+{{CSS}}
 </style>
 </head>
 <body>
 <h1>{{TITLE}}</h1>
 <ul class="summary">{{SUMMARY}}</ul>
-<div id="legend"></div>
-<label class="zoom">show <select id="zoom"><option value="all">every day</option>
-<option value="14">days 0-14</option><option value="45">days 0-45</option>
-<option value="120">days 0-120</option></select></label>
-<div id="chart"><noscript>The timeline needs JavaScript; the tables below hold the same
-facts.</noscript></div>
+<div id="chart">{{CHART}}</div>
 <h2 style="font-size:16px">Timelines</h2>
 {{TABLES}}
-<div id="tip"></div>
-<script type="application/json" id="drip-data">{{DATA}}</script>
 <script>{{SCRIPT}}</script>
 </body>
 </html>
-"""
-
-_SCRIPT = r"""
-(function () {
-  "use strict";
-  var data = JSON.parse(document.getElementById("drip-data").textContent);
-  var NS = "http://www.w3.org/2000/svg";
-  var W = 1000, PAD = 12;
-  var COLORS = {agent: "var(--agent)", concierge: "var(--concierge)",
-                compliance: "var(--compliance)", email: "var(--email)",
-                skip: "var(--skip)", defer: "var(--defer)", muted: "var(--muted)"};
-  var COMPLIANCE = {opt_in_confirmation: 1, opt_out_confirmation: 1, help: 1,
-                    resubscribe_confirmation: 1};
-  var tip = document.getElementById("tip");
-
-  function el(name, attrs, parent) {
-    var node = document.createElementNS(NS, name);
-    for (var k in attrs) { node.setAttribute(k, attrs[k]); }
-    if (parent) { parent.appendChild(node); }
-    return node;
-  }
-  function hover(node, text) {
-    el("title", {}, node).textContent = text;
-    node.addEventListener("mousemove", function (e) {
-      tip.textContent = text; tip.style.display = "block";
-      tip.style.left = Math.min(e.clientX + 14, window.innerWidth - 480) + "px";
-      tip.style.top = (e.clientY + 14) + "px";
-    });
-    node.addEventListener("mouseleave", function () { tip.style.display = "none"; });
-    node.style.cursor = "help";
-  }
-  // One shape per kind of mark; the legend draws the same shapes.
-  function shape(kind, x, y, parent, color, filled) {
-    var g = el("g", {"class": "mark " + kind}, parent);
-    var fill = filled ? color : "#fff";
-    if (kind === "footer" || kind === "nofooter") {
-      el("circle", {cx: x, cy: y, r: 6, fill: fill, stroke: color, "stroke-width": 2}, g);
-    } else if (kind === "compliance") {
-      el("path", {d: "M" + x + " " + (y - 7) + " l7 7 l-7 7 l-7 -7 z", fill: color}, g);
-    } else if (kind === "email") {
-      el("rect", {x: x - 6, y: y - 5, width: 12, height: 10, fill: fill, stroke: color,
-                  "stroke-width": 2}, g);
-      el("path", {d: "M" + (x - 6) + " " + (y - 5) + " l6 5 l6 -5", fill: "none",
-                   stroke: filled ? "#fff" : color, "stroke-width": 1.5}, g);
-    } else if (kind === "skipped" || kind === "failed" || kind === "cancelled") {
-      var c = kind === "cancelled" ? COLORS.muted : COLORS.skip;
-      el("path", {d: "M" + (x - 5) + " " + (y - 5) + " l10 10 M" + (x + 5) + " " + (y - 5) +
-                  " l-10 10", stroke: c, "stroke-width": kind === "failed" ? 3.5 : 2.5}, g);
-    } else if (kind === "deferred") {
-      el("path", {d: "M" + (x - 6) + " " + (y - 6) + " l12 6 l-12 6 z", fill: COLORS.defer}, g);
-    } else if (kind === "rescheduled") {
-      el("path", {d: "M" + (x - 6) + " " + (y - 6) + " l12 6 l-12 6 z", fill: "#fff",
-                  stroke: COLORS.defer, "stroke-width": 1.5}, g);
-    } else {  // an event: registration, reply, enroll, ...
-      el("rect", {x: x - 1.5, y: y - 7, width: 3, height: 14, fill: COLORS.muted}, g);
-    }
-    return g;
-  }
-
-  var legend = document.getElementById("legend");
-  [["footer", "agent", true, "text with the opt-out footer (agent)"],
-   ["nofooter", "agent", false, "text without the footer (agent)"],
-   ["footer", "concierge", true, "with footer (concierge)"],
-   ["nofooter", "concierge", false, "without footer (concierge)"],
-   ["compliance", "compliance", true, "compliance reply (opt-in, STOP, HELP, START)"],
-   ["email", "email", true, "email"],
-   ["skipped", "skip", true, "skipped / failed"],
-   ["cancelled", "muted", true, "cancelled"],
-   ["deferred", "defer", true, "deferred (dashed line: until when)"],
-   ["event", "muted", true, "scenario event (registration, reply, enroll...)"]
-  ].forEach(function (item) {
-    var span = document.createElement("span");
-    var svg = el("svg", {width: 18, height: 18, viewBox: "0 0 18 18"}, span);
-    shape(item[0], 9, 9, svg, COLORS[item[1]], item[2]);
-    span.appendChild(document.createTextNode(item[3]));
-    legend.appendChild(span);
-  });
-
-  var chart = document.getElementById("chart");
-  var zoom = document.getElementById("zoom");
-  zoom.addEventListener("change", function () { render(); });
-  function render() {
-    chart.textContent = "";
-    W = Math.max(500, chart.clientWidth - 240);
-    var length = 1;
-    data.lanes.forEach(function (lane) { length = Math.max(length, lane.length); });
-    if (zoom.value !== "all") { length = Math.min(length, Number(zoom.value)); }
-    function shown(d) { return d <= length + 1e-9; }
-    function xOf(d) { return PAD + (W - 2 * PAD) * Math.max(0, d) / length; }
-    var steps = [1, 2, 5, 7, 10, 15, 30, 60, 90, 180, 365];
-    var step = steps.filter(function (s) { return length / s <= 14; })[0] || 365;
-
-    var axisRow = document.createElement("div");
-    axisRow.className = "lane";
-    axisRow.appendChild(document.createElement("div")).className = "label";
-    axisRow.firstChild.textContent = "days since each start";
-    var axis = el("svg", {"class": "axis", viewBox: "0 0 " + W + " 22"}, axisRow);
-    for (var t = 0; t <= length + 1e-9; t += step) {
-      el("line", {x1: xOf(t), x2: xOf(t), y1: 14, y2: 22, stroke: "#9ca3af"}, axis);
-      el("text", {x: xOf(t), y: 11, "font-size": 11, "text-anchor": t === 0 ? "start" : "middle",
-                  fill: "#374151"}, axis).textContent = "day " + t;
-    }
-    chart.appendChild(axisRow);
-
-    data.lanes.forEach(function (lane, i) {
-      var row = document.createElement("div");
-      row.className = "lane";
-      row.id = "lane-" + i;
-      var label = document.createElement("div");
-      label.className = "label";
-      var name = document.createElement("b");
-      name.textContent = lane.contact + " ";
-      var badge = document.createElement("span");
-      badge.className = "badge " + (!lane.checked ? "none" : lane.passed ? "pass" : "fail");
-      badge.textContent = !lane.checked ? lane.messages.length + " msgs" :
-        lane.passed ? "pass" : "FAIL";
-      name.appendChild(badge);
-      label.appendChild(name);
-      [lane.name, lane.reach + " \u00b7 " + lane.zone, "start " + lane.start].forEach(
-        function (line) {
-          var small = document.createElement("small");
-          small.textContent = line; small.title = line; label.appendChild(small);
-        });
-      row.appendChild(label);
-      var svg = el("svg", {"class": "track", viewBox: "0 0 " + W + " 74"}, row);
-      var laneEnd = xOf(Math.min(lane.length, length));
-      el("rect", {x: xOf(0), y: 8, width: laneEnd - xOf(0), height: 58, fill: "#f9fafb"}, svg);
-      for (var t = 0; t <= length + 1e-9; t += step) {
-        el("line", {x1: xOf(t), x2: xOf(t), y1: 8, y2: 66, stroke: "#eef0f3"}, svg);
-      }
-      el("line", {x1: xOf(0), x2: laneEnd, y1: 32, y2: 32, stroke: "#d1d5db"}, svg);
-      lane.events.filter(function (ev) { return shown(ev.d); }).forEach(function (ev) {
-        hover(shape("event", xOf(ev.d), 15, svg, COLORS.muted, true),
-              ev.t + " (day " + ev.d.toFixed(2) + ")\n" + ev.what + ": " + ev.text);
-      });
-      lane.decisions.filter(function (d) { return shown(d.d); }).forEach(function (d) {
-        var x = xOf(d.d), y = 54;
-        if (d.outcome === "deferred" && d.until !== null) {
-          el("line", {x1: x, x2: xOf(Math.min(d.until, length)), y1: y, y2: 32, stroke: COLORS.defer,
-                      "stroke-dasharray": "3 3", "stroke-width": 1.2}, svg);
-        }
-        hover(shape(d.outcome, x, y, svg, COLORS.skip, true),
-              d.t + " (day " + d.day + ")  " + d.outcome.toUpperCase() + " " + d.what +
-              "\n" + d.why);
-      });
-      lane.messages.filter(function (m) { return shown(m.d); }).forEach(function (m) {
-        var kind, color;
-        if (m.ch === "email") { kind = "email"; color = COLORS.email; }
-        else if (COMPLIANCE[m.kind]) { kind = "compliance"; color = COLORS.compliance; }
-        else { kind = m.footer ? "footer" : "nofooter"; color = COLORS[m.from]; }
-        var x = xOf(m.d);
-        if (m.bad) {
-          el("circle", {cx: x, cy: 32, r: 10, fill: "none", stroke: COLORS.skip,
-                        "stroke-width": 2}, svg);
-        }
-        var footer = m.ch === "email" ? "email" :
-          (m.rule === "compliance" ? "no footer (compliance)" :
-           (m.footer ? "footer " : "no footer ") + m.rule);
-        hover(shape(kind, x, 32, svg, color, kind !== "nofooter"),
-              "#" + m.n + "  " + m.t + " (day " + m.day + ")\nfrom " + m.from + ", " + m.ch +
-              " " + m.kind + ", " + footer + (m.why ? "\n" + m.why : "") +
-              (m.subject ? "\nsubject: " + m.subject : "") + "\n\u201c" + m.text + "\u201d");
-      });
-      chart.appendChild(row);
-      if (lane.problems.length) {
-        var p = document.createElement("div");
-        p.className = "problems";
-        p.textContent = lane.problems.join(" | ");
-        chart.appendChild(p);
-      }
-    });
-    document.body.setAttribute("data-rendered", String(data.lanes.length));
-  }
-  render();
-  var pending = null;
-  window.addEventListener("resize", function () {
-    if (pending) { clearTimeout(pending); }
-    pending = setTimeout(render, 150);
-  });
-})();
 """

@@ -118,6 +118,11 @@ def create_app(deps: Deps) -> Flask:
     _twilio_routes(app, deps)
     _contact_routes(app, deps)
     _health_routes(app, deps)
+    # --- console (issue 14): the read-only console under /console/, on when DRIP_CONSOLE_TOKEN is set
+    from drip.web.console import register_console
+
+    register_console(app, deps)
+    # --- end console ---
     return app
 
 

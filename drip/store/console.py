@@ -1,0 +1,138 @@
+"""The queries behind the console pages (read-only): search, a campaign's sends, audit rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from drip.store.models import (
+    Campaign,
+    ConsentEvent,
+    Contact,
+    Conversation,
+    Enrollment,
+    Message,
+    ScheduledSend,
+    SendDecision,
+)
+
+__all__ = [
+    "campaign_sends",
+    "contacts_opted_out_between",
+    "conversations_of",
+    "enrollments_of",
+    "footer_rules_of_sends",
+    "search_contacts",
+]
+
+
+def search_contacts(session: Session, query: str, limit: int = 100) -> list[Contact]:
+    """Contacts whose name, email or phone contains ``query`` (case-insensitive)."""
+    words = query.split()
+    stmt = select(Contact).order_by(Contact.last_name, Contact.first_name, Contact.id)
+    digits = "".join(ch for ch in query if ch.isdigit())
+    conditions = []
+    for word in words:
+        pattern = f"%{word.lower()}%"
+        conditions.append(
+            or_(
+                func.lower(Contact.first_name).like(pattern),
+                func.lower(Contact.last_name).like(pattern),
+                func.lower(func.coalesce(Contact.email, "")).like(pattern),
+            )
+        )
+    name_match = and_(*conditions) if conditions else None
+    if len(digits) >= 3:
+        phone_match = func.coalesce(Contact.phone, "").like(f"%{digits}%")
+        stmt = stmt.where(or_(phone_match, name_match) if name_match is not None else phone_match)
+    elif name_match is not None:
+        stmt = stmt.where(name_match)
+    return list(session.scalars(stmt.limit(limit)))
+
+
+def campaign_sends(
+    session: Session, campaign_id: int, step_id: str | None, limit: int
+) -> Sequence[Any]:
+    """The latest sends of a campaign (or one step): state, footer, contact name."""
+    stmt = (
+        select(
+            ScheduledSend.id,
+            ScheduledSend.step_id,
+            ScheduledSend.state,
+            ScheduledSend.due_at,
+            ScheduledSend.decision_code,
+            ScheduledSend.decision_reason,
+            ScheduledSend.contact_id,
+            Contact.first_name,
+            Contact.last_name,
+            Message.footer,
+            Message.sent_at,
+            Message.status.label("message_status"),
+        )
+        .join(Contact, Contact.id == ScheduledSend.contact_id)
+        .outerjoin(Message, Message.id == ScheduledSend.message_id)
+        .where(ScheduledSend.campaign_id == campaign_id)
+        .order_by(ScheduledSend.due_at.desc(), ScheduledSend.id.desc())
+        .limit(limit)
+    )
+    if step_id is not None:
+        stmt = stmt.where(ScheduledSend.step_id == step_id)
+    rows: Sequence[Any] = session.execute(stmt).all()
+    return rows
+
+
+def footer_rules_of_sends(session: Session, send_ids: Sequence[int]) -> dict[int, str]:
+    """``{send id: footer rule}`` of the decisions that sent them (F1-F5, compliance)."""
+    if not send_ids:
+        return {}
+    rows = session.execute(
+        select(SendDecision.send_id, SendDecision.footer_rule).where(
+            SendDecision.send_id.in_(list(send_ids)),
+            SendDecision.outcome == "sent",
+            SendDecision.footer_rule.is_not(None),
+        )
+    ).tuples()
+    return {send_id: rule for send_id, rule in rows if rule is not None}
+
+
+def conversations_of(session: Session, contact_id: int) -> list[Conversation]:
+    """The contact's conversations (one per sender number)."""
+    return list(
+        session.scalars(
+            select(Conversation)
+            .where(Conversation.contact_id == contact_id)
+            .order_by(Conversation.sender_phone)
+        )
+    )
+
+
+def enrollments_of(session: Session, contact_id: int) -> Sequence[Any]:
+    """``(campaign name, enrolled_at, status, stop_reason)`` of every enrollment."""
+    rows: Sequence[Any] = session.execute(
+        select(Campaign.name, Enrollment.enrolled_at, Enrollment.status, Enrollment.stop_reason)
+        .join(Campaign, Campaign.id == Enrollment.campaign_id)
+        .where(Enrollment.contact_id == contact_id)
+        .order_by(Enrollment.enrolled_at)
+    ).all()
+    return rows
+
+
+def contacts_opted_out_between(session: Session, start: datetime, end: datetime) -> list[int]:
+    """Ids of contacts with an SMS opt-out consent event in ``[start, end)``."""
+    rows = session.scalars(
+        select(ConsentEvent.contact_id)
+        .where(
+            ConsentEvent.kind.in_(
+                ["revoked_keyword", "revoked_phrase", "revoked_operator", "revoked_carrier"]
+            ),
+            ConsentEvent.at >= start,
+            ConsentEvent.at < end,
+        )
+        .distinct()
+        .order_by(ConsentEvent.contact_id)
+    )
+    return list(rows)
