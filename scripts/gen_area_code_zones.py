@@ -56,7 +56,7 @@ def main() -> int:
         "}",
     ]
     TARGET.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {len(codes)} area codes to {TARGET}")  # noqa: T201
+    print(f"wrote {len(codes)} area codes to {TARGET}")
     return 0
 
 

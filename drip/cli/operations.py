@@ -226,6 +226,8 @@ def queue(as_json: _JSON = False, as_csv: _CSV = False) -> None:
         f"{'total':<28} {'':<14} {'':<5} {result.due_now:>8} {result.next_24h:>9}"
         + (f"  ({result.held} held)" if result.held else "")
     )
+    for line in result.forecast:  # SPEC §4a: when each sender's last text leaves
+        typer.echo(line)
 
 
 def reconcile(

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import pendulum
+
 from drip.domain.enums import CampaignStatus, Channel, SenderRole
+from drip.domain.pacing import SenderForecast
 from drip.services.deps import Deps
 from drip.store import stats as store
 
@@ -30,8 +33,9 @@ class QueueRow:
     due_now: int
     next_24h: int
     held: bool
-    # --- pacing forecast: the "carrier" pacing service adds its column here at merge
-    # (e.g. ``pacing: str | None = None``, filled by queue_view from that service). ---
+    #: The sender's pacing forecast (SPEC §4a) in words, for SMS rows: when its
+    #: last text of the next 24 h leaves at its rate, and how many slip.
+    pacing: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +45,7 @@ class QueueRow:
             "due_now": self.due_now,
             "next_24h": self.next_24h,
             "held": self.held,
+            "pacing": self.pacing,
         }
 
 
@@ -48,6 +53,8 @@ class QueueRow:
 class Queue:
     at: datetime
     rows: tuple[QueueRow, ...]
+    #: Lines of the pacing forecast of every pending SMS due in the next 24 h.
+    forecast: tuple[str, ...] = ()
 
     @property
     def due_now(self) -> int:
@@ -68,6 +75,7 @@ class Queue:
             "next_24h": self.next_24h,
             "held": self.held,
             "rows": [r.as_dict() for r in self.rows],
+            "forecast": list(self.forecast),
         }
 
 
@@ -94,9 +102,31 @@ def queue_view(deps: Deps, now: datetime) -> Queue:
     for (campaign, sender, channel, held, due), n in counts.items():
         slot = grouped.setdefault((campaign, sender, channel, held), [0, 0])
         slot[0 if due else 1] += n
-    # --- pacing forecast: ask the pacing service per sender here (added at merge) ---
+    from drip.services.pacing import forecast_lines, forecast_pending
+
+    expected = forecast_pending(deps, now, hours=HORIZON.total_seconds() / 3600)
+    tz = account.default_timezone
+    paced = {s.sender: _sender_words(s, tz) for s in expected.senders}
     out = tuple(
-        QueueRow(campaign, sender, channel, now_n, later_n, held)
+        QueueRow(
+            campaign,
+            sender,
+            channel,
+            now_n,
+            later_n,
+            held,
+            paced.get(sender) if channel == Channel.SMS.value else None,
+        )
         for (campaign, sender, channel, held), (now_n, later_n) in sorted(grouped.items())
     )
-    return Queue(now, out)
+    lines = tuple(forecast_lines(expected, tz)) if expected.senders else ()
+    return Queue(now, out, lines)
+
+
+def _sender_words(s: SenderForecast, tz: str) -> str:
+    """One sender's forecast: "last leaves 2026-03-02 14:32 (America/New_York), 3 slip"."""
+    if s.last_at is None:
+        when = "none leaves before its window closes"
+    else:
+        when = f"last leaves {pendulum.instance(s.last_at).in_timezone(tz):%Y-%m-%d %H:%M} ({tz})"
+    return f"{when}, {s.slipping} slip" if s.slipping else when

@@ -79,3 +79,20 @@ def test_the_forecast_of_pending_sends_is_what_drip_queue_shows(rig: Rig) -> Non
     assert pending.last_at == rig.now + timedelta(seconds=29 * 2)
     lines = forecast_lines(pending, "America/New_York")
     assert lines[0].endswith("the last leaves at 2026-03-02 10:00:58 America/New_York")
+
+
+def test_drip_queue_shows_each_senders_forecast(rig: Rig) -> None:
+    """queue_view: the SMS row of a sender says when its last text leaves; the lines say it too."""
+    from drip.services.queue import queue_view
+
+    rig.add_contacts(30)
+    plan = plan_bulk(rig.deps, BODY, BulkFilters(), rig.now)
+    schedule_bulk(rig.deps, plan, rig.now)
+
+    view = queue_view(rig.deps, rig.now)
+
+    (row,) = view.rows
+    assert row.due_now == 30
+    assert row.pacing == "last leaves 2026-03-02 10:00 (America/New_York)"
+    assert view.forecast[0].endswith("the last leaves at 2026-03-02 10:00:58 America/New_York")
+    assert view.as_dict()["rows"][0]["pacing"] == row.pacing
