@@ -35,7 +35,7 @@ demo: $(VENV)/.installed-base
 	$(DEMO_CMD)
 
 test: $(VENV)/.installed-dev
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q --durations=25 $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
