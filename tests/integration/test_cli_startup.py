@@ -159,3 +159,29 @@ def test_commands_refuse_an_old_schema_without_alembic(tmp_path: Path) -> None:
         [drip, "status"], env=env, cwd=tmp_path, capture_output=True, text=True, check=False
     )
     assert "(revision 0001)" in status.stdout
+
+
+def test_replay_template_is_made_once_and_shared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The migrated template is cached by the migrations' digest; a new process copies it."""
+    from drip.replay import runner
+    from drip.store import migrate
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(runner, "_template", None)
+    runner.fresh_database(tmp_path / "one.db")
+    cached = tmp_path / "cache" / "drip" / f"replay-template-{migrations_digest()}.db"
+    assert cached.exists()
+
+    def no_alembic(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the cached template should have been copied")
+
+    monkeypatch.setattr(runner, "_template", None)  # as in a new process
+    monkeypatch.setattr(migrate, "upgrade", no_alembic)
+    runner.fresh_database(tmp_path / "two.db")
+    engine = make_engine(f"sqlite:///{tmp_path / 'two.db'}")
+    try:
+        assert database_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
