@@ -185,3 +185,18 @@ def test_replay_template_is_made_once_and_shared(
         assert database_revision(engine) == head_revision()
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["America/New_York", "america/new_york", "US/Eastern", "UTC", "Etc/Unknown", "America",
+     "../etc/passwd", "localtime", "Factory", "posixrules", "Mars/Olympus"],
+)  # fmt: skip
+def test_canonical_zone_agrees_with_the_full_zone_list(name: str) -> None:
+    """Opening one zone file gives the same answer as listing every zone, in any case."""
+    import zoneinfo
+
+    from drip.domain.zones import _NOT_ZONES, _canonical_zone
+
+    folded = {z.casefold(): z for z in zoneinfo.available_timezones() - _NOT_ZONES}
+    assert _canonical_zone(name) == folded.get(name.casefold())
