@@ -1,4 +1,4 @@
-"""drip benchmarks on PostgreSQL and Redis: scheduling, worker memory, claim cost, firing, replay, pacing.
+"""drip benchmarks on PostgreSQL and Redis: scheduling, worker memory, claim cost, firing, replay, pacing, start-up.
 
     .venv/bin/python benchmarks/run.py            # full (1M-send backlogs; tens of minutes)
     .venv/bin/python benchmarks/run.py --quick    # smaller, under five minutes
@@ -40,6 +40,7 @@ import bench_operate
 import bench_pacing
 import bench_replay
 import bench_schedule
+import bench_startup
 from harness import (
     DEFAULT_DATABASE_URL,
     SIZES,
@@ -64,9 +65,10 @@ SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "replay": bench_replay.run,
     "pacing": bench_pacing.run,
     "operate": bench_operate.run,
+    "startup": bench_startup.run,
 }
 
-#: (key, section, goal text, predicate) of the four ratio goals.
+#: (key, section, goal text, predicate) of the ratio goals.
 GOALS: list[tuple[str, str, str, Callable[[float], bool]]] = [
     ("schedule_vs_copy", "schedule", ">= 0.3", lambda v: v >= 0.3),
     ("worker_rss_growth_mib", "memory", "<= 10", lambda v: v <= 10),
@@ -76,6 +78,8 @@ GOALS: list[tuple[str, str, str, Callable[[float], bool]]] = [
     ("pacing_overhead", "pacing", ">= 0.9", lambda v: v >= 0.9),
     ("enroll_many_cli_vs_copy", "operate", ">= 0.25", lambda v: v >= 0.25),
     ("import_vs_copy", "operate", ">= 0.1", lambda v: v >= 0.1),
+    ("cli_start_vs_python", "startup", "<= 2.0", lambda v: v <= 2.0),
+    ("replay_seed_vs_inprocess", "startup", "<= 2.0", lambda v: v <= 2.0),
 ]
 
 
@@ -160,6 +164,14 @@ def table(r: dict[str, Any], sections: list[str]) -> str:
         add("   enroll_many_cli_vs_copy", "enroll_many_cli_vs_copy", "", "goal >= 0.25")
         add("   import a CSV with consent", "import_rows_per_s", "rows/s")
         add("   import_vs_copy", "import_vs_copy", "", "goal >= 0.1")
+    if "startup" in sections:
+        rows.append((f"8. Start-up (medians of {_fmt(r.get('cli_start_reps'))} runs)", "", ""))
+        add("   drip history 1 (subprocess, small SQLite)", "cli_history_s", "s")
+        add('   python -c "import sqlalchemy"', "python_import_sqlalchemy_s", "s")
+        add("   cli_start_vs_python", "cli_start_vs_python", "", "goal <= 2.0")
+        add("   drip replay seed scenario (subprocess)", "replay_seed_subprocess_s", "s")
+        add("   the same scenario in process", "replay_seed_inprocess_s", "s")
+        add("   replay_seed_vs_inprocess", "replay_seed_vs_inprocess", "", "goal <= 2.0")
     for key, value in r.items():
         if key.endswith("_error"):
             rows.append((f"ERROR in {key.removesuffix('_error')}", "", str(value)[:200]))

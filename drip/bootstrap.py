@@ -46,10 +46,13 @@ def ensure_home(settings: Settings) -> None:
 
 def load_account(settings: Settings) -> AccountSettings:
     """``campaigns/account.yaml`` if present (defaults otherwise), with env overrides."""
-    from drip.campaigns.account_file import load_account as parse
-
     path = Path(settings.campaigns_dir) / "account.yaml"
-    account = parse(path) if path.exists() else AccountSettings()
+    if path.exists():
+        from drip.campaigns.account_file import load_account as parse
+
+        account = parse(path)
+    else:
+        account = AccountSettings()
     if settings.default_timezone:
         account = replace(account, default_timezone=settings.default_timezone)
     return account

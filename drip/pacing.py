@@ -33,15 +33,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
-
-from limits import RateLimitItemPerDay
-from limits.storage import MemoryStorage, RedisStorage, Storage
-from limits.strategies import FixedWindowRateLimiter
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from drip.domain.pacing import Senders
 from drip.errors import ConfigError, DripError
+
+if TYPE_CHECKING:
+    # ``limits`` and ``redis`` are imported by the pacers that use them: a
+    # command that never paces (most of the CLI) does not pay for them.
+    from limits.storage import Storage
 
 __all__ = [
     "MARGIN",
@@ -118,6 +118,9 @@ class _Base:
         self.senders: Senders | None = senders
         self._senders = senders
         self._sleep = sleep
+        from limits import RateLimitItemPerDay
+        from limits.strategies import FixedWindowRateLimiter
+
         self._daily = FixedWindowRateLimiter(storage)
         self._daily_item = (
             RateLimitItemPerDay(senders.daily_segments, namespace="drip-brand")
@@ -158,6 +161,8 @@ class LocalPacer(_Base):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        from limits.storage import MemoryStorage
+
         super().__init__(senders, MemoryStorage(), sleep=sleep)
         self._clock = clock
         self._lock = threading.Lock()
@@ -207,6 +212,10 @@ class RedisPacer(_Base):
     ) -> None:
         if not url.startswith(("redis://", "rediss://")):
             raise ConfigError(f"pacing needs Redis; the broker URL is not redis:// ({url[:8]}...)")
+        from limits.storage import RedisStorage
+        from redis.exceptions import RedisError
+
+        self._redis_error: type[Exception] = RedisError
         storage = RedisStorage(url)
         super().__init__(senders, storage, sleep=sleep)
         self._prefix = prefix
@@ -217,7 +226,7 @@ class RedisPacer(_Base):
     def reserve(self, sender: str, segments: int, *, max_wait: float) -> Slot | Busy:
         try:
             return super().reserve(sender, segments, max_wait=max_wait)
-        except RedisError as exc:
+        except self._redis_error as exc:
             raise PacingError(
                 f"pacing: Redis did not answer ({type(exc).__name__}: {exc})"
             ) from exc

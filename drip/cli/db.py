@@ -29,12 +29,16 @@ def db_upgrade() -> None:
 def status() -> None:
     """Where drip keeps its data and what it is connected to."""
     from drip.bootstrap import load_settings
-    from drip.store.engine import safe_url
-    from drip.store.migrate import current_revision
+    from drip.store.engine import make_engine, safe_url
+    from drip.store.schema_version import database_revision
 
     settings = load_settings()
     mode = "embedded (no broker)" if settings.embedded else "Celery broker"
     transport = "twilio" if settings.twilio_enabled else "console"
-    revision = current_revision(settings.database_url) or "none: run `drip db upgrade`"
+    engine = make_engine(settings.database_url)
+    try:
+        revision = database_revision(engine) or "none: run `drip db upgrade`"
+    finally:
+        engine.dispose()
     typer.echo(f"database: {safe_url(settings.database_url)} (revision {revision})")
     typer.echo(f"mode: {mode}; sms transport: {transport}; campaigns: {settings.campaigns_dir}")

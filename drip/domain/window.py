@@ -15,8 +15,6 @@ import functools
 from dataclasses import dataclass
 from datetime import date, time
 
-import holidays as holiday_calendars
-
 from drip.errors import ValidationError
 
 #: Weekday names as rule files spell them, Monday first (``date.weekday()`` order).
@@ -155,6 +153,8 @@ def rules_for(states: tuple[str, ...], rules: tuple[StateRule, ...]) -> tuple[St
 
 @functools.cache
 def _calendar(state: str, year: int) -> dict[date, str]:
+    import holidays as holiday_calendars  # on first use: a large import most runs never need
+
     try:
         calendar = holiday_calendars.country_holidays("US", subdiv=state, years=year)
     except NotImplementedError as exc:  # holidays: an unknown subdivision

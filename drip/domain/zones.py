@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -246,6 +247,28 @@ def _zones_by_folded_name() -> Mapping[str, str]:
     return MappingProxyType({name.casefold(): name for name in names})
 
 
+#: Zone files are looked up case-sensitively here, so a name that opens is spelled as its file.
+_CASE_SENSITIVE_ZONE_FILES = sys.platform.startswith("linux")
+
+
+@functools.lru_cache(maxsize=1024)  # bounded: names come from requests too
+def _canonical_zone(name: str) -> str | None:
+    """The IANA spelling of ``name``, or None when no zone has that name (any case).
+
+    A name spelled exactly as its zone is answered by opening that one zone
+    file; only other spellings list every zone on the system (about 30 ms,
+    which would otherwise be paid by every command that shows a contact).
+    """
+    if _CASE_SENSITIVE_ZONE_FILES and name not in _NOT_ZONES:
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            pass
+        else:
+            return name
+    return _zones_by_folded_name().get(name.casefold())
+
+
 def validate_timezone(name: str) -> str:
     """The canonical IANA spelling of ``name`` ("america/new_york" -> "America/New_York").
 
@@ -254,7 +277,7 @@ def validate_timezone(name: str) -> str:
     cleaned = name.strip()
     if not cleaned:
         raise ValidationError("time zone is empty")
-    canonical = _zones_by_folded_name().get(cleaned.casefold())
+    canonical = _canonical_zone(cleaned)
     if canonical is None:
         raise ValidationError(
             f"time zone {name!r} is not an IANA time zone name (e.g. America/New_York)"
@@ -304,8 +327,7 @@ def area_code_zones(phone: str | None) -> tuple[tuple[str, ...], str]:
     entry = area_code_table().get(code)
     if entry is None:
         return (), f"area code {code} gives no zone in the phone metadata (new or non-geographic)"
-    known = _zones_by_folded_name()
-    zones = tuple(known[z.casefold()] for z in entry.zones if z.casefold() in known)
+    zones = tuple(z for z in map(_canonical_zone, entry.zones) if z is not None)
     if not zones:
         return (), f"area code {code}: its zones are not in this system's time zone database"
     return zones, f"area code {code} ({entry.source})"

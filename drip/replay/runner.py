@@ -23,6 +23,7 @@ campaigns and bulk texts the way an account does.
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -730,22 +731,61 @@ _template: Path | None = None
 def fresh_database(path: Path) -> None:
     """A new SQLite database at ``path``, migrated to the latest schema.
 
-    ``drip.store.migrate.upgrade`` runs once per process, into a template file
-    (about 0.15 s of Alembic); every run then starts from a byte copy of it,
-    which is the same fresh, migrated database for a fraction of the cost.
+    ``drip.store.migrate.upgrade`` (about 0.3 s of Alembic imports and
+    migrations) runs into a template file once per version of the migration
+    files: the template is kept in the user's cache folder, named by a digest
+    of those files, so the next ``drip replay`` process finds it made. Every
+    run then starts from a byte copy of it, which is the same fresh, migrated
+    database for a fraction of the cost. Without a writable cache folder the
+    template lives in a temporary folder for this process only.
     """
     global _template  # noqa: PLW0603 - one template per process, made on first use
     if _template is None or not _template.exists():
-        folder = Path(tempfile.mkdtemp(prefix="drip-replay-template-"))
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
-        template = folder / "template.db"
-        from drip.store.migrate import upgrade  # Alembic: imported only when needed
-
-        upgrade(f"sqlite:///{template}")
-        with closing(sqlite3.connect(template)) as conn:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        _template = template
+        _template = _cached_template() or _process_template()
     shutil.copyfile(_template, path)
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "drip"
+
+
+def _make_template(target: Path) -> None:
+    from drip.store.migrate import upgrade  # Alembic: imported only when needed
+
+    upgrade(f"sqlite:///{target}")
+    with closing(sqlite3.connect(target)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA journal_mode = DELETE")  # one self-contained file to copy
+
+
+def _cached_template() -> Path | None:
+    """The shared template for the shipped migrations, made if missing; None if not possible."""
+    from drip.store.schema_version import migrations_digest
+
+    try:
+        folder = _cache_dir()
+        target = folder / f"replay-template-{migrations_digest()}.db"
+        if target.exists():
+            return target
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        scratch = Path(tempfile.mkdtemp(prefix=".template-", dir=folder))
+        try:
+            _make_template(scratch / "template.db")
+            os.replace(scratch / "template.db", target)  # atomic: readers never see half a file
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    except OSError:
+        return None
+    return target
+
+
+def _process_template() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="drip-replay-template-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    template = folder / "template.db"
+    _make_template(template)
+    return template
 
 
 def _no_fsync(engine: Engine) -> None:

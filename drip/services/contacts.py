@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy.orm import Session
@@ -25,9 +26,13 @@ from drip.domain.zones import normalize_phone, normalize_state, validate_timezon
 from drip.errors import NotFoundError, ValidationError
 from drip.services.confirmations import schedule_confirmations
 from drip.services.deps import Deps
-from drip.services.firing import FireResult, fire_batch
 from drip.store import repository as repo
 from drip.store.models import Agent, ConsentEvent, Contact, OrphanOptOut, ScheduledSend
+
+if TYPE_CHECKING:
+    # The fire path is imported by send_now, which uses it: finding or listing
+    # contacts (``drip history``, ``drip contacts list``) does not load it.
+    from drip.services.firing import FireResult
 
 log = structlog.get_logger("drip.contacts")
 
@@ -295,6 +300,8 @@ def send_now(
         session.add(send)
         session.flush()
         send_id = send.id
+    from drip.services.firing import fire_batch
+
     results = fire_batch(deps, [send_id], now)
     return results[0]
 

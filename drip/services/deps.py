@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
-from drip.clock import Clock
-from drip.config import Settings
-from drip.domain.account import AccountSettings
 from drip.domain.campaign import Campaign
 from drip.pacing import NullPacer, Pacer
-from drip.transports.base import EmailTransport, SmsTransport
+
+if TYPE_CHECKING:
+    # Annotations only: importing the bundle must not import the database
+    # layer, the settings parser or the transports (CLI start-up time).
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from drip.clock import Clock
+    from drip.config import Settings
+    from drip.domain.account import AccountSettings
+    from drip.transports.base import EmailTransport, SmsTransport
 
 
 @dataclass

@@ -56,8 +56,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import Channel, ConsentEventKind, TextStatus
-from drip.services import carrier
-from drip.services.contacts import opt_out
 from drip.services.deps import Deps
 from drip.store import repository as repo
 from drip.store.models import Contact, Message
@@ -144,6 +142,11 @@ def handle_status(
     error_message: str | None = None,
 ) -> StatusResult:
     """Apply one delivery status callback; never moves a status backwards."""
+    # Here, not at module level: ``drip history`` reads status_meaning only and
+    # should not import the fire path (CLI start-up time).
+    from drip.services import carrier
+    from drip.services.contacts import opt_out
+
     new = status.strip().lower()
     with deps.sessions.begin() as session:
         message = repo.message_by_sid(session, message_sid)

@@ -23,12 +23,14 @@ translate where they know what they mean.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 from drip.errors import StoreError
 
@@ -81,6 +83,8 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions on ``engine`` that keep loaded values readable after commit."""
+    from sqlalchemy.orm import sessionmaker  # the ORM: only for commands that use sessions
+
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 

@@ -30,6 +30,8 @@ KEYS = (
     "pacing_overhead",
     "enroll_many_cli_vs_copy",
     "import_vs_copy",
+    "cli_start_vs_python",
+    "replay_seed_vs_inprocess",
 )
 RAW = (
     "schedule_drip_steps_per_s",
@@ -45,6 +47,10 @@ RAW = (
     "noop_tasks_per_s",
     "enroll_many_cli_steps_per_s",
     "import_rows_per_s",
+    "cli_history_s",
+    "python_import_sqlalchemy_s",
+    "replay_seed_subprocess_s",
+    "replay_seed_inprocess_s",
 )
 
 

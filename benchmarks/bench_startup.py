@@ -1,0 +1,130 @@
+"""8. Start-up: what a command costs before it does its work.
+
+- ``cli_start_vs_python``: wall time of ``drip history 1`` as a subprocess,
+  on a small migrated SQLite database (one contact) in its own embedded home,
+  against ``python -c "import sqlalchemy"`` with the same interpreter. The
+  two run alternately, medians of N each. Goal <= 2.0: a database command
+  should cost little more than the database library it needs.
+- ``replay_seed_vs_inprocess``: ``drip replay`` of the seed scenario
+  (``tests/scenarios/seed_never_replies.yaml``) as a subprocess, against
+  ``replay(load_scenario(...))`` of the same file in this process, modules
+  already imported. Medians of N each, after one run of each that is not
+  counted (the subprocess's warm-up makes the cached migrated template that
+  every later ``drip replay`` process finds; the in-process one imports what
+  the replay imports lazily). Goal <= 2.0.
+
+Measure where an import goes with ``python -X importtime -m drip.cli history 1``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import PYTHON, ROOT, Context, base_env, median, say
+
+SEED = ROOT / "tests" / "scenarios" / "seed_never_replies.yaml"
+#: Runs of each side per mode (alternating).
+REPS = {"smoke": 3, "quick": 7, "full": 11}
+REPLAY_REPS = {"smoke": 2, "quick": 4, "full": 6}
+
+
+def _drip_cli() -> list[str]:
+    script = Path(PYTHON).with_name("drip")
+    return [str(script)] if script.exists() else [PYTHON, "-m", "drip.cli"]
+
+
+def _env(ctx: Context, home: str) -> dict[str, str]:
+    env = base_env(ctx.workdir)
+    for name in ("DRIP_DATABASE_URL", "DRIP_BROKER_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+        env.pop(name, None)
+    env["DRIP_HOME"] = str(ctx.workdir / home)
+    env["DRIP_LOG_LEVEL"] = "WARNING"
+    return env
+
+
+def _timed(command: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    elapsed = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command[-3:])} exited {done.returncode}:\n{done.stderr[-2000:]}"
+        )
+    return elapsed
+
+
+def _cli_start(ctx: Context) -> dict[str, Any]:
+    env = _env(ctx, "startup-home")
+    drip = _drip_cli()
+    _timed([*drip, "db", "upgrade"], env)
+    _timed([*drip, "contacts", "add", "--phone", "+13055550123", "-f", "Ann"], env)
+    history = [*drip, "history", "1"]
+    python = [PYTHON, "-c", "import sqlalchemy"]
+    _timed(history, env)  # warm the file cache; not counted
+    reps = REPS.get(ctx.sizes.mode, 7)
+    hist_s: list[float] = []
+    python_s: list[float] = []
+    for _ in range(reps):
+        python_s.append(_timed(python, env))
+        hist_s.append(_timed(history, env))
+    out: dict[str, Any] = {
+        "cli_history_s": median(hist_s),
+        "python_import_sqlalchemy_s": median(python_s),
+        "cli_start_reps": reps,
+    }
+    out["cli_start_vs_python"] = out["cli_history_s"] / out["python_import_sqlalchemy_s"]
+    return out
+
+
+def _replay_in_process() -> float:
+    from drip.logging import configure_logging
+    from drip.replay.runner import replay
+    from drip.replay.scenario import load_scenario
+
+    configure_logging("json", "ERROR")  # as `drip replay` does: the report, not the log
+    try:
+        t0 = time.perf_counter()
+        result = replay(load_scenario(SEED))
+        elapsed = time.perf_counter() - t0
+    finally:
+        configure_logging("json", "WARNING")
+    if not result.passed:
+        raise RuntimeError(f"{SEED.name} failed in process")
+    return elapsed
+
+
+def _replay(ctx: Context) -> dict[str, Any]:
+    env = _env(ctx, "startup-replay")
+    command = [*_drip_cli(), "replay", str(SEED)]
+    _timed(command, env)  # warm-up: not counted
+    _replay_in_process()  # warm-up: not counted
+    reps = REPLAY_REPS.get(ctx.sizes.mode, 4)
+    sub_s: list[float] = []
+    in_s: list[float] = []
+    for _ in range(reps):
+        sub_s.append(_timed(command, env))
+        in_s.append(_replay_in_process())
+    out: dict[str, Any] = {
+        "replay_seed_subprocess_s": median(sub_s),
+        "replay_seed_inprocess_s": median(in_s),
+    }
+    out["replay_seed_vs_inprocess"] = (
+        out["replay_seed_subprocess_s"] / out["replay_seed_inprocess_s"]
+    )
+    return out
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    say("startup: drip history vs import sqlalchemy")
+    out = _cli_start(ctx)
+    if SEED.exists():
+        say(f"startup: drip replay {SEED.name}, subprocess vs in process")
+        out.update(_replay(ctx))
+    else:
+        out["replay_seed_vs_inprocess_unavailable"] = f"{SEED.relative_to(ROOT)} is missing"
+    return out

@@ -1,0 +1,202 @@
+"""CLI start-up: the schema check without Alembic, and what a command imports.
+
+The revision check every database command runs reads one row and the
+migration files' headers; it must agree with Alembic. A command imports only
+what it uses: ``drip history`` no Alembic, Flask, Celery, Redis, twilio,
+holidays or rich.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from drip.errors import StoreError
+from drip.store.engine import make_engine
+from drip.store.migrate import head_revision, upgrade
+from drip.store.schema_version import (
+    _head_of,
+    database_revision,
+    migrations_digest,
+    shipped_head,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: Modules no read-only database command needs.
+NOT_FOR_HISTORY = (
+    "alembic",
+    "flask",
+    "werkzeug",
+    "celery",
+    "redis",
+    "limits",
+    "twilio",
+    "requests",
+    "holidays",
+    "rich",
+    "drip.services.firing",
+)
+
+
+def test_shipped_head_is_alembics_head() -> None:
+    """Reading the migration files' headers gives the head Alembic computes."""
+    assert shipped_head() == head_revision()
+    assert shipped_head() is not None
+
+
+def test_head_of_refuses_what_it_cannot_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A merge (tuple down_revision) or two heads: None, so the caller asks Alembic."""
+    import drip.store.schema_version as sv
+
+    monkeypatch.setattr(sv, "VERSIONS_DIR", tmp_path)
+    (tmp_path / "a.py").write_text('revision = "a"\ndown_revision = None\n')
+    (tmp_path / "b.py").write_text('revision: str = "b"\ndown_revision: str | None = "a"\n')
+    assert _head_of(sv._stamp(sv._files())) == "b"
+    (tmp_path / "c.py").write_text('revision = "c"\ndown_revision = "a"\n')
+    assert _head_of(sv._stamp(sv._files())) is None  # two heads
+    (tmp_path / "c.py").write_text('revision = "c"\ndown_revision = ("a", "b")\n')
+    assert _head_of(sv._stamp(sv._files())) is None  # a merge point
+
+
+def test_database_revision_of_empty_and_migrated_sqlite(tmp_path: Path) -> None:
+    """None before the first upgrade, the head after it; two rows are an error."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'drip.db'}")
+    try:
+        assert database_revision(engine) is None
+        upgrade(engine)
+        assert database_revision(engine) == head_revision()
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('zzzz')"))
+        with pytest.raises(StoreError, match="several revisions"):
+            database_revision(engine)
+    finally:
+        engine.dispose()
+
+
+def test_migrations_digest_changes_with_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replay template's cache key follows the migration files' contents."""
+    import drip.store.schema_version as sv
+
+    monkeypatch.setattr(sv, "VERSIONS_DIR", tmp_path)
+    (tmp_path / "a.py").write_text('revision = "a"\n')
+    first = migrations_digest()
+    (tmp_path / "a.py").write_text('revision = "a"\n# edited\n')
+    assert migrations_digest() != first
+
+
+def _drip_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIP_", "TWILIO_"))}
+    env.update(DRIP_HOME=str(home), DRIP_CAMPAIGNS_DIR=str(REPO / "campaigns"))
+    return env
+
+
+def test_history_imports_only_what_it_uses(tmp_path: Path) -> None:
+    """``drip history`` runs without importing Alembic, Flask, Celery, Redis, twilio or rich."""
+    env = _drip_env(tmp_path / "home")
+    drip = str(Path(sys.executable).with_name("drip"))
+    for command in (["db", "upgrade"], ["contacts", "add", "--phone", "+13055550123", "-f", "Ann"]):
+        subprocess.run([drip, *command], env=env, cwd=tmp_path, check=True, capture_output=True)
+    probe = (
+        "import io, contextlib, json, sys\n"
+        "sys.argv = ['drip', 'history', '1']\n"
+        "from drip.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit as exc:\n"
+        "        assert not exc.code, exc.code\n"
+        f"names = {NOT_FOR_HISTORY!r}\n"
+        "print(json.dumps({'out': out.getvalue(), 'loaded': [m for m in names if m in sys.modules]}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "contact 1: Ann" in result["out"]
+    assert result["loaded"] == []
+
+
+def test_commands_refuse_an_old_schema_without_alembic(tmp_path: Path) -> None:
+    """A database behind the shipped head is refused with the upgrade hint, as before."""
+    env = _drip_env(tmp_path / "home")
+    drip = str(Path(sys.executable).with_name("drip"))
+    subprocess.run([drip, "db", "upgrade"], env=env, cwd=tmp_path, check=True, capture_output=True)
+    engine = make_engine(f"sqlite:///{tmp_path / 'home' / 'drip.db'}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    finally:
+        engine.dispose()
+    done = subprocess.run(
+        [drip, "contacts", "list"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "run `drip db upgrade` first" in done.stderr
+    status = subprocess.run(
+        [drip, "status"], env=env, cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert "(revision 0001)" in status.stdout
+
+
+def test_replay_template_is_made_once_and_shared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The migrated template is cached by the migrations' digest; a new process copies it."""
+    from drip.replay import runner
+    from drip.store import migrate
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(runner, "_template", None)
+    runner.fresh_database(tmp_path / "one.db")
+    cached = tmp_path / "cache" / "drip" / f"replay-template-{migrations_digest()}.db"
+    assert cached.exists()
+
+    def no_alembic(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the cached template should have been copied")
+
+    monkeypatch.setattr(runner, "_template", None)  # as in a new process
+    monkeypatch.setattr(migrate, "upgrade", no_alembic)
+    runner.fresh_database(tmp_path / "two.db")
+    engine = make_engine(f"sqlite:///{tmp_path / 'two.db'}")
+    try:
+        assert database_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["America/New_York", "america/new_york", "US/Eastern", "UTC", "Etc/Unknown", "America",
+     "../etc/passwd", "localtime", "Factory", "posixrules", "Mars/Olympus"],
+)  # fmt: skip
+def test_canonical_zone_agrees_with_the_full_zone_list(name: str) -> None:
+    """Opening one zone file gives the same answer as listing every zone, in any case."""
+    import zoneinfo
+
+    from drip.domain.zones import _NOT_ZONES, _canonical_zone
+
+    folded = {z.casefold(): z for z in zoneinfo.available_timezones() - _NOT_ZONES}
+    assert _canonical_zone(name) == folded.get(name.casefold())
