@@ -33,8 +33,8 @@ class QueueRow:
     due_now: int
     next_24h: int
     held: bool
-    #: The sender's pacing forecast (SPEC §4a) in words, for SMS rows: when its
-    #: last text of the next 24 h leaves at its rate, and how many slip.
+    #: The sender's pacing forecast (SPEC §4a) in words, for SMS rows that are
+    #: not held: when its last text of the next 24 h leaves at its rate, how many slip.
     pacing: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -115,7 +115,7 @@ def queue_view(deps: Deps, now: datetime) -> Queue:
             now_n,
             later_n,
             held,
-            paced.get(sender) if channel == Channel.SMS.value else None,
+            paced.get(sender) if channel == Channel.SMS.value and not held else None,
         )
         for (campaign, sender, channel, held), (now_n, later_n) in sorted(grouped.items())
     )

@@ -188,7 +188,7 @@ def test_pause_holds_then_resume_catches_up(drip: Shell) -> None:
     assert (queue["due_now"], queue["held"]) == (2, 2)
     assert queue["rows"] == [
         {"campaign": CAMPAIGN, "sender": SAM, "channel": "sms", "due_now": 2, "next_24h": 0,
-         "held": True}
+         "held": True, "pacing": None}
     ]  # fmt: skip
     held = drip.send_id(1, "day-15-check-in")
     assert f"HELD: campaign {CAMPAIGN} is paused" in drip("explain", str(held))

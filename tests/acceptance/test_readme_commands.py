@@ -16,12 +16,41 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+
+
+#: Benchmark scripts: checked with ``--help`` (running them is their own job, minutes long).
+BENCHMARKS = ("benchmarks/run.py", "benchmarks/faults.py")
+#: How long a serving command must stay up to count as serving.
+SERVE_SECONDS = 6.0
+
+
+def _serves(command: str, cwd: Path, env: dict[str, str]) -> None:
+    """A command that serves until stopped: it must start and still be serving after a while."""
+    process = subprocess.Popen(
+        ["bash", "-c", command],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the shell and the server stop together
+    )
+    try:
+        process.wait(timeout=SERVE_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGTERM)  # still serving: what the README says it does
+        process.communicate(timeout=30)
+        return
+    output = process.communicate()[0]
+    raise AssertionError((command, f"exited {process.returncode}", output[-2000:]))
 
 
 def readme_commands() -> list[str]:
@@ -65,15 +94,19 @@ def test_every_readme_command_runs_as_written(tmp_path: Path) -> None:
             )
             assert check.returncode == 0, (command, check.stderr)
             continue
-        if words[0].endswith("python") and words[1] == "benchmarks/run.py":
+        if words[0].endswith("python") and words[1] in BENCHMARKS:
             check = subprocess.run(
-                [sys.executable, str(REPO / "benchmarks" / "run.py"), "--help"],
+                [sys.executable, str(REPO / words[1]), "--help"],
                 capture_output=True,
                 text=True,
                 check=False,
             )
             assert check.returncode == 0, (command, check.stderr)
             assert "--quick" in check.stdout
+            continue
+        if "drip serve" in command or "drip run" in command:
+            _serves(command, tmp_path, env)
+            ran += 1
             continue
         result = subprocess.run(
             ["bash", "-c", command],
