@@ -23,27 +23,50 @@ from __future__ import annotations
 import os
 import sys
 
-import typer
+from drip.cli.framework import LazyGroup, secho
 
-from drip.cli import campaigns, contacts, db, enrollments, operations, replay, texts, web
+__all__ = ["COMMANDS", "app", "main"]
 
-__all__ = ["app", "main"]
+#: Each command and the module whose ``register`` declares it, in the order
+#: ``drip --help`` lists them (commands, then groups). Only the chosen
+#: command's module is imported (tests/unit/test_cli_table.py keeps this table
+#: and the modules in step).
+COMMANDS: dict[str, str] = {
+    "status": "drip.cli.db",
+    "lint": "drip.cli.campaigns",
+    "preview": "drip.cli.campaigns",
+    "sync": "drip.cli.campaigns",
+    "agents": "drip.cli.contacts",
+    "enroll": "drip.cli.enrollments",
+    "unenroll": "drip.cli.enrollments",
+    "enroll-many": "drip.cli.enrollments",
+    "text": "drip.cli.texts",
+    "tick": "drip.cli.operations",
+    "run": "drip.cli.operations",
+    "explain": "drip.cli.operations",
+    "history": "drip.cli.operations",
+    "stats": "drip.cli.operations",
+    "queue": "drip.cli.operations",
+    "reconcile": "drip.cli.operations",
+    "replay": "drip.cli.replay",
+    "demo": "drip.cli.replay",
+    "serve": "drip.cli.web",
+    "db": "drip.cli.db",
+    "campaigns": "drip.cli.campaigns",
+    "contacts": "drip.cli.contacts",
+    "bulk": "drip.cli.texts",
+}
 
-app = typer.Typer(
-    name="drip",
+app = LazyGroup(
+    "drip",
+    COMMANDS,
     help="Drip campaigns for real-estate leads, with carrier and TCPA compliance in every send.",
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
 )
 
 #: Long-running services keep their INFO logs (JSON off a terminal); every
 #: other command logs warnings only unless DRIP_LOG_LEVEL says otherwise.
 SERVICE_COMMANDS = frozenset({"run", "serve"})
-
-
-for _group in (db, campaigns, contacts, enrollments, texts, operations, replay, web):
-    _group.register(app)
 
 
 def _import_structlog_without_rich() -> None:
@@ -52,7 +75,7 @@ def _import_structlog_without_rich() -> None:
     structlog imports rich, when installed, only to offer rich tracebacks in
     its console renderer; drip formats exceptions as text before rendering
     (``format_exc_info``, so tracebacks are masked too) and never uses them.
-    rich stays importable afterwards (typer draws its help with it).
+    rich stays importable afterwards (the progress bars of bulk commands use it).
     """
     if "structlog" in sys.modules:
         return
@@ -78,7 +101,7 @@ def main() -> None:
         # Set before any settings are read, so it is this process's default only.
         os.environ.setdefault("DRIP_LOG_LEVEL", "WARNING")
     try:
-        app()
+        app.main(prog_name="drip")
     except DripError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        secho(f"error: {exc}", fg="red", err=True)
         sys.exit(1)

@@ -11,16 +11,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import typer
+from drip.cli import framework as cli
 
 if TYPE_CHECKING:
     from drip.services.deps import Deps
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
+def fail(message: str, code: int = 1) -> cli.Exit:
     """Print ``message`` in red on stderr and return the exit to raise."""
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    return typer.Exit(code)
+    cli.secho(message, fg=cli.colors.RED, err=True)
+    return cli.Exit(code)
 
 
 def deps() -> Deps:
@@ -66,7 +66,7 @@ def echo_json(document: object) -> None:
     """One JSON document on stdout (dates as ISO 8601 strings)."""
     import json
 
-    typer.echo(json.dumps(document, indent=2, ensure_ascii=False, default=_jsonable))
+    cli.echo(json.dumps(document, indent=2, ensure_ascii=False, default=_jsonable))
 
 
 def _jsonable(value: object) -> object:
@@ -110,7 +110,7 @@ def confirm_or_yes(question: str, yes: bool) -> None:
         return
     if not sys.stdin.isatty():
         raise fail("not a terminal: add --yes to confirm (or --dry-run to only look)", 2)
-    if not typer.confirm(question, default=False):
+    if not cli.confirm(question, default=False):
         raise fail("cancelled: nothing changed", 1)
 
 

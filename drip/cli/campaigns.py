@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import typer
-from typer.core import TyperCommand
+from drip.cli import framework as cli
 
 from drip.cli._common import check_format, echo_csv, echo_json, fail, ready_deps
 
@@ -17,7 +16,7 @@ DEFAULT_INTRO = (
 )
 
 
-class PreviewCommand(TyperCommand):
+class PreviewCommand(cli.Command):
     """``--intro`` may come without its text: then it means :data:`DEFAULT_INTRO`."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
@@ -30,12 +29,12 @@ class PreviewCommand(TyperCommand):
         return super().parse_args(ctx, fixed)
 
 
-def register(app: typer.Typer) -> None:
+def register(app: cli.App) -> None:
     """Add ``lint``, ``preview``, ``sync`` and ``campaigns`` to ``app``."""
     app.command("lint")(lint)
     app.command("preview", cls=PreviewCommand)(preview)
     app.command("sync")(sync)
-    campaigns_app = typer.Typer(
+    campaigns_app = cli.App(
         help="List campaigns; pause, resume or archive one (SPEC §8).",
         invoke_without_command=True,
     )
@@ -43,12 +42,12 @@ def register(app: typer.Typer) -> None:
     campaigns_app.command("pause")(pause)
     campaigns_app.command("resume")(resume)
     campaigns_app.command("archive")(archive)
-    app.add_typer(campaigns_app, name="campaigns")
+    app.add_group(campaigns_app, name="campaigns")
 
 
 def lint(
-    paths: Annotated[list[Path], typer.Argument(help="Campaign files or folders.")],
-    strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
+    paths: Annotated[list[Path], cli.Argument(help="Campaign files or folders.")],
+    strict: Annotated[bool, cli.Option("--strict", help="Treat warnings as errors.")] = False,
 ) -> None:
     """Check campaign files: exit 0 when clean, 1 on errors (or warnings with --strict)."""
     from drip.campaigns.lint import lint_paths
@@ -58,55 +57,55 @@ def lint(
         raise fail(f"no such file or folder: {', '.join(map(str, missing))}", 2)
     report = lint_paths(paths, account=None)
     for line in report.errors:
-        typer.secho(line, fg=typer.colors.RED)
+        cli.secho(line, fg=cli.colors.RED)
     for line in report.warnings:
-        typer.secho(line, fg=typer.colors.YELLOW)
-    typer.echo(report.summary())
+        cli.secho(line, fg=cli.colors.YELLOW)
+    cli.echo(report.summary())
     if report.errors or (strict and report.warnings):
-        raise typer.Exit(1)
+        raise cli.Exit(1)
 
 
 def preview(
     campaign: Annotated[
-        str, typer.Argument(help="A campaign YAML file, or the name of a campaign in campaigns/.")
+        str, cli.Argument(help="A campaign YAML file, or the name of a campaign in campaigns/.")
     ],
     start: Annotated[
         str | None,
-        typer.Option(
+        cli.Option(
             help='Enrollment time, local to the contact: "YYYY-MM-DD HH:MM" '
             "(default: next Monday 10:00)."
         ),
     ] = None,
     timezone: Annotated[
-        str | None, typer.Option(help="The contact's IANA zone (default: the account's).")
+        str | None, cli.Option(help="The contact's IANA zone (default: the account's).")
     ] = None,
     state: Annotated[
-        str | None, typer.Option(help="The contact's state, e.g. FL (applies state rules).")
+        str | None, cli.Option(help="The contact's state, e.g. FL (applies state rules).")
     ] = None,
     phone: Annotated[
         str | None,
-        typer.Option(
+        cli.Option(
             help="The contact's phone: without --timezone its area code gives the zone(s), "
             "and its state's rules apply too."
         ),
     ] = None,
     intro: Annotated[
         str | None,
-        typer.Option(
+        cli.Option(
             help="An introduction text from the agent at the start, before the plan "
             "(--intro with no text, last or before another option: a standard one).",
         ),
     ] = None,
     two_way_on_day: Annotated[
         int | None,
-        typer.Option(
+        cli.Option(
             "--two-way-on-day", min=0, help="The contact replies on this day (two-way from then)."
         ),
     ] = None,
     contact: Annotated[
-        str, typer.Option(help='The sample contact\'s name, "First Last".')
+        str, cli.Option(help='The sample contact\'s name, "First Last".')
     ] = "Dana Ruiz",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the preview as JSON.")] = False,
+    as_json: Annotated[bool, cli.Option("--json", help="Print the preview as JSON.")] = False,
 ) -> None:
     """Each step's local send time, rendered text, footer, encoding and segments.
 
@@ -163,7 +162,7 @@ def preview(
         contact=pv.parse_contact(contact),
     )
     if as_json:
-        typer.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        cli.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
         return
     _print_preview(result)
 
@@ -235,10 +234,10 @@ def _print_preview(result: object) -> None:
 
 
 def sync(
-    path: Annotated[Path | None, typer.Argument(help="Campaign folder or file.")] = None,
+    path: Annotated[Path | None, cli.Argument(help="Campaign folder or file.")] = None,
     prune: Annotated[
         bool,
-        typer.Option("--prune", help="Archive campaigns whose file is gone (SPEC §8)."),
+        cli.Option("--prune", help="Archive campaigns whose file is gone (SPEC §8)."),
     ] = False,
 ) -> None:
     """Load campaign files into the database; edits reach contacts already enrolled.
@@ -255,19 +254,19 @@ def sync(
     source = path or deps.settings.campaigns_dir
     result = load_campaigns(source)
     for line in result.errors:
-        typer.secho(line, fg=typer.colors.RED, err=True)
+        cli.secho(line, fg=cli.colors.RED, err=True)
     summary = sync_campaigns(deps, list(result.campaigns.values()), now)
     for line in summary.lines():
-        typer.echo(line)
+        cli.echo(line)
     gone = lifecycle.orphaned(deps, set(result.campaigns))
     if gone and prune:
         for done in lifecycle.prune(deps, gone, now):
-            typer.echo(done.message)
+            cli.echo(done.message)
     elif gone:
-        typer.secho(
+        cli.secho(
             f"warning: the file of {', '.join(gone)} is gone but the campaign is still live; "
             "`drip sync --prune` archives it (or `drip campaigns archive NAME`)",
-            fg=typer.colors.YELLOW,
+            fg=cli.colors.YELLOW,
             err=True,
         )
     if result.errors:
@@ -275,9 +274,9 @@ def sync(
 
 
 def campaigns_list(
-    ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    ctx: cli.Context,
+    as_json: Annotated[bool, cli.Option("--json", help="Print JSON.")] = False,
+    as_csv: Annotated[bool, cli.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
     """Campaigns with their kind, status, active enrollments, pending sends and next due time."""
     if ctx.invoked_subcommand is not None:
@@ -294,21 +293,21 @@ def campaigns_list(
         echo_csv([r.as_dict() for r in rows])
         return
     if not rows:
-        typer.echo("no campaigns: run `drip sync` to load campaigns/")
+        cli.echo("no campaigns: run `drip sync` to load campaigns/")
         return
     from drip.services.audit import local_time
 
     zone = deps.account.default_timezone
-    typer.echo(f"{'name':<28} {'kind':<11} {'status':<9} {'active':>7} {'pending':>8}  next due")
+    cli.echo(f"{'name':<28} {'kind':<11} {'status':<9} {'active':>7} {'pending':>8}  next due")
     for r in rows:
         due = local_time(r.next_due_at, zone) if r.next_due_at else "-"
-        typer.echo(
+        cli.echo(
             f"{r.name:<28} {r.kind:<11} {r.status.value:<9} {r.active_enrollments:>7} "
             f"{r.pending_sends:>8}  {due}"
         )
 
 
-_NAME = Annotated[str, typer.Argument(help="Campaign name (or its YAML file).")]
+_NAME = Annotated[str, cli.Argument(help="Campaign name (or its YAML file).")]
 
 
 def pause(name: _NAME) -> None:
@@ -317,7 +316,7 @@ def pause(name: _NAME) -> None:
     from drip.services.lifecycle import pause as pause_campaign
 
     deps = ready_deps()
-    typer.echo(pause_campaign(deps, campaign_name(name), deps.clock.now()).message)
+    cli.echo(pause_campaign(deps, campaign_name(name), deps.clock.now()).message)
 
 
 def resume(name: _NAME) -> None:
@@ -326,7 +325,7 @@ def resume(name: _NAME) -> None:
     from drip.services.lifecycle import resume as resume_campaign
 
     deps = ready_deps()
-    typer.echo(resume_campaign(deps, campaign_name(name), deps.clock.now()).message)
+    cli.echo(resume_campaign(deps, campaign_name(name), deps.clock.now()).message)
 
 
 def archive(name: _NAME) -> None:
@@ -335,4 +334,4 @@ def archive(name: _NAME) -> None:
     from drip.services.lifecycle import archive as archive_campaign
 
     deps = ready_deps()
-    typer.echo(archive_campaign(deps, campaign_name(name), deps.clock.now()).message)
+    cli.echo(archive_campaign(deps, campaign_name(name), deps.clock.now()).message)

@@ -13,52 +13,52 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import typer
+from drip.cli import framework as cli
 
 from drip.cli._common import check_format, echo_csv, echo_json, fail, ready_deps
 
 
-def register(app: typer.Typer) -> None:
+def register(app: cli.App) -> None:
     """Add ``agents`` and the ``contacts`` group to ``app``."""
     app.command("agents")(agents_add)
-    contacts_app = typer.Typer(help="Create, import and find contacts.", no_args_is_help=True)
+    contacts_app = cli.App(help="Create, import and find contacts.", no_args_is_help=True)
     contacts_app.command("add")(contacts_add)
     contacts_app.command("import")(import_contacts)
     contacts_app.command("list")(contacts_list)
     contacts_app.command("opt-out")(contacts_opt_out)
     contacts_app.command("status")(contacts_status)
-    app.add_typer(contacts_app, name="contacts")
+    app.add_group(contacts_app, name="contacts")
 
 
 def agents_add(
-    first_name: Annotated[str, typer.Argument(help="Agent first name.")],
-    last_name: Annotated[str, typer.Argument(help="Agent last name.")],
-    phone: Annotated[str, typer.Argument(help="The number the agent texts from.")],
+    first_name: Annotated[str, cli.Argument(help="Agent first name.")],
+    last_name: Annotated[str, cli.Argument(help="Agent last name.")],
+    phone: Annotated[str, cli.Argument(help="The number the agent texts from.")],
 ) -> None:
     """Add (or rename) an agent who texts from PHONE."""
     from drip.services.contacts import add_agent
 
     deps = ready_deps()
     agent_id = add_agent(deps, first_name, last_name, phone, deps.clock.now())
-    typer.echo(f"agent {agent_id}: {first_name} {last_name}")
+    cli.echo(f"agent {agent_id}: {first_name} {last_name}")
 
 
 def contacts_add(
-    first_name: Annotated[str, typer.Option("--first-name", "-f", help="First name.")],
-    phone: Annotated[str | None, typer.Option(help="Mobile number (any US format).")] = None,
-    last_name: Annotated[str, typer.Option("--last-name", "-l", help="Last name.")] = "",
-    email: Annotated[str | None, typer.Option(help="Email address.")] = None,
-    state: Annotated[str | None, typer.Option(help="Address state, e.g. FL.")] = None,
-    timezone: Annotated[str | None, typer.Option(help="IANA zone, e.g. America/Chicago.")] = None,
-    agent: Annotated[str | None, typer.Option(help="Phone of the assigned agent.")] = None,
+    first_name: Annotated[str, cli.Option("--first-name", "-f", help="First name.")],
+    phone: Annotated[str | None, cli.Option(help="Mobile number (any US format).")] = None,
+    last_name: Annotated[str, cli.Option("--last-name", "-l", help="Last name.")] = "",
+    email: Annotated[str | None, cli.Option(help="Email address.")] = None,
+    state: Annotated[str | None, cli.Option(help="Address state, e.g. FL.")] = None,
+    timezone: Annotated[str | None, cli.Option(help="IANA zone, e.g. America/Chicago.")] = None,
+    agent: Annotated[str | None, cli.Option(help="Phone of the assigned agent.")] = None,
     sms_consent: Annotated[
-        bool, typer.Option("--sms-consent", help="The contact agreed to texts (evidence needed).")
+        bool, cli.Option("--sms-consent", help="The contact agreed to texts (evidence needed).")
     ] = False,
     consent_source: Annotated[
-        str, typer.Option(help="registration | import | api | manual")
+        str, cli.Option(help="registration | import | api | manual")
     ] = "manual",
     consent_text: Annotated[
-        str | None, typer.Option(help="The consent wording the contact agreed to.")
+        str | None, cli.Option(help="The consent wording the contact agreed to.")
     ] = None,
 ) -> None:
     """Create a contact; with --sms-consent, record the evidence and send the opt-in confirmation."""
@@ -76,24 +76,24 @@ def contacts_add(
     data = ContactInput(first_name, last_name, phone, email, state, timezone, agent, source)
     result = add_contact(deps, data, consent, now)
     verb = "created" if result.created else "updated"
-    typer.echo(
+    cli.echo(
         f"contact {result.contact_id} {verb}; sms consent: {'yes' if result.consent_in_force else 'no'}"
     )
     for note in result.notes:
-        typer.echo(f"note: {note}")
+        cli.echo(f"note: {note}")
     if result.confirmation is not None:
-        typer.echo(
+        cli.echo(
             f"opt-in confirmation: {result.confirmation.outcome} ({result.confirmation.reason})"
         )
 
 
 def import_contacts(
     file: Annotated[
-        Path, typer.Argument(help="CSV with a header line.", dir_okay=False, metavar="FILE.csv")
+        Path, cli.Argument(help="CSV with a header line.", dir_okay=False, metavar="FILE.csv")
     ],
     enroll: Annotated[
         str | None,
-        typer.Option(
+        cli.Option(
             "--enroll", metavar="CAMPAIGN", help="Also enroll every imported contact in CAMPAIGN."
         ),
     ] = None,
@@ -119,8 +119,8 @@ def import_contacts(
     try:
         rows, notes = read_csv(file)
     except ImportFileError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from exc
+        cli.secho(f"error: {exc}", fg=cli.colors.RED, err=True)
+        raise cli.Exit(2) from exc
     deps = ready_deps()
     now = deps.clock.now()
     if enroll is not None:
@@ -128,19 +128,19 @@ def import_contacts(
 
         check_enrollable(deps, enroll)
     for note in notes:
-        typer.echo(f"note: {note}")
+        cli.echo(f"note: {note}")
     with Progress(transient=True) as progress:
         task = progress.add_task(f"importing {file.name}", total=max(1, len(rows)))
         report = import_rows(deps, rows, now, on_row=lambda: progress.advance(task))
     for bad in report.bad_rows:
-        typer.secho(f"{file}:{bad.describe()}", fg=typer.colors.RED, err=True)
+        cli.secho(f"{file}:{bad.describe()}", fg=cli.colors.RED, err=True)
     for note in report.notes:
-        typer.echo(f"note: {note}")
-    typer.echo(report.summary())
+        cli.echo(f"note: {note}")
+    cli.echo(report.summary())
     if report.to_confirm:
         # SPEC C3, after the import committed: one held send per newly consented contact.
         scheduled = send_confirmations(deps, report.to_confirm, now)
-        typer.echo(
+        cli.echo(
             f"opt-in confirmations: {len(scheduled.scheduled)} scheduled; they go out through "
             "dispatch inside each contact's send window, at the senders' pace"
         )
@@ -149,35 +149,35 @@ def import_contacts(
 
         ids = list(dict.fromkeys(report.contact_ids))
         sends = enroll_many(deps, ids, enroll, now)
-        typer.echo(
+        cli.echo(
             f"enrolled the imported contacts in {enroll} (those already active left as they "
             f"were): {sends} sends scheduled"
         )
-    raise typer.Exit(exit_code(report))
+    raise cli.Exit(exit_code(report))
 
 
 def contacts_list(
     state: Annotated[
-        str | None, typer.Option(help="Only contacts in this state (address, else area code).")
+        str | None, cli.Option(help="Only contacts in this state (address, else area code).")
     ] = None,
-    source: Annotated[str | None, typer.Option(help="registration | import | api | manual")] = None,
-    agent: Annotated[str | None, typer.Option(help="Only contacts of this agent (phone).")] = None,
-    name: Annotated[str | None, typer.Option(help="Only names containing this (any case).")] = None,
+    source: Annotated[str | None, cli.Option(help="registration | import | api | manual")] = None,
+    agent: Annotated[str | None, cli.Option(help="Only contacts of this agent (phone).")] = None,
+    name: Annotated[str | None, cli.Option(help="Only names containing this (any case).")] = None,
     textable: Annotated[
         bool | None,
-        typer.Option("--textable/--not-textable", help="Only contacts that may (not) be texted."),
+        cli.Option("--textable/--not-textable", help="Only contacts that may (not) be texted."),
     ] = None,
     not_enrolled: Annotated[
-        bool, typer.Option("--not-enrolled", help="Only contacts active in no campaign.")
+        bool, cli.Option("--not-enrolled", help="Only contacts active in no campaign.")
     ] = False,
     limit: Annotated[
         int | None,
-        typer.Option(
+        cli.Option(
             min=1, help="At most this many (default: 50 on screen, all with --json or --csv)."
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (see README).")] = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    as_json: Annotated[bool, cli.Option("--json", help="Print JSON (see README).")] = False,
+    as_csv: Annotated[bool, cli.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
     """Find contacts: id, name, phone, state, sms consent, text status, active campaigns."""
     from drip.domain.enums import ConsentSource
@@ -212,30 +212,30 @@ def contacts_list(
         return
     total = selection.considered - sum(n for _, n in selection.excluded)
     if not rows:
-        typer.echo("no contacts match")
+        cli.echo("no contacts match")
         return
-    typer.echo(
+    cli.echo(
         f"{'id':>6}  {'name':<24} {'phone':<13} {'st':<2} {'sms':<10} {'status':<16} campaigns"
     )
     for c in selection.contacts:
         who = f"{c.first_name} {c.last_name}".strip()[:24]
-        typer.echo(
+        cli.echo(
             f"{c.id:>6}  {who:<24} {c.phone or '-':<13} {c.state or '-':<2} {c.sms:<10} "
             f"{c.text_status:<16} {', '.join(c.campaigns) or '-'}"
         )
     more = total - len(rows)
-    typer.echo(
+    cli.echo(
         f"{total} contact(s) match" + (f"; {more} not shown (--limit, --json)" if more else "")
     )
 
 
 def contacts_opt_out(
-    contact: Annotated[str, typer.Argument(help="Contact id or phone number.")],
+    contact: Annotated[str, cli.Argument(help="Contact id or phone number.")],
     how: Annotated[
-        str, typer.Option("--how", help='How the contact asked, e.g. "phone call", "in person".')
+        str, cli.Option("--how", help='How the contact asked, e.g. "phone call", "in person".')
     ],
     by: Annotated[
-        str, typer.Option("--by", help="Who took the request (recorded with the event).")
+        str, cli.Option("--by", help="Who took the request (recorded with the event).")
     ] = "operator",
 ) -> None:
     """Record an opt-out taken by phone or in person: no more texts from any sender (C4)."""
@@ -244,13 +244,13 @@ def contacts_opt_out(
 
     deps = ready_deps()
     found = find_contact(deps, contact)
-    typer.echo(record_opt_out(deps, found.id, how=how, by=by, now=deps.clock.now()))
+    cli.echo(record_opt_out(deps, found.id, how=how, by=by, now=deps.clock.now()))
 
 
 def contacts_status(
-    contact: Annotated[str, typer.Argument(help="Contact id or phone number.")],
-    status: Annotated[str, typer.Argument(help="cannot_be_texted | textable")],
-    by: Annotated[str, typer.Option("--by", help="Who decided (recorded).")] = "operator",
+    contact: Annotated[str, cli.Argument(help="Contact id or phone number.")],
+    status: Annotated[str, cli.Argument(help="cannot_be_texted | textable")],
+    by: Annotated[str, cli.Option("--by", help="Who decided (recorded).")] = "operator",
 ) -> None:
     """Set the operator's text status: cannot_be_texted (a revocation) or textable again."""
     from drip.domain.enums import TextStatus
@@ -261,4 +261,4 @@ def contacts_status(
         raise fail(f"STATUS: {status!r}; expected cannot_be_texted or textable", 2)
     deps = ready_deps()
     found = find_contact(deps, contact)
-    typer.echo(change_text_status(deps, found.id, TextStatus(status), by=by, now=deps.clock.now()))
+    cli.echo(change_text_status(deps, found.id, TextStatus(status), by=by, now=deps.clock.now()))

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import typer
+from drip.cli import framework as cli
 
 
-def register(app: typer.Typer) -> None:
+def register(app: cli.App) -> None:
     """Add the ``db`` group and ``status`` to ``app``."""
-    db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+    db_app = cli.App(help="Database schema.", no_args_is_help=True)
     db_app.command("upgrade")(db_upgrade)
-    app.add_typer(db_app, name="db")
+    app.add_group(db_app, name="db")
     app.command("status")(status)
 
 
@@ -23,7 +23,7 @@ def db_upgrade() -> None:
     ensure_home(settings)
     upgrade(settings.database_url)
     revision = current_revision(settings.database_url)
-    typer.echo(f"database at {safe_url(settings.database_url)} is at revision {revision}")
+    cli.echo(f"database at {safe_url(settings.database_url)} is at revision {revision}")
 
 
 def status() -> None:
@@ -40,5 +40,5 @@ def status() -> None:
         revision = database_revision(engine) or "none: run `drip db upgrade`"
     finally:
         engine.dispose()
-    typer.echo(f"database: {safe_url(settings.database_url)} (revision {revision})")
-    typer.echo(f"mode: {mode}; sms transport: {transport}; campaigns: {settings.campaigns_dir}")
+    cli.echo(f"database: {safe_url(settings.database_url)} (revision {revision})")
+    cli.echo(f"mode: {mode}; sms transport: {transport}; campaigns: {settings.campaigns_dir}")

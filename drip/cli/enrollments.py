@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import typer
+from drip.cli import framework as cli
 
 from drip.cli._common import campaign_name, confirm_or_yes, fail, on_terminal, ready_deps
 
 
-def register(app: typer.Typer) -> None:
+def register(app: cli.App) -> None:
     """Add the enrollment commands to ``app``."""
     app.command("enroll")(enroll)
     app.command("unenroll")(unenroll)
@@ -18,8 +18,8 @@ def register(app: typer.Typer) -> None:
 
 
 def enroll(
-    contact: Annotated[str, typer.Argument(help="Contact id or phone number.")],
-    campaign: Annotated[str, typer.Argument(help="Campaign name (or its YAML file).")],
+    contact: Annotated[str, cli.Argument(help="Contact id or phone number.")],
+    campaign: Annotated[str, cli.Argument(help="Campaign name (or its YAML file).")],
 ) -> None:
     """Enroll a contact in a campaign: its steps become scheduled sends."""
     from drip.services.contacts import find_contact
@@ -29,12 +29,12 @@ def enroll(
     name = campaign_name(campaign)
     found = find_contact(deps, contact)
     result = enroll_contact(deps, found.id, name, deps.clock.now())
-    typer.echo(result.message)
+    cli.echo(result.message)
 
 
 def unenroll(
-    contact: Annotated[str, typer.Argument(help="Contact id or phone number.")],
-    campaign: Annotated[str, typer.Argument(help="Campaign name (or its YAML file).")],
+    contact: Annotated[str, cli.Argument(help="Contact id or phone number.")],
+    campaign: Annotated[str, cli.Argument(help="Campaign name (or its YAML file).")],
 ) -> None:
     """End one enrollment (stopped, reason operator); its pending sends are cancelled."""
     from drip.services.contacts import find_contact
@@ -42,43 +42,43 @@ def unenroll(
 
     deps = ready_deps()
     found = find_contact(deps, contact)
-    typer.echo(end_enrollment(deps, found.id, campaign_name(campaign), deps.clock.now()).message)
+    cli.echo(end_enrollment(deps, found.id, campaign_name(campaign), deps.clock.now()).message)
 
 
 def enroll_many(
-    campaign: Annotated[str, typer.Argument(help="Campaign name (or its YAML file).")],
+    campaign: Annotated[str, cli.Argument(help="Campaign name (or its YAML file).")],
     state: Annotated[
-        str | None, typer.Option(help="Only contacts in this state (address, else area code).")
+        str | None, cli.Option(help="Only contacts in this state (address, else area code).")
     ] = None,
     source: Annotated[
         str | None,
-        typer.Option(
+        cli.Option(
             help="Only contacts that came in this way: registration | import | api | manual."
         ),
     ] = None,
-    agent: Annotated[str | None, typer.Option(help="Only contacts of this agent (phone).")] = None,
-    name: Annotated[str | None, typer.Option(help="Only names containing this (any case).")] = None,
+    agent: Annotated[str | None, cli.Option(help="Only contacts of this agent (phone).")] = None,
+    name: Annotated[str | None, cli.Option(help="Only names containing this (any case).")] = None,
     textable: Annotated[
         bool | None,
-        typer.Option(
+        cli.Option(
             "--textable/--not-textable", help="Only contacts that may (or may not) be texted now."
         ),
     ] = None,
     not_enrolled: Annotated[
-        bool, typer.Option("--not-enrolled", help="Only contacts active in no campaign.")
+        bool, cli.Option("--not-enrolled", help="Only contacts active in no campaign.")
     ] = False,
     file: Annotated[
         Path | None,
-        typer.Option(
+        cli.Option(
             "--file",
             help="Only these phone numbers, one a line (or a CSV's first column).",
             dir_okay=False,
         ),
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show how many and who is excluded, then stop.")
+        bool, cli.Option("--dry-run", help="Show how many and who is excluded, then stop.")
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[bool, cli.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Enroll every contact matching the filters in one command, one transaction per batch.
 
@@ -112,17 +112,17 @@ def enroll_many(
         phones=read_phone_file(file) if file is not None else None,
     )
     selection = select_contacts(deps, filters, campaign=name_of)
-    typer.echo(
+    cli.echo(
         f"{len(selection.contacts)} of {selection.considered} contacts will be enrolled in "
         f"{name_of} ({filters.describe()}); {sum(n for _, n in selection.excluded)} excluded"
     )
     for line in selection.lines():
-        typer.echo(line)
+        cli.echo(line)
     if dry_run:
-        typer.echo("dry run: nothing enrolled")
+        cli.echo("dry run: nothing enrolled")
         return
     if not selection.contacts:
-        typer.echo("nothing to enroll")
+        cli.echo("nothing to enroll")
         return
     confirm_or_yes(f"Enroll {len(selection.contacts)} contacts in {name_of}?", yes)
     if on_terminal():
@@ -135,4 +135,4 @@ def enroll_many(
             )
     else:
         result = enroll_selection(deps, name_of, selection, now)
-    typer.echo(f"enrolled {result.enrolled} contacts in {name_of}: {result.sends} sends scheduled")
+    cli.echo(f"enrolled {result.enrolled} contacts in {name_of}: {result.sends} sends scheduled")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import typer
+from drip.cli import framework as cli
 
 from drip.cli._common import check_format, echo_csv, echo_json, ready_deps
 from drip.cli._common import deps as build_deps
 
 
-def register(app: typer.Typer) -> None:
+def register(app: cli.App) -> None:
     """Add the operations commands to ``app``."""
     app.command("tick")(tick)
     app.command("run")(run)
@@ -28,15 +28,15 @@ def tick() -> None:
     deps = ready_deps()
     summary = run_tick(deps, deps.clock.now())
     counts = ", ".join(f"{n} {k}" for k, n in sorted(summary.counts().items())) or "nothing due"
-    typer.echo(f"tick: {summary.claimed} claimed: {counts}")
+    cli.echo(f"tick: {summary.claimed} claimed: {counts}")
     for send_id in summary.unknown:
-        typer.secho(f"send {send_id} is UNKNOWN (see `drip explain {send_id}`)", fg="red")
+        cli.secho(f"send {send_id} is UNKNOWN (see `drip explain {send_id}`)", fg="red")
 
 
 def run(
-    host: Annotated[str, typer.Option(help="Webhook app address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Webhook app port.")] = 8000,
-    no_web: Annotated[bool, typer.Option("--no-web", help="Do not serve the webhook app.")] = False,
+    host: Annotated[str, cli.Option(help="Webhook app address.")] = "127.0.0.1",
+    port: Annotated[int, cli.Option(help="Webhook app port.")] = 8000,
+    no_web: Annotated[bool, cli.Option("--no-web", help="Do not serve the webhook app.")] = False,
 ) -> None:
     """Embedded service: dispatch loop, sending and the webhook app; Ctrl-C stops cleanly."""
     import threading
@@ -47,21 +47,21 @@ def run(
     deps = ready_deps()
     stop = threading.Event()
     install_stop_handlers(stop)
-    typer.echo(
+    cli.echo(
         f"drip running: tick every {deps.settings.tick_seconds}s"
         + ("" if no_web else f", webhooks on http://{host}:{port}")
         + "; Ctrl-C to stop"
     )
-    ticks = run_embedded(deps, stop, host=host, port=port, serve=not no_web, on_tick=typer.echo)
-    typer.echo(f"stopped after {ticks} tick(s)")
+    ticks = run_embedded(deps, stop, host=host, port=port, serve=not no_web, on_tick=cli.echo)
+    cli.echo(f"stopped after {ticks} tick(s)")
 
 
-_JSON = Annotated[bool, typer.Option("--json", help="Print JSON (shape in the README).")]
-_CSV = Annotated[bool, typer.Option("--csv", help="Print CSV.")]
+_JSON = Annotated[bool, cli.Option("--json", help="Print JSON (shape in the README).")]
+_CSV = Annotated[bool, cli.Option("--csv", help="Print CSV.")]
 
 
 def explain(
-    send_id: Annotated[int, typer.Argument(help="Scheduled send id.")],
+    send_id: Annotated[int, cli.Argument(help="Scheduled send id.")],
     as_json: _JSON = False,
     as_csv: _CSV = False,
 ) -> None:
@@ -84,11 +84,11 @@ def explain(
             )
         return
     for line in explain_send(deps, send_id):
-        typer.echo(line)
+        cli.echo(line)
 
 
 def history(
-    contact: Annotated[str, typer.Argument(help="Contact id or phone number.")],
+    contact: Annotated[str, cli.Argument(help="Contact id or phone number.")],
     as_json: _JSON = False,
     as_csv: _CSV = False,
 ) -> None:
@@ -128,16 +128,16 @@ def history(
         return
     words = {"opted_out": "opted out", "consent": "consent given", "no_consent": "no sms consent"}
     email = "opted out" if person.email_opted_out else "subscribed"
-    typer.echo(
+    cli.echo(
         f"contact {person.id}: {person.first_name} {person.last_name} ({tz}); "
         f"sms: {words[sms]}; text status: {person.text_status.value}; email: {email}"
     )
     for e in entries:
-        typer.echo(f"  {local_time(e.at, tz)}  {e.what:<11} {e.text}")
+        cli.echo(f"  {local_time(e.at, tz)}  {e.what:<11} {e.text}")
 
 
 def stats(
-    campaign: Annotated[str | None, typer.Argument(help="One campaign (default: all).")] = None,
+    campaign: Annotated[str | None, cli.Argument(help="One campaign (default: all).")] = None,
     as_json: _JSON = False,
     as_csv: _CSV = False,
 ) -> None:
@@ -158,7 +158,7 @@ def stats(
         echo_csv(result.csv_rows())
         return
     if not result.campaigns:
-        typer.echo("no campaigns: run `drip sync` to load campaigns/")
+        cli.echo("no campaigns: run `drip sync` to load campaigns/")
         return
     _print_stats(result)
 
@@ -173,14 +173,14 @@ def _print_stats(result: object) -> None:
         f"{'deliv':>6} {'failed':>6} {'reply':>6} {'optout':>6} {'seg':>6} {'cost':>8}"
     )
     for c in result.campaigns:
-        typer.echo(
+        cli.echo(
             f"{c.name} ({c.kind}, {c.status}): {c.enrolled} enrolled ({c.active} active, "
             f"{c.completed} completed, {c.stopped} stopped)"
         )
-        typer.echo(head)
+        cli.echo(head)
         for s in (*c.steps, c.total):
             day = "" if s.day is None else str(s.day)
-            typer.echo(
+            cli.echo(
                 f"  {s.step[:24]:<24} {day:>4} {s.scheduled:>6} {s.pending:>6} {s.sent:>6} "
                 f"{s.with_footer:>6} {s.delivered:>6} {s.failed:>6} {s.replied:>6} "
                 f"{s.opted_out:>6} {s.segments:>6} {s.cost:>8.2f}"
@@ -191,10 +191,10 @@ def _print_stats(result: object) -> None:
                 + ([f"cancelled {s.cancelled}"] if s.cancelled else [])
             )
             if reasons:
-                typer.echo(f"  {'':<24}      {'; '.join(reasons)}")
-        typer.echo("")
+                cli.echo(f"  {'':<24}      {'; '.join(reasons)}")
+        cli.echo("")
     money = result.price
-    typer.echo(
+    cli.echo(
         f"cost: segments x {money.per_segment} {money.currency} (Twilio's US base price, "
         f"checked {money.checked}; carrier fees not included)"
     )
@@ -214,33 +214,33 @@ def queue(as_json: _JSON = False, as_csv: _CSV = False) -> None:
         echo_csv([r.as_dict() for r in result.rows])
         return
     if not result.rows:
-        typer.echo("nothing due in the next 24 h")
+        cli.echo("nothing due in the next 24 h")
         return
-    typer.echo(f"{'campaign':<28} {'sender':<14} {'ch':<5} {'due now':>8} {'next 24h':>9}")
+    cli.echo(f"{'campaign':<28} {'sender':<14} {'ch':<5} {'due now':>8} {'next 24h':>9}")
     for r in result.rows:
         held = "  held (paused)" if r.held else ""
-        typer.echo(
+        cli.echo(
             f"{r.campaign:<28} {r.sender:<14} {r.channel:<5} {r.due_now:>8} {r.next_24h:>9}{held}"
         )
-    typer.echo(
+    cli.echo(
         f"{'total':<28} {'':<14} {'':<5} {result.due_now:>8} {result.next_24h:>9}"
         + (f"  ({result.held} held)" if result.held else "")
     )
     for line in result.forecast:  # SPEC §4a: when each sender's last text leaves
-        typer.echo(line)
+        cli.echo(line)
 
 
 def reconcile(
     horizon: Annotated[
         int | None,
-        typer.Option(
+        cli.Option(
             "--horizon",
             min=0,
             help="Seconds after which a text missing from Twilio's list is absent "
             "(default: the provider fact in drip/data/provider_facts.json).",
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per send.")] = False,
+    as_json: Annotated[bool, cli.Option("--json", help="One JSON object per send.")] = False,
 ) -> None:
     """Settle `unknown` sends against the provider's own records (SPEC §7)."""
     import json
@@ -253,12 +253,12 @@ def reconcile(
     results = settle(deps, deps.clock.now(), horizon=wait)
     for r in results:
         if as_json:
-            typer.echo(json.dumps({"send_id": r.send_id, "outcome": r.outcome, "sid": r.sid}))
+            cli.echo(json.dumps({"send_id": r.send_id, "outcome": r.outcome, "sid": r.sid}))
         else:
-            typer.echo(f"send {r.send_id}: {r.outcome}: {r.reason}")
+            cli.echo(f"send {r.send_id}: {r.outcome}: {r.reason}")
     if not as_json:
         counts = {o: sum(r.outcome == o for r in results) for o in ("sent", "pending", "unknown")}
-        typer.echo(
+        cli.echo(
             f"{len(results)} unknown send(s): {counts['sent']} sent, "
             f"{counts['pending']} back to pending, {counts['unknown']} still unknown"
         )

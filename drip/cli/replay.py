@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import typer
+from drip.cli import framework as cli
 
 
-def register(app: typer.Typer) -> None:
+def register(app: cli.App) -> None:
     """Add the replay and demo commands to ``app``."""
     app.command("replay")(replay_command)
     app.command("demo")(demo_command)
@@ -25,13 +25,13 @@ def _quiet_logs() -> None:
 
 def replay_command(
     files: Annotated[
-        list[Path], typer.Argument(help="Scenario files (YAML, SPEC §6) or folders of them.")
+        list[Path], cli.Argument(help="Scenario files (YAML, SPEC §6) or folders of them.")
     ],
     as_json: Annotated[
-        bool, typer.Option("--json", help="Write one JSON document to standard output.")
+        bool, cli.Option("--json", help="Write one JSON document to standard output.")
     ] = False,
     html: Annotated[
-        Path | None, typer.Option("--html", help="Also write a self-contained HTML timeline.")
+        Path | None, cli.Option("--html", help="Also write a self-contained HTML timeline.")
     ] = None,
 ) -> None:
     """Run scenarios on virtual time through the real pipeline and check their expectations.
@@ -76,28 +76,28 @@ def replay_command(
     if html is not None:
         write_html(results, html, title="drip replay")
     if as_json:
-        typer.echo(to_json(results, errors=errors, exit_code=code))
+        cli.echo(to_json(results, errors=errors, exit_code=code))
     else:
         for line in text_report(results):
-            typer.echo(line)
+            cli.echo(line)
         for problem in errors:
-            typer.secho(problem, fg=typer.colors.RED, err=True)
+            cli.secho(problem, fg=cli.colors.RED, err=True)
         passed = sum(1 for r in results if r.passed)
-        typer.echo(
+        cli.echo(
             f"{len(results)} scenario(s) run: {passed} passed, {len(results) - passed} failed; "
             f"{len(errors)} problem(s) in invalid files; "
             f"{time.perf_counter() - began:.2f} s"
         )
         if html is not None:
-            typer.echo(f"HTML timeline: {html}")
+            cli.echo(f"HTML timeline: {html}")
     sys.stdout.flush()
-    raise typer.Exit(code)
+    raise cli.Exit(code)
 
 
 def demo_command(
     html: Annotated[
         Path | None,
-        typer.Option(
+        cli.Option(
             "--html", help="Where to write the HTML timeline (default: $DRIP_HOME/demo.html)."
         ),
     ] = None,
@@ -112,4 +112,4 @@ def demo_command(
     from drip.replay.demo import run_demo
 
     _quiet_logs()
-    raise typer.Exit(run_demo(html=html, echo=typer.echo))
+    raise cli.Exit(run_demo(html=html, echo=cli.echo))

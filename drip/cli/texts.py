@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import typer
-from typer.core import TyperGroup
+from drip.cli import framework as cli
 
 from drip.cli._common import confirm_or_yes, fail, on_terminal, ready_deps
 
 
-class BulkGroup(TyperGroup):
+class BulkGroup(cli.Group):
     """``drip bulk BODY ...`` runs ``send``; ``drip bulk cancel ID`` runs ``cancel``.
 
     The first word picks a subcommand only when it names one; anything else
@@ -26,10 +25,10 @@ class BulkGroup(TyperGroup):
         formatter.write_usage("drip bulk", "BODY [OPTIONS] | cancel ID")
 
 
-def register(app: typer.Typer) -> None:
+def register(app: cli.App) -> None:
     """Add ``text`` and the ``bulk`` group to ``app``."""
     app.command("text")(text)
-    bulk_app = typer.Typer(
+    bulk_app = cli.App(
         cls=BulkGroup,
         no_args_is_help=True,
         help="Text many contacts at once (`drip bulk BODY` with filters), or cancel a bulk "
@@ -37,13 +36,13 @@ def register(app: typer.Typer) -> None:
     )
     bulk_app.command("send")(bulk)
     bulk_app.command("cancel")(bulk_cancel)
-    app.add_typer(bulk_app, name="bulk")
+    app.add_group(bulk_app, name="bulk")
 
 
 def text(
-    contact: Annotated[str, typer.Argument(help="Contact id or phone number.")],
-    body: Annotated[str, typer.Argument(help="The text to send.")],
-    sender: Annotated[str, typer.Option("--from", help="agent | concierge")] = "agent",
+    contact: Annotated[str, cli.Argument(help="Contact id or phone number.")],
+    body: Annotated[str, cli.Argument(help="The text to send.")],
+    sender: Annotated[str, cli.Option("--from", help="agent | concierge")] = "agent",
 ) -> None:
     """Send a manual text now, under the footer rules (not held by the send window)."""
     from drip.domain.enums import MessageKind, SenderRole
@@ -56,38 +55,38 @@ def text(
     )
     if result.outcome != "sent":
         raise fail(f"not sent (send {result.send_id}): {result.reason}")
-    typer.echo(f"sent (send {result.send_id}): {result.reason}")
+    cli.echo(f"sent (send {result.send_id}): {result.reason}")
 
 
 def bulk(
     body: Annotated[
-        str, typer.Argument(help="The text; template variables such as {VisitorFirstName} work.")
+        str, cli.Argument(help="The text; template variables such as {VisitorFirstName} work.")
     ],
     two_way_only: Annotated[
         bool,
-        typer.Option(
+        cli.Option(
             "--two-way-only", help="Only contacts who have replied to their agent (two-way)."
         ),
     ] = False,
     campaign: Annotated[
-        str | None, typer.Option("--campaign", help="Only contacts active in this campaign.")
+        str | None, cli.Option("--campaign", help="Only contacts active in this campaign.")
     ] = None,
     state: Annotated[
         str | None,
-        typer.Option("--state", help="Only contacts in this state (address, else area code)."),
+        cli.Option("--state", help="Only contacts in this state (address, else area code)."),
     ] = None,
     not_contacted_since: Annotated[
         int | None,
-        typer.Option(
+        cli.Option(
             "--not-contacted-since",
             metavar="DAYS",
             help="Only contacts with no outbound message in the last DAYS days.",
         ),
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show who would get it and stop.")
+        bool, cli.Option("--dry-run", help="Show who would get it and stop.")
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[bool, cli.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Text many contacts at once: shows who gets it and who is excluded (and why), then
     schedules one send per recipient. The sends go out through dispatch (`drip tick`,
@@ -102,18 +101,18 @@ def bulk(
     filters = BulkFilters(two_way_only, campaign, state, not_contacted_since)
     plan = plan_bulk(deps, body, filters, now)
     for line in plan.lines():
-        typer.echo(line)
+        cli.echo(line)
     # --- pacing forecast (SPEC §4a): when the last text leaves, how many slip ---
     from drip.services.pacing import forecast_bulk, forecast_lines
 
     expected = forecast_bulk(deps, plan.body, plan.recipients, now)
     for line in forecast_lines(expected, deps.account.default_timezone):
-        typer.echo(line)
+        cli.echo(line)
     if dry_run:
-        typer.echo("dry run: nothing scheduled")
+        cli.echo("dry run: nothing scheduled")
         return
     if not plan.recipients:
-        typer.echo("nothing to send")
+        cli.echo("nothing to send")
         return
     confirm_or_yes(f"Schedule this text for {len(plan.recipients)} contacts?", yes)
     words = ", ".join(
@@ -136,16 +135,16 @@ def bulk(
             )
     else:
         done = start_bulk(deps, plan, now, filters=words)
-    typer.echo(
+    cli.echo(
         f"bulk {done.bulk_id}: scheduled {done.sends} sends, due now: they go out on the next "
         "dispatch (`drip tick`, `drip run` or the Celery beat), each checked again when it fires; "
         f"`drip bulk cancel {done.bulk_id}` cancels what has not gone out"
     )
 
 
-def bulk_cancel(bulk_id: Annotated[int, typer.Argument(help="The bulk's id.")]) -> None:
+def bulk_cancel(bulk_id: Annotated[int, cli.Argument(help="The bulk's id.")]) -> None:
     """Cancel what a bulk has not sent yet (each cancellation is recorded)."""
     from drip.services.bulk import cancel_bulk
 
     deps = ready_deps()
-    typer.echo(cancel_bulk(deps, bulk_id, deps.clock.now()).message)
+    cli.echo(cancel_bulk(deps, bulk_id, deps.clock.now()).message)

@@ -13,20 +13,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import typer
+from drip.cli import framework as cli
 
 from drip.cli._common import ready_deps
 
 
-def register(app: typer.Typer) -> None:
+def register(app: cli.App) -> None:
     """Add ``drip serve`` to the command line."""
     app.command("serve")(serve)
 
 
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[str, cli.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", help="Port to listen on.", min=1, max=65535)
+        int, cli.Option("--port", help="Port to listen on.", min=1, max=65535)
     ] = 8000,
 ) -> None:
     """Run the webhook app: Twilio inbound and status webhooks, POST /contacts,
@@ -37,19 +37,19 @@ def serve(
     deps = ready_deps()
     settings = deps.settings
     if not settings.twilio_auth_token:
-        typer.secho(
+        cli.secho(
             "TWILIO_AUTH_TOKEN is not set: /twilio/sms and /twilio/status refuse every "
             "request (403), since no signature can be checked",
-            fg=typer.colors.YELLOW,
+            fg=cli.colors.YELLOW,
             err=True,
         )
     if not settings.api_token:
-        typer.secho(
+        cli.secho(
             "DRIP_API_TOKEN is not set: POST /contacts refuses every request (401)",
-            fg=typer.colors.YELLOW,
+            fg=cli.colors.YELLOW,
             err=True,
         )
-    typer.echo(
+    cli.echo(
         f"drip webhook app on http://{host}:{port}; Twilio signatures are checked "
         f"against {settings.public_url}",
         err=True,

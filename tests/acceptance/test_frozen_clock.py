@@ -1,6 +1,6 @@
 """Every entry point reads the one clock: ``drip tick`` and the webhook app at frozen instants.
 
-The real CLI (Typer's in-process runner) and the real Flask app run against
+The real CLI (click's in-process runner) and the real Flask app run against
 one SQLite file in a temporary ``DRIP_HOME``, with freezegun holding the
 wall clock at chosen instants: 07:59:59 and 08:00:00 local in each zone of a
 448 number (Eastern and Central), a step due inside the spring-forward gap,
@@ -19,7 +19,7 @@ import pytest
 from flask.testing import FlaskClient
 from freezegun import freeze_time
 from sqlalchemy import select
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from drip.bootstrap import build
 from drip.cli import app as cli_app

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-import typer
+import click
 from freezegun import freeze_time
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from drip.cli import texts as bulk_commands
+from drip.cli.framework import App
 from drip.services.bulk import BulkFilters, plan_bulk, schedule_bulk
 from drip.services.pacing import forecast_bulk, forecast_lines, forecast_pending
 
@@ -23,15 +24,15 @@ TEN_AM_NY = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # the rig's start: Monday 1
 BODY = "Hi {VisitorFirstName}, new homes just listed near you this week. Want the list?"
 
 
-def cli() -> typer.Typer:
-    app = typer.Typer()
+def cli() -> click.Group:
+    app = App()
 
     @app.callback()
     def _root() -> None:
         """drip (the bulk command only)."""
 
     bulk_commands.register(app)
-    return app
+    return app.build("drip")
 
 
 @pytest.mark.slow
