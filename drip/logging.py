@@ -27,7 +27,6 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any, Final, TextIO
 
-import phonenumbers
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -103,6 +102,8 @@ def mask_text(text: str) -> str:
 def _mask_international(text: str) -> str:
     if "+" not in text or sum(c.isdigit() for c in text) < 7:
         return text  # nothing international left to find: skip the costly matcher
+    import phonenumbers  # only when there may be one: a command that logs nothing skips it
+
     spans = [
         (m.start, m.end)
         for m in phonenumbers.PhoneNumberMatcher(

@@ -55,8 +55,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-import pendulum
 import yaml
 
 from drip.campaigns.loader import find_links, mentions_opt_out, shortener_of
@@ -262,8 +262,11 @@ def _timezone(source: YamlSource, node: yaml.Node) -> str | None:
         return None
     name = name.strip()
     try:
-        pendulum.timezone(name)
-    except Exception:  # pendulum raises several types for bad names
+        # What pendulum.timezone accepts (its Timezone is a ZoneInfo, plus "utc" in
+        # any case), without importing pendulum at start-up.
+        if name.upper() != "UTC":
+            ZoneInfo(name)
+    except Exception:  # bad names raise several types
         source.error(
             node,
             f"default_timezone {name!r} is not a known time zone; "

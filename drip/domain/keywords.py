@@ -43,6 +43,7 @@ Adding a phrase is adding a ``RevocationPhrase`` to ``REVOCATION_PHRASES``;
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -165,29 +166,46 @@ def _expand(pattern: str) -> str:
     raise ValidationError(f"revocation pattern nests fragments too deeply: {pattern!r}")
 
 
+@functools.cache
+def _compile_phrase(pattern: str) -> re.Pattern[str]:
+    return re.compile(_expand(f"{PHRASE_PREFIX}(?:{pattern}){PHRASE_SUFFIX}"))
+
+
+#: While True, new phrases are compiled on first use, not at construction:
+#: the built-in ones below (tests/unit/test_keywords.py compiles them all), so
+#: a command that never reads an inbound text does not pay for eleven large
+#: patterns at start-up.
+_DEFER_COMPILE = True
+
+
 @dataclass(frozen=True, slots=True)
 class RevocationPhrase:
     """A canonical phrase and the pattern of the short messages that mean it.
 
     ``pattern`` is a regular expression over the normalized message, matched
     on the whole message (``PHRASE_PREFIX`` and ``PHRASE_SUFFIX`` are added
-    around it); ``<name>`` expands to ``PHRASE_FRAGMENTS[name]``.
+    around it); ``<name>`` expands to ``PHRASE_FRAGMENTS[name]``. A new phrase
+    is compiled (and refused if it does not compile) when it is made.
     """
 
     phrase: str
     pattern: str
-    regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.phrase.strip():
             raise ValidationError("revocation phrase must not be empty")
+        if not _DEFER_COMPILE:
+            self.regex  # noqa: B018  (compiles: a bad pattern fails here, not at match time)
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        """The anchored pattern, compiled once per process."""
         try:
-            compiled = re.compile(_expand(f"{PHRASE_PREFIX}(?:{self.pattern}){PHRASE_SUFFIX}"))
+            return _compile_phrase(self.pattern)
         except (re.error, KeyError) as exc:
             raise ValidationError(
                 f"revocation phrase {self.phrase!r}: bad pattern {self.pattern!r}: {exc}"
             ) from exc
-        object.__setattr__(self, "regex", compiled)
 
     def matches(self, normalized: str) -> bool:
         return self.regex.fullmatch(normalized) is not None
@@ -256,6 +274,7 @@ REVOCATION_PHRASES: tuple[RevocationPhrase, ...] = (
         r" [^\W\d_][\w']*(?: [^\W\d_][\w']*)?(?: here)?)?",
     ),
 )
+_DEFER_COMPILE = False
 
 
 _APOSTROPHES = str.maketrans(dict.fromkeys("\u2018\u2019\u201b\u02bc\u0060\u00b4\u2032", "'"))

@@ -199,6 +199,13 @@ def test_phrases_are_extensible_data() -> None:
     assert not extra.matches("tell him to quit bugging me")
 
 
+def test_every_built_in_phrase_compiles() -> None:
+    """The built-in phrases, compiled on first use, all compile and match their own words."""
+    for phrase in REVOCATION_PHRASES:
+        assert phrase.matches(phrase.phrase), phrase.phrase
+        assert not phrase.matches("hello there")
+
+
 def test_bad_phrase_pattern_is_a_validation_error() -> None:
     """A malformed pattern or unknown fragment is refused when the phrase is built."""
     with pytest.raises(ValidationError, match="bad pattern"):
