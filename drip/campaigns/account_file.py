@@ -59,7 +59,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from drip.campaigns.loader import find_links, mentions_opt_out, shortener_of
+from drip.campaigns.links import find_links, mentions_opt_out, shortener_of
 from drip.campaigns.rules_file import blackouts as read_blackouts
 from drip.campaigns.rules_file import (
     federal_window_problem,

@@ -39,7 +39,8 @@ from drip.campaigns.fidelity import (
     length_problem,
     needs_postal_address,
 )
-from drip.campaigns.loader import CampaignFile, TextSource, find_links, load_campaigns
+from drip.campaigns.links import find_links
+from drip.campaigns.loader import CampaignFile, TextSource, load_campaigns
 from drip.campaigns.yamlsource import Position, YamlSource
 from drip.domain.account import AccountSettings
 from drip.domain.campaign import Step

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from drip.cli import framework as cli
-
 from drip.cli._common import check_format, echo_csv, echo_json, fail, ready_deps
 
 #: ``--intro`` without a text: the agent introduces themself and the company.

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated
 
 from drip.cli import framework as cli
-
 from drip.cli._common import check_format, echo_csv, echo_json, fail, ready_deps
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 from drip.cli import framework as cli
-
 from drip.cli._common import campaign_name, confirm_or_yes, fail, on_terminal, ready_deps
 
 

@@ -62,10 +62,10 @@ class _Info:
         self,
         decls: Sequence[str] = (),
         *,
-        help: str | None = None,  # noqa: A002  (typer's keyword)
+        help: str | None = None,
         metavar: str | None = None,
-        min: int | None = None,  # noqa: A002
-        max: int | None = None,  # noqa: A002
+        min: int | None = None,
+        max: int | None = None,
         dir_okay: bool = True,
     ) -> None:
         self.decls = tuple(decls)
@@ -97,7 +97,7 @@ _CLICK_SHOWS_ARGUMENT_HELP = "help" in inspect.signature(click.Argument.__init__
 class _HelpArgument(click.Argument):
     """A click argument that keeps its help text (older clicks do not list it)."""
 
-    def __init__(self, decls: Sequence[str], *, help: str | None = None, **kwargs: Any) -> None:  # noqa: A002
+    def __init__(self, decls: Sequence[str], *, help: str | None = None, **kwargs: Any) -> None:
         if _CLICK_SHOWS_ARGUMENT_HELP:
             kwargs["help"] = help
         super().__init__(decls, **kwargs)
@@ -156,7 +156,7 @@ def _unwrap(hint: Any) -> tuple[Any, _Info | None, bool, bool]:
     return hint, info, optional, many
 
 
-def _click_type(base: Any, info: _Info) -> click.ParamType:
+def _click_type(base: Any, info: _Info) -> click.ParamType[Any]:
     if base is str:
         return click.STRING
     if base is int:
@@ -247,7 +247,7 @@ class App:
         self,
         name: str | None = None,
         *,
-        help: str | None = None,  # noqa: A002
+        help: str | None = None,
         cls: type[click.Group] = Group,
         no_args_is_help: bool = False,
         invoke_without_command: bool = False,
@@ -298,9 +298,7 @@ class App:
             if self.help:
                 group.help, group.short_help = self.help, _summary(self.help)
             return group
-        return self.cls(
-            group_name, help=self.help, short_help=_summary(self.help or ""), **attrs
-        )
+        return self.cls(group_name, help=self.help, short_help=_summary(self.help or ""), **attrs)
 
 
 class LazyGroup(Group):

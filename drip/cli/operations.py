@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from drip.cli import framework as cli
-
 from drip.cli._common import check_format, echo_csv, echo_json, ready_deps
 from drip.cli._common import deps as build_deps
 

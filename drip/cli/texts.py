@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from drip.cli import framework as cli
-
 from drip.cli._common import confirm_or_yes, fail, on_terminal, ready_deps
 
 

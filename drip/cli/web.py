@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from drip.cli import framework as cli
-
 from drip.cli._common import ready_deps
 
 
@@ -25,9 +24,7 @@ def register(app: cli.App) -> None:
 
 def serve(
     host: Annotated[str, cli.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[
-        int, cli.Option("--port", help="Port to listen on.", min=1, max=65535)
-    ] = 8000,
+    port: Annotated[int, cli.Option("--port", help="Port to listen on.", min=1, max=65535)] = 8000,
 ) -> None:
     """Run the webhook app: Twilio inbound and status webhooks, POST /contacts,
     email unsubscribe links and /healthz (Flask's threaded server; use gunicorn

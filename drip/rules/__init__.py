@@ -8,7 +8,7 @@
 - ``area_code_corrections.yaml``: cited fixes to that data (689 is Eastern;
   448, 364, 930, 458 mean the zones of the codes they overlay).
 
-Everything is read from the package (``importlib.resources``) on first use
+Everything is read from the package's folder (package data) on first use
 and cached as frozen values; a broken bundled file raises ``CampaignError``
 naming the line, which a test catches before release.
 """
@@ -20,7 +20,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
@@ -36,7 +35,9 @@ CORRECTION_FIELDS = ("area_code", "zones", "same_as", "source", "checked")
 
 
 def _path(name: str) -> Path:
-    return Path(str(resources.files(__package__).joinpath(name)))
+    # The files sit beside this module (package data); importlib.resources would
+    # give the same path here and cost tempfile, shutil and zipfile at start-up.
+    return Path(__file__).with_name(name)
 
 
 @functools.cache
@@ -61,11 +62,16 @@ class AreaCodeZones:
 def easternmost_first(zones: set[str] | frozenset[str] | tuple[str, ...]) -> tuple[str, ...]:
     """Zones ordered by UTC offset in January, east first; ties by name."""
 
-    def key(name: str) -> tuple[float, str]:
-        offset = _ORDER_AT.astimezone(ZoneInfo(name)).utcoffset()
-        return (-(offset.total_seconds() if offset else 0.0), name)
+    unique = set(zones)
+    if len(unique) == 1:
+        return tuple(unique)  # most area codes: nothing to order
+    return tuple(sorted(unique, key=_east_first_key))
 
-    return tuple(sorted(set(zones), key=key))
+
+@functools.cache
+def _east_first_key(name: str) -> tuple[float, str]:
+    offset = _ORDER_AT.astimezone(ZoneInfo(name)).utcoffset()
+    return (-(offset.total_seconds() if offset else 0.0), name)
 
 
 @functools.cache

@@ -37,7 +37,7 @@ from typing import Any, Final, TypeVar
 import structlog
 from sqlalchemy import func, select
 
-from drip.campaigns.loader import find_links, shortener_of
+from drip.campaigns.links import find_links, shortener_of
 from drip.domain.enums import Channel, MessageKind, SenderRole, SendState
 from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, template_problems
 from drip.domain.policy import DAY, ConversationState, Defer, Outgoing, Skip, decide

@@ -19,7 +19,6 @@ from sqlalchemy import select
 
 from drip.domain.enums import Channel, MessageKind, SenderRole
 from drip.services.deps import Deps
-from drip.store import claims
 from drip.store.models import ScheduledSend
 
 log = structlog.get_logger("drip.confirmations")
@@ -49,6 +48,8 @@ def schedule_confirmations(
     ]
     if not rows:
         return []
+    from drip.store import claims  # the claim SQL: only when there is something to insert
+
     with deps.sessions.begin() as session:
         for start in range(0, len(rows), claims.BATCH_SIZE):
             batch = rows[start : start + claims.BATCH_SIZE]

@@ -9,7 +9,8 @@
 - :class:`SmtpEmailTransport`: email over SMTP (plain, STARTTLS or TLS).
 
 The Twilio and SMTP transports are imported on first use, so that importing
-this package does not load the twilio SDK and requests (about 0.1 s).
+this package does not load the twilio SDK and requests (about 0.1 s); the
+recording transport too (replay and tests only).
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from drip.transports.base import (
     classify_twilio_error,
 )
 from drip.transports.console import ConsoleTransport
-from drip.transports.recording import RecordingTransport
 
 if TYPE_CHECKING:
+    from drip.transports.recording import RecordingTransport
     from drip.transports.smtp_email import SmtpEmailTransport
     from drip.transports.twilio_sms import TwilioSmsTransport
 
@@ -52,6 +53,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "RecordingTransport":
+        from drip.transports.recording import RecordingTransport
+
+        return RecordingTransport
     if name == "TwilioSmsTransport":
         from drip.transports.twilio_sms import TwilioSmsTransport
 

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from flask.testing import FlaskClient
 from freezegun import freeze_time
 from sqlalchemy import select
-from click.testing import CliRunner
 
 from drip.bootstrap import build
 from drip.cli import app as cli_app

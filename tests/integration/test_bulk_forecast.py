@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
 import click
-from freezegun import freeze_time
+import pytest
 from click.testing import CliRunner
+from freezegun import freeze_time
 
 from drip.cli import texts as bulk_commands
 from drip.cli.framework import App

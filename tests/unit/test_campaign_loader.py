@@ -13,13 +13,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drip.campaigns.loader import (
-    find_links,
-    link_shorteners,
-    load_campaign,
-    load_campaigns,
-    shortener_of,
-)
+from drip.campaigns.links import find_links, link_shorteners, shortener_of
+from drip.campaigns.loader import load_campaign, load_campaigns
 from drip.domain.enums import CampaignKind, Channel, OptOutMode, SenderRole
 from drip.errors import CampaignError
 
