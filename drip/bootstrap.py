@@ -48,9 +48,15 @@ def load_account(settings: Settings) -> AccountSettings:
     """``campaigns/account.yaml`` if present (defaults otherwise), with env overrides."""
     path = Path(settings.campaigns_dir) / "account.yaml"
     if path.exists():
-        from drip.campaigns.account_file import load_account as parse
+        # Parsed once per version of the file, then read from the user's cache.
+        from drip.parsed_cache import load_cached
 
-        account = parse(path)
+        def parse() -> AccountSettings:
+            from drip.campaigns.account_file import load_account as parse_file
+
+            return parse_file(path)
+
+        account = load_cached("account", path.read_bytes(), parse, AccountSettings)
     else:
         account = AccountSettings()
     if settings.default_timezone:

@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from drip.campaigns.rules_file import RulePack, day, load_rule_pack
-from drip.campaigns.yamlsource import YamlSource
-from drip.domain.window import StateRule
 from drip.errors import CampaignError
+
+if TYPE_CHECKING:
+    from drip.campaigns.rules_file import RulePack
+    from drip.domain.window import StateRule
 
 #: The instant at which zones are ordered east to west (standard time in the north).
 _ORDER_AT = datetime(2026, 1, 15, 12, tzinfo=UTC)
@@ -43,6 +45,8 @@ def _path(name: str) -> Path:
 @functools.cache
 def bundled_pack() -> RulePack:
     """The rule pack shipped with drip (``drip/rules/us.yaml``)."""
+    from drip.campaigns.rules_file import load_rule_pack  # the YAML reader: only to parse
+
     return load_rule_pack(_path("us.yaml"))
 
 
@@ -62,10 +66,7 @@ class AreaCodeZones:
 def easternmost_first(zones: set[str] | frozenset[str] | tuple[str, ...]) -> tuple[str, ...]:
     """Zones ordered by UTC offset in January, east first; ties by name."""
 
-    unique = set(zones)
-    if len(unique) == 1:
-        return tuple(unique)  # most area codes: nothing to order
-    return tuple(sorted(unique, key=_east_first_key))
+    return tuple(sorted(set(zones), key=_east_first_key))
 
 
 @functools.cache
@@ -76,7 +77,20 @@ def _east_first_key(name: str) -> tuple[float, str]:
 
 @functools.cache
 def area_code_table() -> Mapping[str, AreaCodeZones]:
-    """Area code -> its zones (easternmost first), the generated data with corrections applied."""
+    """Area code -> its zones (easternmost first), the generated data with corrections applied.
+
+    Built once per version of the two files and kept in the user's cache
+    (:mod:`drip.parsed_cache`): a command looking up one area code does not
+    read the YAML corrections.
+    """
+    from drip.parsed_cache import load_cached
+
+    inputs = _path("area_code_zones.json").read_bytes()
+    inputs += b"\0" + _path("area_code_corrections.yaml").read_bytes()
+    return MappingProxyType(load_cached("area-codes", inputs, _build_area_code_table, dict))
+
+
+def _build_area_code_table() -> dict[str, AreaCodeZones]:
     raw = json.loads(_path("area_code_zones.json").read_text(encoding="utf-8"))
     generated = f"{raw['source']}, via {raw['generated_by']}"
     table: dict[str, AreaCodeZones] = {
@@ -85,10 +99,13 @@ def area_code_table() -> Mapping[str, AreaCodeZones]:
     }
     for code, entry in _corrections(table).items():
         table[code] = entry
-    return MappingProxyType(table)
+    return table
 
 
 def _corrections(generated: Mapping[str, AreaCodeZones]) -> dict[str, AreaCodeZones]:
+    from drip.campaigns.rules_file import day
+    from drip.campaigns.yamlsource import YamlSource
+
     source = YamlSource.read(_path("area_code_corrections.yaml"))
     root = source.compose()
     fields = source.mapping(root, "the corrections") if root is not None else None
@@ -130,6 +147,14 @@ def _corrections(generated: Mapping[str, AreaCodeZones]) -> dict[str, AreaCodeZo
     if source.errors or rows is None:
         raise CampaignError(source.errors or [f"{source.label}:1:1: error: no corrections list"])
     return found
+
+
+def __getattr__(name: str) -> object:
+    if name == "RulePack":  # re-exported; its module (the YAML reader) loads on first use
+        from drip.campaigns.rules_file import RulePack
+
+        return RulePack
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

@@ -3,7 +3,10 @@
 The revision check every database command runs reads one row and the
 migration files' headers; it must agree with Alembic. A command imports only
 what it uses: ``drip history`` no Alembic, Flask, Celery, Redis, twilio,
-holidays or rich.
+holidays, rich, typer/pydantic, pendulum, YAML or the campaign loader (with
+the parsed ``account.yaml`` in the user's cache, as after any first command),
+nor the modules of other commands; ``drip replay`` no Alembic (the cached
+template), Flask, Celery, Redis, twilio or rich.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -41,7 +45,43 @@ NOT_FOR_HISTORY = (
     "requests",
     "holidays",
     "rich",
+    "typer",
+    "pydantic",
+    "pendulum",
+    "dateutil",
+    "yaml",
+    "regex",
+    "drip.campaigns.loader",
+    "drip.campaigns.account_file",
+    "drip.campaigns.rules_file",
+    "drip.store.claims",
+    "drip.transports.recording",
     "drip.services.firing",
+    # the other command modules: the root group imports only the chosen one
+    "drip.cli.campaigns",
+    "drip.cli.contacts",
+    "drip.cli.db",
+    "drip.cli.enrollments",
+    "drip.cli.replay",
+    "drip.cli.texts",
+    "drip.cli.web",
+)
+
+#: Modules a one-scenario ``drip replay`` does not need.
+NOT_FOR_REPLAY = (
+    "alembic",
+    "flask",
+    "werkzeug",
+    "celery",
+    "redis",
+    "limits",
+    "twilio",
+    "requests",
+    "rich",
+    "typer",
+    "pydantic",
+    "drip.cli.operations",
+    "drip.cli.campaigns",
 )
 
 
@@ -97,19 +137,19 @@ def test_migrations_digest_changes_with_the_files(
 
 def _drip_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIP_", "TWILIO_"))}
-    env.update(DRIP_HOME=str(home), DRIP_CAMPAIGNS_DIR=str(REPO / "campaigns"))
+    env.update(
+        DRIP_HOME=str(home),
+        DRIP_CAMPAIGNS_DIR=str(REPO / "campaigns"),
+        XDG_CACHE_HOME=str(home / "cache"),
+    )
     return env
 
 
-def test_history_imports_only_what_it_uses(tmp_path: Path) -> None:
-    """``drip history`` runs without importing Alembic, Flask, Celery, Redis, twilio or rich."""
-    env = _drip_env(tmp_path / "home")
-    drip = str(Path(sys.executable).with_name("drip"))
-    for command in (["db", "upgrade"], ["contacts", "add", "--phone", "+13055550123", "-f", "Ann"]):
-        subprocess.run([drip, *command], env=env, cwd=tmp_path, check=True, capture_output=True)
+def _loaded_by(argv: list[str], names: tuple[str, ...], env: dict[str, str], cwd: Path) -> Any:
+    """Run ``drip ARGV`` in a fresh interpreter: its output and which of ``names`` it imported."""
     probe = (
         "import io, contextlib, json, sys\n"
-        "sys.argv = ['drip', 'history', '1']\n"
+        f"sys.argv = ['drip', *{argv!r}]\n"
         "from drip.cli import main\n"
         "out = io.StringIO()\n"
         "with contextlib.redirect_stdout(out):\n"
@@ -117,20 +157,43 @@ def test_history_imports_only_what_it_uses(tmp_path: Path) -> None:
         "        main()\n"
         "    except SystemExit as exc:\n"
         "        assert not exc.code, exc.code\n"
-        f"names = {NOT_FOR_HISTORY!r}\n"
+        f"names = {names!r}\n"
         "print(json.dumps({'out': out.getvalue(), 'loaded': [m for m in names if m in sys.modules]}))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe],
         env=env,
-        cwd=tmp_path,
+        cwd=cwd,
         capture_output=True,
         text=True,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_history_imports_only_what_it_uses(tmp_path: Path) -> None:
+    """``drip history`` imports none of :data:`NOT_FOR_HISTORY` once its parsed data is cached."""
+    env = _drip_env(tmp_path / "home")
+    drip = str(Path(sys.executable).with_name("drip"))
+    for command in (["db", "upgrade"], ["contacts", "add", "--phone", "+13055550123", "-f", "Ann"]):
+        subprocess.run([drip, *command], env=env, cwd=tmp_path, check=True, capture_output=True)
+    cold = _loaded_by(["history", "1"], (), env, tmp_path)  # keeps the area code table
+    result = _loaded_by(["history", "1"], NOT_FOR_HISTORY, env, tmp_path)
+    assert result["out"] == cold["out"]
     assert "contact 1: Ann" in result["out"]
+    assert "area code 305" in result["out"]
+    assert result["loaded"] == []
+
+
+def test_replay_imports_only_what_it_uses(tmp_path: Path) -> None:
+    """A one-scenario ``drip replay`` imports none of :data:`NOT_FOR_REPLAY` (template cached)."""
+    env = _drip_env(tmp_path / "home")
+    scenario = str(REPO / "tests" / "scenarios" / "window_deferral.yaml")
+    first = _loaded_by(["replay", scenario], (), env, tmp_path)  # makes the cached template
+    result = _loaded_by(["replay", scenario], NOT_FOR_REPLAY, env, tmp_path)
+    assert "1 passed" in first["out"]
+    assert result["out"].split("; ")[:2] == first["out"].split("; ")[:2]
     assert result["loaded"] == []
 
 

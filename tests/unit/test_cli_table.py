@@ -1,0 +1,43 @@
+"""The lazy root group: its table names every command its modules declare, and help lists them all."""
+
+from __future__ import annotations
+
+import importlib
+
+from click.testing import CliRunner
+
+from drip.cli import COMMANDS, app
+from drip.cli.framework import App
+
+
+def test_the_table_is_what_the_modules_declare() -> None:
+    """Each module's ``register`` declares exactly the commands the table gives it."""
+    declared: dict[str, str] = {}
+    for module in sorted(set(COMMANDS.values())):
+        group = App()
+        importlib.import_module(module).register(group)
+        declared.update(dict.fromkeys(group.commands, module))
+    assert declared == COMMANDS
+
+
+def test_help_lists_every_command_with_its_summary() -> None:
+    """``drip --help`` shows every command of the table with the first words of its help."""
+    result = CliRunner().invoke(app, ["--help"], prog_name="drip")
+    assert result.exit_code == 0, result.output
+    listing = result.output.split("Commands:", 1)[1]
+    for name in COMMANDS:
+        command = app.get_command(None, name)  # type: ignore[arg-type]
+        assert command is not None and command.short_help, name
+        line = next(line for line in listing.splitlines() if line.split()[:1] == [name])
+        assert command.short_help.split()[0] in line, (name, line)
+
+
+def test_a_command_parses_as_declared() -> None:
+    """Options, flags and their help come from the Annotated declarations."""
+    result = CliRunner().invoke(app, ["contacts", "list", "--help"], prog_name="drip")
+    assert result.exit_code == 0, result.output
+    assert "--textable / --not-textable" in result.output
+    assert "--limit" in result.output
+    bad = CliRunner().invoke(app, ["serve", "--port", "0"], prog_name="drip")
+    assert bad.exit_code == 2
+    assert "--port" in bad.output
