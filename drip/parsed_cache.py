@@ -29,6 +29,8 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+#: How many parsed versions of one kind stay in the cache folder.
+KEEP_VERSIONS = 8
 #: The folders whose files a parse depends on, relative to the drip package.
 _PARSER_FOLDERS = ("campaigns", "domain", "rules", "data")
 
@@ -87,8 +89,11 @@ def _keep(folder: Path, kind: str, kept: Path, value: object) -> None:
         with os.fdopen(fd, "wb") as fh:
             pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, kept)
-        for old in folder.glob(f"{kind}-*.pickle"):
-            if old != kept:
-                old.unlink(missing_ok=True)  # one version per kind: the cache does not grow
+        # A few versions per kind (several checkouts or campaign folders), the newest.
+        versions = sorted(
+            folder.glob(f"{kind}-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True
+        )
+        for old in versions[KEEP_VERSIONS:]:
+            old.unlink(missing_ok=True)
     except OSError:
         return  # a read-only or full cache folder: parse every time

@@ -35,11 +35,14 @@ def test_a_second_load_reads_the_kept_value(cache_home: Path) -> None:
     assert len(list(cache_home.glob("thing-*.pickle"))) == 1
 
 
-def test_other_bytes_parse_again_and_replace_the_old_value(cache_home: Path) -> None:
-    """An edited input is parsed again, and only its value stays in the cache folder."""
+def test_other_bytes_parse_again_and_the_cache_stays_small(cache_home: Path) -> None:
+    """An edited input is parsed again; only the newest few versions stay in the cache folder."""
     load_cached("thing", b"a: 1", lambda: {"a": 1}, dict)
     assert load_cached("thing", b"a: 2", lambda: {"a": 2}, dict) == {"a": 2}
-    assert len(list(cache_home.glob("thing-*.pickle"))) == 1
+    assert load_cached("thing", b"a: 1", _never, dict) == {"a": 1}  # both kept
+    for n in range(3, 3 + parsed_cache.KEEP_VERSIONS):
+        load_cached("thing", str(n).encode(), lambda: {"a": 0}, dict)
+    assert len(list(cache_home.glob("thing-*.pickle"))) == parsed_cache.KEEP_VERSIONS
 
 
 def test_an_edited_parser_file_parses_again(monkeypatch: pytest.MonkeyPatch) -> None:
