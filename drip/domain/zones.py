@@ -29,12 +29,12 @@ import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal
-
-import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+from typing import TYPE_CHECKING, Literal
 
 from drip.errors import ValidationError
+
+if TYPE_CHECKING:
+    import phonenumbers
 
 ZoneSource = Literal["contact", "area_code", "default"]
 
@@ -300,14 +300,23 @@ def normalize_state(raw: str) -> str:
 def _parse(phone: str | None) -> phonenumbers.PhoneNumber | None:
     if phone is None or not phone.strip():
         return None
+    import phonenumbers  # its metadata costs ~10 ms: only for numbers not already E.164
+
     try:
         return phonenumbers.parse(phone, "US")
-    except NumberParseException:
+    except phonenumbers.NumberParseException:
         return None
+
+
+#: A stored North American number ("+1" and ten digits, the first 2-9): phonenumbers
+#: reads its national number as exactly those ten digits (tests compare the two).
+_E164_NANP = re.compile(r"\+1([2-9]\d{9})")
 
 
 def area_code_of(phone: str | None) -> str | None:
     """The three-digit area code of a North American number, or None."""
+    if phone is not None and (stored := _E164_NANP.fullmatch(phone)):
+        return stored[1][:3]
     number = _parse(phone)
     if number is None or number.country_code != 1:
         return None
@@ -391,24 +400,26 @@ def resolve_states(contact_state: str | None, phone: str | None) -> tuple[str, .
     return tuple(dict.fromkeys(state for state in found if state is not None))
 
 
-_PARSE_REASONS: Mapping[int, str] = MappingProxyType(
-    {
+@functools.cache
+def _reasons() -> tuple[Mapping[int, str], Mapping[int, str]]:
+    """Why phonenumbers refused a number: parse errors, then "possible number" results."""
+    from phonenumbers import NumberParseException, ValidationResult
+
+    parse = {
         NumberParseException.INVALID_COUNTRY_CODE: "unknown or missing country code",
         NumberParseException.NOT_A_NUMBER: "not a phone number",
         NumberParseException.TOO_SHORT_AFTER_IDD: "too short",
         NumberParseException.TOO_SHORT_NSN: "too short",
         NumberParseException.TOO_LONG: "too long",
     }
-)
-_POSSIBLE_REASONS: Mapping[int, str] = MappingProxyType(
-    {
+    possible = {
         ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "too short (no area code)",
         ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
         ValidationResult.TOO_SHORT: "too short",
         ValidationResult.TOO_LONG: "too long",
         ValidationResult.INVALID_LENGTH: "wrong number of digits for its country",
     }
-)
+    return MappingProxyType(parse), MappingProxyType(possible)
 
 
 def normalize_phone(raw: str, default_region: str = "US") -> str:
@@ -418,6 +429,10 @@ def normalize_phone(raw: str, default_region: str = "US") -> str:
     phone number, too short, too long, unknown country code, an extension
     (a text cannot reach one), or not a valid phone number (e.g. area code 123).
     """
+    import phonenumbers
+    from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+
+    parse_reasons, possible_reasons = _reasons()
     if default_region not in phonenumbers.SUPPORTED_REGIONS:
         raise ValidationError(f"default region {default_region!r} is not a known region code")
     if not raw.strip():
@@ -425,13 +440,13 @@ def normalize_phone(raw: str, default_region: str = "US") -> str:
     try:
         number = phonenumbers.parse(raw, default_region)
     except NumberParseException as exc:
-        reason = _PARSE_REASONS.get(exc.error_type, "not a phone number")
+        reason = parse_reasons.get(exc.error_type, "not a phone number")
         raise ValidationError(f"phone number {raw!r}: {reason}") from exc
     if number.extension:
         raise ValidationError(f"phone number {raw!r}: has an extension, which cannot get texts")
     possible = phonenumbers.is_possible_number_with_reason(number)
     if possible != ValidationResult.IS_POSSIBLE:
-        reason = _POSSIBLE_REASONS.get(possible, "not a valid phone number")
+        reason = possible_reasons.get(possible, "not a valid phone number")
         raise ValidationError(f"phone number {raw!r}: {reason}")
     e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
     if not phonenumbers.is_valid_number(number) and not is_new_nanp_number(e164):

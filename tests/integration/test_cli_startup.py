@@ -51,6 +51,7 @@ NOT_FOR_HISTORY = (
     "dateutil",
     "yaml",
     "regex",
+    "phonenumbers",
     "drip.campaigns.loader",
     "drip.campaigns.account_file",
     "drip.campaigns.rules_file",

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import phonenumbers
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from phonenumbers import geocoder
 
 from drip.domain.zones import (
     AREA_CODE_STATES,
     STATE_NAMES,
     ResolvedZone,
+    _parse,
+    area_code_of,
     is_new_nanp_number,
     normalize_phone,
     normalize_state,
@@ -274,3 +278,15 @@ def test_normalize_phone_rejects_unknown_region() -> None:
     """An unknown default region is a validation error, not a silent US guess."""
     with pytest.raises(ValidationError, match="region"):
         normalize_phone("6175550123", default_region="XX")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.from_regex(r"\+1[0-9]{10}", fullmatch=True))
+def test_area_code_of_a_stored_number_is_what_phonenumbers_reads(phone: str) -> None:
+    """The E.164 shortcut for area codes agrees with parsing the number with phonenumbers."""
+    number = _parse(phone)
+    expected = None
+    if number is not None and number.country_code == 1:
+        national = str(number.national_number)
+        expected = national[:3] if len(national) == 10 else None
+    assert area_code_of(phone) == expected
