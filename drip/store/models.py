@@ -23,7 +23,8 @@ Conventions:
   other; the first is created after both tables (``use_alter``).
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: SQLAlchemy would evaluate the
+# 122 ``Mapped[...]`` annotations from strings (a compile each) on every start.
 
 from datetime import datetime
 from typing import Any
