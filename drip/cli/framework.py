@@ -173,33 +173,35 @@ def _click_type(base: Any, info: _Info) -> click.ParamType[Any]:
 def _parameter(name: str, hint: Any, default: Any) -> click.Parameter:
     base, info, _optional, many = _unwrap(hint)
     required = default is inspect.Parameter.empty
-    value = None if required else default
+    # A required parameter gets no default at all: click (8.3+) takes an explicit
+    # ``default=None`` as a value, and the missing argument would not be reported.
+    defaults: dict[str, Any] = {} if required else {"default": default}
     if isinstance(info, Argument) or (info is None and required):
         info = info or Argument()
         return _HelpArgument(
             [name],
             type=_click_type(base, info),
             required=required,
-            default=value,
             nargs=-1 if many else 1,
             metavar=info.metavar,
             help=info.help,
+            **defaults,
         )
     info = info or Option()
     decls = info.decls or (f"--{name.replace('_', '-')}",)
     if base is bool:
         if any("/" in d for d in decls):
-            return click.Option([name, *decls], default=value, help=info.help)
-        return click.Option([name, *decls], is_flag=True, default=value, help=info.help)
+            return click.Option([name, *decls], help=info.help, **defaults)
+        return click.Option([name, *decls], is_flag=True, help=info.help, **defaults)
     return click.Option(
         [name, *decls],
         type=_click_type(base, info),
         required=required,
-        default=value,
         multiple=many,
         metavar=info.metavar,
         help=info.help,
-        show_default=value is not None,
+        show_default=not required and default is not None,
+        **defaults,
     )
 
 

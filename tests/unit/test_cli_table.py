@@ -41,3 +41,11 @@ def test_a_command_parses_as_declared() -> None:
     bad = CliRunner().invoke(app, ["serve", "--port", "0"], prog_name="drip")
     assert bad.exit_code == 2
     assert "--port" in bad.output
+
+
+def test_a_missing_argument_is_a_usage_error() -> None:
+    """A required argument left out stops with exit 2 and names it, before any work."""
+    for argv, name in ((["history"], "CONTACT"), (["lint"], "PATHS"), (["replay"], "FILES")):
+        result = CliRunner().invoke(app, argv, prog_name="drip")
+        assert result.exit_code == 2, (argv, result.output)
+        assert f"Missing argument '{name}" in result.output
