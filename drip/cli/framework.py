@@ -170,12 +170,18 @@ def _click_type(base: Any, info: _Info) -> click.ParamType[Any]:
     raise TypeError(f"unsupported parameter type {base!r}")
 
 
+def _as_list(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
 def _parameter(name: str, hint: Any, default: Any) -> click.Parameter:
     base, info, _optional, many = _unwrap(hint)
     required = default is inspect.Parameter.empty
     # A required parameter gets no default at all: click (8.3+) takes an explicit
     # ``default=None`` as a value, and the missing argument would not be reported.
     defaults: dict[str, Any] = {} if required else {"default": default}
+    if many:  # click gives a tuple; the declaration (and typer) says list
+        defaults["callback"] = _as_list
     if isinstance(info, Argument) or (info is None and required):
         info = info or Argument()
         return _HelpArgument(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
+from typing import Annotated
 
 from click.testing import CliRunner
 
 from drip.cli import COMMANDS, app
-from drip.cli.framework import App
+from drip.cli.framework import App, Argument, Option
 
 
 def test_the_table_is_what_the_modules_declare() -> None:
@@ -49,3 +51,34 @@ def test_a_missing_argument_is_a_usage_error() -> None:
         result = CliRunner().invoke(app, argv, prog_name="drip")
         assert result.exit_code == 2, (argv, result.output)
         assert f"Missing argument '{name}" in result.output
+
+
+def test_declarations_give_the_values_typer_gave() -> None:
+    """Defaults, flags, on/off pairs, optional and repeated parameters reach the function as declared."""
+    seen: list[tuple[object, ...]] = []
+
+    def probe(
+        paths: Annotated[list[Path], Argument(help="Files.")],
+        textable: Annotated[bool | None, Option("--textable/--not-textable")] = None,
+        dry_run: Annotated[bool, Option("--dry-run")] = False,
+        limit: Annotated[int | None, Option(min=1)] = None,
+        sender: Annotated[str, Option("--from")] = "agent",
+    ) -> None:
+        seen.append((paths, textable, dry_run, limit, sender))
+
+    group = App()
+    group.command("probe")(probe)
+    cli = group.build("drip")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["probe", "a", "b"]).exit_code == 0
+    assert (
+        runner.invoke(cli, ["probe", "a", "--not-textable", "--dry-run", "--limit", "3"]).exit_code
+        == 0
+    )
+    assert runner.invoke(cli, ["probe", "a", "--textable", "--from", "concierge"]).exit_code == 0
+    assert seen == [
+        ([Path("a"), Path("b")], None, False, None, "agent"),
+        ([Path("a")], False, True, 3, "agent"),
+        ([Path("a")], True, False, None, "concierge"),
+    ]
+    assert runner.invoke(cli, ["probe", "a", "--limit", "0"]).exit_code == 2
