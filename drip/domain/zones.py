@@ -315,6 +315,21 @@ def area_code_of(phone: str | None) -> str | None:
     return national[:3] if len(national) == 10 else None
 
 
+#: "+1" and ten digits, the first 2-9: E.164 as :func:`normalize_phone` writes a
+#: North American number. phonenumbers reads its area code as digits 2-4 (there
+#: is no national prefix "1" to strip), so :func:`e164_area_code` need not parse.
+_NANP_E164 = re.compile(r"\+1[2-9]\d{9}")
+
+
+def e164_area_code(phone: str) -> str | None:
+    """The area code of a North American number in E.164 form, read off its digits; else None.
+
+    The same as :func:`area_code_of` for such numbers, without the parse (a
+    bulk enrollment zones thousands of stored numbers).
+    """
+    return phone[2:5] if _NANP_E164.fullmatch(phone) else None
+
+
 def area_code_zones(phone: str | None) -> tuple[tuple[str, ...], str]:
     """The zones the number's area code can mean, easternmost first, and why (may be empty)."""
     from drip.rules import area_code_table  # static package data, loaded once
