@@ -58,7 +58,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -74,8 +74,9 @@ from drip.services.contacts import (
     upsert_contact,
 )
 from drip.services.deps import Deps
+from drip.store import contact_import as store
 from drip.store import repository as repo
-from drip.store.models import Agent, ConsentEvent, Contact, OrphanOptOut
+from drip.store.models import Agent, Contact
 
 log = structlog.get_logger("drip.import")
 
@@ -511,16 +512,8 @@ def _fresh_rows(
         parsed.append(_Fresh(row.line, data, evidence))
     phones = Counter(f.data.phone for f in parsed)
     emails = Counter(f.data.email.lower() for f in parsed if f.data.email)
-    known_phones = set(
-        session.scalars(select(Contact.phone).where(Contact.phone.in_(list(phones))))
-    ) | set(session.scalars(select(OrphanOptOut.phone).where(OrphanOptOut.phone.in_(list(phones)))))
-    known_emails = {
-        e.lower()
-        for e in session.scalars(
-            select(Contact.email).where(func.lower(Contact.email).in_(list(emails)))
-        )
-        if e
-    }
+    known_phones = store.known_phones(session, [p for p in phones if p is not None])
+    known_emails = store.known_emails(session, list(emails))
     # Every row of the batch counts here, parsed above or not (a bad row too).
     phone_of = {f.line: f.data.phone for f in parsed}
     raw_phones = Counter(
@@ -581,9 +574,7 @@ def _insert_fresh(
         }
         for f in fresh
     ]
-    ids = list(
-        session.scalars(insert(Contact).returning(Contact.id, sort_by_parameter_order=True), values)
-    )
+    ids = store.insert_contacts(session, values)
     events = [
         {
             "contact_id": contact_id,
@@ -595,8 +586,7 @@ def _insert_fresh(
         for f, contact_id in zip(fresh, ids, strict=True)
         if f.evidence is not None
     ]
-    if events:
-        session.execute(insert(ConsentEvent), events)
+    store.insert_consent_events(session, events)
     for f, contact_id in zip(fresh, ids, strict=True):
         report.contact_ids.append(contact_id)
         report.created += 1
