@@ -80,8 +80,10 @@ from drip.store.models import Agent, Contact
 
 log = structlog.get_logger("drip.import")
 
-#: Rows committed together; each row also has its own savepoint.
-COMMIT_EVERY: Final = 500
+#: Rows committed together (one transaction per batch); each row that updates or
+#: may fail also has its own savepoint. Each commit waits for the WAL flush: with
+#: 500, a 20,000-row import spent about a third of its time committing.
+COMMIT_EVERY: Final = 2000
 #: Column lengths of ``contacts`` (checked here so a long value is a bad row, not a DB error).
 MAX_NAME: Final = 100
 MAX_EMAIL: Final = 254

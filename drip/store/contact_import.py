@@ -135,9 +135,13 @@ def insert_contacts(session: Session, rows: Sequence[Mapping[str, Any]]) -> list
 
 
 def _copy_value(name: str, value: Any) -> Any:
-    if value is None:
-        return None
+    if value is None or type(value) in _PLAIN_TYPES:
+        return value
     return as_utc(value) if name in _TIMES else _plain(value)
+
+
+#: Values COPY takes as they are (anything else: an enum member or a datetime).
+_PLAIN_TYPES = frozenset({str, int, bool})
 
 
 def _copy(

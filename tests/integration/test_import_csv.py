@@ -303,7 +303,7 @@ def test_a_large_file_imported_twice_records_each_contact_and_consent_once(web: 
         )
     before = web.count(Contact)
 
-    first = import_rows(web.deps, rows, web.now)
+    first = import_rows(web.deps, rows, web.now, commit_every=500)
 
     assert (first.created, len(first.bad_rows)) == (1199, 0), first.summary()
     assert first.updated == 1  # line 702: Eve's email in capitals is Eve
@@ -318,7 +318,7 @@ def test_a_large_file_imported_twice_records_each_contact_and_consent_once(web: 
         eves = list(session.scalars(select(Contact).where(Contact.email.ilike("eve@example.com"))))
     assert len(eves) == 1
 
-    again = import_rows(web.deps, rows, web.now)
+    again = import_rows(web.deps, rows, web.now, commit_every=500)
 
     assert (again.created, again.updated, len(again.bad_rows)) == (0, 1200, 0)
     assert web.count(Contact) == before + 1199
