@@ -13,12 +13,12 @@ from drip.domain.campaign import Campaign
 from drip.domain.enums import CampaignStatus
 from drip.domain.schedule import step_due_at
 from drip.domain.zones import e164_area_code, resolve_timezone
-from drip.errors import NotFoundError, ValidationError
+from drip.errors import NotFoundError, StoreError, ValidationError
 from drip.services.deps import Deps
 from drip.store import enrolling as store
 from drip.store import repository as repo
 from drip.store.models import Campaign as CampaignRow
-from drip.store.models import Contact
+from drip.store.models import Contact, Enrollment
 
 log = structlog.get_logger("drip.enroll")
 
@@ -50,13 +50,7 @@ def enroll(deps: Deps, contact_id: int, campaign_name: str, now: datetime) -> En
             raise NotFoundError(f"no contact with id {contact_id}")
         existing = repo.active_enrollment(session, contact_id, row.id)
         if existing is not None:
-            return EnrollResult(
-                existing.id,
-                False,
-                0,
-                f"contact {contact_id} is already active in {campaign.name} "
-                f"(enrollment {existing.id}, since {existing.enrolled_at:%Y-%m-%d}); nothing done",
-            )
+            return _already_active(contact_id, campaign.name, existing)
         ids, sends = _enroll_rows(
             deps,
             session=session,
@@ -65,6 +59,11 @@ def enroll(deps: Deps, contact_id: int, campaign_name: str, now: datetime) -> En
             contacts=[contact],
             now=now,
         )
+        if not ids:  # enrolled meanwhile by someone else (the insert skipped it)
+            existing = repo.active_enrollment(session, contact_id, row.id)
+            if existing is None:
+                raise StoreError(f"contact {contact_id} could not be enrolled; try again")
+            return _already_active(contact_id, campaign.name, existing)
         paused = row.status is CampaignStatus.PAUSED
     log.info("enrolled", contact_id=contact_id, campaign=campaign.name, sends=sends)
     held = " (held: the campaign is paused)" if paused else ""
@@ -73,6 +72,16 @@ def enroll(deps: Deps, contact_id: int, campaign_name: str, now: datetime) -> En
         True,
         sends,
         f"enrolled contact {contact_id} in {campaign.name}: {sends} sends scheduled{held}",
+    )
+
+
+def _already_active(contact_id: int, campaign: str, existing: Enrollment) -> EnrollResult:
+    return EnrollResult(
+        existing.id,
+        False,
+        0,
+        f"contact {contact_id} is already active in {campaign} "
+        f"(enrollment {existing.id}, since {existing.enrolled_at:%Y-%m-%d}); nothing done",
     )
 
 

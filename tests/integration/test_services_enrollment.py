@@ -12,10 +12,11 @@ import pytest
 from services_support import START, World, add_dana, open_world, plan, sync_bundled
 from sqlalchemy import event, func, insert, select
 
-from drip.domain.enums import ConsentSource, EnrollmentStatus, SendState
+from drip.domain.enums import Channel, ConsentSource, EnrollmentStatus, SenderRole, SendState
 from drip.domain.schedule import step_due_at
 from drip.domain.zones import resolve_timezone
 from drip.services.enrollment import enroll, enroll_many, load_campaign
+from drip.store.enrolling import Member, PlannedStep, enroll_members
 from drip.store.models import Contact, Enrollment, ScheduledSend
 
 SMART_DRIP = "smart-drip-new-lead"
@@ -194,3 +195,27 @@ def test_enroll_many_zones_each_contact_like_enrolling_it_alone(world: World) ->
         assert all(s.original_due_at == s.due_at and s.created_at == now for s in sends)
     # The zones really differ: Chicago, Phoenix (602), Los Angeles (310), the default (+44).
     assert len(zones) == 4
+
+
+def test_the_store_skips_a_contact_enrolled_meanwhile(world: World) -> None:
+    """A contact that became active after the caller looked is skipped by the insert, not doubled."""
+    first = add_dana(world)
+    second = add_dana(world, phone="+16175550124", first_name="Lee")
+    enroll(world.deps, first, SMART_DRIP, world.now)  # "meanwhile", by someone else
+    plans = [[PlannedStep("day-15", Channel.SMS, world.now + timedelta(days=15))]]
+
+    with world.deps.sessions.begin() as session:
+        campaign_id = session.scalar(select(Enrollment.campaign_id))
+        new, sends = enroll_members(
+            session,
+            campaign_id=campaign_id,
+            sender_role=SenderRole.AGENT,
+            now=world.now,
+            members=[Member(first, 0), Member(second, 0)],
+            plans=plans,
+        )
+
+    assert list(new) == [second]
+    assert sends == 1
+    assert len(plan(world, first)) == 5
+    assert [s.step_id for s in plan(world, second)] == ["day-15"]
