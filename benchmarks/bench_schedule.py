@@ -2,9 +2,10 @@
 
 - drip: ``drip.services.enrollment.enroll_many`` on contacts already in the
   database (with consent, in a mix of zones, some zones only known from the
-  area code): loads the contacts, checks active enrollments, inserts the
-  enrollments, resolves each zone, computes the due times (once per zone and
-  step) and bulk-inserts the sends (COPY on PostgreSQL).
+  area code): loads the contacts' zones and phones, resolves each zone,
+  computes the due times (once per zone and step) and inserts the
+  enrollments (skipping active ones) and their sends, one statement per
+  batch on PostgreSQL (``drip.store.enrolling``).
 - COPY: the same ``scheduled_sends`` rows, prepared in memory beforehand,
   copied into the same (emptied) table: the machine's limit. drip and COPY
   run ``schedule_reps`` times each, alternating (drip, COPY, COPY, drip...),

@@ -70,7 +70,7 @@ SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
 
 #: (key, section, goal text, predicate) of the ratio goals.
 GOALS: list[tuple[str, str, str, Callable[[float], bool]]] = [
-    ("schedule_vs_copy", "schedule", ">= 0.3", lambda v: v >= 0.3),
+    ("schedule_vs_copy", "schedule", ">= 0.5", lambda v: v >= 0.5),
     ("worker_rss_growth_mib", "memory", "<= 10", lambda v: v <= 10),
     ("claim_backlog_ratio", "claim", "<= 1.5", lambda v: v <= 1.5),
     ("fire_vs_celery_noop", "fire", ">= 1.0", lambda v: v >= 1.0),
@@ -117,7 +117,7 @@ def table(r: dict[str, Any], sections: list[str]) -> str:
             "schedule_apscheduler_jobs_per_s", "jobs/s")  # fmt: skip
         add(f"   Celery apply_async(eta) ({_fmt(jobs)} tasks)",
             "schedule_celery_eta_jobs_per_s", "tasks/s")  # fmt: skip
-        add("   schedule_vs_copy (drip / COPY)", "schedule_vs_copy", "", "goal >= 0.3")
+        add("   schedule_vs_copy (drip / COPY)", "schedule_vs_copy", "", "goal >= 0.5")
     if "memory" in sections:
         rows.append(("2. Worker memory (VmRSS of worker + pool)", "", ""))
         drip_n, naive_n = r.get("memory_drip_sends"), r.get("memory_naive_tasks")

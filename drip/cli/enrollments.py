@@ -110,9 +110,9 @@ def enroll_many(
         not_enrolled=not_enrolled,
         phones=read_phone_file(file) if file is not None else None,
     )
-    selection = select_contacts(deps, filters, campaign=name_of)
+    selection = select_contacts(deps, filters, campaign=name_of, summaries=False)
     cli.echo(
-        f"{len(selection.contacts)} of {selection.considered} contacts will be enrolled in "
+        f"{len(selection.ids)} of {selection.considered} contacts will be enrolled in "
         f"{name_of} ({filters.describe()}); {sum(n for _, n in selection.excluded)} excluded"
     )
     for line in selection.lines():
@@ -120,15 +120,15 @@ def enroll_many(
     if dry_run:
         cli.echo("dry run: nothing enrolled")
         return
-    if not selection.contacts:
+    if not selection.ids:
         cli.echo("nothing to enroll")
         return
-    confirm_or_yes(f"Enroll {len(selection.contacts)} contacts in {name_of}?", yes)
+    confirm_or_yes(f"Enroll {len(selection.ids)} contacts in {name_of}?", yes)
     if on_terminal():
         from rich.progress import Progress
 
         with Progress(transient=True) as progress:
-            task = progress.add_task("enrolling", total=len(selection.contacts))
+            task = progress.add_task("enrolling", total=len(selection.ids))
             result = enroll_selection(
                 deps, name_of, selection, now, on_batch=lambda n: progress.advance(task, n)
             )

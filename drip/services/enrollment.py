@@ -5,19 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import structlog
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from drip.domain.campaign import Campaign
-from drip.domain.enums import CampaignStatus, EnrollmentStatus, MessageKind
+from drip.domain.enums import CampaignStatus
 from drip.domain.schedule import step_due_at
-from drip.domain.zones import resolve_timezone
-from drip.errors import NotFoundError, ValidationError
+from drip.domain.zones import e164_area_code, resolve_timezone
+from drip.errors import NotFoundError, StoreError, ValidationError
 from drip.services.deps import Deps
-from drip.store import claims
+from drip.store import enrolling as store
 from drip.store import repository as repo
 from drip.store.models import Campaign as CampaignRow
 from drip.store.models import Contact, Enrollment
@@ -52,13 +50,7 @@ def enroll(deps: Deps, contact_id: int, campaign_name: str, now: datetime) -> En
             raise NotFoundError(f"no contact with id {contact_id}")
         existing = repo.active_enrollment(session, contact_id, row.id)
         if existing is not None:
-            return EnrollResult(
-                existing.id,
-                False,
-                0,
-                f"contact {contact_id} is already active in {campaign.name} "
-                f"(enrollment {existing.id}, since {existing.enrolled_at:%Y-%m-%d}); nothing done",
-            )
+            return _already_active(contact_id, campaign.name, existing)
         ids, sends = _enroll_rows(
             deps,
             session=session,
@@ -67,6 +59,11 @@ def enroll(deps: Deps, contact_id: int, campaign_name: str, now: datetime) -> En
             contacts=[contact],
             now=now,
         )
+        if not ids:  # enrolled meanwhile by someone else (the insert skipped it)
+            existing = repo.active_enrollment(session, contact_id, row.id)
+            if existing is None:
+                raise StoreError(f"contact {contact_id} could not be enrolled; try again")
+            return _already_active(contact_id, campaign.name, existing)
         paused = row.status is CampaignStatus.PAUSED
     log.info("enrolled", contact_id=contact_id, campaign=campaign.name, sends=sends)
     held = " (held: the campaign is paused)" if paused else ""
@@ -75,6 +72,16 @@ def enroll(deps: Deps, contact_id: int, campaign_name: str, now: datetime) -> En
         True,
         sends,
         f"enrolled contact {contact_id} in {campaign.name}: {sends} sends scheduled{held}",
+    )
+
+
+def _already_active(contact_id: int, campaign: str, existing: Enrollment) -> EnrollResult:
+    return EnrollResult(
+        existing.id,
+        False,
+        0,
+        f"contact {contact_id} is already active in {campaign} "
+        f"(enrollment {existing.id}, since {existing.enrolled_at:%Y-%m-%d}); nothing done",
     )
 
 
@@ -91,29 +98,84 @@ def enroll_many(
 
     Contacts already active in the campaign are left alone. Due times depend
     only on (zone, step) since every contact of a call enrolls at ``now``, so
-    they are computed once per zone, not once per contact. One transaction
-    per batch; ``on_batch`` is told how many contacts each committed batch had.
+    they are computed once per zone, not once per contact, and the store
+    writes each batch set-based (see :mod:`drip.store.enrolling`). One
+    transaction per batch; ``on_batch`` is told how many contacts each
+    committed batch had.
     """
     total = 0
+    planner = _Planner(deps.account.default_timezone, now)
     for start in range(0, len(contact_ids), batch):
         part = contact_ids[start : start + batch]
         with deps.sessions.begin() as session:
             row, campaign = load_campaign(deps, session, campaign_name)
-            contacts = list(repo.contacts_by_id(session, part).values())
-            active = repo.active_enrollment_ids_for(session, row.id, part)
-            fresh = [c for c in contacts if c.id not in active]
-            _, sends = _enroll_rows(
-                deps,
-                session=session,
+            wanted = set(part)
+            # Members in the caller's order (a repeated id counts once).
+            zoned = {cid: (tz, phone) for cid, tz, phone in store.contact_zones(session, part)}
+            members = [
+                store.Member(cid, planner.group(campaign, *zoned[cid]))
+                for cid in dict.fromkeys(part)
+                if cid in zoned and cid in wanted
+            ]
+            _, sends = store.enroll_members(
+                session,
                 campaign_id=row.id,
-                campaign=campaign,
-                contacts=fresh,
+                sender_role=campaign.sender,
                 now=now,
+                members=members,
+                plans=planner.plans,
             )
             total += sends
         if on_batch is not None:
             on_batch(len(part))
     return total
+
+
+class _Planner:
+    """Zone groups and their planned steps, shared by every batch of one call.
+
+    A zone on the record decides alone (``resolve_timezone`` ignores the phone
+    then), so contacts sharing it share one lookup; a North American number in
+    E.164 form is zoned by its area code alone, so contacts sharing an area
+    code share one lookup too; any other number is looked up by itself.
+    """
+
+    def __init__(self, default_zone: str, now: datetime) -> None:
+        self.default_zone = default_zone
+        self.now = now
+        self.plans: list[list[store.PlannedStep]] = []
+        self._group_of_zone: dict[str, int] = {}
+        self._zone_of_key: dict[str, str] = {}
+        self._campaign: Campaign | None = None
+
+    def group(self, campaign: Campaign, tz: str | None, phone: str | None) -> int:
+        if self._campaign is not campaign:  # each batch reloads the campaign: plan anew
+            self._campaign = campaign
+            self.plans = []
+            self._group_of_zone = {}
+        if tz is not None and tz.strip():
+            key = f"zone:{tz}"
+        elif phone is not None and (code := e164_area_code(phone)) is not None:
+            key = f"area:{code}"
+        else:
+            key = f"phone:{phone}"
+        zone = self._zone_of_key.get(key)
+        if zone is None:
+            zone = resolve_timezone(tz, phone, self.default_zone).name
+            self._zone_of_key[key] = zone
+        group = self._group_of_zone.get(zone)
+        if group is None:
+            group = len(self.plans)
+            self._group_of_zone[zone] = group
+            self.plans.append(
+                [
+                    store.PlannedStep(
+                        step.id, step.channel, step_due_at(self.now, step.day, step.at, zone)
+                    )
+                    for step in campaign.steps
+                ]
+            )
+        return group
 
 
 def _enroll_rows(
@@ -127,54 +189,14 @@ def _enroll_rows(
 ) -> tuple[list[int], int]:
     if not contacts:
         return [], 0
-    # A plain executemany, then one query for the ids: INSERT ... RETURNING with
-    # sort_by_parameter_order runs one statement per row on SQLite. The partial
-    # unique index makes (contact, campaign, active) identify each new row.
-    session.execute(
-        insert(Enrollment),
-        [
-            {
-                "contact_id": c.id,
-                "campaign_id": campaign_id,
-                "enrolled_at": now,
-                "status": EnrollmentStatus.ACTIVE,
-            }
-            for c in contacts
-        ],
+    planner = _Planner(deps.account.default_timezone, now)
+    members = [store.Member(c.id, planner.group(campaign, c.timezone, c.phone)) for c in contacts]
+    new, sends = store.enroll_members(
+        session,
+        campaign_id=campaign_id,
+        sender_role=campaign.sender,
+        now=now,
+        members=members,
+        plans=planner.plans,
     )
-    by_contact = repo.active_enrollment_ids_for(session, campaign_id, [c.id for c in contacts])
-    enrollment_ids = [by_contact[c.id] for c in contacts]
-    due_cache: dict[tuple[str, str], datetime] = {}
-    by_zone: dict[str, str] = {}
-    rows: list[dict[str, Any]] = []
-    for contact, enrollment_id in zip(contacts, enrollment_ids, strict=True):
-        # A zone on the record decides alone (resolve_timezone ignores the phone
-        # then), so contacts sharing it share one lookup; otherwise the number does.
-        own = contact.timezone
-        key = f"zone:{own}" if own is not None and own.strip() else f"phone:{contact.phone}"
-        zone = by_zone.get(key)
-        if zone is None:
-            zone = resolve_timezone(
-                contact.timezone, contact.phone, deps.account.default_timezone
-            ).name
-            by_zone[key] = zone
-        for step in campaign.steps:
-            due = due_cache.get((zone, step.id))
-            if due is None:
-                due = step_due_at(now, step.day, step.at, zone)
-                due_cache[(zone, step.id)] = due
-            rows.append(
-                {
-                    "enrollment_id": enrollment_id,
-                    "contact_id": contact.id,
-                    "campaign_id": campaign_id,
-                    "step_id": step.id,
-                    "kind": MessageKind.CAMPAIGN,
-                    "channel": step.channel,
-                    "sender_role": campaign.sender,
-                    "due_at": due,
-                    "created_at": now,
-                }
-            )
-    claims.bulk_insert_sends(session, rows, now=now)
-    return enrollment_ids, len(rows)
+    return [new[c.id] for c in contacts if c.id in new], sends

@@ -58,7 +58,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -74,13 +74,16 @@ from drip.services.contacts import (
     upsert_contact,
 )
 from drip.services.deps import Deps
+from drip.store import contact_import as store
 from drip.store import repository as repo
-from drip.store.models import Agent, ConsentEvent, Contact, OrphanOptOut
+from drip.store.models import Agent, Contact
 
 log = structlog.get_logger("drip.import")
 
-#: Rows committed together; each row also has its own savepoint.
-COMMIT_EVERY: Final = 500
+#: Rows committed together (one transaction per batch); each row that updates or
+#: may fail also has its own savepoint. Each commit waits for the WAL flush: with
+#: 500, a 20,000-row import spent about a third of its time committing.
+COMMIT_EVERY: Final = 2000
 #: Column lengths of ``contacts`` (checked here so a long value is a bad row, not a DB error).
 MAX_NAME: Final = 100
 MAX_EMAIL: Final = 254
@@ -511,16 +514,8 @@ def _fresh_rows(
         parsed.append(_Fresh(row.line, data, evidence))
     phones = Counter(f.data.phone for f in parsed)
     emails = Counter(f.data.email.lower() for f in parsed if f.data.email)
-    known_phones = set(
-        session.scalars(select(Contact.phone).where(Contact.phone.in_(list(phones))))
-    ) | set(session.scalars(select(OrphanOptOut.phone).where(OrphanOptOut.phone.in_(list(phones)))))
-    known_emails = {
-        e.lower()
-        for e in session.scalars(
-            select(Contact.email).where(func.lower(Contact.email).in_(list(emails)))
-        )
-        if e
-    }
+    known_phones = store.known_phones(session, [p for p in phones if p is not None])
+    known_emails = store.known_emails(session, list(emails))
     # Every row of the batch counts here, parsed above or not (a bad row too).
     phone_of = {f.line: f.data.phone for f in parsed}
     raw_phones = Counter(
@@ -581,9 +576,7 @@ def _insert_fresh(
         }
         for f in fresh
     ]
-    ids = list(
-        session.scalars(insert(Contact).returning(Contact.id, sort_by_parameter_order=True), values)
-    )
+    ids = store.insert_contacts(session, values)
     events = [
         {
             "contact_id": contact_id,
@@ -595,8 +588,7 @@ def _insert_fresh(
         for f, contact_id in zip(fresh, ids, strict=True)
         if f.evidence is not None
     ]
-    if events:
-        session.execute(insert(ConsentEvent), events)
+    store.insert_consent_events(session, events)
     for f, contact_id in zip(fresh, ids, strict=True):
         report.contact_ids.append(contact_id)
         report.created += 1

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from drip.domain.enums import CampaignStatus, ConsentSource, TextStatus
 from drip.domain.zones import normalize_phone, normalize_state, resolve_state
@@ -118,10 +119,8 @@ class Selection:
     excluded: tuple[tuple[str, int], ...]
     considered: int
     unknown_phones: tuple[str, ...] = ()
-
-    @property
-    def ids(self) -> tuple[int, ...]:
-        return tuple(c.id for c in self.contacts)
+    #: Every chosen contact's id (``contacts`` may stop at a limit, or be left empty).
+    ids: tuple[int, ...] = ()
 
     def lines(self) -> list[str]:
         out = []
@@ -173,14 +172,45 @@ def check_enrollable(deps: Deps, campaign: str) -> None:
             raise ValidationError(f"campaign {campaign!r} is archived: it takes no enrollments")
 
 
+def _needed(filters: ContactFilters) -> set[str]:
+    """The contact columns the filters look at (besides the id)."""
+    needed: set[str] = set()
+    if filters.phones is not None:
+        needed.add("phone")
+    if filters.state:
+        needed |= {"state", "phone"}
+    if filters.source is not None:
+        needed.add("source")
+    if filters.agent:
+        needed.add("agent_phone")
+    if filters.name:
+        needed |= {"first_name", "last_name"}
+    if filters.textable is not None:
+        needed |= {"sms_consent_at", "sms_opted_out_at", "text_status"}
+    return needed
+
+
+def _textable(r: Any) -> bool:
+    return bool(
+        r.sms_consent_at is not None
+        and r.sms_opted_out_at is None
+        and r.text_status == TextStatus.TEXTABLE
+    )
+
+
 def select_contacts(
     deps: Deps,
     filters: ContactFilters,
     *,
     campaign: str | None = None,
     limit: int | None = None,
+    summaries: bool = True,
 ) -> Selection:
-    """The contacts matching ``filters``; with ``campaign``, those already active in it are out."""
+    """The contacts matching ``filters``; with ``campaign``, those already active in it are out.
+
+    ``summaries=False`` gives the ids and counts only (``contacts`` empty): what
+    ``enroll-many`` needs, without loading every chosen contact's campaigns.
+    """
     state = normalize_state(filters.state) if filters.state else None
     agent = normalize_phone(filters.agent) if filters.agent else None
     name = filters.name.casefold() if filters.name else None
@@ -200,20 +230,15 @@ def select_contacts(
                 raise ValidationError(f"campaign {campaign!r} is archived: it takes no enrollments")
             active_here = store.enrolled_contact_ids(session, row.id)
         enrolled = store.enrolled_contact_ids(session) if filters.not_enrolled else set()
-        rows = store.contact_rows(session)
+        rows = store.contact_rows(session, columns=None if summaries else _needed(filters))
         seen_phones: set[str] = set()
         considered = 0
         for r in rows:
-            if wanted is not None and r.phone not in wanted:
-                continue  # outside the file: not considered at all
-            considered += 1
-            if r.phone is not None:
+            if wanted is not None:
+                if r.phone not in wanted:
+                    continue  # outside the file: not considered at all
                 seen_phones.add(str(r.phone))
-            textable = (
-                r.sms_consent_at is not None
-                and r.sms_opted_out_at is None
-                and r.text_status == TextStatus.TEXTABLE
-            )
+            considered += 1
             reason = None
             if state is not None and resolve_state(r.state, r.phone) != state:
                 reason = "state"
@@ -223,7 +248,7 @@ def select_contacts(
                 reason = "agent"
             elif name is not None and name not in f"{r.first_name} {r.last_name}".casefold():
                 reason = "name"
-            elif filters.textable is not None and textable != filters.textable:
+            elif filters.textable is not None and _textable(r) != filters.textable:
                 reason = "textable"
             elif filters.not_enrolled and r.id in enrolled:
                 reason = "enrolled"
@@ -233,9 +258,9 @@ def select_contacts(
                 excluded[reason] += 1
                 continue
             chosen.append(r)
-        shown = chosen if limit is None else chosen[:limit]
-        campaigns = store.active_campaigns_of(session, [r.id for r in shown])
-        summaries = tuple(
+        shown = [] if not summaries else chosen if limit is None else chosen[:limit]
+        campaigns = store.active_campaigns_of(session, [r.id for r in shown]) if shown else {}
+        shown_summaries = tuple(
             ContactSummary(
                 id=r.id,
                 first_name=r.first_name,
@@ -256,10 +281,11 @@ def select_contacts(
         )
     unknown = tuple(sorted(wanted - seen_phones)) if wanted is not None else ()
     return Selection(
-        summaries,
+        shown_summaries,
         tuple(sorted(excluded.items(), key=lambda kv: (-kv[1], kv[0]))),
         considered,
         unknown,
+        tuple(r.id for r in chosen),
     )
 
 

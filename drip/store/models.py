@@ -167,6 +167,9 @@ class Contact(Base):
     __table_args__ = (
         Index("ix_contacts_agent_id", "agent_id"),
         Index("ix_contacts_email", "email"),
+        # A known email is the same contact in any case (SPEC §7 identity rule):
+        # add, import and the API look contacts up by lower(email).
+        Index("ix_contacts_email_lower", text("lower(email)")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -283,3 +283,44 @@ def test_an_import_at_night_confirms_at_the_next_opening_of_the_window(web: Web)
     sent = [m for m in web.messages(dana.id) if m.direction == "outbound"]
     assert [(m.kind, m.sent_at) for m in sent] == [(MessageKind.OPT_IN_CONFIRMATION, eastern)]
     assert sent[0].footer is False
+
+
+def test_a_large_file_imported_twice_records_each_contact_and_consent_once(web: Web) -> None:
+    """1,200 rows in three batches: each id gets its row, a known email is its contact, twice adds nothing."""
+    lines = [HEADER]
+    for i in range(1200):
+        email = "EVE@example.com" if i == 700 else f"lead{i}@example.com"
+        lines.append(
+            f"Lead{i},Bulk,+1617{4000000 + i:07d},{email},MA,,,yes,"
+            f"2025-06-01T14:30:00-04:00,registration,Consent {i}"
+        )
+    rows = parse_csv_text("\n".join(lines))[0]
+    with web.deps.sessions.begin() as session:  # Eve gets an email to be recognised by
+        session.execute(
+            Contact.__table__.update()
+            .where(Contact.phone == EXISTING)
+            .values(email="eve@example.com", phone=None)
+        )
+    before = web.count(Contact)
+
+    first = import_rows(web.deps, rows, web.now, commit_every=500)
+
+    assert (first.created, len(first.bad_rows)) == (1199, 0), first.summary()
+    assert first.updated == 1  # line 702: Eve's email in capitals is Eve
+    assert web.count(Contact) == before + 1199
+    for i in (0, 499, 500, 1199):  # each id carries its own row, across batch edges
+        lead = by_phone(web, f"+1617{4000000 + i:07d}")
+        assert (lead.first_name, lead.email) == (f"Lead{i}", f"lead{i}@example.com")
+        assert lead.sms_consent_text == f"Consent {i}"
+        given = [e.evidence for e in web.events(lead.id) if e.kind is ConsentEventKind.GIVEN]
+        assert given == [f"Consent {i}"]
+    with web.deps.sessions() as session:
+        eves = list(session.scalars(select(Contact).where(Contact.email.ilike("eve@example.com"))))
+    assert len(eves) == 1
+
+    again = import_rows(web.deps, rows, web.now, commit_every=500)
+
+    assert (again.created, again.updated, len(again.bad_rows)) == (0, 1200, 0)
+    assert web.count(Contact) == before + 1199
+    lead = by_phone(web, f"+1617{4000000 + 42:07d}")
+    assert len([e for e in web.events(lead.id) if e.kind is ConsentEventKind.GIVEN]) == 1

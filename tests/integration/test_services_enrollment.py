@@ -12,8 +12,11 @@ import pytest
 from services_support import START, World, add_dana, open_world, plan, sync_bundled
 from sqlalchemy import event, func, insert, select
 
-from drip.domain.enums import ConsentSource, EnrollmentStatus, SendState
-from drip.services.enrollment import enroll, enroll_many
+from drip.domain.enums import Channel, ConsentSource, EnrollmentStatus, SenderRole, SendState
+from drip.domain.schedule import step_due_at
+from drip.domain.zones import resolve_timezone
+from drip.services.enrollment import enroll, enroll_many, load_campaign
+from drip.store.enrolling import Member, PlannedStep, enroll_members
 from drip.store.models import Contact, Enrollment, ScheduledSend
 
 SMART_DRIP = "smart-drip-new-lead"
@@ -159,3 +162,60 @@ def test_enroll_many_skips_contacts_already_active(world: World) -> None:
     assert scheduled == 5
     assert len(plan(world, first)) == 5
     assert len(plan(world, second)) == 5
+
+
+def test_enroll_many_zones_each_contact_like_enrolling_it_alone(world: World) -> None:
+    """Bulk due times are each contact's own: zone on record, area code, non-US number, repeats."""
+    people = [
+        add_dana(world, phone="+16175550101", timezone="America/Chicago", first_name="A"),
+        add_dana(world, phone="+16025550102", email="b@example.com", first_name="B"),
+        add_dana(world, phone="+16025550103", email="c@example.com", first_name="C"),
+        add_dana(world, phone="+13105550104", email="d@example.com", first_name="D"),
+        add_dana(world, phone="+442079460105", email="e@example.com", first_name="E"),
+    ]
+    now = world.at(datetime(2026, 3, 2, 15, 7, tzinfo=UTC))
+    with world.deps.sessions() as session:
+        _, campaign = load_campaign(world.deps, session, SMART_DRIP)
+        contacts = {c.id: c for c in session.scalars(select(Contact))}
+    default = world.deps.account.default_timezone
+
+    # Out of id order, one id twice, one id that is no contact.
+    scheduled = enroll_many(world.deps, [*reversed(people), people[1], 999_999], SMART_DRIP, now)
+
+    assert scheduled == 25
+    zones = set()
+    for contact_id in people:
+        c = contacts[contact_id]
+        zone = resolve_timezone(c.timezone, c.phone, default).name
+        zones.add(zone)
+        expected = [step_due_at(now, s.day, s.at, zone) for s in campaign.steps]
+        sends = sorted(plan(world, contact_id), key=lambda s: s.id)
+        assert [s.step_id for s in sends] == [s.id for s in campaign.steps]
+        assert [s.due_at for s in sends] == expected, (contact_id, zone)
+        assert all(s.original_due_at == s.due_at and s.created_at == now for s in sends)
+    # The zones really differ: Chicago, Phoenix (602), Los Angeles (310), the default (+44).
+    assert len(zones) == 4
+
+
+def test_the_store_skips_a_contact_enrolled_meanwhile(world: World) -> None:
+    """A contact that became active after the caller looked is skipped by the insert, not doubled."""
+    first = add_dana(world)
+    second = add_dana(world, phone="+16175550124", first_name="Lee")
+    enroll(world.deps, first, SMART_DRIP, world.now)  # "meanwhile", by someone else
+    plans = [[PlannedStep("day-15", Channel.SMS, world.now + timedelta(days=15))]]
+
+    with world.deps.sessions.begin() as session:
+        campaign_id = session.scalar(select(Enrollment.campaign_id))
+        new, sends = enroll_members(
+            session,
+            campaign_id=campaign_id,
+            sender_role=SenderRole.AGENT,
+            now=world.now,
+            members=[Member(first, 0), Member(second, 0)],
+            plans=plans,
+        )
+
+    assert list(new) == [second]
+    assert sends == 1
+    assert len(plan(world, first)) == 5
+    assert [s.step_id for s in plan(world, second)] == ["day-15"]

@@ -14,6 +14,7 @@ from drip.domain.zones import (
     ResolvedZone,
     _parse,
     area_code_of,
+    e164_area_code,
     is_new_nanp_number,
     normalize_phone,
     normalize_state,
@@ -290,3 +291,16 @@ def test_area_code_of_a_stored_number_is_what_phonenumbers_reads(phone: str) -> 
         national = str(number.national_number)
         expected = national[:3] if len(national) == 10 else None
     assert area_code_of(phone) == expected
+
+
+def test_e164_area_code_reads_the_digits_phonenumbers_reads() -> None:
+    """For every +1 area code and exchange shape, the digit shortcut agrees with phonenumbers."""
+    checked = 0
+    for code in range(200, 1000):
+        for exchange in ("200", "555", "911", "999"):
+            e164 = f"+1{code}{exchange}0123"
+            assert e164_area_code(e164) == area_code_of(e164), e164
+            checked += 1
+    assert checked == 3200
+    for other in ("+12125550123x9", "+1212555012", "+11125550123", "+442079460105", "2125550123"):
+        assert e164_area_code(other) is None, other
