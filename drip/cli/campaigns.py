@@ -57,10 +57,8 @@ def lint(
     if missing:
         raise fail(f"no such file or folder: {', '.join(map(str, missing))}", 2)
     report = lint_paths(paths, account=None)
-    for line in report.errors:
-        typer.secho(line, fg=typer.colors.RED)
-    for line in report.warnings:
-        typer.secho(line, fg=typer.colors.YELLOW)
+    for severity, line in report.problems:
+        typer.secho(line, fg=typer.colors.RED if severity == "error" else typer.colors.YELLOW)
     typer.echo(report.summary())
     if report.errors or (strict and report.warnings):
         raise typer.Exit(1)
