@@ -446,6 +446,18 @@ _NOT_TEXT = frozenset(
         "days",
         "holidays",
         "max_per_24h",
+        "twilio_sends_opt_out_confirmation",
+        "keywords",
+        "help",
+        "opt_in",
+        "state_rules",
+        "blackouts",
+        "states",
+        "federal",
+        "senders",
+        "numbers",
+        "daily_segments",
+        "default_agent",
     }
 )
 
