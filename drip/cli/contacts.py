@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from drip.cli._common import check_format, echo_csv, echo_json, fail, ready_deps
+from drip.cli._common import check_format, echo_csv, echo_json, fail, progress, ready_deps
 
 
 def register(app: typer.Typer) -> None:
@@ -106,8 +106,6 @@ def import_contacts(
     cannot be texted. A phone number already known updates that contact.
     Bad rows are listed with their line number; the good rows are kept.
     """
-    from rich.progress import Progress
-
     from drip.services.importing import (
         ImportFileError,
         exit_code,
@@ -129,9 +127,8 @@ def import_contacts(
         check_enrollable(deps, enroll)
     for note in notes:
         typer.echo(f"note: {note}")
-    with Progress(transient=True) as progress:
-        task = progress.add_task(f"importing {file.name}", total=max(1, len(rows)))
-        report = import_rows(deps, rows, now, on_row=lambda: progress.advance(task))
+    with progress(f"importing {file.name}", len(rows)) as advance:
+        report = import_rows(deps, rows, now, on_row=lambda: advance(1))
     for bad in report.bad_rows:
         typer.secho(f"{file}:{bad.describe()}", fg=typer.colors.RED, err=True)
     for note in report.notes:

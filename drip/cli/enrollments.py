@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from drip.cli._common import campaign_name, confirm_or_yes, fail, on_terminal, ready_deps
+from drip.cli._common import campaign_name, confirm_or_yes, fail, progress, ready_deps
 
 
 def register(app: typer.Typer) -> None:
@@ -125,14 +125,6 @@ def enroll_many(
         typer.echo("nothing to enroll")
         return
     confirm_or_yes(f"Enroll {len(selection.contacts)} contacts in {name_of}?", yes)
-    if on_terminal():
-        from rich.progress import Progress
-
-        with Progress(transient=True) as progress:
-            task = progress.add_task("enrolling", total=len(selection.contacts))
-            result = enroll_selection(
-                deps, name_of, selection, now, on_batch=lambda n: progress.advance(task, n)
-            )
-    else:
-        result = enroll_selection(deps, name_of, selection, now)
+    with progress("enrolling", len(selection.contacts)) as advance:
+        result = enroll_selection(deps, name_of, selection, now, on_batch=advance)
     typer.echo(f"enrolled {result.enrolled} contacts in {name_of}: {result.sends} sends scheduled")

@@ -207,6 +207,7 @@ def forecast_lines(result: Forecast, tz: str) -> list[str]:
         )
         lines.append(
             f"  {s.sender} at {s.rate:.3g} segment(s)/s: {s.texts} texts, {s.segments} segments "
-            f"today; {span}; {s.slipping} slip"
+            f"today; {span}"
+            + (f"; {s.slipping} slip to the next opening of their window" if s.slipping else "")
         )
     return lines

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import SendState
@@ -54,12 +54,25 @@ def enrollment_counts(session: Session, campaign_ids: Sequence[int]) -> dict[int
     return out
 
 
-def step_sends(session: Session, campaign_ids: Sequence[int]) -> Sequence[Any]:
-    """One row per campaign send: step, state, decision code, and its message if any."""
+def _of(campaign_ids: Sequence[int], others: bool) -> ColumnElement[bool]:
+    """Sends of these campaigns, and (``others``) the sends of no campaign."""
+    of = ScheduledSend.campaign_id.in_(campaign_ids)
+    return or_(of, ScheduledSend.campaign_id.is_(None)) if others else of
+
+
+def step_sends(
+    session: Session, campaign_ids: Sequence[int], *, others: bool = False
+) -> Sequence[Any]:
+    """One row per campaign send: step, state, decision code, and its message if any.
+
+    ``others``: the sends of no campaign too (opt-in confirmations, bulk, manual).
+    """
     stmt = (
         select(
             ScheduledSend.id,
             ScheduledSend.campaign_id,
+            ScheduledSend.kind,
+            ScheduledSend.channel,
             ScheduledSend.step_id,
             ScheduledSend.contact_id,
             ScheduledSend.state,
@@ -71,24 +84,29 @@ def step_sends(session: Session, campaign_ids: Sequence[int]) -> Sequence[Any]:
             Message.created_at.label("message_created_at"),
         )
         .outerjoin(Message, Message.id == ScheduledSend.message_id)
-        .where(ScheduledSend.campaign_id.in_(campaign_ids))
+        .where(_of(campaign_ids, others))
     )
     rows: Sequence[Any] = session.execute(stmt).all()
     return rows
 
 
-def deferrals(session: Session, campaign_ids: Sequence[int]) -> Sequence[Any]:
-    """``(campaign id, step id, code, sends)``: how many sends were deferred, by reason."""
+def deferrals(
+    session: Session, campaign_ids: Sequence[int], *, others: bool = False
+) -> Sequence[Any]:
+    """``(campaign id, kind, step id, code, sends)``: how many sends were deferred, by reason."""
     stmt = (
         select(
             ScheduledSend.campaign_id,
+            ScheduledSend.kind,
             ScheduledSend.step_id,
             SendDecision.code,
             func.count(func.distinct(SendDecision.send_id)),
         )
         .join(ScheduledSend, ScheduledSend.id == SendDecision.send_id)
-        .where(ScheduledSend.campaign_id.in_(campaign_ids), SendDecision.outcome == "deferred")
-        .group_by(ScheduledSend.campaign_id, ScheduledSend.step_id, SendDecision.code)
+        .where(_of(campaign_ids, others), SendDecision.outcome == "deferred")
+        .group_by(
+            ScheduledSend.campaign_id, ScheduledSend.kind, ScheduledSend.step_id, SendDecision.code
+        )
     )
     rows: Sequence[Any] = session.execute(stmt).all()
     return rows
