@@ -16,6 +16,7 @@ import typer
 
 if TYPE_CHECKING:
     from drip.services.deps import Deps
+    from drip.services.selection import ContactFilters
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -135,3 +136,33 @@ def progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
     with Progress(transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task(label, total=max(1, total))
         yield lambda n: bar.advance(task, n)
+
+
+def contact_filters(
+    *,
+    state: str | None,
+    source: str | None,
+    agent: str | None,
+    name: str | None,
+    textable: bool | None,
+    not_enrolled: bool,
+    phones: tuple[str, ...] | None = None,
+) -> ContactFilters:
+    """The operator's contact filters; a ``--source`` that is no consent source exits 2."""
+    from drip.domain.enums import ConsentSource
+    from drip.services.selection import ContactFilters
+
+    try:
+        origin = ConsentSource(source) if source else None
+    except ValueError:
+        known = ", ".join(s.value for s in ConsentSource)
+        raise fail(f"--source: {source!r} is not one of {known}", 2) from None
+    return ContactFilters(
+        state=state,
+        source=origin,
+        agent=agent,
+        name=name,
+        textable=textable,
+        not_enrolled=not_enrolled,
+        phones=phones,
+    )

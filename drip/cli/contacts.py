@@ -15,7 +15,15 @@ from typing import Annotated
 
 import typer
 
-from drip.cli._common import check_format, echo_csv, echo_json, fail, progress, ready_deps
+from drip.cli._common import (
+    check_format,
+    contact_filters,
+    echo_csv,
+    echo_json,
+    fail,
+    progress,
+    ready_deps,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -177,19 +185,12 @@ def contacts_list(
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
     """Find contacts: id, name, phone, state, sms consent, text status, active campaigns."""
-    from drip.domain.enums import ConsentSource
-    from drip.services.selection import ContactFilters, select_contacts
+    from drip.services.selection import select_contacts
 
     check_format(as_json, as_csv)
-    try:
-        origin = ConsentSource(source) if source else None
-    except ValueError:
-        raise fail(
-            f"--source: {source!r} is not one of registration, import, api, manual", 2
-        ) from None
-    filters = ContactFilters(
+    filters = contact_filters(
         state=state,
-        source=origin,
+        source=source,
         agent=agent,
         name=name,
         textable=textable,

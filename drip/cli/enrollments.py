@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from drip.cli._common import campaign_name, confirm_or_yes, fail, progress, ready_deps
+from drip.cli._common import (
+    campaign_name,
+    confirm_or_yes,
+    contact_filters,
+    progress,
+    ready_deps,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -85,32 +91,20 @@ def enroll_many(
     Contacts already active in the campaign are left out (and counted). Without
     --dry-run it asks for confirmation on a terminal; elsewhere it needs --yes.
     """
-    from drip.domain.enums import ConsentSource
-    from drip.services.selection import (
-        ContactFilters,
-        enroll_selection,
-        read_phone_file,
-        select_contacts,
-    )
+    from drip.services.selection import enroll_selection, read_phone_file, select_contacts
 
-    deps = ready_deps()
-    now = deps.clock.now()
-    name_of = campaign_name(campaign)
-    try:
-        origin = ConsentSource(source) if source else None
-    except ValueError:
-        raise fail(
-            f"--source: {source!r} is not one of registration, import, api, manual", 2
-        ) from None
-    filters = ContactFilters(
+    filters = contact_filters(
         state=state,
-        source=origin,
+        source=source,
         agent=agent,
         name=name,
         textable=textable,
         not_enrolled=not_enrolled,
         phones=read_phone_file(file) if file is not None else None,
     )
+    deps = ready_deps()
+    now = deps.clock.now()
+    name_of = campaign_name(campaign)
     selection = select_contacts(deps, filters, campaign=name_of)
     typer.echo(
         f"{len(selection.contacts)} of {selection.considered} contacts will be enrolled in "
