@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from drip.domain.enums import SendState
 from drip.store.models import (
-    Agent,
     Campaign,
     Contact,
     Enrollment,
@@ -26,7 +25,7 @@ __all__ = [
     "enrollment_counts",
     "inbound_times",
     "opt_out_times",
-    "pending_between",
+    "pending_sends",
     "step_sends",
 ]
 
@@ -134,23 +133,12 @@ def opt_out_times(session: Session) -> dict[int, datetime]:
     return {cid: at for cid, at in rows if at is not None}
 
 
-def pending_between(session: Session, until: datetime) -> Sequence[Any]:
-    """Pending sends due by ``until``, with what decides their sender."""
-    stmt = (
-        select(
-            ScheduledSend.due_at,
-            ScheduledSend.kind,
-            ScheduledSend.channel,
-            ScheduledSend.sender_role,
-            ScheduledSend.sender_phone,
-            Campaign.name.label("campaign"),
-            Campaign.status.label("campaign_status"),
-            Agent.phone.label("agent_phone"),
+def pending_sends(session: Session, until: datetime) -> list[ScheduledSend]:
+    """The pending sends due by ``until``, in due order (``drip queue`` and its forecast)."""
+    return list(
+        session.scalars(
+            select(ScheduledSend)
+            .where(ScheduledSend.state == SendState.PENDING, ScheduledSend.due_at <= until)
+            .order_by(ScheduledSend.due_at, ScheduledSend.id)
         )
-        .join(Contact, Contact.id == ScheduledSend.contact_id)
-        .outerjoin(Agent, Agent.id == Contact.agent_id)
-        .outerjoin(Campaign, Campaign.id == ScheduledSend.campaign_id)
-        .where(ScheduledSend.state == SendState.PENDING, ScheduledSend.due_at <= until)
     )
-    rows: Sequence[Any] = session.execute(stmt).all()
-    return rows
