@@ -47,7 +47,7 @@ def enrollment_counts(session: Session, campaign_ids: Sequence[int]) -> dict[int
         select(Enrollment.campaign_id, Enrollment.status, func.count())
         .where(Enrollment.campaign_id.in_(campaign_ids))
         .group_by(Enrollment.campaign_id, Enrollment.status)
-    ).tuples()
+    )
     for cid, status, n in rows:
         out.setdefault(cid, {})[str(status)] = int(n)
     return out
@@ -118,7 +118,7 @@ def inbound_times(session: Session, contact_ids: set[int]) -> dict[int, list[dat
         select(Message.contact_id, Message.created_at)
         .where(Message.direction == "inbound", Message.contact_id.is_not(None))
         .order_by(Message.created_at)
-    ).tuples()
+    )
     for cid, at in rows:
         if cid in contact_ids:
             out.setdefault(cid, []).append(at)
@@ -129,7 +129,7 @@ def opt_out_times(session: Session) -> dict[int, datetime]:
     """``{contact id: when they opted out of texts}`` for every contact opted out."""
     rows = session.execute(
         select(Contact.id, Contact.sms_opted_out_at).where(Contact.sms_opted_out_at.is_not(None))
-    ).tuples()
+    )
     return {cid: at for cid, at in rows if at is not None}
 
 
