@@ -19,8 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 DRIP = str(Path(sys.executable).with_name("drip"))
 
-#: file name -> (the file as broken, the file with only its reported errors mended)
-FILES: dict[str, tuple[str, str]] = {
+#: file name -> (the file as broken, the mends of only its reported errors: (old, new))
+FILES: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "a_open_house.yaml": (
         "name: open-house\n"
         "kind: nurture\n"
@@ -34,18 +34,7 @@ FILES: dict[str, tuple[str, str]] = {
         "  - id: thanks\n"
         "    day: 3\n"
         '    body: "Thanks for coming \u2019 see you soon"\n',
-        "name: open-house\n"
-        "kind: nurture\n"
-        "steps:\n"
-        "  - id: invite\n"
-        "    day: 5\n"
-        '    body: "Hi {VisitorFirstName}, {AgentFirstName} here. See http://example.com"\n'
-        "  - id: reminder\n"
-        "    day: 7\n"
-        '    body: "Hi {VisitorFirstName}, the open house is Sunday."\n'
-        "  - id: thanks\n"
-        "    day: 3\n"
-        '    body: "Thanks for coming \u2019 see you soon"\n',
+        (("day: -2", "day: 7"), ("{VisitorFirstname}", "{VisitorFirstName}")),
     ),
     "b_open_house_copy.yaml": (
         "name: open-house\n"
@@ -53,11 +42,7 @@ FILES: dict[str, tuple[str, str]] = {
         "steps:\n"
         "  - day: 1\n"
         '    body: "New homes this week: bit.ly/abc"\n',
-        "name: open-house-copy\n"
-        "kind: nurture\n"
-        "steps:\n"
-        "  - day: 1\n"
-        '    body: "New homes this week: https://example.com/homes"\n',
+        (("open-house", "open-house-copy"), ("bit.ly/abc", "https://example.com/homes")),
     ),
     "c_colon.yaml": (
         "name: colon\n"
@@ -65,11 +50,7 @@ FILES: dict[str, tuple[str, str]] = {
         "steps:\n"
         "  - day: 1\n"
         "    body: Hi {VisitorFirstName}, it's {AgentFirstName}: call me\n",
-        "name: colon\n"
-        "kind: smart_drip\n"
-        "steps:\n"
-        "  - day: 1\n"
-        '    body: "Hi {VisitorFirstName}, it\'s {AgentFirstName}: call me"\n',
+        (("body: Hi", 'body: "Hi'), ("call me\n", 'call me"\n')),
     ),
     "d_comment.yaml": (
         "name: comment\n"
@@ -79,13 +60,7 @@ FILES: dict[str, tuple[str, str]] = {
         "    body: Hi, {AgentFirstName} here, your #1 agent\n"
         "  - day: 2\n"
         "    body: #1 in town\n",
-        "name: comment\n"
-        "kind: smart_drip\n"
-        "steps:\n"
-        "  - day: 0\n"
-        "    body: Hi, {AgentFirstName} here, your #1 agent\n"
-        "  - day: 2\n"
-        '    body: "#1 in town"\n',
+        (("body: #1 in town", 'body: "#1 in town"'),),
     ),
     "e_ids.yaml": (
         "name: ids\n"
@@ -98,17 +73,10 @@ FILES: dict[str, tuple[str, str]] = {
         "    day: 1\n"
         "    channel: email\n"
         '    body: "Listings"\n',
-        "name: ids\n"
-        "kind: concierge\n"
-        "steps:\n"
-        "  - id: hello\n"
-        "    day: 0\n"
-        '    body: "Welcome home"\n'
-        "  - id: listings\n"
-        "    day: 1\n"
-        "    channel: email\n"
-        '    subject: "Listings"\n'
-        '    body: "Listings"\n',
+        (
+            ("  - id: hello\n    day: 1", "  - id: listings\n    day: 1"),
+            ("channel: email\n", 'channel: email\n    subject: "Listings"\n'),
+        ),
     ),
 }
 
@@ -140,8 +108,12 @@ def write_folder(tmp_path: Path, version: int) -> Path:
     folder = tmp_path / "campaigns"
     folder.mkdir(exist_ok=True)
     shutil.copy(REPO / "campaigns" / "account.yaml", folder / "account.yaml")
-    for name, versions in FILES.items():
-        (folder / name).write_text(versions[version], encoding="utf-8")
+    for name, (broken, mends) in FILES.items():
+        text = broken
+        for old, new in mends if version else ():
+            assert old in text, (name, old)
+            text = text.replace(old, new, 1)
+        (folder / name).write_text(text, encoding="utf-8")
     return folder
 
 
