@@ -37,13 +37,11 @@ from drip.campaigns.fidelity import (
     POSTAL_ADDRESS_MISSING,
     has_reply_sender,
     length_problem,
-    needs_postal_address,
 )
 from drip.campaigns.links import find_links
-from drip.campaigns.loader import CampaignFile, TextSource, load_campaigns
-from drip.campaigns.yamlsource import Position, YamlSource
+from drip.campaigns.loader import CampaignDraft, StepDraft, TextSource, load_campaigns
+from drip.campaigns.yamlsource import Position, Severity, YamlSource
 from drip.domain.account import AccountSettings
-from drip.domain.campaign import Step
 from drip.domain.enums import Channel
 from drip.domain.message import (
     GSM7_MULTI,
@@ -93,10 +91,16 @@ def sample_values(account: AccountSettings) -> dict[str, str]:
 
 @dataclass(slots=True)
 class LintReport:
-    """The outcome of ``lint_paths``; ``files`` counts the YAML files read."""
+    """The outcome of ``lint_paths``; ``files`` counts the YAML files read.
+
+    ``problems`` are every error and warning in the order to show them: the
+    paths' own, then file by file, each file's in position order;
+    ``errors`` and ``warnings`` are the same lines by severity.
+    """
 
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    problems: list[tuple[Severity, str]] = field(default_factory=list)
     files: int = 0
     campaigns: int = 0
     account: AccountSettings = field(default_factory=AccountSettings)
@@ -125,115 +129,161 @@ def _count(n: int, word: str) -> str:
 def lint_paths(
     paths: Path | str | Iterable[Path | str], *, account: AccountSettings | None = None
 ) -> LintReport:
-    """Check campaign files and folders (and account.yaml where present)."""
+    """Check campaign files and folders (and account.yaml where present), all in one round.
+
+    Every file is checked as far as it can be read: the warnings of a file
+    with errors, and the names that clash across files, show with its errors.
+    """
     loaded = load_campaigns(paths)
-    report = LintReport(errors=list(loaded.errors), warnings=list(loaded.warnings))
     found: AccountSettings | None = None
+    account_sources: list[YamlSource] = []
     for path in loaded.account_files:
         source = YamlSource.read(path)
+        account_sources.append(source)
         settings = parse_account(source)
-        report.errors.extend(source.errors)
-        report.warnings.extend(source.warnings)
         if settings is not None and found is None:
             found = settings
-    report.account = account or found or AccountSettings()
-    for campaign_file in loaded.files:
-        report.warnings.extend(campaign_warnings(campaign_file, report.account))
-        report.errors.extend(fidelity_errors(campaign_file, report.account))
+    settings_used = account or found or AccountSettings()
+    for draft in loaded.drafts:
+        add_findings(draft, settings_used)
     if found is not None and not has_reply_sender(found):
-        report.errors.append(f"{loaded.account_files[0]}:1:1: error: {NO_REPLY_SENDER}")
-    report.files = len(loaded.paths) + len(loaded.account_files)
-    report.campaigns = len(loaded.campaigns)
-    return report
+        account_sources[0].error(Position(1, 1), NO_REPLY_SENDER)
+    problems = loaded.general + [
+        p for source in [*loaded.sources, *account_sources] for p in source.problems
+    ]
+    return LintReport(
+        errors=[line for severity, line in problems if severity == "error"],
+        warnings=[line for severity, line in problems if severity == "warning"],
+        problems=problems,
+        files=len(loaded.paths) + len(loaded.account_files),
+        campaigns=sum(1 for d in loaded.drafts if d.file is not None and not d.source.error_count),
+        account=settings_used,
+    )
 
 
-def fidelity_errors(loaded: CampaignFile, account: AccountSettings) -> list[str]:
-    """Errors that need the account: length with its footer, email without a postal address."""
+def add_findings(draft: CampaignDraft, account: AccountSettings) -> None:
+    """Record lint's errors and warnings of one campaign file on its source."""
+    for where, message in fidelity_errors(draft, account):
+        draft.source.error(where, message)
+    for where, message in campaign_warnings(draft, account):
+        draft.source.warning(where, message)
+
+
+def fidelity_errors(draft: CampaignDraft, account: AccountSettings) -> list[tuple[Position, str]]:
+    """Errors that need the account: length with its footer, email without a postal address.
+
+    A length the loader already found too long (with the campaign's footer,
+    or the body alone) is not reported twice.
+    """
     found: list[tuple[Position, str]] = []
-    campaign = loaded.campaign
-    footer = campaign.opt_out.footer or account.footer
-    for step, where in zip(campaign.steps, loaded.steps, strict=True):
-        if step.channel is Channel.SMS:
-            problem = length_problem(step.body, footer, account.company)
+    own_footer = draft.footer.value if draft.footer is not None else ""
+    footer = own_footer or account.footer
+    for step in draft.steps:
+        if step.channel is Channel.SMS and step.body is not None:
+            if length_problem(step.body.value, own_footer, "") is not None:
+                continue
+            problem = length_problem(step.body.value, footer, account.company)
             if problem is not None:
-                found.append((where.body.start, f"{_name(step)}: {problem}"))
-        elif needs_postal_address(campaign, account):
-            found.append((where.start, f"{_name(step)}: {POSTAL_ADDRESS_MISSING}"))
-    found.sort(key=lambda item: item[0])
-    return [loaded.source.format(where, "error", message) for where, message in found]
+                found.append((step.body.start, f"{step.name}: {problem}"))
+        elif step.channel is Channel.EMAIL and not account.postal_address:
+            found.append((step.start, f"{step.name}: {POSTAL_ADDRESS_MISSING}"))
+    return found
 
 
-def campaign_warnings(loaded: CampaignFile, account: AccountSettings) -> list[str]:
-    """The warnings of one loaded campaign, in the order of their position in its file."""
+def campaign_warnings(draft: CampaignDraft, account: AccountSettings) -> list[tuple[Position, str]]:
+    """The warnings of one campaign file, as far as its steps could be read."""
     found: list[tuple[Position, str]] = []
-    campaign = loaded.campaign
-    footer = campaign.opt_out.footer or account.footer
+    footer = (draft.footer.value if draft.footer is not None else "") or account.footer
     values = sample_values(account)
-    window = campaign.send_window or account.send_window
-    pairs = list(zip(campaign.steps, loaded.steps, strict=True))
+    window = draft.send_window or account.send_window
+    steps = draft.steps
 
-    sms = [(s, w) for s, w in pairs if s.channel is Channel.SMS]
-    if sms:
-        first, where = min(sms, key=lambda pair: (pair[0].day, pair[0].position))
-        if not _introduces(first.body, account.company):
-            found.append(
-                (
-                    where.body.start,
-                    f"{_name(first)} is the campaign's first text (day {first.day}) and does "
-                    "not introduce the sender: name {AgentFirstName} or {CompanyName} "
-                    "so the lead knows who is texting",
-                )
-            )
+    found.extend(_intro_warnings(steps, account.company))
 
-    latest: Step | None = None
-    for step, where in pairs:
-        if latest is not None and step.day < latest.day:
-            found.append(
-                (
-                    where.day,
-                    f"{_name(step)} (day {step.day}) is listed after {_name(latest)} "
-                    f"(day {latest.day}); list the steps in day order",
+    latest: StepDraft | None = None
+    for step in steps:
+        if step.day is not None:
+            if latest is not None and latest.day is not None and step.day < latest.day:
+                found.append(
+                    (
+                        step.day_at,
+                        f"{step.name} is on day {step.day} but listed after {latest.name} "
+                        f"on day {latest.day}; list the steps in day order",
+                    )
                 )
-            )
-        if latest is None or step.day >= latest.day:
-            latest = step
-        for text in (where.body, where.subject):
+            if latest is None or latest.day is None or step.day >= latest.day:
+                latest = step
+        for text in (step.body, step.subject):
             if text is not None:
-                found.extend(_http_links(text, _name(step)))
+                found.extend(_http_links(text, step.name))
         if step.channel is not Channel.SMS:
             continue
-        found.extend(_size_warnings(step, where.body, footer, values))
+        if step.body is not None:
+            found.extend(_size_warnings(step.name, step.body, footer, values))
         if (
             step.at is not None
-            and where.at is not None
+            and step.at_pos is not None
             and not (window.start <= step.at < window.end)
         ):
             found.append(
                 (
-                    where.at,
-                    f"{_name(step)}: at {step.at:%H:%M} is outside the send window {window}; "
+                    step.at_pos,
+                    f"{step.name}: at {step.at:%H:%M} is outside the send window {window}; "
                     f"the text will wait until {window.start:%H:%M}",
                 )
             )
-    if loaded.footer is not None:
-        found.extend(_http_links(loaded.footer, "opt_out.footer"))
-        ucs2 = [c for c in dict.fromkeys(loaded.footer.value) if not is_gsm7(c)]
+    if draft.footer is not None:
+        found.extend(_http_links(draft.footer, "opt_out.footer"))
+        ucs2 = [c for c in dict.fromkeys(draft.footer.value) if not is_gsm7(c)]
         if ucs2:
             found.append(
                 (
-                    loaded.footer.find(loaded.footer.value.index(ucs2[0]), ucs2[0]),
+                    draft.footer.find(draft.footer.value.index(ucs2[0]), ucs2[0]),
                     f"opt_out.footer: {_chars(ucs2)} {'forces' if len(ucs2) == 1 else 'force'} "
                     "UCS-2 on every text that carries "
                     "the footer, which halves the room per segment",
                 )
             )
-    found.sort(key=lambda item: item[0])
-    return [loaded.source.format(where, "warning", message) for where, message in found]
+    return found
 
 
-def _name(step: Step) -> str:
-    position = str(step.position)
-    return f"step {position}" if step.id == position else f"step {position} ({step.id})"
+_INTRODUCE = "name {AgentFirstName} or {CompanyName} so the lead knows who is texting"
+
+
+def _intro_warnings(steps: tuple[StepDraft, ...], company: str) -> list[tuple[Position, str]]:
+    """The campaign's first text must introduce the sender.
+
+    Which text is first is sure only when every step's day and channel are
+    valid; otherwise each text whose day or channel is still wrong may be the
+    first, and so may the earliest of the others: each of those that does not
+    introduce the sender is named, so that mending the day brings no new warning.
+    """
+    known = [s for s in steps if s.day is not None and s.channel is Channel.SMS]
+    unsure = [
+        s for s in steps if (s.day is None or s.channel is None) and s.channel is not Channel.EMAIL
+    ]
+    found: list[tuple[Position, str]] = []
+    if known:
+        first = min(known, key=lambda s: (s.day or 0, s.position))
+        what = "the campaign's first text" if not unsure else "the first text of the valid steps"
+        if first.body is not None and not _introduces(first.body.value, company):
+            found.append(
+                (
+                    first.body.start,
+                    f"{first.name} is {what} (day {first.day}) and does not introduce "
+                    f"the sender: {_INTRODUCE}",
+                )
+            )
+    for step in unsure:
+        if step.body is not None and not _introduces(step.body.value, company):
+            found.append(
+                (
+                    step.body.start,
+                    f"{step.name} may be the campaign's first text once its day and channel "
+                    f"are valid, and does not introduce the sender: {_INTRODUCE}",
+                )
+            )
+    return found
 
 
 def _introduces(body: str, company: str) -> bool:
@@ -256,10 +306,10 @@ def _http_links(text: TextSource, what: str) -> list[tuple[Position, str]]:
 
 
 def _size_warnings(
-    step: Step, body: TextSource, footer: str, values: Mapping[str, str]
+    name: str, body: TextSource, footer: str, values: Mapping[str, str]
 ) -> list[tuple[Position, str]]:
     found: list[tuple[Position, str]] = []
-    rendered = render(step.body, values)
+    rendered = render(body.value, values)
     full = with_footer(rendered, footer)
     size = sms_size(full)
     if size.segments > MAX_SEGMENTS:
@@ -273,13 +323,13 @@ def _size_warnings(
                 f"keep the text under {ucs_room} chars with names filled in, or replace the "
                 f"characters that force UCS-2 and keep it under {gsm_room}"
                 if ucs_room > 0
-                else "in UCS-2 the footer alone fills them: replace the characters that "
-                f"force UCS-2 (see the next warning) and keep the text under {gsm_room} chars"
+                else f"in UCS-2 the footer alone fills {MAX_SEGMENTS} segments: replace the "
+                f"characters that force UCS-2 and keep the text under {gsm_room} chars"
             )
         found.append(
             (
                 body.start,
-                f"{_name(step)}: {size.segments} segments with the footer "
+                f"{name}: {size.segments} segments with the footer "
                 f"({size.encoding}, {_length(full, size)}); {advice}, so that it and the "
                 f"footer fit in {MAX_SEGMENTS} segments",
             )
@@ -294,10 +344,10 @@ def _size_warnings(
             f"({_count(size.segments, 'segment')} with the footer)"
         )
         first = own[0]
-        offset = step.body.find(first)
+        offset = body.value.find(first)
         where = body.find(offset, first) if offset >= 0 else body.start
         verb = "forces" if len(own) == 1 else "force"
-        found.append((where, f"{_name(step)}: {_chars(own)} {verb} UCS-2 encoding; {cost}"))
+        found.append((where, f"{name}: {_chars(own)} {verb} UCS-2 encoding; {cost}"))
     return found
 
 

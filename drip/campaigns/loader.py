@@ -25,7 +25,8 @@ Choices written down here (the SPEC is silent on them):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import time
 from pathlib import Path
 from typing import TypeVar
 
@@ -34,7 +35,7 @@ import yaml
 from drip.campaigns.links import find_links, mentions_opt_out, shortener_of
 from drip.campaigns.rules_file import federal_window_problem
 from drip.campaigns.rules_file import window as read_window
-from drip.campaigns.yamlsource import STR, Field, Position, YamlSource, is_null
+from drip.campaigns.yamlsource import STR, Field, Position, Severity, YamlSource, is_null
 from drip.domain.campaign import (
     DEFAULT_INTERVAL_DAYS,
     Campaign,
@@ -91,6 +92,48 @@ class StepSource:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class StepDraft:
+    """One step as far as it could be read, even in a file with errors (lint warns on it).
+
+    A field that is missing or wrong is None; ``id`` is the id given, else the
+    step's position.
+    """
+
+    position: int
+    id: str
+    start: Position
+    day: int | None
+    day_at: Position
+    channel: Channel | None
+    at: time | None
+    at_pos: Position | None
+    body: TextSource | None
+    subject: TextSource | None
+
+    @property
+    def name(self) -> str:
+        """``step 2``, or ``step 2 (day-15-check-in)`` when it has an id of its own."""
+        position = str(self.position)
+        return f"step {position}" if self.id == position else f"step {position} ({self.id})"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CampaignDraft:
+    """What a campaign file gave, with or without errors: for lint and the cross-file checks.
+
+    ``file`` is the loaded campaign when the file has no error of its own.
+    """
+
+    source: YamlSource
+    name: str | None
+    name_at: Position | None
+    steps: tuple[StepDraft, ...]
+    send_window: SendWindow | None
+    footer: TextSource | None
+    file: CampaignFile | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class CampaignFile:
     """A campaign loaded from a file, with the positions lint and preview point at."""
 
@@ -106,9 +149,12 @@ class CampaignFile:
 class LoadResult:
     """What a set of files gave: good campaigns by name, and every located problem.
 
-    ``paths`` are the campaign files read (good or bad), ``files`` the ones
+    ``paths`` are the campaign files read (good or bad), ``drafts`` what each
+    of them gave (one per file whose YAML could be read), ``files`` the ones
     that loaded, in the same order; ``account_files`` are the account
     settings files met in folders or among the paths (not loaded here).
+    ``sources`` hold each campaign file's own problems, located; ``general``
+    the problems of paths (missing, empty folder), which belong to no file.
     """
 
     campaigns: dict[str, Campaign] = field(default_factory=dict)
@@ -117,10 +163,17 @@ class LoadResult:
     files: list[CampaignFile] = field(default_factory=list)
     paths: list[Path] = field(default_factory=list)
     account_files: list[Path] = field(default_factory=list)
+    drafts: list[CampaignDraft] = field(default_factory=list)
+    sources: list[YamlSource] = field(default_factory=list)
+    general: list[tuple[Severity, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    def problems(self) -> list[tuple[Severity, str]]:
+        """Every problem: the paths' first, then file by file, each in position order."""
+        return self.general + [p for source in self.sources for p in source.problems]
 
 
 # -- public entry points ----------------------------------------------------
@@ -143,30 +196,37 @@ def load_campaign_file(path: Path | str) -> CampaignFile:
 def load_campaigns(folder_or_paths: Path | str | Iterable[Path | str]) -> LoadResult:
     """Every campaign of the given folders and files; bad files load nothing, good ones load.
 
-    Two files with the same campaign name: the second one is in error (at its
-    ``name:``) and loads nothing.
+    Two files with the same campaign name: one of them keeps it, the other is
+    in error (at its ``name:``) and loads nothing. The name is compared even
+    when a file has other errors, so that the clash shows in the same round
+    as them; a file that loads keeps its name before one that cannot, so a
+    broken copy never stops the good file from loading.
     """
     result = LoadResult()
-    campaign_paths = discover(folder_or_paths, result)
-    names: dict[str, Path] = {}
-    for path in campaign_paths:
+    for path in discover(folder_or_paths, result):
         result.paths.append(path)
         source = YamlSource.read(path)
-        loaded = parse_campaign(source)
-        if loaded is not None and not source.errors:
-            name = loaded.campaign.name
-            if name in names:
-                source.error(
-                    loaded.name,
-                    f"duplicate campaign name {name!r}: {names[name]} already defines it; "
-                    "campaign names must be unique",
-                )
-            else:
-                names[name] = path
-                result.campaigns[name] = loaded.campaign
-                result.files.append(loaded)
-        result.errors.extend(source.errors)
-        result.warnings.extend(source.warnings)
+        result.sources.append(source)
+        draft = read_campaign(source)
+        if draft is not None:
+            result.drafts.append(draft)
+    owners: dict[str, CampaignDraft] = {}
+    for draft in sorted(result.drafts, key=lambda d: d.file is None):  # stable: files in order
+        if draft.name is None or draft.name_at is None:
+            continue
+        owner = owners.setdefault(draft.name, draft)
+        if owner is not draft:
+            draft.source.error(
+                draft.name_at,
+                f"duplicate campaign name {draft.name!r}: {owner.source.label} already defines "
+                "it; campaign names must be unique",
+            )
+    for draft in result.drafts:
+        if draft.file is not None and not draft.source.error_count:
+            result.campaigns[draft.file.campaign.name] = draft.file.campaign
+            result.files.append(draft.file)
+    result.errors = [line for severity, line in result.problems() if severity == "error"]
+    result.warnings = [line for severity, line in result.problems() if severity == "warning"]
     return result
 
 
@@ -190,11 +250,13 @@ def discover(folder_or_paths: Path | str | Iterable[Path | str], result: LoadRes
             for p in found:
                 (accounts if p.name.lower() in ACCOUNT_FILE_NAMES else campaigns).append(p)
             if not any(p.name.lower() not in ACCOUNT_FILE_NAMES for p in found):
-                result.warnings.append(f"{item}:1:1: warning: no campaign files (*.yaml) here")
+                result.general.append(
+                    ("warning", f"{item}:1:1: warning: no campaign files (*.yaml) here")
+                )
         elif path.is_file():
             (accounts if path.name.lower() in ACCOUNT_FILE_NAMES else campaigns).append(path)
         else:
-            result.errors.append(f"{item}:1:1: error: no such file or folder")
+            result.general.append(("error", f"{item}:1:1: error: no such file or folder"))
     result.account_files = _unique(accounts)
     return _unique(campaigns)
 
@@ -215,6 +277,16 @@ def _unique(paths: list[Path]) -> list[Path]:
 
 def parse_campaign(source: YamlSource) -> CampaignFile | None:
     """The campaign of ``source``, or None; every problem is recorded on ``source``."""
+    draft = read_campaign(source)
+    return draft.file if draft is not None else None
+
+
+def read_campaign(source: YamlSource) -> CampaignDraft | None:
+    """What ``source`` gives, with or without errors; None when its YAML is no mapping.
+
+    Every problem is recorded on ``source``; the draft's ``file`` is set only
+    when there is none.
+    """
     root = source.compose()
     if root is None:
         return None
@@ -233,13 +305,23 @@ def parse_campaign(source: YamlSource) -> CampaignFile | None:
     window = _opt(fields, "send_window", lambda n: _send_window(source, n, "send_window"))
     opt_out, footer = _opt_out(source, fields.get("opt_out"))
     steps: list[tuple[Step, StepSource]] | None = None
+    drafts: list[StepDraft] = []
     if "steps" in fields and not is_null(fields["steps"].value):
-        steps = _steps(source, fields["steps"].value)
+        steps, drafts = _steps(source, fields["steps"].value)
+    # issue 11: 1,600 characters with the footer (Twilio 21617)
+    _check_lengths(source, drafts, footer.value if footer is not None else "")
 
-    if steps is not None:  # issue 11: 1,600 characters with the footer (Twilio 21617)
-        _check_lengths(source, steps, footer.value if footer is not None else "")
+    draft = CampaignDraft(
+        source=source,
+        name=name.strip() if name is not None else None,
+        name_at=source.at(fields["name"].value) if name is not None else None,
+        steps=tuple(drafts),
+        send_window=window,
+        footer=footer,
+        file=None,
+    )
     if source.error_count > errors_before or name is None or kind is None or steps is None:
-        return None
+        return draft
     try:
         campaign = Campaign(
             name=name.strip(),
@@ -253,8 +335,8 @@ def parse_campaign(source: YamlSource) -> CampaignFile | None:
         )
     except ValidationError as exc:  # pragma: no cover - every rule is checked above, located
         source.error(root, str(exc))
-        return None
-    return CampaignFile(
+        return draft
+    loaded = CampaignFile(
         path=source.path,
         source=source,
         campaign=campaign,
@@ -262,9 +344,10 @@ def parse_campaign(source: YamlSource) -> CampaignFile | None:
         steps=tuple(s for _, s in steps),
         footer=footer,
     )
+    return replace(draft, file=loaded)
 
 
-def _check_lengths(source: YamlSource, steps: list[tuple[Step, StepSource]], footer: str) -> None:
+def _check_lengths(source: YamlSource, steps: list[StepDraft], footer: str) -> None:
     """An error at each SMS step whose text with ``footer`` can pass 1,600 characters.
 
     The campaign's own footer when it has one, else the body alone: the
@@ -272,11 +355,11 @@ def _check_lengths(source: YamlSource, steps: list[tuple[Step, StepSource]], foo
     """
     from drip.campaigns.fidelity import length_problem
 
-    for step, where in steps:
-        if step.channel is Channel.SMS:
-            problem = length_problem(step.body, footer, "")
+    for step in steps:
+        if step.channel is Channel.SMS and step.body is not None:
+            problem = length_problem(step.body.value, footer, "")
             if problem is not None:
-                source.error(where.body.start, f"step {step.position}: {problem}")
+                source.error(step.body.start, f"step {step.position}: {problem}")
 
 
 def _values(
@@ -338,21 +421,30 @@ def _opt_out(source: YamlSource, item: Field | None) -> tuple[OptOutSettings, Te
     return settings, footer
 
 
-def _steps(source: YamlSource, node: yaml.Node) -> list[tuple[Step, StepSource]] | None:
+def _steps(
+    source: YamlSource, node: yaml.Node
+) -> tuple[list[tuple[Step, StepSource]] | None, list[StepDraft]]:
+    """The steps when every one is good (else None), and every step as far as it was read."""
     items = source.sequence(node, "steps")
     if items is None:
-        return None
+        return None, []
     if not items:
         source.error(node, "steps must list at least one step")
-        return None
+        return None, []
     steps: list[tuple[Step, StepSource]] = []
+    drafts: list[StepDraft] = []
     ids: dict[str, tuple[int, Position]] = {}
     # Explicit ids are compared first, on the raw YAML, so that a duplicate is
     # reported in the same round as the other errors of those steps.
     reported = _raw_duplicate_ids(source, items)
     ok = not reported
     for position, item in enumerate(items, start=1):
-        parsed = _step(source, item, position)
+        read = _step(source, item, position)
+        if read is None:
+            ok = False
+            continue
+        draft, parsed = read
+        drafts.append(draft)
         if parsed is None:
             ok = False
             continue
@@ -371,7 +463,7 @@ def _steps(source: YamlSource, node: yaml.Node) -> list[tuple[Step, StepSource]]
             continue
         ids[step.id] = (position, where.start)
         steps.append((step, where))
-    return steps if ok else None
+    return (steps if ok else None), drafts
 
 
 def _raw_duplicate_ids(source: YamlSource, items: list[yaml.Node]) -> set[int]:
@@ -400,7 +492,11 @@ def _raw_duplicate_ids(source: YamlSource, items: list[yaml.Node]) -> set[int]:
 
 def _step(
     source: YamlSource, node: yaml.Node, position: int
-) -> tuple[Step, StepSource, yaml.Node | None] | None:
+) -> tuple[StepDraft, tuple[Step, StepSource, yaml.Node | None] | None] | None:
+    """The step as far as it reads, and the step itself when it has no error.
+
+    None when the step is not a mapping at all.
+    """
     what = f"step {position}"
     fields = source.mapping(node, what)
     if fields is None:
@@ -443,8 +539,20 @@ def _step(
             f"{what}: an email step needs a subject",
         )
 
+    draft = StepDraft(
+        position=position,
+        id=step_id if step_id is not None else str(position),
+        start=source.at(node),
+        day=day,
+        day_at=source.at(fields["day"].value if "day" in fields else node),
+        channel=Channel(effective) if effective is not None else None,
+        at=at,
+        at_pos=source.at(fields["at"].value) if at is not None else None,
+        body=body_source,
+        subject=subject_source,
+    )
     if source.error_count > errors_before or day is None or body_source is None:
-        return None
+        return draft, None
     id_node = fields["id"].value if "id" in fields and step_id is not None else None
     try:
         step = Step(
@@ -459,7 +567,7 @@ def _step(
         )
     except ValidationError as exc:  # pragma: no cover - every rule is checked above, located
         source.error(node, f"{what}: {exc}")
-        return None
+        return draft, None
     where = StepSource(
         start=source.at(node),
         day=source.at(fields["day"].value),
@@ -467,7 +575,7 @@ def _step(
         subject=subject_source,
         at=source.at(fields["at"].value) if at is not None else None,
     )
-    return step, where, id_node
+    return draft, (step, where, id_node)
 
 
 def _step_id(source: YamlSource, node: yaml.Node, what: str) -> str | None:
@@ -491,6 +599,13 @@ def _step_opt_out(source: YamlSource, node: yaml.Node, what: str) -> str | None:
 def _check_text(text: TextSource, what: str) -> None:
     """Unknown or malformed template variables and shortened links, each located."""
     source, value = text.source, text.value
+    cut = source.comment_after(text.node)
+    if cut is not None:
+        source.warning(
+            cut,
+            f"{what}: the text stops before this '#', which starts a YAML comment when "
+            'the text is not quoted; put the whole text in double quotes: "..."',
+        )
     for problem in template_problems(value, TEMPLATE_VARIABLES):
         source.error(text.find(problem.offset, problem.token), f"{what}: {problem.message}")
     for link in find_links(value):

@@ -112,6 +112,22 @@ class YamlSource:
         """The warnings found so far, formatted, in the order of their position in the file."""
         return self._formatted(self._warnings, "warning")
 
+    @property
+    def problems(self) -> list[tuple[Severity, str]]:
+        """Errors and warnings together, formatted, in the order of their position in the file.
+
+        At one position an error comes before a warning.
+        """
+        found: list[tuple[Position, int, int, Severity, str]] = [
+            (where, 0, i, "error", msg) for i, (where, msg) in enumerate(self._errors)
+        ]
+        found += [(where, 1, i, "warning", msg) for i, (where, msg) in enumerate(self._warnings)]
+        found.sort(key=lambda item: item[:3])
+        return [
+            (severity, format_problem(self.label, where, severity, msg))
+            for where, _, _, severity, msg in found
+        ]
+
     def _formatted(self, found: list[tuple[Position, str]], severity: Severity) -> list[str]:
         ordered = sorted(enumerate(found), key=lambda item: (item[1][0], item[0]))
         return [format_problem(self.label, where, severity, msg) for _, (where, msg) in ordered]
@@ -135,17 +151,28 @@ class YamlSource:
         """Advice to quote a value when an unquoted text on the lines around is the likely cause.
 
         A plain (unquoted) YAML value may not contain ``": "`` or ``" #"``
-        nor start with one of ``{ [ * & ! % @ ` | > ' "``; texts often do.
+        nor start with one of ``{ [ * & ! % @ ` | > ' "``; texts often do. A
+        quoted value may not go on after its closing quote. Fields that hold
+        no text (``day``, ``at``, ``kind`` ...) get no such advice: quoting
+        would not make them right.
         """
         lines = self.text.splitlines()
         for number in (where.line, where.line - 1):
             if not 1 <= number <= len(lines):
                 continue
             found = _PLAIN_VALUE.match(lines[number - 1])
-            if found is None:
+            if found is None or found.group(1) in _NOT_TEXT:
                 continue
             key, value = found.group(1), found.group(2).rstrip()
             if value[:1] in "\"'":
+                closing = value.find(value[0], 1)
+                after = value[closing + 1 :].strip() if closing > 0 else ""
+                if after and not after.startswith("#"):
+                    return (
+                        f" (line {number}: the value of {key!r} goes on after its closing "
+                        f"quote; put the whole text in double quotes, writing a quote "
+                        f'inside it as \\")'
+                    )
                 continue
             risky = ": " in value or " #" in value or value[:1] in _PLAIN_STARTS
             if risky:
@@ -165,7 +192,10 @@ class YamlSource:
             mark = exc.problem_mark or exc.context_mark
             where = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
             what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-            self.error(where, f"YAML syntax error: {what or exc}{self._quote_hint(where)}")
+            hint = self._quote_hint(where)
+            if not hint and ("expected <block end>" in what or "mapping values" in what):
+                hint = " (check the indentation of this line and of the line before it)"
+            self.error(where, f"YAML syntax error: {what or exc}{hint}")
             return None
         except yaml.reader.ReaderError as exc:
             where = self.position_of_index(self.text, exc.position)
@@ -180,6 +210,22 @@ class YamlSource:
         if node is None:
             self.error(Position(1, 1), "the file is empty; expected a mapping of fields")
         return node
+
+    def comment_after(self, node: yaml.Node) -> Position | None:
+        """Where a ``#`` comment cuts an unquoted value short, else None.
+
+        In YAML ``" #"`` after a plain (unquoted) value starts a comment, so
+        ``body: Call me #1 agent`` is the text "Call me"; a quoted value is
+        whole and its comment was meant.
+        """
+        if not isinstance(node, yaml.ScalarNode) or node.style is not None:
+            return None
+        end = node.end_mark.index
+        rest = self.text[end:].split("\n", 1)[0]
+        found = _CUT_COMMENT.match(rest)
+        if found is None:
+            return None
+        return self.position_of_index(self.text, end + found.end() - 1)
 
     @staticmethod
     def position_of_index(text: str, index: int) -> Position:
@@ -253,7 +299,13 @@ class YamlSource:
                 self.error(node, f"missing required field {name!r} in {what}")
                 ok = False
             elif is_null(fields[name].value):
-                self.error(fields[name].value, f"{what}: {name} must be given, got null")
+                value = fields[name].value
+                hint = (
+                    "; the '#' after it starts a YAML comment: put the text in double quotes"
+                    if self.comment_after(value) is not None
+                    else ""
+                )
+                self.error(value, f"{what}: {name} must be given, got null{hint}")
                 ok = False
         return ok
 
@@ -265,7 +317,13 @@ class YamlSource:
 
     def string(self, node: yaml.Node, what: str, *, blank_ok: bool = False) -> str | None:
         if not isinstance(node, yaml.ScalarNode) or node.tag != STR:
-            self.error(node, f"{what} must be text, got {describe(node)}")
+            # YAML reads yes, no, 10:30, 1.5 as other types; quotes keep them text.
+            hint = (
+                f'; put it in double quotes: "{node.value}"'
+                if isinstance(node, yaml.ScalarNode) and node.tag != NULL
+                else ""
+            )
+            self.error(node, f"{what} must be text, got {describe(node)}{hint}")
             return None
         value = str(node.value)
         if not blank_ok and not value.strip():
@@ -331,6 +389,8 @@ def scalar_int(node: yaml.Node) -> int | None:
     """The integer an ``!!int`` scalar stands for, else None (booleans are not integers)."""
     if not isinstance(node, yaml.ScalarNode) or node.tag != INT:
         return None
+    if ":" in str(node.value):  # YAML 1.1 reads 10:30 as 630 (base 60): never meant as a number
+        return None
     try:
         value = _CONSTRUCTOR.construct_yaml_int(node)
     except (ConstructorError, ValueError):
@@ -354,6 +414,8 @@ def describe(node: yaml.Node) -> str:
         return "null"
     if node.tag == BOOL:
         return f"a boolean {shown}"
+    if node.tag == INT and ":" in value:
+        return f"a time {shown}"
     if node.tag == INT:
         return f"a number {shown}"
     if node.tag == FLOAT:
@@ -364,6 +426,40 @@ def describe(node: yaml.Node) -> str:
 
 _PLAIN_VALUE = re.compile(r"^\s*(?:-\s+)?([A-Za-z_][\w-]*):\s+(\S.*)$")
 _PLAIN_STARTS = frozenset("{[*&!%@`|>")
+_CUT_COMMENT = re.compile(r"[ \t]*#")
+#: Fields whose value is no text: a syntax error there is not cured by quotes.
+_NOT_TEXT = frozenset(
+    {
+        "day",
+        "at",
+        "kind",
+        "sender",
+        "channel",
+        "opt_out",
+        "stop_on_reply",
+        "steps",
+        "send_window",
+        "interval_days",
+        "start",
+        "end",
+        "window",
+        "days",
+        "holidays",
+        "max_per_24h",
+        "twilio_sends_opt_out_confirmation",
+        "keywords",
+        "help",
+        "opt_in",
+        "state_rules",
+        "blackouts",
+        "states",
+        "federal",
+        "senders",
+        "numbers",
+        "daily_segments",
+        "default_agent",
+    }
+)
 
 
 def _risk(value: str) -> str:

@@ -7,7 +7,8 @@ command module, so each command imports what it needs when it runs.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from drip.cli import framework as cli
 
 if TYPE_CHECKING:
     from drip.services.deps import Deps
+    from drip.services.selection import ContactFilters
 
 
 def fail(message: str, code: int = 1) -> cli.Exit:
@@ -117,3 +119,50 @@ def confirm_or_yes(question: str, yes: bool) -> None:
 def on_terminal() -> bool:
     """True when stderr is a terminal (progress bars are drawn there)."""
     return sys.stderr.isatty()
+
+
+@contextmanager
+def progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr when it is a terminal; the callback advances it by n.
+
+    Off a terminal nothing is drawn, not even an empty line on stdout.
+    """
+    if not on_terminal():
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task(label, total=max(1, total))
+        yield lambda n: bar.advance(task, n)
+
+
+def contact_filters(
+    *,
+    state: str | None,
+    source: str | None,
+    agent: str | None,
+    name: str | None,
+    textable: bool | None,
+    not_enrolled: bool,
+    phones: tuple[str, ...] | None = None,
+) -> ContactFilters:
+    """The operator's contact filters; a ``--source`` that is no consent source exits 2."""
+    from drip.domain.enums import ConsentSource
+    from drip.services.selection import ContactFilters
+
+    try:
+        origin = ConsentSource(source) if source else None
+    except ValueError:
+        known = ", ".join(s.value for s in ConsentSource)
+        raise fail(f"--source: {source!r} is not one of {known}", 2) from None
+    return ContactFilters(
+        state=state,
+        source=origin,
+        agent=agent,
+        name=name,
+        textable=textable,
+        not_enrolled=not_enrolled,
+        phones=phones,
+    )

@@ -55,10 +55,8 @@ def lint(
     if missing:
         raise fail(f"no such file or folder: {', '.join(map(str, missing))}", 2)
     report = lint_paths(paths, account=None)
-    for line in report.errors:
-        cli.secho(line, fg=cli.colors.RED)
-    for line in report.warnings:
-        cli.secho(line, fg=cli.colors.YELLOW)
+    for severity, line in report.problems:
+        cli.secho(line, fg=cli.colors.RED if severity == "error" else cli.colors.YELLOW)
     cli.echo(report.summary())
     if report.errors or (strict and report.warnings):
         raise cli.Exit(1)

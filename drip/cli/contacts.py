@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Annotated
 
 from drip.cli import framework as cli
-from drip.cli._common import check_format, echo_csv, echo_json, fail, ready_deps
+from drip.cli._common import (
+    check_format,
+    contact_filters,
+    echo_csv,
+    echo_json,
+    fail,
+    progress,
+    ready_deps,
+)
 
 
 def register(app: cli.App) -> None:
@@ -105,8 +113,6 @@ def import_contacts(
     cannot be texted. A phone number already known updates that contact.
     Bad rows are listed with their line number; the good rows are kept.
     """
-    from rich.progress import Progress
-
     from drip.services.importing import (
         ImportFileError,
         exit_code,
@@ -128,9 +134,8 @@ def import_contacts(
         check_enrollable(deps, enroll)
     for note in notes:
         cli.echo(f"note: {note}")
-    with Progress(transient=True) as progress:
-        task = progress.add_task(f"importing {file.name}", total=max(1, len(rows)))
-        report = import_rows(deps, rows, now, on_row=lambda: progress.advance(task))
+    with progress(f"importing {file.name}", len(rows)) as advance:
+        report = import_rows(deps, rows, now, on_row=lambda: advance(1))
     for bad in report.bad_rows:
         cli.secho(f"{file}:{bad.describe()}", fg=cli.colors.RED, err=True)
     for note in report.notes:
@@ -179,19 +184,12 @@ def contacts_list(
     as_csv: Annotated[bool, cli.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
     """Find contacts: id, name, phone, state, sms consent, text status, active campaigns."""
-    from drip.domain.enums import ConsentSource
-    from drip.services.selection import ContactFilters, select_contacts
+    from drip.services.selection import select_contacts
 
     check_format(as_json, as_csv)
-    try:
-        origin = ConsentSource(source) if source else None
-    except ValueError:
-        raise fail(
-            f"--source: {source!r} is not one of registration, import, api, manual", 2
-        ) from None
-    filters = ContactFilters(
+    filters = contact_filters(
         state=state,
-        source=origin,
+        source=source,
         agent=agent,
         name=name,
         textable=textable,

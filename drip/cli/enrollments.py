@@ -6,7 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 from drip.cli import framework as cli
-from drip.cli._common import campaign_name, confirm_or_yes, fail, on_terminal, ready_deps
+from drip.cli._common import (
+    campaign_name,
+    confirm_or_yes,
+    contact_filters,
+    progress,
+    ready_deps,
+)
 
 
 def register(app: cli.App) -> None:
@@ -84,32 +90,20 @@ def enroll_many(
     Contacts already active in the campaign are left out (and counted). Without
     --dry-run it asks for confirmation on a terminal; elsewhere it needs --yes.
     """
-    from drip.domain.enums import ConsentSource
-    from drip.services.selection import (
-        ContactFilters,
-        enroll_selection,
-        read_phone_file,
-        select_contacts,
-    )
+    from drip.services.selection import enroll_selection, read_phone_file, select_contacts
 
-    deps = ready_deps()
-    now = deps.clock.now()
-    name_of = campaign_name(campaign)
-    try:
-        origin = ConsentSource(source) if source else None
-    except ValueError:
-        raise fail(
-            f"--source: {source!r} is not one of registration, import, api, manual", 2
-        ) from None
-    filters = ContactFilters(
+    filters = contact_filters(
         state=state,
-        source=origin,
+        source=source,
         agent=agent,
         name=name,
         textable=textable,
         not_enrolled=not_enrolled,
         phones=read_phone_file(file) if file is not None else None,
     )
+    deps = ready_deps()
+    now = deps.clock.now()
+    name_of = campaign_name(campaign)
     selection = select_contacts(deps, filters, campaign=name_of, summaries=False)
     cli.echo(
         f"{len(selection.ids)} of {selection.considered} contacts will be enrolled in "
@@ -124,14 +118,6 @@ def enroll_many(
         cli.echo("nothing to enroll")
         return
     confirm_or_yes(f"Enroll {len(selection.ids)} contacts in {name_of}?", yes)
-    if on_terminal():
-        from rich.progress import Progress
-
-        with Progress(transient=True) as progress:
-            task = progress.add_task("enrolling", total=len(selection.ids))
-            result = enroll_selection(
-                deps, name_of, selection, now, on_batch=lambda n: progress.advance(task, n)
-            )
-    else:
-        result = enroll_selection(deps, name_of, selection, now)
+    with progress("enrolling", len(selection.ids)) as advance:
+        result = enroll_selection(deps, name_of, selection, now, on_batch=advance)
     cli.echo(f"enrolled {result.enrolled} contacts in {name_of}: {result.sends} sends scheduled")

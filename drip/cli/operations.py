@@ -156,7 +156,7 @@ def stats(
     if as_csv:
         echo_csv(result.csv_rows())
         return
-    if not result.campaigns:
+    if not result.campaigns and not result.others:
         cli.echo("no campaigns: run `drip sync` to load campaigns/")
         return
     _print_stats(result)
@@ -167,17 +167,25 @@ def _print_stats(result: object) -> None:
     from drip.services.stats import Stats
 
     assert isinstance(result, Stats)
-    head = (
-        f"  {'step':<24} {'day':>4} {'sched':>6} {'pend':>6} {'sent':>6} {'footer':>6} "
+    numbers = (
+        f"{'day':>4} {'sched':>6} {'pend':>6} {'sent':>6} {'footer':>6} "
         f"{'deliv':>6} {'failed':>6} {'reply':>6} {'optout':>6} {'seg':>6} {'cost':>8}"
     )
-    for c in result.campaigns:
-        cli.echo(
+    tables = [
+        (
             f"{c.name} ({c.kind}, {c.status}): {c.enrolled} enrolled ({c.active} active, "
-            f"{c.completed} completed, {c.stopped} stopped)"
+            f"{c.completed} completed, {c.stopped} stopped)",
+            "step",
+            (*c.steps, c.total),
         )
-        cli.echo(head)
-        for s in (*c.steps, c.total):
+        for c in result.campaigns
+    ]
+    if result.others:
+        tables.append(("texts outside campaigns:", "kind", result.others))
+    for title, column, rows in tables:
+        cli.echo(title)
+        cli.echo(f"  {column:<24} {numbers}")
+        for s in rows:
             day = "" if s.day is None else str(s.day)
             cli.echo(
                 f"  {s.step[:24]:<24} {day:>4} {s.scheduled:>6} {s.pending:>6} {s.sent:>6} "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from drip.cli import framework as cli
-from drip.cli._common import confirm_or_yes, fail, on_terminal, ready_deps
+from drip.cli._common import confirm_or_yes, fail, progress, ready_deps
 
 
 class BulkGroup(cli.Group):
@@ -124,16 +124,8 @@ def bulk(
         )
         if v is not None
     )
-    if on_terminal():
-        from rich.progress import Progress
-
-        with Progress(transient=True) as progress:
-            task = progress.add_task("scheduling", total=len(plan.recipients))
-            done = start_bulk(
-                deps, plan, now, filters=words, on_batch=lambda n: progress.advance(task, n)
-            )
-    else:
-        done = start_bulk(deps, plan, now, filters=words)
+    with progress("scheduling", len(plan.recipients)) as advance:
+        done = start_bulk(deps, plan, now, filters=words, on_batch=advance)
     cli.echo(
         f"bulk {done.bulk_id}: scheduled {done.sends} sends, due now: they go out on the next "
         "dispatch (`drip tick`, `drip run` or the Celery beat), each checked again when it fires; "

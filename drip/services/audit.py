@@ -73,7 +73,7 @@ def explain(deps: Deps, send_id: int) -> list[str]:
         if not decisions and send.decision_reason:
             lines.append(f"  {send.decision_reason}")
         for d in decisions:
-            lines.append(f"  {_local(d.at, tz)}  {d.outcome:<11} {d.reason}")
+            lines.append(f"  {_local(d.at, tz)}  {d.outcome:<11} {_after(d.outcome, d.reason)}")
         if send.message_id is not None:
             message = session.get(Message, send.message_id)
             if message is not None:
@@ -131,9 +131,8 @@ def history(deps: Deps, contact_id: int) -> tuple[Contact, str, list[TimelineEnt
         for d in repo.decisions_of_sends(session, [s.id for s in sends]):
             if d.outcome in ("sent",):
                 continue
-            entries.append(
-                TimelineEntry(d.at, "decision", f"send {d.send_id} {d.outcome}: {d.reason}")
-            )
+            said = f"{d.outcome}: {_after(d.outcome, d.reason)}"
+            entries.append(TimelineEntry(d.at, "decision", f"send {d.send_id} {said}"))
         for s in sends:
             if s.state.value == "pending":
                 entries.append(
@@ -213,3 +212,10 @@ def explain_data(deps: Deps, send_id: int) -> dict[str, object]:
                 "sent_at": message.sent_at.isoformat() if message.sent_at else None,
             },
         }
+
+
+def _after(outcome: str, reason: str) -> str:
+    """``reason`` without the ``outcome:`` it often starts with, for a line that says the
+    outcome already ("held  campaign ... was paused", not "held  held: campaign ...")."""
+    head = f"{outcome}: "
+    return reason[len(head) :] if reason.startswith(head) else reason

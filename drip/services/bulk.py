@@ -308,19 +308,27 @@ def cancel_bulk(deps: Deps, bulk_id: int, now: datetime) -> BulkCancelled:
             "bulk_cancelled",
             f"cancelled: bulk {bulk_id} was cancelled by the operator",
         )
-        others = session.scalar(
-            select(func.count()).where(
-                ScheduledSend.bulk_id == bulk_id, ScheduledSend.state != SendState.CANCELLED
-            )
-        )
+        by_state: dict[SendState, int] = {
+            state: int(n)
+            for state, n in session.execute(
+                select(ScheduledSend.state, func.count())
+                .where(ScheduledSend.bulk_id == bulk_id)
+                .group_by(ScheduledSend.state)
+            ).all()
+        }
         if bulk.cancelled_at is None:
             bulk.cancelled_at = now
-    out = int(others or 0)
+    out = sum(n for state, n in by_state.items() if state is not SendState.CANCELLED)
+    before = by_state.get(SendState.CANCELLED, 0) - len(cancelled)
     log.info("bulk_cancelled", bulk_id=bulk_id, cancelled=len(cancelled), already_out=out)
+    head = (
+        f"bulk {bulk_id} was already cancelled: {before} send(s) cancelled before"
+        if not cancelled and before
+        else f"bulk {bulk_id}: {len(cancelled)} send(s) cancelled"
+    )
     return BulkCancelled(
         bulk_id,
         len(cancelled),
         out,
-        f"bulk {bulk_id}: {len(cancelled)} send(s) cancelled; {out} already sent, "
-        "skipped or in flight (not changed)",
+        f"{head}; {out} already sent, skipped or in flight (not changed)",
     )

@@ -109,25 +109,80 @@ def _campaign(session: Session, name: str) -> CampaignRow:
     return row
 
 
-def pause(deps: Deps, name: str, now: datetime) -> LifecycleResult:
-    """Hold every send of the campaign until :func:`resume` (SPEC §8)."""
+@dataclass(frozen=True, slots=True)
+class _Switch:
+    """Pause or resume: the status moved to, what is said when it cannot or need not move,
+    and the decision recorded on every pending send."""
+
+    status: CampaignStatus
+    when_archived: str
+    already: str
+    outcome: str
+    code: str
+    reason: str  # with {name}
+
+
+_PAUSE = _Switch(
+    CampaignStatus.PAUSED,
+    "there is nothing to pause",
+    "is already paused",
+    "held",
+    CODE_PAUSED,
+    "held: campaign {name} was paused; the send waits for `drip campaigns resume`",
+)
+_RESUME = _Switch(
+    CampaignStatus.ACTIVE,
+    "it cannot be resumed",
+    "is not paused",
+    "released",
+    CODE_RESUMED,
+    "released: campaign {name} was resumed; a step that became overdue while it was paused "
+    "follows catch-up (at most one a day, in order)",
+)
+
+
+def _switch(
+    deps: Deps, name: str, now: datetime, how: _Switch
+) -> LifecycleResult | tuple[int, bool]:
+    """Move the campaign to ``how.status`` and note every pending send.
+
+    The number of sends noted and whether one of them is overdue, or the
+    result to report when nothing changed.
+    """
     with deps.sessions.begin() as session:
         row = _campaign(session, name)
         if row.status is CampaignStatus.ARCHIVED:
-            raise ValidationError(f"campaign {name!r} is archived: there is nothing to pause")
-        if row.status is CampaignStatus.PAUSED:
-            return LifecycleResult(
-                row.name, row.status, 0, 0, f"{row.name} is already paused; nothing changed"
+            raise ValidationError(f"campaign {name!r} is archived: {how.when_archived}")
+        if row.status is how.status:
+            message = f"{row.name} {how.already}; nothing changed"
+            return LifecycleResult(row.name, row.status, 0, 0, message)
+        overdue = session.scalar(
+            select(ScheduledSend.id)
+            .where(
+                ScheduledSend.campaign_id == row.id,
+                ScheduledSend.state == "pending",
+                ScheduledSend.due_at <= now,
             )
-        store.set_status(session, row, CampaignStatus.PAUSED, now)
-        held = store.note_pending(
+            .limit(1)
+        )
+        store.set_status(session, row, how.status, now)
+        noted = store.note_pending(
             session,
             row.id,
             now,
-            outcome="held",
-            code=CODE_PAUSED,
-            reason=f"held: campaign {row.name} was paused; the send waits for `drip campaigns resume`",
+            outcome=how.outcome,
+            code=how.code,
+            reason=how.reason.format(name=row.name),
         )
+    return noted, overdue is not None
+
+
+def pause(deps: Deps, name: str, now: datetime) -> LifecycleResult:
+    """Hold every send of the campaign until :func:`resume` (SPEC §8)."""
+    done = _switch(deps, name, now, _PAUSE)
+    if isinstance(done, LifecycleResult):
+        return done
+    held, _ = done
     log.info("campaign_paused", campaign=name, held=held)
     return LifecycleResult(
         name,
@@ -140,39 +195,12 @@ def pause(deps: Deps, name: str, now: datetime) -> LifecycleResult:
 
 def resume(deps: Deps, name: str, now: datetime) -> LifecycleResult:
     """Release the campaign's held sends; overdue ones follow catch-up (SPEC §4)."""
-    with deps.sessions.begin() as session:
-        row = _campaign(session, name)
-        if row.status is CampaignStatus.ARCHIVED:
-            raise ValidationError(f"campaign {name!r} is archived: it cannot be resumed")
-        if row.status is CampaignStatus.ACTIVE:
-            return LifecycleResult(
-                row.name, row.status, 0, 0, f"{row.name} is not paused; nothing changed"
-            )
-        overdue = session.scalar(
-            select(ScheduledSend.id)
-            .where(
-                ScheduledSend.campaign_id == row.id,
-                ScheduledSend.state == "pending",
-                ScheduledSend.due_at <= now,
-            )
-            .limit(1)
-        )
-        store.set_status(session, row, CampaignStatus.ACTIVE, now)
-        released = store.note_pending(
-            session,
-            row.id,
-            now,
-            outcome="released",
-            code=CODE_RESUMED,
-            reason=f"released: campaign {row.name} was resumed; a step that became overdue while "
-            "it was paused follows catch-up (at most one a day, in order)",
-        )
+    done = _switch(deps, name, now, _RESUME)
+    if isinstance(done, LifecycleResult):
+        return done
+    released, overdue = done
     log.info("campaign_resumed", campaign=name, released=released)
-    tail = (
-        "; overdue steps catch up at most one a day per contact, in order"
-        if overdue is not None
-        else ""
-    )
+    tail = "; overdue steps catch up at most one a day per contact, in order" if overdue else ""
     return LifecycleResult(
         name,
         CampaignStatus.ACTIVE,

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pendulum
 from sqlalchemy import select
 
 from drip.domain.campaign import Campaign
-from drip.domain.enums import Channel, MessageKind, SenderRole, SendState
+from drip.domain.enums import Channel, MessageKind, SenderRole
 from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, render, sms_size, with_footer
 from drip.domain.pacing import Forecast, QueuedText, Senders, forecast
 from drip.domain.policy import DAY, ConversationState, Defer, Outgoing, Send, decide
@@ -34,9 +35,18 @@ from drip.services.deps import Deps
 from drip.services.firing import contact_state
 from drip.services.senders import resolve_sender, template_values
 from drip.store import repository as repo
+from drip.store import stats as stats_store
 from drip.store.models import Agent, Contact, ScheduledSend
+from drip.store.models import Campaign as CampaignRow
 
-__all__ = ["forecast_bulk", "forecast_lines", "forecast_pending", "queued_text"]
+__all__ = [
+    "Pending",
+    "forecast_bulk",
+    "forecast_lines",
+    "forecast_pending",
+    "load_pending",
+    "queued_text",
+]
 
 #: Contacts read per query.
 _CHUNK = 5000
@@ -118,65 +128,80 @@ def forecast_bulk(deps: Deps, body: str, contact_ids: Sequence[int], now: dateti
     return forecast(texts, _senders(deps), now)
 
 
-def forecast_pending(deps: Deps, now: datetime, *, hours: float = 24.0) -> Forecast:
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """The pending sends due by a time, with the contacts, agents and campaign rows they name.
+
+    Read once by :func:`load_pending`, for ``drip queue``'s counts and its forecast.
+    """
+
+    sends: list[ScheduledSend]
+    contacts: dict[int, Contact]
+    agents: dict[int, Agent]
+    campaigns: dict[int, CampaignRow]
+
+
+def load_pending(deps: Deps, until: datetime) -> Pending:
+    """Every pending send due by ``until`` (all channels), and what decides its sender and text."""
+    with deps.sessions() as session:
+        sends = stats_store.pending_sends(session, until)
+        contacts = repo.contacts_by_id(session, {s.contact_id for s in sends})
+        agents = repo.agents_by_id(session, {c.agent_id for c in contacts.values() if c.agent_id})
+        campaigns = repo.campaigns_by_id(session, {s.campaign_id for s in sends if s.campaign_id})
+    return Pending(sends, contacts, agents, campaigns)
+
+
+def forecast_pending(
+    deps: Deps, now: datetime, *, hours: float = 24.0, pending: Pending | None = None
+) -> Forecast:
     """When the SMS sends pending now, and due in the next ``hours``, would leave.
 
-    For ``drip queue``. Campaign steps are rendered from their campaign's
-    current text; a step no longer in the campaign is left out.
+    For ``drip queue``, which passes the ``pending`` it read already. Campaign
+    steps are rendered from their campaign's current text; a step no longer in
+    the campaign is left out.
     """
     until = now + timedelta(hours=hours)
+    if pending is None:
+        pending = load_pending(deps, until)
     texts: list[QueuedText] = []
-    with deps.sessions() as session:
-        sends = list(
-            session.scalars(
-                select(ScheduledSend)
-                .where(
-                    ScheduledSend.state == SendState.PENDING,
-                    ScheduledSend.channel == Channel.SMS,
-                    ScheduledSend.due_at <= until,
-                )
-                .order_by(ScheduledSend.due_at, ScheduledSend.id)
-            )
+    campaigns: dict[int, Campaign] = {}
+    for cid, row in pending.campaigns.items():
+        with contextlib.suppress(Exception):  # a stored campaign that no longer parses
+            campaigns[cid] = deps.campaigns.get(cid, row.version, row.definition)
+    for send in pending.sends:
+        if send.channel is not Channel.SMS or send.due_at > until:
+            continue
+        contact = pending.contacts[send.contact_id]
+        campaign = campaigns.get(send.campaign_id) if send.campaign_id else None
+        body = send.body
+        window = deps.account.send_window
+        if campaign is not None:
+            window = campaign.send_window or window
+            if body is None and send.step_id is not None:
+                with contextlib.suppress(KeyError):
+                    body = campaign.step(send.step_id).body
+        if body is None:
+            continue
+        outgoing = Outgoing(
+            kind=send.kind,
+            due_at=send.due_at,
+            channel=Channel.SMS,
+            window=window,
+            held_to_window=send.held_to_window,
         )
-        contacts = repo.contacts_by_id(session, {s.contact_id for s in sends})
-        agents = {a.id: a for a in session.scalars(select(Agent))}
-        rows = repo.campaigns_by_id(session, {s.campaign_id for s in sends if s.campaign_id})
-        campaigns: dict[int, Campaign] = {}
-        for cid, row in rows.items():
-            with contextlib.suppress(Exception):  # a stored campaign that no longer parses
-                campaigns[cid] = deps.campaigns.get(cid, row.version, row.definition)
-        for send in sends:
-            contact = contacts[send.contact_id]
-            campaign = campaigns.get(send.campaign_id) if send.campaign_id else None
-            body = send.body
-            window = deps.account.send_window
-            if campaign is not None:
-                window = campaign.send_window or window
-                if body is None and send.step_id is not None:
-                    with contextlib.suppress(KeyError):
-                        body = campaign.step(send.step_id).body
-            if body is None:
-                continue
-            outgoing = Outgoing(
-                kind=send.kind,
-                due_at=send.due_at,
-                channel=Channel.SMS,
-                window=window,
-                held_to_window=send.held_to_window,
-            )
-            agent = agents.get(contact.agent_id) if contact.agent_id else None
-            item = queued_text(
-                deps,
-                contact,
-                agent,
-                body,
-                outgoing,
-                at=max(send.due_at, now),
-                sender_role=send.sender_role,
-                sender_phone=send.sender_phone,
-            )
-            if item is not None:
-                texts.append(item)
+        agent = pending.agents.get(contact.agent_id) if contact.agent_id else None
+        item = queued_text(
+            deps,
+            contact,
+            agent,
+            body,
+            outgoing,
+            at=max(send.due_at, now),
+            sender_role=send.sender_role,
+            sender_phone=send.sender_phone,
+        )
+        if item is not None:
+            texts.append(item)
     return forecast(texts, _senders(deps), now)
 
 
@@ -207,6 +232,7 @@ def forecast_lines(result: Forecast, tz: str) -> list[str]:
         )
         lines.append(
             f"  {s.sender} at {s.rate:.3g} segment(s)/s: {s.texts} texts, {s.segments} segments "
-            f"today; {span}; {s.slipping} slip"
+            f"today; {span}"
+            + (f"; {s.slipping} slip to the next opening of their window" if s.slipping else "")
         )
     return lines

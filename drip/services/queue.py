@@ -18,7 +18,6 @@ import pendulum
 from drip.domain.enums import CampaignStatus, Channel, SenderRole
 from drip.domain.pacing import SenderForecast
 from drip.services.deps import Deps
-from drip.store import stats as store
 
 __all__ = ["HORIZON", "Queue", "QueueRow", "queue_view"]
 
@@ -81,30 +80,32 @@ class Queue:
 
 def queue_view(deps: Deps, now: datetime) -> Queue:
     """Pending sends due by ``now`` and within :data:`HORIZON` after it, grouped."""
+    from drip.services.pacing import forecast_lines, forecast_pending, load_pending
+
     account = deps.account
     default_agent = account.default_agent.phone if account.default_agent else None
-    with deps.sessions() as session:
-        rows = store.pending_between(session, now + HORIZON)
+    pending = load_pending(deps, now + HORIZON)  # one read for the counts and the forecast
     counts: Counter[tuple[str, str, str, bool, bool]] = Counter()
-    for r in rows:
-        if r.channel is Channel.EMAIL:
+    for send in pending.sends:
+        contact = pending.contacts[send.contact_id]
+        agent = pending.agents.get(contact.agent_id) if contact.agent_id else None
+        row = pending.campaigns.get(send.campaign_id) if send.campaign_id else None
+        if send.channel is Channel.EMAIL:
             sender = "email"
-        elif r.sender_phone is not None:
-            sender = r.sender_phone
-        elif r.sender_role is SenderRole.CONCIERGE:
+        elif send.sender_phone is not None:
+            sender = send.sender_phone
+        elif send.sender_role is SenderRole.CONCIERGE:
             sender = account.concierge_phone or "none"
         else:
-            sender = r.agent_phone or default_agent or "none"
-        campaign = r.campaign if r.campaign is not None else f"({r.kind.value})"
-        held = r.campaign_status is CampaignStatus.PAUSED
-        counts[(campaign, sender, r.channel.value, held, r.due_at <= now)] += 1
+            sender = (agent.phone if agent else None) or default_agent or "none"
+        campaign = row.name if row is not None else f"({send.kind.value})"
+        held = row is not None and row.status is CampaignStatus.PAUSED
+        counts[(campaign, sender, send.channel.value, held, send.due_at <= now)] += 1
     grouped: dict[tuple[str, str, str, bool], list[int]] = {}
     for (campaign, sender, channel, held, due), n in counts.items():
         slot = grouped.setdefault((campaign, sender, channel, held), [0, 0])
         slot[0 if due else 1] += n
-    from drip.services.pacing import forecast_lines, forecast_pending
-
-    expected = forecast_pending(deps, now, hours=HORIZON.total_seconds() / 3600)
+    expected = forecast_pending(deps, now, hours=HORIZON.total_seconds() / 3600, pending=pending)
     tz = account.default_timezone
     paced = {s.sender: _sender_words(s, tz) for s in expected.senders}
     out = tuple(

@@ -28,6 +28,7 @@ from typing import Final
 
 import structlog
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from drip.domain.enums import Channel, SendState
 from drip.domain.message import sms_size
@@ -177,6 +178,22 @@ def _footer_text(deps: Deps, send: ScheduledSend) -> str:
     return footer.strip()
 
 
+def _settle(session: Session, send_id: int, **values: object) -> bool:
+    """Move a send that is still ``unknown`` on with ``values``; False when another
+    process (a late callback, a second reconcile) changed it meanwhile."""
+    moved = session.execute(
+        update(ScheduledSend)
+        .where(ScheduledSend.id == send_id, ScheduledSend.state == SendState.UNKNOWN)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    return bool(moved == 1)
+
+
+def _left_alone(send_id: int) -> Settled:
+    return Settled(send_id, "unknown", "changed meanwhile; left alone")
+
+
 def _mark_sent(
     deps: Deps,
     send: ScheduledSend,
@@ -193,19 +210,15 @@ def _mark_sent(
         f"{'with' if footer else 'without'} the footer"
     )
     with deps.sessions.begin() as session:
-        moved = session.execute(
-            update(ScheduledSend)
-            .where(ScheduledSend.id == send.id, ScheduledSend.state == SendState.UNKNOWN)
-            .values(
-                state=SendState.SENT,
-                decision_code="reconciled_sent",
-                decision_reason=reason,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
-        if moved != 1:
-            return Settled(send.id, "unknown", "changed meanwhile; left alone")
+        if not _settle(
+            session,
+            send.id,
+            state=SendState.SENT,
+            decision_code="reconciled_sent",
+            decision_reason=reason,
+            updated_at=now,
+        ):
+            return _left_alone(send.id)
         row = session.get(Message, message.id) if message is not None else None
         if row is None:
             size = sms_size(found.body)
@@ -286,22 +299,18 @@ def _mark_absent(
         "never accepted; the send goes out again"
     )
     with deps.sessions.begin() as session:
-        moved = session.execute(
-            update(ScheduledSend)
-            .where(ScheduledSend.id == send.id, ScheduledSend.state == SendState.UNKNOWN)
-            .values(
-                state=SendState.PENDING,
-                message_id=None,
-                claimed_at=None,
-                sending_started_at=None,
-                decision_code="reconciled_absent",
-                decision_reason=reason,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
-        if moved != 1:
-            return Settled(send.id, "unknown", "changed meanwhile; left alone")
+        if not _settle(
+            session,
+            send.id,
+            state=SendState.PENDING,
+            message_id=None,
+            claimed_at=None,
+            sending_started_at=None,
+            decision_code="reconciled_absent",
+            decision_reason=reason,
+            updated_at=now,
+        ):
+            return _left_alone(send.id)
         if message is not None:
             row = session.get(Message, message.id)
             if row is not None:

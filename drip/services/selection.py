@@ -37,7 +37,10 @@ REASON_WORDS = {
     "source": "came in another way than the chosen source",
     "agent": "assigned to another agent",
     "name": "name does not match",
-    "textable": "textable status does not match",
+    "no_consent": "no SMS consent recorded (--textable)",
+    "opted_out": "opted out of texts (--textable)",
+    "cannot_be_texted": "text status cannot_be_texted (--textable)",
+    "textable": "can be texted (--not-textable)",
     "enrolled": "already active in a campaign (--not-enrolled)",
     "file": "phone not in the file",
     "already_active": "already active in this campaign",
@@ -155,6 +158,15 @@ def read_phone_file(path: Path) -> tuple[str, ...]:
     return tuple(dict.fromkeys(phones))
 
 
+def _why_not_textable(row: Any) -> str:
+    """Why a contact (a ``contact_rows`` row) cannot be texted now: the first reason that holds."""
+    if row.sms_consent_at is None:
+        return "no_consent"
+    if row.sms_opted_out_at is not None:
+        return "opted_out"
+    return "cannot_be_texted"
+
+
 def _sms(consent: datetime | None, opted_out: datetime | None) -> str:
     if opted_out is not None:
         return "opted_out"
@@ -248,8 +260,8 @@ def select_contacts(
                 reason = "agent"
             elif name is not None and name not in f"{r.first_name} {r.last_name}".casefold():
                 reason = "name"
-            elif filters.textable is not None and _textable(r) != filters.textable:
-                reason = "textable"
+            elif filters.textable is not None and (textable := _textable(r)) != filters.textable:
+                reason = "textable" if textable else _why_not_textable(r)
             elif filters.not_enrolled and r.id in enrolled:
                 reason = "enrolled"
             elif r.id in active_here:

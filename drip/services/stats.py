@@ -16,6 +16,13 @@ Counts per step (one scheduled send is one contact's step):
 - ``segments`` of the SMS sent and ``cost``: segments x the per-segment price
   of ``drip/data/sms_price.json`` (Twilio's US base price, with its source).
 
+Texts outside campaigns (opt-in confirmations, bulk, manual texts, keyword
+replies) are counted the same way by kind, in ``others``, when no campaign is
+named: an operator sees the numbers move on the first ``drip tick``, before a
+campaign's first step is due. Their ``replied`` and ``opted_out`` count a
+reply or opt-out after which that text was the contact's last message of any
+kind; the campaigns' own attribution is unchanged by them.
+
 Every value is frozen; the console (a later view) reuses :func:`campaign_stats`.
 """
 
@@ -130,11 +137,17 @@ class CampaignStats:
         }
 
 
+OTHERS = "(outside campaigns)"
+
+
 @dataclass(frozen=True, slots=True)
 class Stats:
+    """``others``: the texts outside campaigns, one row per kind (``step`` is the kind)."""
+
     at: datetime
     price: Price
     campaigns: tuple[CampaignStats, ...]
+    others: tuple[StepStats, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -142,6 +155,7 @@ class Stats:
             "currency": self.price.currency,
             "price_per_segment": self.price.per_segment,
             "campaigns": [c.as_dict() for c in self.campaigns],
+            "others": [s.as_dict() for s in self.others],
         }
 
     def csv_rows(self) -> list[dict[str, Any]]:
@@ -149,6 +163,8 @@ class Stats:
         for c in self.campaigns:
             for s in (*c.steps, c.total):
                 rows.append({"campaign": c.name, "enrolled": c.enrolled, **s.flat()})
+        for s in self.others:
+            rows.append({"campaign": OTHERS, "enrolled": "", **s.flat()})
         return rows
 
 
@@ -206,8 +222,12 @@ def _attributed(
 
 
 def campaign_stats(deps: Deps, now: datetime, campaign: str | None = None) -> Stats:
-    """The numbers of every campaign (or of ``campaign``), per step and in total."""
+    """The numbers of every campaign (or of ``campaign``), per step and in total.
+
+    Without ``campaign``, the texts outside campaigns too, by kind.
+    """
     price = sms_price()
+    others = campaign is None
     with deps.sessions() as session:
         campaigns = store.campaign_rows(session)
         if campaign is not None and campaign not in {c.name for c in campaigns}:
@@ -215,11 +235,41 @@ def campaign_stats(deps: Deps, now: datetime, campaign: str | None = None) -> St
             raise NotFoundError(f"no campaign named {campaign!r} in the database (known: {known})")
         ids = [c.id for c in campaigns]
         enrollments = store.enrollment_counts(session, ids)
-        sends = store.step_sends(session, ids)
-        deferred = store.deferrals(session, ids)
+        sends = store.step_sends(session, ids, others=others)
+        deferred = store.deferrals(session, ids, others=others)
         contacts = {s.contact_id for s in sends}
         inbound = store.inbound_times(session, contacts)
         opted = {cid: [at] for cid, at in store.opt_out_times(session).items() if cid in contacts}
+    in_campaigns = [s for s in sends if s.campaign_id is not None]
+    replied = _attributed(_messages(in_campaigns), inbound)
+    opted_out = _attributed(_messages(in_campaigns), opted)
+    if others:  # among every message: the campaigns' attribution stays as it was
+        outside = {s.id for s in sends if s.campaign_id is None}
+        every = _messages(sends)
+        replied |= _attributed(every, inbound) & outside
+        opted_out |= _attributed(every, opted) & outside
+    tallies = _tally(sends, replied, opted_out)
+    for row in deferred:
+        cid, kind, step_id, code, n = row[0], row[1], row[2], row[3], row[4]
+        tallies.setdefault(_key(cid, kind, step_id), _Tally()).deferred[code] += int(n)
+    out = []
+    for c in campaigns:
+        if campaign is not None and c.name != campaign:
+            continue
+        out.append(_campaign(c, tallies, enrollments.get(c.id, {}), price))
+    channels: dict[str, set[str]] = {}
+    for s in sends:
+        if s.campaign_id is None:
+            channels.setdefault(_key(None, s.kind, None)[1], set()).add(str(s.channel.value))
+    rows = tuple(
+        tallies[key].freeze(key[1], None, _one(channels.get(key[1], set())), price.per_segment)
+        for key in sorted((k for k in tallies if k[0] is None), key=lambda k: k[1])
+    )
+    return Stats(now, price, tuple(out), rows)
+
+
+def _messages(sends: Any) -> dict[int, list[tuple[datetime, int]]]:
+    """``{contact id: [(sent at, send id)]}`` of the sends that went out, oldest first."""
     messages: dict[int, list[tuple[datetime, int]]] = {}
     for s in sends:
         if s.state is SendState.SENT:
@@ -228,24 +278,26 @@ def campaign_stats(deps: Deps, now: datetime, campaign: str | None = None) -> St
                 messages.setdefault(s.contact_id, []).append((at, s.id))
     for times in messages.values():
         times.sort()
-    replied = _attributed(messages, inbound)
-    opted_out = _attributed(messages, opted)
-    tallies = _tally(sends, replied, opted_out)
-    for row in deferred:
-        cid, step_id, code, n = row[0], row[1], row[2], row[3]
-        tallies.setdefault((cid, step_id or "?"), _Tally()).deferred[code] += int(n)
-    out = []
-    for c in campaigns:
-        if campaign is not None and c.name != campaign:
-            continue
-        out.append(_campaign(c, tallies, enrollments.get(c.id, {}), price))
-    return Stats(now, price, tuple(out))
+    return messages
 
 
-def _tally(sends: Any, replied: set[int], opted_out: set[int]) -> dict[tuple[int, str], _Tally]:
-    tallies: dict[tuple[int, str], _Tally] = {}
+def _one(channels: set[str]) -> str:
+    return next(iter(channels)) if len(channels) == 1 else "-"
+
+
+def _key(campaign_id: int | None, kind: Any, step_id: str | None) -> tuple[int | None, str]:
+    """A campaign's step, or (None, kind) for a text outside campaigns."""
+    if campaign_id is None:
+        return None, str(getattr(kind, "value", kind))
+    return campaign_id, step_id or "?"
+
+
+def _tally(
+    sends: Any, replied: set[int], opted_out: set[int]
+) -> dict[tuple[int | None, str], _Tally]:
+    tallies: dict[tuple[int | None, str], _Tally] = {}
     for s in sends:
-        t = tallies.setdefault((s.campaign_id, s.step_id or "?"), _Tally())
+        t = tallies.setdefault(_key(s.campaign_id, s.kind, s.step_id), _Tally())
         t.n["scheduled"] += 1
         if s.state in _OPEN:
             t.n["pending"] += 1
@@ -267,7 +319,7 @@ def _tally(sends: Any, replied: set[int], opted_out: set[int]) -> dict[tuple[int
 
 
 def _campaign(
-    c: Any, tallies: dict[tuple[int, str], _Tally], counts: dict[str, int], price: Price
+    c: Any, tallies: dict[tuple[int | None, str], _Tally], counts: dict[str, int], price: Price
 ) -> CampaignStats:
     definition = c.definition or {}
     planned = [

@@ -95,7 +95,7 @@ def footer_rules_of_sends(session: Session, send_ids: Sequence[int]) -> dict[int
             SendDecision.outcome == "sent",
             SendDecision.footer_rule.is_not(None),
         )
-    ).tuples()
+    )
     return {send_id: rule for send_id, rule in rows if rule is not None}
 
 

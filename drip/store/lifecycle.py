@@ -44,7 +44,7 @@ def campaign_counts(session: Session) -> dict[int, CampaignCounts]:
             select(Enrollment.campaign_id, func.count())
             .where(Enrollment.status == EnrollmentStatus.ACTIVE)
             .group_by(Enrollment.campaign_id)
-        ).tuples()
+        )
     }
     pending = {
         cid: (int(n), due)
@@ -52,7 +52,7 @@ def campaign_counts(session: Session) -> dict[int, CampaignCounts]:
             select(ScheduledSend.campaign_id, func.count(), func.min(ScheduledSend.due_at))
             .where(ScheduledSend.state == SendState.PENDING, ScheduledSend.campaign_id.is_not(None))
             .group_by(ScheduledSend.campaign_id)
-        ).tuples()
+        )
         if cid is not None
     }
     out: dict[int, CampaignCounts] = {}

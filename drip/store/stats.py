@@ -6,12 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import SendState
 from drip.store.models import (
-    Agent,
     Campaign,
     Contact,
     Enrollment,
@@ -26,7 +25,7 @@ __all__ = [
     "enrollment_counts",
     "inbound_times",
     "opt_out_times",
-    "pending_between",
+    "pending_sends",
     "step_sends",
 ]
 
@@ -48,18 +47,31 @@ def enrollment_counts(session: Session, campaign_ids: Sequence[int]) -> dict[int
         select(Enrollment.campaign_id, Enrollment.status, func.count())
         .where(Enrollment.campaign_id.in_(campaign_ids))
         .group_by(Enrollment.campaign_id, Enrollment.status)
-    ).tuples()
+    )
     for cid, status, n in rows:
         out.setdefault(cid, {})[str(status)] = int(n)
     return out
 
 
-def step_sends(session: Session, campaign_ids: Sequence[int]) -> Sequence[Any]:
-    """One row per campaign send: step, state, decision code, and its message if any."""
+def _of(campaign_ids: Sequence[int], others: bool) -> ColumnElement[bool]:
+    """Sends of these campaigns, and (``others``) the sends of no campaign."""
+    of = ScheduledSend.campaign_id.in_(campaign_ids)
+    return or_(of, ScheduledSend.campaign_id.is_(None)) if others else of
+
+
+def step_sends(
+    session: Session, campaign_ids: Sequence[int], *, others: bool = False
+) -> Sequence[Any]:
+    """One row per campaign send: step, state, decision code, and its message if any.
+
+    ``others``: the sends of no campaign too (opt-in confirmations, bulk, manual).
+    """
     stmt = (
         select(
             ScheduledSend.id,
             ScheduledSend.campaign_id,
+            ScheduledSend.kind,
+            ScheduledSend.channel,
             ScheduledSend.step_id,
             ScheduledSend.contact_id,
             ScheduledSend.state,
@@ -71,24 +83,29 @@ def step_sends(session: Session, campaign_ids: Sequence[int]) -> Sequence[Any]:
             Message.created_at.label("message_created_at"),
         )
         .outerjoin(Message, Message.id == ScheduledSend.message_id)
-        .where(ScheduledSend.campaign_id.in_(campaign_ids))
+        .where(_of(campaign_ids, others))
     )
     rows: Sequence[Any] = session.execute(stmt).all()
     return rows
 
 
-def deferrals(session: Session, campaign_ids: Sequence[int]) -> Sequence[Any]:
-    """``(campaign id, step id, code, sends)``: how many sends were deferred, by reason."""
+def deferrals(
+    session: Session, campaign_ids: Sequence[int], *, others: bool = False
+) -> Sequence[Any]:
+    """``(campaign id, kind, step id, code, sends)``: how many sends were deferred, by reason."""
     stmt = (
         select(
             ScheduledSend.campaign_id,
+            ScheduledSend.kind,
             ScheduledSend.step_id,
             SendDecision.code,
             func.count(func.distinct(SendDecision.send_id)),
         )
         .join(ScheduledSend, ScheduledSend.id == SendDecision.send_id)
-        .where(ScheduledSend.campaign_id.in_(campaign_ids), SendDecision.outcome == "deferred")
-        .group_by(ScheduledSend.campaign_id, ScheduledSend.step_id, SendDecision.code)
+        .where(_of(campaign_ids, others), SendDecision.outcome == "deferred")
+        .group_by(
+            ScheduledSend.campaign_id, ScheduledSend.kind, ScheduledSend.step_id, SendDecision.code
+        )
     )
     rows: Sequence[Any] = session.execute(stmt).all()
     return rows
@@ -101,7 +118,7 @@ def inbound_times(session: Session, contact_ids: set[int]) -> dict[int, list[dat
         select(Message.contact_id, Message.created_at)
         .where(Message.direction == "inbound", Message.contact_id.is_not(None))
         .order_by(Message.created_at)
-    ).tuples()
+    )
     for cid, at in rows:
         if cid in contact_ids:
             out.setdefault(cid, []).append(at)
@@ -112,27 +129,16 @@ def opt_out_times(session: Session) -> dict[int, datetime]:
     """``{contact id: when they opted out of texts}`` for every contact opted out."""
     rows = session.execute(
         select(Contact.id, Contact.sms_opted_out_at).where(Contact.sms_opted_out_at.is_not(None))
-    ).tuples()
+    )
     return {cid: at for cid, at in rows if at is not None}
 
 
-def pending_between(session: Session, until: datetime) -> Sequence[Any]:
-    """Pending sends due by ``until``, with what decides their sender."""
-    stmt = (
-        select(
-            ScheduledSend.due_at,
-            ScheduledSend.kind,
-            ScheduledSend.channel,
-            ScheduledSend.sender_role,
-            ScheduledSend.sender_phone,
-            Campaign.name.label("campaign"),
-            Campaign.status.label("campaign_status"),
-            Agent.phone.label("agent_phone"),
+def pending_sends(session: Session, until: datetime) -> list[ScheduledSend]:
+    """The pending sends due by ``until``, in due order (``drip queue`` and its forecast)."""
+    return list(
+        session.scalars(
+            select(ScheduledSend)
+            .where(ScheduledSend.state == SendState.PENDING, ScheduledSend.due_at <= until)
+            .order_by(ScheduledSend.due_at, ScheduledSend.id)
         )
-        .join(Contact, Contact.id == ScheduledSend.contact_id)
-        .outerjoin(Agent, Agent.id == Contact.agent_id)
-        .outerjoin(Campaign, Campaign.id == ScheduledSend.campaign_id)
-        .where(ScheduledSend.state == SendState.PENDING, ScheduledSend.due_at <= until)
     )
-    rows: Sequence[Any] = session.execute(stmt).all()
-    return rows

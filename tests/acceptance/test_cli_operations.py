@@ -341,3 +341,93 @@ def test_contacts_add_reports_what_changed_on_a_known_contact(drip: Shell) -> No
     assert out.startswith("contact 4 created")
     out = drip("contacts", "add", "--first-name", "Fay", "--email", "FAY@example.com")
     assert out.startswith("contact 4 updated; sms consent: no")
+
+
+def test_a_new_user_runs_the_readme_flow_on_a_few_hundred_leads(
+    drip: Shell, tmp_path: Path
+) -> None:
+    """Import, enroll in one command, tick, stats filling, pause/resume, bulk and cancel, as README.
+
+    The fixture's three consenting contacts make 273 textable contacts of 303.
+    """
+    zone = _open_zone()
+    consent = "I agree to receive texts about my home search from Acme Realty."
+    rows = ["first_name,last_name,phone,email,state,timezone,agent_phone,sms_consent,consent_at,"
+            "consent_source,consent_text"]  # fmt: skip
+    for i in range(300):
+        evidence = f"yes,2026-11-02 09:14,registration,{consent}" if i % 10 else "no,,,"
+        rows.append(f"Lead{i},Test,+1617{2000000 + i},l{i}@example.com,MA,{zone},{SAM},{evidence}")
+    leads = tmp_path / "leads.csv"
+    leads.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    outputs: list[str] = []
+
+    def run(*args: str, code: int = 0) -> str:
+        out = drip(*args, code=code)
+        outputs.append(out)
+        return out
+
+    out = run("contacts", "import", str(leads))
+    assert out.splitlines()[0].startswith("imported 300 (created 300, updated 0), 30 without")
+    assert "opt-in confirmations: 270 scheduled" in out
+
+    out = run("enroll-many", CAMPAIGN, "--textable", "--dry-run")
+    assert f"273 of 303 contacts will be enrolled in {CAMPAIGN} (textable=yes); 30 excluded" in out
+    assert "excluded     30  no SMS consent recorded (--textable)" in out
+    out = run("enroll-many", CAMPAIGN, "--textable", "--yes")
+    assert f"enrolled 273 contacts in {CAMPAIGN}: 1365 sends scheduled" in out
+
+    def stats() -> tuple[dict[str, dict[str, object]], dict[str, dict[str, object]]]:
+        document = drip.json("stats")
+        assert isinstance(document, dict)
+        (campaign,) = [c for c in document["campaigns"] if c["name"] == CAMPAIGN]
+        steps = {s["step"]: s for s in campaign["steps"]}
+        return steps, {s["step"]: s for s in document["others"]}
+
+    steps, others = stats()
+    assert others["opt_in_confirmation"]["pending"] == 270
+    sent_live = others["opt_in_confirmation"]["sent"]  # the fixture's, sent at once (SPEC C3)
+    assert run("tick").endswith("tick: 270 claimed: 270 sent\n")
+    steps, others = stats()
+    assert others["opt_in_confirmation"]["sent"] == sent_live + 270
+    assert others["opt_in_confirmation"]["segments"] >= 270
+    assert steps["day-15-check-in"]["pending"] == 273
+
+    # Fifteen days later, with the campaign paused: nothing of it goes out, and it is held.
+    engine = create_engine(f"sqlite:///{drip.db}")
+    due = datetime.now(UTC) - timedelta(minutes=30)
+    with Session(engine) as session, session.begin():
+        session.execute(
+            update(ScheduledSend)
+            .where(ScheduledSend.step_id == "day-15-check-in")
+            .values(due_at=due, original_due_at=due)
+        )
+    engine.dispose()
+    assert run("campaigns", "pause", CAMPAIGN).startswith(f"{CAMPAIGN} paused: 1365 pending")
+    assert run("tick") == "tick: 0 claimed: nothing due\n"
+    queue = drip.json("queue")
+    assert isinstance(queue, dict)
+    assert (queue["due_now"], queue["held"]) == (273, 273)
+    assert run("campaigns", "resume", CAMPAIGN).startswith(f"{CAMPAIGN} resumed: 1365 send(s)")
+    assert run("tick").endswith("tick: 273 claimed: 273 sent\n")
+    steps, others = stats()
+    day15 = steps["day-15-check-in"]
+    assert (day15["sent"], day15["with_footer"], day15["pending"]) == (273, 273, 0)
+
+    out = run("bulk", "Open house Saturday 1-3pm at 12 Elm St", "--state", "MA", "--yes")
+    match = re.search(r"^bulk (\d+): scheduled 273 sends", out, re.M)
+    assert match, out
+    queue = drip.json("queue")
+    assert isinstance(queue, dict)
+    assert [(r["campaign"], r["due_now"]) for r in queue["rows"]] == [("(bulk)", 273)]
+    out = run("bulk", "cancel", match.group(1))
+    assert out.startswith(f"bulk {match.group(1)}: 273 send(s) cancelled; 0 already sent")
+    out = run("bulk", "cancel", match.group(1))
+    assert out.startswith(f"bulk {match.group(1)} was already cancelled: 273 send(s)")
+    assert run("tick") == "tick: 0 claimed: nothing due\n"
+    steps, others = stats()
+    assert (others["bulk"]["cancelled"], others["bulk"]["sent"]) == (273, 0)
+    text = run("stats")
+    assert "texts outside campaigns:" in text
+    for output in outputs:
+        for word in ("None", "False", "True"):
+            assert not re.search(rf"\b{word}\b", output.replace(consent, "")), (word, output)

@@ -110,7 +110,8 @@ def test_explain_a_skip_and_a_deferral(world: World) -> None:
     deferred = _explain(world, late, "day-15-check-in")
 
     assert "now skipped" in skipped
-    assert "skipped: the contact opted out of texts on 2026-03-05" in skipped
+    assert "skipped     the contact opted out of texts on 2026-03-05" in skipped
+    assert "skipped: " not in skipped  # the outcome is said once, in its column
     assert "deferred to 2026-03-21 08:00 America/New_York" in deferred
     assert "outside the send window 08:00-21:00 at 23:00 local" in deferred
     assert "now sent" in deferred
@@ -141,7 +142,8 @@ def test_history_tells_the_whole_story_in_order(world: World) -> None:
     assert any("opt_out_confirmation" in line for line in lines)
     skips = [line for line in lines if line.startswith("decision:")]
     assert len(skips) == 4
-    assert all("skipped: skipped: the contact opted out of texts on" in s for s in skips)
+    assert all(" skipped: the contact opted out of texts on" in s for s in skips)
+    assert not any("skipped: skipped" in s for s in skips)  # the outcome is said once
     assert not any(line.startswith("scheduled:") for line in lines)
 
 

@@ -149,7 +149,7 @@ def test_steps_not_in_day_order(tmp_path: Path) -> None:
     steps = sms(0, CLEAN_BODY) + sms(30, "Later") + sms(10, "Earlier")
     path = campaign(tmp_path, steps)
     assert lint_paths([path]).warnings == [
-        f"{path}:8:8: warning: step 3 (day 10) is listed after step 2 (day 30); "
+        f"{path}:8:8: warning: step 3 is on day 10 but listed after step 2 on day 30; "
         "list the steps in day order"
     ]
 
@@ -299,3 +299,65 @@ def test_ucs2_size_advice_never_says_under_zero(tmp_path: Path) -> None:
     assert "replace the characters that force UCS-2" in size[0]
     room = re.findall(r"under (-?\d+)", size[0])
     assert room and all(int(n) > 0 for n in room)
+
+
+def test_warnings_of_a_file_with_errors_are_shown_with_them(tmp_path: Path) -> None:
+    """A file with an error still gets the warnings of the steps that could be read."""
+    steps = (
+        sms(0, CLEAN_BODY)
+        + sms(5, "See http://example.com")
+        + sms(-1, "Hi {Nope}, {AgentFirstName} here")
+    )
+    path = campaign(tmp_path, steps)
+    report = lint_paths([path])
+    assert report.campaigns == 0
+    assert any("day must not be negative" in e for e in report.errors)
+    assert any("unknown template variable {Nope}" in e for e in report.errors)
+    assert any("http://example.com is a plain http:// link" in w for w in report.warnings)
+    assert [severity for severity, _ in report.problems] == ["warning", "error", "error"]
+
+
+def test_duplicate_names_are_found_in_files_with_other_errors(tmp_path: Path) -> None:
+    """A name clash shows with the files' other errors; the file that loads keeps its name."""
+    broken = campaign(tmp_path, sms(-1, CLEAN_BODY), name="a.yaml")
+    good = campaign(tmp_path, sms(0, CLEAN_BODY), name="b.yaml")
+    for path in (broken, good):
+        path.write_text(path.read_text().replace(f"name: {path.stem}", "name: same"), "utf-8")
+    report = lint_paths([tmp_path])
+    assert report.campaigns == 1
+    assert report.errors == [
+        f"{broken}:1:7: error: duplicate campaign name 'same': {good} already defines it; "
+        "campaign names must be unique",
+        f"{broken}:4:8: error: step 1: day must not be negative, got -1",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("step", "words"),
+    [
+        ("- day: 10:30\n  body: Hi\n", "step 1: day must be a whole number, got a time 10:30"),
+        (
+            "- day: 1\n  body: no\n",
+            'body must be text, got a boolean no; put it in double quotes: "no"',
+        ),
+        (
+            '- day: 1\n  body: "Hi" said Sam\n',
+            "'body' goes on after its closing quote; put the whole text in double quotes",
+        ),
+        ("- day: 1\n   body: Hi\n", "check the indentation of this line and of the line before it"),
+        ("- day: 1\n  body: #1 agent\n", "got null; the '#' after it starts a YAML comment"),
+    ],
+)
+def test_type_and_syntax_errors_say_how_to_mend_them(tmp_path: Path, step: str, words: str) -> None:
+    """Each error names the mend: quotes for texts YAML reads otherwise, indentation, no base 60."""
+    (error,) = lint_paths([campaign(tmp_path, step)]).errors
+    assert words in error
+
+
+def test_a_comment_cutting_an_unquoted_text_is_a_warning(tmp_path: Path) -> None:
+    """`` #`` in an unquoted text starts a comment: the warning points at it and says to quote."""
+    path = campaign(tmp_path, "- day: 1\n  body: Hi {AgentFirstName}, your #1 agent\n")
+    assert lint_paths([path]).warnings == [
+        f"{path}:5:35: warning: step 1 body: the text stops before this '#', which starts a YAML "
+        'comment when the text is not quoted; put the whole text in double quotes: "..."'
+    ]
