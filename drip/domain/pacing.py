@@ -8,7 +8,9 @@ This module is pure: the rates are values parsed from ``account.yaml``
 each sender's last one leaves and how many cannot leave before their window
 closes (they slip to the next opening).
 
-Sources (checked 2026-11-30):
+The two carrier numbers (1 segment/s, 36,000 s) are data, the ``carrier``
+section of ``drip/data/provider_facts.json`` (read by :mod:`drip.facts`),
+with these sources (checked 2026-11-30):
 
 - Twilio, "Understanding Twilio Rate Limits and Message Queues" and error
   30001 ("a US long code number can send one message segment per second"):
@@ -28,11 +30,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from drip.errors import ValidationError
+from drip.facts import max_validity_seconds, us_long_code_rate
 
 #: A US long code: one segment per second, as carriers count (Twilio error 30001).
-US_LONG_CODE_SEGMENTS_PER_SECOND = 1.0
-#: Twilio's largest ValidityPeriod, in seconds (Twilio error 90007: 1 to 36,000).
-MAX_VALIDITY_SECONDS = 36_000
+#: Data with its source: ``carrier`` in ``drip/data/provider_facts.json``.
+US_LONG_CODE_SEGMENTS_PER_SECOND = us_long_code_rate()
+#: Twilio's largest ValidityPeriod, in seconds (Twilio error 90007: 1 to 36,000); same file.
+MAX_VALIDITY_SECONDS = max_validity_seconds()
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,7 @@ from drip.domain.enums import (
 )
 from drip.errors import DripError
 from drip.logging import current_level
-from drip.pacing import NullPacer
+from drip.pacing import LocalPacer
 from drip.replay.scenario import (
     Archive,
     Bulk,
@@ -271,6 +271,13 @@ class _World:
         first = min(s.start_instant for s in scenarios)
         self.clock = VirtualClock(first)
         self.transport = RecordingTransport(clock=self.clock)
+        # Pacing as in production (SPEC §4a), on virtual time: a sender's slots are
+        # instants of the virtual clock, and a send that waits a few seconds for its
+        # slot does not sleep (it is recorded at the instant it was cleared).
+        clock = self.clock
+        self.pacer = LocalPacer(
+            account.senders, sleep=lambda _seconds: None, clock=lambda: clock.now().timestamp()
+        )
         settings = Settings(
             home=folder,
             database_url=url,
@@ -283,7 +290,7 @@ class _World:
             sms=self.transport,
             email=self.transport,
             account=account,
-            pacer=NullPacer(),  # virtual time has no carrier queue: replay does not pace
+            pacer=self.pacer,
         )
         _no_fsync(self.deps.engine)
         self.campaigns = list(campaigns)

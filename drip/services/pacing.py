@@ -43,11 +43,9 @@ _CHUNK = 5000
 
 
 def _senders(deps: Deps) -> Senders:
-    """The rates texts leave at: with pacing on, drip's paced rate (the configured one less
-    :data:`drip.pacing.MARGIN`); off, the carrier's default rate, at which it drains its queue."""
+    """The rates texts leave at: drip's paced rate, each number's configured one (or the
+    carrier's default, 1 segment/s) less :data:`drip.pacing.MARGIN`."""
     configured = deps.account.senders
-    if configured is None:
-        return Senders()
     k = 1.0 + MARGIN
     return Senders(
         configured.default_rate / k,
@@ -205,8 +203,10 @@ def forecast_lines(result: Forecast, tz: str) -> list[str]:
             if s.first_at is not None and s.last_at is not None
             else "none before the window closes"
         )
+        configured = s.rate * (1.0 + MARGIN)
         lines.append(
-            f"  {s.sender} at {s.rate:.3g} segment(s)/s: {s.texts} texts, {s.segments} segments "
+            f"  {s.sender} at {configured:.3g} segment(s)/s (drip paces {s.rate:.3g}/s, "
+            f"a {MARGIN:.0%} margin): {s.texts} texts, {s.segments} segments "
             f"today; {span}; {s.slipping} slip"
         )
     return lines
