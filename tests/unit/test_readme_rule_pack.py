@@ -18,6 +18,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 SHORT = {"Saturday": "Sat", "Sunday": "Sunday"}
 #: A section number in a citation: 501.616, 775C.1, 14-4501, 45:844.11, 770-X-5-.17.
+#: The README writes hours with an en dash.
+DASH = "\u2013"
 CITATION = re.compile(r"\d[\w]*(?:[.:-][\w.]*\d\w*)+")
 
 
@@ -35,11 +37,11 @@ def _rows() -> dict[str, list[str]]:
 
 
 def _hours(window: object) -> str:
-    return f"{window.start:%H:%M}–{window.end:%H:%M}"  # type: ignore[attr-defined]
+    return f"{window.start:%H:%M}{DASH}{window.end:%H:%M}"  # type: ignore[attr-defined]
 
 
 def _check(rule: StateRule, cells: list[str]) -> list[str]:
-    state, hours, days, cap, reference = cells
+    _state, hours, days, cap, reference = cells
     problems: list[str] = []
     if _hours(rule.window) not in hours:
         problems.append(f"hours {hours!r} lack {_hours(rule.window)}")
@@ -81,7 +83,7 @@ def test_the_check_catches_a_wrong_row() -> None:
     """A README row with another cap or hours than the pack is reported."""
     florida = next(r for r in bundled_state_rules() if r.state == "FL")
     cells = list(_rows()["FL"])
-    cells[1], cells[3] = "08:00–21:00", ""
+    cells[1], cells[3] = f"08:00{DASH}21:00", ""
     problems = _check(florida, cells)
     assert any("hours" in p for p in problems)
     assert any("cap" in p for p in problems)
