@@ -95,6 +95,8 @@ class SenderForecast:
     first_at: datetime | None
     last_at: datetime | None
     slipping: int
+    #: Texts already queued on the number that go before these (``ahead`` of :func:`forecast`).
+    ahead: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,40 +118,63 @@ class Forecast:
     def texts(self) -> int:
         return sum(s.texts for s in self.senders)
 
+    @property
+    def ahead(self) -> int:
+        return sum(s.ahead for s in self.senders)
 
-def forecast(texts: Iterable[QueuedText], senders: Senders, now: datetime) -> Forecast:
+
+def forecast(
+    texts: Iterable[QueuedText],
+    senders: Senders,
+    now: datetime,
+    *,
+    ahead: Iterable[QueuedText] = (),
+) -> Forecast:
     """When each sender's texts leave at its rate, from ``now``, in ``not_before`` order.
 
     Each sender releases one segment every ``1 / rate`` seconds, as the
     carrier does. A text whose last segment would leave at or after its
     window closes does not go today: it is counted in ``slipping`` (it goes
-    at the next opening) and takes no slot.
+    at the next opening) and takes no slot. ``ahead`` are texts already
+    queued on the same numbers (pending sends), which go first at equal
+    times: they take their slots but are counted only in ``ahead``, and only
+    for the senders of ``texts``.
     """
     if now.utcoffset() is None:
         raise ValidationError("forecast: now must be timezone-aware")
-    queues: dict[str, list[QueuedText]] = defaultdict(list)
+    queues: dict[str, list[tuple[QueuedText, bool]]] = defaultdict(list)
     for text in texts:
-        queues[text.sender].append(text)
+        queues[text.sender].append((text, True))
+    for text in ahead:
+        if text.sender in queues:
+            queues[text.sender].append((text, False))
     out: list[SenderForecast] = []
     for sender in sorted(queues):
         rate = senders.rate_of(sender)
-        queue = sorted(queues[sender], key=lambda t: t.not_before)
+        # Already queued texts first at equal times (they were there before).
+        queue = sorted(queues[sender], key=lambda item: (item[0].not_before, item[1]))
         free = now
         first: datetime | None = None
         last: datetime | None = None
         slipping = 0
         segments = 0
-        for text in queue:
+        for text, counted in queue:
             start = max(free, text.not_before)
             takes = timedelta(seconds=text.segments / rate)
             if text.closes_at is not None and start + takes > text.closes_at:
-                slipping += 1
+                slipping += counted
                 continue
-            first = first or start
-            last = start
             free = start + takes
-            segments += text.segments
-        out.append(SenderForecast(sender, rate, len(queue), segments, first, last, slipping))
+            if counted:
+                first = first or start
+                last = start
+                segments += text.segments
+        mine = sum(counted for _, counted in queue)
+        out.append(
+            SenderForecast(
+                sender, rate, mine, segments, first, last, slipping, ahead=len(queue) - mine
+            )
+        )
     return Forecast(tuple(out))
 
 

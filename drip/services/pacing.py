@@ -94,7 +94,12 @@ def queued_text(
 
 
 def forecast_bulk(deps: Deps, body: str, contact_ids: Sequence[int], now: datetime) -> Forecast:
-    """When the texts of a bulk to ``contact_ids`` would leave if scheduled at ``now``."""
+    """When the texts of a bulk to ``contact_ids`` would leave if scheduled at ``now``.
+
+    The SMS sends already pending on the same numbers and due by now (imported
+    opt-in confirmations, an earlier bulk) go first: they are counted in
+    ``ahead`` and push the bulk's texts later.
+    """
     outgoing = Outgoing(
         kind=MessageKind.BULK, due_at=now, channel=Channel.SMS, window=deps.account.send_window
     )
@@ -113,7 +118,8 @@ def forecast_bulk(deps: Deps, body: str, contact_ids: Sequence[int], now: dateti
                 )
                 if item is not None:
                     texts.append(item)
-    return forecast(texts, _senders(deps), now)
+    ahead = _pending_texts(deps, now, hours=0.0)
+    return forecast(texts, _senders(deps), now, ahead=ahead)
 
 
 def forecast_pending(deps: Deps, now: datetime, *, hours: float = 24.0) -> Forecast:
@@ -122,6 +128,11 @@ def forecast_pending(deps: Deps, now: datetime, *, hours: float = 24.0) -> Forec
     For ``drip queue``. Campaign steps are rendered from their campaign's
     current text; a step no longer in the campaign is left out.
     """
+    return forecast(_pending_texts(deps, now, hours=hours), _senders(deps), now)
+
+
+def _pending_texts(deps: Deps, now: datetime, *, hours: float) -> list[QueuedText]:
+    """The pending SMS sends due by ``now`` + ``hours``, as the forecast sees them."""
     until = now + timedelta(hours=hours)
     texts: list[QueuedText] = []
     with deps.sessions() as session:
@@ -175,7 +186,7 @@ def forecast_pending(deps: Deps, now: datetime, *, hours: float = 24.0) -> Forec
             )
             if item is not None:
                 texts.append(item)
-    return forecast(texts, _senders(deps), now)
+    return texts
 
 
 def forecast_lines(result: Forecast, tz: str) -> list[str]:
@@ -192,6 +203,10 @@ def forecast_lines(result: Forecast, tz: str) -> list[str]:
         + (f"the last leaves at {local(last)}" if last is not None else "none leaves today")
     )
     lines = [head]
+    if result.ahead:
+        lines.append(
+            f"  after {result.ahead} text(s) already queued on the same number(s), which go first"
+        )
     if result.slipping:
         lines.append(
             f"  {result.slipping} slip to the next opening of their window: "

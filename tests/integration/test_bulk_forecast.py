@@ -83,12 +83,17 @@ def test_the_forecast_of_pending_sends_is_what_drip_queue_shows(rig: Rig) -> Non
     _default_rate(rig)
     rig.add_contacts(30)
     plan = plan_bulk(rig.deps, BODY, BulkFilters(), rig.now)
+    planned = forecast_bulk(rig.deps, BODY, plan.recipients, rig.now)
     schedule_bulk(rig.deps, plan, rig.now)
 
     pending = forecast_pending(rig.deps, rig.now)
-    planned = forecast_bulk(rig.deps, BODY, plan.recipients, rig.now)
+    again = forecast_bulk(rig.deps, BODY, plan.recipients, rig.now)
 
     assert pending == planned
+    # A second bulk to the same contacts goes after the 30 texts now queued.
+    assert again.ahead == 30
+    assert again.last_at == planned.last_at + timedelta(seconds=30 * 2 * 1.2)
+    assert "after 30 text(s) already queued" in forecast_lines(again, "America/New_York")[1]
     assert pending.texts == 30
     assert pending.slipping == 0
     # Two segments each (the first text carries the footer) at 1 / 1.2 segment/s.

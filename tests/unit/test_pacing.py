@@ -116,6 +116,19 @@ def test_no_forecast_departure_lies_after_its_window(
         assert result.last_at + timedelta(seconds=segments / rate) <= closes
 
 
+def test_texts_already_queued_go_first_and_are_counted_apart() -> None:
+    """ahead: 3,600 queued one-segment texts push a bulk an hour later; other numbers' are ignored."""
+    window_end = TEN_AM + timedelta(hours=11)
+    queued = [QueuedText(AGENT, 1, TEN_AM, window_end) for _ in range(3600)]
+    other = [QueuedText("+16175550111", 1, TEN_AM, window_end) for _ in range(50)]
+    bulk = [QueuedText(AGENT, 1, TEN_AM, window_end) for _ in range(10)]
+    result = forecast(bulk, Senders(1.0), TEN_AM, ahead=queued + other)
+    (only,) = result.senders
+    assert (only.texts, only.ahead, only.segments) == (10, 3600, 10)
+    assert only.first_at == TEN_AM + timedelta(hours=1)
+    assert result.last_at == TEN_AM + timedelta(hours=1, seconds=9)
+
+
 def test_validity_is_the_seconds_left_capped_at_twilios_maximum() -> None:
     """ValidityPeriod: whole seconds to the close, at most 36,000, at least 1."""
     assert validity_seconds(NINE_PM, NINE_PM - timedelta(seconds=90.7)) == 90
