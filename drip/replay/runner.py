@@ -15,6 +15,14 @@ next due time (``repository.next_due_at``), firing what is due at that very
 instant. A send due at 08:00 is sent at 08:00, and a year takes a fraction of
 a second because nothing waits.
 
+Pacing (SPEC §4a) is on as in production: a :class:`~drip.pacing.LocalPacer`
+whose clock is the virtual one, so a sender's slots are virtual instants; a
+send that waits a few seconds for its slot does not sleep and is recorded
+at the instant it was cleared (its ValidityPeriod counts the wait). The
+recording transport keeps the ValidityPeriod of each text, and
+``carrier: expired`` sends a 30036 status callback through
+``services.status.handle_status``, the service the webhook app calls.
+
 ``drip replay`` runs each scenario alone; ``drip demo`` runs many scenarios
 (one contact each) together in one database, so that they share agents,
 campaigns and bulk texts the way an account does.
