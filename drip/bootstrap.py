@@ -78,12 +78,13 @@ def build_sms(settings: Settings) -> SmsTransport:
 
 
 def build_pacer(settings: Settings, account: AccountSettings) -> Pacer:
-    """Pacing (SPEC §4a): in Redis when scaled out, in process when embedded, off without
-    a ``senders:`` section in account.yaml."""
-    from drip.pacing import LocalPacer, NullPacer, RedisPacer
+    """Pacing (SPEC §4a), always on: in Redis when scaled out, in process when embedded.
 
-    if account.senders is None:
-        return NullPacer()
+    Without a ``senders:`` section in account.yaml every number sends at the
+    carrier's default (a US long code, 1 segment/s).
+    """
+    from drip.pacing import LocalPacer, RedisPacer
+
     if settings.broker_url is not None and settings.broker_url.startswith(("redis", "rediss")):
         return RedisPacer(account.senders, settings.broker_url)
     return LocalPacer(account.senders)

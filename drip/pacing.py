@@ -5,8 +5,10 @@ Built in :mod:`drip.bootstrap` like the transports:
 - :class:`RedisPacer` when drip is scaled out (a broker is configured): every
   worker and dispatcher shares the sender's schedule in Redis;
 - :class:`LocalPacer` when embedded (one process, its threads);
-- :class:`NullPacer` when ``account.yaml`` has no ``senders:`` section, and in
-  replay (virtual time has no carrier queue to protect).
+- :class:`NullPacer` nowhere in production (pacing is always on; without a
+  ``senders:`` section every number sends at a US long code's 1 segment/s):
+  only benchmarks that measure pacing's overhead and unit tests of pure logic.
+  Replay paces with a :class:`LocalPacer` on its virtual clock.
 
 The fire path calls :meth:`Pacer.reserve` right before the provider call. A
 sender sends one segment every ``1 / rate`` seconds, evenly spaced, the way
@@ -167,6 +169,14 @@ class LocalPacer(_Base):
         self._clock = clock
         self._lock = threading.Lock()
         self._next: dict[str, float] = {}
+
+    def occupy(self, sender: str, segments: int) -> float:
+        """``segments`` of other traffic are queued on ``sender`` now (replay's ``backlog``
+        event): its next free slot moves that far on. Returns that instant (the clock's)."""
+        with self._lock:
+            start = max(self._next.get(sender, 0.0), self._clock())
+            self._next[sender] = start + self.interval(sender, segments)
+            return self._next[sender]
 
     def _slot(self, sender: str, interval: float, max_wait: float) -> tuple[bool, float]:
         with self._lock:

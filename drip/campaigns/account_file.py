@@ -43,11 +43,12 @@ bundled row off. ``blackouts`` lists closed date ranges per state.
 ``send_window`` (and every campaign's) must lie inside the federal quiet
 hours of the rule pack, 08:00-21:00 (47 CFR 64.1200(c)(1)).
 
-``senders`` turns pacing on (SPEC §4a): ``default`` is the segments per
-second of any number not listed (1, a US long code, when left out),
+``senders`` sets each number's throughput (SPEC §4a): ``default`` is the
+segments per second of any number not listed (when left out, the carrier's
+rate of a US long code, 1, from ``drip/data/provider_facts.json``),
 ``numbers`` maps E.164 numbers to their own rate, ``daily_segments`` caps the
-segments the brand sends in a day. Without the section drip does not pace
-(the carrier still queues at its rate).
+segments the brand sends in a day. Pacing is always on: without the section
+every number sends 1 segment per second, as a US long code does.
 """
 
 from __future__ import annotations

@@ -72,5 +72,6 @@ class AccountSettings:
     #: Words the account adds to the keyword families of SPEC §3, as
     #: (word, family) pairs; family is ``opt_out``, ``help`` or ``opt_in``.
     keywords: tuple[tuple[str, str], ...] = ()
-    #: Sender throughput and the brand's daily cap (SPEC §4a); None: drip does not pace.
-    senders: Senders | None = None
+    #: Sender throughput and the brand's daily cap (SPEC §4a). Without a ``senders:``
+    #: section every number sends at the US long code's 1 segment/s (a carrier fact).
+    senders: Senders = field(default_factory=Senders)

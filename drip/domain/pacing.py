@@ -8,7 +8,9 @@ This module is pure: the rates are values parsed from ``account.yaml``
 each sender's last one leaves and how many cannot leave before their window
 closes (they slip to the next opening).
 
-Sources (checked 2026-11-30):
+The two carrier numbers (1 segment/s, 36,000 s) are data, the ``carrier``
+section of ``drip/data/provider_facts.json`` (read by :mod:`drip.facts`),
+with these sources (checked 2026-11-30):
 
 - Twilio, "Understanding Twilio Rate Limits and Message Queues" and error
   30001 ("a US long code number can send one message segment per second"):
@@ -28,11 +30,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from drip.errors import ValidationError
+from drip.facts import max_validity_seconds, us_long_code_rate
 
 #: A US long code: one segment per second, as carriers count (Twilio error 30001).
-US_LONG_CODE_SEGMENTS_PER_SECOND = 1.0
-#: Twilio's largest ValidityPeriod, in seconds (Twilio error 90007: 1 to 36,000).
-MAX_VALIDITY_SECONDS = 36_000
+#: Data with its source: ``carrier`` in ``drip/data/provider_facts.json``.
+US_LONG_CODE_SEGMENTS_PER_SECOND = us_long_code_rate()
+#: Twilio's largest ValidityPeriod, in seconds (Twilio error 90007: 1 to 36,000); same file.
+MAX_VALIDITY_SECONDS = max_validity_seconds()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,8 @@ class SenderForecast:
     first_at: datetime | None
     last_at: datetime | None
     slipping: int
+    #: Texts already queued on the number that go before these (``ahead`` of :func:`forecast`).
+    ahead: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,40 +118,63 @@ class Forecast:
     def texts(self) -> int:
         return sum(s.texts for s in self.senders)
 
+    @property
+    def ahead(self) -> int:
+        return sum(s.ahead for s in self.senders)
 
-def forecast(texts: Iterable[QueuedText], senders: Senders, now: datetime) -> Forecast:
+
+def forecast(
+    texts: Iterable[QueuedText],
+    senders: Senders,
+    now: datetime,
+    *,
+    ahead: Iterable[QueuedText] = (),
+) -> Forecast:
     """When each sender's texts leave at its rate, from ``now``, in ``not_before`` order.
 
     Each sender releases one segment every ``1 / rate`` seconds, as the
     carrier does. A text whose last segment would leave at or after its
     window closes does not go today: it is counted in ``slipping`` (it goes
-    at the next opening) and takes no slot.
+    at the next opening) and takes no slot. ``ahead`` are texts already
+    queued on the same numbers (pending sends), which go first at equal
+    times: they take their slots but are counted only in ``ahead``, and only
+    for the senders of ``texts``.
     """
     if now.utcoffset() is None:
         raise ValidationError("forecast: now must be timezone-aware")
-    queues: dict[str, list[QueuedText]] = defaultdict(list)
+    queues: dict[str, list[tuple[QueuedText, bool]]] = defaultdict(list)
     for text in texts:
-        queues[text.sender].append(text)
+        queues[text.sender].append((text, True))
+    for text in ahead:
+        if text.sender in queues:
+            queues[text.sender].append((text, False))
     out: list[SenderForecast] = []
     for sender in sorted(queues):
         rate = senders.rate_of(sender)
-        queue = sorted(queues[sender], key=lambda t: t.not_before)
+        # Already queued texts first at equal times (they were there before).
+        queue = sorted(queues[sender], key=lambda item: (item[0].not_before, item[1]))
         free = now
         first: datetime | None = None
         last: datetime | None = None
         slipping = 0
         segments = 0
-        for text in queue:
+        for text, counted in queue:
             start = max(free, text.not_before)
             takes = timedelta(seconds=text.segments / rate)
             if text.closes_at is not None and start + takes > text.closes_at:
-                slipping += 1
+                slipping += counted
                 continue
-            first = first or start
-            last = start
             free = start + takes
-            segments += text.segments
-        out.append(SenderForecast(sender, rate, len(queue), segments, first, last, slipping))
+            if counted:
+                first = first or start
+                last = start
+                segments += text.segments
+        mine = sum(counted for _, counted in queue)
+        out.append(
+            SenderForecast(
+                sender, rate, mine, segments, first, last, slipping, ahead=len(queue) - mine
+            )
+        )
     return Forecast(tuple(out))
 
 

@@ -84,6 +84,8 @@ def local_stamp(at: datetime) -> str:
 
 def message_line(m: OutMessage) -> str:
     text = f"[{m.subject}] " + first_words(m.body, 40) if m.subject else first_words(m.body)
+    if m.status in ("failed", "undelivered"):  # the carrier gave it back (e.g. 30036, expired)
+        text = f"({m.status} {m.error_code or ''}) ".replace(" )", ")") + text
     return (
         f"{m.position:>3} {m.day:>4}  {local_stamp(m.local):<22} {m.sender.value:<9} "
         f"{m.channel.value:<5} {m.kind.value:<24} {footer_words(m):<22} {text}"
@@ -258,6 +260,10 @@ def message_json(m: OutMessage) -> dict[str, Any]:
         "send_id": m.send_id,
         "campaign": m.campaign,
         "step": m.step,
+        "validity": m.validity,
+        "status": m.status,
+        "error_code": m.error_code,
+        "deferrals": list(m.deferrals),
     }
 
 
@@ -306,6 +312,14 @@ def expectation_json(e: Expectation) -> dict[str, Any]:
         out["contains"] = e.contains
     if e.sender is not None:
         out["from"] = e.sender.value
+    if e.validity is not None:
+        out["validity"] = None if e.validity < 0 else e.validity
+    if e.deferred is not None:
+        out["deferred"] = e.deferred
+    if e.status is not None:
+        out["status"] = e.status
+    if e.error is not None:
+        out["error"] = e.error
     return out
 
 

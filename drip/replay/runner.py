@@ -15,6 +15,14 @@ next due time (``repository.next_due_at``), firing what is due at that very
 instant. A send due at 08:00 is sent at 08:00, and a year takes a fraction of
 a second because nothing waits.
 
+Pacing (SPEC §4a) is on as in production: a :class:`~drip.pacing.LocalPacer`
+whose clock is the virtual one, so a sender's slots are virtual instants; a
+send that waits a few seconds for its slot does not sleep and is recorded
+at the instant it was cleared (its ValidityPeriod counts the wait). The
+recording transport keeps the ValidityPeriod of each text, and
+``carrier: expired`` sends a 30036 status callback through
+``services.status.handle_status``, the service the webhook app calls.
+
 ``drip replay`` runs each scenario alone; ``drip demo`` runs many scenarios
 (one contact each) together in one database, so that they share agents,
 campaigns and bulk texts the way an account does.
@@ -52,11 +60,14 @@ from drip.domain.enums import (
 )
 from drip.errors import DripError
 from drip.logging import current_level
-from drip.pacing import NullPacer
+from drip.pacing import LocalPacer
 from drip.replay.scenario import (
+    NO_VALIDITY,
     Archive,
+    Backlog,
     Bulk,
     CarrierOptOut,
+    CarrierReport,
     Consent,
     Downtime,
     EditCampaign,
@@ -96,6 +107,12 @@ from drip.transports.recording import RecordingTransport
 MAX_TICKS = 200_000
 #: Twilio's "the recipient unsubscribed" error, for ``carrier_opt_out``.
 TWILIO_UNSUBSCRIBED = 21610
+#: Twilio's "validity period expired" error (never sent), for ``carrier: expired``.
+TWILIO_EXPIRED = 30036
+#: Provider statuses after which the carrier holds the text no more.
+FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed", "read", "canceled"})
+#: ``validity:`` expectations hold to within this many seconds (a slot's wait).
+VALIDITY_SLACK = 2
 
 
 class ReplayError(DripError):
@@ -125,6 +142,13 @@ class OutMessage:
     send_id: int | None
     campaign: str | None
     step: str | None
+    #: The ValidityPeriod it was handed to the provider with (None: without one).
+    validity: int | None = None
+    #: The provider status at the end of the run, and its error code.
+    status: str = ""
+    error_code: int | None = None
+    #: Reason codes its send was deferred with before it went (SPEC §4, §4a).
+    deferrals: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +295,13 @@ class _World:
         first = min(s.start_instant for s in scenarios)
         self.clock = VirtualClock(first)
         self.transport = RecordingTransport(clock=self.clock)
+        # Pacing as in production (SPEC §4a), on virtual time: a sender's slots are
+        # instants of the virtual clock, and a send that waits a few seconds for its
+        # slot does not sleep (it is recorded at the instant it was cleared).
+        clock = self.clock
+        self.pacer = LocalPacer(
+            account.senders, sleep=lambda _seconds: None, clock=lambda: clock.now().timestamp()
+        )
         settings = Settings(
             home=folder,
             database_url=url,
@@ -283,7 +314,7 @@ class _World:
             sms=self.transport,
             email=self.transport,
             account=account,
-            pacer=NullPacer(),  # virtual time has no carrier queue: replay does not pace
+            pacer=self.pacer,
         )
         _no_fsync(self.deps.engine)
         self.campaigns = list(campaigns)
@@ -573,6 +604,53 @@ class _World:
         self.transport.fail(phone, TWILIO_UNSUBSCRIBED, 400)
         return f"the carrier now refuses texts to the contact (Twilio {TWILIO_UNSUBSCRIBED})"
 
+    def _backlog(self, life: _Life, action: Backlog, now: datetime) -> str:
+        """Other traffic queued on the sender's number: its next free slot moves on."""
+        phone = self._sender_phone(life.scenario, action.sender)
+        free = datetime.fromtimestamp(self.pacer.occupy(phone, action.segments), UTC)
+        local = free.astimezone(ZoneInfo(life.scenario.zone))
+        return (
+            f"{action.segments} segment(s) of other traffic queued on the {action.sender.value}'s "
+            f"number: it has no free slot before {local:%Y-%m-%d %H:%M:%S %Z}"
+        )
+
+    def _carrier_report(self, life: _Life, action: CarrierReport, now: datetime) -> str:
+        """The carrier expired the latest text it holds for the contact: a ``failed`` 30036
+        status callback through the status service the webhook app calls."""
+        from drip.services.status import handle_status
+
+        with self.deps.sessions() as session:
+            held = [
+                m
+                for m in repo.messages_of(session, life.contact_id)
+                if m.direction == "outbound"
+                and m.channel is Channel.SMS
+                and m.provider_sid is not None
+                and m.status not in FINAL_STATUSES
+            ]
+        if not held:
+            raise ReplayError(
+                f"{life.scenario.label}: carrier: {action.what} at {now:%Y-%m-%d %H:%M} UTC, "
+                "but the carrier holds no text for the contact"
+            )
+        latest = max(held, key=lambda m: (m.sent_at or m.created_at, m.id))
+        assert latest.provider_sid is not None
+        result = handle_status(
+            self.deps,
+            message_sid=latest.provider_sid,
+            status="failed",
+            now=now,
+            error_code=TWILIO_EXPIRED,
+            error_message="Message expired (validity period elapsed in the queue)",
+        )
+        with self.deps.sessions() as session:
+            send = session.get(ScheduledSend, latest.send_id) if latest.send_id else None
+            state = send.state.value if send is not None else "no scheduled send"
+        return (
+            f"the carrier expired the text of {latest.sent_at or latest.created_at:%H:%M} UTC "
+            f"(Twilio {TWILIO_EXPIRED}, never sent): callback {result.action}; its send is {state}"
+        )
+
     # -- results -------------------------------------------------------------------
 
     def _result(self, life: _Life) -> ScenarioResult:
@@ -589,7 +667,7 @@ class _World:
                 ).items()
             }
             rows = repo.messages_of(session, life.contact_id)
-        sent_decision = {d.send_id: d for d in decisions if d.outcome == "sent"}
+        sent_decisions = [d for d in decisions if d.outcome == "sent"]  # in time order
         messages: list[OutMessage] = []
         outbound = [
             m
@@ -597,10 +675,20 @@ class _World:
             if m.direction == "outbound" and m.sent_at is not None and m.sent_at <= end
         ]
         outbound.sort(key=lambda m: (m.sent_at or m.created_at, m.id))
+        validity = {x.sid: x.msg.validity_seconds for x in self.transport.sms}
+        went: dict[int, datetime] = {}  # send id -> when its previous message went
         for m in outbound:
             assert m.sent_at is not None
             send = sends.get(m.send_id) if m.send_id else None
-            decided = sent_decision.get(m.send_id) if m.send_id else None
+            # A send that went twice (put back after an expiry) has a sent decision each time.
+            decided = next(
+                (
+                    d
+                    for d in reversed(sent_decisions)
+                    if d.send_id == m.send_id and d.at <= m.sent_at
+                ),
+                None,
+            )
             role = send.sender_role if send else _role_of(self.deps.account, m.from_addr)
             messages.append(
                 OutMessage(
@@ -620,6 +708,10 @@ class _World:
                     send_id=m.send_id,
                     campaign=names.get(send.campaign_id) if send and send.campaign_id else None,
                     step=send.step_id if send else None,
+                    validity=validity.get(m.provider_sid or ""),
+                    status=m.status,
+                    error_code=m.error_code,
+                    deferrals=_deferrals(decisions, m.send_id, went, m.sent_at),
                 )
             )
         records: list[DecisionRecord] = []
@@ -694,7 +786,29 @@ _HANDLERS: dict[type, _Handler] = {
     Downtime: _World._downtime,
     CarrierOptOut: _World._carrier,
     EmailUnsubscribe: _World._email_unsubscribe,
+    Backlog: _World._backlog,
+    CarrierReport: _World._carrier_report,
 }
+
+
+def _deferrals(
+    decisions: Sequence[Any], send_id: int | None, went: dict[int, datetime], sent_at: datetime
+) -> tuple[str, ...]:
+    """The codes the send was deferred with since its previous message (a requeued send
+    goes twice), in order, once each; records this message's time in ``went``."""
+    if send_id is None:
+        return ()
+    since = went.get(send_id)
+    went[send_id] = sent_at
+    codes = [
+        d.code
+        for d in decisions
+        if d.send_id == send_id
+        and d.outcome == "deferred"
+        and d.at <= sent_at
+        and (since is None or d.at > since)
+    ]
+    return tuple(dict.fromkeys(codes))
 
 
 def _record(
@@ -875,6 +989,22 @@ def differences(scenario: Scenario, e: Expectation, a: OutMessage) -> list[str]:
         problems.append(f"contains: {e.contains!r} is not in the text")
     if e.sender is not None and a.sender is not e.sender:
         problems.append(f"from: expected {e.sender.value}, got {a.sender.value}")
+    if e.validity is not None:
+        if e.validity == NO_VALIDITY:
+            if a.validity is not None:
+                problems.append(f"validity: expected none, got {a.validity} s")
+        elif a.validity is None or abs(a.validity - e.validity) > VALIDITY_SLACK:
+            got = "none" if a.validity is None else f"{a.validity} s"
+            problems.append(
+                f"validity: expected {e.validity} s (within {VALIDITY_SLACK}), got {got}"
+            )
+    if e.deferred is not None and e.deferred not in a.deferrals:
+        got = ", ".join(a.deferrals) or "never deferred"
+        problems.append(f"deferred: expected a deferral for {e.deferred}, got {got}")
+    if e.status is not None and a.status != e.status:
+        problems.append(f"status: expected {e.status}, got {a.status}")
+    if e.error is not None and a.error_code != e.error:
+        problems.append(f"error: expected {e.error}, got {a.error_code}")
     return problems
 
 

@@ -30,9 +30,30 @@ campaign); and these extensions, which the SPEC allows adding:
 - top-level ``state_rules:`` and ``blackouts:``, read as in ``account.yaml``
   (SPEC §4a): they extend the project's account settings for this scenario
   only (a blackout declared by operations, a test row).
+- ``backlog: {from: agent|concierge, segments: N}`` (SPEC §4a, pacing): N
+  message segments of other traffic are queued on that sender number at the
+  event's time, so it is busy for N segments at its paced rate (1 segment/s
+  less drip's 20 % margin unless ``senders:`` says otherwise); a campaign or
+  bulk text due meanwhile is deferred with reason ``pacing``.
+- ``carrier: expired`` (SPEC §4a): the carrier reports that the latest text
+  it accepted for the contact, not yet delivered or failed, expired in its
+  queue: a status callback ``failed`` with error 30036 through the status
+  service the webhook calls. A campaign or bulk text goes back to the next
+  opening once; a second expiry is final.
 
 Expectations may give ``at_utc: "YYYY-MM-DD HH:MM"`` (SPEC §6), the absolute
-instant to the minute, to check which zone a send was timed in.
+instant to the minute, to check which zone a send was timed in, and these
+extensions (SPEC §4a, the carrier's clock):
+
+- ``validity: SECONDS``: the ``ValidityPeriod`` the text was handed to the
+  provider with (to within 2 s: a text may wait that long for its sender's
+  slot); ``validity: none`` for a text handed over without one (manual texts,
+  live compliance replies).
+- ``deferred: CODE``: the text's send was deferred at least once with that
+  reason code before it went (``window``, ``state_cap``, ``closed_day``,
+  ``holiday``, ``blackout``, ``catch_up``, ``pacing``, ``carrier_clock``).
+- ``status: STATUS`` and ``error: CODE``: the provider status the text has at
+  the end (``failed`` after an expiry) and its error code (30036).
 
 Choices where the SPEC is silent:
 
@@ -77,6 +98,8 @@ from drip.campaigns.yamlsource import STR, Field, Position, YamlSource, describe
 from drip.domain.account import AccountSettings
 from drip.domain.campaign import Campaign
 from drip.domain.enums import Channel, ConsentSource, MessageKind, SenderRole, TextStatus
+from drip.domain.pacing import MAX_VALIDITY_SECONDS
+from drip.domain.policy import DeferCode
 from drip.domain.schedule import at_local
 from drip.domain.zones import (
     normalize_phone,
@@ -121,14 +144,40 @@ EVENT_KINDS = (
     "downtime_until",
     "carrier_opt_out",
     "email_unsubscribe",
+    "backlog",
+    "carrier",
 )
 #: Fields that go with one event kind only.
 EVENT_MODIFIERS = {"from": "text", "reply_to": "reply", "opt_out_type": "reply"}
-EXPECT_FIELDS = ("day", "at", "at_utc", "channel", "kind", "footer", "contains", "from")
+EXPECT_FIELDS = (
+    "day",
+    "at",
+    "at_utc",
+    "channel",
+    "kind",
+    "footer",
+    "contains",
+    "from",
+    "validity",
+    "deferred",
+    "status",
+    "error",
+)
+BACKLOG_FIELDS = ("from", "segments")
+#: What ``carrier:`` can report (an expiry, Twilio error 30036).
+CARRIER_EVENTS = ("expired",)
+#: Reason codes a send can be deferred with (``deferred:`` of an expectation).
+DEFER_CODES = tuple(c.value for c in DeferCode)
+#: Provider statuses a text can end in (``status:`` of an expectation).
+PROVIDER_STATUSES = ("queued", "accepted", "sending", "sent", "delivered", "undelivered", "failed")
 SENDER_ROLES = tuple(r.value for r in SenderRole)
 TEXT_STATUSES = (TextStatus.CANNOT_BE_TEXTED.value, TextStatus.TEXTABLE.value)
 OPT_OUT_TYPES = ("STOP", "START", "HELP")
 MAX_DAY = 3650
+#: ``validity: none``: the text was handed over without a ValidityPeriod.
+NO_VALIDITY = -1
+#: Largest ``backlog`` in segments (a day of a short code).
+MAX_BACKLOG = 10_000_000
 #: ``until`` when the file gives none: this long after the last event or expectation.
 DEFAULT_TAIL = timedelta(days=30)
 
@@ -297,6 +346,21 @@ class EmailUnsubscribe:
     """``email_unsubscribe: true`` (extension): the contact follows an email's unsubscribe link."""
 
 
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """``backlog: {from, segments}`` (extension): other traffic queued on a sender number."""
+
+    sender: SenderRole
+    segments: int
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierReport:
+    """``carrier: expired`` (extension): the carrier expired the latest text it holds (30036)."""
+
+    what: str
+
+
 Action = (
     ManualText
     | Enroll
@@ -312,6 +376,8 @@ Action = (
     | Downtime
     | CarrierOptOut
     | EmailUnsubscribe
+    | Backlog
+    | CarrierReport
 )
 
 
@@ -348,6 +414,8 @@ _ACTION_KINDS: dict[type, str] = {
     Downtime: "downtime_until",
     CarrierOptOut: "carrier_opt_out",
     EmailUnsubscribe: "email_unsubscribe",
+    Backlog: "backlog",
+    CarrierReport: "carrier",
 }
 
 
@@ -364,6 +432,11 @@ class Expectation:
     contains: str | None = None
     sender: SenderRole | None = None
     at_utc: datetime | None = None
+    #: ValidityPeriod in seconds; ``NO_VALIDITY`` (-1): handed over without one.
+    validity: int | None = None
+    deferred: str | None = None
+    status: str | None = None
+    error: int | None = None
 
     def describe(self) -> str:
         """The expectation as written: ``{day: 15, footer: false}``."""
@@ -384,6 +457,15 @@ class Expectation:
             parts.append(f"contains: {self.contains!r}")
         if self.sender is not None:
             parts.append(f"from: {self.sender.value}")
+        if self.validity is not None:
+            shown = "none" if self.validity == NO_VALIDITY else str(self.validity)
+            parts.append(f"validity: {shown}")
+        if self.deferred is not None:
+            parts.append(f"deferred: {self.deferred}")
+        if self.status is not None:
+            parts.append(f"status: {self.status}")
+        if self.error is not None:
+            parts.append(f"error: {self.error}")
         return "{" + ", ".join(parts) + "}"
 
 
@@ -857,7 +939,27 @@ class _Reader:
             if flag is False:
                 s.error(node, f"{label}: only true means something (the contact unsubscribes)")
             return EmailUnsubscribe() if flag else None
+        if kind == "backlog":
+            return self._backlog(node, label)
+        if kind == "carrier":
+            reported = s.choice(node, label, CARRIER_EVENTS)
+            return CarrierReport(reported) if reported is not None else None
         raise AssertionError(kind)  # pragma: no cover - EVENT_KINDS is exhaustive
+
+    def _backlog(self, node: yaml.Node, label: str) -> Backlog | None:
+        s = self.source
+        fields = s.mapping(node, label)
+        if fields is None:
+            return None
+        if not s.check_fields(fields, node, label, allowed=BACKLOG_FIELDS, required=("segments",)):
+            return None
+        role = self._opt(fields, "from", lambda n: s.choice(n, f"{label} from", SENDER_ROLES))
+        segments = s.integer(
+            fields["segments"].value, f"{label} segments", minimum=1, maximum=MAX_BACKLOG
+        )
+        if segments is None:
+            return None
+        return Backlog(SenderRole(role or "agent"), segments)
 
     def _campaign_name(self, node: yaml.Node, label: str) -> str | None:
         """A campaign name, or the name inside the campaign file REF names."""
@@ -969,6 +1071,18 @@ class _Reader:
         footer = self._opt(fields, "footer", lambda n: s.boolean(n, f"{what} footer"))
         contains = self._opt(fields, "contains", lambda n: s.string(n, f"{what} contains"))
         sender = self._opt(fields, "from", lambda n: s.choice(n, f"{what} from", SENDER_ROLES))
+        validity = self._opt(fields, "validity", lambda n: self._validity(n, f"{what} validity"))
+        if "validity" in fields and is_null(fields["validity"].value):
+            validity = NO_VALIDITY  # ``validity: none`` (or null): handed over without one
+        deferred = self._opt(
+            fields, "deferred", lambda n: s.choice(n, f"{what} deferred", DEFER_CODES)
+        )
+        status = self._opt(
+            fields, "status", lambda n: s.choice(n, f"{what} status", PROVIDER_STATUSES)
+        )
+        error = self._opt(
+            fields, "error", lambda n: s.integer(n, f"{what} error", minimum=1, maximum=99_999)
+        )
         if day is not None and at is not None and day != at.day:
             s.error(fields["day"].value, f"{what}: day {day} disagrees with at: {at}")
         if s.error_count > before:
@@ -983,7 +1097,17 @@ class _Reader:
             contains=contains,
             sender=SenderRole(sender) if sender else None,
             at_utc=at_utc,
+            validity=validity,
+            deferred=deferred,
+            status=status,
+            error=error,
         )
+
+    def _validity(self, node: yaml.Node, what: str) -> int | None:
+        """Seconds, 1 to Twilio's 36,000; ``none`` is read by the caller."""
+        if isinstance(node, yaml.ScalarNode) and node.tag == STR and node.value == "none":
+            return NO_VALIDITY
+        return self.source.integer(node, what, minimum=1, maximum=MAX_VALIDITY_SECONDS)
 
     # -- whole-scenario checks ---------------------------------------------------
 
@@ -1037,7 +1161,10 @@ class _Reader:
         account = scenario.account
         for event in scenario.events:
             action = event.action
-            if isinstance(action, Reply | CarrierOptOut) and scenario.contact.phone is None:
+            if (
+                isinstance(action, Reply | CarrierOptOut | CarrierReport)
+                and scenario.contact.phone is None
+            ):
                 self.source.error(event.where, f"{event.kind} needs a contact phone")
             if isinstance(action, EmailUnsubscribe) and scenario.contact.email is None:
                 self.source.error(event.where, "email_unsubscribe needs a contact email")
@@ -1046,6 +1173,18 @@ class _Reader:
             role = None
             if isinstance(action, ManualText | Reply):
                 role = action.sender if isinstance(action, ManualText) else action.to
+            if isinstance(action, Backlog):
+                role = action.sender
+                if (
+                    role is SenderRole.AGENT
+                    and scenario.agent is None
+                    and account.default_agent is None
+                ):
+                    self.source.error(
+                        event.where,
+                        "a backlog on the agent's number needs an agent: give agent: "
+                        "{first_name, phone}",
+                    )
             if role is SenderRole.CONCIERGE and account.concierge_phone is None:
                 self.source.error(
                     event.where,

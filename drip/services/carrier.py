@@ -153,9 +153,24 @@ def requeue_expired(
 ) -> str | None:
     """A 30036 expiry: back to pending once (``requeued``), a second time final (``final``).
 
+    A footer the expired text carried was never received: the conversation
+    forgets it (``forget_footer``), so the next text carries it again.
+
     Returns None when the callback is not an expiry of a scheduled send.
     """
-    if error_code != EXPIRED or status not in ("failed", "undelivered") or message.send_id is None:
+    if error_code != EXPIRED or status not in ("failed", "undelivered"):
+        return None
+    if (  # the contact never got this footer (SPEC §2: the footer state follows what was sent)
+        message.footer
+        and message.sent_at is not None
+        and message.sender_phone is not None
+        and message.contact_id is not None
+        and queries.forget_footer(
+            session, message.sender_phone, message.contact_id, message.sent_at
+        )
+    ):
+        log.info("footer_forgotten", message_id=message.id, reason="the text expired unsent")
+    if message.send_id is None:
         return None
     send = session.get(ScheduledSend, message.send_id)
     if send is None or send.state is not SendState.SENT:

@@ -53,11 +53,9 @@ _CHUNK = 5000
 
 
 def _senders(deps: Deps) -> Senders:
-    """The rates texts leave at: with pacing on, drip's paced rate (the configured one less
-    :data:`drip.pacing.MARGIN`); off, the carrier's default rate, at which it drains its queue."""
+    """The rates texts leave at: drip's paced rate, each number's configured one (or the
+    carrier's default, 1 segment/s) less :data:`drip.pacing.MARGIN`."""
     configured = deps.account.senders
-    if configured is None:
-        return Senders()
     k = 1.0 + MARGIN
     return Senders(
         configured.default_rate / k,
@@ -106,7 +104,12 @@ def queued_text(
 
 
 def forecast_bulk(deps: Deps, body: str, contact_ids: Sequence[int], now: datetime) -> Forecast:
-    """When the texts of a bulk to ``contact_ids`` would leave if scheduled at ``now``."""
+    """When the texts of a bulk to ``contact_ids`` would leave if scheduled at ``now``.
+
+    The SMS sends already pending on the same numbers and due by now (imported
+    opt-in confirmations, an earlier bulk) go first: they are counted in
+    ``ahead`` and push the bulk's texts later.
+    """
     outgoing = Outgoing(
         kind=MessageKind.BULK, due_at=now, channel=Channel.SMS, window=deps.account.send_window
     )
@@ -125,7 +128,8 @@ def forecast_bulk(deps: Deps, body: str, contact_ids: Sequence[int], now: dateti
                 )
                 if item is not None:
                     texts.append(item)
-    return forecast(texts, _senders(deps), now)
+    ahead = _pending_texts(deps, now, hours=0.0)
+    return forecast(texts, _senders(deps), now, ahead=ahead)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +164,13 @@ def forecast_pending(
     steps are rendered from their campaign's current text; a step no longer in
     the campaign is left out.
     """
+    return forecast(_pending_texts(deps, now, hours=hours, pending=pending), _senders(deps), now)
+
+
+def _pending_texts(
+    deps: Deps, now: datetime, *, hours: float, pending: Pending | None = None
+) -> list[QueuedText]:
+    """The pending SMS sends due by ``now`` + ``hours``, as the forecast sees them."""
     until = now + timedelta(hours=hours)
     if pending is None:
         pending = load_pending(deps, until)
@@ -202,7 +213,7 @@ def forecast_pending(
         )
         if item is not None:
             texts.append(item)
-    return forecast(texts, _senders(deps), now)
+    return texts
 
 
 def forecast_lines(result: Forecast, tz: str) -> list[str]:
@@ -219,6 +230,10 @@ def forecast_lines(result: Forecast, tz: str) -> list[str]:
         + (f"the last leaves at {local(last)}" if last is not None else "none leaves today")
     )
     lines = [head]
+    if result.ahead:
+        lines.append(
+            f"  after {result.ahead} text(s) already queued on the same number(s), which go first"
+        )
     if result.slipping:
         lines.append(
             f"  {result.slipping} slip to the next opening of their window: "
@@ -230,8 +245,10 @@ def forecast_lines(result: Forecast, tz: str) -> list[str]:
             if s.first_at is not None and s.last_at is not None
             else "none before the window closes"
         )
+        configured = s.rate * (1.0 + MARGIN)
         lines.append(
-            f"  {s.sender} at {s.rate:.3g} segment(s)/s: {s.texts} texts, {s.segments} segments "
+            f"  {s.sender} at {configured:.3g} segment(s)/s (drip paces {s.rate:.3g}/s, "
+            f"a {MARGIN:.0%} margin): {s.texts} texts, {s.segments} segments "
             f"today; {span}"
             + (f"; {s.slipping} slip to the next opening of their window" if s.slipping else "")
         )

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import Channel, SenderRole, SendState
-from drip.store.models import Agent, Contact, ScheduledSend, SendDecision
+from drip.store.models import Agent, Contact, Conversation, ScheduledSend, SendDecision
 
 #: Decision code of a send the carrier expired (30036) and drip put back once.
 CODE_EXPIRED = "carrier_expired"
@@ -65,3 +65,24 @@ def expiries_of(session: Session, send_id: int) -> int:
         )
         or 0
     )
+
+
+def forget_footer(session: Session, sender_phone: str, contact_id: int, sent_at: datetime) -> bool:
+    """The conversation's footer was last sent by a text that expired unsent: forget it.
+
+    Only when that text is still the last footer (``footer_last_sent_at`` is
+    its send time). The previous footer's time is not kept, so the state
+    becomes "never" (F1): the next text carries the footer, which errs on the
+    side of the contact. Returns whether a row changed.
+    """
+    changed = session.execute(
+        update(Conversation)
+        .where(
+            Conversation.sender_phone == sender_phone,
+            Conversation.contact_id == contact_id,
+            Conversation.footer_last_sent_at == sent_at,
+        )
+        .values(footer_last_sent_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(changed.rowcount)  # type: ignore[attr-defined]

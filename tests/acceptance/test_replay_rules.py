@@ -36,3 +36,36 @@ def test_wrong_at_utc_exits_1_and_shows_both_instants(tmp_path: Path) -> None:
     done = replay(str(wrong))
     assert done.returncode == 1, done.stdout + done.stderr
     assert "at_utc: expected 2026-06-02 13:00, got 2026-06-02 12:00" in done.stdout
+
+
+def test_wrong_validity_and_deferral_exit_1_and_say_what_differs(tmp_path: Path) -> None:
+    """A validity 60 s off and a deferral reason that did not happen fail (exit 1), both named."""
+    text = (SCENARIOS / "carrier_pacing_backlog.yaml").read_text(encoding="utf-8")
+    wrong = tmp_path / "wrong_validity.yaml"
+    wrong.write_text(
+        text.replace("deferred: pacing, validity: 35997", "deferred: window, validity: 35937"),
+        encoding="utf-8",
+    )
+    done = replay(str(wrong))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "validity: expected 35937 s (within 2), got 35997 s" in done.stdout
+    assert "deferred: expected a deferral for window, got pacing" in done.stdout
+
+
+def test_an_expiry_with_no_text_at_the_carrier_is_a_broken_run(tmp_path: Path) -> None:
+    """carrier: expired when the carrier holds no text says so instead of passing silently."""
+    scenario = tmp_path / "nothing_held.yaml"
+    scenario.write_text(
+        "# SPEC §4a: an expiry needs a text at the carrier.\n"
+        'start: "2026-06-01 10:00"\n'
+        "timezone: America/New_York\n"
+        'agent: {first_name: Sam, phone: "+16175550100"}\n'
+        'contact: {first_name: Dana, phone: "+16175550123", source: manual, sms_consent: false}\n'
+        "events:\n"
+        "  - {at: day 0 11:00, carrier: expired}\n"
+        "expect: []\n",
+        encoding="utf-8",
+    )
+    done = replay(str(scenario))
+    assert done.returncode != 0
+    assert "the carrier holds no text for the contact" in done.stdout + done.stderr

@@ -43,6 +43,7 @@ from drip.config import Settings
 from drip.domain.account import AccountSettings
 from drip.domain.campaign import Campaign, Step
 from drip.domain.enums import CampaignKind, ConsentSource, SendState
+from drip.domain.pacing import Senders
 from drip.services import dispatch
 from drip.services.deps import Deps
 from drip.services.enrollment import enroll_many
@@ -56,6 +57,12 @@ from drip.transports.recording import RecordingTransport
 #: Monday 2 March 2026, 15:00 UTC = 10:00 in New York: every step of a ``day: N``
 #: campaign enrolled then falls at 10:00 local, well inside the 08:00-21:00 window.
 START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+#: The test account's senders: tests send thousands of texts from one number, so
+#: its numbers get an explicit high rate (pacing stays on; it never binds).
+#: Tests of pacing give their own ``senders``.
+FAST_SENDERS = Senders(default_rate=10_000)
+#: The same as ``account.yaml`` in the rig's home, for drip processes (workers, CLI).
+FAST_SENDERS_YAML = "senders:\n  default: 10000\n"
 NEW_YORK = "America/New_York"
 AGENT_PHONE = "+16175550100"
 CONSENT_TEXT = "Yes, text me about homes. Msg & data rates may apply. Reply STOP to opt out."
@@ -253,12 +260,15 @@ def make_rig(
         values.update(overrides)
         settings = Settings(**values)
         sms = fake_twilio.transport(sleep=lambda _seconds: None, backoff=lambda _n: 0.0)
+        account_file = settings.home / "account.yaml"
+        if not account_file.exists():  # read by the drip processes a test starts
+            account_file.write_text(FAST_SENDERS_YAML, encoding="utf-8")
         deps = build(
             settings,
             clock=clock,
             sms=sms,
             email=RecordingTransport(clock=clock),
-            account=AccountSettings(),
+            account=AccountSettings(senders=FAST_SENDERS),
         )
         rig = Rig(deps, clock, fake_twilio, start=start)
         rig.agent_id = _add_agent(deps, rig.now)

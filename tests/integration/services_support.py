@@ -24,6 +24,7 @@ from drip.config import Settings
 from drip.domain.account import AccountSettings, AgentProfile
 from drip.domain.campaign import Campaign
 from drip.domain.enums import ConsentSource, MessageKind
+from drip.domain.pacing import Senders
 from drip.services.contacts import ConsentEvidence, ContactInput, add_agent, add_contact, send_now
 from drip.services.deps import Deps
 from drip.services.dispatch import TickSummary, tick
@@ -47,6 +48,8 @@ START = datetime(2026, 3, 2, 10, 0, tzinfo=NY).astimezone(UTC)
 ACCOUNT = AccountSettings(
     default_agent=AgentProfile("Sam", "Lee", AGENT_PHONE),
     concierge_phone=CONCIERGE_PHONE,
+    # Pacing stays on, at a rate that never binds: these tests are not about throughput.
+    senders=Senders(default_rate=10_000),
 )
 
 

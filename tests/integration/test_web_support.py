@@ -28,6 +28,7 @@ from drip.clock import VirtualClock
 from drip.config import Settings
 from drip.domain.account import AccountSettings
 from drip.domain.enums import ConsentSource
+from drip.domain.pacing import Senders
 from drip.services.contacts import ConsentEvidence, ContactInput, add_agent, add_contact
 from drip.services.deps import Deps
 from drip.services.dispatch import TickSummary, tick
@@ -52,7 +53,11 @@ NY = ZoneInfo("America/New_York")
 START = datetime(2026, 3, 2, 10, 0, tzinfo=NY).astimezone(UTC)
 POSTAL_ADDRESS = "Acme Realty, 100 Main Street, Boston, MA 02108"
 ACCOUNT = AccountSettings(
-    company="Acme Realty", concierge_phone=CONCIERGE_PHONE, postal_address=POSTAL_ADDRESS
+    company="Acme Realty",
+    concierge_phone=CONCIERGE_PHONE,
+    postal_address=POSTAL_ADDRESS,
+    # Pacing stays on, at a rate that never binds: these tests are not about throughput.
+    senders=Senders(default_rate=10_000),
 )
 
 CAMPAIGN_YAML = """\

@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from drip.bootstrap import build_pacer
 from drip.campaigns.account_file import load_account
+from drip.config import Settings
 from drip.domain.enums import Channel, MessageKind, TextStatus
 from drip.domain.pacing import (
     MAX_VALIDITY_SECONDS,
@@ -32,6 +34,7 @@ from drip.domain.policy import (
 )
 from drip.domain.window import SendWindow
 from drip.errors import CampaignError, ValidationError
+from drip.facts import provider_facts
 from drip.pacing import MARGIN, Busy, LocalPacer, NullPacer, Slot
 from drip.rules import bundled_state_rules
 
@@ -113,6 +116,19 @@ def test_no_forecast_departure_lies_after_its_window(
         assert result.last_at + timedelta(seconds=segments / rate) <= closes
 
 
+def test_texts_already_queued_go_first_and_are_counted_apart() -> None:
+    """ahead: 3,600 queued one-segment texts push a bulk an hour later; other numbers' are ignored."""
+    window_end = TEN_AM + timedelta(hours=11)
+    queued = [QueuedText(AGENT, 1, TEN_AM, window_end) for _ in range(3600)]
+    other = [QueuedText("+16175550111", 1, TEN_AM, window_end) for _ in range(50)]
+    bulk = [QueuedText(AGENT, 1, TEN_AM, window_end) for _ in range(10)]
+    result = forecast(bulk, Senders(1.0), TEN_AM, ahead=queued + other)
+    (only,) = result.senders
+    assert (only.texts, only.ahead, only.segments) == (10, 3600, 10)
+    assert only.first_at == TEN_AM + timedelta(hours=1)
+    assert result.last_at == TEN_AM + timedelta(hours=1, seconds=9)
+
+
 def test_validity_is_the_seconds_left_capped_at_twilios_maximum() -> None:
     """ValidityPeriod: whole seconds to the close, at most 36,000, at least 1."""
     assert validity_seconds(NINE_PM, NINE_PM - timedelta(seconds=90.7)) == 90
@@ -156,7 +172,27 @@ def test_senders_section_is_read(tmp_path: Path) -> None:
     )
     senders = load_account(path).senders
     assert senders == Senders(1.0, {"+16175550100": 5.0, "+18885550100": 3.5}, 200_000)
-    assert load_account(write(tmp_path, "company: Acme\n")).senders is None
+    # No section: pacing is still on, every number at a US long code's 1 segment/s.
+    assert load_account(write(tmp_path, "company: Acme\n")).senders == Senders(1.0)
+
+
+def test_the_default_rate_is_a_carrier_fact_with_its_source() -> None:
+    """1 segment/s and 36,000 s come from provider_facts.json, which cites Twilio and a date."""
+    facts = provider_facts()["carrier"]
+    assert Senders().default_rate == facts["us_long_code_segments_per_second"] == 1
+    assert MAX_VALIDITY_SECONDS == facts["max_validity_seconds"] == 36_000
+    assert "twilio.com/docs/api/errors/30001" in facts["source_rate"]
+    assert "twilio.com/docs/api/errors/90007" in facts["source_validity"]
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", facts["checked"])
+
+
+def test_every_built_drip_paces_even_without_a_senders_section(tmp_path: Path) -> None:
+    """bootstrap.build_pacer: embedded, a local pacer at 1 segment/s; never pacing off."""
+    account = load_account(write(tmp_path, "company: Acme\n"))
+    pacer = build_pacer(Settings(home=tmp_path), account)
+    assert isinstance(pacer, LocalPacer)
+    assert pacer.senders == Senders(1.0)
+    assert pacer.interval(AGENT, 2) == pytest.approx(2 * (1 + MARGIN))
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,10 @@ import pytest
 
 from drip.domain.enums import Channel, ConsentSource, MessageKind, SenderRole, TextStatus
 from drip.replay.scenario import (
+    NO_VALIDITY,
+    Backlog,
     Bulk,
+    CarrierReport,
     Consent,
     DayTime,
     Downtime,
@@ -336,3 +339,50 @@ def test_bad_at_utc_is_located(tmp_path: Path) -> None:
     found = problems(tmp_path, HEAD + 'expect:\n  - {at_utc: "tomorrow"}\n')
     assert len(found) == 1
     assert 'expectation 1 at_utc must be a UTC time "YYYY-MM-DD HH:MM"' in found[0]
+
+
+def test_carrier_events_and_expectations_are_read(tmp_path: Path) -> None:
+    """backlog, carrier: expired, validity (a number or none), deferred, status and error."""
+    scenario = load(
+        tmp_path,
+        HEAD
+        + "events:\n"
+        + "  - {at: day 0 10:00, backlog: {from: agent, segments: 600}}\n"
+        + "  - {at: day 0 11:00, carrier: expired}\n"
+        + "expect:\n"
+        + "  - {day: 0, validity: none}\n"
+        + "  - {day: 0, validity: 3600, deferred: pacing, status: failed, error: 30036}\n",
+    )
+    assert [e.action for e in scenario.events] == [
+        Backlog(SenderRole.AGENT, 600),
+        CarrierReport("expired"),
+    ]
+    assert scenario.expect is not None
+    first, second = scenario.expect
+    assert first.validity == NO_VALIDITY
+    assert "validity: none" in first.describe()
+    assert (second.validity, second.deferred, second.status, second.error) == (
+        3600,
+        "pacing",
+        "failed",
+        30036,
+    )
+
+
+def test_bad_carrier_events_and_expectations_are_located(tmp_path: Path) -> None:
+    """A backlog without segments, an unknown carrier report, a validity over Twilio's
+    36,000 and an unknown deferral code are each reported at their line."""
+    found = problems(
+        tmp_path,
+        HEAD
+        + "events:\n"
+        + "  - {at: day 0 10:00, backlog: {from: agent}}\n"
+        + "  - {at: day 0 11:00, carrier: delivered}\n"
+        + "expect:\n"
+        + "  - {day: 0, validity: 40000, deferred: later}\n",
+    )
+    text = "\n".join(found)
+    assert ":7:" in text and "segments" in text
+    assert ":8:" in text and "delivered" in text
+    assert ":10:" in text and "validity" in text and "36000" in text
+    assert "deferred" in text and "pacing" in text

@@ -1,0 +1,280 @@
+"""Every rule of SPEC §4 and §4a has a replay scenario that passes (issue 10).
+
+``RULES`` is the list of the rules, each with the scenario files that show
+it; a rule without one, a file that is missing, or a scenario that fails
+makes this test fail. The few rules that virtual time cannot show (a crash
+between the provider call and the commit, a provider's 5xx, the brand's
+daily cap counted on the wall clock, the ``drip explain`` command) name
+the test that covers them instead, in ``NOT_REPLAYABLE``, with the reason.
+Each bundled state row of ``drip/rules/us.yaml`` must have its scenario too.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drip.rules import bundled_state_rules
+
+REPO = Path(__file__).resolve().parents[2]
+DRIP = str(Path(sys.executable).with_name("drip"))
+SCENARIOS = REPO / "tests" / "scenarios"
+
+#: rule id -> (the SPEC's words, the scenario files that show it).
+RULES: dict[str, tuple[str, tuple[str, ...]]] = {
+    # --- SPEC §4 ---
+    "4.day_n": (
+        "a step with day: N fires N calendar days later at the same local time",
+        ("seed_never_replies.yaml",),
+    ),
+    "4.at_local_time": (
+        "with at: HH:MM it fires at that local time on that day",
+        ("catch_up_after_downtime.yaml", "window_per_campaign.yaml"),
+    ),
+    "4.send_window": (
+        "campaign and bulk texts only 08:00-21:00 local; else the next opening",
+        ("window_deferral.yaml", "bulk_footer_and_window.yaml"),
+    ),
+    "4.send_window_per_campaign": (
+        "send_window is configurable per campaign",
+        ("window_per_campaign.yaml",),
+    ),
+    "4.manual_not_deferred": (
+        "manual texts are not deferred",
+        ("window_deferral.yaml", "state_md_window_8_to_20.yaml"),
+    ),
+    "4.compliance_not_deferred": (
+        "compliance replies are not deferred",
+        ("c3_opt_in_not_held_by_quiet_hours.yaml",),
+    ),
+    "4.state_window": (
+        "FL, OK, MD: at most 08:00-20:00",
+        (
+            "state_fl_window_8_to_20.yaml",
+            "state_ok_from_area_code.yaml",
+            "state_md_window_8_to_20.yaml",
+        ),
+    ),
+    "4.state_cap": (
+        "at most 3 campaign or bulk texts in any 24 h (rolling)",
+        ("state_fl_cap_three_per_24h.yaml",),
+    ),
+    "4.which_state": (
+        "the address state AND the area code's state: narrowest window, smallest cap",
+        (
+            "state_ma_address_fl_area_code.yaml",
+            "state_ct_area_code_9_to_20.yaml",
+            "carrier_validity_narrowest_window.yaml",
+        ),
+    ),
+    "4.catch_up": (
+        "after downtime at most one overdue step per enrollment per day, in order",
+        ("catch_up_after_downtime.yaml",),
+    ),
+    "4.catch_up_only_overdue": (
+        "the limit counts only overdue steps",
+        ("catch_up_counts_only_overdue_steps.yaml",),
+    ),
+    "4.zone_from_area_code": (
+        "no zone on record: the zones the area code can mean",
+        ("zone_from_area_code.yaml",),
+    ),
+    "4.zone_corrections": (
+        "a correction table as data (689 is Eastern)",
+        ("zone_689_is_eastern.yaml",),
+    ),
+    "4.zone_set": (
+        "several zones: every window in all of them; times in the first",
+        ("zone_set_448_at_utc.yaml",),
+    ),
+    "4.zone_default": (
+        "the account default only where the number gives no zone",
+        ("zone_unknown_area_code.yaml",),
+    ),
+    "4.fire_checks": (
+        "at fire time: skip without consent, opted out or cannot_be_texted",
+        ("c2_created_by_hand.yaml", "c4_operator_cannot_be_texted.yaml", "kw_stop_family.yaml"),
+    ),
+    "4.empty_variable": (
+        "a step lacking a value is skipped, not sent",
+        ("window_per_campaign.yaml",),
+    ),
+    # --- SPEC §4a ---
+    "4a.per_weekday_window": (
+        "per-weekday windows (TX Sunday from noon, RI Saturday)",
+        ("state_tx_sunday_noon.yaml", "state_ri_saturday_hours.yaml"),
+    ),
+    "4a.days_none": (
+        "days with no texts (Sundays)",
+        ("state_ms_no_sundays.yaml", "state_la_no_sundays.yaml"),
+    ),
+    "4a.holidays": (
+        "no texts on the state's legal holidays (holiday library)",
+        ("state_al_holiday.yaml",),
+    ),
+    "4a.blackouts": ("blackouts set by operations", ("state_la_blackout.yaml",)),
+    "4a.row_disabled": (
+        "account.yaml turns a bundled row off (enabled: false)",
+        ("state_rule_disabled.yaml",),
+    ),
+    "4a.row_added": ("the table is extended without code changes", ("state_rule_added.yaml",)),
+    "4a.next_opening_everywhere": (
+        "deferred to the next opening in every zone and state",
+        ("zone_set_448_at_utc.yaml", "state_ri_saturday_hours.yaml"),
+    ),
+    "4a.pacing": (
+        "sends beyond a sender's throughput are deferred (reason pacing)",
+        ("carrier_pacing_backlog.yaml",),
+    ),
+    "4a.validity_period": (
+        "ValidityPeriod = seconds before the window closes, at most 36,000",
+        ("carrier_validity_narrowest_window.yaml", "carrier_pacing_backlog.yaml"),
+    ),
+    "4a.too_little_time": (
+        "a text that cannot leave the queue in time waits for the next opening",
+        ("carrier_clock_too_little_time.yaml",),
+    ),
+    "4a.expired_once": (
+        "an expired text (30036) is rescheduled to the next opening, once",
+        ("carrier_expired_requeued_once.yaml",),
+    ),
+    "C3.imported_consent": (
+        "imported consent's confirmation goes through the send pipeline",
+        ("c3_imported_consent_at_night.yaml",),
+    ),
+}
+
+#: rule id -> (the SPEC's words, why no scenario, "file::test" that covers it).
+NOT_REPLAYABLE: dict[str, tuple[str, str, str]] = {
+    "4.federal_window_lint": (
+        "a window outside 08:00-21:00 is a lint error",
+        "the scenario is invalid by design: replay exits 2 (checked here and there)",
+        "tests/acceptance/test_replay_rules.py::"
+        "test_campaign_window_outside_federal_hours_makes_the_scenario_invalid",
+    ),
+    "4.never_twice": (
+        "a crash or retry may lose a send but never duplicates one",
+        "a crash between the provider call and the commit is not an event of virtual time",
+        "tests/integration/test_fire_at_most_once.py::"
+        "test_a_crash_between_the_provider_call_and_the_commit_is_never_resent",
+    ),
+    "4.retry_only_not_accepted": (
+        "a request is retried only when the provider documents it as not accepted",
+        "the recording transport has no HTTP; the fake Twilio server does",
+        "tests/integration/test_fire_twilio_errors.py::test_a_5xx_is_unknown_and_never_retried",
+    ),
+    "4a.brand_daily_cap": (
+        "an optional daily segment cap for the brand",
+        "the cap is a fixed window of the wall clock (limits), not of virtual time",
+        "tests/unit/test_pacing.py::test_the_brands_daily_cap_comes_from_limits",
+    ),
+    "4a.explain_names_rule": (
+        "drip explain names the rule and its source",
+        "a command, not a message; the replay timeline prints the same reasons",
+        "tests/integration/test_services_audit.py::"
+        "test_explain_and_history_show_the_zone_set_and_the_rule_with_its_source",
+    ),
+}
+
+#: Each bundled state row -> the scenario that defers a text in its closed hours or days.
+ROWS: dict[str, str] = {
+    "FL": "state_fl_window_8_to_20.yaml",
+    "OK": "state_ok_from_area_code.yaml",
+    "MD": "state_md_window_8_to_20.yaml",
+    "TX": "state_tx_sunday_noon.yaml",
+    "CT": "state_ct_area_code_9_to_20.yaml",
+    "WA": "state_wa_8_to_20.yaml",
+    "LA": "state_la_no_sundays.yaml",
+    "AL": "state_al_holiday.yaml",
+    "MS": "state_ms_no_sundays.yaml",
+    "RI": "state_ri_saturday_hours.yaml",
+}
+
+
+def _files() -> list[str]:
+    names = {name for _, files in RULES.values() for name in files} | set(ROWS.values())
+    return sorted(names)
+
+
+@cache
+def _replayed() -> tuple[int, dict[str, Any], str]:
+    done = subprocess.run(
+        [DRIP, "replay", "--json", *(str(SCENARIOS / name) for name in _files())],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    try:
+        document = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        document = {}
+    return done.returncode, document, done.stderr
+
+
+def test_every_rule_names_scenario_files_that_exist() -> None:
+    """Each rule of §4 and §4a lists at least one scenario, and every listed file exists."""
+    missing = [
+        f"{rule}: {name}"
+        for rule, (_, files) in RULES.items()
+        for name in files or ("(none)",)
+        if not (SCENARIOS / name).is_file()
+    ]
+    assert missing == []
+    assert set(RULES).isdisjoint(NOT_REPLAYABLE)
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_the_scenarios_of_each_rule_pass(rule: str) -> None:
+    """Every scenario of the rule replays through drip replay and each expectation holds."""
+    code, document, stderr = _replayed()
+    assert document, f"no JSON document; stderr:\n{stderr}"
+    assert document["errors"] == []
+    results = {Path(s["file"]).name: s for s in document["scenarios"]}
+    for name in RULES[rule][1]:
+        result = results[name]
+        assert result["checked"] is True, name
+        assert result["passed"] is True, json.dumps(result["mismatches"], indent=2)
+    assert code == 0, stderr
+
+
+def test_every_bundled_state_row_has_its_scenario() -> None:
+    """A row of drip/rules/us.yaml without a scenario that defers a text by it fails here."""
+    states = {rule.state for rule in bundled_state_rules()}
+    assert states == set(ROWS)
+    _, document, stderr = _replayed()
+    assert document, stderr
+    results = {Path(s["file"]).name: s for s in document["scenarios"]}
+    for state, name in ROWS.items():
+        reasons = [d["reason"] for d in results[name]["decisions"] if d["outcome"] == "deferred"]
+        assert any(f"{state} rule" in reason for reason in reasons), (state, name, reasons)
+
+
+@pytest.mark.parametrize("rule", sorted(NOT_REPLAYABLE))
+def test_the_rules_without_a_scenario_name_a_test_that_exists(rule: str) -> None:
+    """A rule virtual time cannot show names its covering test, which must exist."""
+    _, why, node = NOT_REPLAYABLE[rule]
+    path, test = node.split("::")
+    assert why
+    assert f"def {test}(" in (REPO / path).read_text(encoding="utf-8"), node
+
+
+def test_the_federal_window_scenario_is_invalid_and_exits_2() -> None:
+    """SPEC §4 federal window: a scenario enrolling a 07:00 campaign is an invalid file (exit 2)."""
+    done = subprocess.run(
+        [DRIP, "replay", str(SCENARIOS / ".invalid" / "federal_window.yaml")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "47 CFR 64.1200(c)(1)" in done.stderr
