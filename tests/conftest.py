@@ -356,10 +356,37 @@ def redis_url() -> Iterator[str]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests by the services their fixtures need, for ``-m``."""
+    """Mark tests by the services their fixtures need, for ``-m``; the longest tests go first."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if "pg_url" in names or "pg_admin" in names:
             item.add_marker(pytest.mark.postgres)
         if "redis_url" in names:
             item.add_marker(pytest.mark.redis)
+    first = {nodeid: rank for rank, nodeid in enumerate(START_FIRST)}
+    items.sort(key=lambda item: first.get(item.nodeid, len(first)))  # stable: the rest keep order
+
+
+# --------------------------------------------------------------------------- parallel runs
+
+#: The tests that start first, in this order. ``make test`` runs the suite on
+#: several pytest-xdist workers with ``--dist loadgroup``: a worker takes the
+#: next test (or ``xdist_group``) in collection order when it is free, so a
+#: long test collected last would leave the run waiting on it alone. The first
+#: four are marked ``xdist_group("celery-heavy")``: they run on one worker, one
+#: after the other (the 250 s pacing test first, about 470 s in all), so the
+#: tests that start Celery worker processes and fire thousands of texts never
+#: compete with each other for the 2 cores, and the pacing test's arrival
+#: times are not jittered by another of them. The next ones start at once on
+#: the other workers.
+START_FIRST = (
+    "tests/integration/test_pacing_celery.py::"
+    "test_two_workers_and_two_dispatchers_keep_every_sender_under_its_rate",
+    "tests/integration/test_workers_celery.py::"
+    "test_two_workers_and_two_dispatchers_send_10000_due_sends_exactly_once",
+    "tests/integration/test_workers_celery.py::"
+    "test_a_worker_fires_each_step_of_1000_enrollments_exactly_once",
+    "tests/integration/test_benchmarks_smoke.py::test_smoke_run_prints_the_table_then_one_json_line",
+    "tests/integration/test_faults_suite.py::test_the_bounded_fault_suite_meets_every_goal",
+    "tests/acceptance/test_readme_commands.py::test_every_readme_command_runs_as_written",
+)
