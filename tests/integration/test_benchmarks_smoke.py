@@ -55,7 +55,6 @@ RAW = (
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("celery-heavy")  # one worker, one after the other: tests/conftest.py
 def test_smoke_run_prints_the_table_then_one_json_line(
     pg_admin: tuple[str, psycopg.Connection[tuple[object, ...]]], redis_url: str
 ) -> None:

@@ -30,7 +30,6 @@ def rig_db_url(pg_url: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("celery-heavy")  # one worker, one after the other: tests/conftest.py
 def test_a_worker_fires_each_step_of_1000_enrollments_exactly_once(celery_rig: CeleryRig) -> None:
     """1,000 contacts on a 5-step campaign: beat's task fires all 5,000 sends, none twice."""
     rig = celery_rig.rig
@@ -68,7 +67,6 @@ def test_a_worker_fires_each_step_of_1000_enrollments_exactly_once(celery_rig: C
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("celery-heavy")  # one worker, one after the other: tests/conftest.py
 @pytest.mark.timeout(600)
 def test_two_workers_and_two_dispatchers_send_10000_due_sends_exactly_once(
     make_celery_rig: Callable[..., CeleryRig],
