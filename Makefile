@@ -8,6 +8,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# pytest-xdist workers of `make test`. Most slow tests wait on real services (Celery
+# workers, pacing, Redis, PostgreSQL) rather than use the CPU, so three workers fill
+# a 2-core machine. `--dist loadgroup` keeps an `xdist_group` on one worker, and
+# tests/conftest.py starts the longest tests first. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 3
 
 # What `make demo` runs: the demo on the embedded default (a fresh database in
 # a temporary folder, a year of campaigns on virtual time, an HTML timeline).
@@ -29,13 +34,13 @@ help:
 	@echo "make demo   create .venv, install drip, run the demo on the embedded default"
 	@echo "make test   create .venv, install drip with its dev extra, run the tests"
 	@echo "make lint   ruff check, ruff format --check, mypy --strict"
-	@echo "variables:  PYTHON=$(PYTHON)  VENV=$(VENV)  PYTEST_ARGS=$(PYTEST_ARGS)"
+	@echo "variables:  PYTHON=$(PYTHON)  VENV=$(VENV)  PYTEST_WORKERS=$(PYTEST_WORKERS)  PYTEST_ARGS=$(PYTEST_ARGS)"
 
 demo: $(VENV)/.installed-base
 	$(DEMO_CMD)
 
 test: $(VENV)/.installed-dev
-	$(BIN)/pytest -q --durations=25 $(PYTEST_ARGS)
+	$(BIN)/pytest -q --durations=25 -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -356,10 +356,60 @@ def redis_url() -> Iterator[str]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests by the services their fixtures need, for ``-m``."""
+    """Mark tests by the services their fixtures need, for ``-m``; the longest tests go first."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if "pg_url" in names or "pg_admin" in names:
             item.add_marker(pytest.mark.postgres)
         if "redis_url" in names:
             item.add_marker(pytest.mark.redis)
+    first = {nodeid: rank for rank, nodeid in enumerate(START_FIRST)}
+    items.sort(key=lambda item: first.get(item.nodeid, len(first)))  # stable: the rest keep order
+
+
+# --------------------------------------------------------------------------- parallel runs
+
+#: The tests that start first, in this order. ``make test`` runs the suite on
+#: pytest-xdist workers (``-n``, ``--dist loadgroup``): a free worker takes the
+#: next test or group in collection order, so a long test collected last would
+#: leave the run waiting on it alone.
+START_FIRST = (
+    "tests/integration/test_pacing_celery.py::"
+    "test_two_workers_and_two_dispatchers_keep_every_sender_under_its_rate",
+    "tests/integration/test_workers_celery.py::"
+    "test_two_workers_and_two_dispatchers_send_10000_due_sends_exactly_once",
+    "tests/integration/test_workers_celery.py::"
+    "test_a_worker_fires_each_step_of_1000_enrollments_exactly_once",
+    "tests/integration/test_benchmarks_smoke.py::test_smoke_run_prints_the_table_then_one_json_line",
+    "tests/integration/test_faults_suite.py::test_the_bounded_fault_suite_meets_every_goal",
+    "tests/acceptance/test_readme_commands.py::test_every_readme_command_runs_as_written",
+)
+
+#: Groups of tests that run on one worker, one after the other, in collection
+#: order. ``celery-heavy``: the tests that start Celery worker processes and
+#: fire thousands of texts (about 470 s, the 250 s pacing test first). Run at
+#: once they would compete for the 2 cores, and the pacing test measures
+#: arrival times, which another of them would jitter.
+SERIAL_GROUPS = {"celery-heavy": frozenset(START_FIRST[:4])}
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """With ``--dist loadgroup``, keep each of :data:`SERIAL_GROUPS` on one worker.
+
+    pytest-xdist groups by ``xdist_group`` marks by renaming ``item._nodeid``,
+    which pytest 9 no longer reads, so the marks group nothing; this scheduler
+    groups by node id instead. Every other test is a group of its own, and the
+    largest groups start first (xdist's ``--loadscope-reorder``).
+    """
+    if config.getoption("dist", None) != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    group_of = {nodeid: name for name, ids in SERIAL_GROUPS.items() for nodeid in ids}
+
+    class SerialGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of.get(nodeid, nodeid)
+
+    return SerialGroups(config, log)

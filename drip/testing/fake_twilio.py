@@ -60,11 +60,14 @@ import argparse
 import base64
 import contextlib
 import hmac
+import io
 import json
 import queue
 import signal
 import socket
 import socketserver
+import struct
+import sys
 import threading
 import time
 import uuid
@@ -511,6 +514,49 @@ class _CarrierClock:
             )
 
 
+#: ``SO_TIMESTAMPNS`` (Linux; Python's socket module does not name it): the kernel stamps
+#: each read with the time the bytes reached the socket.
+_SO_TIMESTAMPNS = 35
+_STAMP_SPACE = socket.CMSG_SPACE(16)  # struct timespec: two 64-bit integers
+
+
+class _StampedReader(io.RawIOBase):
+    """A connection's bytes, with the kernel's receive time of the latest read.
+
+    A request's arrival is when its bytes reached the server's socket, as at
+    Twilio's edge. Stamping it when a handler thread gets to it instead adds
+    this process's scheduling delay: on a loaded machine (a fault server and
+    the test itself sharing the GIL, other tests on the cores) that bunches
+    arrivals that came evenly paced, so a sender seems to exceed its rate.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.received_at: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        nbytes, ancillary, _flags, _address = self._sock.recvmsg_into([buffer], _STAMP_SPACE)
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
+                seconds, nanoseconds = struct.unpack("qq", data[:16])
+                self.received_at = seconds + nanoseconds / 1e9
+        return nbytes
+
+
+def _stamped(sock: socket.socket) -> _StampedReader | None:
+    """A :class:`_StampedReader` of ``sock``, or None where the kernel gives no stamps."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return None
+    return _StampedReader(sock)
+
+
 class _HttpServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
@@ -536,9 +582,14 @@ class _Handler(socketserver.StreamRequestHandler):
 
     disable_nagle_algorithm = True
     server: _HttpServer
+    _stamps: _StampedReader | None
 
     def setup(self) -> None:
         super().setup()
+        self._stamps = _stamped(self.connection)
+        if self._stamps is not None:
+            self.rfile.close()  # the makefile() reader would hold the socket open
+            self.rfile = io.BufferedReader(self._stamps)
         self.server.fake._track(self.connection, add=True)
 
     def finish(self) -> None:
@@ -564,6 +615,10 @@ class _Handler(socketserver.StreamRequestHandler):
             self._reply(400, _error_body(400, 400, "Bad request line"), keep_alive=False)
             return False
         method, target, version = parts
+        # The request line came with the request's first bytes (the client waits
+        # for each answer, so the buffer held nothing before it).
+        stamped = self._stamps.received_at if self._stamps is not None else None
+        arrived = time.time() if stamped is None else stamped
         headers: dict[str, str] = {}
         while True:
             raw = self.rfile.readline(_MAX_LINE + 1)
@@ -593,7 +648,7 @@ class _Handler(socketserver.StreamRequestHandler):
             return False
         try:
             status, payload = self.server.fake._handle(
-                method.upper(), target, headers.get("authorization"), body
+                method.upper(), target, headers.get("authorization"), body, arrived
             )
         except Exception as exc:  # a bug in the double must show, not hang the client
             message = f"fake Twilio server error: {type(exc).__name__}: {exc}"
@@ -873,7 +928,12 @@ class FakeTwilioServer(_TwilioFidelity, _CarrierClock):
                 self._connections.discard(conn)
 
     def _handle(
-        self, method: str, raw_path: str, authorization: str | None, body: bytes
+        self,
+        method: str,
+        raw_path: str,
+        authorization: str | None,
+        body: bytes,
+        arrived: float,
     ) -> tuple[int, bytes]:
         path = raw_path.split("?", 1)[0]
         if path.startswith("/_fake/"):
@@ -886,7 +946,6 @@ class FakeTwilioServer(_TwilioFidelity, _CarrierClock):
             return 401, _error_body(401, 20003, _ERROR_MESSAGES[20003])
         if method == "POST" and path == self._messages_path + ".json":
             params = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-            arrived = time.time()
             refused = self._refuse_validity(path, params)
             if refused is not None:
                 return refused

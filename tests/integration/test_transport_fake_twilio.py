@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -9,12 +10,13 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 import requests
@@ -128,6 +130,28 @@ def test_concurrent_sends_from_threads(server: FakeTwilioServer) -> None:
     assert len(set(sids)) == 400
     assert server.count == 400
     assert {r.sid for r in server.requests} == set(sids)
+
+
+def test_an_arrival_is_when_the_request_reached_the_socket(server: FakeTwilioServer) -> None:
+    """A request whose body trails its head by 0.5 s arrived with its head, not when handled."""
+    body = urlencode({"From": AGENT, "To": DANA, "Body": "Hi"}).encode()
+    auth = base64.b64encode(f"{server.account_sid}:{server.auth_token}".encode()).decode()
+    head = (
+        f"POST /2010-04-01/Accounts/{server.account_sid}/Messages.json HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\nAuthorization: Basic {auth}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    host, port = server.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(head + body[:5])
+        sent = time.time()
+        time.sleep(0.5)  # the server can handle the request only once the rest is there
+        conn.sendall(body[5:])
+        assert conn.recv(12) == b"HTTP/1.1 201"
+    [arrival] = server.arrivals
+    assert arrival.from_ == AGENT
+    assert sent - 0.2 < arrival.at < sent + 0.25
 
 
 def test_stop_closes_kept_alive_connections() -> None:

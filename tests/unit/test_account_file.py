@@ -349,9 +349,10 @@ def test_a_100000_character_help_text_is_checked_in_linear_time() -> None:
     text = (
         "Acme Realty help " + "a" * 100_000 + " Reply STOP to opt out. Msg & data rates may apply."
     )
-    started = time.perf_counter()
+    # CPU time of this thread: the work the check does, not how long other tests held the cores.
+    started = time.thread_time()
     problems = compliance_problems("help_reply", text, "Acme Realty")
-    assert time.perf_counter() - started < 1.0
+    assert time.thread_time() - started < 1.0
     assert any("support" in p for p in problems)
     with_email = text + " Write to help@acme.example."
     assert not any("support" in p for p in compliance_problems("help_reply", with_email, "Acme"))

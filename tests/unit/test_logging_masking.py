@@ -113,6 +113,7 @@ def test_the_examples_of_the_issue(raw: str, masked: str) -> None:
 def test_masking_is_linear_on_long_text() -> None:
     """100,000 characters with many "@" and "+" are masked in well under a second."""
     text = ("a@" + "b" * 50 + " +1 ") * 2000
-    started = time.perf_counter()
+    # CPU time of this thread: the work masking does, not how long other tests held the cores.
+    started = time.thread_time()
     mask_text(text)
-    assert time.perf_counter() - started < 2.0
+    assert time.thread_time() - started < 2.0
