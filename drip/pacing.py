@@ -43,7 +43,9 @@ from drip.errors import ConfigError, DripError
 if TYPE_CHECKING:
     # ``limits`` and ``redis`` are imported by the pacers that use them: a
     # command that never paces (most of the CLI) does not pay for them.
+    from limits import RateLimitItem
     from limits.storage import Storage
+    from limits.strategies import FixedWindowRateLimiter
 
 __all__ = [
     "MARGIN",
@@ -113,22 +115,23 @@ class _Base:
     def __init__(
         self,
         senders: Senders,
-        storage: Storage,
+        storage: Callable[[], Storage],
         *,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.senders: Senders | None = senders
         self._senders = senders
         self._sleep = sleep
-        from limits import RateLimitItemPerDay
-        from limits.strategies import FixedWindowRateLimiter
+        self._daily: FixedWindowRateLimiter | None = None
+        self._daily_item: RateLimitItem | None = None
+        if senders.daily_segments is not None:
+            # ``limits`` only when there is a cap to keep: a command that merely
+            # builds its dependencies (``drip history``) does not pay for it.
+            from limits import RateLimitItemPerDay
+            from limits.strategies import FixedWindowRateLimiter
 
-        self._daily = FixedWindowRateLimiter(storage)
-        self._daily_item = (
-            RateLimitItemPerDay(senders.daily_segments, namespace="drip-brand")
-            if senders.daily_segments is not None
-            else None
-        )
+            self._daily = FixedWindowRateLimiter(storage())
+            self._daily_item = RateLimitItemPerDay(senders.daily_segments, namespace="drip-brand")
 
     def interval(self, sender: str, segments: int) -> float:
         """Seconds one text of ``segments`` occupies the sender."""
@@ -142,9 +145,13 @@ class _Base:
         granted, wait = self._slot(sender, self.interval(sender, segments), max_wait)
         if not granted:
             return Busy(wait, f"{sender} has no capacity for {wait:.0f} s")
-        item = self._daily_item
-        if item is not None and not self._daily.hit(item, "brand", cost=max(1, segments)):
-            reset = self._daily.get_window_stats(item, "brand").reset_time
+        item, daily = self._daily_item, self._daily
+        if (
+            item is not None
+            and daily is not None
+            and not daily.hit(item, "brand", cost=max(1, segments))
+        ):
+            reset = daily.get_window_stats(item, "brand").reset_time
             left = max(1.0, reset - time.time())
             return Busy(left, f"the brand's daily cap of {item.amount} segments is reached")
         return Slot(wait)
@@ -163,9 +170,12 @@ class LocalPacer(_Base):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        from limits.storage import MemoryStorage
+        def memory() -> Storage:
+            from limits.storage import MemoryStorage
 
-        super().__init__(senders, MemoryStorage(), sleep=sleep)
+            return MemoryStorage()
+
+        super().__init__(senders, memory, sleep=sleep)
         self._clock = clock
         self._lock = threading.Lock()
         self._next: dict[str, float] = {}
@@ -227,7 +237,7 @@ class RedisPacer(_Base):
 
         self._redis_error: type[Exception] = RedisError
         storage = RedisStorage(url)
-        super().__init__(senders, storage, sleep=sleep)
+        super().__init__(senders, lambda: storage, sleep=sleep)
         self._prefix = prefix
         self._clock = clock
         client: Any = storage.get_connection()
