@@ -61,6 +61,7 @@ class Sizes:
     claim_reps: int
     fire_sends: int  # sends fired end to end through the worker pool
     noop_tasks: int  # no-op tasks through the same pool
+    scaling_sends: int = 600  # sends per scaling round (1 and 2 worker processes, twice each)
     worker_concurrency: int = 2
     fire_rounds: int = 8  # firing: rounds, half drip and half no-op, alternating
     rss_reps: int = 1
@@ -83,6 +84,7 @@ SIZES = {
         claim_reps=3,
         fire_sends=400,
         noop_tasks=400,
+        scaling_sends=100,
         fire_rounds=4,
         settle_window=0.8,
         replay="seed",
@@ -112,6 +114,7 @@ SIZES = {
         claim_reps=11,
         fire_sends=20_000,
         noop_tasks=20_000,
+        scaling_sends=4_000,
         rss_reps=2,
     ),
 }
