@@ -39,10 +39,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from time import monotonic, sleep
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import structlog
-from sqlalchemy import tuple_, update
+from sqlalchemy import Table, insert, tuple_, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -181,6 +181,7 @@ def fire_batch(deps: Deps, ids: list[int], now: datetime) -> list[FireResult]:
     batch = _Batch(deps.clock.now, deps.clock.now(), now, now + timeout * DEADLINE_SHARE)
     results: list[FireResult] = []
     settled: list[_Outcome] = []  # skips and deferrals, recorded together at the end
+    recorded: list[_Outcome] = []  # sends that reached the provider, each recorded already
     read_at = monotonic()
     try:
         for index, p in enumerate(prepared):
@@ -197,7 +198,7 @@ def fire_batch(deps: Deps, ids: list[int], now: datetime) -> list[FireResult]:
                 continue
             if outcome.attempted:
                 _record_durably(deps, outcome, at)
-                _apply_early_callbacks(deps, outcome, at)
+                recorded.append(outcome)
                 results.append(outcome.result)
             else:
                 settled.append(outcome)
@@ -205,20 +206,28 @@ def fire_batch(deps: Deps, ids: list[int], now: datetime) -> list[FireResult]:
         if settled:
             _record(deps, settled, batch.clock())
             results.extend(o.result for o in settled)
+        _apply_early_callbacks(deps, recorded, batch.clock())
     return results
 
 
-def _apply_early_callbacks(deps: Deps, outcome: _Outcome, at: datetime) -> None:
-    """Status callbacks that arrived before this send was recorded (kept in a table)."""
+def _apply_early_callbacks(deps: Deps, outcomes: list[_Outcome], at: datetime) -> None:
+    """Status callbacks that arrived before these sends were recorded (kept in a table).
+
+    Once per batch, after its sends are recorded (one query for the batch, not
+    one per send: a callback this early is rare). A callback that arrives
+    later finds its message and applies at once; one this misses (a worker
+    killed mid-batch) is applied by the recovery tick.
+    """
     from drip.services import callbacks  # status -> contacts -> firing: imported when used
 
-    sid = outcome.message.provider_sid if outcome.message is not None else None
-    if sid is None:
+    sids = [o.message.provider_sid for o in outcomes if o.message is not None]
+    wanted = [sid for sid in sids if sid is not None]
+    if not wanted:
         return
     try:
-        callbacks.apply_pending(deps, at, [sid])
+        callbacks.apply_pending(deps, at, wanted)
     except (DBAPIError, StoreError) as exc:  # the recovery tick applies them later
-        log.warning("early_callbacks_not_applied", send_id=outcome.result.send_id, error=str(exc))
+        log.warning("early_callbacks_not_applied", sends=len(wanted), error=str(exc))
 
 
 def _give_back(deps: Deps, rest: list[_Prepared], at: datetime) -> None:
@@ -869,8 +878,8 @@ def _record(deps: Deps, outcomes: list[_Outcome], now: datetime) -> None:
     with deps.sessions.begin() as session:
         footers: dict[tuple[str, int], datetime] = {}
         finished: set[int] = set()
-        session.add_all(o.message for o in outcomes if o.message is not None)
-        session.flush()
+        decisions: list[dict[str, object]] = []
+        _insert_messages(session, [o.message for o in outcomes if o.message is not None])
         for o in outcomes:
             result = o.result
             if o.message is not None:
@@ -897,11 +906,10 @@ def _record(deps: Deps, outcomes: list[_Outcome], now: datetime) -> None:
                 values["sending_started_at"] = None
             expected = _FROM_ATTEMPTED if o.attempted else _FROM_UNTRIED
             changed = session.execute(
-                update(ScheduledSend)
-                .where(ScheduledSend.id == result.send_id, ScheduledSend.state.in_(expected))
+                update(_SENDS)
+                .where(_SENDS.c.id == result.send_id, _SENDS.c.state.in_(expected))
                 .values(**values)
-                .returning(ScheduledSend.contact_id, ScheduledSend.enrollment_id)
-                .execution_options(synchronize_session=False)
+                .returning(_SENDS.c.contact_id, _SENDS.c.enrollment_id)
             ).first()
             if changed is None:
                 log.warning(
@@ -912,17 +920,17 @@ def _record(deps: Deps, outcomes: list[_Outcome], now: datetime) -> None:
                 )
                 continue
             contact_id, enrollment_id = changed
-            session.add(
-                SendDecision(
-                    send_id=result.send_id,
-                    at=now,
-                    outcome=result.outcome,
-                    code=result.code,
-                    reason=result.reason,
-                    footer=result.footer,
-                    footer_rule=o.decision.rule.value if isinstance(o.decision, Send) else None,
-                    deferred_until=result.deferred_until,
-                )
+            decisions.append(
+                {
+                    "send_id": result.send_id,
+                    "at": now,
+                    "outcome": result.outcome,
+                    "code": result.code,
+                    "reason": result.reason,
+                    "footer": result.footer,
+                    "footer_rule": o.decision.rule.value if isinstance(o.decision, Send) else None,
+                    "deferred_until": result.deferred_until,
+                }
             )
             if (
                 result.outcome == "sent"
@@ -947,8 +955,31 @@ def _record(deps: Deps, outcomes: list[_Outcome], now: datetime) -> None:
                     code=result.code,
                     reason=result.reason,
                 )
+        if decisions:  # one statement for the decisions of the whole transaction
+            session.execute(insert(_DECISIONS), decisions)
         _record_footers(session, footers)
         repo.finish_enrollments(session, finished, now)
+
+
+_SENDS = cast(Table, ScheduledSend.__table__)
+_DECISIONS = cast(Table, SendDecision.__table__)
+_MESSAGES = cast(Table, Message.__table__)
+_CONVERSATIONS = cast(Table, Conversation.__table__)
+_MESSAGE_COLUMNS = tuple(c.key for c in Message.__mapper__.column_attrs if c.key != "id")
+
+
+def _insert_messages(session: Session, messages: list[Message]) -> None:
+    """INSERT the (transient) messages with Core and set each one's ``id``.
+
+    The ``Message`` objects only carry the values: a Core INSERT costs a
+    fraction of an ORM flush, and this runs once per text sent. Attributes
+    never set are left out, so column defaults apply as in a flush.
+    """
+    for message in messages:
+        state = message.__dict__
+        values = {key: state[key] for key in _MESSAGE_COLUMNS if key in state}
+        new_id = session.execute(insert(_MESSAGES).values(values).returning(_MESSAGES.c.id))
+        message.id = int(new_id.scalar_one())
 
 
 #: Conversations per UPDATE in :func:`_record_footers` (two bound parameters each).
@@ -970,16 +1001,15 @@ def _record_footers(session: Session, footers: dict[tuple[str, int], datetime]) 
     for at, pairs in by_time.items():
         for start in range(0, len(pairs), _FOOTER_CHUNK):
             session.execute(
-                update(Conversation)
+                update(_CONVERSATIONS)
                 .where(
-                    tuple_(Conversation.sender_phone, Conversation.contact_id).in_(
+                    tuple_(_CONVERSATIONS.c.sender_phone, _CONVERSATIONS.c.contact_id).in_(
                         pairs[start : start + _FOOTER_CHUNK]
                     ),
-                    (Conversation.footer_last_sent_at.is_(None))
-                    | (Conversation.footer_last_sent_at < at),
+                    (_CONVERSATIONS.c.footer_last_sent_at.is_(None))
+                    | (_CONVERSATIONS.c.footer_last_sent_at < at),
                 )
                 .values(footer_last_sent_at=at)
-                .execution_options(synchronize_session=False)
             )
 
 

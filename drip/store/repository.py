@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import Channel, EnrollmentStatus, MessageKind, SendState
@@ -240,24 +241,30 @@ def active_enrollment_ids(session: Session, enrollment_ids: Iterable[int]) -> se
     )
 
 
+def _table(model: Any) -> Table:
+    return cast(Table, model.__table__)
+
+
 def finish_enrollments(session: Session, enrollment_ids: Iterable[int], now: datetime) -> None:
     """Mark enrollments with nothing left pending or in flight as completed."""
     wanted = set(enrollment_ids)
     if not wanted:
         return
     open_states = (SendState.PENDING, SendState.QUEUED, SendState.SENDING)
-    still_open = select(ScheduledSend.id).where(
-        ScheduledSend.enrollment_id == Enrollment.id, ScheduledSend.state.in_(open_states)
+    # Core statements on the tables: this runs once per text sent, and an ORM-enabled
+    # UPDATE costs several times the CPU of the same statement in Core.
+    sends, enrollments = _table(ScheduledSend), _table(Enrollment)
+    still_open = select(sends.c.id).where(
+        sends.c.enrollment_id == enrollments.c.id, sends.c.state.in_(open_states)
     )
     session.execute(
-        update(Enrollment)
+        update(enrollments)
         .where(
-            Enrollment.id.in_(wanted),
-            Enrollment.status == EnrollmentStatus.ACTIVE,
+            enrollments.c.id.in_(wanted),
+            enrollments.c.status == EnrollmentStatus.ACTIVE,
             ~still_open.exists(),
         )
         .values(status=EnrollmentStatus.COMPLETED, stopped_at=now, stop_reason="all steps done")
-        .execution_options(synchronize_session=False)
     )
 
 
