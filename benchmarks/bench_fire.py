@@ -263,7 +263,7 @@ def _scaling(
     for size in SCALING_ORDER:
         worker = start_celery_worker(
             ctx.processes, f"drip-scale-{size}", "workers.celery_app",
-            [SEND_QUEUE, DISPATCH_QUEUE], env, concurrency=size,
+            [SEND_QUEUE, DISPATCH_QUEUE], env, concurrency=size, include="bench_tasks",
         )  # fmt: skip
         try:
             _drip_round(ctx, app, worker, fake, prepare(min(n, 100 * size)))

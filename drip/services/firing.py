@@ -135,6 +135,20 @@ class _NotOursError(Exception):
     """The send was not ours to start (another delivery took it, or it was given back)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Unrecorded:
+    outcome: _Outcome
+    at: datetime  # the send's clock, recorded as the time of its decision
+    since: float  # monotonic time its provider call returned
+
+
+#: A send's record waits for the next send's ``sending`` commit at most this
+#: long (seconds of deciding, rendering and skipping in between); past it, it
+#: is committed on its own. Anything that may take longer (a pacing wait, a
+#: deadline, the end of the batch) commits it first.
+CARRY_MAX_SECONDS = 0.05
+
+
 @dataclass
 class _Batch:
     """What one batch learns as it goes: providers found unavailable, the deadline."""
@@ -144,6 +158,10 @@ class _Batch:
     now: datetime  # the batch's ``now``, as its caller read it
     deadline: datetime
     unavailable: dict[Channel, tuple[datetime, str]] = field(default_factory=dict)
+    #: The send that reached its provider last and is not recorded yet: its record
+    #: is committed with the next send's ``sending`` (one commit per send, not
+    #: two), or on its own before anything that may take time (:func:`_flush`).
+    unrecorded: _Unrecorded | None = None
 
     def clock(self) -> datetime:
         """The clock, read per send: the batch's ``now`` plus the whole seconds it has taken.
@@ -185,8 +203,13 @@ def fire_batch(deps: Deps, ids: list[int], now: datetime) -> list[FireResult]:
     read_at = monotonic()
     try:
         for index, p in enumerate(prepared):
+            if batch.unrecorded is not None and (
+                monotonic() - batch.unrecorded.since >= CARRY_MAX_SECONDS
+            ):
+                _flush(deps, batch)
             at = batch.clock()
             if at >= batch.deadline:
+                _flush(deps, batch)
                 _give_back(deps, prepared[index:], at)
                 break
             if monotonic() - read_at >= REFRESH_AFTER_SECONDS:
@@ -197,17 +220,27 @@ def fire_batch(deps: Deps, ids: list[int], now: datetime) -> list[FireResult]:
             except _NotOursError:
                 continue
             if outcome.attempted:
-                _record_durably(deps, outcome, at)
+                # Recorded with the next send's start, or by _flush: see _Batch.unrecorded.
+                _flush(deps, batch)
+                batch.unrecorded = _Unrecorded(outcome, at, monotonic())
                 recorded.append(outcome)
-                results.append(outcome.result)
             else:
                 settled.append(outcome)
     finally:
+        _flush(deps, batch)
         if settled:
             _record(deps, settled, batch.clock())
-            results.extend(o.result for o in settled)
+        results.extend(o.result for o in recorded)
+        results.extend(o.result for o in settled)
         _apply_early_callbacks(deps, recorded, batch.clock())
     return results
+
+
+def _flush(deps: Deps, batch: _Batch) -> None:
+    """Record the batch's last sent send now, on its own (see :attr:`_Batch.unrecorded`)."""
+    carry, batch.unrecorded = batch.unrecorded, None
+    if carry is not None:
+        _record_durably(deps, carry.outcome, carry.at)
 
 
 def _apply_early_callbacks(deps: Deps, outcomes: list[_Outcome], at: datetime) -> None:
@@ -513,6 +546,8 @@ def _deliver(
         created_at=now,
     )
     callback = deps.settings.status_callback_url if deps.settings.twilio_enabled else None
+    if deps.pacer.senders is not None:  # pacing may wait for the sender's slot: record first
+        _flush(deps, batch)
     # --- the carrier's clock (SPEC §4a): pace the sender, set the validity, or defer ---
     cleared = carrier.clear_to_send(
         deps,
@@ -645,7 +680,7 @@ def _call_provider(
         return _deferred(p, decision, "provider_auth_failed", why, blocked)
     # -- pre-send checks go here (pacing); then the send becomes ``sending``, alone.
     try:
-        won = _start(deps, p, now)
+        won = _start(deps, p, now, batch)
     except BaseException:
         circuit.cancel_probe()
         raise
@@ -667,7 +702,31 @@ def _call_provider(
     return receipt
 
 
-def _start(deps: Deps, p: _Prepared, now: datetime) -> bool:
+def _start(deps: Deps, p: _Prepared, now: datetime, batch: _Batch) -> bool:
+    """``queued -> sending`` for this send, committed; with the record of the send before it.
+
+    The previous send's record (message with the provider's id, state,
+    decision) and this send's ``sending`` go in one transaction: each is
+    committed before this send's provider call, with one commit (a disk
+    flush) instead of two. If that transaction fails, the record is retried
+    on its own (first looking for it by the provider's id, in case the commit
+    went through) and then this send is started on its own.
+    """
+    carry, batch.unrecorded = batch.unrecorded, None
+    if carry is None:
+        return _start_alone(deps, p, now)
+    try:
+        with deps.sessions.begin() as session:
+            _record_in(session, [carry.outcome], carry.at)
+            return claims.start_one_in(session, p.send.id, p.send.claimed_at, now)
+    except (DBAPIError, StoreError) as exc:
+        log.warning("send_record_retry", send_id=carry.outcome.result.send_id, attempt=1,
+                    error=type(exc).__name__)  # fmt: skip
+    _record_durably(deps, carry.outcome, carry.at, look_first=True)
+    return _start_alone(deps, p, now)
+
+
+def _start_alone(deps: Deps, p: _Prepared, now: datetime) -> bool:
     """``queued -> sending`` for this send, retried on a lost database connection.
 
     A retry after a commit whose answer was lost finds the send already
@@ -808,7 +867,9 @@ _STATE_OF = {
 RECORD_RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 
-def _record_durably(deps: Deps, outcome: _Outcome, now: datetime) -> None:
+def _record_durably(
+    deps: Deps, outcome: _Outcome, now: datetime, *, look_first: bool = False
+) -> None:
     """Record one send right after its provider call, retried on a lost database connection.
 
     A retry first looks for the message by the provider's id, so a commit
@@ -818,7 +879,7 @@ def _record_durably(deps: Deps, outcome: _Outcome, now: datetime) -> None:
     """
     for attempt in range(len(RECORD_RETRY_DELAYS) + 1):
         try:
-            if attempt and _already_recorded(deps, outcome):
+            if (attempt or look_first) and _already_recorded(deps, outcome):
                 return
             _record(deps, [outcome], now)
             return
@@ -876,89 +937,94 @@ def _record(deps: Deps, outcomes: list[_Outcome], now: datetime) -> None:
     if not outcomes:
         return
     with deps.sessions.begin() as session:
-        footers: dict[tuple[str, int], datetime] = {}
-        finished: set[int] = set()
-        decisions: list[dict[str, object]] = []
-        _insert_messages(session, [o.message for o in outcomes if o.message is not None])
-        for o in outcomes:
-            result = o.result
-            if o.message is not None:
-                result = replace(result, message_id=o.message.id)
-                o.result = result
-            values: dict[str, object] = {
-                "state": _STATE_OF[result.outcome],
-                "decision_code": result.code,
-                "decision_reason": result.reason,
-                "updated_at": now,
-            }
-            if o.message is not None:
-                values["message_id"] = o.message.id
-            sent = o.prepared.send
-            if result.outcome == "sent" and fire_checks.counts_for_catch_up(
-                sent.due_at, sent.catching_up, now
-            ):
-                values["catching_up"] = True  # an overdue step went out: catch-up counts it
-            if result.outcome == "deferred" and result.deferred_until is not None:
-                values["due_at"] = result.deferred_until
-                if isinstance(o.decision, Defer):
-                    values["catching_up"] = o.decision.catching_up
-                values["claimed_at"] = None
-                values["sending_started_at"] = None
-            expected = _FROM_ATTEMPTED if o.attempted else _FROM_UNTRIED
-            changed = session.execute(
-                update(_SENDS)
-                .where(_SENDS.c.id == result.send_id, _SENDS.c.state.in_(expected))
-                .values(**values)
-                .returning(_SENDS.c.contact_id, _SENDS.c.enrollment_id)
-            ).first()
-            if changed is None:
-                log.warning(
-                    "send_record_skipped",
-                    send_id=result.send_id,
-                    outcome=result.outcome,
-                    why="the send changed state meanwhile (taken by another delivery)",
-                )
-                continue
-            contact_id, enrollment_id = changed
-            decisions.append(
-                {
-                    "send_id": result.send_id,
-                    "at": now,
-                    "outcome": result.outcome,
-                    "code": result.code,
-                    "reason": result.reason,
-                    "footer": result.footer,
-                    "footer_rule": o.decision.rule.value if isinstance(o.decision, Send) else None,
-                    "deferred_until": result.deferred_until,
-                }
+        _record_in(session, outcomes, now)
+
+
+def _record_in(session: Session, outcomes: list[_Outcome], now: datetime) -> None:
+    """:func:`_record`'s statements, in the caller's transaction."""
+    footers: dict[tuple[str, int], datetime] = {}
+    finished: set[int] = set()
+    decisions: list[dict[str, object]] = []
+    _insert_messages(session, [o.message for o in outcomes if o.message is not None])
+    for o in outcomes:
+        result = o.result
+        if o.message is not None:
+            result = replace(result, message_id=o.message.id)
+            o.result = result
+        values: dict[str, object] = {
+            "state": _STATE_OF[result.outcome],
+            "decision_code": result.code,
+            "decision_reason": result.reason,
+            "updated_at": now,
+        }
+        if o.message is not None:
+            values["message_id"] = o.message.id
+        sent = o.prepared.send
+        if result.outcome == "sent" and fire_checks.counts_for_catch_up(
+            sent.due_at, sent.catching_up, now
+        ):
+            values["catching_up"] = True  # an overdue step went out: catch-up counts it
+        if result.outcome == "deferred" and result.deferred_until is not None:
+            values["due_at"] = result.deferred_until
+            if isinstance(o.decision, Defer):
+                values["catching_up"] = o.decision.catching_up
+            values["claimed_at"] = None
+            values["sending_started_at"] = None
+        expected = _FROM_ATTEMPTED if o.attempted else _FROM_UNTRIED
+        changed = session.execute(
+            update(_SENDS)
+            .where(_SENDS.c.id == result.send_id, _SENDS.c.state.in_(expected))
+            .values(**values)
+            .returning(_SENDS.c.contact_id, _SENDS.c.enrollment_id)
+        ).first()
+        if changed is None:
+            log.warning(
+                "send_record_skipped",
+                send_id=result.send_id,
+                outcome=result.outcome,
+                why="the send changed state meanwhile (taken by another delivery)",
             )
-            if (
-                result.outcome == "sent"
-                and result.footer
-                and o.message is not None
-                and o.message.sender_phone
-            ):
-                footers[(o.message.sender_phone, contact_id)] = now
-            if result.outcome != "deferred" and enrollment_id is not None:
-                finished.add(enrollment_id)
-            if o.carrier_opt_out:
-                _carrier_opt_out(session, contact_id, o, now)
-            elif o.undeliverable_code is not None:
-                _undeliverable(session, contact_id, o.undeliverable_code, now)
-            if result.outcome != "sent":
-                log.info(
-                    "send_decided",
-                    send_id=result.send_id,
-                    contact_id=contact_id,
-                    kind=o.prepared.send.kind.value,
-                    decision=result.outcome,
-                    code=result.code,
-                    reason=result.reason,
-                )
-        if decisions:  # one statement for the decisions of the whole transaction
-            session.execute(insert(_DECISIONS), decisions)
-        _record_footers(session, footers)
-        repo.finish_enrollments(session, finished, now)
+            continue
+        contact_id, enrollment_id = changed
+        decisions.append(
+            {
+                "send_id": result.send_id,
+                "at": now,
+                "outcome": result.outcome,
+                "code": result.code,
+                "reason": result.reason,
+                "footer": result.footer,
+                "footer_rule": o.decision.rule.value if isinstance(o.decision, Send) else None,
+                "deferred_until": result.deferred_until,
+            }
+        )
+        if (
+            result.outcome == "sent"
+            and result.footer
+            and o.message is not None
+            and o.message.sender_phone
+        ):
+            footers[(o.message.sender_phone, contact_id)] = now
+        if result.outcome != "deferred" and enrollment_id is not None:
+            finished.add(enrollment_id)
+        if o.carrier_opt_out:
+            _carrier_opt_out(session, contact_id, o, now)
+        elif o.undeliverable_code is not None:
+            _undeliverable(session, contact_id, o.undeliverable_code, now)
+        if result.outcome != "sent":
+            log.info(
+                "send_decided",
+                send_id=result.send_id,
+                contact_id=contact_id,
+                kind=o.prepared.send.kind.value,
+                decision=result.outcome,
+                code=result.code,
+                reason=result.reason,
+            )
+    if decisions:  # one statement for the decisions of the whole transaction
+        session.execute(insert(_DECISIONS), decisions)
+    _record_footers(session, footers)
+    repo.finish_enrollments(session, finished, now)
 
 
 _SENDS = cast(Table, ScheduledSend.__table__)

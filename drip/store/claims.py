@@ -61,6 +61,7 @@ __all__ = [
     "not_held",
     "recover_stale",
     "start_one",
+    "start_one_in",
     "start_sending",
 ]
 
@@ -194,13 +195,33 @@ def start_one(session: Session, send_id: int, claimed_at: datetime | None, now: 
     claimed again by someone else (a worker frozen past its deadline) is not
     started twice. Commits before returning.
     """
+    stmt = _start_statement(send_id, claimed_at, now)
+    with _own_transaction(session, "start_one") as conn:
+        won = conn.execute(stmt).first() is not None
+    _expire(session, [send_id])
+    return won
+
+
+def start_one_in(
+    session: Session, send_id: int, claimed_at: datetime | None, now: datetime
+) -> bool:
+    """:func:`start_one` inside the caller's open transaction, which the caller commits.
+
+    For a caller that records what it already sent in the same transaction
+    (one commit instead of two); the provider call must wait for the commit.
+    The session must hold no loaded ``ScheduledSend`` of ``send_id``.
+    """
+    return session.execute(_start_statement(send_id, claimed_at, now)).first() is not None
+
+
+def _start_statement(send_id: int, claimed_at: datetime | None, now: datetime) -> Any:
     now = as_utc(now)
     held = (
         SENDS.c.claimed_at.is_(None)
         if claimed_at is None
         else SENDS.c.claimed_at == as_utc(claimed_at)
     )
-    stmt = (
+    return (
         update(SENDS)
         .where(SENDS.c.id == send_id, SENDS.c.state == SendState.QUEUED, held)
         .values(
@@ -211,10 +232,6 @@ def start_one(session: Session, send_id: int, claimed_at: datetime | None, now: 
         )
         .returning(SENDS.c.id)
     )
-    with _own_transaction(session, "start_one") as conn:
-        won = conn.execute(stmt).first() is not None
-    _expire(session, [send_id])
-    return won
 
 
 def give_back(
