@@ -239,7 +239,7 @@ def _profiler(ctx: Context, worker: Any) -> Any:
 SCALING_ORDER = (1, 2, 2, 1)
 
 
-def _scaling(
+def _scaling(  # noqa: PLR0917 - the round's parts, as run() holds them
     ctx: Context,
     app: Any,
     env: dict[str, str],

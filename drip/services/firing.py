@@ -34,15 +34,16 @@ stay pending until it works again.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from time import monotonic, sleep
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import structlog
-from sqlalchemy import Table, insert, tuple_, update
+from sqlalchemy import Connection, Table, bindparam, insert, tuple_, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -84,6 +85,7 @@ from drip.store.models import (
     ScheduledSend,
     SendDecision,
 )
+from drip.store.types import UtcDateTime
 from drip.transports.base import ErrorClass, OutboundEmail, OutboundSms, error_class_of
 
 log = structlog.get_logger("drip.fire")
@@ -945,7 +947,8 @@ def _record_in(session: Session, outcomes: list[_Outcome], now: datetime) -> Non
     footers: dict[tuple[str, int], datetime] = {}
     finished: set[int] = set()
     decisions: list[dict[str, object]] = []
-    _insert_messages(session, [o.message for o in outcomes if o.message is not None])
+    conn = session.connection()
+    _insert_messages(conn, [o.message for o in outcomes if o.message is not None])
     for o in outcomes:
         result = o.result
         if o.message is not None:
@@ -971,12 +974,9 @@ def _record_in(session: Session, outcomes: list[_Outcome], now: datetime) -> Non
             values["claimed_at"] = None
             values["sending_started_at"] = None
         expected = _FROM_ATTEMPTED if o.attempted else _FROM_UNTRIED
-        changed = session.execute(
-            update(_SENDS)
-            .where(_SENDS.c.id == result.send_id, _SENDS.c.state.in_(expected))
-            .values(**values)
-            .returning(_SENDS.c.contact_id, _SENDS.c.enrollment_id)
-        ).first()
+        params = {f"v_{key}": value for key, value in values.items()}
+        params.update(b_id=result.send_id, b_states=list(expected))
+        changed = conn.execute(_record_update(frozenset(values)), params).first()
         if changed is None:
             log.warning(
                 "send_record_skipped",
@@ -1022,19 +1022,38 @@ def _record_in(session: Session, outcomes: list[_Outcome], now: datetime) -> Non
                 reason=result.reason,
             )
     if decisions:  # one statement for the decisions of the whole transaction
-        session.execute(insert(_DECISIONS), decisions)
-    _record_footers(session, footers)
+        conn.execute(_INSERT_DECISIONS, decisions)
+    _record_footers(conn, footers)
     repo.finish_enrollments(session, finished, now)
 
 
+# The recording statements are built once (per set of columns) and executed with
+# parameters: they run once per text sent, and building a SQLAlchemy statement
+# costs more CPU than executing it (every clause coerced, a cache key computed).
 _SENDS = cast(Table, ScheduledSend.__table__)
 _DECISIONS = cast(Table, SendDecision.__table__)
 _MESSAGES = cast(Table, Message.__table__)
 _CONVERSATIONS = cast(Table, Conversation.__table__)
 _MESSAGE_COLUMNS = tuple(c.key for c in Message.__mapper__.column_attrs if c.key != "id")
+_INSERT_DECISIONS = insert(_DECISIONS)
+_INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id)
 
 
-def _insert_messages(session: Session, messages: list[Message]) -> None:
+@functools.cache
+def _record_update(keys: frozenset[str]) -> Any:
+    """``UPDATE scheduled_sends SET <keys> WHERE id = :b_id AND state IN :b_states RETURNING``."""
+    return (
+        update(_SENDS)
+        .where(
+            _SENDS.c.id == bindparam("b_id"),
+            _SENDS.c.state.in_(bindparam("b_states", expanding=True)),
+        )
+        .values({key: bindparam(f"v_{key}", type_=_SENDS.c[key].type) for key in sorted(keys)})
+        .returning(_SENDS.c.contact_id, _SENDS.c.enrollment_id)
+    )
+
+
+def _insert_messages(conn: Connection, messages: list[Message]) -> None:
     """INSERT the (transient) messages with Core and set each one's ``id``.
 
     The ``Message`` objects only carry the values: a Core INSERT costs a
@@ -1044,15 +1063,28 @@ def _insert_messages(session: Session, messages: list[Message]) -> None:
     for message in messages:
         state = message.__dict__
         values = {key: state[key] for key in _MESSAGE_COLUMNS if key in state}
-        new_id = session.execute(insert(_MESSAGES).values(values).returning(_MESSAGES.c.id))
-        message.id = int(new_id.scalar_one())
+        message.id = int(conn.execute(_INSERT_MESSAGE, values).scalar_one())
 
 
 #: Conversations per UPDATE in :func:`_record_footers` (two bound parameters each).
 _FOOTER_CHUNK = 500
 
 
-def _record_footers(session: Session, footers: dict[tuple[str, int], datetime]) -> None:
+_FOOTER_AT = bindparam("at_", type_=UtcDateTime())
+_FOOTER_UPDATE = (
+    update(_CONVERSATIONS)
+    .where(
+        tuple_(_CONVERSATIONS.c.sender_phone, _CONVERSATIONS.c.contact_id).in_(
+            bindparam("pairs", expanding=True)
+        ),
+        (_CONVERSATIONS.c.footer_last_sent_at.is_(None))
+        | (_CONVERSATIONS.c.footer_last_sent_at < _FOOTER_AT),
+    )
+    .values(footer_last_sent_at=_FOOTER_AT)
+)
+
+
+def _record_footers(conn: Connection, footers: dict[tuple[str, int], datetime]) -> None:
     """Set ``footer_last_sent_at`` of each (sender, contact) conversation, never moving it back.
 
     One UPDATE per send time and chunk of conversations, not one per
@@ -1066,17 +1098,7 @@ def _record_footers(session: Session, footers: dict[tuple[str, int], datetime]) 
         by_time[at].append(pair)
     for at, pairs in by_time.items():
         for start in range(0, len(pairs), _FOOTER_CHUNK):
-            session.execute(
-                update(_CONVERSATIONS)
-                .where(
-                    tuple_(_CONVERSATIONS.c.sender_phone, _CONVERSATIONS.c.contact_id).in_(
-                        pairs[start : start + _FOOTER_CHUNK]
-                    ),
-                    (_CONVERSATIONS.c.footer_last_sent_at.is_(None))
-                    | (_CONVERSATIONS.c.footer_last_sent_at < at),
-                )
-                .values(footer_last_sent_at=at)
-            )
+            conn.execute(_FOOTER_UPDATE, {"pairs": pairs[start : start + _FOOTER_CHUNK], "at_": at})
 
 
 def _carrier_opt_out(session: Session, contact_id: int, o: _Outcome, now: datetime) -> None:

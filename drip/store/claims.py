@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, any_, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, any_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -195,9 +195,9 @@ def start_one(session: Session, send_id: int, claimed_at: datetime | None, now: 
     claimed again by someone else (a worker frozen past its deadline) is not
     started twice. Commits before returning.
     """
-    stmt = _start_statement(send_id, claimed_at, now)
+    stmt, params = _start_statement(send_id, claimed_at, now)
     with _own_transaction(session, "start_one") as conn:
-        won = conn.execute(stmt).first() is not None
+        won = conn.execute(stmt, params).first() is not None
     _expire(session, [send_id])
     return won
 
@@ -211,19 +211,15 @@ def start_one_in(
     (one commit instead of two); the provider call must wait for the commit.
     The session must hold no loaded ``ScheduledSend`` of ``send_id``.
     """
-    return session.execute(_start_statement(send_id, claimed_at, now)).first() is not None
+    stmt, params = _start_statement(send_id, claimed_at, now)
+    return session.connection().execute(stmt, params).first() is not None
 
 
-def _start_statement(send_id: int, claimed_at: datetime | None, now: datetime) -> Any:
-    now = as_utc(now)
-    held = (
-        SENDS.c.claimed_at.is_(None)
-        if claimed_at is None
-        else SENDS.c.claimed_at == as_utc(claimed_at)
-    )
+def _start_update(held: Any) -> Any:
+    now = bindparam("b_now", type_=SENDS.c.updated_at.type)
     return (
         update(SENDS)
-        .where(SENDS.c.id == send_id, SENDS.c.state == SendState.QUEUED, held)
+        .where(SENDS.c.id == bindparam("b_send_id"), SENDS.c.state == SendState.QUEUED, held)
         .values(
             state=SendState.SENDING,
             sending_started_at=now,
@@ -232,6 +228,22 @@ def _start_statement(send_id: int, claimed_at: datetime | None, now: datetime) -
         )
         .returning(SENDS.c.id)
     )
+
+
+# Built once: this runs once per text sent, and building a statement costs more CPU
+# than executing it (SQLAlchemy coerces every clause and computes a cache key).
+_START_HELD = _start_update(SENDS.c.claimed_at == bindparam("b_claimed_at"))
+_START_UNCLAIMED = _start_update(SENDS.c.claimed_at.is_(None))
+
+
+def _start_statement(
+    send_id: int, claimed_at: datetime | None, now: datetime
+) -> tuple[Any, dict[str, Any]]:
+    params: dict[str, Any] = {"b_send_id": send_id, "b_now": as_utc(now)}
+    if claimed_at is None:
+        return _START_UNCLAIMED, params
+    params["b_claimed_at"] = as_utc(claimed_at)
+    return _START_HELD, params
 
 
 def give_back(
