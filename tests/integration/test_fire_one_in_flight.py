@@ -115,3 +115,58 @@ def test_the_window_is_rechecked_with_the_clock_read_per_send(make_rig: RigFacto
         ("deferred", "window"),
     ]
     assert rig.twilio.accepted == 1
+
+
+class Watching:
+    """The real transport; before each call it reads, on a connection of its own, what is committed."""
+
+    def __init__(self, inner: SmsTransport, rig: Rig) -> None:
+        self.inner, self.rig = inner, rig
+        self.seen: list[tuple[dict[str, int], int]] = []
+
+    def send_sms(self, msg: OutboundSms) -> SmsReceipt:
+        from sqlalchemy import func, select
+
+        from drip.store.models import Message
+
+        with self.rig.deps.sessions() as session:
+            sids = session.scalar(
+                select(func.count()).select_from(Message).where(Message.provider_sid.is_not(None))
+            )
+        self.seen.append((self.rig.states(), int(sids or 0)))
+        return self.inner.send_sms(msg)
+
+
+def test_each_call_finds_the_sends_before_it_recorded_and_itself_sending(rig: Rig) -> None:
+    """At every provider call the earlier sends are committed sent with their sid, this one sending."""
+    ids = _batch(rig, 6)
+    watching = Watching(rig.deps.sms, rig)
+    results = fire_batch(replace(rig.deps, sms=watching), ids, rig.now)
+    assert [r.outcome for r in results] == ["sent"] * 6
+    assert all(r.message_id is not None for r in results)
+    for k, (states, sids) in enumerate(watching.seen):
+        expected = {"sent": k, "sending": 1, "queued": 5 - k}
+        assert states == {state: n for state, n in expected.items() if n}
+        assert sids == k
+    assert rig.states() == {"sent": 6}
+
+
+def test_a_batch_commits_once_per_send_not_twice(rig: Rig) -> None:
+    """Each send's record shares its commit with the next send's start: about one commit per send."""
+    from sqlalchemy import event
+
+    ids = _batch(rig, 8)
+    commits: list[object] = []
+
+    def count(conn: object) -> None:
+        commits.append(conn)
+
+    event.listen(rig.deps.engine, "commit", count)
+    try:
+        fire_batch(rig.deps, ids, rig.now)
+    finally:
+        event.remove(rig.deps.engine, "commit", count)
+    assert rig.states() == {"sent": 8}
+    # the gather, 8 starts (7 carrying the record before them), the last record,
+    # and the early-callback check: 11, where a commit per start and per record made 18.
+    assert len(commits) <= 8 + 3
