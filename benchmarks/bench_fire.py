@@ -234,11 +234,6 @@ def _profiler(ctx: Context, worker: Any) -> Any:
     return child
 
 
-#: Pool sizes of the scaling rounds, in the order they run (alternating, so that
-#: load from elsewhere on the machine falls on both alike).
-SCALING_ORDER = (1, 2, 2, 1)
-
-
 def _scaling(  # noqa: PLR0917 - the round's parts, as run() holds them
     ctx: Context,
     app: Any,
@@ -260,7 +255,8 @@ def _scaling(  # noqa: PLR0917 - the round's parts, as run() holds them
     seconds = {1: 0.0, 2: 0.0}
     sends = {1: 0, 2: 0}
     cpu = {1: 0.0, 2: 0.0}
-    for size in SCALING_ORDER:
+    # Alternating (1, 2, 2, 1), so that load from elsewhere falls on both alike.
+    for size in ctx.sizes.scaling_order:
         worker = start_celery_worker(
             ctx.processes, f"drip-scale-{size}", "workers.celery_app",
             [SEND_QUEUE, DISPATCH_QUEUE], env, concurrency=size, include="bench_tasks",

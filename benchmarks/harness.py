@@ -61,7 +61,8 @@ class Sizes:
     claim_reps: int
     fire_sends: int  # sends fired end to end through the worker pool
     noop_tasks: int  # no-op tasks through the same pool
-    scaling_sends: int = 600  # sends per scaling round (1 and 2 worker processes, twice each)
+    scaling_sends: int = 600  # sends per scaling round
+    scaling_order: tuple[int, ...] = (1, 2, 2, 1)  # pool sizes of the scaling rounds, in order
     worker_concurrency: int = 2
     fire_rounds: int = 8  # firing: rounds, half drip and half no-op, alternating
     rss_reps: int = 1
@@ -85,6 +86,7 @@ SIZES = {
         fire_sends=400,
         noop_tasks=400,
         scaling_sends=100,
+        scaling_order=(1, 2),
         fire_rounds=4,
         settle_window=0.8,
         replay="seed",
