@@ -34,16 +34,14 @@ stay pending until it works again.
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from time import monotonic, sleep
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 
 import structlog
-from sqlalchemy import Connection, Table, bindparam, insert, tuple_, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -73,19 +71,16 @@ from drip.services import carrier, fire_checks, unsubscribe
 from drip.services.circuit import Circuit, circuit_for
 from drip.services.deps import Deps
 from drip.services.senders import Sender, missing_sender_reason, resolve_sender, template_values
-from drip.store import claims
+from drip.store import claims, fire_record
 from drip.store import repository as repo
 from drip.store.engine import SQLITE_BEGIN_OPTION
 from drip.store.models import (
     Agent,
     ConsentEvent,
     Contact,
-    Conversation,
     Message,
     ScheduledSend,
-    SendDecision,
 )
-from drip.store.types import UtcDateTime
 from drip.transports.base import ErrorClass, OutboundEmail, OutboundSms, error_class_of
 
 log = structlog.get_logger("drip.fire")
@@ -948,7 +943,7 @@ def _record_in(session: Session, outcomes: list[_Outcome], now: datetime) -> Non
     finished: set[int] = set()
     decisions: list[dict[str, object]] = []
     conn = session.connection()
-    _insert_messages(conn, [o.message for o in outcomes if o.message is not None])
+    fire_record.insert_messages(conn, [o.message for o in outcomes if o.message is not None])
     for o in outcomes:
         result = o.result
         if o.message is not None:
@@ -974,9 +969,7 @@ def _record_in(session: Session, outcomes: list[_Outcome], now: datetime) -> Non
             values["claimed_at"] = None
             values["sending_started_at"] = None
         expected = _FROM_ATTEMPTED if o.attempted else _FROM_UNTRIED
-        params = {f"v_{key}": value for key, value in values.items()}
-        params.update(b_id=result.send_id, b_states=list(expected))
-        changed = conn.execute(_record_update(frozenset(values)), params).first()
+        changed = fire_record.record_send(conn, result.send_id, expected, values)
         if changed is None:
             log.warning(
                 "send_record_skipped",
@@ -1021,84 +1014,9 @@ def _record_in(session: Session, outcomes: list[_Outcome], now: datetime) -> Non
                 code=result.code,
                 reason=result.reason,
             )
-    if decisions:  # one statement for the decisions of the whole transaction
-        conn.execute(_INSERT_DECISIONS, decisions)
-    _record_footers(conn, footers)
+    fire_record.insert_decisions(conn, decisions)  # one statement for the transaction
+    fire_record.set_footers(conn, footers)
     repo.finish_enrollments(session, finished, now)
-
-
-# The recording statements are built once (per set of columns) and executed with
-# parameters: they run once per text sent, and building a SQLAlchemy statement
-# costs more CPU than executing it (every clause coerced, a cache key computed).
-_SENDS = cast(Table, ScheduledSend.__table__)
-_DECISIONS = cast(Table, SendDecision.__table__)
-_MESSAGES = cast(Table, Message.__table__)
-_CONVERSATIONS = cast(Table, Conversation.__table__)
-_MESSAGE_COLUMNS = tuple(c.key for c in Message.__mapper__.column_attrs if c.key != "id")
-_INSERT_DECISIONS = insert(_DECISIONS)
-_INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id)
-
-
-@functools.cache
-def _record_update(keys: frozenset[str]) -> Any:
-    """``UPDATE scheduled_sends SET <keys> WHERE id = :b_id AND state IN :b_states RETURNING``."""
-    return (
-        update(_SENDS)
-        .where(
-            _SENDS.c.id == bindparam("b_id"),
-            _SENDS.c.state.in_(bindparam("b_states", expanding=True)),
-        )
-        .values({key: bindparam(f"v_{key}", type_=_SENDS.c[key].type) for key in sorted(keys)})
-        .returning(_SENDS.c.contact_id, _SENDS.c.enrollment_id)
-    )
-
-
-def _insert_messages(conn: Connection, messages: list[Message]) -> None:
-    """INSERT the (transient) messages with Core and set each one's ``id``.
-
-    The ``Message`` objects only carry the values: a Core INSERT costs a
-    fraction of an ORM flush, and this runs once per text sent. Attributes
-    never set are left out, so column defaults apply as in a flush.
-    """
-    for message in messages:
-        state = message.__dict__
-        values = {key: state[key] for key in _MESSAGE_COLUMNS if key in state}
-        message.id = int(conn.execute(_INSERT_MESSAGE, values).scalar_one())
-
-
-#: Conversations per UPDATE in :func:`_record_footers` (two bound parameters each).
-_FOOTER_CHUNK = 500
-
-
-_FOOTER_AT = bindparam("at_", type_=UtcDateTime())
-_FOOTER_UPDATE = (
-    update(_CONVERSATIONS)
-    .where(
-        tuple_(_CONVERSATIONS.c.sender_phone, _CONVERSATIONS.c.contact_id).in_(
-            bindparam("pairs", expanding=True)
-        ),
-        (_CONVERSATIONS.c.footer_last_sent_at.is_(None))
-        | (_CONVERSATIONS.c.footer_last_sent_at < _FOOTER_AT),
-    )
-    .values(footer_last_sent_at=_FOOTER_AT)
-)
-
-
-def _record_footers(conn: Connection, footers: dict[tuple[str, int], datetime]) -> None:
-    """Set ``footer_last_sent_at`` of each (sender, contact) conversation, never moving it back.
-
-    One UPDATE per send time and chunk of conversations, not one per
-    conversation: in a batch every footer was sent at the same ``now``, and a
-    round trip per text was most of the cost of recording a batch. No
-    ``Conversation`` is loaded in the recording session, so nothing in memory
-    needs synchronising.
-    """
-    by_time: dict[datetime, list[tuple[str, int]]] = defaultdict(list)
-    for pair, at in footers.items():
-        by_time[at].append(pair)
-    for at, pairs in by_time.items():
-        for start in range(0, len(pairs), _FOOTER_CHUNK):
-            conn.execute(_FOOTER_UPDATE, {"pairs": pairs[start : start + _FOOTER_CHUNK], "at_": at})
 
 
 def _carrier_opt_out(session: Session, contact_id: int, o: _Outcome, now: datetime) -> None:
