@@ -42,6 +42,7 @@ from time import monotonic, sleep
 from typing import TypeVar
 
 import structlog
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -159,6 +160,9 @@ class _Batch:
     #: is committed with the next send's ``sending`` (one commit per send, not
     #: two), or on its own before anything that may take time (:func:`_flush`).
     unrecorded: _Unrecorded | None = None
+    #: PostgreSQL: the batch's own connection, in autocommit, for its one-statement
+    #: records and starts (:func:`_held`); checked out (and pinged) once per batch.
+    conn: Connection | None = None
 
     def clock(self) -> datetime:
         """The clock, read per send: the batch's ``now`` plus the whole seconds it has taken.
@@ -225,6 +229,7 @@ def fire_batch(deps: Deps, ids: list[int], now: datetime) -> list[FireResult]:
                 settled.append(outcome)
     finally:
         _flush(deps, batch)
+        _drop(batch)
         if settled:
             _record(deps, settled, batch.clock())
         results.extend(o.result for o in recorded)
@@ -236,8 +241,88 @@ def fire_batch(deps: Deps, ids: list[int], now: datetime) -> list[FireResult]:
 def _flush(deps: Deps, batch: _Batch) -> None:
     """Record the batch's last sent send now, on its own (see :attr:`_Batch.unrecorded`)."""
     carry, batch.unrecorded = batch.unrecorded, None
-    if carry is not None:
-        _record_durably(deps, carry.outcome, carry.at)
+    if carry is None:
+        return
+    if _one_statement(deps, carry.outcome):
+        try:
+            _record_one(_held(deps, batch), carry.outcome, carry.at, None)
+            return
+        except (DBAPIError, StoreError) as exc:
+            _drop(batch)
+            log.warning("send_record_retry", send_id=carry.outcome.result.send_id, attempt=1,
+                        error=type(exc).__name__)  # fmt: skip
+        _record_durably(deps, carry.outcome, carry.at, look_first=True)
+        return
+    _record_durably(deps, carry.outcome, carry.at)
+
+
+def _held(deps: Deps, batch: _Batch) -> Connection:
+    """The batch's autocommit connection (PostgreSQL), opened on first use.
+
+    One checkout, so one pre-ping, per batch instead of one per statement. A
+    statement on it that fails drops it (:func:`_drop`); the retry goes through
+    the pool, which pings and reconnects, and the next statement opens a new one.
+    """
+    if batch.conn is None:
+        batch.conn = deps.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    return batch.conn
+
+
+def _drop(batch: _Batch) -> None:
+    """Give the batch's connection back, discarding it if a statement on it failed."""
+    conn, batch.conn = batch.conn, None
+    if conn is not None:
+        with contextlib.suppress(DBAPIError, StoreError):
+            conn.close()
+
+
+def _one_statement(deps: Deps, outcome: _Outcome) -> bool:
+    """A sent send with nothing more to record than its message (the common case), on PostgreSQL.
+
+    A carrier opt-out or an undeliverable number also changes the contact
+    (ORM, :func:`_record_in`); those, and SQLite, take the transaction path.
+    """
+    return (
+        outcome.attempted
+        and outcome.result.outcome == "sent"
+        and outcome.message is not None
+        and not outcome.carrier_opt_out
+        and outcome.undeliverable_code is None
+        and deps.engine.dialect.name == "postgresql"
+    )
+
+
+def _record_one(
+    conn: Connection,
+    o: _Outcome,
+    now: datetime,
+    start: tuple[int, datetime | None, datetime] | None,
+) -> bool:
+    """:func:`_record_in` of one sent send as one statement in autocommit, with the next start.
+
+    Returns whether the next send (``start``) became ``sending``.
+    """
+    assert o.message is not None  # _one_statement ensures it
+    result = o.result
+    recorded = fire_record.record_sent(
+        conn,
+        o.message,
+        result.send_id,
+        send_values=_send_values(o, now),
+        decision=_decision_row(o, now),
+        footer_phone=o.message.sender_phone if result.footer and o.message.sender_phone else None,
+        at=now,
+        start=start,
+    )
+    o.result = replace(result, message_id=recorded.message_id)
+    if recorded.send is None:
+        log.warning(
+            "send_record_skipped",
+            send_id=result.send_id,
+            outcome=result.outcome,
+            why="the send changed state meanwhile (taken by another delivery)",
+        )
+    return recorded.started
 
 
 def _apply_early_callbacks(deps: Deps, outcomes: list[_Outcome], at: datetime) -> None:
@@ -710,6 +795,26 @@ def _start(deps: Deps, p: _Prepared, now: datetime, batch: _Batch) -> bool:
     went through) and then this send is started on its own.
     """
     carry, batch.unrecorded = batch.unrecorded, None
+    if deps.engine.dialect.name == "postgresql" and (
+        carry is None or _one_statement(deps, carry.outcome)
+    ):
+        try:  # one round trip, one commit: the record and this start together
+            conn = _held(deps, batch)
+            if carry is None:
+                stmt, params = claims.start_statement(p.send.id, p.send.claimed_at, now)
+                return conn.execute(stmt, params).first() is not None
+            return _record_one(conn, carry.outcome, carry.at, (p.send.id, p.send.claimed_at, now))
+        except (DBAPIError, StoreError) as exc:
+            _drop(batch)
+            log.warning(
+                "send_start_retry",
+                send_id=p.send.id,
+                error=type(exc).__name__,
+                detail=str(exc)[:600],
+            )
+        if carry is not None:
+            _record_durably(deps, carry.outcome, carry.at, look_first=True)
+        return _start_alone(deps, p, now)
     if carry is None:
         return _start_alone(deps, p, now)
     try:
@@ -949,25 +1054,9 @@ def _record_in(session: Session, outcomes: list[_Outcome], now: datetime) -> Non
         if o.message is not None:
             result = replace(result, message_id=o.message.id)
             o.result = result
-        values: dict[str, object] = {
-            "state": _STATE_OF[result.outcome],
-            "decision_code": result.code,
-            "decision_reason": result.reason,
-            "updated_at": now,
-        }
+        values = _send_values(o, now)
         if o.message is not None:
             values["message_id"] = o.message.id
-        sent = o.prepared.send
-        if result.outcome == "sent" and fire_checks.counts_for_catch_up(
-            sent.due_at, sent.catching_up, now
-        ):
-            values["catching_up"] = True  # an overdue step went out: catch-up counts it
-        if result.outcome == "deferred" and result.deferred_until is not None:
-            values["due_at"] = result.deferred_until
-            if isinstance(o.decision, Defer):
-                values["catching_up"] = o.decision.catching_up
-            values["claimed_at"] = None
-            values["sending_started_at"] = None
         expected = _FROM_ATTEMPTED if o.attempted else _FROM_UNTRIED
         changed = fire_record.record_send(conn, result.send_id, expected, values)
         if changed is None:
@@ -979,18 +1068,7 @@ def _record_in(session: Session, outcomes: list[_Outcome], now: datetime) -> Non
             )
             continue
         contact_id, enrollment_id = changed
-        decisions.append(
-            {
-                "send_id": result.send_id,
-                "at": now,
-                "outcome": result.outcome,
-                "code": result.code,
-                "reason": result.reason,
-                "footer": result.footer,
-                "footer_rule": o.decision.rule.value if isinstance(o.decision, Send) else None,
-                "deferred_until": result.deferred_until,
-            }
-        )
+        decisions.append({"send_id": result.send_id, **_decision_row(o, now)})
         if (
             result.outcome == "sent"
             and result.footer
@@ -1017,6 +1095,43 @@ def _record_in(session: Session, outcomes: list[_Outcome], now: datetime) -> Non
     fire_record.insert_decisions(conn, decisions)  # one statement for the transaction
     fire_record.set_footers(conn, footers)
     repo.finish_enrollments(session, finished, now)
+
+
+def _send_values(o: _Outcome, now: datetime) -> dict[str, object]:
+    """The columns of the send that recording ``o`` sets (besides its message's id)."""
+    result = o.result
+    values: dict[str, object] = {
+        "state": _STATE_OF[result.outcome],
+        "decision_code": result.code,
+        "decision_reason": result.reason,
+        "updated_at": now,
+    }
+    sent = o.prepared.send
+    if result.outcome == "sent" and fire_checks.counts_for_catch_up(
+        sent.due_at, sent.catching_up, now
+    ):
+        values["catching_up"] = True  # an overdue step went out: catch-up counts it
+    if result.outcome == "deferred" and result.deferred_until is not None:
+        values["due_at"] = result.deferred_until
+        if isinstance(o.decision, Defer):
+            values["catching_up"] = o.decision.catching_up
+        values["claimed_at"] = None
+        values["sending_started_at"] = None
+    return values
+
+
+def _decision_row(o: _Outcome, now: datetime) -> dict[str, object]:
+    """The ``send_decisions`` columns of ``o`` but its ``send_id``."""
+    result = o.result
+    return {
+        "at": now,
+        "outcome": result.outcome,
+        "code": result.code,
+        "reason": result.reason,
+        "footer": result.footer,
+        "footer_rule": o.decision.rule.value if isinstance(o.decision, Send) else None,
+        "deferred_until": result.deferred_until,
+    }
 
 
 def _carrier_opt_out(session: Session, contact_id: int, o: _Outcome, now: datetime) -> None:

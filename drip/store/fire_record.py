@@ -13,16 +13,32 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, tuple_, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, tuple_, update
 
-from drip.domain.enums import SendState
-from drip.store.models import Conversation, Message, ScheduledSend, SendDecision
+from drip.domain.enums import EnrollmentStatus, SendState
+from drip.store import claims
+from drip.store.models import (
+    Conversation,
+    Enrollment,
+    Message,
+    ScheduledSend,
+    SendDecision,
+)
 from drip.store.types import UtcDateTime
 
-__all__ = ["FOOTER_CHUNK", "insert_decisions", "insert_messages", "record_send", "set_footers"]
+__all__ = [
+    "FOOTER_CHUNK",
+    "Recorded",
+    "insert_decisions",
+    "insert_messages",
+    "record_send",
+    "record_sent",
+    "set_footers",
+]
 
 _SENDS = cast(Table, ScheduledSend.__table__)
 _DECISIONS = cast(Table, SendDecision.__table__)
@@ -112,3 +128,168 @@ def set_footers(conn: Connection, footers: Mapping[tuple[str, int], datetime]) -
     for at, pairs in by_time.items():
         for start in range(0, len(pairs), FOOTER_CHUNK):
             conn.execute(_FOOTER_UPDATE, {"pairs": pairs[start : start + FOOTER_CHUNK], "at_": at})
+
+
+# --- PostgreSQL: a sent send's whole record, and the next send's start, in one statement ---
+
+_ENROLLMENTS = cast(Table, Enrollment.__table__)
+
+
+def _constant(value: object, _values: Mapping[str, object]) -> object:
+    return value
+
+
+def _message_defaults() -> dict[str, Any]:
+    """The Python-side defaults of ``messages``, as functions of the other values."""
+    defaults: dict[str, Any] = {}
+    for column in _MESSAGES.columns:
+        default = column.default
+        if default is None or column.key == "id":
+            continue
+        if getattr(default, "is_scalar", False):
+            defaults[column.key] = functools.partial(_constant, getattr(default, "arg", None))
+        elif column.key == "updated_at":  # models._default_from("created_at")
+            defaults[column.key] = lambda values: values.get("created_at")
+        else:
+            raise TypeError(f"messages.{column.key}: a default record_sent does not know")
+    return defaults
+
+
+_MESSAGE_DEFAULTS = _message_defaults()
+_OPEN_STATES = (SendState.PENDING, SendState.QUEUED, SendState.SENDING)
+_ATTEMPTED = (SendState.SENDING, SendState.UNKNOWN)
+
+
+@functools.cache
+def _record_statement(
+    message_keys: frozenset[str], send_keys: frozenset[str], footer: bool, start: str | None
+) -> Any:
+    """One statement of data-modifying CTEs: message, send, decision, footer, enrollment, start.
+
+    Executed on its own in autocommit, it is one round trip and one commit where
+    the same work as separate statements took BEGIN, six statements and COMMIT.
+    Every part sees the snapshot taken before the statement: the enrollment's
+    "nothing left open" test therefore leaves out the send recorded here (still
+    ``sending`` in that snapshot). The send being recorded and the one being
+    started are different rows, so no row is updated twice.
+    """
+    m = (
+        insert(_MESSAGES)
+        .values({k: bindparam(f"m_{k}", type_=_MESSAGES.c[k].type) for k in sorted(message_keys)})
+        .returning(_MESSAGES.c.id)
+        .cte("m")
+    )
+    values: dict[str, Any] = {
+        k: bindparam(f"v_{k}", type_=_SENDS.c[k].type) for k in sorted(send_keys)
+    }
+    values["message_id"] = select(m.c.id).scalar_subquery()
+    s = (
+        update(_SENDS)
+        .where(_SENDS.c.id == bindparam("r_id"), _SENDS.c.state.in_(_ATTEMPTED))
+        .values(values)
+        .returning(_SENDS.c.id, _SENDS.c.contact_id, _SENDS.c.enrollment_id)
+        .cte("s")
+    )
+    decision_cols = ("at", "outcome", "code", "reason", "footer", "footer_rule", "deferred_until")
+    d = (
+        insert(_DECISIONS)
+        .from_select(
+            ["send_id", *decision_cols],
+            select(
+                s.c.id,
+                *(bindparam(f"d_{k}", type_=_DECISIONS.c[k].type) for k in decision_cols),
+            ),
+        )
+        .cte("d")
+    )
+    at = bindparam("r_at", type_=UtcDateTime())
+    still_open = select(_SENDS.c.id).where(
+        _SENDS.c.enrollment_id == _ENROLLMENTS.c.id,
+        _SENDS.c.state.in_(_OPEN_STATES),
+        _SENDS.c.id != bindparam("r_id"),
+    )
+    e = (
+        update(_ENROLLMENTS)
+        .where(
+            _ENROLLMENTS.c.id.in_(select(s.c.enrollment_id)),
+            _ENROLLMENTS.c.status == EnrollmentStatus.ACTIVE,
+            ~still_open.exists(),
+        )
+        .values(status=EnrollmentStatus.COMPLETED, stopped_at=at, stop_reason="all steps done")
+        .cte("e")
+    )
+    ctes = [d, e]
+    if footer:
+        ctes.append(
+            update(_CONVERSATIONS)
+            .where(
+                _CONVERSATIONS.c.sender_phone == bindparam("f_phone"),
+                _CONVERSATIONS.c.contact_id.in_(select(s.c.contact_id)),
+                (_CONVERSATIONS.c.footer_last_sent_at.is_(None))
+                | (_CONVERSATIONS.c.footer_last_sent_at < at),
+            )
+            .values(footer_last_sent_at=at)
+            .cte("f")
+        )
+    columns: list[Any] = [
+        select(m.c.id).scalar_subquery(),
+        select(s.c.contact_id).scalar_subquery(),
+        select(s.c.enrollment_id).scalar_subquery(),
+    ]
+    if start is not None:
+        n = claims.start_update_named("n", held=start == "held").cte("n")
+        columns.append(select(n.c.id).scalar_subquery())
+    return select(*columns).add_cte(*ctes)
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What :func:`record_sent` did: the message's id, the send's row (None if it had moved on)."""
+
+    message_id: int
+    send: tuple[int, int | None] | None
+    started: bool
+
+
+def record_sent(
+    conn: Connection,
+    message: Message,
+    send_id: int,
+    *,
+    send_values: Mapping[str, object],
+    decision: Mapping[str, object],
+    footer_phone: str | None,
+    at: datetime,
+    start: tuple[int, datetime | None, datetime] | None,
+) -> Recorded:
+    """Record one sent send (and start the next: ``(send_id, claimed_at, now)``) in one statement.
+
+    PostgreSQL only, on a connection in autocommit: the statement is its own
+    transaction, so the record and the next ``sending`` are committed together
+    before this returns. The send's state changes only from ``sending`` or
+    ``unknown``; the message is stored regardless.
+    """
+    state = message.__dict__
+    message_values = {k: state[k] for k in _MESSAGE_COLUMNS if k in state}
+    # The INSERT is inside a CTE, where SQLAlchemy applies no Python-side column default.
+    for key, default in _MESSAGE_DEFAULTS.items():
+        if key not in message_values:
+            message_values[key] = default(message_values)
+    params: dict[str, Any] = {f"m_{k}": v for k, v in message_values.items()}
+    params.update({f"v_{k}": v for k, v in send_values.items()})
+    params.update({f"d_{k}": v for k, v in decision.items()})
+    params.update(r_id=send_id, r_at=at)
+    if footer_phone is not None:
+        params["f_phone"] = footer_phone
+    variant = None
+    if start is not None:
+        start_id, claimed_at, now = start
+        variant = "unclaimed" if claimed_at is None else "held"
+        params.update(claims.start_params("n", start_id, claimed_at, now))
+    stmt = _record_statement(
+        frozenset(message_values), frozenset(send_values), footer_phone is not None, variant
+    )
+    row = conn.execute(stmt, params).one()
+    message.id = int(row[0])
+    send = None if row[1] is None else (int(row[1]), None if row[2] is None else int(row[2]))
+    return Recorded(message.id, send, start is not None and row[3] is not None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -158,15 +158,49 @@ def test_a_batch_commits_once_per_send_not_twice(rig: Rig) -> None:
     ids = _batch(rig, 8)
     commits: list[object] = []
 
-    def count(conn: object) -> None:
+    def count(conn: Any) -> None:
         commits.append(conn)
 
+    def count_autocommit(conn: Any, *_args: object) -> None:
+        # a statement on a connection in autocommit is a transaction, and a commit, of its own
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            commits.append(conn)
+
     event.listen(rig.deps.engine, "commit", count)
+    event.listen(rig.deps.engine, "before_cursor_execute", count_autocommit)
     try:
         fire_batch(rig.deps, ids, rig.now)
     finally:
         event.remove(rig.deps.engine, "commit", count)
+        event.remove(rig.deps.engine, "before_cursor_execute", count_autocommit)
     assert rig.states() == {"sent": 8}
     # the gather, 8 starts (7 carrying the record before them), the last record,
     # and the early-callback check: 11, where a commit per start and per record made 18.
     assert len(commits) <= 8 + 3
+
+
+def test_a_send_is_one_statement_on_postgres(rig: Rig) -> None:
+    """On PostgreSQL a send's record and the next send's start are one statement (SQLite: several)."""
+    from sqlalchemy import event
+
+    ids = _batch(rig, 8)
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, sql: str, *_args: object) -> None:
+        statements.append(sql)
+
+    event.listen(rig.deps.engine, "before_cursor_execute", count)
+    try:
+        results = fire_batch(rig.deps, ids, rig.now)
+    finally:
+        event.remove(rig.deps.engine, "before_cursor_execute", count)
+    assert rig.states() == {"sent": 8}
+    assert all(r.message_id is not None for r in results)
+    fire = [sql for sql in statements if "UPDATE scheduled_sends" in sql]
+    if rig.deps.engine.dialect.name == "postgresql":
+        # the first start alone, 7 records each carrying the next start, the last record alone
+        assert len(fire) == 1 + 7 + 1
+    else:  # a transaction of separate statements: 8 starts and 8 records
+        assert len(fire) == 8 + 8
+    assert sum("INSERT INTO messages" in sql for sql in statements) == 8
+    assert rig.states() == {"sent": 8}
