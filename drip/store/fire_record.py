@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, tuple_, update
+from sqlalchemy import Connection, Table, bindparam, insert, or_, select, tuple_, update
 
 from drip.domain.enums import EnrollmentStatus, SendState
 from drip.store import claims
@@ -160,6 +160,11 @@ _OPEN_STATES = (SendState.PENDING, SendState.QUEUED, SendState.SENDING)
 _ATTEMPTED = (SendState.SENDING, SendState.UNKNOWN)
 
 
+def _any_state(states: Sequence[SendState]) -> Any:
+    """``state = a OR state = b ...``: an ``IN`` list is expanded anew at every execution."""
+    return or_(*(_SENDS.c.state == state for state in states))
+
+
 @functools.cache
 def _record_statement(
     message_keys: frozenset[str], send_keys: frozenset[str], footer: bool, start: str | None
@@ -185,7 +190,7 @@ def _record_statement(
     values["message_id"] = select(m.c.id).scalar_subquery()
     s = (
         update(_SENDS)
-        .where(_SENDS.c.id == bindparam("r_id"), _SENDS.c.state.in_(_ATTEMPTED))
+        .where(_SENDS.c.id == bindparam("r_id"), _any_state(_ATTEMPTED))
         .values(values)
         .returning(_SENDS.c.id, _SENDS.c.contact_id, _SENDS.c.enrollment_id)
         .cte("s")
@@ -205,7 +210,7 @@ def _record_statement(
     at = bindparam("r_at", type_=UtcDateTime())
     still_open = select(_SENDS.c.id).where(
         _SENDS.c.enrollment_id == _ENROLLMENTS.c.id,
-        _SENDS.c.state.in_(_OPEN_STATES),
+        _any_state(_OPEN_STATES),
         _SENDS.c.id != bindparam("r_id"),
     )
     e = (
