@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
 PYTHON = sys.executable
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
+DEFAULT_REDIS_LOCK_URL = "redis://127.0.0.1:6379/0"  # where the tests keep their locks
 CAMPAIGN = "smart-drip-new-lead"  # the bundled 5-step Smart-Drip campaign
 
 
@@ -61,6 +61,8 @@ class Sizes:
     claim_reps: int
     fire_sends: int  # sends fired end to end through the worker pool
     noop_tasks: int  # no-op tasks through the same pool
+    scaling_sends: int = 600  # sends per scaling round
+    scaling_order: tuple[int, ...] = (1, 2, 2, 1)  # pool sizes of the scaling rounds, in order
     worker_concurrency: int = 2
     fire_rounds: int = 8  # firing: rounds, half drip and half no-op, alternating
     rss_reps: int = 1
@@ -83,6 +85,8 @@ SIZES = {
         claim_reps=3,
         fire_sends=400,
         noop_tasks=400,
+        scaling_sends=100,
+        scaling_order=(1, 2),
         fire_rounds=4,
         settle_window=0.8,
         replay="seed",
@@ -112,6 +116,7 @@ SIZES = {
         claim_reps=11,
         fire_sends=20_000,
         noop_tasks=20_000,
+        scaling_sends=4_000,
         rss_reps=2,
     ),
 }
@@ -204,14 +209,62 @@ def count(url: str, query: str, params: Sequence[Any] = ()) -> int:
 # --------------------------------------------------------------------------- Redis
 
 
-def redis_url_from_env() -> str:
-    return os.environ.get("DRIP_BENCH_REDIS_URL") or DEFAULT_REDIS_URL
+#: The test fixtures' lock on a Redis database number (tests/conftest.py), taken
+#: the same way here: a run must not share its database with a test (which
+#: flushes it) or another run (which deletes the keys it added, drip's queues
+#: among them, and whose workers would consume this run's tasks).
+REDIS_LOCK_PREFIX = "drip-test:db-lock:"
+REDIS_LOCK_SECONDS = 4 * 3600  # longer than a full run
+
+
+def redis_url_from_env() -> str | None:
+    """``DRIP_BENCH_REDIS_URL``, or None: then :class:`RedisScratch` locks a free database."""
+    return os.environ.get("DRIP_BENCH_REDIS_URL") or None
+
+
+def _locked_database(base_url: str) -> tuple[str, str, str]:
+    """(url, lock key, token) of a Redis database no test or other run holds.
+
+    Not the base database (it holds the locks) nor 15, the default of runs
+    made before the lock existed.
+    """
+    locks = redis.Redis.from_url(base_url, socket_connect_timeout=5)
+    try:
+        try:
+            count = int(locks.config_get("databases").get("databases") or 16)
+        except redis.ResponseError:
+            count = 16
+        base_db = int(locks.connection_pool.connection_kwargs.get("db", 0))
+        token = secrets.token_hex(8)
+        deadline = time.monotonic() + 120
+        while True:
+            for n in range(count - 2, -1, -1):
+                if n == base_db:
+                    continue
+                key = f"{REDIS_LOCK_PREFIX}{n}"
+                if locks.set(key, token, nx=True, ex=REDIS_LOCK_SECONDS):
+                    parts = urlsplit(base_url)
+                    url = parts._replace(path=f"/{n}").geturl()
+                    return url, key, token
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no free Redis database on {base_url} after 120 s")
+            time.sleep(0.5)
+    finally:
+        locks.close()
 
 
 class RedisScratch:
-    """Remembers which keys existed at the start; ``cleanup`` deletes every key added since."""
+    """Remembers which keys existed at the start; ``cleanup`` deletes every key added since.
 
-    def __init__(self, url: str) -> None:
+    Without a URL it takes a free database under the tests' lock (see
+    :data:`REDIS_LOCK_PREFIX`) and releases it at the end.
+    """
+
+    def __init__(self, url: str | None) -> None:
+        self._lock: tuple[str, str, str] | None = None
+        if url is None:
+            url, key, token = _locked_database(DEFAULT_REDIS_LOCK_URL)
+            self._lock = (DEFAULT_REDIS_LOCK_URL, key, token)
         self.url = url
         self.client = redis.Redis.from_url(url, socket_connect_timeout=5)
         self.client.ping()
@@ -229,6 +282,12 @@ class RedisScratch:
         for start in range(0, len(added), 500):
             self.client.delete(*added[start : start + 500])
         self.client.close()
+        if self._lock is not None:
+            base, key, token = self._lock
+            locks = redis.Redis.from_url(base, socket_connect_timeout=5)
+            if locks.get(key) == token.encode():
+                locks.delete(key)
+            locks.close()
 
 
 def queue_length(client: redis.Redis, queue: str) -> int:

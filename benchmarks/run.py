@@ -74,6 +74,8 @@ GOALS: list[tuple[str, str, str, Callable[[float], bool]]] = [
     ("worker_rss_growth_mib", "memory", "<= 10", lambda v: v <= 10),
     ("claim_backlog_ratio", "claim", "<= 1.5", lambda v: v <= 1.5),
     ("fire_vs_celery_noop", "fire", ">= 1.0", lambda v: v >= 1.0),
+    ("fire_cpu_vs_noop", "fire", "<= 1.0", lambda v: v <= 1.0),
+    ("fire_scaling_2v1", "fire", ">= 1.6", lambda v: v >= 1.6),
     ("pacing_accuracy", "pacing", "<= 1.0", lambda v: v <= 1.0),
     ("pacing_overhead", "pacing", ">= 0.9", lambda v: v >= 0.9),
     ("enroll_many_cli_vs_copy", "operate", ">= 0.25", lambda v: v >= 0.25),
@@ -141,6 +143,14 @@ def table(r: dict[str, Any], sections: list[str]) -> str:
         add(f"   no-op Celery task ({_fmt(r.get('noop_tasks'))} tasks)",
             "noop_tasks_per_s", "tasks/s")  # fmt: skip
         add("   fire_vs_celery_noop", "fire_vs_celery_noop", "", "goal >= 1.0")
+        cpu = r.get("fire_cpu_ms_per_send")
+        if isinstance(cpu, dict):
+            rows.append(("   drip pool CPU per send", _fmt(cpu.get("pool"), "ms"), ""))
+        add("   no-op task pool CPU per task", "noop_cpu_ms_per_task", "ms")
+        add("   fire_cpu_vs_noop (CPU per send / per task)", "fire_cpu_vs_noop", "", "goal <= 1.0")
+        add("   drip, 1 worker process", "fire_scaling_sends_per_s_1", "sends/s")
+        add("   drip, 2 worker processes", "fire_scaling_sends_per_s_2", "sends/s")
+        add("   fire_scaling_2v1 (2 / 1)", "fire_scaling_2v1", "", "goal >= 1.6")
         if "fire_unavailable" in r:
             rows.append(("   (not measured)", "n/a", str(r["fire_unavailable"])))
     if "replay" in sections:

@@ -163,6 +163,8 @@ GSM7_BASIC: frozenset[str] = frozenset(
 #: Extension table: each costs an escape septet plus its own.
 GSM7_EXTENSION: frozenset[str] = frozenset("\f^{}\\[~]|€")
 
+_GSM7_ALL: frozenset[str] = GSM7_BASIC | GSM7_EXTENSION
+
 GSM7_SINGLE = 160
 GSM7_MULTI = 153
 UCS2_SINGLE = 70
@@ -224,6 +226,15 @@ def sms_size(text: str) -> SmsSize:
     An empty text is reported as one segment of zero units: a message always
     occupies at least one.
     """
+    if _GSM7_ALL.issuperset(text):
+        # Fast path (every text drip sends runs through here): no GSM-7 character
+        # combines with another into one grapheme (CR LF counts as two, as in
+        # :func:`graphemes`), so each character is its own unit or two.
+        units = len(text) + sum(text.count(c) for c in GSM7_EXTENSION)
+        if units <= GSM7_SINGLE:
+            return SmsSize("GSM-7", units, 1)
+        costs = [2 if c in GSM7_EXTENSION else 1 for c in text]
+        return SmsSize("GSM-7", units, _segments(costs, GSM7_SINGLE, GSM7_MULTI))
     clusters = graphemes(text)
     ucs2 = tuple(dict.fromkeys(c for c in text if not is_gsm7(c)))
     if ucs2 or any(len(c) > 1 for c in clusters):

@@ -42,7 +42,7 @@ from time import monotonic, sleep
 from typing import TypeVar
 
 import structlog
-from sqlalchemy import tuple_, update
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -72,17 +72,15 @@ from drip.services import carrier, fire_checks, unsubscribe
 from drip.services.circuit import Circuit, circuit_for
 from drip.services.deps import Deps
 from drip.services.senders import Sender, missing_sender_reason, resolve_sender, template_values
-from drip.store import claims
+from drip.store import claims, fire_record
 from drip.store import repository as repo
 from drip.store.engine import SQLITE_BEGIN_OPTION
 from drip.store.models import (
     Agent,
     ConsentEvent,
     Contact,
-    Conversation,
     Message,
     ScheduledSend,
-    SendDecision,
 )
 from drip.transports.base import ErrorClass, OutboundEmail, OutboundSms, error_class_of
 
@@ -135,6 +133,20 @@ class _NotOursError(Exception):
     """The send was not ours to start (another delivery took it, or it was given back)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Unrecorded:
+    outcome: _Outcome
+    at: datetime  # the send's clock, recorded as the time of its decision
+    since: float  # monotonic time its provider call returned
+
+
+#: A send's record waits for the next send's ``sending`` commit at most this
+#: long (seconds of deciding, rendering and skipping in between); past it, it
+#: is committed on its own. Anything that may take longer (a pacing wait, a
+#: deadline, the end of the batch) commits it first.
+CARRY_MAX_SECONDS = 0.05
+
+
 @dataclass
 class _Batch:
     """What one batch learns as it goes: providers found unavailable, the deadline."""
@@ -144,6 +156,13 @@ class _Batch:
     now: datetime  # the batch's ``now``, as its caller read it
     deadline: datetime
     unavailable: dict[Channel, tuple[datetime, str]] = field(default_factory=dict)
+    #: The send that reached its provider last and is not recorded yet: its record
+    #: is committed with the next send's ``sending`` (one commit per send, not
+    #: two), or on its own before anything that may take time (:func:`_flush`).
+    unrecorded: _Unrecorded | None = None
+    #: PostgreSQL: the batch's own connection, in autocommit, for its one-statement
+    #: records and starts (:func:`_held`); checked out (and pinged) once per batch.
+    conn: Connection | None = None
 
     def clock(self) -> datetime:
         """The clock, read per send: the batch's ``now`` plus the whole seconds it has taken.
@@ -181,11 +200,17 @@ def fire_batch(deps: Deps, ids: list[int], now: datetime) -> list[FireResult]:
     batch = _Batch(deps.clock.now, deps.clock.now(), now, now + timeout * DEADLINE_SHARE)
     results: list[FireResult] = []
     settled: list[_Outcome] = []  # skips and deferrals, recorded together at the end
+    recorded: list[_Outcome] = []  # sends that reached the provider, each recorded already
     read_at = monotonic()
     try:
         for index, p in enumerate(prepared):
+            if batch.unrecorded is not None and (
+                monotonic() - batch.unrecorded.since >= CARRY_MAX_SECONDS
+            ):
+                _flush(deps, batch)
             at = batch.clock()
             if at >= batch.deadline:
+                _flush(deps, batch)
                 _give_back(deps, prepared[index:], at)
                 break
             if monotonic() - read_at >= REFRESH_AFTER_SECONDS:
@@ -196,29 +221,128 @@ def fire_batch(deps: Deps, ids: list[int], now: datetime) -> list[FireResult]:
             except _NotOursError:
                 continue
             if outcome.attempted:
-                _record_durably(deps, outcome, at)
-                _apply_early_callbacks(deps, outcome, at)
-                results.append(outcome.result)
+                # Recorded with the next send's start, or by _flush: see _Batch.unrecorded.
+                _flush(deps, batch)
+                batch.unrecorded = _Unrecorded(outcome, at, monotonic())
+                recorded.append(outcome)
             else:
                 settled.append(outcome)
     finally:
+        _flush(deps, batch)
+        _drop(batch)
         if settled:
             _record(deps, settled, batch.clock())
-            results.extend(o.result for o in settled)
+        results.extend(o.result for o in recorded)
+        results.extend(o.result for o in settled)
+        _apply_early_callbacks(deps, recorded, batch.clock())
     return results
 
 
-def _apply_early_callbacks(deps: Deps, outcome: _Outcome, at: datetime) -> None:
-    """Status callbacks that arrived before this send was recorded (kept in a table)."""
+def _flush(deps: Deps, batch: _Batch) -> None:
+    """Record the batch's last sent send now, on its own (see :attr:`_Batch.unrecorded`)."""
+    carry, batch.unrecorded = batch.unrecorded, None
+    if carry is None:
+        return
+    if _one_statement(deps, carry.outcome):
+        try:
+            _record_one(_held(deps, batch), carry.outcome, carry.at, None)
+            return
+        except (DBAPIError, StoreError) as exc:
+            _drop(batch)
+            log.warning("send_record_retry", send_id=carry.outcome.result.send_id, attempt=1,
+                        error=type(exc).__name__)  # fmt: skip
+        _record_durably(deps, carry.outcome, carry.at, look_first=True)
+        return
+    _record_durably(deps, carry.outcome, carry.at)
+
+
+def _held(deps: Deps, batch: _Batch) -> Connection:
+    """The batch's autocommit connection (PostgreSQL), opened on first use.
+
+    One checkout, so one pre-ping, per batch instead of one per statement. A
+    statement on it that fails drops it (:func:`_drop`); the retry goes through
+    the pool, which pings and reconnects, and the next statement opens a new one.
+    """
+    if batch.conn is None:
+        batch.conn = deps.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    return batch.conn
+
+
+def _drop(batch: _Batch) -> None:
+    """Give the batch's connection back, discarding it if a statement on it failed."""
+    conn, batch.conn = batch.conn, None
+    if conn is not None:
+        with contextlib.suppress(DBAPIError, StoreError):
+            conn.close()
+
+
+def _one_statement(deps: Deps, outcome: _Outcome) -> bool:
+    """A sent send with nothing more to record than its message (the common case), on PostgreSQL.
+
+    A carrier opt-out or an undeliverable number also changes the contact
+    (ORM, :func:`_record_in`); those, and SQLite, take the transaction path.
+    """
+    return (
+        outcome.attempted
+        and outcome.result.outcome == "sent"
+        and outcome.message is not None
+        and not outcome.carrier_opt_out
+        and outcome.undeliverable_code is None
+        and deps.engine.dialect.name == "postgresql"
+    )
+
+
+def _record_one(
+    conn: Connection,
+    o: _Outcome,
+    now: datetime,
+    start: tuple[int, datetime | None, datetime] | None,
+) -> bool:
+    """:func:`_record_in` of one sent send as one statement in autocommit, with the next start.
+
+    Returns whether the next send (``start``) became ``sending``.
+    """
+    assert o.message is not None  # _one_statement ensures it
+    result = o.result
+    recorded = fire_record.record_sent(
+        conn,
+        o.message,
+        result.send_id,
+        send_values=_send_values(o, now),
+        decision=_decision_row(o, now),
+        footer_phone=o.message.sender_phone if result.footer and o.message.sender_phone else None,
+        at=now,
+        start=start,
+    )
+    o.result = replace(result, message_id=recorded.message_id)
+    if recorded.send is None:
+        log.warning(
+            "send_record_skipped",
+            send_id=result.send_id,
+            outcome=result.outcome,
+            why="the send changed state meanwhile (taken by another delivery)",
+        )
+    return recorded.started
+
+
+def _apply_early_callbacks(deps: Deps, outcomes: list[_Outcome], at: datetime) -> None:
+    """Status callbacks that arrived before these sends were recorded (kept in a table).
+
+    Once per batch, after its sends are recorded (one query for the batch, not
+    one per send: a callback this early is rare). A callback that arrives
+    later finds its message and applies at once; one this misses (a worker
+    killed mid-batch) is applied by the recovery tick.
+    """
     from drip.services import callbacks  # status -> contacts -> firing: imported when used
 
-    sid = outcome.message.provider_sid if outcome.message is not None else None
-    if sid is None:
+    sids = [o.message.provider_sid for o in outcomes if o.message is not None]
+    wanted = [sid for sid in sids if sid is not None]
+    if not wanted:
         return
     try:
-        callbacks.apply_pending(deps, at, [sid])
+        callbacks.apply_pending(deps, at, wanted)
     except (DBAPIError, StoreError) as exc:  # the recovery tick applies them later
-        log.warning("early_callbacks_not_applied", send_id=outcome.result.send_id, error=str(exc))
+        log.warning("early_callbacks_not_applied", sends=len(wanted), error=str(exc))
 
 
 def _give_back(deps: Deps, rest: list[_Prepared], at: datetime) -> None:
@@ -504,6 +628,8 @@ def _deliver(
         created_at=now,
     )
     callback = deps.settings.status_callback_url if deps.settings.twilio_enabled else None
+    if deps.pacer.senders is not None:  # pacing may wait for the sender's slot: record first
+        _flush(deps, batch)
     # --- the carrier's clock (SPEC §4a): pace the sender, set the validity, or defer ---
     cleared = carrier.clear_to_send(
         deps,
@@ -636,7 +762,7 @@ def _call_provider(
         return _deferred(p, decision, "provider_auth_failed", why, blocked)
     # -- pre-send checks go here (pacing); then the send becomes ``sending``, alone.
     try:
-        won = _start(deps, p, now)
+        won = _start(deps, p, now, batch)
     except BaseException:
         circuit.cancel_probe()
         raise
@@ -658,7 +784,51 @@ def _call_provider(
     return receipt
 
 
-def _start(deps: Deps, p: _Prepared, now: datetime) -> bool:
+def _start(deps: Deps, p: _Prepared, now: datetime, batch: _Batch) -> bool:
+    """``queued -> sending`` for this send, committed; with the record of the send before it.
+
+    The previous send's record (message with the provider's id, state,
+    decision) and this send's ``sending`` go in one transaction: each is
+    committed before this send's provider call, with one commit (a disk
+    flush) instead of two. If that transaction fails, the record is retried
+    on its own (first looking for it by the provider's id, in case the commit
+    went through) and then this send is started on its own.
+    """
+    carry, batch.unrecorded = batch.unrecorded, None
+    if deps.engine.dialect.name == "postgresql" and (
+        carry is None or _one_statement(deps, carry.outcome)
+    ):
+        try:  # one round trip, one commit: the record and this start together
+            conn = _held(deps, batch)
+            if carry is None:
+                stmt, params = claims.start_statement(p.send.id, p.send.claimed_at, now)
+                return conn.execute(stmt, params).first() is not None
+            return _record_one(conn, carry.outcome, carry.at, (p.send.id, p.send.claimed_at, now))
+        except (DBAPIError, StoreError) as exc:
+            _drop(batch)
+            log.warning(
+                "send_start_retry",
+                send_id=p.send.id,
+                error=type(exc).__name__,
+                detail=str(exc)[:600],
+            )
+        if carry is not None:
+            _record_durably(deps, carry.outcome, carry.at, look_first=True)
+        return _start_alone(deps, p, now)
+    if carry is None:
+        return _start_alone(deps, p, now)
+    try:
+        with deps.sessions.begin() as session:
+            _record_in(session, [carry.outcome], carry.at)
+            return claims.start_one_in(session, p.send.id, p.send.claimed_at, now)
+    except (DBAPIError, StoreError) as exc:
+        log.warning("send_record_retry", send_id=carry.outcome.result.send_id, attempt=1,
+                    error=type(exc).__name__)  # fmt: skip
+    _record_durably(deps, carry.outcome, carry.at, look_first=True)
+    return _start_alone(deps, p, now)
+
+
+def _start_alone(deps: Deps, p: _Prepared, now: datetime) -> bool:
     """``queued -> sending`` for this send, retried on a lost database connection.
 
     A retry after a commit whose answer was lost finds the send already
@@ -799,7 +969,9 @@ _STATE_OF = {
 RECORD_RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 
-def _record_durably(deps: Deps, outcome: _Outcome, now: datetime) -> None:
+def _record_durably(
+    deps: Deps, outcome: _Outcome, now: datetime, *, look_first: bool = False
+) -> None:
     """Record one send right after its provider call, retried on a lost database connection.
 
     A retry first looks for the message by the provider's id, so a commit
@@ -809,7 +981,7 @@ def _record_durably(deps: Deps, outcome: _Outcome, now: datetime) -> None:
     """
     for attempt in range(len(RECORD_RETRY_DELAYS) + 1):
         try:
-            if attempt and _already_recorded(deps, outcome):
+            if (attempt or look_first) and _already_recorded(deps, outcome):
                 return
             _record(deps, [outcome], now)
             return
@@ -867,120 +1039,99 @@ def _record(deps: Deps, outcomes: list[_Outcome], now: datetime) -> None:
     if not outcomes:
         return
     with deps.sessions.begin() as session:
-        footers: dict[tuple[str, int], datetime] = {}
-        finished: set[int] = set()
-        session.add_all(o.message for o in outcomes if o.message is not None)
-        session.flush()
-        for o in outcomes:
-            result = o.result
-            if o.message is not None:
-                result = replace(result, message_id=o.message.id)
-                o.result = result
-            values: dict[str, object] = {
-                "state": _STATE_OF[result.outcome],
-                "decision_code": result.code,
-                "decision_reason": result.reason,
-                "updated_at": now,
-            }
-            if o.message is not None:
-                values["message_id"] = o.message.id
-            sent = o.prepared.send
-            if result.outcome == "sent" and fire_checks.counts_for_catch_up(
-                sent.due_at, sent.catching_up, now
-            ):
-                values["catching_up"] = True  # an overdue step went out: catch-up counts it
-            if result.outcome == "deferred" and result.deferred_until is not None:
-                values["due_at"] = result.deferred_until
-                if isinstance(o.decision, Defer):
-                    values["catching_up"] = o.decision.catching_up
-                values["claimed_at"] = None
-                values["sending_started_at"] = None
-            expected = _FROM_ATTEMPTED if o.attempted else _FROM_UNTRIED
-            changed = session.execute(
-                update(ScheduledSend)
-                .where(ScheduledSend.id == result.send_id, ScheduledSend.state.in_(expected))
-                .values(**values)
-                .returning(ScheduledSend.contact_id, ScheduledSend.enrollment_id)
-                .execution_options(synchronize_session=False)
-            ).first()
-            if changed is None:
-                log.warning(
-                    "send_record_skipped",
-                    send_id=result.send_id,
-                    outcome=result.outcome,
-                    why="the send changed state meanwhile (taken by another delivery)",
-                )
-                continue
-            contact_id, enrollment_id = changed
-            session.add(
-                SendDecision(
-                    send_id=result.send_id,
-                    at=now,
-                    outcome=result.outcome,
-                    code=result.code,
-                    reason=result.reason,
-                    footer=result.footer,
-                    footer_rule=o.decision.rule.value if isinstance(o.decision, Send) else None,
-                    deferred_until=result.deferred_until,
-                )
+        _record_in(session, outcomes, now)
+
+
+def _record_in(session: Session, outcomes: list[_Outcome], now: datetime) -> None:
+    """:func:`_record`'s statements, in the caller's transaction."""
+    footers: dict[tuple[str, int], datetime] = {}
+    finished: set[int] = set()
+    decisions: list[dict[str, object]] = []
+    conn = session.connection()
+    fire_record.insert_messages(conn, [o.message for o in outcomes if o.message is not None])
+    for o in outcomes:
+        result = o.result
+        if o.message is not None:
+            result = replace(result, message_id=o.message.id)
+            o.result = result
+        values = _send_values(o, now)
+        if o.message is not None:
+            values["message_id"] = o.message.id
+        expected = _FROM_ATTEMPTED if o.attempted else _FROM_UNTRIED
+        changed = fire_record.record_send(conn, result.send_id, expected, values)
+        if changed is None:
+            log.warning(
+                "send_record_skipped",
+                send_id=result.send_id,
+                outcome=result.outcome,
+                why="the send changed state meanwhile (taken by another delivery)",
             )
-            if (
-                result.outcome == "sent"
-                and result.footer
-                and o.message is not None
-                and o.message.sender_phone
-            ):
-                footers[(o.message.sender_phone, contact_id)] = now
-            if result.outcome != "deferred" and enrollment_id is not None:
-                finished.add(enrollment_id)
-            if o.carrier_opt_out:
-                _carrier_opt_out(session, contact_id, o, now)
-            elif o.undeliverable_code is not None:
-                _undeliverable(session, contact_id, o.undeliverable_code, now)
-            if result.outcome != "sent":
-                log.info(
-                    "send_decided",
-                    send_id=result.send_id,
-                    contact_id=contact_id,
-                    kind=o.prepared.send.kind.value,
-                    decision=result.outcome,
-                    code=result.code,
-                    reason=result.reason,
-                )
-        _record_footers(session, footers)
-        repo.finish_enrollments(session, finished, now)
-
-
-#: Conversations per UPDATE in :func:`_record_footers` (two bound parameters each).
-_FOOTER_CHUNK = 500
-
-
-def _record_footers(session: Session, footers: dict[tuple[str, int], datetime]) -> None:
-    """Set ``footer_last_sent_at`` of each (sender, contact) conversation, never moving it back.
-
-    One UPDATE per send time and chunk of conversations, not one per
-    conversation: in a batch every footer was sent at the same ``now``, and a
-    round trip per text was most of the cost of recording a batch. No
-    ``Conversation`` is loaded in the recording session, so nothing in memory
-    needs synchronising.
-    """
-    by_time: dict[datetime, list[tuple[str, int]]] = defaultdict(list)
-    for pair, at in footers.items():
-        by_time[at].append(pair)
-    for at, pairs in by_time.items():
-        for start in range(0, len(pairs), _FOOTER_CHUNK):
-            session.execute(
-                update(Conversation)
-                .where(
-                    tuple_(Conversation.sender_phone, Conversation.contact_id).in_(
-                        pairs[start : start + _FOOTER_CHUNK]
-                    ),
-                    (Conversation.footer_last_sent_at.is_(None))
-                    | (Conversation.footer_last_sent_at < at),
-                )
-                .values(footer_last_sent_at=at)
-                .execution_options(synchronize_session=False)
+            continue
+        contact_id, enrollment_id = changed
+        decisions.append({"send_id": result.send_id, **_decision_row(o, now)})
+        if (
+            result.outcome == "sent"
+            and result.footer
+            and o.message is not None
+            and o.message.sender_phone
+        ):
+            footers[(o.message.sender_phone, contact_id)] = now
+        if result.outcome != "deferred" and enrollment_id is not None:
+            finished.add(enrollment_id)
+        if o.carrier_opt_out:
+            _carrier_opt_out(session, contact_id, o, now)
+        elif o.undeliverable_code is not None:
+            _undeliverable(session, contact_id, o.undeliverable_code, now)
+        if result.outcome != "sent":
+            log.info(
+                "send_decided",
+                send_id=result.send_id,
+                contact_id=contact_id,
+                kind=o.prepared.send.kind.value,
+                decision=result.outcome,
+                code=result.code,
+                reason=result.reason,
             )
+    fire_record.insert_decisions(conn, decisions)  # one statement for the transaction
+    fire_record.set_footers(conn, footers)
+    repo.finish_enrollments(session, finished, now)
+
+
+def _send_values(o: _Outcome, now: datetime) -> dict[str, object]:
+    """The columns of the send that recording ``o`` sets (besides its message's id)."""
+    result = o.result
+    values: dict[str, object] = {
+        "state": _STATE_OF[result.outcome],
+        "decision_code": result.code,
+        "decision_reason": result.reason,
+        "updated_at": now,
+    }
+    sent = o.prepared.send
+    if result.outcome == "sent" and fire_checks.counts_for_catch_up(
+        sent.due_at, sent.catching_up, now
+    ):
+        values["catching_up"] = True  # an overdue step went out: catch-up counts it
+    if result.outcome == "deferred" and result.deferred_until is not None:
+        values["due_at"] = result.deferred_until
+        if isinstance(o.decision, Defer):
+            values["catching_up"] = o.decision.catching_up
+        values["claimed_at"] = None
+        values["sending_started_at"] = None
+    return values
+
+
+def _decision_row(o: _Outcome, now: datetime) -> dict[str, object]:
+    """The ``send_decisions`` columns of ``o`` but its ``send_id``."""
+    result = o.result
+    return {
+        "at": now,
+        "outcome": result.outcome,
+        "code": result.code,
+        "reason": result.reason,
+        "footer": result.footer,
+        "footer_rule": o.decision.rule.value if isinstance(o.decision, Send) else None,
+        "deferred_until": result.deferred_until,
+    }
 
 
 def _carrier_opt_out(session: Session, contact_id: int, o: _Outcome, now: datetime) -> None:

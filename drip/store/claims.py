@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, any_, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, any_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -61,6 +61,7 @@ __all__ = [
     "not_held",
     "recover_stale",
     "start_one",
+    "start_one_in",
     "start_sending",
 ]
 
@@ -194,15 +195,33 @@ def start_one(session: Session, send_id: int, claimed_at: datetime | None, now: 
     claimed again by someone else (a worker frozen past its deadline) is not
     started twice. Commits before returning.
     """
-    now = as_utc(now)
-    held = (
-        SENDS.c.claimed_at.is_(None)
-        if claimed_at is None
-        else SENDS.c.claimed_at == as_utc(claimed_at)
-    )
-    stmt = (
+    stmt, params = start_statement(send_id, claimed_at, now)
+    with _own_transaction(session, "start_one") as conn:
+        won = conn.execute(stmt, params).first() is not None
+    _expire(session, [send_id])
+    return won
+
+
+def start_one_in(
+    session: Session, send_id: int, claimed_at: datetime | None, now: datetime
+) -> bool:
+    """:func:`start_one` inside the caller's open transaction, which the caller commits.
+
+    For a caller that records what it already sent in the same transaction
+    (one commit instead of two); the provider call must wait for the commit.
+    The session must hold no loaded ``ScheduledSend`` of ``send_id``.
+    """
+    stmt, params = start_statement(send_id, claimed_at, now)
+    return session.connection().execute(stmt, params).first() is not None
+
+
+def _start_update(held: Any, prefix: str = "b") -> Any:
+    now = bindparam(f"{prefix}_now", type_=SENDS.c.updated_at.type)
+    return (
         update(SENDS)
-        .where(SENDS.c.id == send_id, SENDS.c.state == SendState.QUEUED, held)
+        .where(
+            SENDS.c.id == bindparam(f"{prefix}_send_id"), SENDS.c.state == SendState.QUEUED, held
+        )
         .values(
             state=SendState.SENDING,
             sending_started_at=now,
@@ -211,10 +230,45 @@ def start_one(session: Session, send_id: int, claimed_at: datetime | None, now: 
         )
         .returning(SENDS.c.id)
     )
-    with _own_transaction(session, "start_one") as conn:
-        won = conn.execute(stmt).first() is not None
-    _expire(session, [send_id])
-    return won
+
+
+def start_update_named(prefix: str, *, held: bool) -> Any:
+    """The ``queued -> sending`` UPDATE with its parameters named ``<prefix>_*``.
+
+    For a caller that embeds the start in a statement of its own
+    (:func:`drip.store.fire_record.record_sent`); :func:`start_params` gives its values.
+    """
+    claimed = bindparam(f"{prefix}_claimed_at", type_=SENDS.c.claimed_at.type)
+    return _start_update(
+        SENDS.c.claimed_at == claimed if held else SENDS.c.claimed_at.is_(None), prefix
+    )
+
+
+def start_params(
+    prefix: str, send_id: int, claimed_at: datetime | None, now: datetime
+) -> dict[str, Any]:
+    """The values of :func:`start_update_named` (held when ``claimed_at`` is set)."""
+    params: dict[str, Any] = {f"{prefix}_send_id": send_id, f"{prefix}_now": as_utc(now)}
+    if claimed_at is not None:
+        params[f"{prefix}_claimed_at"] = as_utc(claimed_at)
+    return params
+
+
+# Built once: this runs once per text sent, and building a statement costs more CPU
+# than executing it (SQLAlchemy coerces every clause and computes a cache key).
+_START_HELD = _start_update(SENDS.c.claimed_at == bindparam("b_claimed_at"))
+_START_UNCLAIMED = _start_update(SENDS.c.claimed_at.is_(None))
+
+
+def start_statement(
+    send_id: int, claimed_at: datetime | None, now: datetime
+) -> tuple[Any, dict[str, Any]]:
+    """The ``queued -> sending`` UPDATE ... RETURNING id of one send and its values."""
+    params: dict[str, Any] = {"b_send_id": send_id, "b_now": as_utc(now)}
+    if claimed_at is None:
+        return _START_UNCLAIMED, params
+    params["b_claimed_at"] = as_utc(claimed_at)
+    return _START_HELD, params
 
 
 def give_back(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -115,3 +115,92 @@ def test_the_window_is_rechecked_with_the_clock_read_per_send(make_rig: RigFacto
         ("deferred", "window"),
     ]
     assert rig.twilio.accepted == 1
+
+
+class Watching:
+    """The real transport; before each call it reads, on a connection of its own, what is committed."""
+
+    def __init__(self, inner: SmsTransport, rig: Rig) -> None:
+        self.inner, self.rig = inner, rig
+        self.seen: list[tuple[dict[str, int], int]] = []
+
+    def send_sms(self, msg: OutboundSms) -> SmsReceipt:
+        from sqlalchemy import func, select
+
+        from drip.store.models import Message
+
+        with self.rig.deps.sessions() as session:
+            sids = session.scalar(
+                select(func.count()).select_from(Message).where(Message.provider_sid.is_not(None))
+            )
+        self.seen.append((self.rig.states(), int(sids or 0)))
+        return self.inner.send_sms(msg)
+
+
+def test_each_call_finds_the_sends_before_it_recorded_and_itself_sending(rig: Rig) -> None:
+    """At every provider call the earlier sends are committed sent with their sid, this one sending."""
+    ids = _batch(rig, 6)
+    watching = Watching(rig.deps.sms, rig)
+    results = fire_batch(replace(rig.deps, sms=watching), ids, rig.now)
+    assert [r.outcome for r in results] == ["sent"] * 6
+    assert all(r.message_id is not None for r in results)
+    for k, (states, sids) in enumerate(watching.seen):
+        expected = {"sent": k, "sending": 1, "queued": 5 - k}
+        assert states == {state: n for state, n in expected.items() if n}
+        assert sids == k
+    assert rig.states() == {"sent": 6}
+
+
+def test_a_batch_commits_once_per_send_not_twice(rig: Rig) -> None:
+    """Each send's record shares its commit with the next send's start: about one commit per send."""
+    from sqlalchemy import event
+
+    ids = _batch(rig, 8)
+    commits: list[object] = []
+
+    def count(conn: Any) -> None:
+        commits.append(conn)
+
+    def count_autocommit(conn: Any, *_args: object) -> None:
+        # a statement on a connection in autocommit is a transaction, and a commit, of its own
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            commits.append(conn)
+
+    event.listen(rig.deps.engine, "commit", count)
+    event.listen(rig.deps.engine, "before_cursor_execute", count_autocommit)
+    try:
+        fire_batch(rig.deps, ids, rig.now)
+    finally:
+        event.remove(rig.deps.engine, "commit", count)
+        event.remove(rig.deps.engine, "before_cursor_execute", count_autocommit)
+    assert rig.states() == {"sent": 8}
+    # the gather, 8 starts (7 carrying the record before them), the last record,
+    # and the early-callback check: 11, where a commit per start and per record made 18.
+    assert len(commits) <= 8 + 3
+
+
+def test_a_send_is_one_statement_on_postgres(rig: Rig) -> None:
+    """On PostgreSQL a send's record and the next send's start are one statement (SQLite: several)."""
+    from sqlalchemy import event
+
+    ids = _batch(rig, 8)
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, sql: str, *_args: object) -> None:
+        statements.append(sql)
+
+    event.listen(rig.deps.engine, "before_cursor_execute", count)
+    try:
+        results = fire_batch(rig.deps, ids, rig.now)
+    finally:
+        event.remove(rig.deps.engine, "before_cursor_execute", count)
+    assert rig.states() == {"sent": 8}
+    assert all(r.message_id is not None for r in results)
+    fire = [sql for sql in statements if "UPDATE scheduled_sends" in sql]
+    if rig.deps.engine.dialect.name == "postgresql":
+        # the first start alone, 7 records each carrying the next start, the last record alone
+        assert len(fire) == 1 + 7 + 1
+    else:  # a transaction of separate statements: 8 starts and 8 records
+        assert len(fire) == 8 + 8
+    assert sum("INSERT INTO messages" in sql for sql in statements) == 8
+    assert rig.states() == {"sent": 8}

@@ -1,0 +1,119 @@
+"""CPU profile of the fire path in process (no Celery): claim and fire N due campaign sends.
+
+    .venv/bin/python benchmarks/profile_fire.py [N] [OUT]   # default 600, stdout
+
+A scratch PostgreSQL database (``DRIP_BENCH_DATABASE_URL``, as ``run.py``),
+the fake Twilio server in a process of its own and the real twilio SDK: N
+consenting contacts with one campaign step due, claimed and fired with
+:func:`drip.services.firing.fire_batch` in batches of 50 under cProfile with
+the process CPU clock as timer, then N more unprofiled. Prints the CPU
+milliseconds per send (profiled and not) and the top of the profile. Used
+for ``benchmarks/profiles/fire-*.txt``; ``run.py`` samples the real worker
+pool with ``DRIP_BENCH_PYSPY``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_fire
+from harness import (
+    DEFAULT_DATABASE_URL,
+    SIZES,
+    Context,
+    Processes,
+    ScratchDatabases,
+    add_agent,
+    base_env,
+    drip_deps,
+    prepare_database,
+    start_fake_twilio,
+    utcnow,
+    workdir,
+)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", nargs="?", type=int, default=600, help="sends profiled (600)")
+    parser.add_argument("out", nargs="?", type=Path, help="write the profile here, not stdout")
+    args = parser.parse_args(argv)
+    n, out = args.n, args.out
+    from drip.logging import configure_logging
+    from drip.services.dispatch import chunks, claim
+    from drip.services.firing import fire_batch
+    from drip.testing.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
+    from drip.transports.twilio_sms import TwilioSmsTransport
+
+    configure_logging("json", os.environ.get("DRIP_LOG_LEVEL", "INFO"))
+    with workdir() as wd:
+        dbs = ScratchDatabases(os.environ.get("DRIP_BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL)
+        processes = Processes(wd)
+        try:
+            now = utcnow()
+            url = dbs.create()
+            deps = drip_deps(url, wd)
+            campaign_id = prepare_database(url, deps, now)
+            ctx = Context(
+                sizes=SIZES["quick"], dbs=dbs, url=url, redis_url="", redis=None,
+                workdir=wd, processes=processes, deps=deps, agent_id=add_agent(url, now),
+                campaign_id=campaign_id, now=now,
+            )  # fmt: skip
+            fake = start_fake_twilio(processes, base_env(wd))
+            sms = TwilioSmsTransport(
+                DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, base_url=fake.base_url
+            )
+            deps = replace(deps, sms=sms)
+
+            def fire(k: int, offset: int, profile: cProfile.Profile | None) -> float:
+                bench_fire._due_sends(ctx, k, datetime.now(now.tzinfo), offset)
+                at = datetime.now(now.tzinfo)
+                ids = claim(deps, at, k)
+                cpu0 = time.process_time()
+                if profile is not None:
+                    profile.enable()
+                results = [r for batch in chunks(ids, 50) for r in fire_batch(deps, batch, at)]
+                if profile is not None:
+                    profile.disable()
+                cpu = time.process_time() - cpu0
+                sent = sum(r.outcome == "sent" for r in results)
+                if sent != k:
+                    raise RuntimeError(f"expected {k} sent, got {sent}")
+                return cpu
+
+            fire(100, 0, None)  # warm-up: connections, caches
+            profile = cProfile.Profile(time.process_time)
+            profiled = fire(n, 1_000, profile)
+            plain = fire(n, 1_000 + n, None)
+        finally:
+            processes.stop_all()
+            dbs.drop_all()
+    text = io.StringIO()
+    print(
+        f"fire path in process, {n} sends: CPU {profiled / n * 1000:.3f} ms/send profiled, "
+        f"{plain / n * 1000:.3f} ms/send unprofiled",
+        file=text,
+    )
+    stats = pstats.Stats(profile, stream=text)
+    stats.sort_stats("cumulative").print_stats(40)
+    stats.sort_stats("tottime").print_stats(25)
+    if out is None:
+        print(text.getvalue())
+    else:
+        out.write_text(text.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,129 @@
+"""The lean urllib3 HttpClient sends what the SDK's stock requests client sends, and fails alike."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+from twilio.http.http_client import TwilioHttpClient
+from urllib3.exceptions import NewConnectionError
+
+from drip.errors import ConfigError
+from drip.transports.twilio_http import LeanHttpClient
+
+Seen = tuple[str, str, str, str | None, str | None]
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen: list[Seen]
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode()
+        self.seen.append(
+            (
+                self.command,
+                self.path,
+                body,
+                self.headers.get("Authorization"),
+                self.headers.get("Content-Type"),
+            )
+        )
+        payload = b'{"sid": "SM1", "status": "queued", "note": "caf\xc3\xa9"}'
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = _answer  # noqa: N815 - http.server dispatches on these names
+
+    def log_message(self, *_: object) -> None:  # quiet
+        return
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[str, list[Seen]]]:
+    seen: list[Seen] = []
+    handler = type("Handler", (_Recorder,), {"seen": seen})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _call(client: object, base: str, method: str) -> tuple[int, str]:
+    response = client.request(  # type: ignore[attr-defined]
+        method,
+        f"{base}/2010-04-01/Accounts/AC1/Messages.json",
+        params={"PageSize": 50, "To": "+16175550123", "Skip": None},
+        data={"Body": "Hi & bye = 100% ✓", "MediaUrl": ["a", "b"], "Unset": None, "N": 3},
+        headers={"User-Agent": "twilio-python", "Accept": "application/json"},
+        auth=("AC1", "tok:en"),
+    )
+    return response.status_code, response.text
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_the_lean_client_sends_the_same_request_as_the_stock_one(
+    recorder: tuple[str, list[Seen]], method: str
+) -> None:
+    """Method, path, query string, form body, basic auth and content type match requests'."""
+    base, seen = recorder
+    stock = _call(TwilioHttpClient(timeout=5), base, method)
+    lean = _call(LeanHttpClient(timeout=5), base, method)
+    assert lean == stock == (201, '{"sid": "SM1", "status": "queued", "note": "café"}')
+    assert len(seen) == 2
+    assert seen[1] == seen[0]
+    assert "MediaUrl=a&MediaUrl=b" in seen[0][2] and "Unset" not in seen[0][2]
+
+
+def test_the_base_url_replaces_scheme_and_host_and_keeps_its_path(
+    recorder: tuple[str, list[Seen]],
+) -> None:
+    """With a base URL the request goes there, under its path, whatever host the SDK named."""
+    base, seen = recorder
+    client = LeanHttpClient(base + "/prefix/", timeout=5)
+    status, _ = _call(client, "https://api.twilio.com", "GET")
+    assert status == 201
+    assert seen[0][1].startswith("/prefix/2010-04-01/Accounts/AC1/Messages.json?PageSize=50")
+
+
+def test_a_refused_connection_is_a_requests_connection_error_from_new_connection_error() -> None:
+    """Nothing listening: the error says nothing left, as requests reports it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(requests.ConnectionError) as info:
+        _call(LeanHttpClient(timeout=2), f"http://127.0.0.1:{port}", "POST")
+    assert isinstance(info.value.__cause__, NewConnectionError)
+
+
+def test_a_silent_server_is_a_read_timeout_and_the_request_is_made_once() -> None:
+    """A server that never answers: ReadTimeout (maybe sent), and no second connection."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        with pytest.raises(requests.ReadTimeout):
+            _call(LeanHttpClient(timeout=0.3), f"http://127.0.0.1:{port}", "POST")
+        first, _ = listener.accept()
+        first.close()
+        listener.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            listener.accept()
+
+
+def test_a_base_url_that_is_not_http_is_refused() -> None:
+    """A base URL without http(s) and a host is a configuration error naming it."""
+    with pytest.raises(ConfigError, match="ftp://x"):
+        LeanHttpClient("ftp://x")
