@@ -70,11 +70,13 @@ def clear_to_send(
     *,
     catching_up: bool,
     reopen: Callable[[datetime], Decision],
+    before_wait: Callable[[float], None] | None = None,
 ) -> Cleared | Defer:
     """Pace the sender and set the text's validity, or defer it (see the module docstring).
 
     ``reopen(at)`` is the policy's decision at instant ``at``: at the window's
-    closing instant it is a ``Defer`` to the next opening.
+    closing instant it is a ``Defer`` to the next opening. ``before_wait(seconds)``
+    is called before the sender's slot is waited for (firing commits what it holds).
     """
     closes = decision.window_closes_at
     pacer = deps.pacer
@@ -117,6 +119,8 @@ def clear_to_send(
             f"throughput ({rate:g} segments/s; {_masked(slot.reason)})",
             catching_up=catching_up,
         )
+    if before_wait is not None and slot.wait > 0:
+        before_wait(slot.wait)
     pacer.sleep(slot.wait)
     sends_at = now + timedelta(seconds=slot.wait)
     return Cleared(validity_seconds(closes, sends_at))

@@ -628,8 +628,13 @@ def _deliver(
         created_at=now,
     )
     callback = deps.settings.status_callback_url if deps.settings.twilio_enabled else None
-    if deps.pacer.senders is not None:  # pacing may wait for the sender's slot: record first
-        _flush(deps, batch)
+
+    def before_wait(seconds: float) -> None:
+        # A wait for the sender's slot as short as the work between two sends may
+        # keep the record for the next start's commit; a longer one commits it first.
+        if seconds >= CARRY_MAX_SECONDS:
+            _flush(deps, batch)
+
     # --- the carrier's clock (SPEC §4a): pace the sender, set the validity, or defer ---
     cleared = carrier.clear_to_send(
         deps,
@@ -639,6 +644,7 @@ def _deliver(
         now,
         catching_up=send.catching_up,
         reopen=reopen,
+        before_wait=before_wait,
     )
     if isinstance(cleared, Defer):
         result = FireResult(
