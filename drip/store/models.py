@@ -19,6 +19,9 @@ Conventions:
   by raw SQL or COPY get the same value.
 - A few indexes exist on PostgreSQL only; they carry ``info={"dialects": (...)}``
   (read by the Alembic ``include_object`` hook) and ``ddl_if``.
+- PostgreSQL's index options (``postgresql_where``) are given with
+  :func:`~drip.store.dialect_options.deferred`: the same options, checked when
+  first read, so that a process on SQLite never loads the PostgreSQL dialect.
 - ``scheduled_sends.message_id`` and ``messages.send_id`` reference each
   other; the first is created after both tables (``use_alter``).
 """
@@ -57,6 +60,7 @@ from drip.domain.enums import (
     SendState,
     TextStatus,
 )
+from drip.store.dialect_options import deferred
 from drip.store.types import StrEnumType, UtcDateTime
 
 __all__ = [
@@ -257,13 +261,16 @@ class Enrollment(Base):
     __table_args__ = (
         Index("ix_enrollments_contact_id", "contact_id"),
         Index("ix_enrollments_campaign_id", "campaign_id"),
-        Index(
-            "uq_enrollments_active_contact_campaign",
-            "contact_id",
-            "campaign_id",
-            unique=True,
-            sqlite_where=text("status = 'active'"),
-            postgresql_where=text("status = 'active'"),
+        deferred(
+            Index(
+                "uq_enrollments_active_contact_campaign",
+                "contact_id",
+                "campaign_id",
+                unique=True,
+                sqlite_where=text("status = 'active'"),
+            ),
+            "postgresql",
+            where=text("status = 'active'"),
         ),
     )
 
@@ -290,11 +297,10 @@ class ScheduledSend(Base):
     __tablename__ = "scheduled_sends"
     __table_args__ = (
         Index("ix_scheduled_sends_state_due_at", "state", "due_at"),
-        Index(
-            "ix_scheduled_sends_pending_due_at",
-            "due_at",
-            postgresql_where=text("state = 'pending'"),
-            info=only_on("postgresql"),
+        deferred(
+            Index("ix_scheduled_sends_pending_due_at", "due_at", info=only_on("postgresql")),
+            "postgresql",
+            where=text("state = 'pending'"),
         ).ddl_if(dialect="postgresql"),
         Index("ix_scheduled_sends_enrollment_id", "enrollment_id"),
         Index("ix_scheduled_sends_contact_id_due_at", "contact_id", "due_at"),

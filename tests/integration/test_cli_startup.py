@@ -52,6 +52,7 @@ NOT_FOR_HISTORY = (
     "yaml",
     "regex",
     "phonenumbers",
+    "sqlalchemy.dialects.postgresql",  # on SQLite: the models defer its index options
     "drip.campaigns.loader",
     "drip.campaigns.account_file",
     "drip.campaigns.rules_file",
