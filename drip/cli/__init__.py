@@ -20,6 +20,7 @@ stderr at WARNING unless ``DRIP_LOG_LEVEL`` says otherwise.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -105,3 +106,24 @@ def main() -> None:
     except DripError as exc:
         secho(f"error: {exc}", fg="red", err=True)
         sys.exit(1)
+    finally:
+        _leave()
+
+
+def _leave() -> None:
+    """Close the command's database connections, then skip the exit-time collection.
+
+    At exit the interpreter runs a full garbage collection over every object
+    the process still holds (SQLAlchemy's and the models' included): about 6%
+    of the instructions of ``drip history``, to free memory the operating
+    system takes back anyway. ``gc.freeze()`` leaves those objects out of it.
+    What must not wait for it is done first: the engines' pooled connections
+    are closed here (a clean goodbye to PostgreSQL); logging is flushed by its
+    ``atexit`` handler and the standard streams by the interpreter, neither
+    through the collector; drip closes its files with ``with``.
+    """
+    from drip.cli._common import BUILT
+
+    while BUILT:
+        BUILT.pop().engine.dispose()
+    gc.freeze()

@@ -25,11 +25,18 @@ def fail(message: str, code: int = 1) -> cli.Exit:
     return cli.Exit(code)
 
 
+#: The dependencies built in this process: :func:`drip.cli.main` closes their
+#: engines' connections on the way out.
+BUILT: list[Deps] = []
+
+
 def deps() -> Deps:
     """Settings, account and dependencies for a command (built once, here)."""
     from drip.bootstrap import build
 
-    return build()
+    built = build()
+    BUILT.append(built)
+    return built
 
 
 def ensure_db(built: Deps) -> None:

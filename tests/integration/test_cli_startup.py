@@ -265,3 +265,44 @@ def test_canonical_zone_agrees_with_the_full_zone_list(name: str) -> None:
 
     folded = {z.casefold(): z for z in zoneinfo.available_timezones() - _NOT_ZONES}
     assert _canonical_zone(name) == folded.get(name.casefold())
+
+
+def test_a_command_closes_its_connections_before_exit(tmp_path: Path) -> None:
+    """``main`` disposes every engine a command built and leaves the exit-time collection out."""
+    env = _drip_env(tmp_path / "home")
+    drip = str(Path(sys.executable).with_name("drip"))
+    for command in (["db", "upgrade"], ["contacts", "add", "--phone", "+13055550123", "-f", "Ann"]):
+        subprocess.run([drip, *command], env=env, cwd=tmp_path, check=True, capture_output=True)
+    probe = (
+        "import gc, io, contextlib, sys\n"
+        "sys.argv = ['drip', 'history', '1']\n"
+        "from drip.cli import _common, main\n"
+        "built = []\n"
+        "make = _common.deps\n"
+        "def spy():\n"
+        "    d = make()\n"
+        "    built.append(d)\n"
+        "    with d.engine.connect():\n"
+        "        pass\n"
+        "    return d\n"
+        "_common.deps = spy\n"
+        "import drip.cli.operations as ops\n"
+        "ops.build_deps = spy\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit as exc:\n"
+        "        assert not exc.code, exc.code\n"
+        "print(len(built), [d.engine.pool.checkedin() for d in built], _common.BUILT,\n"
+        "      gc.get_freeze_count() > 0)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "[0]", "[]", "True"]
