@@ -16,35 +16,21 @@ import json
 import os
 import re
 import subprocess
-import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+from replay_support import DRIP, REPO, replay_json
 
-REPO = Path(__file__).resolve().parents[2]
-DRIP = str(Path(sys.executable).with_name("drip"))
 SCENARIOS = sorted((REPO / "tests" / "scenarios").glob("*.yaml"))
 #: Each scenario file opens with a comment naming the rule it covers.
 RULE = re.compile(r"SPEC|C[1-5]\b|F[1-5]\b|§[2-6]")
 
 
 def _replay(paths: list[Path]) -> tuple[int, dict[str, Any], str]:
-    done = subprocess.run(
-        [DRIP, "replay", "--json", *map(str, paths)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    try:
-        document = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        document = {}
-    return done.returncode, document, done.stderr
+    return replay_json(paths, timeout=300)
 
 
 @cache

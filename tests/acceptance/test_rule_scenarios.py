@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+from replay_support import DRIP, REPO, replay_json
 
 from drip.rules import bundled_state_rules
 
-REPO = Path(__file__).resolve().parents[2]
-DRIP = str(Path(sys.executable).with_name("drip"))
 SCENARIOS = REPO / "tests" / "scenarios"
 
 #: rule id -> (the SPEC's words, the scenario files that show it).
@@ -204,19 +202,7 @@ def _files() -> list[str]:
 
 @cache
 def _replayed() -> tuple[int, dict[str, Any], str]:
-    done = subprocess.run(
-        [DRIP, "replay", "--json", *(str(SCENARIOS / name) for name in _files())],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    try:
-        document = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        document = {}
-    return done.returncode, document, done.stderr
+    return replay_json((SCENARIOS / name for name in _files()), timeout=600)
 
 
 def test_every_rule_names_scenario_files_that_exist() -> None:
