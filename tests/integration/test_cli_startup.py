@@ -162,6 +162,11 @@ def _loaded_by(argv: list[str], names: tuple[str, ...], env: dict[str, str], cwd
         f"names = {names!r}\n"
         "print(json.dumps({'out': out.getvalue(), 'loaded': [m for m in names if m in sys.modules]}))\n"
     )
+    return json.loads(_run_probe(probe, env, cwd).strip().splitlines()[-1])
+
+
+def _run_probe(probe: str, env: dict[str, str], cwd: Path) -> str:
+    """The stdout of ``python -c probe``, which must exit 0."""
     done = subprocess.run(
         [sys.executable, "-c", probe],
         env=env,
@@ -171,7 +176,7 @@ def _loaded_by(argv: list[str], names: tuple[str, ...], env: dict[str, str], cwd
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return done.stdout
 
 
 def test_history_imports_only_what_it_uses(tmp_path: Path) -> None:
@@ -296,13 +301,4 @@ def test_a_command_closes_its_connections_before_exit(tmp_path: Path) -> None:
         "print(len(built), [d.engine.pool.checkedin() for d in built], _common.BUILT,\n"
         "      gc.get_freeze_count() > 0)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["1", "[0]", "[]", "True"]
+    assert _run_probe(probe, env, tmp_path).split() == ["1", "[0]", "[]", "True"]
