@@ -25,8 +25,6 @@ from drip.store.models import (
     Conversation,
     Enrollment,
     Message,
-    ScheduledSend,
-    SendDecision,
 )
 from drip.store.types import UtcDateTime
 
@@ -40,8 +38,8 @@ __all__ = [
     "set_footers",
 ]
 
-_SENDS = cast(Table, ScheduledSend.__table__)
-_DECISIONS = cast(Table, SendDecision.__table__)
+_SENDS = claims.SENDS
+_DECISIONS = claims.DECISIONS
 _MESSAGES = cast(Table, Message.__table__)
 _CONVERSATIONS = cast(Table, Conversation.__table__)
 _MESSAGE_COLUMNS = tuple(c.key for c in Message.__mapper__.column_attrs if c.key != "id")
