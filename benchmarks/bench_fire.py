@@ -115,15 +115,35 @@ def _outcomes(url: str, lo: int, hi: int) -> dict[str, int]:
     return {str(state): int(n) for state, n in rows}
 
 
+def _redis_cpu(ctx: Context) -> float:
+    """CPU seconds the Redis server has used (all its clients: other users of it included)."""
+    info = ctx.redis.client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def _cpu(
     ctx: Context, worker: Any, fake: FakeTwilio, exclude: int | None = None
 ) -> dict[str, float]:
-    """CPU seconds used so far by the pool, the fake Twilio server and our database's backends."""
+    """CPU seconds used so far by each process a round involves.
+
+    ``pool``: the Celery worker and its pool processes (the ratio's figure),
+    split into ``celery_parent`` (it fetches from Redis and hands tasks to the
+    pool) and ``pool_children``; ``twilio``: the fake Twilio server;
+    ``postgres``: our database's backends but ``exclude`` (the round's own
+    poller); ``redis``: the whole Redis server; ``bench``: this process (the
+    poller) and its backend.
+    """
     backends = [p for p in database_backends(ctx.url) if p != exclude]
+    parent = cpu_seconds([worker.pid])
+    children = cpu_seconds(descendants(worker.pid))
     return {
-        "pool": cpu_seconds([worker.pid, *descendants(worker.pid)]),
+        "pool": parent + children,
+        "celery_parent": parent,
+        "pool_children": children,
         "twilio": cpu_seconds([fake.child.pid]),
         "postgres": cpu_seconds(backends),
+        "redis": _redis_cpu(ctx),
+        "bench": cpu_seconds([os.getpid(), *([exclude] if exclude else [])]),
     }
 
 
@@ -175,8 +195,8 @@ def _drip_round(
 
 def _noop_round(
     ctx: Context, app: Any, worker: Any, queue: str, n: int
-) -> tuple[int, float, float]:
-    """(tasks timed, seconds, pool CPU seconds) of ``n`` no-op tasks queued beforehand.
+) -> tuple[int, float, dict[str, float]]:
+    """(tasks timed, seconds, CPU seconds by process) of ``n`` no-op tasks queued beforehand.
 
     The worker consumes ``queue`` all along. The tasks are published to a
     staging queue nobody consumes, then the staging list is renamed to
@@ -205,16 +225,28 @@ def _noop_round(
             raise TimeoutError(f"no no-op task ran; worker log: {worker.log}")
         time.sleep(0.001)
     t0 = time.perf_counter()
-    pool = [worker.pid, *descendants(worker.pid)]
-    cpu0 = cpu_seconds(pool)
+    children = descendants(worker.pid)
+    cpu0 = _noop_cpu(ctx, worker.pid, children)
     while int(client.get(key) or 0) < n:
         if time.perf_counter() > deadline:
             done = int(client.get(key) or 0)
             raise TimeoutError(f"only {done} of {n} no-op tasks ran; worker log: {worker.log}")
         time.sleep(0.005)
     elapsed = time.perf_counter() - t0
-    cpu = cpu_seconds(pool) - cpu0
-    return n - first, elapsed, cpu
+    cpu1 = _noop_cpu(ctx, worker.pid, children)
+    return n - first, elapsed, {k: cpu1[k] - cpu0[k] for k in cpu0}
+
+
+def _noop_cpu(ctx: Context, parent: int, children: list[int]) -> dict[str, float]:
+    """CPU seconds so far of the no-op round's processes (see :func:`_cpu`)."""
+    parent_s, children_s = cpu_seconds([parent]), cpu_seconds(children)
+    return {
+        "pool": parent_s + children_s,
+        "celery_parent": parent_s,
+        "pool_children": children_s,
+        "redis": _redis_cpu(ctx),
+        "bench": cpu_seconds([os.getpid()]),
+    }
 
 
 def _profiler(ctx: Context, worker: Any) -> Any:
@@ -247,14 +279,15 @@ def _scaling(  # noqa: PLR0917 - the round's parts, as run() holds them
     A worker of each size is started afresh for each of its rounds (only one
     worker consumes the send queue at a time), warmed up with a small round,
     then timed on ``n`` fresh due sends. Pacing is as configured for the
-    main rounds (the bundled account has no ``senders:``, so it is off and
-    no shared Redis key is touched per send).
+    main rounds: on, at a rate that never binds (``harness.BENCH_SENDERS``),
+    so every send reserves its slot with one Lua call on its sender's Redis
+    key, the same key for the two workers (about 10 us of Redis time each).
     """
     from workers.celery_app import DISPATCH_QUEUE, SEND_QUEUE
 
     seconds = {1: 0.0, 2: 0.0}
     sends = {1: 0, 2: 0}
-    cpu = {1: 0.0, 2: 0.0}
+    cpu: dict[int, dict[str, float]] = {1: {}, 2: {}}
     # Alternating (1, 2, 2, 1), so that load from elsewhere falls on both alike.
     for size in ctx.sizes.scaling_order:
         worker = start_celery_worker(
@@ -273,13 +306,16 @@ def _scaling(  # noqa: PLR0917 - the round's parts, as run() holds them
             raise RuntimeError(f"scaling round: expected {n} texts sent, got {states}")
         seconds[size] += elapsed
         sends[size] += n
-        cpu[size] += used["pool"]
+        cpu[size] = {k: cpu[size].get(k, 0.0) + v for k, v in used.items()}
     one, two = rate(sends[1], seconds[1]), rate(sends[2], seconds[2])
     return {
         "fire_scaling_sends_per_s_1": one,
         "fire_scaling_sends_per_s_2": two,
         "fire_scaling_cpu_ms_per_send": {
-            str(k): round(cpu[k] / sends[k] * 1000, 3) for k in (1, 2)
+            str(k): round(cpu[k]["pool"] / sends[k] * 1000, 3) for k in (1, 2)
+        },
+        "fire_scaling_cpu_ms_per_send_by_process": {
+            str(k): {p: round(v / sends[k] * 1000, 3) for p, v in cpu[k].items()} for k in (1, 2)
         },
         "fire_scaling_2v1": two / one,
     }
@@ -335,9 +371,10 @@ def run(ctx: Context) -> dict[str, Any]:
         _noop_round(ctx, app, worker, queue, min(noop_round, 200))
         fake.reset()
         drip_ids: list[tuple[int, int]] = []
-        drip_s = noop_s = noop_cpu = 0.0
+        drip_s = noop_s = 0.0
         drip_n = noop_n = 0
-        drip_cpu = {"pool": 0.0, "twilio": 0.0, "postgres": 0.0}
+        drip_cpu: dict[str, float] = {}
+        noop_cpus: dict[str, float] = {}
         for i in range(rounds):
             if i % 4 in (0, 3):
                 lo, hi = prepare(per_round)
@@ -346,7 +383,7 @@ def run(ctx: Context) -> dict[str, Any]:
                 spy = _profiler(ctx, worker) if not drip_n else None
                 elapsed, cpu = _drip_round(ctx, app, worker, fake, (lo, hi))
                 drip_s += elapsed
-                drip_cpu = {k: drip_cpu[k] + cpu[k] for k in drip_cpu}
+                drip_cpu = {k: drip_cpu.get(k, 0.0) + v for k, v in cpu.items()}
                 if spy is not None:
                     spy.proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
                     spy.proc.wait(timeout=60)
@@ -354,9 +391,9 @@ def run(ctx: Context) -> dict[str, Any]:
                 drip_n += hi - lo + 1
             else:
                 say(f"fire: no-op round, {noop_round:,} tasks")
-                timed, elapsed, cpu_s = _noop_round(ctx, app, worker, queue, noop_round)
+                timed, elapsed, used = _noop_round(ctx, app, worker, queue, noop_round)
                 noop_s += elapsed
-                noop_cpu += cpu_s
+                noop_cpus = {k: noop_cpus.get(k, 0.0) + v for k, v in used.items()}
                 noop_n += timed
         outcomes: dict[str, int] = {}
         for lo, hi in drip_ids:
@@ -374,6 +411,7 @@ def run(ctx: Context) -> dict[str, Any]:
         )
     scaling = _scaling(ctx, app, env, fake, prepare, sizes.scaling_sends)
     fire_rate = rate(drip_n, drip_s)
+    noop_cpu = noop_cpus["pool"]
     noop_rate = rate(noop_n, noop_s)
     return {
         "fire_sends": drip_n,
@@ -391,6 +429,9 @@ def run(ctx: Context) -> dict[str, Any]:
         # pool processes, "postgres" the backends of the benchmark's database.
         "fire_cpu_ms_per_send": {k: round(v / drip_n * 1000, 3) for k, v in drip_cpu.items()},
         "noop_cpu_ms_per_task": round(noop_cpu / noop_n * 1000, 3),
+        "noop_cpu_ms_per_task_by_process": {
+            k: round(v / noop_n * 1000, 3) for k, v in noop_cpus.items()
+        },
         "fire_vs_celery_noop_cpu": (noop_cpu / noop_n) / (drip_cpu["pool"] / drip_n),
         # The issue's name for the same figure the other way up (goal <= 1.0).
         "fire_cpu_vs_noop": (drip_cpu["pool"] / drip_n) / (noop_cpu / noop_n),
