@@ -24,7 +24,7 @@ import gc
 import os
 import sys
 
-from drip.cli.framework import LazyGroup, importing, secho
+from drip.cli.framework import LazyGroup, importing, keep_imports, secho
 
 __all__ = ["COMMANDS", "app", "main"]
 
@@ -97,6 +97,7 @@ def main() -> None:
     from drip.dataclass_code import install
 
     install()  # before any drip dataclass is declared
+    keep_imports()  # this process keeps what it imports: no collection walks it
     with importing():
         _import_structlog_without_rich()
         from drip.errors import DripError

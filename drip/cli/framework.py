@@ -45,8 +45,21 @@ __all__ = [
     "confirm",
     "echo",
     "importing",
+    "keep_imports",
     "secho",
 ]
+
+
+#: Whether :func:`importing` moves what was imported out of the collector's reach
+#: (``gc.freeze``): set by :func:`keep_imports` in the ``drip`` process itself, not
+#: in a process that merely calls the commands (tests), whose heap is not all kept.
+_freeze_imports = False
+
+
+def keep_imports() -> None:
+    """From now on, what :func:`importing` imports is kept out of later collections."""
+    global _freeze_imports  # noqa: PLW0603 - one switch per process, set by drip.cli.main
+    _freeze_imports = True
 
 
 @contextlib.contextmanager
@@ -54,16 +67,21 @@ def importing() -> Iterator[None]:
     """Imports without the cyclic garbage collector, which is then back as it was.
 
     Importing a command's modules allocates a few hundred thousand objects
-    (classes, functions, SQLAlchemy's tables and mappers), all of them kept:
-    the collector, triggered every 700 allocations, walks them about 170 times
-    for nothing, some 10% of ``drip replay``'s start-up. Imports make next to
-    no garbage, so nothing is left for later that matters.
+    (classes, functions, SQLAlchemy's tables and mappers), nearly all of them
+    kept for the life of the process: the collector, triggered every 700
+    allocations, walks them over and over for nothing. Off during the imports,
+    it would still walk them all twice afterwards (young, then middle-aged),
+    unless they are frozen (``gc.freeze``: kept out of every later collection;
+    reference counting still frees them), which :func:`keep_imports` turns on
+    for the ``drip`` process. Imports make next to no cyclic garbage.
     """
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        if _freeze_imports:
+            gc.freeze()
         if enabled:
             gc.enable()
 

@@ -23,3 +23,19 @@ def test_the_collector_is_off_inside_and_as_it_was_after(enabled: bool) -> None:
         assert gc.isenabled() is enabled
     finally:
         gc.enable() if was else gc.disable()
+
+
+def test_imports_are_frozen_only_in_the_drip_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frozen after the block once keep_imports() was called (drip.cli.main), never before."""
+    from drip.cli import framework
+
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    monkeypatch.setattr(framework, "_freeze_imports", False)
+    with importing():
+        pass
+    assert frozen == []
+    framework.keep_imports()
+    with importing():
+        pass
+    assert frozen == [True]
