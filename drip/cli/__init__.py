@@ -24,7 +24,7 @@ import gc
 import os
 import sys
 
-from drip.cli.framework import LazyGroup, secho
+from drip.cli.framework import LazyGroup, importing, keep_imports, secho
 
 __all__ = ["COMMANDS", "app", "main"]
 
@@ -94,8 +94,13 @@ def _import_structlog_without_rich() -> None:
 
 def main() -> None:
     """Console-script entry point: drip errors become one clear line and exit 1."""
-    _import_structlog_without_rich()
-    from drip.errors import DripError
+    from drip.dataclass_code import install
+
+    install()  # before any drip dataclass is declared
+    keep_imports()  # this process keeps what it imports: no collection walks it
+    with importing():
+        _import_structlog_without_rich()
+        from drip.errors import DripError
 
     command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
     if command not in SERVICE_COMMANDS:

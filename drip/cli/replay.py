@@ -45,11 +45,12 @@ def replay_command(
     extensions edit_campaign, downtime_until, carrier_opt_out,
     email_unsubscribe, opt_out_type (on reply), from (on text).
     """
-    from drip.errors import DripError
-    from drip.replay.report import as_json as to_json
-    from drip.replay.report import text_report, write_html
-    from drip.replay.runner import ReplayError, ScenarioResult, replay
-    from drip.replay.scenario import ScenarioError, load_scenario, scenario_files
+    with cli.importing():  # the pipeline's modules: most of the command's start-up
+        from drip.errors import DripError
+        from drip.replay.report import as_json as to_json
+        from drip.replay.report import text_report, write_html
+        from drip.replay.runner import ReplayError, ScenarioResult, replay
+        from drip.replay.scenario import ScenarioError, load_scenario, scenario_files
 
     _quiet_logs()
     began = time.perf_counter()

@@ -31,9 +31,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from drip.replay.lanes import LANES_CSS, LANES_SCRIPT, Lane, Mark, render_lanes
 from drip.replay.runner import (
     DecisionRecord,
     Happening,
@@ -43,6 +42,11 @@ from drip.replay.runner import (
     decisions_near,
 )
 from drip.replay.scenario import Expectation
+
+if TYPE_CHECKING:
+    # The lanes (and their CSS and script) are for the HTML page only: imported there,
+    # not on every ``drip replay`` that prints its text report.
+    from drip.replay.lanes import Lane, Mark
 
 FIRST_WORDS = 56
 JSON_VERSION = 1
@@ -398,6 +402,8 @@ _COMPLIANCE_KINDS = frozenset(
 
 def message_mark(m: OutMessage, *, flagged: bool = False, href: str | None = None) -> Mark:
     """A sent message as a lane mark (shared with the console)."""
+    from drip.replay.lanes import Mark
+
     if m.channel.value == "email":
         shape, color, label = "email", "email", ""
     elif m.kind.value in _COMPLIANCE_KINDS:
@@ -428,6 +434,8 @@ def message_mark(m: OutMessage, *, flagged: bool = False, href: str | None = Non
 
 def decision_mark(d: DecisionRecord, *, href: str | None = None) -> Mark:
     """A decision not to send (now) as a lane mark."""
+    from drip.replay.lanes import Mark
+
     return Mark(
         at=d.at,
         row="decision",
@@ -444,6 +452,8 @@ def decision_mark(d: DecisionRecord, *, href: str | None = None) -> Mark:
 
 def lane_of(i: int, r: ScenarioResult) -> Lane:
     """One scenario as a lane of the shared renderer."""
+    from drip.replay.lanes import Lane, Mark
+
     s = r.scenario
     c = s.contact
     failed = {m.position for m in r.mismatches}
@@ -521,6 +531,8 @@ def _static_tables(results: Sequence[ScenarioResult]) -> str:
 
 def html_page(results: Sequence[ScenarioResult], *, title: str) -> str:
     """One self-contained page: inline CSS, SVG drawn here, a small script; it loads nothing."""
+    from drip.replay.lanes import LANES_CSS, LANES_SCRIPT, render_lanes
+
     summary = summarize(results)
     summary_html = "".join(f"<li>{html.escape(line)}</li>" for line in summary.lines())
     chart = render_lanes([lane_of(i, r) for i, r in enumerate(results)])

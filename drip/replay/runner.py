@@ -83,8 +83,9 @@ from drip.replay.scenario import (
     SetTextStatus,
     Unenroll,
 )
-from drip.services import lifecycle
-from drip.services.bulk import BulkFilters, BulkPlan, plan_bulk, schedule_bulk
+
+# The services of the rarer events (replies, bulk texts, a campaign's lifecycle) are
+# imported by their handlers: a scenario without such events does not load them.
 from drip.services.contacts import (
     ConsentEvidence,
     ContactInput,
@@ -97,7 +98,6 @@ from drip.services.contacts import (
 from drip.services.deps import Deps
 from drip.services.dispatch import tick
 from drip.services.enrollment import enroll
-from drip.services.inbound import handle_inbound
 from drip.services.sync import sync_campaigns
 from drip.store import repository as repo
 from drip.store.models import Contact, ScheduledSend
@@ -483,6 +483,8 @@ class _World:
             raise ReplayError(f"{s.label}: a reply needs the contact's phone")
         to = self._sender_phone(s, action.to)
         self.replies += 1
+        from drip.services.inbound import handle_inbound  # with the keywords: replies only
+
         result = handle_inbound(
             self.deps,
             from_phone=phone,
@@ -541,6 +543,8 @@ class _World:
         among many (``drip demo``) the others are left out: a scenario's bulk
         event is about its contact. Use ``broadcasts`` for a bulk to everyone.
         """
+        from drip.services.bulk import BulkFilters, BulkPlan, plan_bulk, schedule_bulk
+
         plan = plan_bulk(self.deps, action.body, BulkFilters(), now)
         mine = [c for c in plan.recipients if c == life.contact_id]
         schedule_bulk(self.deps, BulkPlan(plan.body, mine), now)
@@ -553,20 +557,30 @@ class _World:
         return "bulk text not for this contact: the bulk plan excluded it"
 
     def _broadcast(self, body: str, now: datetime) -> list[str]:
+        from drip.services.bulk import BulkFilters, plan_bulk, schedule_bulk
+
         plan = plan_bulk(self.deps, body, BulkFilters(), now)
         schedule_bulk(self.deps, plan, now)
         return [" ".join(line.split()) for line in plan.lines()]
 
     def _pause(self, life: _Life, action: Pause, now: datetime) -> str:
+        from drip.services import lifecycle
+
         return lifecycle.pause(self.deps, action.campaign, now).message
 
     def _resume(self, life: _Life, action: Resume, now: datetime) -> str:
+        from drip.services import lifecycle
+
         return lifecycle.resume(self.deps, action.campaign, now).message
 
     def _archive(self, life: _Life, action: Archive, now: datetime) -> str:
+        from drip.services import lifecycle
+
         return lifecycle.archive(self.deps, action.campaign, now).message
 
     def _unenroll(self, life: _Life, action: Unenroll, now: datetime) -> str:
+        from drip.services import lifecycle
+
         return lifecycle.unenroll(self.deps, life.contact_id, action.campaign, now).message
 
     def _edit(self, life: _Life, action: EditCampaign, now: datetime) -> str:

@@ -84,6 +84,10 @@ NOT_FOR_REPLAY = (
     "pydantic",
     "drip.cli.operations",
     "drip.cli.campaigns",
+    # SQLite only: the PostgreSQL dialect (and asyncpg's module) is not loaded.
+    "sqlalchemy.dialects.postgresql",
+    # GSM-7 texts only: the grapheme pattern's library is not loaded.
+    "regex",
 )
 
 

@@ -107,3 +107,30 @@ def test_area_code_table_from_the_cache_equals_the_build() -> None:
         assert dict(area_code_table()) == _build_area_code_table()
     finally:
         area_code_table.cache_clear()
+
+
+def test_a_scenarios_project_account_comes_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """drip replay's account.yaml is parsed once, then read from the cache; a bad one still fails."""
+    from drip.replay import scenario
+
+    campaigns = tmp_path / "campaigns"
+    shutil.copytree(REPO / "campaigns", campaigns)
+    parsed = parse_account_file(campaigns / "account.yaml")
+    scenario._account.cache_clear()
+    assert scenario.project_account(tmp_path) == parsed
+    scenario._account.cache_clear()  # as in a new process
+
+    def no_parse(*_args: object) -> None:
+        raise AssertionError("the kept account should have been read")
+
+    monkeypatch.setattr(scenario, "load_account", no_parse)
+    assert scenario.project_account(tmp_path) == parsed
+    monkeypatch.undo()  # the real parser again (and the autouse cache folder: set it back)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (campaigns / "account.yaml").write_text("quiet_hours: [not, a, window]\n")
+    scenario._account.cache_clear()
+    with pytest.raises(CampaignError):
+        scenario.project_account(tmp_path)
+    scenario._account.cache_clear()
