@@ -85,8 +85,7 @@ def install() -> None:
             mode = os.fstat(fh.fileno())
             # Code to run: only from a file this user wrote and no one else can.
             mine = mode.st_uid == os.getuid() and not mode.st_mode & 0o022
-            # loads of the whole file: load() from a file reads it object by object.
-            found = marshal.loads(fh.read()) if mine else None  # noqa: S302 - see above
+            found = marshal.load(fh) if mine else None  # noqa: S302 - see above
     except Exception:  # missing, unreadable, truncated or foreign: compile as before
         found = None
     if isinstance(found, dict):
