@@ -94,9 +94,6 @@ def _import_structlog_without_rich() -> None:
 
 def main() -> None:
     """Console-script entry point: drip errors become one clear line and exit 1."""
-    from drip.dataclass_code import install
-
-    install()  # before any drip dataclass is declared
     keep_imports()  # this process keeps what it imports: no collection walks it
     with importing():
         _import_structlog_without_rich()
