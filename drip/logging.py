@@ -210,20 +210,39 @@ _ISO_STAMP: Final = re.compile(
 )
 
 
+#: Short strings with nothing to mask, looked up before any call: an event's keys and
+#: most of its values (codes, kinds, a rule's reason) recur in every event. Strings
+#: that masking changes (a phone number, an address) are not kept here.
+_SEEN: dict[str, str] = {}
+_SEEN_MAX: Final = 4096
+
+
+def _mask_seen(text: str) -> str:
+    masked = mask_text(text)
+    if masked == text and len(text) <= _CACHED_LENGTH and len(_SEEN) < _SEEN_MAX:
+        _SEEN[text] = text
+    return masked
+
+
 def mask_processor(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """structlog processor: mask phone numbers and e-mail addresses in every key and value."""
     out: EventDict = {}
+    seen = _SEEN
     for key, value in event_dict.items():
         kind = type(value)
         masked = value
         if kind is int or kind is bool or value is None:
             pass  # most values of an event: nothing to mask, no call
         elif kind is str:
-            if key != "timestamp" or _ISO_STAMP.fullmatch(value) is None:
-                masked = mask_text(value)
+            masked = seen.get(value)
+            if masked is None:
+                stamp = key == "timestamp" and _ISO_STAMP.fullmatch(value) is not None
+                masked = value if stamp else _mask_seen(value)
         else:
             masked = mask_value(value)
-        out[mask_text(key) if isinstance(key, str) else key] = masked
+        if isinstance(key, str):
+            key = seen.get(key) or _mask_seen(key)  # noqa: PLW2901 - the masked key
+        out[key] = masked
     return out
 
 
