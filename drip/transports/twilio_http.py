@@ -95,7 +95,12 @@ def form_encode(values: Mapping[str, object] | None) -> str:
     sequences repeated, None dropped."""
     out: list[str] = []
     for key, value in (values or {}).items():
+        if value is None:
+            continue
         name = _quoted_key(key) if isinstance(key, str) else _quote_plus(key)
+        if type(value) in _SCALARS:  # the common case, without the ABC check below
+            out.append(f"{name}={_quote_plus(value)}")
+            continue
         items: Iterable[object] = (
             value
             if isinstance(value, Iterable) and not isinstance(value, str | bytes)
@@ -103,6 +108,9 @@ def form_encode(values: Mapping[str, object] | None) -> str:
         )
         out.extend(f"{name}={_quote_plus(item)}" for item in items if item is not None)
     return "&".join(out)
+
+
+_SCALARS = frozenset((str, int, bool, float, bytes))
 
 
 class _Target:
