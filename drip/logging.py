@@ -203,12 +203,68 @@ def mask_value(value: object, _depth: int = 0) -> object:
         return f"<unprintable {type(value).__name__}>"
 
 
+#: What ``TimeStamper(fmt="iso", utc=True)`` writes: no phone number or address can be in
+#: it, and as it differs in every event it would always miss the masking cache.
+_ISO_STAMP: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?Z"
+)
+
+
+#: Short strings with nothing to mask, looked up before any call: an event's keys and
+#: most of its values (codes, kinds, a rule's reason) recur in every event. Strings
+#: that masking changes (a phone number, an address) are not kept here.
+_SEEN: dict[str, str] = {}
+_SEEN_MAX: Final = 4096
+
+
+def _mask_seen(text: str) -> str:
+    masked = mask_text(text)
+    if masked == text and len(text) <= _CACHED_LENGTH and len(_SEEN) < _SEEN_MAX:
+        _SEEN[text] = text
+    return masked
+
+
 def mask_processor(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """structlog processor: mask phone numbers and e-mail addresses in every key and value."""
-    return {
-        mask_text(key) if isinstance(key, str) else key: mask_value(value)
-        for key, value in event_dict.items()
-    }
+    out: EventDict = {}
+    seen = _SEEN
+    for key, value in event_dict.items():
+        kind = type(value)
+        masked = value
+        if kind is int or kind is bool or value is None:
+            pass  # most values of an event: nothing to mask, no call
+        elif kind is str:
+            masked = seen.get(value)
+            if masked is None:
+                stamp = key == "timestamp" and _ISO_STAMP.fullmatch(value) is not None
+                masked = value if stamp else _mask_seen(value)
+        else:
+            masked = mask_value(value)
+        if isinstance(key, str):
+            key = seen.get(key) or _mask_seen(key)  # noqa: PLW2901 - the masked key
+        out[key] = masked
+    return out
+
+
+_PROCESSORS_META: Final = ("_record", "_from_structlog")
+
+
+def _mask_for_output(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """The formatter's masking: what structlog's own chain has not masked already.
+
+    A structlog event was masked by :func:`mask_processor` in structlog's chain;
+    only its ``exception`` (formatted here, from ``exc_info``) is new text. A
+    record from the standard library (Celery, SQLAlchemy, ``warnings``) is
+    masked whole. ProcessorFormatter's own keys are left for it to remove.
+    """
+    if event_dict.get("_from_structlog") is True:
+        if "exception" in event_dict:
+            event_dict["exception"] = mask_value(event_dict["exception"])
+        return event_dict
+    meta = {key: event_dict.pop(key) for key in _PROCESSORS_META if key in event_dict}
+    masked = mask_processor(logger, method, event_dict)
+    masked.update(meta)
+    return masked
 
 
 class _CurrentStderr:
@@ -277,9 +333,9 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | N
         formatter = structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
             processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,  # a traceback is text to mask too
-                mask_processor,
+                _mask_for_output,  # before the meta keys go: it tells where an event came from
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 renderer,
             ],
         )

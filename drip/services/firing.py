@@ -611,7 +611,7 @@ def _deliver(
     if refusal is not None:
         return _Outcome(p, decision, FireResult(send.id, "skipped", "too_long", refusal))
     size = sms_size(text)
-    message = Message(
+    message = fire_record.new_message(
         direction="outbound",
         channel=Channel.SMS,
         kind=send.kind,

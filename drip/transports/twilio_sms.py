@@ -2,9 +2,9 @@
 
 One :class:`twilio.rest.Client` is built per transport and reused, on the
 SDK's documented extension point for HTTP, a custom ``HttpClient``:
-:class:`drip.transports.twilio_http.LeanHttpClient`, a urllib3 pool that keeps
-connections alive (the stock ``requests`` client cost as much CPU per text as
-the rest of a send). With ``base_url`` (tests, benchmarks, demos) every
+:class:`drip.transports.twilio_http.LeanHttpClient`, HTTP/1.1 on kept-alive
+sockets (the stock ``requests`` client, and then urllib3, cost as much CPU per
+text as the rest of a send). With ``base_url`` (tests, benchmarks, demos) every
 request the SDK makes goes to that URL instead of ``https://api.twilio.com``:
 the client rewrites the scheme and host of each URL and leaves path, auth,
 headers and body exactly as the SDK built them. :class:`BaseUrlHttpClient`
@@ -137,7 +137,7 @@ class TwilioSmsTransport:
             raise ConfigError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must both be set")
         if max_retries < 0:
             raise ConfigError(f"max_retries must be 0 or more, not {max_retries}")
-        # The SDK over a lean urllib3 client (see twilio_http): the stock requests-based
+        # The SDK over a lean HTTP client (see twilio_http): the stock requests-based
         # client cost as much CPU per text as the rest of the send.
         http_client = LeanHttpClient(base_url, timeout=timeout, maxsize=POOL_SIZE)
         self._http_client = http_client

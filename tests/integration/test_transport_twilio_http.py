@@ -1,19 +1,23 @@
-"""The lean urllib3 HttpClient sends what the SDK's stock requests client sends, and fails alike."""
+"""The lean HttpClient sends what the SDK's stock requests client sends, and fails alike."""
 
 from __future__ import annotations
 
+import gzip
 import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlencode
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 from twilio.http.http_client import TwilioHttpClient
 from urllib3.exceptions import NewConnectionError
 
 from drip.errors import ConfigError
-from drip.transports.twilio_http import LeanHttpClient
+from drip.transports.twilio_http import LeanHttpClient, form_encode
 
 Seen = tuple[str, str, str, str | None, str | None]
 
@@ -127,3 +131,93 @@ def test_a_base_url_that_is_not_http_is_refused() -> None:
     """A base URL without http(s) and a host is a configuration error naming it."""
     with pytest.raises(ConfigError, match="ftp://x"):
         LeanHttpClient("ftp://x")
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=8),
+        st.one_of(
+            st.none(),
+            st.text(max_size=30),
+            st.integers(),
+            st.booleans(),
+            st.lists(st.one_of(st.none(), st.text(max_size=10)), max_size=3),
+        ),
+        max_size=6,
+    )
+)
+def test_the_form_encoding_is_urlencode_of_the_pairs_requests_makes(
+    values: dict[str, object],
+) -> None:
+    """Any text, number, flag or list encodes as urlencode (quote_plus) of requests' pairs."""
+    pairs = [
+        (key, item)
+        for key, value in values.items()
+        for item in (value if isinstance(value, list) else [value])
+        if item is not None
+    ]
+    assert form_encode(values) == urlencode(pairs)
+
+
+def _serve_raw(answers: list[bytes]) -> tuple[str, list[bytes], threading.Thread]:
+    """A one-connection server answering each request with the next of ``answers`` verbatim.
+
+    An answer of ``b""`` closes the connection instead; the requests seen are returned.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    seen: list[bytes] = []
+
+    def run() -> None:
+        with listener:
+            for answer in answers:
+                conn, _ = listener.accept()
+                with conn:
+                    data = conn.recv(65536)
+                    seen.append(data)
+                    if answer:
+                        conn.sendall(answer)
+                        conn.recv(65536)  # wait for the client to close or send again
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}", seen, thread
+
+
+def test_a_chunked_gzip_answer_is_read_and_decoded() -> None:
+    """Chunked transfer and gzip content encoding give the same text as a plain answer."""
+    payload = gzip.compress(b'{"sid": "SM1"}')
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload)
+    answer = (
+        b"HTTP/1.1 201 Created\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\n" + chunked
+    )
+    base, seen, thread = _serve_raw([answer])
+    assert _call(LeanHttpClient(timeout=5), base, "POST") == (201, '{"sid": "SM1"}')
+    thread.join(5)
+    assert b"Accept-Encoding: gzip, deflate" in seen[0]
+
+
+def test_a_connection_lost_before_the_answer_is_a_connection_error_that_may_have_sent() -> None:
+    """Closed after the request arrived: ConnectionError without NewConnectionError (maybe sent)."""
+    base, seen, thread = _serve_raw([b""])
+    with pytest.raises(requests.ConnectionError) as info:
+        _call(LeanHttpClient(timeout=5), base, "POST")
+    thread.join(5)
+    assert len(seen) == 1
+    assert not isinstance(info.value.__cause__, NewConnectionError)
+
+
+def test_a_kept_alive_connection_the_server_closed_is_replaced_before_use(
+    recorder: tuple[str, list[Seen]],
+) -> None:
+    """An idle connection closed by the server is not written to: a new one carries the request."""
+    base, seen = recorder
+    client = LeanHttpClient(timeout=5)
+    assert _call(client, base, "POST")[0] == 201
+    for connections in client._idle.values():  # the server drops them while idle
+        for conn in connections:
+            conn.sock.shutdown(socket.SHUT_RDWR)
+    assert _call(client, base, "POST")[0] == 201
+    assert len(seen) == 2

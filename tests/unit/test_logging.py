@@ -334,3 +334,16 @@ def test_email_addresses_never_reach_a_log_line(address: str) -> None:
     if len(local) > 1 and local[1:] != "***":  # else the masked form is the address itself
         for line in lines:
             assert address not in json.dumps(line, ensure_ascii=False)
+
+
+def test_recurring_events_are_masked_every_time_and_keep_their_timestamp() -> None:
+    """The masking caches never let a number through on a later event, and the ISO time stays."""
+    buffer = io.StringIO()
+    configure_logging("json", stream=buffer)
+    log = get_logger("drip.fire")
+    for number in ("+16175550123", "+16175550124", "+16175550123"):
+        log.info("send_decided", decision="sent", to=number, reason=f"sent to {number}")
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    assert [line["to"] for line in lines] == ["+1******0123", "+1******0124", "+1******0123"]
+    assert [line["reason"] for line in lines] == [f"sent to {line['to']}" for line in lines]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", line["timestamp"]) for line in lines)
