@@ -34,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http import HttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from urllib3.exceptions import NewConnectionError
@@ -60,6 +61,16 @@ def default_backoff(attempt: int) -> float:
     with jitter (50-100 %) so that many workers do not retry in step."""
     base: float = min(0.5 * 2.0 ** (attempt - 1), 8.0)
     return base * random.uniform(0.5, 1.0)
+
+
+#: Where the SDK sends every request unless ``base_url`` says otherwise.
+TWILIO_API_URL = "https://api.twilio.com"
+
+
+def _proxied(url: str) -> bool:
+    """Whether the environment's proxy settings route ``url`` through a proxy (as requests does)."""
+    proxy = requests.utils.get_environ_proxies(url)
+    return bool(proxy.get(urlsplit(url).scheme) or proxy.get("all"))
 
 
 class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK ships no py.typed
@@ -138,8 +149,15 @@ class TwilioSmsTransport:
         if max_retries < 0:
             raise ConfigError(f"max_retries must be 0 or more, not {max_retries}")
         # The SDK over a lean HTTP client (see twilio_http): the stock requests-based
-        # client cost as much CPU per text as the rest of the send.
-        http_client = LeanHttpClient(base_url, timeout=timeout, maxsize=POOL_SIZE)
+        # client cost as much CPU per text as the rest of the send. The lean client
+        # speaks to the host directly; where the environment routes Twilio's host
+        # through a proxy (HTTPS_PROXY and NO_PROXY, as requests reads them), the
+        # SDK's own client goes instead, since it honours them.
+        http_client: HttpClient
+        if base_url is None and _proxied(TWILIO_API_URL):
+            http_client = TwilioHttpClient(pool_connections=True, timeout=timeout)
+        else:
+            http_client = LeanHttpClient(base_url, timeout=timeout, maxsize=POOL_SIZE)
         self._http_client = http_client
         self._client = Client(account_sid, auth_token, http_client=http_client)
         self._messages = self._client.messages
@@ -200,7 +218,11 @@ class TwilioSmsTransport:
 
     def close(self) -> None:
         """Close the pooled connections."""
-        self._http_client.close()
+        client = self._http_client
+        if isinstance(client, LeanHttpClient):
+            client.close()
+        elif isinstance(client, TwilioHttpClient) and client.session is not None:
+            client.session.close()
 
     def _send_once(self, msg: OutboundSms) -> SmsReceipt:
         kwargs: dict[str, Any] = {"from_": msg.from_, "to": msg.to, "body": msg.body}

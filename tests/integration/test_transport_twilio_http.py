@@ -221,3 +221,53 @@ def test_a_kept_alive_connection_the_server_closed_is_replaced_before_use(
             conn.sock.shutdown(socket.SHUT_RDWR)
     assert _call(client, base, "POST")[0] == 201
     assert len(seen) == 2
+
+
+def _proxy_that_notes_the_first_line() -> tuple[socket.socket, list[bytes], threading.Thread]:
+    listener = socket.create_server(("127.0.0.1", 0))
+    lines: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            lines.append(conn.makefile("rb").readline())
+            conn.sendall(
+                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, lines, thread
+
+
+def test_a_text_to_twilio_goes_through_the_https_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With HTTPS_PROXY set, a text for api.twilio.com asks that proxy to CONNECT, as the SDK would."""
+    from drip.transports.base import OutboundSms
+    from drip.transports.twilio_sms import TwilioSmsTransport
+
+    listener, lines, thread = _proxy_that_notes_the_first_line()
+    with listener:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{listener.getsockname()[1]}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        transport = TwilioSmsTransport("AC" + "0" * 32, "token", max_retries=0, timeout=5)
+        with pytest.raises(Exception):  # noqa: B017, PT011 - the proxy refuses; its first line is the point
+            transport.send_sms(OutboundSms("+16175550100", "+16175550123", "Hi"))
+        thread.join(timeout=5)
+        transport.close()
+    assert [line.split(b" ")[:2] for line in lines] == [[b"CONNECT", b"api.twilio.com:443"]]
+
+
+def test_twilio_named_in_no_proxy_is_reached_directly_by_the_lean_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NO_PROXY naming Twilio's host keeps the lean client, which never reads proxy settings."""
+    from drip.transports.twilio_sms import TwilioSmsTransport
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "api.twilio.com")
+    transport = TwilioSmsTransport("AC" + "0" * 32, "token")
+    assert isinstance(transport._http_client, LeanHttpClient)
+    transport.close()
