@@ -233,16 +233,9 @@ def claim_limit(deps: Deps, now: datetime, wanted: int) -> int:
     account = deps.account
     default_phone = account.default_agent.phone if account.default_agent else None
     with deps.sessions() as session:
-        due = queries.sms_by_sender(
+        due, flying = queries.sms_due_and_flying(
             session,
-            (SendState.PENDING,),
-            due_by=now,
-            default_phone=default_phone,
-            concierge_phone=account.concierge_phone,
-        )
-        flying = queries.sms_by_sender(
-            session,
-            (SendState.QUEUED, SendState.SENDING),
+            now,
             default_phone=default_phone,
             concierge_phone=account.concierge_phone,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import Channel, SenderRole, SendState
@@ -17,42 +17,53 @@ CODE_EXPIRED = "carrier_expired"
 CODE_EXPIRED_FINAL = "carrier_expired_again"
 
 
-def sms_by_sender(
+def sms_due_and_flying(
     session: Session,
-    states: tuple[SendState, ...],
+    due_by: datetime,
     *,
-    due_by: datetime | None = None,
     default_phone: str | None = None,
     concierge_phone: str | None = None,
-) -> Counter[str]:
-    """How many SMS sends in ``states`` (due by ``due_by``) each sender number has.
+) -> tuple[Counter[str], Counter[str]]:
+    """Per sender number: SMS sends pending and due by ``due_by``, and SMS sends in flight
+    (queued or sending), in one grouped query.
 
     The sender is the send's pinned number, else its contact's agent (else the
     account's default agent) for the agent role, or the concierge number.
     Sends with no resolvable sender are left out.
     """
-    agent_phone = func.coalesce(ScheduledSend.sender_phone, Agent.phone, default_phone)
-    concierge = func.coalesce(ScheduledSend.sender_phone, concierge_phone)
-    out: Counter[str] = Counter()
-    for role, phone in ((SenderRole.AGENT, agent_phone), (SenderRole.CONCIERGE, concierge)):
-        query = (
-            select(phone, func.count())
-            .select_from(ScheduledSend)
-            .join(Contact, Contact.id == ScheduledSend.contact_id)
-            .outerjoin(Agent, Agent.id == Contact.agent_id)
-            .where(
-                ScheduledSend.state.in_(states),
-                ScheduledSend.channel == Channel.SMS,
-                ScheduledSend.sender_role == role,
-            )
-            .group_by(phone)
+    phone = case(
+        (
+            ScheduledSend.sender_role == SenderRole.AGENT,
+            func.coalesce(ScheduledSend.sender_phone, Agent.phone, default_phone),
+        ),
+        (
+            ScheduledSend.sender_role == SenderRole.CONCIERGE,
+            func.coalesce(ScheduledSend.sender_phone, concierge_phone),
+        ),
+    )
+    due = and_(ScheduledSend.state == SendState.PENDING, ScheduledSend.due_at <= due_by)
+    flying = ScheduledSend.state.in_((SendState.QUEUED, SendState.SENDING))
+    query = (
+        select(
+            phone,
+            func.sum(case((due, 1), else_=0)),
+            func.sum(case((flying, 1), else_=0)),
         )
-        if due_by is not None:
-            query = query.where(ScheduledSend.due_at <= due_by)
-        for number, count in session.execute(query):
-            if number is not None:
-                out[str(number)] += int(count)
-    return out
+        .select_from(ScheduledSend)
+        .join(Contact, Contact.id == ScheduledSend.contact_id)
+        .outerjoin(Agent, Agent.id == Contact.agent_id)
+        .where(ScheduledSend.channel == Channel.SMS, or_(due, flying))
+        .group_by(phone)
+    )
+    due_counts: Counter[str] = Counter()
+    flying_counts: Counter[str] = Counter()
+    for number, n_due, n_flying in session.execute(query):
+        if number is not None:
+            if n_due:
+                due_counts[str(number)] += int(n_due)
+            if n_flying:
+                flying_counts[str(number)] += int(n_flying)
+    return due_counts, flying_counts
 
 
 def expiries_of(session: Session, send_id: int) -> int:
