@@ -6,7 +6,8 @@ The same rounds as ``bench_pacing.overhead`` (``dispatch.tick`` on a scratch
 PostgreSQL database, the fake Twilio server in this process, ``NullPacer``
 against a ``RedisPacer`` at 10,000 segments/s), but timed with the process
 CPU clock, which other load on a shared machine does not inflate the way it
-does wall time. Prints the median CPU milliseconds per send of each mode,
+does wall time. Prints the median CPU milliseconds per send of each mode
+(the process's, and the firing thread's alone),
 their ratio (off / on: comparable to ``pacing_overhead``) and how many Redis
 reservations (Lua calls) a paced send took on average. With ``--profile``
 the "on" rounds (``--profile-mode off``: the "off" ones) run under cProfile
@@ -73,7 +74,7 @@ def _rounds(
 
     on_pacer._script = counted
     zones = [(zone, area, None) for zone, area in zones_in_window(ctx.now)]
-    cpu: dict[str, list[float]] = {"on": [], "off": []}
+    cpu: dict[str, list[float]] = {"on": [], "off": [], "on_thread": [], "off_thread": []}
     with FakeTwilioServer(record_requests=False) as fake:
         transport = fake.transport()
         try:
@@ -104,17 +105,20 @@ def _rounds(
                     claims.bulk_insert_sends(session, rows, now=due)
                 profiling = profile is not None and mode == profile_mode and r >= 0
                 cpu0 = time.process_time()
+                thread0 = time.thread_time()
                 if profiling:
                     profile.enable()
                 summary = dispatch.tick(deps, now)
                 if profiling:
                     profile.disable()
                 spent = time.process_time() - cpu0
+                spent_thread = time.thread_time() - thread0
                 sent = summary.counts().get("sent", 0)
                 if sent != per_round:
                     raise RuntimeError(f"round {r}: {summary.counts()}")
                 if r >= 0:
                     cpu[mode].append(spent / sent * 1000)
+                    cpu[f"{mode}_thread"].append(spent_thread / sent * 1000)
         finally:
             transport.close()
     cpu["redis_calls_per_send"] = [calls[0] / (per_round * len(cpu["on"]))]  # warm-up is off
@@ -158,6 +162,11 @@ def main(argv: list[str]) -> int:
     print(f"CPU ms/send, pacing off: {off:.3f} (rounds {[round(x, 3) for x in cpu['off']]})")
     print(f"CPU ms/send, pacing on:  {on:.3f} (rounds {[round(x, 3) for x in cpu['on']]})")
     print(f"off / on (CPU-time analogue of pacing_overhead): {off / on:.3f}")
+    on_t, off_t = median(cpu["on_thread"]), median(cpu["off_thread"])
+    print(
+        f"the firing thread alone (not the fake Twilio server's): off {off_t:.3f} / "
+        f"on {on_t:.3f} ms/send = {off_t / on_t:.3f}"
+    )
     print(f"Redis reservations per paced send: {cpu['redis_calls_per_send'][0]:.3f}")
     if profile is not None:
         profile.dump_stats(args.profile.with_suffix(".prof"))

@@ -28,6 +28,7 @@ from drip.domain.pacing import MAX_VALIDITY_SECONDS, Senders
 from drip.pacing import MARGIN, LocalPacer, RedisPacer, Slot
 from drip.services import carrier, dispatch
 from drip.services.bulk import BulkFilters, plan_bulk, schedule_bulk
+from drip.services.firing import fire_batch
 from drip.store import claims
 from drip.store import repository as repo
 from drip.store.models import ScheduledSend, SendDecision
@@ -208,7 +209,6 @@ def test_an_unreachable_pacing_store_defers_campaign_texts_but_not_manual_ones(r
                 }
             ],
         )
-    from drip.services.firing import fire_batch
 
     with rig.deps.sessions() as session:
         ids = claims.claim_due(session, rig.now, 10)
@@ -234,6 +234,32 @@ def test_dispatch_claims_no_more_than_the_sender_can_send_soon(rig: Rig) -> None
     assert len(first) == int(carrier.CLAIM_HORIZON_SECONDS)
     assert second == []  # 30 in flight fill the sender's next 30 seconds
     assert rig.states() == {"queued": 30, "pending": 70}
+
+
+def test_one_claim_at_a_one_segment_sender_is_sent_without_pacing_deferrals(rig: Rig) -> None:
+    """What one claim takes of a 1 seg/s sender (30 s of it) goes out, none deferred for pacing.
+
+    The batch's worker waits for each slot in turn, so the next slot is always one
+    text away, never MAX_WAIT_SECONDS: claiming CLAIM_HORIZON_SECONDS (30 s) although
+    a worker waits at most 10 s for one slot puts nothing back (no row churn).
+    """
+    clock = FakeTime()
+    paced(rig, Senders(), clock)
+    rig.add_contacts(100)
+    rig.at(ny(2, 11))
+    bulk(rig)
+
+    ids = dispatch.claim(rig.deps, rig.now)
+    results = [
+        r
+        for batch in dispatch.chunks(ids, rig.deps.settings.send_batch)
+        for r in fire_batch(rig.deps, batch, rig.now)
+    ]
+
+    assert len(ids) == int(carrier.CLAIM_HORIZON_SECONDS)
+    assert [r for r in results if r.outcome == "deferred" and r.code == "pacing"] == []
+    assert [r.outcome for r in results] == ["sent"] * len(ids)
+    assert clock.now - 5_000.0 > carrier.MAX_WAIT_SECONDS  # the worker did wait past 10 s in all
 
 
 def test_two_redis_pacers_share_one_senders_slots(redis_url: str) -> None:
