@@ -6,13 +6,13 @@ The same rounds as ``bench_pacing.overhead`` (``dispatch.tick`` on a scratch
 PostgreSQL database, the fake Twilio server in this process, ``NullPacer``
 against a ``RedisPacer`` at 10,000 segments/s), but timed with the process
 CPU clock, which other load on a shared machine does not inflate the way it
-does wall time. Prints the median CPU milliseconds per send of each mode
-(the process's, and the firing thread's alone),
-their ratio (off / on: comparable to ``pacing_overhead``) and how many Redis
-reservations (Lua calls) a paced send took on average. With ``--profile``
-the "on" rounds (``--profile-mode off``: the "off" ones) run under cProfile
-(CPU timer); the profile is written to OUT and its raw stats to OUT with the
-suffix ``.prof``, for ``pstats``.
+does wall time. Prints the median CPU milliseconds per send of each mode (the
+process's, and the firing thread's alone), their ratio (off / on: comparable
+to ``pacing_overhead``), how many Redis reservations (Lua calls) a paced send
+took on average and the wall time spent inside the pacer per paced send.
+With ``--profile`` the "on" rounds (``--profile-mode off``: the "off" ones)
+run under cProfile (CPU timer); the profile is written to OUT and its raw
+stats to OUT with the suffix ``.prof``, for ``pstats``.
 """
 
 from __future__ import annotations
@@ -73,6 +73,17 @@ def _rounds(
         return script(*args, **kwargs)
 
     on_pacer._script = counted
+    reserve = on_pacer.reserve
+    in_reserve = [0.0]
+
+    def timed(sender: str, segments: int, *, max_wait: float) -> Any:
+        started = time.perf_counter()
+        try:
+            return reserve(sender, segments, max_wait=max_wait)
+        finally:
+            in_reserve[0] += time.perf_counter() - started
+
+    on_pacer.reserve = timed  # type: ignore[method-assign]
     zones = [(zone, area, None) for zone, area in zones_in_window(ctx.now)]
     cpu: dict[str, list[float]] = {"on": [], "off": [], "on_thread": [], "off_thread": []}
     with FakeTwilioServer(record_requests=False) as fake:
@@ -121,7 +132,9 @@ def _rounds(
                     cpu[f"{mode}_thread"].append(spent_thread / sent * 1000)
         finally:
             transport.close()
-    cpu["redis_calls_per_send"] = [calls[0] / (per_round * len(cpu["on"]))]  # warm-up is off
+    paced_sends = per_round * len(cpu["on"])  # the warm-up round is off
+    cpu["redis_calls_per_send"] = [calls[0] / paced_sends]
+    cpu["reserve_wall_ms_per_send"] = [in_reserve[0] / paced_sends * 1000]
     return cpu
 
 
@@ -167,7 +180,10 @@ def main(argv: list[str]) -> int:
         f"the firing thread alone (not the fake Twilio server's): off {off_t:.3f} / "
         f"on {on_t:.3f} ms/send = {off_t / on_t:.3f}"
     )
-    print(f"Redis reservations per paced send: {cpu['redis_calls_per_send'][0]:.3f}")
+    print(
+        f"Redis reservations per paced send: {cpu['redis_calls_per_send'][0]:.3f}; wall time "
+        f"inside the pacer per paced send: {cpu['reserve_wall_ms_per_send'][0]:.3f} ms"
+    )
     if profile is not None:
         profile.dump_stats(args.profile.with_suffix(".prof"))
         with args.profile.open("w") as out:
