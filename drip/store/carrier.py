@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import case, func, literal, select, union_all, update
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import Channel, SenderRole, SendState
+from drip.store.claims import SENDS, not_held
 from drip.store.models import Agent, Contact, Conversation, ScheduledSend, SendDecision
 
 #: Decision code of a send the carrier expired (30036) and drip put back once.
@@ -20,17 +21,35 @@ CODE_EXPIRED_FINAL = "carrier_expired_again"
 def sms_due_and_flying(
     session: Session,
     due_by: datetime,
+    limit: int,
     *,
     default_phone: str | None = None,
     concierge_phone: str | None = None,
 ) -> tuple[Counter[str], Counter[str]]:
-    """Per sender number: SMS sends pending and due by ``due_by``, and SMS sends in flight
-    (queued or sending), in one grouped query.
+    """Per sender number: the SMS sends among the next ``limit`` a claim would take (due by
+    ``due_by``, in :func:`~drip.store.claims.claim_due`'s order, held ones left out), and
+    the SMS sends in flight (queued or sending), in one grouped query.
+
+    Only the next ``limit`` due sends are looked at, not the whole backlog: a claim
+    takes no more, and counting 100,000 due rows cost ~100 ms a claim.
 
     The sender is the send's pinned number, else its contact's agent (else the
     account's default agent) for the agent role, or the concierge number.
     Sends with no resolvable sender are left out.
     """
+    next_due = (
+        select(SENDS.c.id)
+        .where(SENDS.c.state == SendState.PENDING, SENDS.c.due_at <= due_by, not_held())
+        .order_by(SENDS.c.due_at, SENDS.c.original_due_at, SENDS.c.id)
+        .limit(limit)
+        .subquery("next_due")
+    )
+    rows = union_all(
+        select(next_due.c.id.label("id"), literal(1).label("due")),
+        select(SENDS.c.id.label("id"), literal(0).label("due")).where(
+            SENDS.c.state.in_((SendState.QUEUED, SendState.SENDING))
+        ),
+    ).subquery("counted")
     phone = case(
         (
             ScheduledSend.sender_role == SenderRole.AGENT,
@@ -41,28 +60,23 @@ def sms_due_and_flying(
             func.coalesce(ScheduledSend.sender_phone, concierge_phone),
         ),
     )
-    due = and_(ScheduledSend.state == SendState.PENDING, ScheduledSend.due_at <= due_by)
-    flying = ScheduledSend.state.in_((SendState.QUEUED, SendState.SENDING))
     query = (
-        select(
-            phone,
-            func.sum(case((due, 1), else_=0)),
-            func.sum(case((flying, 1), else_=0)),
-        )
-        .select_from(ScheduledSend)
+        select(phone, func.sum(rows.c.due), func.count())
+        .select_from(rows)
+        .join(ScheduledSend, ScheduledSend.id == rows.c.id)
         .join(Contact, Contact.id == ScheduledSend.contact_id)
         .outerjoin(Agent, Agent.id == Contact.agent_id)
-        .where(ScheduledSend.channel == Channel.SMS, or_(due, flying))
+        .where(ScheduledSend.channel == Channel.SMS)
         .group_by(phone)
     )
     due_counts: Counter[str] = Counter()
     flying_counts: Counter[str] = Counter()
-    for number, n_due, n_flying in session.execute(query):
+    for number, n_due, n_all in session.execute(query):
         if number is not None:
             if n_due:
                 due_counts[str(number)] += int(n_due)
-            if n_flying:
-                flying_counts[str(number)] += int(n_flying)
+            if int(n_all) > int(n_due or 0):
+                flying_counts[str(number)] += int(n_all) - int(n_due or 0)
     return due_counts, flying_counts
 
 
