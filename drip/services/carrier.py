@@ -223,7 +223,9 @@ def claim_limit(deps: Deps, now: datetime, wanted: int) -> int:
     """At most ``wanted``; with pacing on, no more than the due texts' senders can send soon.
 
     Per sender: rate x :data:`CLAIM_HORIZON_SECONDS` less its texts already in
-    flight (queued or sending), capped by its due texts. Non-SMS and
+    flight (queued or sending), capped by its due texts among the next
+    ``wanted`` the claim would take (one query; the backlog past them is not
+    counted). Non-SMS and
     unattributed sends are not counted: while every sender of the due texts
     is full, nothing is claimed (0).
     """
@@ -233,16 +235,10 @@ def claim_limit(deps: Deps, now: datetime, wanted: int) -> int:
     account = deps.account
     default_phone = account.default_agent.phone if account.default_agent else None
     with deps.sessions() as session:
-        due = queries.sms_by_sender(
+        due, flying = queries.sms_due_and_flying(
             session,
-            (SendState.PENDING,),
-            due_by=now,
-            default_phone=default_phone,
-            concierge_phone=account.concierge_phone,
-        )
-        flying = queries.sms_by_sender(
-            session,
-            (SendState.QUEUED, SendState.SENDING),
+            now,
+            wanted,
             default_phone=default_phone,
             concierge_phone=account.concierge_phone,
         )

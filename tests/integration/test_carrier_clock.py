@@ -7,7 +7,11 @@ slow.
 
 from __future__ import annotations
 
+import bisect
+import random
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +28,7 @@ from drip.domain.pacing import MAX_VALIDITY_SECONDS, Senders
 from drip.pacing import MARGIN, LocalPacer, RedisPacer, Slot
 from drip.services import carrier, dispatch
 from drip.services.bulk import BulkFilters, plan_bulk, schedule_bulk
+from drip.services.firing import fire_batch
 from drip.store import claims
 from drip.store import repository as repo
 from drip.store.models import ScheduledSend, SendDecision
@@ -204,7 +209,6 @@ def test_an_unreachable_pacing_store_defers_campaign_texts_but_not_manual_ones(r
                 }
             ],
         )
-    from drip.services.firing import fire_batch
 
     with rig.deps.sessions() as session:
         ids = claims.claim_due(session, rig.now, 10)
@@ -232,6 +236,32 @@ def test_dispatch_claims_no_more_than_the_sender_can_send_soon(rig: Rig) -> None
     assert rig.states() == {"queued": 30, "pending": 70}
 
 
+def test_one_claim_at_a_one_segment_sender_is_sent_without_pacing_deferrals(rig: Rig) -> None:
+    """What one claim takes of a 1 seg/s sender (30 s of it) goes out, none deferred for pacing.
+
+    The batch's worker waits for each slot in turn, so the next slot is always one
+    text away, never MAX_WAIT_SECONDS: claiming CLAIM_HORIZON_SECONDS (30 s) although
+    a worker waits at most 10 s for one slot puts nothing back (no row churn).
+    """
+    clock = FakeTime()
+    paced(rig, Senders(), clock)
+    rig.add_contacts(100)
+    rig.at(ny(2, 11))
+    bulk(rig)
+
+    ids = dispatch.claim(rig.deps, rig.now)
+    results = [
+        r
+        for batch in dispatch.chunks(ids, rig.deps.settings.send_batch)
+        for r in fire_batch(rig.deps, batch, rig.now)
+    ]
+
+    assert len(ids) == int(carrier.CLAIM_HORIZON_SECONDS)
+    assert [r for r in results if r.outcome == "deferred" and r.code == "pacing"] == []
+    assert [r.outcome for r in results] == ["sent"] * len(ids)
+    assert clock.now - 5_000.0 > carrier.MAX_WAIT_SECONDS  # the worker did wait past 10 s in all
+
+
 def test_two_redis_pacers_share_one_senders_slots(redis_url: str) -> None:
     """Two processes' pacers on one Redis: consecutive reservations are a slot apart, not two."""
     senders = Senders(rates={AGENT_PHONE: 5})
@@ -245,6 +275,81 @@ def test_two_redis_pacers_share_one_senders_slots(redis_url: str) -> None:
     step = (1 + MARGIN) / 5
     assert waits[1:] == pytest.approx([step, 2 * step, 3 * step], abs=0.02)
     assert not isinstance(two.reserve(AGENT_PHONE, 30, max_wait=0.1), Slot)
+
+
+def _counting_calls(pacer: RedisPacer) -> list[int]:
+    """Count the pacer's Redis reservations (one Lua call each); the list's length is the count."""
+    calls: list[int] = []
+    script = pacer._script
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return script(*args, **kwargs)
+
+    pacer._script = counted
+    return calls
+
+
+def _send_paced(pacers: list[RedisPacer], texts: int, pause: Callable[[], float]) -> list[float]:
+    """Each pacer's thread sends ``texts`` texts of AGENT_PHONE as the fire path does (reserve,
+    wait for the slot, send), ``pause()`` s of provider call each; the instants they left."""
+    sent: list[float] = []
+    lock = threading.Lock()
+
+    def worker(pacer: RedisPacer) -> None:
+        for _ in range(texts):
+            slot = pacer.reserve(AGENT_PHONE, 1, max_wait=5)
+            assert isinstance(slot, Slot)
+            pacer.sleep(slot.wait)
+            with lock:
+                sent.append(time.time())
+            time.sleep(pause())
+
+    threads = [threading.Thread(target=worker, args=(p,)) for p in pacers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sorted(sent)
+
+
+def test_a_fast_senders_texts_share_a_few_redis_calls(redis_url: str) -> None:
+    """A sender that never binds: two pacers' 200 texts take far fewer Redis calls than texts."""
+    senders = Senders(rates={AGENT_PHONE: 10_000})
+    pacers = [RedisPacer(senders, redis_url, prefix="test-lease:") for _ in range(2)]
+    calls = [_counting_calls(p) for p in pacers]
+    sent = _send_paced(pacers, 100, lambda: 0.001)
+    assert len(sent) == 200
+    assert sum(len(c) for c in calls) <= 50  # a lease holds 25 ms of slots, a text takes >= 1 ms
+
+
+def test_leased_and_single_slots_together_keep_a_sender_under_its_rate(redis_url: str) -> None:
+    """Two pacers sending about as fast as 400 segments/s allow: never more than 400 in a second."""
+    rate = 400
+    senders = Senders(rates={AGENT_PHONE: rate})
+    pacers = [RedisPacer(senders, redis_url, prefix="test-lease-rate:") for _ in range(2)]
+    calls = [_counting_calls(p) for p in pacers]
+    unit = (1 + MARGIN) / rate
+    randoms = random.Random(7)
+    sent = _send_paced(pacers, 450, lambda: randoms.uniform(0, 4 * unit))
+    most = max(bisect.bisect_left(sent, t + 1.0) - i for i, t in enumerate(sent))
+    assert len(sent) == 900
+    assert most <= rate
+    assert sum(len(c) for c in calls) < 900  # some texts did spend leased slots
+
+
+def test_a_slow_sender_reserves_one_slot_per_text(redis_url: str) -> None:
+    """At 5 segments/s nothing is leased: each text is its own Redis call, a slot apart."""
+    pacer = RedisPacer(Senders(rates={AGENT_PHONE: 5}), redis_url, prefix="test-lease-slow:")
+    calls = _counting_calls(pacer)
+    waits = []
+    for _ in range(4):
+        slot = pacer.reserve(AGENT_PHONE, 1, max_wait=5)
+        assert isinstance(slot, Slot)
+        waits.append(slot.wait)
+    assert len(calls) == 4
+    step = (1 + MARGIN) / 5
+    assert waits == pytest.approx([0, step, 2 * step, 3 * step], abs=0.02)
 
 
 # --------------------------------------------------------------------------- expiry (30036)

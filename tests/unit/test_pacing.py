@@ -35,7 +35,7 @@ from drip.domain.policy import (
 from drip.domain.window import SendWindow
 from drip.errors import CampaignError, ValidationError
 from drip.facts import provider_facts
-from drip.pacing import MARGIN, Busy, LocalPacer, NullPacer, Slot
+from drip.pacing import LEASE_SECONDS, MARGIN, Busy, LocalPacer, NullPacer, Slot, _Lease
 from drip.rules import bundled_state_rules
 
 #: Monday 2 March 2026, 10:00 in New York (EST, UTC-5).
@@ -348,3 +348,43 @@ def test_granted_slots_never_put_more_than_the_rate_in_any_second(
     for i, t in enumerate(times):
         in_span = sum(1 for u in times[i:] if u - t < 1.0)
         assert in_span <= max(1, rate)
+
+
+@given(
+    count=st.integers(min_value=1, max_value=40),
+    steps=st.lists(
+        st.tuples(st.floats(min_value=0, max_value=0.02), st.integers(min_value=1, max_value=3)),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_a_lease_hands_each_slot_out_once_never_early_and_never_too_late(
+    count: int, steps: list[tuple[float, int]]
+) -> None:
+    """A lease's slots go in order, each once, at most LEASE_SECONDS late, until it is spent."""
+    unit = 0.001
+    lease = _Lease(start=100.0, unit=unit, count=count, used=0)
+    now = 100.0 + count * unit  # leased from the idle past: its slots lie behind "now"
+    taken: list[tuple[float, int]] = []
+    for gap, segments in steps:
+        now += gap
+        at = lease.take(segments, now, fresh=False)
+        if at is None:
+            # nothing fits: too few slots left, or the last that would fit is too late
+            last_fit = 100.0 + (count - segments) * unit
+            assert lease.used + segments > count or last_fit < now - LEASE_SECONDS + 1e-9
+            continue
+        assert now - LEASE_SECONDS <= at + 1e-9  # not later than the lease allows
+        taken.append((at, segments))
+    ends = [at + segments * unit for at, segments in taken]
+    assert all(nxt >= end - 1e-9 for (nxt, _), end in zip(taken[1:], ends, strict=False))
+    assert all(end <= 100.0 + count * unit + 1e-9 for end in ends)  # inside the lease
+
+
+def test_a_fresh_lease_gives_its_own_texts_slot_however_late_the_reply() -> None:
+    """A reply that came back after the lease's slots are all too late still has its text's slot."""
+    lease = _Lease(start=100.0, unit=0.01, count=3, used=0)
+    assert lease.take(1, 101.0, fresh=False) is None
+    fresh = _Lease(start=100.0, unit=0.01, count=3, used=0)
+    assert fresh.take(1, 101.0, fresh=True) == pytest.approx(100.02)
+    assert fresh.take(1, 101.0, fresh=False) is None

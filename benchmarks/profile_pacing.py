@@ -1,0 +1,197 @@
+"""Process CPU per send of the embedded fire path, pacing off and on (never binding).
+
+    .venv/bin/python benchmarks/profile_pacing.py [ROUNDS] [PER_ROUND] [--profile OUT]
+
+The same rounds as ``bench_pacing.overhead`` (``dispatch.tick`` on a scratch
+PostgreSQL database, the fake Twilio server in this process, ``NullPacer``
+against a ``RedisPacer`` at 10,000 segments/s), but timed with the process
+CPU clock, which other load on a shared machine does not inflate the way it
+does wall time. Prints the median CPU milliseconds per send of each mode (the
+process's, and the firing thread's alone), their ratio (off / on: comparable
+to ``pacing_overhead``), how many Redis reservations (Lua calls) a paced send
+took on average and the wall time spent inside the pacer per paced send.
+With ``--profile`` the "on" rounds (``--profile-mode off``: the "off" ones)
+run under cProfile (CPU timer); the profile is written to OUT and its raw
+stats to OUT with the suffix ``.prof``, for ``pstats``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (
+    DEFAULT_DATABASE_URL,
+    SIZES,
+    Context,
+    Processes,
+    RedisScratch,
+    ScratchDatabases,
+    add_agent,
+    drip_deps,
+    median,
+    prepare_database,
+    redis_url_from_env,
+    seed_contacts,
+    utcnow,
+    workdir,
+    zones_in_window,
+)
+
+
+def _rounds(
+    ctx: Context,
+    rounds: int,
+    per_round: int,
+    profile: cProfile.Profile | None,
+    profile_mode: str,
+) -> Any:
+    from drip.domain.enums import Channel, MessageKind, SenderRole
+    from drip.domain.pacing import Senders
+    from drip.pacing import NullPacer, Pacer, RedisPacer
+    from drip.services import dispatch
+    from drip.store import claims
+    from drip.testing.fake_twilio import FakeTwilioServer
+
+    unbound = Senders(default_rate=10_000.0)
+    on_pacer = RedisPacer(unbound, ctx.redis_url, prefix="profile-pacing:")
+    script = on_pacer._script
+    calls = [0]
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return script(*args, **kwargs)
+
+    on_pacer._script = counted
+    reserve = on_pacer.reserve
+    in_reserve = [0.0]
+
+    def timed(sender: str, segments: int, *, max_wait: float) -> Any:
+        started = time.perf_counter()
+        try:
+            return reserve(sender, segments, max_wait=max_wait)
+        finally:
+            in_reserve[0] += time.perf_counter() - started
+
+    on_pacer.reserve = timed  # type: ignore[method-assign]
+    zones = [(zone, area, None) for zone, area in zones_in_window(ctx.now)]
+    cpu: dict[str, list[float]] = {"on": [], "off": [], "on_thread": [], "off_thread": []}
+    with FakeTwilioServer(record_requests=False) as fake:
+        transport = fake.transport()
+        try:
+            for r in range(-1, rounds):
+                mode = "off" if r % 4 in (0, 3) else "on"
+                pacer: Pacer = on_pacer if mode == "on" else NullPacer()
+                account = replace(ctx.deps.account, senders=unbound if mode == "on" else None)
+                deps = replace(ctx.deps, sms=transport, pacer=pacer, account=account)
+                now = datetime.now(ctx.now.tzinfo)
+                contacts = seed_contacts(
+                    ctx.url, per_round, now - timedelta(days=2), agent_id=ctx.agent_id,
+                    zones=zones, phone_offset=960_000 + (r + 1) * per_round,
+                )  # fmt: skip
+                due = now - timedelta(minutes=1)
+                rows = [
+                    {
+                        "contact_id": c,
+                        "kind": MessageKind.BULK,
+                        "channel": Channel.SMS,
+                        "body": "Open house Sunday, {VisitorFirstName}",
+                        "sender_role": SenderRole.AGENT,
+                        "due_at": due,
+                        "created_at": due,
+                    }
+                    for c in contacts
+                ]
+                with deps.sessions.begin() as session:
+                    claims.bulk_insert_sends(session, rows, now=due)
+                profiling = profile is not None and mode == profile_mode and r >= 0
+                cpu0 = time.process_time()
+                thread0 = time.thread_time()
+                if profiling:
+                    profile.enable()
+                summary = dispatch.tick(deps, now)
+                if profiling:
+                    profile.disable()
+                spent = time.process_time() - cpu0
+                spent_thread = time.thread_time() - thread0
+                sent = summary.counts().get("sent", 0)
+                if sent != per_round:
+                    raise RuntimeError(f"round {r}: {summary.counts()}")
+                if r >= 0:
+                    cpu[mode].append(spent / sent * 1000)
+                    cpu[f"{mode}_thread"].append(spent_thread / sent * 1000)
+        finally:
+            transport.close()
+    paced_sends = per_round * len(cpu["on"])  # the warm-up round is off
+    cpu["redis_calls_per_send"] = [calls[0] / paced_sends]
+    cpu["reserve_wall_ms_per_send"] = [in_reserve[0] / paced_sends * 1000]
+    return cpu
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("rounds", nargs="?", type=int, default=12)
+    parser.add_argument("per_round", nargs="?", type=int, default=300)
+    parser.add_argument("--profile", type=Path, help="cProfile the 'on' rounds into this file")
+    parser.add_argument("--profile-mode", choices=("on", "off"), default="on", help="or these")
+    args = parser.parse_args(argv)
+    from drip.logging import configure_logging
+
+    configure_logging("json", "WARNING")
+    profile = cProfile.Profile(time.process_time) if args.profile else None
+    with workdir() as wd:
+        dbs = ScratchDatabases(os.environ.get("DRIP_BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL)
+        processes = Processes(wd)
+        redis_scratch = RedisScratch(redis_url_from_env())
+        deps = None
+        try:
+            now = utcnow()
+            url = dbs.create()
+            deps = drip_deps(url, wd)
+            campaign_id = prepare_database(url, deps, now)
+            ctx = Context(
+                sizes=SIZES["quick"], dbs=dbs, url=url, redis_url=redis_scratch.url,
+                redis=redis_scratch, workdir=wd, processes=processes, deps=deps,
+                agent_id=add_agent(url, now), campaign_id=campaign_id, now=now,
+            )  # fmt: skip
+            cpu = _rounds(ctx, args.rounds, args.per_round, profile, args.profile_mode)
+        finally:
+            processes.stop_all()
+            if deps is not None:
+                deps.engine.dispose()
+            dbs.drop_all()
+            redis_scratch.cleanup()
+    on, off = median(cpu["on"]), median(cpu["off"])
+    print(f"CPU ms/send, pacing off: {off:.3f} (rounds {[round(x, 3) for x in cpu['off']]})")
+    print(f"CPU ms/send, pacing on:  {on:.3f} (rounds {[round(x, 3) for x in cpu['on']]})")
+    print(f"off / on (CPU-time analogue of pacing_overhead): {off / on:.3f}")
+    on_t, off_t = median(cpu["on_thread"]), median(cpu["off_thread"])
+    print(
+        f"the firing thread alone (not the fake Twilio server's): off {off_t:.3f} / "
+        f"on {on_t:.3f} ms/send = {off_t / on_t:.3f}"
+    )
+    print(
+        f"Redis reservations per paced send: {cpu['redis_calls_per_send'][0]:.3f}; wall time "
+        f"inside the pacer per paced send: {cpu['reserve_wall_ms_per_send'][0]:.3f} ms"
+    )
+    if profile is not None:
+        profile.dump_stats(args.profile.with_suffix(".prof"))
+        with args.profile.open("w") as out:
+            stats = pstats.Stats(profile, stream=out)
+            stats.sort_stats("cumulative").print_stats(60)
+            stats.sort_stats("tottime").print_stats(30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
