@@ -296,7 +296,15 @@ class ScheduledSend(Base):
 
     __tablename__ = "scheduled_sends"
     __table_args__ = (
-        Index("ix_scheduled_sends_state_due_at", "state", "due_at"),
+        # Each state change of a send is a non-HOT update (state is indexed), which adds
+        # an entry to every index whose predicate the new row meets: on PostgreSQL this
+        # one holds only the states looked up by state alone (recovery, in-flight
+        # counts, reconcile), pending rows being in the index below (migration 0008).
+        deferred(
+            Index("ix_scheduled_sends_state_due_at", "state", "due_at"),
+            "postgresql",
+            where=text("state IN ('queued', 'sending', 'unknown')"),
+        ),
         deferred(
             Index("ix_scheduled_sends_pending_due_at", "due_at", info=only_on("postgresql")),
             "postgresql",
@@ -305,7 +313,14 @@ class ScheduledSend(Base):
         Index("ix_scheduled_sends_enrollment_id", "enrollment_id"),
         Index("ix_scheduled_sends_contact_id_due_at", "contact_id", "due_at"),
         Index("ix_scheduled_sends_campaign_id", "campaign_id"),
-        Index("ix_scheduled_sends_bulk_id", "bulk_id"),
+        # Only ``drip bulk cancel`` looks sends up by bulk: most sends have none.
+        deferred(
+            Index(
+                "ix_scheduled_sends_bulk_id", "bulk_id", sqlite_where=text("bulk_id IS NOT NULL")
+            ),
+            "postgresql",
+            where=text("bulk_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)

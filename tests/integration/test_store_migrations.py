@@ -66,7 +66,7 @@ def test_revision_before_and_after_upgrade(empty_db_url: str) -> None:
     """A new database has no revision; after upgrade it is at the shipped head."""
     assert current_revision(empty_db_url) is None
     upgrade(empty_db_url)
-    assert head_revision() == "0007"
+    assert head_revision() == "0008"
     assert current_revision(empty_db_url) == head_revision()
 
 
@@ -115,6 +115,38 @@ def test_partial_index_on_pending_sends_only_on_postgres(migrated: Engine) -> No
     assert "ix_scheduled_sends_state_due_at" in names
     expected = migrated.dialect.name == "postgresql"
     assert ("ix_scheduled_sends_pending_due_at" in names) is expected
+
+
+def _send_index_sql(engine: Engine) -> dict[str, str]:
+    """``{index name: its definition}`` of scheduled_sends, as the database keeps it."""
+    if engine.dialect.name == "postgresql":
+        query = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'scheduled_sends'"
+    else:
+        query = (
+            "SELECT name, sql FROM sqlite_master"
+            " WHERE type = 'index' AND tbl_name = 'scheduled_sends' AND sql IS NOT NULL"
+        )
+    with engine.connect() as conn:
+        return {str(name): str(sql) for name, sql in conn.execute(text(query))}
+
+
+def test_0008_narrows_the_state_and_bulk_indexes_and_downgrades(migrated: Engine) -> None:
+    """0008 makes the bulk index (both) and the state index (PostgreSQL) partial; 0007 undoes it."""
+    postgres = migrated.dialect.name == "postgresql"
+    indexes = _send_index_sql(migrated)
+    assert "bulk_id IS NOT NULL" in indexes["ix_scheduled_sends_bulk_id"]
+    state_index = indexes["ix_scheduled_sends_state_due_at"]
+    assert ("WHERE" in state_index) is postgres
+    if postgres:
+        assert all(s in state_index for s in ("'queued'", "'sending'", "'unknown'"))
+        assert "'sent'" not in state_index and "'pending'" not in state_index
+    with migrated.begin() as conn:
+        command.downgrade(alembic_config(connection=conn), "0007")
+    indexes = _send_index_sql(migrated)
+    assert "WHERE" not in indexes["ix_scheduled_sends_bulk_id"]
+    assert "WHERE" not in indexes["ix_scheduled_sends_state_due_at"]
+    upgrade(migrated)
+    assert _diff(migrated) == []
 
 
 def test_unknown_revision_is_a_store_error(empty_db_url: str) -> None:
