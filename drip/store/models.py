@@ -296,15 +296,7 @@ class ScheduledSend(Base):
 
     __tablename__ = "scheduled_sends"
     __table_args__ = (
-        # Each state change of a send is a non-HOT update (state is indexed), which adds
-        # an entry to every index whose predicate the new row meets: on PostgreSQL this
-        # one holds only the states looked up by state alone (recovery, in-flight
-        # counts, reconcile), pending rows being in the index below (migration 0008).
-        deferred(
-            Index("ix_scheduled_sends_state_due_at", "state", "due_at"),
-            "postgresql",
-            where=text("state IN ('queued', 'sending', 'unknown')"),
-        ),
+        Index("ix_scheduled_sends_state_due_at", "state", "due_at"),
         deferred(
             Index("ix_scheduled_sends_pending_due_at", "due_at", info=only_on("postgresql")),
             "postgresql",
@@ -313,7 +305,9 @@ class ScheduledSend(Base):
         Index("ix_scheduled_sends_enrollment_id", "enrollment_id"),
         Index("ix_scheduled_sends_contact_id_due_at", "contact_id", "due_at"),
         Index("ix_scheduled_sends_campaign_id", "campaign_id"),
-        # Only ``drip bulk cancel`` looks sends up by bulk: most sends have none.
+        # Each state change of a send is a non-HOT update (state is indexed), which adds
+        # an entry to every index whose predicate the new row meets. Only ``drip bulk
+        # cancel`` looks sends up by bulk, and most sends have none (migration 0008).
         deferred(
             Index(
                 "ix_scheduled_sends_bulk_id", "bulk_id", sqlite_where=text("bulk_id IS NOT NULL")
