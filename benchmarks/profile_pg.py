@@ -25,6 +25,8 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+import psycopg
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_fire
@@ -90,6 +92,8 @@ def main(argv: list[str]) -> int:
             )
             deps = replace(deps, sms=sms)
 
+            retried = 0
+
             def fire(k: int, offset: int) -> tuple[float, int, int, list[tuple[str, ...]]]:
                 bench_fire._due_sends(ctx, k, datetime.now(now.tzinfo), offset)
                 with connect(url) as conn:
@@ -114,7 +118,19 @@ def main(argv: list[str]) -> int:
                 return cpu, wal, fpi, records
 
             fire(100, 0)  # warm-up: connections, prepared statements, caches
-            results = [fire(args.n, 1_000 + i * args.n) for i in range(args.rounds)]
+            results = []
+            offset = 1_000
+            while len(results) < args.rounds:
+                try:
+                    results.append(fire(args.n, offset))
+                except psycopg.errors.UndefinedFile:
+                    # Another session's WAL made the server recycle this round's segments
+                    # before they were read: the round is run again with new contacts.
+                    print("a round's WAL was recycled before it was read: run again")
+                    retried += 1
+                    if retried > 3:
+                        raise
+                offset += args.n
             with connect(url) as conn:
                 names = dict(
                     conn.execute(
