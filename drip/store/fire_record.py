@@ -236,10 +236,14 @@ def _record_statement(
         _any_state(_OPEN_STATES),
         _SENDS.c.id != bindparam("r_id"),
     )
+    # "= (SELECT ... FROM s)", not "IN (SELECT ...)": s has at most one row (its id is
+    # given), and a scalar subquery is a parameter the index scans take as their key.
+    # With IN, the footer's update became a semi-join that read every conversation of
+    # the sender phone (its index gave only the phone) to keep the contact's one.
     e = (
         update(_ENROLLMENTS)
         .where(
-            _ENROLLMENTS.c.id.in_(select(s.c.enrollment_id)),
+            _ENROLLMENTS.c.id == select(s.c.enrollment_id).scalar_subquery(),
             _ENROLLMENTS.c.status == EnrollmentStatus.ACTIVE,
             ~still_open.exists(),
         )
@@ -252,7 +256,7 @@ def _record_statement(
             update(_CONVERSATIONS)
             .where(
                 _CONVERSATIONS.c.sender_phone == bindparam("f_phone"),
-                _CONVERSATIONS.c.contact_id.in_(select(s.c.contact_id)),
+                _CONVERSATIONS.c.contact_id == select(s.c.contact_id).scalar_subquery(),
                 (_CONVERSATIONS.c.footer_last_sent_at.is_(None))
                 | (_CONVERSATIONS.c.footer_last_sent_at < at),
             )

@@ -66,7 +66,7 @@ def test_revision_before_and_after_upgrade(empty_db_url: str) -> None:
     """A new database has no revision; after upgrade it is at the shipped head."""
     assert current_revision(empty_db_url) is None
     upgrade(empty_db_url)
-    assert head_revision() == "0007"
+    assert head_revision() == "0008"
     assert current_revision(empty_db_url) == head_revision()
 
 
@@ -115,6 +115,30 @@ def test_partial_index_on_pending_sends_only_on_postgres(migrated: Engine) -> No
     assert "ix_scheduled_sends_state_due_at" in names
     expected = migrated.dialect.name == "postgresql"
     assert ("ix_scheduled_sends_pending_due_at" in names) is expected
+
+
+def _send_index_sql(engine: Engine) -> dict[str, str]:
+    """``{index name: its definition}`` of scheduled_sends, as the database keeps it."""
+    if engine.dialect.name == "postgresql":
+        query = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'scheduled_sends'"
+    else:
+        query = (
+            "SELECT name, sql FROM sqlite_master"
+            " WHERE type = 'index' AND tbl_name = 'scheduled_sends' AND sql IS NOT NULL"
+        )
+    with engine.connect() as conn:
+        return {str(name): str(sql) for name, sql in conn.execute(text(query))}
+
+
+def test_0008_indexes_bulk_sends_only_and_downgrades(migrated: Engine) -> None:
+    """0008 makes the bulk index partial (bulk_id set) on both databases; 0007 makes it full again."""
+    assert "bulk_id IS NOT NULL" in _send_index_sql(migrated)["ix_scheduled_sends_bulk_id"]
+    with migrated.begin() as conn:
+        command.downgrade(alembic_config(connection=conn), "0007")
+    assert "WHERE" not in _send_index_sql(migrated)["ix_scheduled_sends_bulk_id"]
+    upgrade(migrated)
+    assert "bulk_id IS NOT NULL" in _send_index_sql(migrated)["ix_scheduled_sends_bulk_id"]
+    assert _diff(migrated) == []
 
 
 def test_unknown_revision_is_a_store_error(empty_db_url: str) -> None:
