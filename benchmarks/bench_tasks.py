@@ -23,6 +23,7 @@ Nothing here changes how drip's tasks run.
 from __future__ import annotations
 
 import cProfile
+import gc
 import json
 import os
 import time
@@ -106,10 +107,21 @@ class _TaskCpu:
         self.seconds: dict[str, float] = {}
         self.counts: dict[str, int] = {}
         self.dumped = 0.0
+        self.gc_started = 0.0
 
     def fork(self, **_: Any) -> None:
         self.folder = os.environ.get("DRIP_BENCH_TASK_CPU", "")
         self.at_fork = time.process_time()
+        gc.callbacks.append(self._gc)
+
+    def _gc(self, phase: str, info: dict[str, int]) -> None:
+        """The garbage collector's CPU seconds, by generation (under ``gc <n>``)."""
+        if phase == "start":
+            self.gc_started = time.process_time()
+            return
+        name = f"gc {info['generation']}"
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.process_time() - self.gc_started
+        self.counts[name] = self.counts.get(name, 0) + 1
 
     def before(self, **_: Any) -> None:
         self.started = time.process_time()
@@ -118,7 +130,7 @@ class _TaskCpu:
         if not self.folder:
             return
         name = getattr(task, "name", "?")
-        if not self.counts:
+        if not any(k.startswith(("first", "workers", "bench")) for k in self.counts):
             name = f"first {name}"  # it builds the process's Deps: not a task's usual cost
         self.seconds[name] = self.seconds.get(name, 0.0) + time.process_time() - self.started
         self.counts[name] = self.counts.get(name, 0) + 1
