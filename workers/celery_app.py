@@ -32,6 +32,8 @@ Configuration (see :func:`celery_config`):
   conditional update that only one caller wins. Prefetch is 1, because fire
   tasks are batches that take a while and reserving more only delays them
   behind a busy worker;
+- no per-task bookkeeping: results ignored, no STARTED state, no task
+  events (``-E`` turns them on for monitoring);
 - logging: Celery's ``setup_logging`` signal configures drip's own masked
   structlog logging (``DRIP_LOG_FORMAT``, ``DRIP_LOG_LEVEL``), so Celery
   neither replaces it nor hijacks the root logger; Celery's own records go
@@ -117,7 +119,21 @@ def celery_config(settings: Settings, *, key_prefix: str | None = None) -> dict[
         # At most once: acknowledge on start, never redeliver on a lost worker.
         "task_acks_late": False,
         "task_reject_on_worker_lost": False,
+        # A fire task is a batch of DRIP_SEND_BATCH sends (0.1-1 s of work): a task
+        # reserved beyond one per pool process only waits behind a busy one while
+        # an idle worker could have taken it.
         "worker_prefetch_multiplier": 1,
+        # No per-task bookkeeping nobody reads (Celery's defaults, pinned so that a
+        # config change has to be deliberate): results are ignored and no STARTED
+        # state is stored (each would be a result-backend write per task), and no
+        # task events are published (three Redis publishes per task, plus one per
+        # task sent by dispatch_due) unless a worker is started with -E or Flower
+        # turns them on to monitor it (per fire task, not per send: cheap then).
+        # A send's outcome is in the database and in its send_decided line.
+        "task_track_started": False,
+        "task_store_errors_even_if_ignored": False,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
         # drip's logging stays in place (see the setup_logging receiver below).
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,

@@ -59,6 +59,10 @@ def test_the_config_routes_queues_and_ticks_from_settings() -> None:
     assert config["worker_hijack_root_logger"] is False
     assert config["result_backend"] is None
     assert config["task_ignore_result"] is True
+    assert config["task_track_started"] is False
+    assert config["task_store_errors_even_if_ignored"] is False
+    assert config["worker_send_task_events"] is False
+    assert config["task_send_sent_event"] is False
 
 
 def test_configure_needs_a_broker() -> None:
