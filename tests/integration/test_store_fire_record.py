@@ -85,13 +85,16 @@ def _sending(session: Session, contact_id: int, enrollment_id: int, state: SendS
     return send.id
 
 
+# record_sent is the PostgreSQL statement (SQLite records with ORM statements): PostgreSQL only.
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 @pytest.mark.parametrize("left_open", [False, True])
 def test_record_sent_touches_only_its_contact_and_completes_a_finished_enrollment(
     engine: Engine, session: Session, left_open: bool
 ) -> None:
     """The footer moves on the sent contact's conversation only; the enrollment ends when nothing is open."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("record_sent is the PostgreSQL statement")
+    assert engine.dialect.name == "postgresql"
     campaign = Campaign(name="c", version="1", definition={}, updated_at=_AT)
     contacts = [
         Contact(first_name=n, phone=f"+1617555020{i}", source=ConsentSource.API, created_at=_AT)
