@@ -45,6 +45,36 @@ def _most_in_one_second(times: list[float]) -> int:
     return best
 
 
+def seed_due_bulk(
+    ctx: Context, deps: Any, n: int, zones: list[tuple[str, str, None]], phone_offset: int
+) -> datetime:
+    """``n`` fresh contacts of the agent, each with one bulk text due a minute ago; returns now."""
+    from drip.domain.enums import Channel, MessageKind, SenderRole
+    from drip.store import claims
+
+    now = datetime.now(ctx.now.tzinfo)
+    contacts = seed_contacts(
+        ctx.url, n, now - timedelta(days=2), agent_id=ctx.agent_id, zones=zones,
+        phone_offset=phone_offset,
+    )  # fmt: skip
+    due = now - timedelta(minutes=1)
+    rows = [
+        {
+            "contact_id": c,
+            "kind": MessageKind.BULK,
+            "channel": Channel.SMS,
+            "body": "Open house Sunday, {VisitorFirstName}",
+            "sender_role": SenderRole.AGENT,
+            "due_at": due,
+            "created_at": due,
+        }
+        for c in contacts
+    ]
+    with deps.sessions.begin() as session:
+        claims.bulk_insert_sends(session, rows, now=due)
+    return now
+
+
 def accuracy(ctx: Context) -> dict[str, Any]:
     from drip.domain.pacing import Senders
     from drip.pacing import RedisPacer, Slot
@@ -95,11 +125,9 @@ def accuracy(ctx: Context) -> dict[str, Any]:
 
 
 def overhead(ctx: Context) -> dict[str, Any]:
-    from drip.domain.enums import Channel, MessageKind, SenderRole
     from drip.domain.pacing import Senders
     from drip.pacing import NullPacer, Pacer, RedisPacer
     from drip.services import dispatch
-    from drip.store import claims
     from drip.testing.fake_twilio import FakeTwilioServer
 
     _, _, _, _, rounds, per_round = PLAN[ctx.sizes.mode]
@@ -116,26 +144,7 @@ def overhead(ctx: Context) -> dict[str, Any]:
                 pacer: Pacer = on_pacer if mode == "on" else off_pacer
                 account = replace(ctx.deps.account, senders=unbound if mode == "on" else None)
                 deps = replace(ctx.deps, sms=transport, pacer=pacer, account=account)
-                now = datetime.now(ctx.now.tzinfo)
-                contacts = seed_contacts(
-                    ctx.url, per_round, now - timedelta(days=2), agent_id=ctx.agent_id,
-                    zones=zones, phone_offset=PHONE_OFFSET + (r + 1) * per_round,
-                )  # fmt: skip
-                due = now - timedelta(minutes=1)
-                rows = [
-                    {
-                        "contact_id": c,
-                        "kind": MessageKind.BULK,
-                        "channel": Channel.SMS,
-                        "body": "Open house Sunday, {VisitorFirstName}",
-                        "sender_role": SenderRole.AGENT,
-                        "due_at": due,
-                        "created_at": due,
-                    }
-                    for c in contacts
-                ]
-                with deps.sessions.begin() as session:
-                    claims.bulk_insert_sends(session, rows, now=due)
+                now = seed_due_bulk(ctx, deps, per_round, zones, PHONE_OFFSET + (r + 1) * per_round)
                 started = time.perf_counter()
                 summary = dispatch.tick(deps, now)
                 elapsed = time.perf_counter() - started

@@ -24,12 +24,12 @@ import pstats
 import sys
 import time
 from dataclasses import replace
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_pacing import seed_due_bulk
 from harness import (
     DEFAULT_DATABASE_URL,
     SIZES,
@@ -42,7 +42,6 @@ from harness import (
     median,
     prepare_database,
     redis_url_from_env,
-    seed_contacts,
     utcnow,
     workdir,
     zones_in_window,
@@ -56,11 +55,9 @@ def _rounds(
     profile: cProfile.Profile | None,
     profile_mode: str,
 ) -> Any:
-    from drip.domain.enums import Channel, MessageKind, SenderRole
     from drip.domain.pacing import Senders
     from drip.pacing import NullPacer, Pacer, RedisPacer
     from drip.services import dispatch
-    from drip.store import claims
     from drip.testing.fake_twilio import FakeTwilioServer
 
     unbound = Senders(default_rate=10_000.0)
@@ -94,26 +91,7 @@ def _rounds(
                 pacer: Pacer = on_pacer if mode == "on" else NullPacer()
                 account = replace(ctx.deps.account, senders=unbound if mode == "on" else None)
                 deps = replace(ctx.deps, sms=transport, pacer=pacer, account=account)
-                now = datetime.now(ctx.now.tzinfo)
-                contacts = seed_contacts(
-                    ctx.url, per_round, now - timedelta(days=2), agent_id=ctx.agent_id,
-                    zones=zones, phone_offset=960_000 + (r + 1) * per_round,
-                )  # fmt: skip
-                due = now - timedelta(minutes=1)
-                rows = [
-                    {
-                        "contact_id": c,
-                        "kind": MessageKind.BULK,
-                        "channel": Channel.SMS,
-                        "body": "Open house Sunday, {VisitorFirstName}",
-                        "sender_role": SenderRole.AGENT,
-                        "due_at": due,
-                        "created_at": due,
-                    }
-                    for c in contacts
-                ]
-                with deps.sessions.begin() as session:
-                    claims.bulk_insert_sends(session, rows, now=due)
+                now = seed_due_bulk(ctx, deps, per_round, zones, 960_000 + (r + 1) * per_round)
                 profiling = profile is not None and mode == profile_mode and r >= 0
                 cpu0 = time.process_time()
                 thread0 = time.thread_time()
