@@ -769,6 +769,36 @@ class Context:
     notes: list[str] = field(default_factory=list)
 
 
+def profiler_context(  # noqa: PLR0917 - the scratch parts a profiler script holds
+    dbs: ScratchDatabases,
+    processes: Processes,
+    workdir: Path,
+    url: str,
+    deps: Any,
+    campaign_id: int,
+    now: datetime,
+    redis: RedisScratch | None = None,
+) -> Context:
+    """The Context of an in-process profiler (``profile_*.py``): quick sizes, one agent added."""
+    return Context(
+        sizes=SIZES["quick"], dbs=dbs, url=url, redis_url=redis.url if redis else "",
+        redis=redis, workdir=workdir, processes=processes, deps=deps,  # type: ignore[arg-type]
+        agent_id=add_agent(url, now), campaign_id=campaign_id, now=now,
+    )  # fmt: skip
+
+
+def with_fake_twilio(ctx: Context) -> Any:
+    """``ctx.deps`` sending texts with the real twilio SDK to a fake Twilio server process."""
+    from dataclasses import replace
+
+    from drip.testing.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
+    from drip.transports.twilio_sms import TwilioSmsTransport
+
+    fake = start_fake_twilio(ctx.processes, base_env(ctx.workdir))
+    sms = TwilioSmsTransport(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, base_url=fake.base_url)
+    return replace(ctx.deps, sms=sms)
+
+
 def drip_settings(url: str, workdir: Path) -> Any:
     from drip.config import Settings
 

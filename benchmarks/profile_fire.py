@@ -39,18 +39,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_fire
 from harness import (
     DEFAULT_DATABASE_URL,
-    SIZES,
-    Context,
     Processes,
     RedisScratch,
     ScratchDatabases,
-    add_agent,
-    base_env,
     drip_deps,
     prepare_database,
+    profiler_context,
     redis_url_from_env,
-    start_fake_twilio,
     utcnow,
+    with_fake_twilio,
     workdir,
 )
 
@@ -68,8 +65,6 @@ def main(argv: list[str]) -> int:
     from drip.pacing import RedisPacer
     from drip.services.dispatch import chunks, claim
     from drip.services.firing import fire_batch
-    from drip.testing.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
-    from drip.transports.twilio_sms import TwilioSmsTransport
 
     configure_logging("json", os.environ.get("DRIP_LOG_LEVEL", "INFO"))
     with workdir() as wd:
@@ -81,16 +76,8 @@ def main(argv: list[str]) -> int:
             url = dbs.create()
             deps = drip_deps(url, wd)
             campaign_id = prepare_database(url, deps, now)
-            ctx = Context(
-                sizes=SIZES["quick"], dbs=dbs, url=url, redis_url="", redis=None,
-                workdir=wd, processes=processes, deps=deps, agent_id=add_agent(url, now),
-                campaign_id=campaign_id, now=now,
-            )  # fmt: skip
-            fake = start_fake_twilio(processes, base_env(wd))
-            sms = TwilioSmsTransport(
-                DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, base_url=fake.base_url
-            )
-            deps = replace(deps, sms=sms)
+            ctx = profiler_context(dbs, processes, wd, url, deps, campaign_id, now)
+            deps = with_fake_twilio(ctx)
             if scratch is not None:
                 # What a worker of run.py has: its log is a file, its pacer Redis.
                 log_file = (wd / "fire.log").open("w")

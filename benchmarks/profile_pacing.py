@@ -32,15 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pacing import seed_due_bulk
 from harness import (
     DEFAULT_DATABASE_URL,
-    SIZES,
     Context,
     Processes,
     RedisScratch,
     ScratchDatabases,
-    add_agent,
     drip_deps,
     median,
     prepare_database,
+    profiler_context,
     redis_url_from_env,
     utcnow,
     workdir,
@@ -137,11 +136,9 @@ def main(argv: list[str]) -> int:
             url = dbs.create()
             deps = drip_deps(url, wd)
             campaign_id = prepare_database(url, deps, now)
-            ctx = Context(
-                sizes=SIZES["quick"], dbs=dbs, url=url, redis_url=redis_scratch.url,
-                redis=redis_scratch, workdir=wd, processes=processes, deps=deps,
-                agent_id=add_agent(url, now), campaign_id=campaign_id, now=now,
-            )  # fmt: skip
+            ctx = profiler_context(
+                dbs, processes, wd, url, deps, campaign_id, now, redis=redis_scratch
+            )
             cpu = _rounds(ctx, args.rounds, args.per_round, profile, args.profile_mode)
         finally:
             processes.stop_all()

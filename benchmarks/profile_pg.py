@@ -21,7 +21,6 @@ import argparse
 import os
 import sys
 from collections import Counter
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -32,19 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_fire
 from harness import (
     DEFAULT_DATABASE_URL,
-    SIZES,
-    Context,
     Processes,
     ScratchDatabases,
-    add_agent,
-    base_env,
     connect,
     cpu_seconds,
     database_backends,
     drip_deps,
     prepare_database,
-    start_fake_twilio,
+    profiler_context,
     utcnow,
+    with_fake_twilio,
     workdir,
 )
 
@@ -63,8 +59,6 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from drip.services.dispatch import chunks, claim
     from drip.services.firing import fire_batch
-    from drip.testing.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
-    from drip.transports.twilio_sms import TwilioSmsTransport
 
     with workdir() as wd:
         dbs = ScratchDatabases(os.environ.get("DRIP_BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL)
@@ -81,16 +75,8 @@ def main(argv: list[str]) -> int:
                 ).fetchone()
                 assert row is not None
                 db_pattern = f"%/{row[0]}/%"
-            ctx = Context(
-                sizes=SIZES["quick"], dbs=dbs, url=url, redis_url="", redis=None,
-                workdir=wd, processes=processes, deps=deps, agent_id=add_agent(url, now),
-                campaign_id=campaign_id, now=now,
-            )  # fmt: skip
-            fake = start_fake_twilio(processes, base_env(wd))
-            sms = TwilioSmsTransport(
-                DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, base_url=fake.base_url
-            )
-            deps = replace(deps, sms=sms)
+            ctx = profiler_context(dbs, processes, wd, url, deps, campaign_id, now)
+            deps = with_fake_twilio(ctx)
 
             retried = 0
 
