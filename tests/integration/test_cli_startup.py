@@ -33,8 +33,8 @@ from drip.store.schema_version import (
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: Modules no read-only database command needs.
-NOT_FOR_HISTORY = (
+#: Modules neither ``drip history`` nor a one-scenario ``drip replay`` may import.
+NOT_FOR_ANY_LOCAL_COMMAND = (
     "alembic",
     "flask",
     "werkzeug",
@@ -43,10 +43,15 @@ NOT_FOR_HISTORY = (
     "limits",
     "twilio",
     "requests",
-    "holidays",
     "rich",
     "typer",
     "pydantic",
+)
+
+#: Modules no read-only database command needs.
+NOT_FOR_HISTORY = (
+    *NOT_FOR_ANY_LOCAL_COMMAND,
+    "holidays",
     "pendulum",
     "dateutil",
     "yaml",
@@ -71,17 +76,7 @@ NOT_FOR_HISTORY = (
 
 #: Modules a one-scenario ``drip replay`` does not need.
 NOT_FOR_REPLAY = (
-    "alembic",
-    "flask",
-    "werkzeug",
-    "celery",
-    "redis",
-    "limits",
-    "twilio",
-    "requests",
-    "rich",
-    "typer",
-    "pydantic",
+    *NOT_FOR_ANY_LOCAL_COMMAND,
     "drip.cli.operations",
     "drip.cli.campaigns",
     # SQLite only: the PostgreSQL dialect (and asyncpg's module) is not loaded.
