@@ -73,7 +73,9 @@ def explain(deps: Deps, send_id: int) -> list[str]:
         if not decisions and send.decision_reason:
             lines.append(f"  {send.decision_reason}")
         for d in decisions:
-            lines.append(f"  {_local(d.at, tz)}  {d.outcome:<11} {_after(d.outcome, d.reason)}")
+            lines.append(
+                f"  {_local(d.at, tz)}  {d.outcome:<11} {reason_after_outcome(d.outcome, d.reason)}"
+            )
         if send.message_id is not None:
             message = session.get(Message, send.message_id)
             if message is not None:
@@ -131,7 +133,7 @@ def history(deps: Deps, contact_id: int) -> tuple[Contact, str, list[TimelineEnt
         for d in repo.decisions_of_sends(session, [s.id for s in sends]):
             if d.outcome in ("sent",):
                 continue
-            said = f"{d.outcome}: {_after(d.outcome, d.reason)}"
+            said = f"{d.outcome}: {reason_after_outcome(d.outcome, d.reason)}"
             entries.append(TimelineEntry(d.at, "decision", f"send {d.send_id} {said}"))
         for s in sends:
             if s.state.value == "pending":
@@ -214,7 +216,7 @@ def explain_data(deps: Deps, send_id: int) -> dict[str, object]:
         }
 
 
-def _after(outcome: str, reason: str) -> str:
+def reason_after_outcome(outcome: str, reason: str) -> str:
     """``reason`` without the ``outcome:`` it often starts with, for a line that says the
     outcome already ("held  campaign ... was paused", not "held  held: campaign ...")."""
     head = f"{outcome}: "

@@ -20,7 +20,7 @@ from drip.domain.window import rule_for
 from drip.domain.zones import area_code_state, resolve_state, resolve_timezone
 from drip.errors import NotFoundError
 from drip.replay.lanes import FOOTER_RULES, Lane, Mark
-from drip.services.audit import explain_data
+from drip.services.audit import explain_data, reason_after_outcome
 from drip.services.deps import Deps
 from drip.store import console as store
 from drip.store import repository as repo
@@ -306,10 +306,13 @@ def _timeline(
         until = f" until {local(d.deferred_until, zone)}" if d.deferred_until else ""
         marks.append(
             Mark(d.at, "decision", d.outcome, "skip", "decision", "", d.outcome,
-                 f"{local(d.at, zone)}  send {d.send_id} {d.outcome.upper()}{until}\n{d.reason}",
+                 f"{local(d.at, zone)}  send {d.send_id} {d.outcome.upper()}{until}\n"
+                 f"{reason_after_outcome(d.outcome, d.reason)}",
                  href=link.format(d.send_id), until=d.deferred_until)
         )  # fmt: skip
-        rows.append(TimelineRow(d.at, d.outcome, d.reason, d.send_id, None))
+        rows.append(
+            TimelineRow(d.at, d.outcome, reason_after_outcome(d.outcome, d.reason), d.send_id, None)
+        )
     return marks, rows
 
 
@@ -377,7 +380,7 @@ def send_page(deps: Deps, send_id: int) -> SendPage:
             d.at,
             d.outcome,
             d.code,
-            d.reason,
+            reason_after_outcome(d.outcome, d.reason),
             d.footer,
             d.footer_rule,
             RULE_WORDS.get(d.footer_rule or "", ""),

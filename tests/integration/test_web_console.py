@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import html
 import io
 import json
 import re
@@ -242,6 +243,22 @@ def test_send_page_tells_the_footer_rule_and_the_consent(seeded: Seeded) -> None
     assert "Msg &amp; data rates may apply" in page  # the consent words shown at registration
     assert f"/console/contacts/{seeded.dana}" in page
     assert "America/New_York" in page
+
+
+def test_a_skipped_send_says_its_outcome_once(seeded: Seeded) -> None:
+    """Omar's skipped send: the verdict, the trail and his timeline name the outcome, then the reason."""
+    client = seeded.app.test_client()
+    send_id = send_ids(seeded, seeded.omar)[0]
+    page = html.unescape(
+        client.get(f"/console/sends/{send_id}", headers=bearer()).get_data(as_text=True)
+    )
+    assert re.search(r"<h2[^>]*>Skipped: \w[^<]*</h2><p>(?!skipped:)\w", page), page[:3000]
+    assert "skipped: " not in page
+    contact = html.unescape(
+        client.get(f"/console/contacts/{seeded.omar}", headers=bearer()).get_data(as_text=True)
+    )
+    assert "<td>skipped</td>" in contact
+    assert "skipped: " not in contact
 
 
 def test_contact_page_shows_consent_and_timeline(seeded: Seeded) -> None:
