@@ -242,6 +242,8 @@ def sms_size(text: str) -> SmsSize:
         units = len(text) + sum(text.count(c) for c in GSM7_EXTENSION)
         if units <= GSM7_SINGLE:
             return SmsSize("GSM-7", units, 1)
+        if units == len(text):  # every character one unit: _segments' count, without the walk
+            return SmsSize("GSM-7", units, -(-units // GSM7_MULTI))
         costs = [2 if c in GSM7_EXTENSION else 1 for c in text]
         return SmsSize("GSM-7", units, _segments(costs, GSM7_SINGLE, GSM7_MULTI))
     clusters = graphemes(text)
