@@ -495,3 +495,24 @@ def test_a_failing_direct_write_does_not_fail_the_caller(
     with _sole_handler():
         get_logger("drip.fire").info("send_decided", send_id=7)
     assert "Logging error" in capsys.readouterr().err
+
+
+class _Shown:
+    """An object with its own structlog form, as a JSON value the encoder cannot take."""
+
+    def __structlog__(self) -> str:
+        return "shown"
+
+
+def test_the_json_line_is_json_dumps_of_the_event() -> None:
+    """The JSON renderer's line is json.dumps of the event, with structlog's fallback."""
+    from structlog.processors import JSONRenderer
+
+    from drip.logging import _json_dumps
+
+    event = {"event": "send_decided", "n": 1, "ok": True, "x": None, "f": 0.5, "é": "ü"}
+    assert JSONRenderer(serializer=_json_dumps)(None, "info", event) == json.dumps(
+        event, default=repr
+    )
+    assert JSONRenderer(serializer=_json_dumps)(None, "info", {"o": _Shown()}) == '{"o": "shown"}'
+    assert _json_dumps({"b": 1, "a": 2}, sort_keys=True) == '{"a": 2, "b": 1}'
