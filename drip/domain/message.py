@@ -242,8 +242,9 @@ def sms_size(text: str) -> SmsSize:
         units = len(text) + sum(text.count(c) for c in GSM7_EXTENSION)
         if units <= GSM7_SINGLE:
             return SmsSize("GSM-7", units, 1)
-        costs = [2 if c in GSM7_EXTENSION else 1 for c in text]
-        return SmsSize("GSM-7", units, _segments(costs, GSM7_SINGLE, GSM7_MULTI))
+        if units == len(text):  # every character one unit: _segments' count, without the walk
+            return SmsSize("GSM-7", units, -(-units // GSM7_MULTI))
+        return SmsSize("GSM-7", units, _gsm7_segments(text))
     clusters = graphemes(text)
     ucs2 = tuple(dict.fromkeys(c for c in text if not is_gsm7(c)))
     if ucs2 or any(len(c) > 1 for c in clusters):
@@ -251,6 +252,26 @@ def sms_size(text: str) -> SmsSize:
         return SmsSize("UCS-2", sum(costs), _segments(costs, UCS2_SINGLE, UCS2_MULTI), ucs2)
     costs = [2 if c in GSM7_EXTENSION else 1 for c in clusters]
     return SmsSize("GSM-7", sum(costs), _segments(costs, GSM7_SINGLE, GSM7_MULTI))
+
+
+def _gsm7_segments(text: str) -> int:
+    """:func:`_segments` of a GSM-7 text longer than one segment, a segment at a time.
+
+    Each segment is the longest run of characters whose units fit in
+    :data:`GSM7_MULTI` (as the walk fills it): cut at ``GSM7_MULTI`` characters,
+    then shortened by one character at a time while its two-unit characters
+    overflow it, instead of one step per character of the text.
+    """
+    segments, start, length = 0, 0, len(text)
+    while start < length:
+        end = min(length, start + GSM7_MULTI)
+        units = end - start + sum(text.count(c, start, end) for c in GSM7_EXTENSION)
+        while units > GSM7_MULTI:
+            end -= 1
+            units -= 2 if text[end] in GSM7_EXTENSION else 1
+        segments += 1
+        start = end
+    return segments
 
 
 def _segments(costs: list[int], single: int, multi: int) -> int:

@@ -28,6 +28,7 @@ only used to present a time in a zone (``local``); the arithmetic uses
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -63,6 +64,14 @@ def at_local(day: date, wall: time, tz: str) -> datetime:
         raise ValidationError(f"at_local takes a date, not a datetime: {day!r}")
     if wall.tzinfo is not None:
         raise ValidationError(f"at_local takes a local wall time without a zone: {wall!r}")
+    return _at_local(day, wall, tz)
+
+
+@functools.lru_cache(maxsize=4096)
+def _at_local(day: date, wall: time, tz: str) -> datetime:
+    # Cached: the policy asks for the same few days, window ends and zones for every
+    # send of a batch, and the answer depends on nothing else. (``wall``'s fold, which
+    # equality ignores, is replaced below anyway.)
     zone = _zone(tz)
     naive = datetime.combine(day, wall.replace(fold=0))
     # fold=0 means "the offset in force before the transition": for a repeated

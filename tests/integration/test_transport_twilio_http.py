@@ -159,6 +159,14 @@ def test_the_form_encoding_is_urlencode_of_the_pairs_requests_makes(
     assert form_encode(values) == urlencode(pairs)
 
 
+def test_a_recurring_text_value_encodes_the_same_every_time_and_apart_from_flags() -> None:
+    """A text encoded before (from the cache) gives the same pairs; True stays "True", 1 "1"."""
+    values: dict[str, object] = {"From": "+16175550100", "Body": "Hi & bye 100%", "N": 1, "F": True}
+    first = form_encode(values)
+    assert form_encode(values) == first == urlencode(list(values.items()))
+    assert form_encode({"N": True, "F": 1}) == "N=True&F=1"
+
+
 def _serve_raw(answers: list[bytes]) -> tuple[str, list[bytes], threading.Thread]:
     """A one-connection server answering each request with the next of ``answers`` verbatim.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -16,6 +17,8 @@ from hypothesis import strategies as st
 
 from drip.errors import ConfigError
 from drip.logging import configure_logging, get_logger, mask_text, mask_value, reset_logging
+
+_STAMP = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z")
 
 
 class _Terminal(io.StringIO):
@@ -347,3 +350,169 @@ def test_recurring_events_are_masked_every_time_and_keep_their_timestamp() -> No
     assert [line["to"] for line in lines] == ["+1******0123", "+1******0124", "+1******0123"]
     assert [line["reason"] for line in lines] == [f"sent to {line['to']}" for line in lines]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", line["timestamp"]) for line in lines)
+
+
+# --- the direct write (drip's handler the only one) ------------------------------------------
+
+
+@contextlib.contextmanager
+def _sole_handler() -> Iterator[None]:
+    """Root without pytest's capture handlers, as in a worker: drip's handler is the only one.
+
+    Inside the test's body: pytest adds its handlers to the root logger for the call itself.
+    """
+    root = logging.getLogger()
+    others = [h for h in root.handlers if type(h).__name__ != "_DripHandler"]
+    for handler in others:
+        root.removeHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in others:
+            root.addHandler(handler)
+
+
+class _CountingRecords:
+    """A LogRecord factory that counts the records the standard library makes."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self._made = logging.getLogRecordFactory()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self._made(*args, **kwargs)
+        self.names.append(record.name)
+        return record
+
+
+def _events(log: Any) -> None:
+    log.info("send_decided", send_id=42, decision="sent", footer=True, to="+16175550123",
+             reason="sent to dana@example.com", nested={"phones": ["617-555-0124"]})  # fmt: skip
+    log.warning("send_record_retry", send_id=42, attempt=1, error="OperationalError")
+    log.info("manual_text %s", "617-555-0125")
+    log.debug("below_the_level", to="+16175550126")
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_the_direct_write_is_the_line_the_standard_library_writes(fmt: str) -> None:
+    """With drip's handler alone, each event's line is the one the stdlib path writes, masked."""
+    with _sole_handler():
+        direct, through = io.StringIO(), io.StringIO()
+        configure_logging(fmt, stream=direct)
+        _events(get_logger("drip.services.firing"))
+        configure_logging(fmt, stream=through)
+        extra = logging.NullHandler()  # a second handler: the standard library's path
+        logging.getLogger().addHandler(extra)
+        try:
+            _events(get_logger("drip.services.firing"))
+        finally:
+            logging.getLogger().removeHandler(extra)
+        lines = _STAMP.sub("T", direct.getvalue())
+        assert lines == _STAMP.sub("T", through.getvalue())
+        assert len(lines.splitlines()) == 3  # the debug event is below the level
+        assert "+1******0123" in lines
+        assert "d***@example.com" in lines
+        assert "***-***-0124" in lines
+        assert "***-***-0125" in lines
+        assert "617555" not in lines
+
+
+def test_the_direct_write_makes_no_log_record() -> None:
+    """A structlog event with drip's handler alone makes no LogRecord; with another, it does."""
+    with _sole_handler():
+        buffer = io.StringIO()
+        configure_logging("json", stream=buffer)
+        counting = _CountingRecords()
+        logging.setLogRecordFactory(counting)
+        try:
+            get_logger("drip.fire").info("send_decided", send_id=1)
+            assert counting.names == []
+            with_caplog = logging.NullHandler()
+            logging.getLogger().addHandler(with_caplog)
+            get_logger("drip.fire").info("send_decided", send_id=2)
+            logging.getLogger().removeHandler(with_caplog)
+        finally:
+            logging.setLogRecordFactory(counting._made)
+        assert counting.names[:1] == ["drip.fire"]  # then the formatter's copy of it
+        assert [line["send_id"] for line in _json_lines(buffer)] == [1, 2]
+
+
+def test_the_direct_write_honours_disable_filters_and_other_handlers() -> None:
+    """logging.disable, a logger's filter or own handler, and propagate=False are obeyed."""
+    with _sole_handler():
+        buffer, own = io.StringIO(), io.StringIO()
+        configure_logging("json", stream=buffer)
+        log = get_logger("drip.quiet")
+        logging.disable(logging.INFO)
+        try:
+            log.info("disabled_event")
+        finally:
+            logging.disable(logging.NOTSET)
+        stdlib = logging.getLogger("drip.quiet")
+        stdlib.addFilter(lambda record: False)
+        log.info("filtered_event")
+        stdlib.filters.clear()
+        handler = logging.StreamHandler(own)
+        stdlib.addHandler(handler)
+        stdlib.propagate = False
+        try:
+            log.info("own_handler_event", to="+16175550123")
+        finally:
+            stdlib.removeHandler(handler)
+            stdlib.propagate = True
+        log.info("after_event")
+        assert [line["event"] for line in _json_lines(buffer)] == ["after_event"]
+        assert "own_handler_event" in own.getvalue()
+        assert "+1******0123" in own.getvalue()
+
+
+def test_the_direct_write_formats_exceptions_as_before() -> None:
+    """An exception event (the standard library's path) keeps its masked traceback."""
+    with _sole_handler():
+        buffer = io.StringIO()
+        configure_logging("json", stream=buffer)
+        try:
+            raise ValueError("refused +16175550127")
+        except ValueError:
+            get_logger("drip.fire").exception("send_crashed", send_id=3)
+        [line] = _json_lines(buffer)
+        assert line["send_id"] == 3
+        assert "ValueError: refused +1******0127" in line["exception"]
+
+
+class _BrokenStream(io.StringIO):
+    """A stream whose writes fail, as a full disk or a closed pipe."""
+
+    def write(self, text: str) -> int:
+        raise OSError("no space left on device")
+
+
+def test_a_failing_direct_write_does_not_fail_the_caller(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """As StreamHandler.emit: a write that fails is reported on stderr, the caller carries on."""
+    configure_logging("json", stream=_BrokenStream())
+    with _sole_handler():
+        get_logger("drip.fire").info("send_decided", send_id=7)
+    assert "Logging error" in capsys.readouterr().err
+
+
+class _Shown:
+    """An object with its own structlog form, as a JSON value the encoder cannot take."""
+
+    def __structlog__(self) -> str:
+        return "shown"
+
+
+def test_the_json_line_is_json_dumps_of_the_event() -> None:
+    """The JSON renderer's line is json.dumps of the event, with structlog's fallback."""
+    from structlog.processors import JSONRenderer
+
+    from drip.logging import _json_dumps
+
+    event = {"event": "send_decided", "n": 1, "ok": True, "x": None, "f": 0.5, "é": "ü"}
+    assert JSONRenderer(serializer=_json_dumps)(None, "info", event) == json.dumps(
+        event, default=repr
+    )
+    assert JSONRenderer(serializer=_json_dumps)(None, "info", {"o": _Shown()}) == '{"o": "shown"}'
+    assert _json_dumps({"b": 1, "a": 2}, sort_keys=True) == '{"a": 2, "b": 1}'

@@ -117,3 +117,15 @@ def test_masking_is_linear_on_long_text() -> None:
     started = time.thread_time()
     mask_text(text)
     assert time.thread_time() - started < 2.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(digits=st.from_regex(r"[0-9]{1,18}", fullmatch=True))
+def test_a_bare_e164_number_is_masked_as_the_patterns_mask_it(digits: str) -> None:
+    """The shortcut for a whole "+digits" string gives what the full masking gives."""
+    from drip.logging import _mask_uncached
+
+    text = f"+{digits}"
+    assert mask_text(text) == _mask_uncached(text)
+    if 7 <= len(digits) <= 15 and digits[0] != "0":
+        assert mask_text(text) == f"+{digits[0]}{'*' * (len(digits) - 5)}{digits[-4:]}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from drip.domain.message import (
     ACCOUNT_TEMPLATE_VARIABLES,
@@ -167,3 +169,16 @@ def test_template_problems_accepts_known_tokens_and_plain_braces() -> None:
 def test_with_footer_appends_the_last_sentence(body: str, footer: str, expected: str) -> None:
     """The footer follows the body after one blank, as the text's last sentence."""
     assert with_footer(body, footer) == expected
+
+
+@given(
+    text=st.text(alphabet="ab €{", min_size=150, max_size=700),
+)
+def test_gsm7_segments_match_the_walk_over_each_character(text: str) -> None:
+    """Long GSM-7 texts, with or without two-unit characters, split as the per-character walk."""
+    from drip.domain.message import GSM7_EXTENSION, GSM7_MULTI, GSM7_SINGLE, _segments
+
+    costs = [2 if c in GSM7_EXTENSION else 1 for c in text]
+    size = sms_size(text)
+    assert (size.encoding, size.units) == ("GSM-7", sum(costs))
+    assert size.segments == _segments(costs, GSM7_SINGLE, GSM7_MULTI)

@@ -207,3 +207,11 @@ def test_due_time_keeps_local_wall_clock_and_date(
         # the second before it still shows a wall time before the one asked for.
         assert wall(due, tz) > (target, wanted)
         assert wall(due - timedelta(seconds=1), tz) < (target, wanted)
+
+
+def test_at_local_answers_the_same_whatever_the_fold_and_order_of_calls() -> None:
+    """A repeated wall time is its first occurrence, asked with fold=1 first or fold=0 first."""
+    first = datetime(2026, 11, 1, 5, 30, tzinfo=UTC)  # 01:30 EDT, before clocks go back
+    for wall in (time(1, 30, fold=1), time(1, 30), time(1, 30, fold=1)):
+        assert at_local(date(2026, 11, 1), wall, NY) == first
+    assert at_local(date(2026, 11, 2), time(1, 30), NY) == datetime(2026, 11, 2, 6, 30, tzinfo=UTC)
