@@ -8,6 +8,7 @@
 - :mod:`drip.cli.operations`: ``tick``, ``run``, ``explain``, ``history``, ``stats``, ``queue``
 - :mod:`drip.cli.replay`: ``replay``, ``demo``
 - :mod:`drip.cli.web`: ``serve``
+- :mod:`drip.cli.warm`: ``warm status|stop`` (warm starts: :mod:`drip.cli.warm_client`)
 
 Commands are thin: parse, call one service, print. Every command reads the
 clock once (through the bootstrap's ``Clock``) and hands ``now`` to the
@@ -20,6 +21,7 @@ stderr at WARNING unless ``DRIP_LOG_LEVEL`` says otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
@@ -56,6 +58,7 @@ COMMANDS: dict[str, str] = {
     "campaigns": "drip.cli.campaigns",
     "contacts": "drip.cli.contacts",
     "bulk": "drip.cli.texts",
+    "warm": "drip.cli.warm",
 }
 
 app = LazyGroup(
@@ -93,7 +96,17 @@ def _import_structlog_without_rich() -> None:
 
 
 def main() -> None:
-    """Console-script entry point: drip errors become one clear line and exit 1."""
+    """Console-script entry point: drip errors become one clear line and exit 1.
+
+    A warm command (``drip replay``) is first offered to a live warm server for
+    this code (:mod:`drip.cli.warm_client`, nothing heavy imported yet); with
+    none, it runs here and a server is started for the next one.
+    """
+    from drip.cli import warm_client
+
+    served = warm_client.run_warm(sys.argv[1:])
+    if served is not None:
+        sys.exit(served)
     keep_imports()  # this process keeps what it imports: no collection walks it
     with importing():
         _import_structlog_without_rich()
@@ -110,6 +123,9 @@ def main() -> None:
         sys.exit(1)
     finally:
         _leave()
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()  # the command's output first: the server starts after it
+        warm_client.start_server_if_wanted()
 
 
 def _leave() -> None:
