@@ -64,6 +64,11 @@ from drip.store.engine import make_engine, safe_url, session_factory
 from drip.store.migrate import head_revision, upgrade
 from drip.store.models import Base, Contact
 
+# No test process, nor any drip process a test starts (they inherit this), uses or
+# leaves a warm server behind (drip.cli.warm_client); tests/integration/test_warm_start.py
+# turns it back on for its own processes, in a runtime folder of its own.
+os.environ["DRIP_WARM"] = "0"
+
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 _FIXED_NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-from pathlib import Path
 from typing import Annotated, Any
 
 from drip.cli import framework as cli
@@ -27,14 +26,14 @@ def register(app: cli.App) -> None:
     app.add_group(warm_app, name="warm")
 
 
-def _ask(path: Path, op: str) -> dict[str, Any] | None:
+def _ask(path: str, op: str) -> dict[str, Any] | None:
     """The server at ``path``'s answer to ``op``; None if none answers there."""
     from drip.cli.warm_protocol import ProtocolError, receive, send
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(5.0)
     try:
-        sock.connect(os.fspath(path))
+        sock.connect(path)
         send(sock, {"op": op})
         answer, fds = receive(sock)
         for fd in fds:
@@ -46,11 +45,12 @@ def _ask(path: Path, op: str) -> dict[str, Any] | None:
     return answer
 
 
-def _servers(folder: Path) -> list[Path]:
+def _servers(folder: str) -> list[str]:
     try:
-        return sorted(folder.glob("*.sock"))
+        names = sorted(os.listdir(folder))
     except OSError:
         return []
+    return [os.path.join(folder, n) for n in names if n.endswith(".sock")]
 
 
 def warm_status(
@@ -70,13 +70,13 @@ def warm_status(
         answer = _ask(path, "status")
         if answer is not None:
             answer["current"] = answer.get("fingerprint") == current
-            answer["socket"] = os.fspath(path)
+            answer["socket"] = path
             servers.append(answer)
     servers.sort(key=lambda s: not s["current"])
     if as_json:
         document = {
             "enabled": enabled(),
-            "folder": os.fspath(folder),
+            "folder": folder,
             "problem": problem,
             "fingerprint": current,
             "servers": servers,

@@ -25,7 +25,6 @@ import signal
 import socket
 import struct
 import sys
-from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -113,7 +112,7 @@ def run_warm(argv: list[str]) -> int | None:
     try:
         sock.settimeout(_HANDSHAKE_SECONDS)
         try:
-            sock.connect(os.fspath(path))
+            sock.connect(path)
         except (FileNotFoundError, ConnectionRefusedError):
             _start_for = fingerprint  # none there, or a dead one's socket: start one
             return None
@@ -261,7 +260,7 @@ def start_server_if_wanted() -> None:
                 launcher,
                 json.dumps(sys.path),
                 fingerprint,
-                os.fspath(folder),
+                folder,
                 idle,
             ],
             stdin=subprocess.DEVNULL,
@@ -275,6 +274,6 @@ def start_server_if_wanted() -> None:
         return
 
 
-def socket_for_this_code() -> Path | None:
+def socket_for_this_code() -> str | None:
     """The socket a server for this code listens on (for ``drip warm status``)."""
     return socket_path(runtime_dir(), code_fingerprint())

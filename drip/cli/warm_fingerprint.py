@@ -21,7 +21,6 @@ import hashlib
 import os
 import stat
 import sys
-from pathlib import Path
 
 __all__ = [
     "DirProblemError",
@@ -44,15 +43,19 @@ class DirProblemError(Exception):
     """The runtime folder is not safe to use (owner or permissions); warm starts are off."""
 
 
-def runtime_dir() -> Path:
-    """``$XDG_RUNTIME_DIR/drip`` when that is set, else ``/tmp/drip-<uid>``."""
+def runtime_dir() -> str:
+    """``$XDG_RUNTIME_DIR/drip`` when that is set, else ``/tmp/drip-<uid>``.
+
+    Paths are strings here: ``pathlib`` costs about 10 ms to import, a tenth of a
+    warm command's start-up.
+    """
     base = os.environ.get("XDG_RUNTIME_DIR")
     if base:
-        return Path(base) / "drip"
-    return Path(f"/tmp/drip-{os.getuid()}")  # noqa: S108 - per-user, mode and owner checked
+        return os.path.join(base, "drip")
+    return f"/tmp/drip-{os.getuid()}"  # noqa: S108 - per-user, mode and owner checked
 
 
-def runtime_dir_problem(folder: Path) -> str | None:
+def runtime_dir_problem(folder: str) -> str | None:
     """Why ``folder`` must not be used (another owner, group/other access, not a folder).
 
     Anyone who can write there could put a socket of their own in the
@@ -75,10 +78,10 @@ def runtime_dir_problem(folder: Path) -> str | None:
     return None
 
 
-def make_runtime_dir(folder: Path) -> None:
+def make_runtime_dir(folder: str) -> None:
     """Create ``folder`` mode 0700 if missing; DirProblemError if it is not safe."""
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
     except OSError as exc:
         raise DirProblemError(f"{folder}: {exc.strerror}") from exc
     problem = runtime_dir_problem(folder)
@@ -86,9 +89,9 @@ def make_runtime_dir(folder: Path) -> None:
         raise DirProblemError(problem)
 
 
-def _package_files(root: Path, digest: hashlib._Hash) -> None:
+def _package_files(root: str, digest: hashlib._Hash) -> None:
     """Feed (path, mtime_ns, size) of every file under ``root`` (bytecode caches aside)."""
-    stack = [str(root)]
+    stack = [root]
     while stack:
         folder = stack.pop()
         try:
@@ -125,15 +128,16 @@ def code_fingerprint() -> str:
             digest.update(f"{entry}\0{os.stat(entry or '.').st_mtime_ns}\n".encode())
         except OSError:
             digest.update(f"{entry}\0-\n".encode())
-    drip_root = Path(__file__).resolve().parents[1]
+    # drip/cli/warm_fingerprint.py -> the folder holding the drip (and workers) packages
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
     for name in _PACKAGES:
-        _package_files(drip_root.parent / name if name != "drip" else drip_root, digest)
+        _package_files(os.path.join(top, name), digest)
     return digest.hexdigest()[:24]
 
 
-def socket_path(folder: Path, fingerprint: str) -> Path | None:
+def socket_path(folder: str, fingerprint: str) -> str | None:
     """The socket of the server for ``fingerprint``; None if the path is too long to bind."""
-    path = folder / f"{fingerprint}.sock"
+    path = os.path.join(folder, f"{fingerprint}.sock")
     if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
         return None
     return path

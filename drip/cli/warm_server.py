@@ -40,7 +40,6 @@ import struct
 import sys
 import time
 import traceback
-from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -77,7 +76,7 @@ _REQUEST_SECONDS = 5.0
 
 
 class _Server:
-    def __init__(self, fingerprint: str, folder: Path, idle_seconds: float) -> None:
+    def __init__(self, fingerprint: str, folder: str, idle_seconds: float) -> None:
         self.fingerprint = fingerprint
         self.folder = folder
         self.idle_seconds = idle_seconds
@@ -96,8 +95,8 @@ class _Server:
         assert self.path is not None
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()  # a killed server's socket; we hold the lock
-        listener.bind(os.fspath(self.path))
+            os.unlink(self.path)  # a killed server's socket; we hold the lock
+        listener.bind(self.path)
         os.chmod(self.path, 0o600)
         listener.listen(64)
         self.listener = listener
@@ -150,7 +149,7 @@ class _Server:
         self.listener = None
         with contextlib.suppress(OSError):
             if os.stat(self.path).st_ino == self._inode:
-                self.path.unlink()
+                os.unlink(self.path)
 
     def _say(self, text: str) -> None:
         print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} pid {os.getpid()}: {text}", flush=True)
@@ -213,7 +212,7 @@ class _Server:
     def _reap(self) -> None:
         while self.children:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
@@ -222,6 +221,10 @@ class _Server:
             self.last_activity = time.monotonic()
             if conn is None:
                 continue
+            self._say(
+                f"child {pid}: status {status}, cpu {usage.ru_utime:.3f} u {usage.ru_stime:.3f} s, "
+                f"{usage.ru_minflt} page faults"
+            )
             if os.WIFSIGNALED(status):
                 result = {"signal": os.WTERMSIG(status)}
             else:
@@ -366,7 +369,7 @@ def _preload() -> None:
     """Import what the warm commands import, then keep it out of the collector's walks."""
     import importlib
 
-    from drip.cli import _common, _import_structlog_without_rich, app
+    from drip.cli import _common, _import_structlog_without_rich, get_app
 
     gc.disable()
     try:
@@ -375,7 +378,7 @@ def _preload() -> None:
             for name in modules:
                 importlib.import_module(name)
         for command in PRELOAD:
-            app.get_command(None, command)  # type: ignore[arg-type]  # registers it once
+            get_app().get_command(None, command)  # type: ignore[arg-type]  # registers it once
     finally:
         gc.freeze()
         gc.enable()
@@ -387,15 +390,17 @@ def _preload() -> None:
 def main(argv: list[str]) -> None:
     """``FINGERPRINT FOLDER IDLE_SECONDS``: serve until idle, stale or stopped."""
     fingerprint, folder_name, idle = argv
-    folder = Path(folder_name)
+    folder = folder_name
     path = socket_path(folder, fingerprint)
     if path is None:
         return
-    log = os.open(folder / f"{fingerprint}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    log = os.open(
+        os.path.join(folder, f"{fingerprint}.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
+    )
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)
-    lock = open(folder / f"{fingerprint}.lock", "w")  # noqa: SIM115 - held for the server's life
+    lock = open(os.path.join(folder, f"{fingerprint}.lock"), "w")  # noqa: SIM115 - held for the server's life
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -411,3 +416,7 @@ def main(argv: list[str]) -> None:
     finally:
         server._close_listener()
         server._say(f"stopped after {server.served} command(s)")
+        # Its log goes with it (one per code version would pile up); the empty lock
+        # file stays: removing it could let two servers lock two different files.
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(folder, f"{fingerprint}.log"))
