@@ -163,8 +163,9 @@ def test_drip_warm_0_never_starts_a_server(warm: Warm) -> None:
     assert not warm.folder.exists() or not list(warm.folder.glob("*.sock"))
 
 
-def test_ctrl_c_on_the_client_stops_the_command_in_the_server(warm: Warm) -> None:
-    """SIGINT to a served client reaches its child: both stop, the server runs nothing."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_client_stops_the_command_in_the_server(warm: Warm, signum: int) -> None:
+    """SIGINT or SIGTERM to a served client reaches its child: both stop as in process."""
     warm.run("replay", str(SEED))
     warm.wait_for_server()
     client = subprocess.Popen(
@@ -179,11 +180,14 @@ def test_ctrl_c_on_the_client_stops_the_command_in_the_server(warm: Warm) -> Non
     while (server := warm.current()) is not None and server["running"] == 0:
         assert time.monotonic() < deadline, "the command never started in the server"
         time.sleep(0.05)
-    client.send_signal(signal.SIGINT)
+    client.send_signal(signum)
     _, err = client.communicate(timeout=30)
-    # As in process: click turns the KeyboardInterrupt into "Aborted!" and exit 1.
-    assert client.returncode == 1, err
-    assert "Aborted!" in err
+    if signum == signal.SIGINT:
+        # As in process: click turns the KeyboardInterrupt into "Aborted!" and exit 1.
+        assert client.returncode == 1, err
+        assert "Aborted!" in err
+    else:  # the child died of it, and so does the client, for its shell to see
+        assert client.returncode == -signum, err
     server = warm.current()
     assert server is not None and server["running"] == 0 and server["served"] == 1
 
