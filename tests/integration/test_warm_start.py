@@ -223,3 +223,30 @@ def test_a_runtime_folder_others_can_open_is_not_used(warm: Warm) -> None:
         assert "belongs to uid 54321" in warm.status()["problem"]
         assert warm.run("replay", str(SEED)).returncode == 0
         assert not list(warm.folder.glob("*.sock"))
+
+
+def test_looking_for_a_server_imports_nothing_heavy(warm: Warm) -> None:
+    """The client's look-up (no server there) leaves SQLAlchemy, click and the replay unimported."""
+    probe = (
+        "import sys, time\n"
+        "t0 = time.perf_counter()\n"
+        "from drip.cli import warm_client\n"
+        f"assert warm_client.run_warm(['replay', {str(SEED)!r}]) is None\n"
+        "elapsed = time.perf_counter() - t0\n"
+        "heavy = [m for m in ('sqlalchemy', 'click', 'drip.replay', 'drip.cli.framework')"
+        " if m in sys.modules]\n"
+        "print(heavy, elapsed)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=warm.env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    heavy, elapsed = done.stdout.rsplit(maxsplit=1)
+    assert heavy == "[]"
+    assert float(elapsed) < 0.5  # about 15 ms of imports and 2 ms of fingerprint when idle
