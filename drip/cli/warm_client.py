@@ -160,9 +160,12 @@ def _handshake(
         if hasattr(os, "pidfd_open"):
             # A handle on this very process: signals can never reach a recycled pid.
             pidfd = os.pidfd_open(pid)
+        # From "go" on, a Ctrl-C belongs to the child: held back until _wait forwards it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
         try:
             send(sock, {"go": True})
         except BaseException:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
             if pidfd is not None:
                 os.close(pidfd)
             raise
@@ -186,6 +189,7 @@ def _wait(sock: socket.socket, child: tuple[int, int | None]) -> int:
             pass  # already gone: its status is on the way
 
     previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)  # one sent meanwhile arrives now
     sock.settimeout(None)
     try:
         result, fds = receive(sock)
