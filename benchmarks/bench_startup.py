@@ -135,7 +135,7 @@ def _wait_for_warm_server(env: dict[str, str]) -> bool:
 def _replay(ctx: Context) -> dict[str, Any]:
     env = _env(ctx, "startup-replay")
     # A short runtime folder of its own (a socket's path must fit in 108 bytes).
-    runtime = tempfile.mkdtemp(prefix="drip-bench-")
+    runtime = tempfile.mkdtemp(prefix="drip-warm-bench-")
     env.update(XDG_RUNTIME_DIR=runtime, DRIP_WARM="1")
     cold_env = dict(env, DRIP_WARM="0")
     command = [*_drip_cli(), "replay", str(SEED)]
