@@ -398,6 +398,10 @@ START_FIRST = (
 #: arrival times, which another of them would jitter (it saw 6 texts in one
 #: second at 5/s when the fault suite ran beside it on a loaded machine).
 SERIAL_GROUPS = {"celery-heavy": frozenset(START_FIRST[:5])}
+#: Test files whose tests run on one worker, one after the other: the warm-start
+#: tests give a drip file a new mtime, which makes another warm test's server (same
+#: code) exit under it.
+SERIAL_FILES = {"warm-start": "tests/integration/test_warm_start.py::"}
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)
@@ -417,6 +421,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
 
     class SerialGroups(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
+            for name, prefix in SERIAL_FILES.items():
+                if nodeid.startswith(prefix):
+                    return name
             return group_of.get(nodeid, nodeid)
 
     return SerialGroups(config, log)

@@ -1,8 +1,10 @@
 """Warm starts of ``drip replay``: real ``drip`` processes and a real warm server.
 
 Each test has a runtime folder of its own (``XDG_RUNTIME_DIR``) and stops
-its servers; they would exit by themselves after a minute anyway
-(``DRIP_WARM_IDLE_SECONDS``).
+its servers, which would exit by themselves after a minute anyway
+(``DRIP_WARM_IDLE_SECONDS``). They run on one xdist worker, in turn
+(``SERIAL_FILES`` in tests/conftest.py): one of them gives a drip file a new
+mtime, which would make another one's server exit under it.
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ def test_a_second_replay_is_served_warm_with_the_same_output_and_exit(warm: Warm
     assert to_file.returncode == 1
     assert _same(out.read_text()) == _same(cold_fail.stdout)
     after = warm.current()
-    assert after is not None and after["pid"] == server["pid"]
+    assert after is not None and after["pid"] == server["pid"], warm.logs()
     assert after["served"] == 3
 
 
