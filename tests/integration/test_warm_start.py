@@ -182,6 +182,10 @@ def test_a_signal_to_the_client_stops_the_command_in_the_server(warm: Warm, sign
     while (server := warm.current()) is not None and server["running"] == 0:
         assert time.monotonic() < deadline, "the command never started in the server"
         time.sleep(0.05)
+    # Forked is not yet told to go (a signal before "go" stops the client and the child
+    # never runs, which is right but not what this test is about): the handshake takes
+    # milliseconds.
+    time.sleep(1.0)
     client.send_signal(signum)
     _, err = client.communicate(timeout=30)
     if signum == signal.SIGINT:
@@ -251,4 +255,5 @@ def test_looking_for_a_server_imports_nothing_heavy(warm: Warm) -> None:
     assert done.returncode == 0, done.stderr
     heavy, elapsed = done.stdout.rsplit(maxsplit=1)
     assert heavy == "[]"
-    assert float(elapsed) < 0.5  # about 15 ms of imports and 2 ms of fingerprint when idle
+    # About 15 ms of imports and 2 ms of fingerprint on an idle machine; loose for a busy one.
+    assert float(elapsed) < 1.0
