@@ -10,8 +10,15 @@
   ``replay(load_scenario(...))`` of the same file in this process, modules
   already imported. Medians of N each, after one run of each that is not
   counted (the subprocess's warm-up makes the cached migrated template that
-  every later ``drip replay`` process finds; the in-process one imports what
-  the replay imports lazily). Goal <= 2.0.
+  every later ``drip replay`` process finds, and starts the warm server that
+  serves the later ones, as for a person running replays one after another;
+  the in-process one imports what the replay imports lazily). The warm
+  server (``drip.cli.warm_client``) lives in a runtime folder of the
+  benchmark's own and is stopped at the end. Goal <= 2.0.
+- ``replay_seed_cold_s`` / ``replay_seed_cold_vs_inprocess`` (informational):
+  the same subprocess with ``DRIP_WARM=0``, what the first run after a code
+  change or a ``pip install`` costs (every import paid), measured in the same
+  alternation.
 
 Both measure drip as installed: its modules byte-compiled (``python -m
 compileall drip`` first, as ``pip install`` does). Without that, a process with
@@ -24,8 +31,11 @@ Measure where an import goes with ``python -X importtime -m drip.cli history 1``
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -105,23 +115,56 @@ def _replay_in_process() -> float:
     return elapsed
 
 
+def _wait_for_warm_server(env: dict[str, str]) -> bool:
+    """Whether a warm server for this code came up (the warm-up run starts it) within 30 s."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done = subprocess.run(
+            [*_drip_cli(), "warm", "status", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode == 0 and any(s["current"] for s in json.loads(done.stdout)["servers"]):
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def _replay(ctx: Context) -> dict[str, Any]:
     env = _env(ctx, "startup-replay")
+    # A short runtime folder of its own (a socket's path must fit in 108 bytes).
+    runtime = tempfile.mkdtemp(prefix="drip-warm-bench-")
+    env.update(XDG_RUNTIME_DIR=runtime, DRIP_WARM="1")
+    cold_env = dict(env, DRIP_WARM="0")
     command = [*_drip_cli(), "replay", str(SEED)]
-    _timed(command, env)  # warm-up: not counted
-    _replay_in_process()  # warm-up: not counted
-    reps = REPLAY_REPS.get(ctx.sizes.mode, 4)
-    sub_s: list[float] = []
-    in_s: list[float] = []
-    for _ in range(reps):
-        sub_s.append(_timed(command, env))
-        in_s.append(_replay_in_process())
+    try:
+        _timed(command, env)  # warm-up: not counted; starts the warm server
+        warm = _wait_for_warm_server(env)
+        _replay_in_process()  # warm-up: not counted
+        reps = REPLAY_REPS.get(ctx.sizes.mode, 4)
+        sub_s: list[float] = []
+        cold_s: list[float] = []
+        in_s: list[float] = []
+        for _ in range(reps):
+            sub_s.append(_timed(command, env))
+            in_s.append(_replay_in_process())
+            cold_s.append(_timed(command, cold_env))
+    finally:
+        subprocess.run([*_drip_cli(), "warm", "stop"], env=env, capture_output=True, check=False)
+        shutil.rmtree(runtime, ignore_errors=True)
     out: dict[str, Any] = {
         "replay_seed_subprocess_s": median(sub_s),
         "replay_seed_inprocess_s": median(in_s),
+        "replay_seed_cold_s": median(cold_s),
+        "replay_seed_warm_server": warm,
     }
     out["replay_seed_vs_inprocess"] = (
         out["replay_seed_subprocess_s"] / out["replay_seed_inprocess_s"]
+    )
+    out["replay_seed_cold_vs_inprocess"] = (
+        out["replay_seed_cold_s"] / out["replay_seed_inprocess_s"]
     )
     return out
 

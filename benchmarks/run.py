@@ -179,9 +179,16 @@ def table(r: dict[str, Any], sections: list[str]) -> str:
         add("   drip history 1 (subprocess, small SQLite)", "cli_history_s", "s")
         add('   python -c "import sqlalchemy"', "python_import_sqlalchemy_s", "s")
         add("   cli_start_vs_python", "cli_start_vs_python", "", "goal <= 2.0")
-        add("   drip replay seed scenario (subprocess)", "replay_seed_subprocess_s", "s")
+        add("   drip replay seed scenario (subprocess, warm)", "replay_seed_subprocess_s", "s")
         add("   the same scenario in process", "replay_seed_inprocess_s", "s")
         add("   replay_seed_vs_inprocess", "replay_seed_vs_inprocess", "", "goal <= 2.0")
+        add("   drip replay, cold (DRIP_WARM=0)", "replay_seed_cold_s", "s")
+        add(
+            "   replay_seed_cold_vs_inprocess",
+            "replay_seed_cold_vs_inprocess",
+            "",
+            "first run after a code change",
+        )
     for key, value in r.items():
         if key.endswith("_error"):
             rows.append((f"ERROR in {key.removesuffix('_error')}", "", str(value)[:200]))

@@ -8,6 +8,7 @@
 - :mod:`drip.cli.operations`: ``tick``, ``run``, ``explain``, ``history``, ``stats``, ``queue``
 - :mod:`drip.cli.replay`: ``replay``, ``demo``
 - :mod:`drip.cli.web`: ``serve``
+- :mod:`drip.cli.warm`: ``warm status|stop`` (warm starts: :mod:`drip.cli.warm_client`)
 
 Commands are thin: parse, call one service, print. Every command reads the
 clock once (through the bootstrap's ``Clock``) and hands ``now`` to the
@@ -20,13 +21,16 @@ stderr at WARNING unless ``DRIP_LOG_LEVEL`` says otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
+from typing import TYPE_CHECKING, Any
 
-from drip.cli.framework import LazyGroup, importing, keep_imports, secho
+if TYPE_CHECKING:
+    from drip.cli.framework import LazyGroup
 
-__all__ = ["COMMANDS", "app", "main"]
+__all__ = ["COMMANDS", "app", "get_app", "main"]
 
 #: Each command and the module whose ``register`` declares it, in the order
 #: ``drip --help`` lists them (commands, then groups). Only the chosen
@@ -56,14 +60,37 @@ COMMANDS: dict[str, str] = {
     "campaigns": "drip.cli.campaigns",
     "contacts": "drip.cli.contacts",
     "bulk": "drip.cli.texts",
+    "warm": "drip.cli.warm",
 }
 
-app = LazyGroup(
-    "drip",
-    COMMANDS,
-    help="Drip campaigns for real-estate leads, with carrier and TCPA compliance in every send.",
-    no_args_is_help=True,
-)
+_app: LazyGroup | None = None
+
+
+def get_app() -> LazyGroup:
+    """The root group, built on first use.
+
+    Not at import: click and the framework cost about 30 ms, which a command
+    served by a warm server (:mod:`drip.cli.warm_client`) never needs.
+    """
+    global _app  # noqa: PLW0603 - built once per process
+    if _app is None:
+        from drip.cli.framework import LazyGroup
+
+        _app = LazyGroup(
+            "drip",
+            COMMANDS,
+            help="Drip campaigns for real-estate leads, with carrier and TCPA compliance in every send.",
+            no_args_is_help=True,
+        )
+    return _app
+
+
+def __getattr__(name: str) -> Any:
+    """``drip.cli.app``: the root group (built lazily, see :func:`get_app`)."""
+    if name == "app":
+        return get_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Long-running services keep their INFO logs (JSON off a terminal); every
 #: other command logs warnings only unless DRIP_LOG_LEVEL says otherwise.
@@ -93,7 +120,19 @@ def _import_structlog_without_rich() -> None:
 
 
 def main() -> None:
-    """Console-script entry point: drip errors become one clear line and exit 1."""
+    """Console-script entry point: drip errors become one clear line and exit 1.
+
+    A warm command (``drip replay``) is first offered to a live warm server for
+    this code (:mod:`drip.cli.warm_client`, nothing heavy imported yet); with
+    none, it runs here and a server is started for the next one.
+    """
+    from drip.cli import warm_client
+
+    served = warm_client.run_warm(sys.argv[1:])
+    if served is not None:
+        sys.exit(served)
+    from drip.cli.framework import importing, keep_imports, secho
+
     keep_imports()  # this process keeps what it imports: no collection walks it
     with importing():
         _import_structlog_without_rich()
@@ -104,12 +143,15 @@ def main() -> None:
         # Set before any settings are read, so it is this process's default only.
         os.environ.setdefault("DRIP_LOG_LEVEL", "WARNING")
     try:
-        app.main(prog_name="drip")
+        get_app().main(prog_name="drip")
     except DripError as exc:
         secho(f"error: {exc}", fg="red", err=True)
         sys.exit(1)
     finally:
         _leave()
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()  # the command's output first: the server starts after it
+        warm_client.start_server_if_wanted()
 
 
 def _leave() -> None:

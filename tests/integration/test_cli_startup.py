@@ -141,6 +141,7 @@ def _drip_env(home: Path) -> dict[str, str]:
     env.update(
         DRIP_HOME=str(home),
         DRIP_CAMPAIGNS_DIR=str(REPO / "campaigns"),
+        DRIP_WARM="0",  # what the process itself imports, not a warm server's
         XDG_CACHE_HOME=str(home / "cache"),
     )
     return env
