@@ -1,6 +1,6 @@
 """PostgreSQL's own cost of the fire path: backend CPU and WAL per send, in process (no Celery).
 
-    .venv/bin/python benchmarks/profile_pg.py [N] [ROUNDS] [--backlog B] [--explain]
+    .venv/bin/python benchmarks/profile_pg.py [N] [ROUNDS] [--backlog B]
     # default 600 sends, 3 rounds, no backlog
 
 A scratch database (``DRIP_BENCH_DATABASE_URL``, as ``run.py``) migrated to
@@ -146,16 +146,29 @@ def main(argv: list[str]) -> int:
             f"{cpu / n * 1000:.3f} ms/send; WAL {wal} B = {wal / n:.0f} B/send "
             f"(full-page images {fpi} B), {len(records)} records = {len(records) / n:.1f}/send"
         )
+
+    def relation(block_ref: str) -> str:
+        if not block_ref:
+            return "-"
+        node = block_ref.split("rel ", 1)[1].split(maxsplit=1)[0].rsplit("/", 1)[-1]
+        return names.get(node, node)
+
     per_rel: Counter[str] = Counter()
     for rm, kind, _length, _fpi, block_ref in results[-1][3]:
-        rel = "-"
-        if block_ref:
-            node = block_ref.split("rel ", 1)[1].split()[0].split("/")[-1]
-            rel = names.get(node, node)
-        per_rel[f"{rel} {rm}/{kind.split()[0]}"] += 1
+        per_rel[f"{relation(block_ref)} {rm}/{kind.split()[0]}"] += 1
     print("WAL records per send of the last round, by relation (first block) and type:")
     for key, count in sorted(per_rel.items(), key=lambda kv: -kv[1]):
         print(f"  {count / n:6.2f}  {key}")
+    # Pages touched for the first time since the round's checkpoint: how far a round's
+    # writes spread (a growing figure means more distinct pages per send).
+    print("Full-page image bytes per send, by relation (first block), first and last round:")
+    first, last = Counter[str](), Counter[str]()
+    for counter, round_ in ((first, results[0]), (last, results[-1])):
+        for _rm, _kind, _length, fpi_length, block_ref in round_[3]:
+            counter[relation(block_ref)] += int(fpi_length)
+    for rel in sorted(set(first) | set(last), key=lambda r: -last[r]):
+        if first[rel] or last[rel]:
+            print(f"  {first[rel] / n:8.0f} {last[rel] / n:8.0f}  {rel}")
     return 0
 
 
