@@ -1,6 +1,7 @@
 """PostgreSQL's own cost of the fire path: backend CPU and WAL per send, in process (no Celery).
 
-    .venv/bin/python benchmarks/profile_pg.py [N] [ROUNDS]   # default 600 sends, 3 rounds
+    .venv/bin/python benchmarks/profile_pg.py [N] [ROUNDS] [--backlog B]
+    # default 600 sends, 3 rounds, no backlog
 
 A scratch database (``DRIP_BENCH_DATABASE_URL``, as ``run.py``) migrated to
 the head, the fake Twilio server in a process of its own: each round makes N
@@ -13,6 +14,10 @@ LSNs that references the scratch database (``pg_walinspect``: records with a
 block of one of its relations, plus the commit records of their transactions;
 other sessions' WAL is left out). Prints both sides of each ratio, and the WAL
 records per relation of the last round.
+
+``--backlog B`` first fills the table with B future pending sends of the
+campaign (as the full run's ``memory`` section leaves it, 1,000,000, before
+``fire`` runs), to see whether a send costs more on a large table.
 """
 
 from __future__ import annotations
@@ -33,12 +38,15 @@ from harness import (
     DEFAULT_DATABASE_URL,
     Processes,
     ScratchDatabases,
+    analyze,
     connect,
     cpu_seconds,
     database_backends,
     drip_deps,
+    fill_future_sends,
     prepare_database,
     profiler_context,
+    seed_contacts,
     utcnow,
     with_fake_twilio,
     workdir,
@@ -56,6 +64,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("n", nargs="?", type=int, default=600, help="sends per round (600)")
     parser.add_argument("rounds", nargs="?", type=int, default=3, help="measured rounds (3)")
+    parser.add_argument("--backlog", type=int, default=0, help="future pending sends first (0)")
     args = parser.parse_args(argv)
     from drip.services.dispatch import chunks, claim
     from drip.services.firing import fire_batch
@@ -76,6 +85,10 @@ def main(argv: list[str]) -> int:
                 assert row is not None
                 db_pattern = f"%/{row[0]}/%"
             ctx = profiler_context(dbs, processes, wd, url, deps, campaign_id, now)
+            if args.backlog:
+                seed_contacts(url, 10_000, now, agent_id=ctx.agent_id)
+                fill_future_sends(url, args.backlog, now, campaign_id=campaign_id)
+                analyze(url)
             deps = with_fake_twilio(ctx)
 
             retried = 0
@@ -133,16 +146,29 @@ def main(argv: list[str]) -> int:
             f"{cpu / n * 1000:.3f} ms/send; WAL {wal} B = {wal / n:.0f} B/send "
             f"(full-page images {fpi} B), {len(records)} records = {len(records) / n:.1f}/send"
         )
+
+    def relation(block_ref: str) -> str:
+        if not block_ref:
+            return "-"
+        node = block_ref.split("rel ", 1)[1].split(maxsplit=1)[0].rsplit("/", 1)[-1]
+        return names.get(node, node)
+
     per_rel: Counter[str] = Counter()
     for rm, kind, _length, _fpi, block_ref in results[-1][3]:
-        rel = "-"
-        if block_ref:
-            node = block_ref.split("rel ", 1)[1].split()[0].split("/")[-1]
-            rel = names.get(node, node)
-        per_rel[f"{rel} {rm}/{kind.split()[0]}"] += 1
+        per_rel[f"{relation(block_ref)} {rm}/{kind.split()[0]}"] += 1
     print("WAL records per send of the last round, by relation (first block) and type:")
     for key, count in sorted(per_rel.items(), key=lambda kv: -kv[1]):
         print(f"  {count / n:6.2f}  {key}")
+    # Pages touched for the first time since the round's checkpoint: how far a round's
+    # writes spread (a growing figure means more distinct pages per send).
+    print("Full-page image bytes per send, by relation (first block), first and last round:")
+    first, last = Counter[str](), Counter[str]()
+    for counter, round_ in ((first, results[0]), (last, results[-1])):
+        for _rm, _kind, _length, fpi_length, block_ref in round_[3]:
+            counter[relation(block_ref)] += int(fpi_length)
+    for rel in sorted(set(first) | set(last), key=lambda r: -last[r]):
+        if first[rel] or last[rel]:
+            print(f"  {first[rel] / n:8.0f} {last[rel] / n:8.0f}  {rel}")
     return 0
 
 
