@@ -116,6 +116,11 @@ def _install_error_translation(engine: Engine) -> None:
     def _on_error(context: ExceptionContext) -> None:
         if context.is_pre_ping:
             return  # the pool reconnects on its own after a failed ping
+        if not isinstance(context.original_exception, Exception):
+            # Ctrl-C (KeyboardInterrupt) or SystemExit inside a statement: SQLAlchemy
+            # counts it as a disconnect to discard the connection, but it is the
+            # person or the process stopping, not the database: let it through as is.
+            return
         unreachable = context.connection is None and context.engine is not None
         if unreachable or context.is_disconnect:
             raise StoreError(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, func, inspect, select, text
+from sqlalchemy import Engine, event, func, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -84,6 +84,21 @@ def test_unreachable_database_raises_store_error(backend: str, tmp_path: Path) -
         assert info.value.__cause__ is not None
         assert "secret" not in str(info.value)
         assert "unreachable" in str(info.value)
+    finally:
+        engine.dispose()
+
+
+def test_ctrl_c_inside_a_statement_is_not_an_unreachable_database(tmp_path: Path) -> None:
+    """A KeyboardInterrupt raised while a statement runs reaches the caller as itself."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'ctrl-c.db'}")
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _interrupt(*_args: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt), engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
     finally:
         engine.dispose()
 
