@@ -341,8 +341,8 @@ def _apply_early_callbacks(deps: Deps, outcomes: list[_Outcome], at: datetime) -
     try:
         # One prebuilt statement finds whether any of them has a kept callback (rarely:
         # about 2 % of batches); only then the callbacks are read and applied.
-        with deps.sessions() as session:
-            found = fire_gather.sids_with_pending_callbacks(session, wanted)
+        with deps.engine.connect() as conn:
+            found = fire_gather.sids_with_pending_callbacks(conn, wanted)
         if found:
             callbacks.apply_pending(deps, at, found)
     except (DBAPIError, StoreError) as exc:  # the recovery tick applies them later
@@ -403,16 +403,14 @@ def _gather(
     gathered = fire_gather.queued_sends(session, ids)
     if not gathered:
         return [], _States({}, {}, {})
-    rows = repo.campaigns_by_id(
-        session, {g.send.campaign_id for g in gathered if g.send.campaign_id}
-    )
     campaigns: dict[int, Campaign] = {}
     broken: dict[int, str] = {}
-    for cid, row in rows.items():
+    wanted = {g.send.campaign_id for g in gathered if g.send.campaign_id}
+    for cid, name, version, definition in fire_gather.campaign_rows(session, wanted):
         try:
-            campaigns[cid] = deps.campaigns.get(cid, row.version, row.definition)
+            campaigns[cid] = deps.campaigns.get(cid, version, definition)
         except Exception as exc:  # a stored definition current code rejects: fail its sends only
-            broken[cid] = f"failed: stored campaign {row.name!r} is invalid ({exc}); run drip sync"
+            broken[cid] = f"failed: stored campaign {name!r} is invalid ({exc}); run drip sync"
     prepared: list[_Prepared] = []
     for g in gathered:
         send = g.send

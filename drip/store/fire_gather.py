@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import (
@@ -29,6 +29,7 @@ from drip.domain.enums import (
 )
 from drip.store.models import (
     Agent,
+    Campaign,
     Contact,
     Conversation,
     Enrollment,
@@ -36,6 +37,10 @@ from drip.store.models import (
     PendingCallback,
     ScheduledSend,
 )
+
+
+def _table(model: Any) -> Table:
+    return cast(Table, model.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +102,9 @@ class Gathered:
     enrollment_active: bool
 
 
-_S, _C, _A, _E = ScheduledSend, Contact, Agent, Enrollment
+# Table columns, not ORM attributes, run on the session's connection: the rows then
+# skip the ORM's per-row column processing (same types, so the same values).
+_S, _C, _A, _E = (_table(m).c for m in (ScheduledSend, Contact, Agent, Enrollment))
 _SEND_COLUMNS = (
     _S.id, _S.contact_id, _S.campaign_id, _S.enrollment_id, _S.step_id, _S.kind, _S.channel,
     _S.body, _S.sender_role, _S.sender_phone, _S.due_at, _S.catching_up, _S.held_to_window,
@@ -113,9 +120,12 @@ _NS, _NC = len(_SEND_COLUMNS), len(_CONTACT_COLUMNS)
 #: recovered meanwhile, is not the batch's. Same order as the claim's.
 _QUEUED_SENDS = (
     select(*_SEND_COLUMNS, *_CONTACT_COLUMNS, _A.first_name, _A.last_name, _A.phone, _E.status)
-    .join(_C, _C.id == _S.contact_id)
-    .outerjoin(_A, _A.id == _C.agent_id)
-    .outerjoin(_E, _E.id == _S.enrollment_id)
+    .select_from(
+        _table(ScheduledSend)
+        .join(_table(Contact), _C.id == _S.contact_id)
+        .outerjoin(_table(Agent), _A.id == _C.agent_id)
+        .outerjoin(_table(Enrollment), _E.id == _S.enrollment_id)
+    )
     .where(_S.id.in_(bindparam("ids", expanding=True)), _S.state == SendState.QUEUED)
     .order_by(_S.due_at, _S.original_due_at, _S.id)
 )
@@ -128,7 +138,7 @@ def queued_sends(session: Session, ids: Sequence[int]) -> list[Gathered]:
     out: list[Gathered] = []
     contacts: dict[int, FireContact] = {}
     # Rows typed Any: their columns are spread positionally into the values below.
-    rows: Any = session.execute(_QUEUED_SENDS, {"ids": list(ids)})
+    rows: Any = session.connection().execute(_QUEUED_SENDS, {"ids": list(ids)})
     for row in rows:
         send = FireSend(*row[:_NS])
         contact = contacts.get(send.contact_id)
@@ -141,12 +151,27 @@ def queued_sends(session: Session, ids: Sequence[int]) -> list[Gathered]:
     return out
 
 
+_G = _table(Campaign).c
+_CAMPAIGNS_OF = select(_G.id, _G.name, _G.version, _G.definition).where(
+    _G.id.in_(bindparam("ids", expanding=True))
+)
+
+
+def campaign_rows(
+    session: Session, ids: Iterable[int]
+) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """``(id, name, version, definition)`` of these stored campaigns."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return []
+    rows = session.connection().execute(_CAMPAIGNS_OF, {"ids": wanted})
+    return [(cid, name, version, definition) for cid, name, version, definition in rows]
+
+
+_V = _table(Conversation).c
 _CONVERSATIONS_OF = select(
-    Conversation.sender_phone,
-    Conversation.contact_id,
-    Conversation.footer_last_sent_at,
-    Conversation.two_way_at,
-).where(Conversation.contact_id.in_(bindparam("ids", expanding=True)))
+    _V.sender_phone, _V.contact_id, _V.footer_last_sent_at, _V.two_way_at
+).where(_V.contact_id.in_(bindparam("ids", expanding=True)))
 
 
 def conversation_times(
@@ -156,7 +181,7 @@ def conversation_times(
     wanted = set(pairs)
     if not wanted:
         return {}
-    rows = session.execute(_CONVERSATIONS_OF, {"ids": sorted({c for _, c in wanted})})
+    rows = session.connection().execute(_CONVERSATIONS_OF, {"ids": sorted({c for _, c in wanted})})
     return {
         (phone, cid): (footer, two_way)
         for phone, cid, footer, two_way in rows
@@ -164,17 +189,18 @@ def conversation_times(
     }
 
 
+_P, _M = _table(PendingCallback).c, _table(Message).c
 _PENDING_CALLBACK_SIDS = (
-    select(PendingCallback.message_sid)
-    .join(Message, Message.provider_sid == PendingCallback.message_sid)
-    .where(PendingCallback.message_sid.in_(bindparam("sids", expanding=True)))
+    select(_P.message_sid)
+    .select_from(_table(PendingCallback).join(_table(Message), _M.provider_sid == _P.message_sid))
+    .where(_P.message_sid.in_(bindparam("sids", expanding=True)))
     .distinct()
 )
 
 
-def sids_with_pending_callbacks(session: Session, sids: Iterable[str]) -> list[str]:
+def sids_with_pending_callbacks(conn: Connection, sids: Iterable[str]) -> list[str]:
     """Which of these provider ids have a kept callback whose message is now recorded."""
     wanted = sorted(set(sids))
     if not wanted:
         return []
-    return sorted(session.scalars(_PENDING_CALLBACK_SIDS, {"sids": wanted}))
+    return sorted(conn.scalars(_PENDING_CALLBACK_SIDS, {"sids": wanted}))
