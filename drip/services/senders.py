@@ -9,6 +9,7 @@ import phonenumbers
 
 from drip.domain.account import AccountSettings
 from drip.domain.enums import SenderRole
+from drip.store.fire_gather import FireAgent, FireContact
 from drip.store.models import Agent, Contact
 
 
@@ -25,7 +26,7 @@ class Sender:
 
 def resolve_sender(
     role: SenderRole,
-    agent: Agent | None,
+    agent: Agent | FireAgent | None,
     account: AccountSettings,
     fixed: str | None = None,
     *,
@@ -54,7 +55,9 @@ def resolve_sender(
     return Sender(role, agent_phone, first, last, agent_phone)
 
 
-def _agent_names(agent: Agent | None, account: AccountSettings) -> tuple[str, str, str | None]:
+def _agent_names(
+    agent: Agent | FireAgent | None, account: AccountSettings
+) -> tuple[str, str, str | None]:
     if agent is not None:
         return agent.first_name, agent.last_name, agent.phone
     default = account.default_agent
@@ -64,7 +67,7 @@ def _agent_names(agent: Agent | None, account: AccountSettings) -> tuple[str, st
 
 
 def template_values(
-    contact: Contact, sender: Sender | None, account: AccountSettings
+    contact: Contact | FireContact, sender: Sender | None, account: AccountSettings
 ) -> dict[str, str]:
     """Values for SPEC §5 template variables plus the account texts' support details."""
     agent_phone = sender.agent_phone if sender else ""

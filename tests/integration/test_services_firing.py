@@ -28,9 +28,10 @@ from services_support import (
 )
 
 from drip.domain.enums import MessageKind, SendState, TextStatus
-from drip.services import dispatch
+from drip.services import callbacks, dispatch
 from drip.services.audit import explain
 from drip.services.contacts import set_text_status
+from drip.services.deps import Deps
 from drip.services.enrollment import enroll
 from drip.services.firing import fire_batch
 from drip.services.inbound import handle_inbound
@@ -225,3 +226,48 @@ def test_send_lost_in_sending_becomes_unknown_and_is_never_resent(
         assert "UNKNOWN" in lines
         assert "never resends" in lines
         assert send_by_step(world, contact_id, DAY_15).decision_code == claims.CODE_STALE_SENDING
+
+
+class CallbackOvertakesRecord(RecordingTransport):
+    """Twilio accepts the text and its status callback is kept before the worker records it."""
+
+    deps: Deps | None = None
+    inner: RecordingTransport | None = None  # the world's: its ids go on from the opt-in's
+
+    def send_sms(self, msg: OutboundSms) -> SmsReceipt:
+        assert self.inner is not None
+        receipt = self.inner.send_sms(msg)
+        assert self.deps is not None
+        callbacks.keep(
+            self.deps,
+            message_sid=receipt.sid,
+            status="delivered",
+            error_code=None,
+            error_message=None,
+            now=self.deps.clock.now(),
+        )
+        return receipt
+
+
+def test_a_callback_kept_before_the_send_is_recorded_is_applied_by_the_batch(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The batch applies a callback that overtook its record; another system's stays kept."""
+    with open_world(db_url, tmp_path) as world:
+        sync_bundled(world, SMART_DRIP)
+        contact_id = _enrolled(world)
+        early = CallbackOvertakesRecord(clock=world.clock)
+        deps = replace(world.deps, sms=early)
+        early.deps, early.inner = deps, world.transport
+        foreign = "SM" + "9" * 32  # a message drip never recorded
+        callbacks.keep(deps, message_sid=foreign, status="delivered", error_code=None,
+                       error_message=None, now=world.now)  # fmt: skip
+        world.at(START + timedelta(days=15))
+        ids = dispatch.claim(deps, world.now)
+
+        results = fire_batch(deps, ids, world.now)
+
+        assert [r.outcome for r in results] == ["sent"]
+        sent = [m for m in outbound(world, contact_id) if m.id == results[0].message_id]
+        assert [m.status for m in sent] == ["delivered"]
+        assert callbacks.pending_count(deps) == 1  # the foreign one waits for its message
