@@ -103,6 +103,12 @@ SIZES = {
         claim_reps=9,
         fire_sends=3_000,
         noop_tasks=3_000,
+        # Not the default 600: a 600-send round of 2 workers lasts ~1.2 s, and its fixed
+        # edges (the first dispatch's claim before either worker has a batch, one worker
+        # idle beside the other's last batch: profiles/fire-accounting.txt, part C) cost
+        # it 70-200 ms quiet and more under load, about twice their share of a 1-worker
+        # round: the ratio measured the round's edges as much as the scaling.
+        scaling_sends=2_000,
     ),
     "full": Sizes(
         mode="full",
