@@ -775,22 +775,38 @@ class Context:
     notes: list[str] = field(default_factory=list)
 
 
-def profiler_context(  # noqa: PLR0917 - the scratch parts a profiler script holds
-    dbs: ScratchDatabases,
-    processes: Processes,
-    workdir: Path,
-    url: str,
-    deps: Any,
-    campaign_id: int,
-    now: datetime,
-    redis: RedisScratch | None = None,
-) -> Context:
-    """The Context of an in-process profiler (``profile_*.py``): quick sizes, one agent added."""
-    return Context(
-        sizes=SIZES["quick"], dbs=dbs, url=url, redis_url=redis.url if redis else "",
-        redis=redis, workdir=workdir, processes=processes, deps=deps,  # type: ignore[arg-type]
-        agent_id=add_agent(url, now), campaign_id=campaign_id, now=now,
-    )  # fmt: skip
+@contextlib.contextmanager
+def scratch_context(sizes: Sizes, *, redis: bool = True) -> Iterator[Context]:
+    """A Context on fresh scratch parts, torn down after: ``run.py``'s and the profilers'.
+
+    A work folder, a scratch database migrated with the bundled campaign and one
+    agent, drip's dependencies on it, and (``redis``) a scratch Redis prefix. On
+    the way out: every process started stopped, the engine disposed, the
+    databases dropped, the Redis keys removed.
+    """
+    with workdir() as wd:
+        dbs = ScratchDatabases(os.environ.get("DRIP_BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL)
+        processes = Processes(wd)
+        redis_scratch = RedisScratch(redis_url_from_env()) if redis else None
+        deps = None
+        try:
+            now = utcnow()
+            url = dbs.create()
+            deps = drip_deps(url, wd)
+            campaign_id = prepare_database(url, deps, now)
+            yield Context(
+                sizes=sizes, dbs=dbs, url=url,
+                redis_url=redis_scratch.url if redis_scratch else "",
+                redis=redis_scratch, workdir=wd, processes=processes,  # type: ignore[arg-type]
+                deps=deps, agent_id=add_agent(url, now), campaign_id=campaign_id, now=now,
+            )  # fmt: skip
+        finally:
+            processes.stop_all()
+            if deps is not None:
+                deps.engine.dispose()
+            dbs.drop_all()
+            if redis_scratch is not None:
+                redis_scratch.cleanup()
 
 
 def with_fake_twilio(ctx: Context) -> Any:

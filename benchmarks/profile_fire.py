@@ -52,19 +52,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_fire
-from harness import (
-    DEFAULT_DATABASE_URL,
-    Processes,
-    RedisScratch,
-    ScratchDatabases,
-    drip_deps,
-    prepare_database,
-    profiler_context,
-    redis_url_from_env,
-    utcnow,
-    with_fake_twilio,
-    workdir,
-)
+from harness import SIZES, scratch_context, with_fake_twilio
 
 
 def main(argv: list[str]) -> int:
@@ -91,58 +79,45 @@ def main(argv: list[str]) -> int:
         firing.CARRY_MAX_SECONDS = 1e9
 
     configure_logging("json", os.environ.get("DRIP_LOG_LEVEL", "INFO"))
-    with workdir() as wd:
-        dbs = ScratchDatabases(os.environ.get("DRIP_BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL)
-        processes = Processes(wd)
-        scratch = RedisScratch(redis_url_from_env()) if args.as_worker else None
-        try:
-            now = utcnow()
-            url = dbs.create()
-            deps = drip_deps(url, wd)
-            campaign_id = prepare_database(url, deps, now)
-            ctx = profiler_context(dbs, processes, wd, url, deps, campaign_id, now)
-            deps = with_fake_twilio(ctx)
-            if scratch is not None:
-                # What a worker of run.py has: its log is a file, its pacer Redis.
-                log_file = (wd / "fire.log").open("w")
-                configure_logging("json", "INFO", stream=log_file)
-                # As workers.celery_app's logging set-up: the SDK's request lines are muted.
-                logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
-                deps = replace(deps, pacer=RedisPacer(deps.account.senders, scratch.url))
+    with scratch_context(SIZES["quick"], redis=args.as_worker) as ctx:
+        wd, now = ctx.workdir, ctx.now
+        deps = with_fake_twilio(ctx)
+        if ctx.redis is not None:
+            # What a worker of run.py has: its log is a file, its pacer Redis.
+            log_file = (wd / "fire.log").open("w")
+            configure_logging("json", "INFO", stream=log_file)
+            # As workers.celery_app's logging set-up: the SDK's request lines are muted.
+            logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+            deps = replace(deps, pacer=RedisPacer(deps.account.senders, ctx.redis_url))
 
-            counter = _callgrind_switch(wd) if args.callgrind else None
+        counter = _callgrind_switch(wd) if args.callgrind else None
 
-            def fire(k: int, offset: int, profile: cProfile.Profile | None) -> float:
-                bench_fire._due_sends(ctx, k, datetime.now(now.tzinfo), offset)
-                at = datetime.now(now.tzinfo)
-                ids = claim(deps, at, k)
-                cpu0 = time.process_time()
-                if profile is not None:
-                    if counter is None:
-                        profile.enable()
-                    else:
-                        counter.cg_start()
-                results = [r for batch in chunks(ids, 50) for r in fire_batch(deps, batch, at)]
-                if profile is not None:
-                    if counter is None:
-                        profile.disable()
-                    else:
-                        counter.cg_stop()
-                cpu = time.process_time() - cpu0
-                sent = sum(r.outcome == "sent" for r in results)
-                if sent != k:
-                    raise RuntimeError(f"expected {k} sent, got {sent}")
-                return cpu
+        def fire(k: int, offset: int, profile: cProfile.Profile | None) -> float:
+            bench_fire._due_sends(ctx, k, datetime.now(now.tzinfo), offset)
+            at = datetime.now(now.tzinfo)
+            ids = claim(deps, at, k)
+            cpu0 = time.process_time()
+            if profile is not None:
+                if counter is None:
+                    profile.enable()
+                else:
+                    counter.cg_start()
+            results = [r for batch in chunks(ids, 50) for r in fire_batch(deps, batch, at)]
+            if profile is not None:
+                if counter is None:
+                    profile.disable()
+                else:
+                    counter.cg_stop()
+            cpu = time.process_time() - cpu0
+            sent = sum(r.outcome == "sent" for r in results)
+            if sent != k:
+                raise RuntimeError(f"expected {k} sent, got {sent}")
+            return cpu
 
-            fire(100, 0, None)  # warm-up: connections, caches
-            profile = cProfile.Profile(time.process_time)
-            profiled = fire(n, 1_000, profile)
-            plain = fire(n, 1_000 + n, None)
-        finally:
-            processes.stop_all()
-            dbs.drop_all()
-            if scratch is not None:
-                scratch.cleanup()
+        fire(100, 0, None)  # warm-up: connections, caches
+        profile = cProfile.Profile(time.process_time)
+        profiled = fire(n, 1_000, profile)
+        plain = fire(n, 1_000 + n, None)
     if args.callgrind:
         print(f"{n} sends counted (callgrind's 'Collected' total / {n} = instructions per send)")
         return 0

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
 import pstats
 import sys
 import time
@@ -30,21 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_pacing import seed_due_bulk
-from harness import (
-    DEFAULT_DATABASE_URL,
-    Context,
-    Processes,
-    RedisScratch,
-    ScratchDatabases,
-    drip_deps,
-    median,
-    prepare_database,
-    profiler_context,
-    redis_url_from_env,
-    utcnow,
-    workdir,
-    zones_in_window,
-)
+from harness import SIZES, Context, median, scratch_context, zones_in_window
 
 
 def _rounds(
@@ -126,26 +111,8 @@ def main(argv: list[str]) -> int:
 
     configure_logging("json", "WARNING")
     profile = cProfile.Profile(time.process_time) if args.profile else None
-    with workdir() as wd:
-        dbs = ScratchDatabases(os.environ.get("DRIP_BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL)
-        processes = Processes(wd)
-        redis_scratch = RedisScratch(redis_url_from_env())
-        deps = None
-        try:
-            now = utcnow()
-            url = dbs.create()
-            deps = drip_deps(url, wd)
-            campaign_id = prepare_database(url, deps, now)
-            ctx = profiler_context(
-                dbs, processes, wd, url, deps, campaign_id, now, redis=redis_scratch
-            )
-            cpu = _rounds(ctx, args.rounds, args.per_round, profile, args.profile_mode)
-        finally:
-            processes.stop_all()
-            if deps is not None:
-                deps.engine.dispose()
-            dbs.drop_all()
-            redis_scratch.cleanup()
+    with scratch_context(SIZES["quick"]) as ctx:
+        cpu = _rounds(ctx, args.rounds, args.per_round, profile, args.profile_mode)
     on, off = median(cpu["on"]), median(cpu["off"])
     print(f"CPU ms/send, pacing off: {off:.3f} (rounds {[round(x, 3) for x in cpu['off']]})")
     print(f"CPU ms/send, pacing on:  {on:.3f} (rounds {[round(x, 3) for x in cpu['on']]})")

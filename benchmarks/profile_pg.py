@@ -23,7 +23,6 @@ campaign (as the full run's ``memory`` section leaves it, 1,000,000, before
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections import Counter
 from datetime import datetime
@@ -35,21 +34,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_fire
 from harness import (
-    DEFAULT_DATABASE_URL,
-    Processes,
-    ScratchDatabases,
+    SIZES,
     analyze,
     connect,
     cpu_seconds,
     database_backends,
-    drip_deps,
     fill_future_sends,
-    prepare_database,
-    profiler_context,
+    scratch_context,
     seed_contacts,
-    utcnow,
     with_fake_twilio,
-    workdir,
 )
 
 _WAL = """
@@ -69,76 +62,66 @@ def main(argv: list[str]) -> int:
     from drip.services.dispatch import chunks, claim
     from drip.services.firing import fire_batch
 
-    with workdir() as wd:
-        dbs = ScratchDatabases(os.environ.get("DRIP_BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL)
-        processes = Processes(wd)
-        try:
-            now = utcnow()
-            url = dbs.create()
-            deps = drip_deps(url, wd)
-            campaign_id = prepare_database(url, deps, now)
+    with scratch_context(SIZES["quick"], redis=False) as ctx:
+        url, now, campaign_id = ctx.url, ctx.now, ctx.campaign_id
+        with connect(url) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+            row = conn.execute(
+                "SELECT oid FROM pg_database WHERE datname = current_database()"
+            ).fetchone()
+            assert row is not None
+            db_pattern = f"%/{row[0]}/%"
+        if args.backlog:
+            seed_contacts(url, 10_000, now, agent_id=ctx.agent_id)
+            fill_future_sends(url, args.backlog, now, campaign_id=campaign_id)
+            analyze(url)
+        deps = with_fake_twilio(ctx)
+
+        retried = 0
+
+        def fire(k: int, offset: int) -> tuple[float, int, int, list[tuple[str, ...]]]:
+            bench_fire._due_sends(ctx, k, datetime.now(now.tzinfo), offset)
             with connect(url) as conn:
-                conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
-                row = conn.execute(
-                    "SELECT oid FROM pg_database WHERE datname = current_database()"
-                ).fetchone()
-                assert row is not None
-                db_pattern = f"%/{row[0]}/%"
-            ctx = profiler_context(dbs, processes, wd, url, deps, campaign_id, now)
-            if args.backlog:
-                seed_contacts(url, 10_000, now, agent_id=ctx.agent_id)
-                fill_future_sends(url, args.backlog, now, campaign_id=campaign_id)
-                analyze(url)
-            deps = with_fake_twilio(ctx)
-
-            retried = 0
-
-            def fire(k: int, offset: int) -> tuple[float, int, int, list[tuple[str, ...]]]:
-                bench_fire._due_sends(ctx, k, datetime.now(now.tzinfo), offset)
-                with connect(url) as conn:
-                    conn.execute("CHECKPOINT")  # full-page images: the same start every round
-                    lsn = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()
-                assert lsn is not None
-                pids = database_backends(url)
-                cpu0 = cpu_seconds(pids)
-                at = datetime.now(now.tzinfo)
-                ids = claim(deps, at, k)
-                results = [r for batch in chunks(ids, 50) for r in fire_batch(deps, batch, at)]
-                cpu = cpu_seconds(pids) - cpu0
-                if set(database_backends(url)) - set(pids):
-                    raise RuntimeError("a backend was opened during the round: CPU not counted")
-                sent = sum(r.outcome == "sent" for r in results)
-                if sent != k:
-                    raise RuntimeError(f"expected {k} sent, got {sent}")
-                with connect(url) as conn:
-                    records = conn.execute(_WAL, {"lo": lsn[0], "db": db_pattern}).fetchall()
-                wal = sum(int(r[2]) for r in records)
-                fpi = sum(int(r[3]) for r in records)
-                return cpu, wal, fpi, records
-
-            fire(100, 0)  # warm-up: connections, prepared statements, caches
-            results = []
-            offset = 1_000
-            while len(results) < args.rounds:
-                try:
-                    results.append(fire(args.n, offset))
-                except psycopg.errors.UndefinedFile:
-                    # Another session's WAL made the server recycle this round's segments
-                    # before they were read: the round is run again with new contacts.
-                    print("a round's WAL was recycled before it was read: run again")
-                    retried += 1
-                    if retried > 3:
-                        raise
-                offset += args.n
+                conn.execute("CHECKPOINT")  # full-page images: the same start every round
+                lsn = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()
+            assert lsn is not None
+            pids = database_backends(url)
+            cpu0 = cpu_seconds(pids)
+            at = datetime.now(now.tzinfo)
+            ids = claim(deps, at, k)
+            results = [r for batch in chunks(ids, 50) for r in fire_batch(deps, batch, at)]
+            cpu = cpu_seconds(pids) - cpu0
+            if set(database_backends(url)) - set(pids):
+                raise RuntimeError("a backend was opened during the round: CPU not counted")
+            sent = sum(r.outcome == "sent" for r in results)
+            if sent != k:
+                raise RuntimeError(f"expected {k} sent, got {sent}")
             with connect(url) as conn:
-                names = dict(
-                    conn.execute(
-                        "SELECT relfilenode::text, relname FROM pg_class WHERE relfilenode <> 0"
-                    ).fetchall()
-                )
-        finally:
-            processes.stop_all()
-            dbs.drop_all()
+                records = conn.execute(_WAL, {"lo": lsn[0], "db": db_pattern}).fetchall()
+            wal = sum(int(r[2]) for r in records)
+            fpi = sum(int(r[3]) for r in records)
+            return cpu, wal, fpi, records
+
+        fire(100, 0)  # warm-up: connections, prepared statements, caches
+        results = []
+        offset = 1_000
+        while len(results) < args.rounds:
+            try:
+                results.append(fire(args.n, offset))
+            except psycopg.errors.UndefinedFile:
+                # Another session's WAL made the server recycle this round's segments
+                # before they were read: the round is run again with new contacts.
+                print("a round's WAL was recycled before it was read: run again")
+                retried += 1
+                if retried > 3:
+                    raise
+            offset += args.n
+        with connect(url) as conn:
+            names = dict(
+                conn.execute(
+                    "SELECT relfilenode::text, relname FROM pg_class WHERE relfilenode <> 0"
+                ).fetchall()
+            )
     n = args.n
     for i, (cpu, wal, fpi, records) in enumerate(results, 1):
         print(

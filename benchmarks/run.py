@@ -41,21 +41,7 @@ import bench_pacing
 import bench_replay
 import bench_schedule
 import bench_startup
-from harness import (
-    DEFAULT_DATABASE_URL,
-    SIZES,
-    Context,
-    Processes,
-    RedisScratch,
-    ScratchDatabases,
-    add_agent,
-    drip_deps,
-    prepare_database,
-    redis_url_from_env,
-    say,
-    utcnow,
-    workdir,
-)
+from harness import SIZES, Context, say, scratch_context
 
 SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "schedule": bench_schedule.run,
@@ -231,55 +217,26 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_logging("json", "WARNING")
     signal.signal(signal.SIGTERM, _stop_on_signal)
-    admin_url = os.environ.get("DRIP_BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
     results: dict[str, Any] = {"mode": sizes.mode, "cpus": os.cpu_count()}
     failed = False
     started = time.perf_counter()
-    with workdir() as wd:
-        dbs = ScratchDatabases(admin_url)
-        processes = Processes(wd)
-        redis_scratch = RedisScratch(redis_url_from_env())
-        deps = None
-        try:
-            now = utcnow()
-            url = dbs.create()
-            deps = drip_deps(url, wd)
-            campaign_id = prepare_database(url, deps, now)
-            ctx = Context(
-                sizes=sizes,
-                dbs=dbs,
-                url=url,
-                redis_url=redis_scratch.url,
-                redis=redis_scratch,
-                workdir=wd,
-                processes=processes,
-                deps=deps,
-                agent_id=add_agent(url, now),
-                campaign_id=campaign_id,
-                now=now,
-            )
-            for name in sections:
-                t0 = time.perf_counter()
-                try:
-                    results.update(SECTIONS[name](ctx))
-                except KeyboardInterrupt:
-                    raise
-                except Exception as exc:
-                    failed = True
-                    say(f"{name} failed:\n{traceback.format_exc()}")
-                    results[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
-                finally:
-                    processes.stop_all()
-                results[f"{name}_wall_s"] = round(time.perf_counter() - t0, 2)
-                say(f"{name} done in {results[f'{name}_wall_s']:.1f}s")
-        finally:
-            processes.stop_all()
-            if deps is not None:
-                deps.engine.dispose()
-            dbs.drop_all()
-            redis_scratch.cleanup()
+    with scratch_context(sizes) as ctx:
+        for name in sections:
+            t0 = time.perf_counter()
+            try:
+                results.update(SECTIONS[name](ctx))
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:
+                failed = True
+                say(f"{name} failed:\n{traceback.format_exc()}")
+                results[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
+            finally:
+                ctx.processes.stop_all()
+            results[f"{name}_wall_s"] = round(time.perf_counter() - t0, 2)
+            say(f"{name} done in {results[f'{name}_wall_s']:.1f}s")
     results["total_wall_s"] = round(time.perf_counter() - started, 2)
-    results["scratch_databases"] = list(dbs.created)
+    results["scratch_databases"] = list(ctx.dbs.created)
     for key, *_ in GOALS:
         results.setdefault(key, None)
     print(table(results, sections))
