@@ -46,11 +46,6 @@ def _ids() -> Any:
 _CONTACTS_BY_ID = select(Contact).where(Contact.id.in_(_ids()))
 _AGENTS_BY_ID = select(Agent).where(Agent.id.in_(_ids()))
 _CAMPAIGNS_BY_ID = select(Campaign).where(Campaign.id.in_(_ids()))
-_SENDS_BY_ID = (
-    select(ScheduledSend)
-    .where(ScheduledSend.id.in_(_ids()))
-    .order_by(ScheduledSend.due_at, ScheduledSend.original_due_at, ScheduledSend.id)
-)
 
 
 def contacts_by_id(session: Session, ids: Iterable[int]) -> dict[int, Contact]:
@@ -85,12 +80,6 @@ def campaigns_by_id(session: Session, ids: Iterable[int]) -> dict[int, Campaign]
 
 def all_campaigns(session: Session) -> list[Campaign]:
     return list(session.scalars(select(Campaign).order_by(Campaign.name)))
-
-
-def sends_by_id(session: Session, ids: Sequence[int]) -> list[ScheduledSend]:
-    if not ids:
-        return []
-    return list(session.scalars(_SENDS_BY_ID, {"ids": list(ids)}))
 
 
 #: PostgreSQL: the pairs as two arrays, so one statement text (built, compiled and
