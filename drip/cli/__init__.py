@@ -25,6 +25,7 @@ import contextlib
 import gc
 import os
 import sys
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -95,6 +96,8 @@ def __getattr__(name: str) -> Any:
 #: Long-running services keep their INFO logs (JSON off a terminal); every
 #: other command logs warnings only unless DRIP_LOG_LEVEL says otherwise.
 SERVICE_COMMANDS = frozenset({"run", "serve"})
+#: Commands a warm server may run (:mod:`drip.cli.warm_client` says how one opts in).
+WARM_COMMANDS = frozenset({"replay"})
 
 
 def _import_structlog_without_rich() -> None:
@@ -126,11 +129,15 @@ def main() -> None:
     this code (:mod:`drip.cli.warm_client`, nothing heavy imported yet); with
     none, it runs here and a server is started for the next one.
     """
-    from drip.cli import warm_client
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+    client: ModuleType | None = None
+    if command in WARM_COMMANDS:  # imported only where it can serve: no start-up cost elsewhere
+        from drip.cli import warm_client
 
-    served = warm_client.run_warm(sys.argv[1:])
-    if served is not None:
-        sys.exit(served)
+        client = warm_client
+        served = client.run_warm(sys.argv[1:])
+        if served is not None:
+            sys.exit(served)
     from drip.cli.framework import importing, keep_imports, secho
 
     keep_imports()  # this process keeps what it imports: no collection walks it
@@ -138,7 +145,6 @@ def main() -> None:
         _import_structlog_without_rich()
         from drip.errors import DripError
 
-    command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
     if command not in SERVICE_COMMANDS:
         # Set before any settings are read, so it is this process's default only.
         os.environ.setdefault("DRIP_LOG_LEVEL", "WARNING")
@@ -149,9 +155,10 @@ def main() -> None:
         sys.exit(1)
     finally:
         _leave()
-        with contextlib.suppress(OSError, ValueError):
-            sys.stdout.flush()  # the command's output first: the server starts after it
-        warm_client.start_server_if_wanted()
+        if client is not None:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stdout.flush()  # the command's output first: the server starts after it
+            client.start_server_if_wanted()
 
 
 def _leave() -> None:

@@ -10,7 +10,7 @@ sends it the command with this process's standard streams, and exits as the
 command did. With no live server the command runs in this process as
 always, and a server is started for the next one.
 
-Only the commands of :data:`WARM_COMMANDS` are served warm: local commands
+Only the commands of :data:`drip.cli.WARM_COMMANDS` are served warm: local commands
 with no lasting state in the process (a command opts in by being listed here
 and by its modules being listed in ``warm_server.PRELOAD``). ``DRIP_WARM=0``
 turns warm starts off (neither used nor started). Every failure before the
@@ -36,10 +36,8 @@ from drip.cli.warm_fingerprint import (
 )
 from drip.cli.warm_protocol import ProtocolError, receive, send
 
-__all__ = ["WARM_COMMANDS", "disable", "enabled", "run_warm", "start_server_if_wanted"]
+__all__ = ["disable", "enabled", "run_warm", "start_server_if_wanted"]
 
-#: The commands a warm server may run (see the module doc to add one).
-WARM_COMMANDS = frozenset({"replay"})
 #: How long the steps before "go" may take before the command runs here instead.
 _HANDSHAKE_SECONDS = 5.0
 #: Signals a person sends the command (Ctrl-C, kill, a closed terminal): passed to the child.
@@ -64,11 +62,6 @@ def enabled() -> bool:
     return _enabled and os.environ.get("DRIP_WARM", "1") != "0"
 
 
-def _command(argv: list[str]) -> str | None:
-    """The command name, as :func:`drip.cli.main` finds it: the first non-option word."""
-    return next((a for a in argv if not a.startswith("-")), None)
-
-
 def _stream_spec(stream: Any, fd: int) -> dict[str, Any] | None:
     """How the child must rebuild ``stream``; None if it is not this process's own ``fd``.
 
@@ -90,13 +83,14 @@ def _stream_spec(stream: Any, fd: int) -> dict[str, Any] | None:
 
 
 def run_warm(argv: list[str]) -> int | None:
-    """Run ``drip ARGV`` in a live warm server: its exit code; None to run it here.
+    """Run ``drip ARGV`` (a warm command: :func:`drip.cli.main` checks) in a live warm
+    server: its exit code; None to run it here.
 
     Costs about a millisecond when there is no server (the fingerprint and one
     ``connect``). Exits this process by the same signal when the command died of one.
     """
     global _start_for  # noqa: PLW0603 - remembered for start_server_if_wanted
-    if not enabled() or _command(argv) not in WARM_COMMANDS:
+    if not enabled():
         return None
     streams = [_stream_spec(s, fd) for fd, s in enumerate((sys.stdin, sys.stdout, sys.stderr))]
     if any(s is None for s in streams):

@@ -72,6 +72,7 @@ NOT_FOR_HISTORY = (
     "drip.cli.replay",
     "drip.cli.texts",
     "drip.cli.web",
+    "drip.cli.warm_client",  # warm starts serve `replay` only: no other command looks
 )
 
 #: Modules a one-scenario ``drip replay`` does not need.
