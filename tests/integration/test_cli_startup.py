@@ -236,7 +236,7 @@ def test_replay_template_is_made_once_and_shared(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The migrated template is cached by the migrations' digest; a new process copies it."""
-    from drip.replay import runner
+    from drip.replay.runner import world as runner
     from drip.store import migrate
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

@@ -113,7 +113,7 @@ def test_a_scenarios_project_account_comes_from_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """drip replay's account.yaml is parsed once, then read from the cache; a bad one still fails."""
-    from drip.replay import scenario
+    from drip.replay.scenario import project as scenario
 
     campaigns = tmp_path / "campaigns"
     shutil.copytree(REPO / "campaigns", campaigns)

@@ -1,0 +1,114 @@
+"""Reading a scenario's ``expect:``: the messages expected, in send order.
+
+Each expectation checks only the keys it gives; see
+:mod:`drip.replay.scenario.format` for the keys and :mod:`drip.replay.runner.checking`
+for how each is compared with the message sent in its place.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import yaml
+
+from drip.campaigns.yamlsource import STR, describe, is_null
+from drip.domain.enums import Channel, MessageKind, SenderRole
+from drip.domain.pacing import MAX_VALIDITY_SECONDS
+from drip.replay.scenario.fields import FieldReader
+from drip.replay.scenario.format import (
+    DEFER_CODES,
+    EXPECT_FIELDS,
+    MAX_DAY,
+    NO_VALIDITY,
+    PROVIDER_STATUSES,
+    SENDER_ROLES,
+    START,
+    TIMESTAMP,
+)
+from drip.replay.scenario.values import Expectation
+
+
+class ExpectationReader(FieldReader):
+    """Reads the ``expect:`` list into :class:`Expectation` values."""
+
+    def read(self, node: yaml.Node) -> list[Expectation] | None:
+        items = self.source.sequence(node, "expect")
+        if items is None:
+            return None
+        found = [self._expectation(item, i) for i, item in enumerate(items, 1)]
+        return [e for e in found if e is not None]
+
+    def _expectation(self, node: yaml.Node, number: int) -> Expectation | None:
+        s = self.source
+        what = f"expectation {number}"
+        fields = s.mapping(node, what)
+        if fields is None:
+            return None
+        before = s.error_count
+        s.check_fields(fields, node, what, allowed=EXPECT_FIELDS)
+        day = self._opt(
+            fields, "day", lambda n: s.integer(n, f"{what} day", minimum=0, maximum=MAX_DAY)
+        )
+        at = self._opt(fields, "at", lambda n: self._day_time(n, f"{what} at"))
+        at_utc = self._opt(fields, "at_utc", lambda n: self._utc(n, f"{what} at_utc"))
+        channel = self._opt(
+            fields, "channel", lambda n: s.choice(n, f"{what} channel", [c.value for c in Channel])
+        )
+        kind = self._opt(
+            fields, "kind", lambda n: s.choice(n, f"{what} kind", [k.value for k in MessageKind])
+        )
+        footer = self._opt(fields, "footer", lambda n: s.boolean(n, f"{what} footer"))
+        contains = self._opt(fields, "contains", lambda n: s.string(n, f"{what} contains"))
+        sender = self._opt(fields, "from", lambda n: s.choice(n, f"{what} from", SENDER_ROLES))
+        validity = self._opt(fields, "validity", lambda n: self._validity(n, f"{what} validity"))
+        if "validity" in fields and is_null(fields["validity"].value):
+            validity = NO_VALIDITY  # ``validity: none`` (or null): handed over without one
+        deferred = self._opt(
+            fields, "deferred", lambda n: s.choice(n, f"{what} deferred", DEFER_CODES)
+        )
+        status = self._opt(
+            fields, "status", lambda n: s.choice(n, f"{what} status", PROVIDER_STATUSES)
+        )
+        error = self._opt(
+            fields, "error", lambda n: s.integer(n, f"{what} error", minimum=1, maximum=99_999)
+        )
+        if day is not None and at is not None and day != at.day:
+            s.error(fields["day"].value, f"{what}: day {day} disagrees with at: {at}")
+        if s.error_count > before:
+            return None
+        return Expectation(
+            where=s.at(node),
+            day=day,
+            at=at,
+            channel=Channel(channel) if channel else None,
+            kind=MessageKind(kind) if kind else None,
+            footer=footer,
+            contains=contains,
+            sender=SenderRole(sender) if sender else None,
+            at_utc=at_utc,
+            validity=validity,
+            deferred=deferred,
+            status=status,
+            error=error,
+        )
+
+    def _validity(self, node: yaml.Node, what: str) -> int | None:
+        """Seconds, 1 to Twilio's 36,000; ``none`` is read by the caller."""
+        if isinstance(node, yaml.ScalarNode) and node.tag == STR and node.value == "none":
+            return NO_VALIDITY
+        return self.source.integer(node, what, minimum=1, maximum=MAX_VALIDITY_SECONDS)
+
+    def _utc(self, node: yaml.Node, what: str) -> datetime | None:
+        text = node.value if isinstance(node, yaml.ScalarNode) else None
+        m = START.fullmatch(text.strip()) if isinstance(text, str) else None
+        if m is None or node.tag not in (STR, TIMESTAMP):
+            self.source.error(
+                node, f'{what} must be a UTC time "YYYY-MM-DD HH:MM", got {describe(node)}'
+            )
+            return None
+        year, month, day, hour, minute = (int(g) for g in m.groups()[:5])
+        try:
+            return datetime(year, month, day, hour, minute, tzinfo=UTC)
+        except ValueError as exc:
+            self.source.error(node, f"{what} {text!r} is not a date and time: {exc}")
+            return None

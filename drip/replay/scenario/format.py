@@ -1,0 +1,167 @@
+"""The scenario file format: its fields, event kinds and expectation keys (SPEC §6).
+
+A scenario file is read with the campaign loader's :class:`YamlSource`, so a
+problem is reported exactly like a campaign problem, as
+``path:line:col: error: message``, every problem of the file at once, and a
+file with any problem gives no ``Scenario`` (``drip replay`` exits 2).
+
+Fields (SPEC §6): ``name``, ``start``, ``timezone``, ``company``, ``agent``,
+``concierge``, ``contact``, ``until``, ``events``, ``expect``. Unknown fields
+are errors, as are bad times, unknown event kinds and events out of order.
+
+Event kinds: the SPEC's ``text`` (a manual text; ``from: concierge`` is an
+extension, default the agent), ``enroll``, ``reply`` (with ``reply_to:
+agent|concierge``), ``consent: true|false``, ``text_status:
+cannot_be_texted|textable``, ``bulk``, ``pause``/``resume``/``archive``
+(a campaign, by name or file) and ``unenroll`` (this contact from a
+campaign); and these extensions, which the SPEC allows adding:
+
+- ``edit_campaign: PATH``: sync an edited campaign file (SPEC §5, edits reach
+  enrolled contacts); the file's ``name:`` says which campaign it replaces.
+- ``downtime_until: "day N HH:MM"``: the dispatcher is down from the event's
+  time until then; what falls due meanwhile is overdue when it comes back
+  (SPEC §4, catch-up). Manual texts and inbound replies still work.
+- ``carrier_opt_out: true``: from then on the carrier refuses every text to
+  the contact with Twilio error 21610 (SPEC C4, revocation by the carrier).
+- ``email_unsubscribe: true``: the contact follows the unsubscribe link of
+  an email (the webhook app's ``GET /unsubscribe/<token>``; SPEC C5).
+- ``opt_out_type: STOP|START|HELP`` on a ``reply``: Twilio's ``OptOutType``
+  webhook parameter, which decides when present (SPEC §3).
+- top-level ``state_rules:`` and ``blackouts:``, read as in ``account.yaml``
+  (SPEC §4a): they extend the project's account settings for this scenario
+  only (a blackout declared by operations, a test row).
+- ``backlog: {from: agent|concierge, segments: N}`` (SPEC §4a, pacing): N
+  message segments of other traffic are queued on that sender number at the
+  event's time, so it is busy for N segments at its paced rate (1 segment/s
+  less drip's 20 % margin unless ``senders:`` says otherwise); a campaign or
+  bulk text due meanwhile is deferred with reason ``pacing``.
+- ``carrier: expired`` (SPEC §4a): the carrier reports that the latest text
+  it accepted for the contact, not yet delivered or failed, expired in its
+  queue: a status callback ``failed`` with error 30036 through the status
+  service the webhook calls. A campaign or bulk text goes back to the next
+  opening once; a second expiry is final.
+
+Expectations may give ``at_utc: "YYYY-MM-DD HH:MM"`` (SPEC §6), the absolute
+instant to the minute, to check which zone a send was timed in, and these
+extensions (SPEC §4a, the carrier's clock):
+
+- ``validity: SECONDS``: the ``ValidityPeriod`` the text was handed to the
+  provider with (to within 2 s: a text may wait that long for its sender's
+  slot); ``validity: none`` for a text handed over without one (manual texts,
+  live compliance replies).
+- ``deferred: CODE``: the text's send was deferred at least once with that
+  reason code before it went (``window``, ``state_cap``, ``closed_day``,
+  ``holiday``, ``blackout``, ``catch_up``, ``pacing``, ``carrier_clock``).
+- ``status: STATUS`` and ``error: CODE``: the provider status the text has at
+  the end (``failed`` after an expiry) and its error code (30036).
+
+Choices where the SPEC is silent:
+
+- ``start`` is ``"YYYY-MM-DD HH:MM"`` (seconds and a ``T`` are accepted).
+- ``day N`` is at most 3650 (ten years).
+- Events at the same time are applied in file order; an event before
+  ``start`` (``day 0`` earlier than the start time) is an error.
+- ``sms_consent`` defaults to true for ``source: registration`` with a phone
+  and to false otherwise; ``sms_consent: true`` without a phone is an error.
+  With ``source: import`` or ``manual`` and ``sms_consent: true``, consent is
+  recorded with import or manual evidence; ``sms_consent: false`` records none.
+- ``consent: true`` records consent again (source ``api``); ``consent: false``
+  revokes it as an operator would (C4); a later START does not restore it.
+- Without ``expect`` nothing is checked (the timeline is still printed); an
+  empty ``expect: []`` means no message at all may be sent.
+- ``enroll`` names a file (relative to the scenario file, then to the project
+  root) or a campaign by ``name:`` in the project's ``campaigns/`` folder. The
+  project root is the nearest folder holding ``campaigns/``, looking up from
+  the scenario file, then from the working directory, then the campaigns
+  bundled with drip.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from drip.domain.enums import SenderRole, TextStatus
+from drip.domain.policy import DeferCode
+
+SCENARIO_FIELDS = (
+    "name",
+    "start",
+    "timezone",
+    "company",
+    "agent",
+    "concierge",
+    "contact",
+    "until",
+    "events",
+    "expect",
+    "state_rules",
+    "blackouts",
+)
+SCENARIO_REQUIRED = ("start", "contact")
+AGENT_FIELDS = ("first_name", "last_name", "phone")
+CONCIERGE_FIELDS = ("phone",)
+CONTACT_FIELDS = ("first_name", "last_name", "phone", "email", "state", "source", "sms_consent")
+CONTACT_SOURCES = ("registration", "import", "manual")
+#: Event kinds: the SPEC's, then the extensions (see the module docstring).
+EVENT_KINDS = (
+    "text",
+    "enroll",
+    "reply",
+    "consent",
+    "text_status",
+    "bulk",
+    "pause",
+    "resume",
+    "archive",
+    "unenroll",
+    "edit_campaign",
+    "downtime_until",
+    "carrier_opt_out",
+    "email_unsubscribe",
+    "backlog",
+    "carrier",
+)
+#: Fields that go with one event kind only.
+EVENT_MODIFIERS = {"from": "text", "reply_to": "reply", "opt_out_type": "reply"}
+EXPECT_FIELDS = (
+    "day",
+    "at",
+    "at_utc",
+    "channel",
+    "kind",
+    "footer",
+    "contains",
+    "from",
+    "validity",
+    "deferred",
+    "status",
+    "error",
+)
+BACKLOG_FIELDS = ("from", "segments")
+#: What ``carrier:`` can report (an expiry, Twilio error 30036).
+CARRIER_EVENTS = ("expired",)
+#: Reason codes a send can be deferred with (``deferred:`` of an expectation).
+DEFER_CODES = tuple(c.value for c in DeferCode)
+#: Provider statuses a text can end in (``status:`` of an expectation).
+PROVIDER_STATUSES = ("queued", "accepted", "sending", "sent", "delivered", "undelivered", "failed")
+SENDER_ROLES = tuple(r.value for r in SenderRole)
+TEXT_STATUSES = (TextStatus.CANNOT_BE_TEXTED.value, TextStatus.TEXTABLE.value)
+OPT_OUT_TYPES = ("STOP", "START", "HELP")
+MAX_DAY = 3650
+#: ``validity: none``: the text was handed over without a ValidityPeriod.
+NO_VALIDITY = -1
+#: Largest ``backlog`` in segments (a day of a short code).
+MAX_BACKLOG = 10_000_000
+#: ``until`` when the file gives none: this long after the last event or expectation.
+DEFAULT_TAIL = timedelta(days=30)
+
+START = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?")
+DAY_TIME = re.compile(r"day\s+(\d+)(?:\s+(\d{1,2}):(\d{2}))?", re.IGNORECASE)
+TIMESTAMP = "tag:yaml.org,2002:timestamp"
+#: The consent text a scenario's registration records ({company}: the account's company).
+CONSENT_TEXT = (
+    "By checking this box I agree to receive text messages about my home search from "
+    "{company} and my agent. Msg frequency varies. Msg & data rates may apply. "
+    "Reply HELP for help, STOP to opt out."
+)
