@@ -1,4 +1,4 @@
-"""Replay: SPEC §6 scenarios on virtual time through the real pipeline, and ``drip demo``.
+"""Replay: QA scenarios (docs/replay.md) on virtual time through the real pipeline, and ``drip demo``.
 
 - :mod:`drip.replay.scenario`: the file format, frozen scenario values and the
   YAML reader (errors located as ``path:line:col: error: ...``, like campaign

@@ -260,7 +260,7 @@ class Events:
     def _email_unsubscribe(self, life: Life, action: EmailUnsubscribe, now: datetime) -> str:
         """The unsubscribe link of an email, followed and its button pressed (the app's routes).
 
-        The GET shows the page and changes nothing (SPEC §7); the POST opts out.
+        The GET shows the page and changes nothing; the POST opts out.
         """
         from drip.services.unsubscribe import token_for
         from drip.web.app import create_app

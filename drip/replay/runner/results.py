@@ -54,7 +54,7 @@ class OutMessage:
     #: The provider status at the end of the run, and its error code.
     status: str = ""
     error_code: int | None = None
-    #: Reason codes its send was deferred with before it went (SPEC §4, §4a).
+    #: Reason codes its send was deferred with before it went.
     deferrals: tuple[str, ...] = ()
 
 

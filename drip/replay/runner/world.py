@@ -1,4 +1,4 @@
-"""The world a run happens in: its database, services and virtual clock (SPEC §6).
+"""The world a run happens in: its database, services and virtual clock.
 
 Each run gets a fresh SQLite database in a temporary folder, migrated with
 ``drip.store.migrate.upgrade``, a :class:`VirtualClock` and one
@@ -15,7 +15,7 @@ next due time (``repository.next_due_at``), firing what is due at that very
 instant. A send due at 08:00 is sent at 08:00, and a year takes a fraction of
 a second because nothing waits.
 
-Pacing (SPEC §4a) is on as in production: a :class:`~drip.pacing.LocalPacer`
+Pacing (docs/compliance.md) is on as in production: a :class:`~drip.pacing.LocalPacer`
 whose clock is the virtual one, so a sender's slots are virtual instants; a
 send that waits a few seconds for its slot does not sleep and is recorded
 at the instant it was cleared (its ValidityPeriod counts the wait). The
@@ -129,7 +129,7 @@ class _World:
         first = min(s.start_instant for s in scenarios)
         self.clock = VirtualClock(first)
         self.transport = RecordingTransport(clock=self.clock)
-        # Pacing as in production (SPEC §4a), on virtual time: a sender's slots are
+        # Pacing as in production, on virtual time: a sender's slots are
         # instants of the virtual clock, and a send that waits a few seconds for its
         # slot does not sleep (it is recorded at the instant it was cleared).
         clock = self.clock

@@ -1,49 +1,47 @@
-"""The scenario file format: its fields, event kinds and expectation keys (SPEC §6).
+"""The scenario file format: its fields, event kinds and expectation keys.
 
-A scenario file is read with the campaign loader's :class:`YamlSource`, so a
-problem is reported exactly like a campaign problem, as
-``path:line:col: error: message``, every problem of the file at once, and a
-file with any problem gives no ``Scenario`` (``drip replay`` exits 2).
+The format is documented for QA in docs/replay.md; this is the reference the reader
+follows.
 
-Fields (SPEC §6): ``name``, ``start``, ``timezone``, ``company``, ``agent``,
+Fields: ``name``, ``start``, ``timezone``, ``company``, ``agent``,
 ``concierge``, ``contact``, ``until``, ``events``, ``expect``. Unknown fields
 are errors, as are bad times, unknown event kinds and events out of order.
 
-Event kinds: the SPEC's ``text`` (a manual text; ``from: concierge`` is an
+Event kinds: ``text`` (a manual text; ``from: concierge`` is an
 extension, default the agent), ``enroll``, ``reply`` (with ``reply_to:
 agent|concierge``), ``consent: true|false``, ``text_status:
 cannot_be_texted|textable``, ``bulk``, ``pause``/``resume``/``archive``
 (a campaign, by name or file) and ``unenroll`` (this contact from a
-campaign); and these extensions, which the SPEC allows adding:
+campaign); and these, which reach the rarer paths of the pipeline:
 
-- ``edit_campaign: PATH``: sync an edited campaign file (SPEC §5, edits reach
+- ``edit_campaign: PATH``: sync an edited campaign file (edits reach
   enrolled contacts); the file's ``name:`` says which campaign it replaces.
 - ``downtime_until: "day N HH:MM"``: the dispatcher is down from the event's
   time until then; what falls due meanwhile is overdue when it comes back
-  (SPEC §4, catch-up). Manual texts and inbound replies still work.
+  (catch-up, see docs/compliance.md). Manual texts and inbound replies still work.
 - ``carrier_opt_out: true``: from then on the carrier refuses every text to
-  the contact with Twilio error 21610 (SPEC C4, revocation by the carrier).
+  the contact with Twilio error 21610 (revocation by the carrier).
 - ``email_unsubscribe: true``: the contact follows the unsubscribe link of
-  an email (the webhook app's ``GET /unsubscribe/<token>``; SPEC C5).
+  an email (the webhook app's ``GET /unsubscribe/<token>``).
 - ``opt_out_type: STOP|START|HELP`` on a ``reply``: Twilio's ``OptOutType``
-  webhook parameter, which decides when present (SPEC §3).
+  webhook parameter, which decides when present.
 - top-level ``state_rules:`` and ``blackouts:``, read as in ``account.yaml``
-  (SPEC §4a): they extend the project's account settings for this scenario
+  (docs/campaigns.md): they extend the project's account settings for this scenario
   only (a blackout declared by operations, a test row).
-- ``backlog: {from: agent|concierge, segments: N}`` (SPEC §4a, pacing): N
+- ``backlog: {from: agent|concierge, segments: N}`` (pacing): N
   message segments of other traffic are queued on that sender number at the
   event's time, so it is busy for N segments at its paced rate (1 segment/s
   less drip's 20 % margin unless ``senders:`` says otherwise); a campaign or
   bulk text due meanwhile is deferred with reason ``pacing``.
-- ``carrier: expired`` (SPEC §4a): the carrier reports that the latest text
+- ``carrier: expired``: the carrier reports that the latest text
   it accepted for the contact, not yet delivered or failed, expired in its
   queue: a status callback ``failed`` with error 30036 through the status
   service the webhook calls. A campaign or bulk text goes back to the next
   opening once; a second expiry is final.
 
-Expectations may give ``at_utc: "YYYY-MM-DD HH:MM"`` (SPEC §6), the absolute
+Expectations may give ``at_utc: "YYYY-MM-DD HH:MM"``, the absolute
 instant to the minute, to check which zone a send was timed in, and these
-extensions (SPEC §4a, the carrier's clock):
+keys about the carrier's clock:
 
 - ``validity: SECONDS``: the ``ValidityPeriod`` the text was handed to the
   provider with (to within 2 s: a text may wait that long for its sender's
@@ -55,7 +53,7 @@ extensions (SPEC §4a, the carrier's clock):
 - ``status: STATUS`` and ``error: CODE``: the provider status the text has at
   the end (``failed`` after an expiry) and its error code (30036).
 
-Choices where the SPEC is silent:
+Choices made where a scenario leaves something open:
 
 - ``start`` is ``"YYYY-MM-DD HH:MM"`` (seconds and a ``T`` are accepted).
 - ``day N`` is at most 3650 (ten years).
@@ -103,7 +101,7 @@ AGENT_FIELDS = ("first_name", "last_name", "phone")
 CONCIERGE_FIELDS = ("phone",)
 CONTACT_FIELDS = ("first_name", "last_name", "phone", "email", "state", "source", "sms_consent")
 CONTACT_SOURCES = ("registration", "import", "manual")
-#: Event kinds: the SPEC's, then the extensions (see the module docstring).
+#: Event kinds: the common ones, then those of the rarer paths (see the module docstring).
 EVENT_KINDS = (
     "text",
     "enroll",

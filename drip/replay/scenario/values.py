@@ -113,7 +113,7 @@ class Bulk:
 
 @dataclass(frozen=True, slots=True)
 class Pause:
-    """``pause: NAME``: the operator pauses a campaign (SPEC §8: its sends are held)."""
+    """``pause: NAME``: the operator pauses a campaign (its sends are held)."""
 
     campaign: str
 
@@ -286,7 +286,7 @@ class Scenario:
     """A valid scenario, with its campaigns loaded and its account settings resolved.
 
     ``start`` is the naive local wall time of the start in ``zone`` (the
-    contact's ``timezone`` if given, else resolved as in SPEC §4).
+    contact's ``timezone`` if given, else resolved from the phone's area code and the account, see docs/compliance.md).
     """
 
     label: str
@@ -312,7 +312,7 @@ class Scenario:
 
     @property
     def end(self) -> DayTime:
-        """``until``, or 30 days after the last event or expectation (SPEC §6)."""
+        """``until``, or 30 days after the last event or expectation."""
         if self.until is not None:
             return self.until
         last = max(self._times(), key=self.sort_key, default=DayTime(0))
