@@ -7,13 +7,15 @@ here either; ``bootstrap`` does that when it needs them.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -35,33 +37,6 @@ DEFAULT_EMAIL_FROM: Final = "drip@localhost"
 BROKER_SCHEMES: Final = ("redis", "rediss", "amqp", "amqps")
 SMTP_SCHEMES: Final = ("smtp", "smtps")
 
-#: Every variable ``Settings.from_env`` reads, in the order of the table below.
-ENV_VARS: Final = (
-    "DRIP_HOME",
-    "DRIP_DATABASE_URL",
-    "DRIP_BROKER_URL",
-    "DRIP_RESULT_BACKEND",
-    "DRIP_TICK_SECONDS",
-    "DRIP_DISPATCH_BATCH",
-    "DRIP_SEND_BATCH",
-    "DRIP_SENDING_TIMEOUT_SECONDS",
-    "DRIP_CAMPAIGNS_DIR",
-    "DRIP_PUBLIC_URL",
-    "DRIP_API_TOKEN",
-    "DRIP_SECRET_KEY",
-    "DRIP_SMTP_URL",
-    "DRIP_EMAIL_FROM",
-    "DRIP_LOG_FORMAT",
-    "DRIP_LOG_LEVEL",
-    "DRIP_OUTBOX",
-    "DRIP_TWILIO_BASE_URL",
-    "DRIP_DEFAULT_TIMEZONE",
-    "TWILIO_ACCOUNT_SID",
-    "TWILIO_AUTH_TOKEN",
-    "DRIP_CONSOLE_TOKEN",
-)
-
-_SECRET_FIELDS: Final = frozenset({"api_token", "secret_key", "twilio_auth_token", "console_token"})
 _CREDENTIALS_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _WHOLE_NUMBER = re.compile(r"[0-9]+")
@@ -81,230 +56,70 @@ def _sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Process settings. With no variable set, drip runs embedded: SQLite, no broker, console.
+# -- reading a value (``name``, the stripped non-empty text) ---------------------------
 
-    An empty variable counts as unset. Relative paths are relative to the
-    working directory.
 
-    | variable | default | meaning |
-    |---|---|---|
-    | `DRIP_HOME` | `./.drip` | the embedded data folder (SQLite file, outbox); created on demand |
-    | `DRIP_DATABASE_URL` | `sqlite:///` + `DRIP_HOME/drip.db` | SQLAlchemy URL of the database; `postgresql://` and `postgres://` mean `postgresql+psycopg://` |
-    | `DRIP_BROKER_URL` | unset: embedded, no broker | Celery broker: `redis://`, `rediss://`, `amqp://` or `amqps://` |
-    | `DRIP_RESULT_BACKEND` | unset: no results kept | Celery result backend URL |
-    | `DRIP_TICK_SECONDS` | `15` | seconds between two dispatches of due sends |
-    | `DRIP_DISPATCH_BATCH` | `500` | most due sends claimed by one dispatch |
-    | `DRIP_SEND_BATCH` | `50` | send ids handed to one fire task |
-    | `DRIP_SENDING_TIMEOUT_SECONDS` | `300` | a send left in `sending` longer than this becomes `unknown` (reported, never resent) |
-    | `DRIP_CAMPAIGNS_DIR` | `campaigns` | folder of campaign YAML files and `account.yaml` |
-    | `DRIP_PUBLIC_URL` | `http://127.0.0.1:8000` | base URL at which Twilio reaches the webhook app; used to check signatures and build status callback URLs |
-    | `DRIP_API_TOKEN` | unset: `POST /contacts` refuses every request | bearer token for `POST /contacts` |
-    | `DRIP_SECRET_KEY` | a fixed development key (warned about outside embedded mode) | signs e-mail unsubscribe links; keep it stable or old links break |
-    | `DRIP_SMTP_URL` | unset: e-mail printed to the console | `smtp://user:password@host:port` or `smtps://...` |
-    | `DRIP_EMAIL_FROM` | `drip@localhost` | sender address of e-mail steps |
-    | `DRIP_LOG_FORMAT` | `auto` | `auto` (console on a terminal, JSON otherwise), `json` or `console` |
-    | `DRIP_LOG_LEVEL` | `INFO` | `DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL` |
-    | `DRIP_OUTBOX` | `DRIP_HOME/outbox.jsonl` | file where the console transport appends every message it "sends" |
-    | `DRIP_TWILIO_BASE_URL` | unset: Twilio's own API | another base URL for the Twilio SDK (a fake Twilio server in tests) |
-    | `DRIP_DEFAULT_TIMEZONE` | unset: `default_timezone` of `account.yaml` | IANA zone overriding the account's default zone |
-    | `TWILIO_ACCOUNT_SID` | unset | Twilio account; with `TWILIO_AUTH_TOKEN`, texts go through Twilio |
-    | `TWILIO_AUTH_TOKEN` | unset | Twilio auth token; also checks webhook signatures. Set both Twilio variables or neither |
-    | `DRIP_CONSOLE_TOKEN` | unset: no console | token of the read-only console under `/console/` (login form or `Authorization: Bearer`) |
-    """  # noqa: E501 - a Markdown table, copied into the README as is
+def _text(_name: str, raw: str) -> str:
+    return raw
 
-    home: Path = DEFAULT_HOME
-    database_url: str = _sqlite_url(DEFAULT_HOME / "drip.db")
-    broker_url: str | None = None
-    result_backend: str | None = None
-    tick_seconds: int = 15
-    dispatch_batch: int = 500
-    send_batch: int = 50
-    sending_timeout_seconds: int = 300
-    campaigns_dir: Path = Path("campaigns")
-    public_url: str = DEFAULT_PUBLIC_URL
-    api_token: str | None = None
-    secret_key: str = DEV_SECRET_KEY
-    smtp_url: str | None = None
-    email_from: str = DEFAULT_EMAIL_FROM
-    log_format: str = "auto"
-    log_level: str = "INFO"
-    outbox: Path = DEFAULT_HOME / "outbox.jsonl"
-    twilio_base_url: str | None = None
-    default_timezone: str | None = None
-    twilio_account_sid: str | None = None
-    twilio_auth_token: str | None = None
-    console_token: str | None = None
 
-    def __post_init__(self) -> None:
-        _check_database_url(self.database_url)
-        if self.broker_url is not None:
-            _check_broker_url(self.broker_url)
-        if self.result_backend is not None and not _URL_SCHEME.match(self.result_backend):
-            raise _invalid(
-                "DRIP_RESULT_BACKEND", self.result_backend, "a URL such as redis://host:6379/1"
-            )
-        for name, number in (
-            ("DRIP_TICK_SECONDS", self.tick_seconds),
-            ("DRIP_DISPATCH_BATCH", self.dispatch_batch),
-            ("DRIP_SEND_BATCH", self.send_batch),
-            ("DRIP_SENDING_TIMEOUT_SECONDS", self.sending_timeout_seconds),
-        ):
-            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-                raise _invalid(name, number, "a whole number greater than 0")
-        _check_http_url("DRIP_PUBLIC_URL", self.public_url)
-        if self.twilio_base_url is not None:
-            _check_http_url("DRIP_TWILIO_BASE_URL", self.twilio_base_url)
-        if self.smtp_url is not None:
-            _check_smtp_url(self.smtp_url)
-        if "@" not in parseaddr(self.email_from)[1]:
-            raise _invalid(
-                "DRIP_EMAIL_FROM", self.email_from, "an e-mail address such as drip@example.com"
-            )
-        if self.log_format not in LOG_FORMATS:
-            raise _invalid("DRIP_LOG_FORMAT", self.log_format, "one of " + ", ".join(LOG_FORMATS))
-        if self.log_level not in LOG_LEVELS:
-            raise _invalid("DRIP_LOG_LEVEL", self.log_level, "one of " + ", ".join(LOG_LEVELS))
-        if self.default_timezone is not None:
-            _check_timezone("DRIP_DEFAULT_TIMEZONE", self.default_timezone)
-        if not self.secret_key:
-            raise _invalid("DRIP_SECRET_KEY", "", "a non-empty secret")
-        if (self.twilio_account_sid is None) != (self.twilio_auth_token is None):
-            have, missing = (
-                ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
-                if self.twilio_auth_token is None
-                else ("TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID")
-            )
-            raise ConfigError(
-                f"{have} is set but {missing} is not: set both to send through Twilio, "
-                "or neither to use the console transport"
-            )
+def _path(_name: str, raw: str) -> Path:
+    return Path(raw).expanduser()
 
-    def __repr__(self) -> str:
-        """Every field, with tokens and keys hidden and passwords cut out of URLs."""
-        shown = []
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if item.name in _SECRET_FIELDS and value is not None:
-                value = "***"
-            elif isinstance(value, str):
-                value = _redact(value)
-            shown.append(f"{item.name}={value!r}")
-        return f"Settings({', '.join(shown)})"
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        """Read every setting from ``environ`` once; an empty value counts as unset.
+def _url(_name: str, raw: str) -> str:
+    return raw.rstrip("/")
 
-        Raises ``ConfigError`` naming the variable, its value and what is expected.
-        """
 
-        def get(name: str) -> str | None:
-            value = environ.get(name)
-            if value is None:
-                return None
-            value = value.strip()
-            return value or None
+def _lower(_name: str, raw: str) -> str:
+    return raw.lower()
 
-        def number(name: str, default: int) -> int:
-            raw = get(name)
-            if raw is None:
-                return default
-            if not _WHOLE_NUMBER.fullmatch(raw) or int(raw) < 1:
-                raise _invalid(name, raw, "a whole number greater than 0")
-            return int(raw)
 
-        home = Path(get("DRIP_HOME") or DEFAULT_HOME).expanduser()
-        raw_db = get("DRIP_DATABASE_URL")
-        database_url = _normalise_database_url(raw_db) if raw_db else _sqlite_url(home / "drip.db")
-        outbox = get("DRIP_OUTBOX")
-        log_format = get("DRIP_LOG_FORMAT")
-        log_level = get("DRIP_LOG_LEVEL")
-        if log_level is not None and log_level.upper() == "WARN":
-            log_level = "WARNING"
-        public_url = get("DRIP_PUBLIC_URL") or DEFAULT_PUBLIC_URL
-        twilio_base_url = get("DRIP_TWILIO_BASE_URL")
-        return cls(
-            home=home,
-            database_url=database_url,
-            broker_url=get("DRIP_BROKER_URL"),
-            result_backend=get("DRIP_RESULT_BACKEND"),
-            tick_seconds=number("DRIP_TICK_SECONDS", 15),
-            dispatch_batch=number("DRIP_DISPATCH_BATCH", 500),
-            send_batch=number("DRIP_SEND_BATCH", 50),
-            sending_timeout_seconds=number("DRIP_SENDING_TIMEOUT_SECONDS", 300),
-            campaigns_dir=Path(get("DRIP_CAMPAIGNS_DIR") or "campaigns").expanduser(),
-            public_url=public_url.rstrip("/"),
-            api_token=get("DRIP_API_TOKEN"),
-            secret_key=get("DRIP_SECRET_KEY") or DEV_SECRET_KEY,
-            smtp_url=get("DRIP_SMTP_URL"),
-            email_from=get("DRIP_EMAIL_FROM") or DEFAULT_EMAIL_FROM,
-            log_format=log_format.lower() if log_format else "auto",
-            log_level=log_level.upper() if log_level else "INFO",
-            outbox=Path(outbox).expanduser() if outbox else home / "outbox.jsonl",
-            twilio_base_url=twilio_base_url.rstrip("/") if twilio_base_url else None,
-            default_timezone=get("DRIP_DEFAULT_TIMEZONE"),
-            twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
-            twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
-            console_token=get("DRIP_CONSOLE_TOKEN"),
-        )
+def _level(_name: str, raw: str) -> str:
+    return "WARNING" if raw.upper() == "WARN" else raw.upper()
 
-    @property
-    def embedded(self) -> bool:
-        """True without a broker: dispatch and sending run inside the drip process."""
-        return self.broker_url is None
 
-    @property
-    def twilio_enabled(self) -> bool:
-        """True when both Twilio credentials are set: texts go through Twilio."""
-        return self.twilio_account_sid is not None and self.twilio_auth_token is not None
+def _whole_number(name: str, raw: str) -> int:
+    if not _WHOLE_NUMBER.fullmatch(raw) or int(raw) < 1:
+        raise _invalid(name, raw, "a whole number greater than 0")
+    return int(raw)
 
-    @property
-    def secret_key_is_default(self) -> bool:
-        """True when unsubscribe links are signed with the public development key."""
-        return self.secret_key == DEV_SECRET_KEY
 
-    @property
-    def status_callback_url(self) -> str:
-        """The URL Twilio posts delivery status to (``POST /twilio/status``)."""
-        return f"{self.public_url}/twilio/status"
+def _database_url(_name: str, raw: str) -> str:
+    return _normalise_database_url(raw)
 
-    def describe(self) -> dict[str, str]:
-        """Each variable and the value in effect, safe to print: secrets and passwords hidden."""
 
-        def secret(value: str | None) -> str:
-            return "(set)" if value else "(unset)"
+# -- checking a value (``name``, the value; raises ConfigError) -------------------------
 
-        def optional(value: object) -> str:
-            return "(unset)" if value is None else str(value)
 
-        return {
-            "DRIP_HOME": str(self.home),
-            "DRIP_DATABASE_URL": _redact(self.database_url),
-            "DRIP_BROKER_URL": _redact(self.broker_url) if self.broker_url else "(unset)",
-            "DRIP_RESULT_BACKEND": (
-                _redact(self.result_backend) if self.result_backend else "(unset)"
-            ),
-            "DRIP_TICK_SECONDS": str(self.tick_seconds),
-            "DRIP_DISPATCH_BATCH": str(self.dispatch_batch),
-            "DRIP_SEND_BATCH": str(self.send_batch),
-            "DRIP_SENDING_TIMEOUT_SECONDS": str(self.sending_timeout_seconds),
-            "DRIP_CAMPAIGNS_DIR": str(self.campaigns_dir),
-            "DRIP_PUBLIC_URL": self.public_url,
-            "DRIP_API_TOKEN": secret(self.api_token),
-            "DRIP_SECRET_KEY": "(development key)" if self.secret_key_is_default else "(set)",
-            "DRIP_SMTP_URL": _redact(self.smtp_url) if self.smtp_url else "(unset)",
-            "DRIP_EMAIL_FROM": self.email_from,
-            "DRIP_LOG_FORMAT": self.log_format,
-            "DRIP_LOG_LEVEL": self.log_level,
-            "DRIP_OUTBOX": str(self.outbox),
-            "DRIP_TWILIO_BASE_URL": optional(self.twilio_base_url),
-            "DRIP_DEFAULT_TIMEZONE": optional(self.default_timezone),
-            "TWILIO_ACCOUNT_SID": optional(self.twilio_account_sid),
-            "TWILIO_AUTH_TOKEN": secret(self.twilio_auth_token),
-            "DRIP_CONSOLE_TOKEN": secret(self.console_token),
-        }
+def _check_number(name: str, number: object) -> None:
+    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+        raise _invalid(name, number, "a whole number greater than 0")
+
+
+def _check_result_backend(name: str, raw: str) -> None:
+    if not _URL_SCHEME.match(raw):
+        raise _invalid(name, raw, "a URL such as redis://host:6379/1")
+
+
+def _check_email(name: str, raw: str) -> None:
+    if "@" not in parseaddr(raw)[1]:
+        raise _invalid(name, raw, "an e-mail address such as drip@example.com")
+
+
+def _check_log_format(name: str, raw: str) -> None:
+    if raw not in LOG_FORMATS:
+        raise _invalid(name, raw, "one of " + ", ".join(LOG_FORMATS))
+
+
+def _check_log_level(name: str, raw: str) -> None:
+    if raw not in LOG_LEVELS:
+        raise _invalid(name, raw, "one of " + ", ".join(LOG_LEVELS))
+
+
+def _check_secret(name: str, raw: str) -> None:
+    if not raw:
+        raise _invalid(name, "", "a non-empty secret")
 
 
 _DB_EXPECTED = (
@@ -379,3 +194,397 @@ def _check_timezone(name: str, key: str) -> None:
         ZoneInfo(key)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise _invalid(name, key, "an IANA time zone such as America/New_York") from exc
+
+
+# -- showing a value (``drip`` prints settings with secrets hidden) ---------------------
+
+
+def _show(value: object) -> str:
+    return "(unset)" if value is None else str(value)
+
+
+def _show_url(value: object) -> str:
+    return _redact(value) if isinstance(value, str) and value else "(unset)"
+
+
+def _show_secret(value: object) -> str:
+    return "(set)" if value else "(unset)"
+
+
+def _show_signing_key(value: object) -> str:
+    return "(development key)" if value == DEV_SECRET_KEY else "(set)"
+
+
+#: Who needs a variable: every way of running drip, or one of them.
+EVERY_MODE: Final = "every mode"
+NEEDED_BY: Final = (EVERY_MODE, "embedded", "scale-out", "web app", "Twilio", "e-mail", "tests")
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """One setting: its environment variable, its ``Settings`` field, and how it is read.
+
+    ``parse`` turns the variable's text (stripped; empty means unset) into the
+    value, ``default`` is the value when unset (``in_home``: a default under
+    ``DRIP_HOME`` instead), ``check`` validates a value however it was made
+    (``from_env`` or the constructor), ``show`` prints it with secrets hidden.
+    """
+
+    env: str
+    field: str
+    doc: str
+    default_doc: str
+    needed_by: str = EVERY_MODE
+    default: object = None
+    in_home: Callable[[Path], object] | None = None
+    parse: Callable[[str, str], object] = _text
+    check: Callable[[str, Any], None] | None = None
+    show: Callable[[object], str] = _show
+    secret: bool = False
+
+    def default_for(self, home: Path) -> object:
+        """The value when the variable is unset, given the home folder in effect."""
+        return self.in_home(home) if self.in_home is not None else self.default
+
+
+#: Every setting, in the order of the documentation's table. ``Settings``, its
+#: ``from_env`` and ``describe``, and :func:`markdown_table` all come from here.
+VARIABLES: Final[tuple[Variable, ...]] = (
+    Variable(
+        "DRIP_HOME",
+        "home",
+        "the embedded data folder (SQLite file, outbox); created on demand",
+        "`.drip` (in the working directory)",
+        needed_by="embedded",
+        default=DEFAULT_HOME,
+        parse=_path,
+    ),
+    Variable(
+        "DRIP_DATABASE_URL",
+        "database_url",
+        "SQLAlchemy URL of the database; `postgresql://` and `postgres://` mean "
+        "`postgresql+psycopg://`",
+        "`sqlite:///` + `DRIP_HOME/drip.db`",
+        in_home=lambda home: _sqlite_url(home / "drip.db"),
+        parse=_database_url,
+        check=lambda _name, raw: _check_database_url(raw),
+        show=_show_url,
+    ),
+    Variable(
+        "DRIP_BROKER_URL",
+        "broker_url",
+        "Celery broker: `redis://`, `rediss://`, `amqp://` or `amqps://`",
+        "unset: embedded, no broker",
+        needed_by="scale-out",
+        check=lambda _name, raw: _check_broker_url(raw),
+        show=_show_url,
+    ),
+    Variable(
+        "DRIP_RESULT_BACKEND",
+        "result_backend",
+        "Celery result backend URL",
+        "unset: no results kept",
+        needed_by="scale-out",
+        check=_check_result_backend,
+        show=_show_url,
+    ),
+    Variable(
+        "DRIP_TICK_SECONDS",
+        "tick_seconds",
+        "seconds between two dispatches of due sends",
+        "`15`",
+        default=15,
+        parse=_whole_number,
+        check=_check_number,
+    ),
+    Variable(
+        "DRIP_DISPATCH_BATCH",
+        "dispatch_batch",
+        "most due sends claimed by one dispatch",
+        "`500`",
+        default=500,
+        parse=_whole_number,
+        check=_check_number,
+    ),
+    Variable(
+        "DRIP_SEND_BATCH",
+        "send_batch",
+        "send ids handed to one fire task",
+        "`50`",
+        default=50,
+        parse=_whole_number,
+        check=_check_number,
+    ),
+    Variable(
+        "DRIP_SENDING_TIMEOUT_SECONDS",
+        "sending_timeout_seconds",
+        "a send left in `sending` longer than this becomes `unknown` (reported, never resent)",
+        "`300`",
+        default=300,
+        parse=_whole_number,
+        check=_check_number,
+    ),
+    Variable(
+        "DRIP_CAMPAIGNS_DIR",
+        "campaigns_dir",
+        "folder of campaign YAML files and `account.yaml`",
+        "`campaigns`",
+        default=Path("campaigns"),
+        parse=_path,
+    ),
+    Variable(
+        "DRIP_PUBLIC_URL",
+        "public_url",
+        "base URL at which Twilio reaches the webhook app; used to check signatures and "
+        "build status callback URLs",
+        f"`{DEFAULT_PUBLIC_URL}`",
+        needed_by="web app",
+        default=DEFAULT_PUBLIC_URL,
+        parse=_url,
+        check=_check_http_url,
+    ),
+    Variable(
+        "DRIP_API_TOKEN",
+        "api_token",
+        "bearer token for `POST /contacts`",
+        "unset: `POST /contacts` refuses every request",
+        needed_by="web app",
+        show=_show_secret,
+        secret=True,
+    ),
+    Variable(
+        "DRIP_SECRET_KEY",
+        "secret_key",
+        "signs e-mail unsubscribe links; keep it stable or old links break",
+        "a fixed development key (warned about outside embedded mode)",
+        default=DEV_SECRET_KEY,
+        check=_check_secret,
+        show=_show_signing_key,
+        secret=True,
+    ),
+    Variable(
+        "DRIP_SMTP_URL",
+        "smtp_url",
+        "`smtp://user:password@host:port` or `smtps://...`",
+        "unset: e-mail printed to the console",
+        needed_by="e-mail",
+        check=lambda _name, raw: _check_smtp_url(raw),
+        show=_show_url,
+    ),
+    Variable(
+        "DRIP_EMAIL_FROM",
+        "email_from",
+        "sender address of e-mail steps",
+        f"`{DEFAULT_EMAIL_FROM}`",
+        needed_by="e-mail",
+        default=DEFAULT_EMAIL_FROM,
+        check=_check_email,
+    ),
+    Variable(
+        "DRIP_LOG_FORMAT",
+        "log_format",
+        "`auto` (console on a terminal, JSON otherwise), `json` or `console`",
+        "`auto`",
+        default="auto",
+        parse=_lower,
+        check=_check_log_format,
+    ),
+    Variable(
+        "DRIP_LOG_LEVEL",
+        "log_level",
+        "`DEBUG`, `INFO`, `WARNING` (or `WARN`), `ERROR` or `CRITICAL`",
+        "`INFO` (`WARNING` for one-shot `drip` commands)",
+        default="INFO",
+        parse=_level,
+        check=_check_log_level,
+    ),
+    Variable(
+        "DRIP_OUTBOX",
+        "outbox",
+        'file where the console transport appends every message it "sends"',
+        "`DRIP_HOME/outbox.jsonl`",
+        in_home=lambda home: home / "outbox.jsonl",
+        parse=_path,
+    ),
+    Variable(
+        "DRIP_TWILIO_BASE_URL",
+        "twilio_base_url",
+        "another base URL for the Twilio SDK (a fake Twilio server in tests)",
+        "unset: Twilio's own API",
+        needed_by="tests",
+        parse=_url,
+        check=_check_http_url,
+    ),
+    Variable(
+        "DRIP_DEFAULT_TIMEZONE",
+        "default_timezone",
+        "IANA zone overriding the account's default zone",
+        "unset: `default_timezone` of `account.yaml`",
+        check=_check_timezone,
+    ),
+    Variable(
+        "TWILIO_ACCOUNT_SID",
+        "twilio_account_sid",
+        "Twilio account; with `TWILIO_AUTH_TOKEN`, texts go through Twilio",
+        "unset",
+        needed_by="Twilio",
+    ),
+    Variable(
+        "TWILIO_AUTH_TOKEN",
+        "twilio_auth_token",
+        "Twilio auth token; also checks webhook signatures. Set both Twilio variables or neither",
+        "unset",
+        needed_by="Twilio",
+        show=_show_secret,
+        secret=True,
+    ),
+    Variable(
+        "DRIP_CONSOLE_TOKEN",
+        "console_token",
+        "token of the read-only console under `/console/` (login form or `Authorization: Bearer`)",
+        "unset: no console",
+        needed_by="web app",
+        show=_show_secret,
+        secret=True,
+    ),
+)
+
+#: Every variable ``Settings.from_env`` reads, in the order of the table.
+ENV_VARS: Final = tuple(v.env for v in VARIABLES)
+_DEFAULTS: Final[dict[str, Any]] = {v.field: v.default_for(DEFAULT_HOME) for v in VARIABLES}
+
+
+def markdown_table() -> str:
+    """The settings as a Markdown table (variable, default, who needs it, meaning)."""
+    lines = ["| variable | default | needed by | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{v.env}` | {v.default_doc} | {v.needed_by} | {v.doc} |" for v in VARIABLES]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Process settings. With no variable set, drip runs embedded: SQLite, no broker, console.
+
+    An empty variable counts as unset. Relative paths are relative to the
+    working directory. Each field is one variable of :data:`VARIABLES`, where
+    its default, its reading and its documentation live
+    (``python -m drip.config --markdown`` prints the table, as in
+    docs/operations.md).
+    """
+
+    home: Path = _DEFAULTS["home"]
+    database_url: str = _DEFAULTS["database_url"]
+    broker_url: str | None = _DEFAULTS["broker_url"]
+    result_backend: str | None = _DEFAULTS["result_backend"]
+    tick_seconds: int = _DEFAULTS["tick_seconds"]
+    dispatch_batch: int = _DEFAULTS["dispatch_batch"]
+    send_batch: int = _DEFAULTS["send_batch"]
+    sending_timeout_seconds: int = _DEFAULTS["sending_timeout_seconds"]
+    campaigns_dir: Path = _DEFAULTS["campaigns_dir"]
+    public_url: str = _DEFAULTS["public_url"]
+    api_token: str | None = _DEFAULTS["api_token"]
+    secret_key: str = _DEFAULTS["secret_key"]
+    smtp_url: str | None = _DEFAULTS["smtp_url"]
+    email_from: str = _DEFAULTS["email_from"]
+    log_format: str = _DEFAULTS["log_format"]
+    log_level: str = _DEFAULTS["log_level"]
+    outbox: Path = _DEFAULTS["outbox"]
+    twilio_base_url: str | None = _DEFAULTS["twilio_base_url"]
+    default_timezone: str | None = _DEFAULTS["default_timezone"]
+    twilio_account_sid: str | None = _DEFAULTS["twilio_account_sid"]
+    twilio_auth_token: str | None = _DEFAULTS["twilio_auth_token"]
+    console_token: str | None = _DEFAULTS["console_token"]
+
+    def __post_init__(self) -> None:
+        for variable in VARIABLES:
+            value = getattr(self, variable.field)
+            if variable.check is not None and value is not None:
+                variable.check(variable.env, value)
+        if (self.twilio_account_sid is None) != (self.twilio_auth_token is None):
+            have, missing = (
+                ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+                if self.twilio_auth_token is None
+                else ("TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID")
+            )
+            raise ConfigError(
+                f"{have} is set but {missing} is not: set both to send through Twilio, "
+                "or neither to use the console transport"
+            )
+
+    def __repr__(self) -> str:
+        """Every field, with tokens and keys hidden and passwords cut out of URLs."""
+        shown = []
+        for variable in VARIABLES:
+            value = getattr(self, variable.field)
+            if variable.secret and value is not None:
+                value = "***"
+            elif isinstance(value, str):
+                value = _redact(value)
+            shown.append(f"{variable.field}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        """Read every setting from ``environ`` once; an empty value counts as unset.
+
+        Raises ``ConfigError`` naming the variable, its value and what is expected.
+        """
+        raw: dict[str, str] = {}
+        for variable in VARIABLES:
+            value = environ.get(variable.env)
+            if value is not None and value.strip():
+                raw[variable.env] = value.strip()
+        values: dict[str, Any] = {}
+        for variable in VARIABLES:  # DRIP_HOME first: other defaults are inside it
+            text = raw.get(variable.env)
+            if text is not None:
+                values[variable.field] = variable.parse(variable.env, text)
+            else:
+                values[variable.field] = variable.default_for(values.get("home", DEFAULT_HOME))
+        return cls(**values)
+
+    @property
+    def embedded(self) -> bool:
+        """True without a broker: dispatch and sending run inside the drip process."""
+        return self.broker_url is None
+
+    @property
+    def twilio_enabled(self) -> bool:
+        """True when both Twilio credentials are set: texts go through Twilio."""
+        return self.twilio_account_sid is not None and self.twilio_auth_token is not None
+
+    @property
+    def secret_key_is_default(self) -> bool:
+        """True when unsubscribe links are signed with the public development key."""
+        return self.secret_key == DEV_SECRET_KEY
+
+    @property
+    def status_callback_url(self) -> str:
+        """The URL Twilio posts delivery status to (``POST /twilio/status``)."""
+        return f"{self.public_url}/twilio/status"
+
+    def describe(self) -> dict[str, str]:
+        """Each variable and the value in effect, safe to print: secrets and passwords hidden."""
+        return {v.env: v.show(getattr(self, v.field)) for v in VARIABLES}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m drip.config``: the settings in effect, or ``--markdown``: their table."""
+    parser = argparse.ArgumentParser(
+        prog="python -m drip.config",
+        description="Print the settings in effect (secrets hidden), or the table of variables.",
+    )
+    parser.add_argument(
+        "--markdown", action="store_true", help="print every variable as a Markdown table"
+    )
+    args = parser.parse_args(argv)
+    if args.markdown:
+        sys.stdout.write(markdown_table())
+        return 0
+    for name, value in Settings.from_env().describe().items():
+        sys.stdout.write(f"{name}={value}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

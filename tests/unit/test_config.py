@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import FrozenInstanceError
+from dataclasses import FrozenInstanceError, fields
 from pathlib import Path
 
 import pytest
 
-from drip.config import DEV_SECRET_KEY, ENV_VARS, Settings
+from drip.config import (
+    DEV_SECRET_KEY,
+    ENV_VARS,
+    NEEDED_BY,
+    VARIABLES,
+    Settings,
+    markdown_table,
+)
+from drip.config import main as config_main
 from drip.errors import ConfigError
 
 
@@ -245,8 +253,57 @@ def test_from_env_reads_only_documented_variables() -> None:
     assert environ.asked == set(ENV_VARS)
 
 
-def test_docstring_table_lists_every_variable() -> None:
-    """The class docstring (the README's configuration table) has one row per variable."""
-    doc = Settings.__doc__ or ""
-    rows = re.findall(r"^\s*\| `([A-Z_]+)` \|", doc, flags=re.MULTILINE)
-    assert rows == list(ENV_VARS)
+def _rows(table: str) -> list[list[str]]:
+    """The cells of each body row of a Markdown table."""
+    lines = [line for line in table.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[2:]]
+
+
+def test_markdown_table_has_every_setting_once() -> None:
+    """The generated table has one well-formed row per variable, and every Settings field is one."""
+    table = markdown_table()
+    lines = table.splitlines()
+    assert lines[0] == "| variable | default | needed by | meaning |"
+    assert lines[1] == "|---|---|---|---|"
+    rows = _rows(table)
+    assert [row[0] for row in rows] == [f"`{name}`" for name in ENV_VARS]
+    assert all(len(row) == 4 and all(row) for row in rows), rows
+    assert all(row[2] in NEEDED_BY for row in rows)
+    named = [v.field for v in VARIABLES]
+    assert sorted(named) == sorted(f.name for f in fields(Settings))
+    assert len(set(named)) == len(named) == len(set(ENV_VARS)) == len(ENV_VARS)
+
+
+def test_table_defaults_are_the_real_defaults() -> None:
+    """A default the table shows as a literal is the value Settings uses when the variable is unset."""
+    settings = Settings.from_env({})
+    literal = re.compile(r"^`([^`]+)`")
+    checked = 0
+    for variable in VARIABLES:
+        shown = literal.match(variable.default_doc)
+        if shown is None or variable.in_home is not None:
+            continue
+        assert shown.group(1) == str(getattr(settings, variable.field)), variable.env
+        checked += 1
+    assert checked >= 8
+
+
+def test_module_prints_the_markdown_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """python -m drip.config --markdown prints the same table markdown_table() returns."""
+    assert config_main(["--markdown"]) == 0
+    assert capsys.readouterr().out == markdown_table()
+
+
+def test_docs_operations_table_is_the_generated_one() -> None:
+    """The settings table in docs/operations.md is the one markdown_table() renders."""
+    page = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+    header = markdown_table().splitlines()[0]
+    text = page.read_text(encoding="utf-8") if page.exists() else ""
+    if header not in text:
+        pytest.skip("docs/operations.md has no settings table yet")
+    start = text.index(header)
+    lines = text[start:].splitlines()
+    table = lines[
+        : next((i for i, line in enumerate(lines) if not line.startswith("|")), len(lines))
+    ]
+    assert "\n".join(table) + "\n" == markdown_table(), "run: python -m drip.config --markdown"
