@@ -3,6 +3,12 @@
 Nothing here reads the environment at import time: an entry point calls
 ``Settings.from_env()`` once and passes the value down. Folders are not created
 here either; ``bootstrap`` does that when it needs them.
+
+Every variable is one row of :data:`VARIABLES` (its name, ``Settings`` field,
+reading, default, check, display and one-line doc); ``Settings``, its
+``from_env`` and ``describe``, and the documentation's table
+(``python -m drip.config --markdown``) are all made from that table. To add a
+setting, add a row and a field of the same name.
 """
 
 from __future__ import annotations
@@ -196,7 +202,7 @@ def _check_timezone(name: str, key: str) -> None:
         raise _invalid(name, key, "an IANA time zone such as America/New_York") from exc
 
 
-# -- showing a value (``drip`` prints settings with secrets hidden) ---------------------
+# -- showing a value (``describe``: safe to print, secrets hidden) ----------------------
 
 
 def _show(value: object) -> str:
