@@ -224,4 +224,5 @@ def test_every_command_of_the_page_runs_as_written(page: str, tmp_path: Path) ->
         )
         assert result.returncode == 0, (command, result.stdout[-2000:], result.stderr[-2000:])
         ran += 1
-    assert ran >= (20 if page == "README.md" else 1), (page, ran)
+    if page == "README.md":
+        assert ran >= 20, ran  # the first hour's shell flow, not only checked lines
