@@ -1,6 +1,6 @@
-"""The README's rule-pack table says what ``drip/rules/us.yaml`` says (issue 10, SPEC §4a).
+"""The rule-pack table of docs/compliance.md says what ``drip/rules/us.yaml`` says (issue 10).
 
-Each row of the table under "### The rule pack" is checked against the
+Each row of the table under "## The state rule pack" is checked against the
 bundled row of its state: the same states, the weekday hours, every
 per-weekday window, the days with no texts, the 24-hour cap, and a
 reference that cites the row's own source (a section number of it).
@@ -14,18 +14,18 @@ from pathlib import Path
 from drip.domain.window import StateRule
 from drip.rules import bundled_state_rules
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "compliance.md"
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 SHORT = {"Saturday": "Sat", "Sunday": "Sunday"}
 #: A section number in a citation: 501.616, 775C.1, 14-4501, 45:844.11, 770-X-5-.17.
-#: The README writes hours with an en dash.
+#: The page writes hours with an en dash.
 DASH = "\u2013"
 CITATION = re.compile(r"\d[\w]*(?:[.:-][\w.]*\d\w*)+")
 
 
 def _rows() -> dict[str, list[str]]:
     text = README.read_text(encoding="utf-8")
-    section = text.split("### The rule pack", 1)[1]
+    section = text.split("## The state rule pack", 1)[1]
     rows: dict[str, list[str]] = {}
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
