@@ -15,7 +15,7 @@ next due time (``repository.next_due_at``), firing what is due at that very
 instant. A send due at 08:00 is sent at 08:00, and a year takes a fraction of
 a second because nothing waits.
 
-Pacing (SPEC §4a) is on as in production: a :class:`~drip.pacing.LocalPacer`
+Pacing (SPEC §4a) is on as in production: a :class:`~drip.transports.pacing.LocalPacer`
 whose clock is the virtual one, so a sender's slots are virtual instants; a
 send that waits a few seconds for its slot does not sleep and is recorded
 at the instant it was cleared (its ValidityPeriod counts the wait). The
@@ -60,7 +60,6 @@ from drip.domain.enums import (
 )
 from drip.errors import DripError
 from drip.logging import current_level
-from drip.pacing import LocalPacer
 from drip.replay.scenario import (
     NO_VALIDITY,
     Archive,
@@ -86,21 +85,15 @@ from drip.replay.scenario import (
 
 # The services of the rarer events (replies, bulk texts, a campaign's lifecycle) are
 # imported by their handlers: a scenario without such events does not load them.
-from drip.services.contacts import (
-    ConsentEvidence,
-    ContactInput,
-    add_agent,
-    add_contact,
-    send_now,
-    set_text_status,
-    withdraw_consent,
-)
+from drip.services.consent import ConsentEvidence, set_text_status, withdraw_consent
+from drip.services.contacts import ContactInput, add_agent, add_contact, send_now
 from drip.services.deps import Deps
 from drip.services.dispatch import tick
 from drip.services.enrollment import enroll
 from drip.services.sync import sync_campaigns
 from drip.store import repository as repo
 from drip.store.models import Contact, ScheduledSend
+from drip.transports.pacing import LocalPacer
 from drip.transports.recording import RecordingTransport
 
 #: A run that ticks this often without the clock reaching its end is stuck.

@@ -44,7 +44,7 @@ from drip.domain.policy import DAY, ConversationState, Defer, Outgoing, Skip, de
 from drip.domain.zones import normalize_state, resolve_state
 from drip.errors import NotFoundError, ValidationError
 from drip.services.deps import Deps
-from drip.services.firing import contact_state
+from drip.services.fire import contact_state
 from drip.services.senders import resolve_sender
 from drip.store import claims
 from drip.store import repository as repo

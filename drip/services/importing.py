@@ -66,13 +66,8 @@ from drip.domain.enums import ConsentEventKind, ConsentSource
 from drip.domain.zones import normalize_phone, normalize_state, validate_timezone
 from drip.errors import DripError, NotFoundError, ValidationError
 from drip.services.confirmations import schedule_confirmations
-from drip.services.contacts import (
-    ConsentEvidence,
-    ContactInput,
-    consent_on_record,
-    record_consent,
-    upsert_contact,
-)
+from drip.services.consent import ConsentEvidence, consent_on_record, record_consent
+from drip.services.contacts import ContactInput, upsert_contact
 from drip.services.deps import Deps
 from drip.store import contact_import as store
 from drip.store import repository as repo

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from drip.domain.enums import Channel, SendState
 from drip.domain.message import sms_size
 from drip.errors import TransportError
+from drip.services import callbacks
 from drip.services.deps import Deps
 from drip.services.senders import resolve_sender
 from drip.store import repository as repo
@@ -278,8 +279,6 @@ def _mark_sent(
         if send.enrollment_id is not None:
             repo.finish_enrollments(session, [send.enrollment_id], now)
     log.info("send_reconciled", send_id=send.id, outcome="sent", sid=found.sid, footer=footer)
-    from drip.services import callbacks  # status -> contacts -> firing: imported when used
-
     callbacks.apply_pending(deps, now, [found.sid])
     return Settled(send.id, "sent", reason, found.sid)
 

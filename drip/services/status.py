@@ -145,7 +145,7 @@ def handle_status(
     # Here, not at module level: ``drip history`` reads status_meaning only and
     # should not import the fire path (CLI start-up time).
     from drip.services import carrier
-    from drip.services.contacts import opt_out
+    from drip.services.consent import opt_out
 
     new = status.strip().lower()
     with deps.sessions.begin() as session:
