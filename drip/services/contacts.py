@@ -25,6 +25,7 @@ from drip.services.consent import (
     record_consent,
 )
 from drip.services.deps import Deps
+from drip.store import contacts as store_contacts
 from drip.store import repository as repo
 from drip.store.models import Agent, Contact, OrphanOptOut, ScheduledSend
 
@@ -99,7 +100,7 @@ def upsert_contact(
         agent_id = agent.id
     existing = repo.contact_by_phone(session, data.phone) if data.phone else None
     if existing is None and data.email is not None:
-        existing = _contact_by_email(session, data.email)
+        existing = store_contacts.by_email(session, data.email)
         if existing is not None and existing.phone is not None and data.phone is not None:
             # Two numbers sharing one email (a couple, a family): two people.
             notes.append(
@@ -151,17 +152,6 @@ def upsert_contact(
     session.add(contact)
     session.flush()
     return contact, True, notes
-
-
-def _contact_by_email(session: Session, email: str) -> Contact | None:
-    from sqlalchemy import func, select
-
-    return session.scalars(
-        select(Contact)
-        .where(func.lower(Contact.email) == email.lower())
-        .order_by(Contact.id)
-        .limit(1)
-    ).one_or_none()
 
 
 def add_contact(

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pendulum
-from sqlalchemy import select
 
 from drip.domain.campaign import Campaign
 from drip.domain.enums import Channel, MessageKind, SenderRole
@@ -33,6 +32,7 @@ from drip.errors import DripError
 from drip.services.deps import Deps
 from drip.services.fire import contact_state
 from drip.services.senders import resolve_sender, template_values
+from drip.store import agents as store_agents
 from drip.store import repository as repo
 from drip.store import stats as stats_store
 from drip.store.models import Agent, Contact, ScheduledSend
@@ -115,7 +115,7 @@ def forecast_bulk(deps: Deps, body: str, contact_ids: Sequence[int], now: dateti
     )
     texts: list[QueuedText] = []
     with deps.sessions() as session:
-        agents = {a.id: a for a in session.scalars(select(Agent))}
+        agents = {a.id: a for a in store_agents.all_agents(session)}
         for start in range(0, len(contact_ids), _CHUNK):
             part = list(contact_ids[start : start + _CHUNK])
             contacts = repo.contacts_by_id(session, part)
