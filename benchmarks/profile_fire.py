@@ -68,7 +68,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     n, out = args.n, args.out
     from drip.logging import configure_logging
-    from drip.services.dispatch import chunks, claim, fire
+    from drip.services.dispatch import chunks, claim
+    from drip.services.dispatch import fire as fire_batch
     from drip.services.fire import gather, record
     from drip.transports.pacing import RedisPacer
 
@@ -101,7 +102,7 @@ def main(argv: list[str]) -> int:
                     profile.enable()
                 else:
                     counter.cg_start()
-            results = [r for batch in chunks(ids, 50) for r in fire(deps, batch, at)]
+            results = [r for batch in chunks(ids, 50) for r in fire_batch(deps, batch, at)]
             if profile is not None:
                 if counter is None:
                     profile.disable()

@@ -59,7 +59,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("rounds", nargs="?", type=int, default=3, help="measured rounds (3)")
     parser.add_argument("--backlog", type=int, default=0, help="future pending sends first (0)")
     args = parser.parse_args(argv)
-    from drip.services.dispatch import chunks, claim, fire
+    from drip.services.dispatch import chunks, claim
+    from drip.services.dispatch import fire as fire_batch
 
     with scratch_context(SIZES["quick"], redis=False) as ctx:
         url, now, campaign_id = ctx.url, ctx.now, ctx.campaign_id
@@ -88,7 +89,7 @@ def main(argv: list[str]) -> int:
             cpu0 = cpu_seconds(pids)
             at = datetime.now(now.tzinfo)
             ids = claim(deps, at, k)
-            results = [r for batch in chunks(ids, 50) for r in fire(deps, batch, at)]
+            results = [r for batch in chunks(ids, 50) for r in fire_batch(deps, batch, at)]
             cpu = cpu_seconds(pids) - cpu0
             if set(database_backends(url)) - set(pids):
                 raise RuntimeError("a backend was opened during the round: CPU not counted")
