@@ -21,7 +21,7 @@ from drip.store.models import ConsentEvent, Contact
 
 @dataclass(frozen=True, slots=True)
 class ConsentEvidence:
-    """Proof of SMS consent (SPEC C1): when, how, and the words the contact agreed to."""
+    """Proof of SMS consent: when, how, and the words the contact agreed to (docs/compliance.md)."""
 
     at: datetime
     source: ConsentSource
@@ -111,7 +111,7 @@ def opt_out(
 def withdraw_consent(
     session: Session, contact: Contact, now: datetime, *, evidence: str, source: str = "operator"
 ) -> bool:
-    """An operator's or the API's withdrawal of consent (``consent: false``), SPEC §3.
+    """An operator's or the API's withdrawal of consent (``consent: false``).
 
     Recorded as its own consent event even when the contact already opted
     out by keyword or phrase, and it becomes the latest opt-out (``how`` is
@@ -136,7 +136,7 @@ def withdraw_consent(
 
 
 def restore(session: Session, contact: Contact, now: datetime, *, evidence: str) -> bool:
-    """START after a keyword or phrase opt-out restores earlier consent (SPEC §3)."""
+    """START after a keyword or phrase opt-out restores earlier consent (docs/compliance.md)."""
     if (
         contact.sms_opted_out_at is None
         or contact.sms_consent_at is None
