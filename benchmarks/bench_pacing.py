@@ -77,9 +77,9 @@ def seed_due_bulk(
 
 def accuracy(ctx: Context) -> dict[str, Any]:
     from drip.domain.pacing import Senders
-    from drip.pacing import RedisPacer, Slot
     from drip.testing.fake_twilio import FakeTwilioServer
     from drip.transports.base import OutboundSms
+    from drip.transports.pacing import RedisPacer, Slot
 
     n_senders, per_sender, sender_rate, threads, _, _ = PLAN[ctx.sizes.mode]
     numbers = [f"+1617555{9000 + i:04d}" for i in range(n_senders)]
@@ -126,9 +126,9 @@ def accuracy(ctx: Context) -> dict[str, Any]:
 
 def overhead(ctx: Context) -> dict[str, Any]:
     from drip.domain.pacing import Senders
-    from drip.pacing import NullPacer, Pacer, RedisPacer
     from drip.services import dispatch
     from drip.testing.fake_twilio import FakeTwilioServer
+    from drip.transports.pacing import NullPacer, Pacer, RedisPacer
 
     _, _, _, _, rounds, per_round = PLAN[ctx.sizes.mode]
     unbound = Senders(default_rate=10_000.0)

@@ -5,7 +5,7 @@
 A scratch PostgreSQL database (``DRIP_BENCH_DATABASE_URL``, as ``run.py``),
 the fake Twilio server in a process of its own and the real twilio SDK: N
 consenting contacts with one campaign step due, claimed and fired with
-:func:`drip.services.firing.fire_batch` in batches of 50 under cProfile with
+:func:`drip.services.dispatch.fire` in batches of 50 under cProfile with
 the process CPU clock as timer, then N more unprofiled. Prints the CPU
 milliseconds per send (profiled and not) and the top of the profile. Used
 for ``benchmarks/profiles/fire-*.txt``; ``run.py`` samples the real worker
@@ -68,15 +68,15 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     n, out = args.n, args.out
     from drip.logging import configure_logging
-    from drip.pacing import RedisPacer
-    from drip.services import firing
     from drip.services.dispatch import chunks, claim
-    from drip.services.firing import fire_batch
+    from drip.services.dispatch import fire as fire_batch
+    from drip.services.fire import gather, record
+    from drip.transports.pacing import RedisPacer
 
     if args.callgrind:
         # What a send does, not how often the clock says "a second has passed".
-        firing.REFRESH_AFTER_SECONDS = 1e9
-        firing.CARRY_MAX_SECONDS = 1e9
+        gather.REFRESH_AFTER_SECONDS = 1e9
+        record.CARRY_MAX_SECONDS = 1e9
 
     configure_logging("json", os.environ.get("DRIP_LOG_LEVEL", "INFO"))
     with scratch_context(SIZES["quick"], redis=args.as_worker) as ctx:

@@ -40,9 +40,9 @@ def _rounds(
     profile_mode: str,
 ) -> Any:
     from drip.domain.pacing import Senders
-    from drip.pacing import NullPacer, Pacer, RedisPacer
     from drip.services import dispatch
     from drip.testing.fake_twilio import FakeTwilioServer
+    from drip.transports.pacing import NullPacer, Pacer, RedisPacer
 
     unbound = Senders(default_rate=10_000.0)
     on_pacer = RedisPacer(unbound, ctx.redis_url, prefix="profile-pacing:")

@@ -6,7 +6,7 @@
 A scratch database (``DRIP_BENCH_DATABASE_URL``, as ``run.py``) migrated to
 the head, the fake Twilio server in a process of its own: each round makes N
 consenting contacts with one campaign send due, then claims and fires them
-with :func:`drip.services.firing.fire_batch` in batches of 50 (the claim, the
+with :func:`drip.services.dispatch.fire` in batches of 50 (the claim, the
 ``queued -> sending`` start and the record of each send, as a worker does).
 Around the claim and the firing only, it reads the CPU of every backend of the
 scratch database (``/proc/<pid>/stat``) and the WAL written between the two
@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--backlog", type=int, default=0, help="future pending sends first (0)")
     args = parser.parse_args(argv)
     from drip.services.dispatch import chunks, claim
-    from drip.services.firing import fire_batch
+    from drip.services.dispatch import fire as fire_batch
 
     with scratch_context(SIZES["quick"], redis=False) as ctx:
         url, now, campaign_id = ctx.url, ctx.now, ctx.campaign_id

@@ -19,11 +19,11 @@ from drip.clock import Clock, SystemClock
 from drip.config import Settings
 from drip.domain.account import AccountSettings
 from drip.logging import configure_logging
-from drip.pacing import Pacer
 from drip.services.deps import Deps
 from drip.store.engine import make_engine, session_factory
 from drip.transports.base import EmailTransport, SmsTransport
 from drip.transports.console import ConsoleTransport
+from drip.transports.pacing import Pacer
 
 log = structlog.get_logger("drip.bootstrap")
 
@@ -83,7 +83,7 @@ def build_pacer(settings: Settings, account: AccountSettings) -> Pacer:
     Without a ``senders:`` section in account.yaml every number sends at the
     carrier's default (a US long code, 1 segment/s).
     """
-    from drip.pacing import LocalPacer, RedisPacer
+    from drip.transports.pacing import LocalPacer, RedisPacer
 
     if settings.broker_url is not None and settings.broker_url.startswith(("redis", "rediss")):
         return RedisPacer(account.senders, settings.broker_url)

@@ -13,7 +13,7 @@ take the process's ``Deps`` and call the services.
   :data:`MAX_DISPATCH_ROUNDS` times a tick, so one tick stays short; the next
   tick continues. Any number of dispatchers may run at once: the claim skips
   rows another one holds.
-- :func:`fire_sends` (queue ``send``): :func:`drip.services.firing.fire_batch`
+- :func:`fire_sends` (queue ``send``): :func:`drip.services.dispatch.fire`
   at ``now``. Ids another delivery already took are ignored, so a task
   delivered twice sends nothing twice. A fire task that waited in the queue
   longer than ``DRIP_SENDING_TIMEOUT_SECONDS`` expires: by then its sends were
@@ -40,8 +40,9 @@ from kombu.exceptions import KombuError
 
 from drip import bootstrap
 from drip.errors import DripError, ValidationError
-from drip.services import dispatch, firing
+from drip.services import dispatch
 from drip.services.deps import Deps
+from drip.services.fire import count_outcomes
 from drip.services.worker_deps import ProcessDeps
 from workers.celery_app import DISPATCH_TASK, FIRE_TASK, app, current_settings
 
@@ -163,8 +164,8 @@ def fire(deps: Deps, ids: Sequence[int]) -> dict[str, int]:
     """Fire the given queued sends now (the clock is read once); counts of outcomes."""
     send_ids = [_send_id(i) for i in ids]
     now = deps.clock.now()
-    results = firing.fire_batch(deps, send_ids, now)
-    counts = firing.count_outcomes(results)
+    results = dispatch.fire(deps, send_ids, now)
+    counts = count_outcomes(results)
     ignored = len(send_ids) - len(results)
     if ignored:
         counts["ignored"] = ignored  # taken by another delivery, cancelled or recovered

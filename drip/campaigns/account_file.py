@@ -63,12 +63,11 @@ import yaml
 from drip.campaigns.links import find_links, mentions_opt_out, shortener_of
 from drip.campaigns.rules_file import blackouts as read_blackouts
 from drip.campaigns.rules_file import (
-    federal_window_problem,
     looser_than,
     merge,
+    send_window,
     state_rule_rows,
 )
-from drip.campaigns.rules_file import window as read_window
 from drip.campaigns.yamlsource import YamlSource, is_null
 from drip.domain.account import AccountSettings, AgentProfile
 from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, TEMPLATE_VARIABLES, template_problems
@@ -278,10 +277,9 @@ def _timezone(source: YamlSource, node: yaml.Node) -> str | None:
 
 
 def _window(source: YamlSource, node: yaml.Node, what: str) -> SendWindow | None:
-    found = read_window(source, node, what)
-    if found is None:
-        return None
-    return federal_window_problem(source, node, what, found)
+    from drip.rules import bundled_pack  # package data, loaded and validated once
+
+    return send_window(source, node, what, bundled_pack())
 
 
 def _text(

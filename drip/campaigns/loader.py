@@ -33,8 +33,7 @@ from typing import TypeVar
 import yaml
 
 from drip.campaigns.links import find_links, mentions_opt_out, shortener_of
-from drip.campaigns.rules_file import federal_window_problem
-from drip.campaigns.rules_file import window as read_window
+from drip.campaigns.rules_file import send_window
 from drip.campaigns.yamlsource import STR, Field, Position, Severity, YamlSource, is_null
 from drip.domain.campaign import (
     DEFAULT_INTERVAL_DAYS,
@@ -377,10 +376,9 @@ def _opt(fields: dict[str, Field], name: str, read: Callable[[yaml.Node], T | No
 
 
 def _send_window(source: YamlSource, node: yaml.Node, what: str) -> SendWindow | None:
-    found = read_window(source, node, what)
-    if found is None:
-        return None
-    return federal_window_problem(source, node, what, found)
+    from drip.rules import bundled_pack  # package data, loaded and validated once
+
+    return send_window(source, node, what, bundled_pack())
 
 
 def _opt_out(source: YamlSource, item: Field | None) -> tuple[OptOutSettings, TextSource | None]:

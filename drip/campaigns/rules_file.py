@@ -116,22 +116,23 @@ def window(source: YamlSource, node: yaml.Node, what: str) -> SendWindow | None:
     return SendWindow(start, end)
 
 
-def federal_window_problem(
-    source: YamlSource, node: yaml.Node, what: str, window: SendWindow
+def send_window(
+    source: YamlSource, node: yaml.Node, what: str, pack: RulePack
 ) -> SendWindow | None:
-    """``window``, or None with an error when it reaches outside the federal quiet hours.
+    """A send window read from ``node``, or None with an error when it is not one.
 
-    SPEC §4, §5: a campaign's or the account's send window never reaches
-    outside 08:00-21:00 (the bundled pack's ``federal`` window and source).
+    A campaign's or the account's send window never reaches outside the federal
+    quiet hours (08:00-21:00, ``pack``'s ``federal`` window and its source;
+    see docs/compliance.md).
     """
-    from drip.rules import bundled_pack
-
-    pack = bundled_pack()
-    if window.within(pack.federal):
-        return window
+    window_read = window(source, node, what)
+    if window_read is None:
+        return None
+    if window_read.within(pack.federal):
+        return window_read
     source.error(
         node,
-        f"{what} {window} reaches outside the federal hours {pack.federal} "
+        f"{what} {window_read} reaches outside the federal hours {pack.federal} "
         f"(no texts before {pack.federal.start:%H:%M} or from {pack.federal.end:%H:%M} "
         f"local time: {pack.federal_source})",
     )

@@ -70,7 +70,8 @@ def contacts_add(
 ) -> None:
     """Create a contact; with --sms-consent, record the evidence and send the opt-in confirmation."""
     from drip.domain.enums import ConsentSource
-    from drip.services.contacts import ConsentEvidence, ContactInput, add_contact
+    from drip.services.consent import ConsentEvidence
+    from drip.services.contacts import ContactInput, add_contact
 
     deps = ready_deps()
     now = deps.clock.now()

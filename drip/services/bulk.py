@@ -35,7 +35,6 @@ from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import structlog
-from sqlalchemy import func, select
 
 from drip.campaigns.links import find_links, shortener_of
 from drip.domain.enums import Channel, MessageKind, SenderRole, SendState
@@ -44,11 +43,13 @@ from drip.domain.policy import DAY, ConversationState, Defer, Outgoing, Skip, de
 from drip.domain.zones import normalize_state, resolve_state
 from drip.errors import NotFoundError, ValidationError
 from drip.services.deps import Deps
-from drip.services.firing import contact_state
+from drip.services.fire import contact_state
 from drip.services.senders import resolve_sender
-from drip.store import claims
+from drip.store import agents as store_agents
+from drip.store import claims, sends
+from drip.store import contacts as store_contacts
 from drip.store import repository as repo
-from drip.store.models import Agent, Bulk, Contact
+from drip.store.models import Bulk
 
 log = structlog.get_logger("drip.bulk")
 
@@ -158,8 +159,8 @@ def plan_bulk(deps: Deps, body: str, filters: BulkFilters, now: datetime) -> Bul
             campaign_members = {
                 e.contact_id for e in repo.active_enrollments_of_campaign(session, row.id)
             }
-        contacts = list(session.scalars(select(Contact).order_by(Contact.id)))
-        agents = {a.id: a for a in session.scalars(select(Agent))}
+        contacts = store_contacts.all_by_id(session)
+        agents = {a.id: a for a in store_agents.all_agents(session)}
         plan.considered = len(contacts)
         ids = [c.id for c in contacts]
         senders = {
@@ -308,14 +309,7 @@ def cancel_bulk(deps: Deps, bulk_id: int, now: datetime) -> BulkCancelled:
             "bulk_cancelled",
             f"cancelled: bulk {bulk_id} was cancelled by the operator",
         )
-        by_state: dict[SendState, int] = {
-            state: int(n)
-            for state, n in session.execute(
-                select(ScheduledSend.state, func.count())
-                .where(ScheduledSend.bulk_id == bulk_id)
-                .group_by(ScheduledSend.state)
-            ).all()
-        }
+        by_state = sends.count_by_state_of_bulk(session, bulk_id)
         if bulk.cancelled_at is None:
             bulk.cancelled_at = now
     out = sum(n for state, n in by_state.items() if state is not SendState.CANCELLED)

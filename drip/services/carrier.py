@@ -2,7 +2,7 @@
 
 Called from the fire path, dispatch and the status handler with one line
 each; the arithmetic is in :mod:`drip.domain.pacing` and the shared sender
-schedule in :mod:`drip.pacing`.
+schedule in :mod:`drip.transports.pacing`.
 
 - :func:`clear_to_send`, right before the provider call: reserve the
   sender's slot (wait for it when it is a few seconds away, else defer with
@@ -35,10 +35,10 @@ from sqlalchemy.orm import Session
 from drip.domain.enums import EnrollmentStatus, SendState
 from drip.domain.pacing import validity_seconds
 from drip.domain.policy import Decision, Defer, DeferCode, Send
-from drip.pacing import Busy, PacingError
 from drip.services.deps import Deps
 from drip.store import carrier as queries
 from drip.store.models import Enrollment, Message, ScheduledSend, SendDecision
+from drip.transports.pacing import Busy, PacingError
 
 log = structlog.get_logger("drip.carrier")
 

@@ -15,11 +15,10 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 
 from drip.domain.enums import Channel, MessageKind, SenderRole
 from drip.services.deps import Deps
-from drip.store.models import ScheduledSend
+from drip.store import sends
 
 log = structlog.get_logger("drip.confirmations")
 
@@ -56,16 +55,6 @@ def schedule_confirmations(
             claims.bulk_insert_sends(session, batch, now=now)
             if on_batch is not None:
                 on_batch(len(batch))
-        ids: list[int] = []
-        for start in range(0, len(wanted), 5000):
-            ids.extend(
-                session.scalars(
-                    select(ScheduledSend.id).where(
-                        ScheduledSend.held_to_window.is_(True),
-                        ScheduledSend.created_at == now,
-                        ScheduledSend.contact_id.in_(wanted[start : start + 5000]),
-                    )
-                )
-            )
+        ids = sends.held_created_at(session, wanted, now)
     log.info("confirmations_scheduled", sends=len(rows))
     return ids

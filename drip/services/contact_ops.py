@@ -12,7 +12,7 @@ import structlog
 
 from drip.domain.enums import ConsentEventKind, TextStatus
 from drip.errors import NotFoundError, ValidationError
-from drip.services import contacts
+from drip.services import consent
 from drip.services.deps import Deps
 from drip.store.models import Contact
 
@@ -28,7 +28,7 @@ def record_opt_out(deps: Deps, contact_id: int, *, how: str, by: str, now: datet
         contact = session.get(Contact, contact_id)
         if contact is None:
             raise NotFoundError(f"no contact with id {contact_id}")
-        changed = contacts.opt_out(
+        changed = consent.opt_out(
             session,
             contact,
             "operator",
@@ -57,5 +57,5 @@ def change_text_status(
         before = contact.text_status
     if before is status:
         return f"contact {contact_id} is already {status.value}; nothing changed"
-    contacts.set_text_status(deps, contact_id, status, now, by=by)
+    consent.set_text_status(deps, contact_id, status, now, by=by)
     return f"contact {contact_id}: text status {before.value} -> {status.value} (by {by})"

@@ -1,7 +1,8 @@
-"""Contacts and their right to be texted: create, give consent, revoke, restore.
+"""Contacts: create or update one (never a duplicate), find one, text one now.
 
-Every consent change is an append-only ``consent_events`` row with its
-evidence, in the same transaction as the change it records.
+A contact's consent changes (given, revoked, restored) are
+:mod:`drip.services.consent`'s; adding a contact with new consent records it
+there and sends the opt-in confirmation through the fire path.
 """
 
 from __future__ import annotations
@@ -13,26 +14,25 @@ from typing import TYPE_CHECKING
 import structlog
 from sqlalchemy.orm import Session
 
-from drip.domain.enums import (
-    Channel,
-    ConsentEventKind,
-    ConsentSource,
-    MessageKind,
-    SenderRole,
-    SendState,
-    TextStatus,
-)
+from drip.domain.enums import Channel, ConsentSource, MessageKind, SenderRole, SendState
 from drip.domain.zones import normalize_phone, normalize_state, validate_timezone
 from drip.errors import NotFoundError, ValidationError
 from drip.services.confirmations import schedule_confirmations
+from drip.services.consent import (
+    ConsentEvidence,
+    consent_on_record,
+    keep_consent_evidence,
+    record_consent,
+)
 from drip.services.deps import Deps
+from drip.store import contacts as store_contacts
 from drip.store import repository as repo
-from drip.store.models import Agent, ConsentEvent, Contact, OrphanOptOut, ScheduledSend
+from drip.store.models import Agent, Contact, OrphanOptOut, ScheduledSend
 
 if TYPE_CHECKING:
     # The fire path is imported by send_now, which uses it: finding or listing
     # contacts (``drip history``, ``drip contacts list``) does not load it.
-    from drip.services.firing import FireResult
+    from drip.services.fire import FireResult
 
 log = structlog.get_logger("drip.contacts")
 
@@ -49,21 +49,6 @@ class ContactInput:
     timezone: str | None = None
     agent_phone: str | None = None
     source: ConsentSource = ConsentSource.MANUAL
-
-
-@dataclass(frozen=True, slots=True)
-class ConsentEvidence:
-    """Proof of SMS consent (SPEC C1): when, how, and the words the contact agreed to."""
-
-    at: datetime
-    source: ConsentSource
-    text: str
-
-    def __post_init__(self) -> None:
-        if self.at.utcoffset() is None:
-            raise ValidationError("consent time must be timezone-aware")
-        if not self.text.strip():
-            raise ValidationError("consent evidence needs the consent text that was shown")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +100,7 @@ def upsert_contact(
         agent_id = agent.id
     existing = repo.contact_by_phone(session, data.phone) if data.phone else None
     if existing is None and data.email is not None:
-        existing = _contact_by_email(session, data.email)
+        existing = store_contacts.by_email(session, data.email)
         if existing is not None and existing.phone is not None and data.phone is not None:
             # Two numbers sharing one email (a couple, a family): two people.
             notes.append(
@@ -169,67 +154,6 @@ def upsert_contact(
     return contact, True, notes
 
 
-def _contact_by_email(session: Session, email: str) -> Contact | None:
-    from sqlalchemy import func, select
-
-    return session.scalars(
-        select(Contact)
-        .where(func.lower(Contact.email) == email.lower())
-        .order_by(Contact.id)
-        .limit(1)
-    ).one_or_none()
-
-
-def consent_on_record(contact: Contact, evidence: ConsentEvidence) -> bool:
-    """The contact's consent in force is this very evidence (importing it again changes nothing)."""
-    return (
-        contact.sms_opted_out_at is None
-        and contact.sms_consent_at == evidence.at
-        and contact.sms_consent_text == evidence.text
-    )
-
-
-def record_consent(
-    session: Session, contact: Contact, evidence: ConsentEvidence, now: datetime
-) -> bool:
-    """Store consent with its evidence; False when the contact had opted out by keyword since."""
-    if contact.sms_opted_out_at is not None and contact.sms_opted_out_at > evidence.at:
-        return False
-    contact.sms_consent_at = evidence.at
-    contact.sms_consent_source = evidence.source
-    contact.sms_consent_text = evidence.text
-    contact.sms_opted_out_at = None
-    contact.sms_opted_out_how = None
-    contact.updated_at = now
-    session.add(
-        ConsentEvent(
-            contact_id=contact.id,
-            kind=ConsentEventKind.GIVEN,
-            at=evidence.at,
-            source=evidence.source.value,
-            evidence=evidence.text,
-        )
-    )
-    return True
-
-
-def _keep_consent_evidence(session: Session, contact: Contact, evidence: ConsentEvidence) -> None:
-    """Consent given while an earlier opt-out stands: stored, the opt-out untouched."""
-    contact.sms_consent_at = evidence.at
-    contact.sms_consent_source = evidence.source
-    contact.sms_consent_text = evidence.text
-    session.add(
-        ConsentEvent(
-            contact_id=contact.id,
-            kind=ConsentEventKind.GIVEN,
-            at=evidence.at,
-            source=evidence.source.value,
-            evidence=evidence.text,
-            detail="kept as evidence: the number had opted out by text before it was a contact",
-        )
-    )
-
-
 def add_contact(
     deps: Deps, data: ContactInput, consent: ConsentEvidence | None, now: datetime
 ) -> AddResult:
@@ -245,7 +169,7 @@ def add_contact(
         # the opt-out stands until the number texts START.
         orphaned = created and contact.sms_opted_out_at is not None
         if consent is not None and contact.phone is not None and orphaned:
-            _keep_consent_evidence(session, contact, consent)
+            keep_consent_evidence(session, contact, consent)
             notes.append("consent kept as evidence only: the number opted out by text earlier")
         elif consent is not None and contact.phone is not None:
             if consent_on_record(contact, consent):
@@ -300,9 +224,9 @@ def send_now(
         session.add(send)
         session.flush()
         send_id = send.id
-    from drip.services.firing import fire_batch
+    from drip.services.dispatch import fire
 
-    results = fire_batch(deps, [send_id], now)
+    results = fire(deps, [send_id], now)
     return results[0]
 
 
@@ -331,105 +255,3 @@ def find_contact(deps: Deps, ref: str) -> Contact:
             raise NotFoundError(f"no contact {ref!r} (give an id or a phone number)")
         session.expunge(contact)
         return contact
-
-
-def opt_out(
-    session: Session,
-    contact: Contact,
-    how: str,
-    kind: ConsentEventKind,
-    now: datetime,
-    *,
-    evidence: str,
-    detail: str | None = None,
-) -> bool:
-    """Revoke SMS consent for every sender (C4); pending texts will be skipped at fire time."""
-    if contact.sms_opted_out_at is not None:
-        return False
-    contact.sms_opted_out_at = now
-    contact.sms_opted_out_how = how
-    contact.updated_at = now
-    session.add(
-        ConsentEvent(
-            contact_id=contact.id, kind=kind, at=now, source=how, evidence=evidence, detail=detail
-        )
-    )
-    return True
-
-
-def withdraw_consent(
-    session: Session, contact: Contact, now: datetime, *, evidence: str, source: str = "operator"
-) -> bool:
-    """An operator's or the API's withdrawal of consent (``consent: false``), SPEC §3.
-
-    Recorded as its own consent event even when the contact already opted
-    out by keyword or phrase, and it becomes the latest opt-out (``how`` is
-    ``operator``), so a later START does not restore consent. False only
-    when the latest opt-out was already an operator's (nothing new to record).
-    """
-    if contact.sms_opted_out_at is not None and contact.sms_opted_out_how == "operator":
-        return False
-    contact.sms_opted_out_at = now
-    contact.sms_opted_out_how = "operator"
-    contact.updated_at = now
-    session.add(
-        ConsentEvent(
-            contact_id=contact.id,
-            kind=ConsentEventKind.REVOKED_OPERATOR,
-            at=now,
-            source=source,
-            evidence=evidence,
-        )
-    )
-    return True
-
-
-def restore(session: Session, contact: Contact, now: datetime, *, evidence: str) -> bool:
-    """START after a keyword or phrase opt-out restores earlier consent (SPEC §3)."""
-    if (
-        contact.sms_opted_out_at is None
-        or contact.sms_consent_at is None
-        or contact.sms_opted_out_how not in ("keyword", "phrase")
-    ):
-        return False
-    contact.sms_opted_out_at = None
-    contact.sms_opted_out_how = None
-    contact.updated_at = now
-    session.add(
-        ConsentEvent(
-            contact_id=contact.id,
-            kind=ConsentEventKind.RESTORED,
-            at=now,
-            source="keyword",
-            evidence=evidence,
-        )
-    )
-    return True
-
-
-def set_text_status(
-    deps: Deps, contact_id: int, status: TextStatus, now: datetime, *, by: str
-) -> None:
-    """An operator marks a contact cannot-be-texted (revocation, C4) or textable again."""
-    with deps.sessions.begin() as session:
-        contact = session.get(Contact, contact_id)
-        if contact is None:
-            raise NotFoundError(f"no contact with id {contact_id}")
-        if contact.text_status is status:
-            return
-        contact.text_status = status
-        contact.updated_at = now
-        kind = (
-            ConsentEventKind.REVOKED_OPERATOR
-            if status is TextStatus.CANNOT_BE_TEXTED
-            else ConsentEventKind.TEXTABLE_AGAIN
-        )
-        session.add(
-            ConsentEvent(
-                contact_id=contact_id,
-                kind=kind,
-                at=now,
-                source="operator",
-                evidence=f"text status set to {status.value} by {by}",
-            )
-        )

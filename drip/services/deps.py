@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from drip.domain.campaign import Campaign
-from drip.pacing import NullPacer, Pacer
+from drip.transports.pacing import NullPacer, Pacer
 
 if TYPE_CHECKING:
     # Annotations only: importing the bundle must not import the database

@@ -1,4 +1,4 @@
-"""Dispatch: claim what is due, settle what was abandoned, and (embedded) fire it."""
+"""Dispatch: claim what is due, fire it, and settle what was abandoned."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from drip.errors import DripError
-from drip.services import carrier
+from drip.services import callbacks, carrier, reconcile
 from drip.services.deps import Deps
-from drip.services.firing import FireResult, count_outcomes, fire_batch
+from drip.services.fire import FireResult, count_outcomes, fire_batch
 from drip.store import claims
 
 log = structlog.get_logger("drip.dispatch")
@@ -55,8 +55,6 @@ def recover(deps: Deps, now: datetime) -> list[int]:
 
 def _settle(deps: Deps, now: datetime) -> None:
     """The recovery tick's own reconcile and callback pass; a failure waits for the next tick."""
-    from drip.services import callbacks, reconcile  # status -> contacts -> firing
-
     try:
         settled = reconcile.reconcile(
             deps, now, limit=RECONCILE_PER_TICK, min_age=RECONCILE_MIN_AGE
@@ -69,6 +67,18 @@ def _settle(deps: Deps, now: datetime) -> None:
     done = [s for s in settled if s.outcome != "unknown"]
     if done:
         log.info("reconciled", settled=len(done), sent=sum(s.outcome == "sent" for s in done))
+
+
+def fire(deps: Deps, ids: list[int], now: datetime) -> list[FireResult]:
+    """Fire one batch, then apply the status callbacks that arrived before its records.
+
+    Twilio may call back before the worker has recorded the message; such a
+    callback is kept (:mod:`drip.services.callbacks`) and applied here, from the
+    provider ids the batch's results carry.
+    """
+    results = fire_batch(deps, ids, now)
+    callbacks.apply_early(deps, (r.provider_id for r in results), now)
+    return results
 
 
 def chunks(ids: list[int], size: int) -> list[list[int]]:
@@ -105,7 +115,7 @@ def tick(
             break
         summary.claimed += len(ids)
         for batch in chunks(ids, deps.settings.send_batch):
-            for result in fire_batch(deps, batch, now):
+            for result in fire(deps, batch, now):
                 summary.results.append(result)
                 if on_result is not None:
                     on_result(result)

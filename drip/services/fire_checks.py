@@ -1,4 +1,4 @@
-"""Fire-time checks of the message itself, called from :mod:`drip.services.firing`.
+"""Fire-time checks of the message itself, called from :mod:`drip.services.fire`.
 
 Each returns a reason (or a value) and decides nothing about the send's
 state; the fire path records the outcome. They live here so that the fire

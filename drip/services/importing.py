@@ -58,7 +58,6 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -66,17 +65,14 @@ from drip.domain.enums import ConsentEventKind, ConsentSource
 from drip.domain.zones import normalize_phone, normalize_state, validate_timezone
 from drip.errors import DripError, NotFoundError, ValidationError
 from drip.services.confirmations import schedule_confirmations
-from drip.services.contacts import (
-    ConsentEvidence,
-    ContactInput,
-    consent_on_record,
-    record_consent,
-    upsert_contact,
-)
+from drip.services.consent import ConsentEvidence, consent_on_record, record_consent
+from drip.services.contacts import ContactInput, upsert_contact
 from drip.services.deps import Deps
+from drip.store import agents as store_agents
 from drip.store import contact_import as store
+from drip.store import contacts as store_contacts
 from drip.store import repository as repo
-from drip.store.models import Agent, Contact
+from drip.store.models import Contact
 
 log = structlog.get_logger("drip.import")
 
@@ -387,19 +383,10 @@ def parse_csv_text(text: str, name: str = "<csv>") -> tuple[list[CsvRow], list[s
     return rows, notes
 
 
-def _email_only_contact(session: Session, email: str) -> Contact | None:
-    return session.scalars(
-        select(Contact)
-        .where(Contact.phone.is_(None), func.lower(Contact.email) == email.lower())
-        .order_by(Contact.id)
-        .limit(1)
-    ).one_or_none()
-
-
 def _upsert(session: Session, data: ContactInput, now: datetime) -> tuple[Contact, bool, list[str]]:
     """``upsert_contact``, and for a row without phone: update the phone-less contact by email."""
     if data.phone is None and data.email is not None:
-        existing = _email_only_contact(session, data.email)
+        existing = store_contacts.by_email(session, data.email, without_phone=True)
         if existing is not None:
             agent_id = existing.agent_id
             if data.agent_phone is not None:
@@ -441,7 +428,7 @@ def import_rows(
     confirm: dict[int, None] = {}
     with deps.sessions() as session:
         with session.begin():
-            agents = {a.phone: a.id for a in session.scalars(select(Agent))}
+            agents = {a.phone: a.id for a in store_agents.all_agents(session)}
         for start in range(0, len(rows), commit_every):
             with session.begin():
                 batch = rows[start : start + commit_every]

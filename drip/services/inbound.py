@@ -40,9 +40,10 @@ from drip.domain.enums import Channel, ConsentEventKind, MessageKind, SenderRole
 from drip.domain.keywords import Classification, InboundKind, classify, keyword_table
 from drip.domain.zones import normalize_phone
 from drip.errors import ValidationError
-from drip.services.contacts import opt_out, restore, send_now
+from drip.services.consent import opt_out, restore
+from drip.services.contacts import send_now
 from drip.services.deps import Deps
-from drip.services.firing import FireResult
+from drip.services.fire import FireResult
 from drip.store import repository as repo
 from drip.store.models import Contact, Enrollment, Message, OrphanOptOut
 

@@ -23,7 +23,6 @@ from datetime import datetime
 from pathlib import Path
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import CampaignStatus
@@ -31,6 +30,7 @@ from drip.errors import NotFoundError, ValidationError
 from drip.services.deps import Deps
 from drip.store import lifecycle as store
 from drip.store import repository as repo
+from drip.store import sends
 from drip.store.models import Campaign as CampaignRow
 from drip.store.models import Contact, Enrollment, ScheduledSend
 
@@ -156,15 +156,7 @@ def _switch(
         if row.status is how.status:
             message = f"{row.name} {how.already}; nothing changed"
             return LifecycleResult(row.name, row.status, 0, 0, message)
-        overdue = session.scalar(
-            select(ScheduledSend.id)
-            .where(
-                ScheduledSend.campaign_id == row.id,
-                ScheduledSend.state == "pending",
-                ScheduledSend.due_at <= now,
-            )
-            .limit(1)
-        )
+        overdue = sends.has_overdue(session, row.id, now)
         store.set_status(session, row, how.status, now)
         noted = store.note_pending(
             session,
@@ -174,7 +166,7 @@ def _switch(
             code=how.code,
             reason=how.reason.format(name=row.name),
         )
-    return noted, overdue is not None
+    return noted, overdue
 
 
 def pause(deps: Deps, name: str, now: datetime) -> LifecycleResult:

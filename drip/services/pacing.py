@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pendulum
-from sqlalchemy import select
 
 from drip.domain.campaign import Campaign
 from drip.domain.enums import Channel, MessageKind, SenderRole
@@ -30,14 +29,15 @@ from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, render, sms_size, wi
 from drip.domain.pacing import Forecast, QueuedText, Senders, forecast
 from drip.domain.policy import DAY, ConversationState, Defer, Outgoing, Send, decide
 from drip.errors import DripError
-from drip.pacing import MARGIN
 from drip.services.deps import Deps
-from drip.services.firing import contact_state
+from drip.services.fire import contact_state
 from drip.services.senders import resolve_sender, template_values
+from drip.store import agents as store_agents
 from drip.store import repository as repo
 from drip.store import stats as stats_store
 from drip.store.models import Agent, Contact, ScheduledSend
 from drip.store.models import Campaign as CampaignRow
+from drip.transports.pacing import MARGIN
 
 __all__ = [
     "Pending",
@@ -54,7 +54,7 @@ _CHUNK = 5000
 
 def _senders(deps: Deps) -> Senders:
     """The rates texts leave at: drip's paced rate, each number's configured one (or the
-    carrier's default, 1 segment/s) less :data:`drip.pacing.MARGIN`."""
+    carrier's default, 1 segment/s) less :data:`drip.transports.pacing.MARGIN`."""
     configured = deps.account.senders
     k = 1.0 + MARGIN
     return Senders(
@@ -115,7 +115,7 @@ def forecast_bulk(deps: Deps, body: str, contact_ids: Sequence[int], now: dateti
     )
     texts: list[QueuedText] = []
     with deps.sessions() as session:
-        agents = {a.id: a for a in session.scalars(select(Agent))}
+        agents = {a.id: a for a in store_agents.all_agents(session)}
         for start in range(0, len(contact_ids), _CHUNK):
             part = list(contact_ids[start : start + _CHUNK])
             contacts = repo.contacts_by_id(session, part)

@@ -27,16 +27,16 @@ from importlib import resources
 from typing import Final
 
 import structlog
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
 from drip.domain.enums import Channel, SendState
 from drip.domain.message import sms_size
 from drip.errors import TransportError
+from drip.services import callbacks
 from drip.services.deps import Deps
 from drip.services.senders import resolve_sender
+from drip.store import conversations, messages, sends
 from drip.store import repository as repo
-from drip.store.models import Contact, Conversation, Message, ScheduledSend, SendDecision
+from drip.store.models import Contact, Message, ScheduledSend, SendDecision
 from drip.transports.base import MessageLister, ProviderMessage
 
 log = structlog.get_logger("drip.reconcile")
@@ -74,27 +74,15 @@ def reconcile(
     wait = horizon if horizon is not None else list_horizon()
     lister = deps.sms if isinstance(deps.sms, MessageLister) else None
     with deps.sessions() as session:
-        query = (
-            select(ScheduledSend)
-            .where(ScheduledSend.state == SendState.UNKNOWN)
-            .order_by(ScheduledSend.updated_at, ScheduledSend.id)
-        )
-        if limit is not None:
-            query = query.limit(limit)
-        sends = list(session.scalars(query))
-        contacts = repo.contacts_by_id(session, {s.contact_id for s in sends})
+        unknown = sends.unknown_oldest_first(session, limit)
+        contacts = repo.contacts_by_id(session, {s.contact_id for s in unknown})
         agents = repo.agents_by_id(
             session, {c.agent_id for c in contacts.values() if c.agent_id is not None}
         )
-        kept = {
-            m.send_id: m
-            for m in session.scalars(
-                select(Message).where(Message.send_id.in_([s.id for s in sends]))
-            )
-        }
+        kept = messages.of_sends(session, [s.id for s in unknown])
         session.expunge_all()
     results: list[Settled] = []
-    for send in sends:
+    for send in unknown:
         started = send.sending_started_at or send.updated_at
         if now - started < min_age:
             continue
@@ -152,13 +140,7 @@ def _match(
     if not candidates:
         return None
     with deps.sessions() as session:
-        taken = set(
-            session.scalars(
-                select(Message.provider_sid).where(
-                    Message.provider_sid.in_([m.sid for m in candidates])
-                )
-            )
-        )
+        taken = messages.recorded_sids(session, [m.sid for m in candidates])
     free = [m for m in candidates if m.sid not in taken]
     return min(free, key=lambda m: m.created_at) if free else None
 
@@ -176,18 +158,6 @@ def _footer_text(deps: Deps, send: ScheduledSend) -> str:
                 if campaign is not None and campaign.opt_out.footer:
                     footer = campaign.opt_out.footer
     return footer.strip()
-
-
-def _settle(session: Session, send_id: int, **values: object) -> bool:
-    """Move a send that is still ``unknown`` on with ``values``; False when another
-    process (a late callback, a second reconcile) changed it meanwhile."""
-    moved = session.execute(
-        update(ScheduledSend)
-        .where(ScheduledSend.id == send_id, ScheduledSend.state == SendState.UNKNOWN)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    return bool(moved == 1)
 
 
 def _left_alone(send_id: int) -> Settled:
@@ -210,14 +180,13 @@ def _mark_sent(
         f"{'with' if footer else 'without'} the footer"
     )
     with deps.sessions.begin() as session:
-        if not _settle(
-            session,
-            send.id,
-            state=SendState.SENT,
-            decision_code="reconciled_sent",
-            decision_reason=reason,
-            updated_at=now,
-        ):
+        settled = {
+            "state": SendState.SENT,
+            "decision_code": "reconciled_sent",
+            "decision_reason": reason,
+            "updated_at": now,
+        }
+        if not sends.settle_unknown(session, send.id, settled):
             return _left_alone(send.id)
         row = session.get(Message, message.id) if message is not None else None
         if row is None:
@@ -246,12 +215,7 @@ def _mark_sent(
         row.error_message = None
         row.updated_at = now
         session.flush()
-        session.execute(
-            update(ScheduledSend)
-            .where(ScheduledSend.id == send.id)
-            .values(message_id=row.id)
-            .execution_options(synchronize_session=False)
-        )
+        sends.set_message(session, send.id, row.id)
         session.add(
             SendDecision(
                 send_id=send.id,
@@ -264,22 +228,10 @@ def _mark_sent(
         )
         if footer:
             repo.ensure_conversations(session, [(found.from_, contact.id)])
-            session.execute(
-                update(Conversation)
-                .where(
-                    Conversation.sender_phone == found.from_,
-                    Conversation.contact_id == contact.id,
-                    (Conversation.footer_last_sent_at.is_(None))
-                    | (Conversation.footer_last_sent_at < found.created_at),
-                )
-                .values(footer_last_sent_at=found.created_at)
-                .execution_options(synchronize_session=False)
-            )
+            conversations.footer_sent_at(session, found.from_, contact.id, found.created_at)
         if send.enrollment_id is not None:
             repo.finish_enrollments(session, [send.enrollment_id], now)
     log.info("send_reconciled", send_id=send.id, outcome="sent", sid=found.sid, footer=footer)
-    from drip.services import callbacks  # status -> contacts -> firing: imported when used
-
     callbacks.apply_pending(deps, now, [found.sid])
     return Settled(send.id, "sent", reason, found.sid)
 
@@ -299,17 +251,16 @@ def _mark_absent(
         "never accepted; the send goes out again"
     )
     with deps.sessions.begin() as session:
-        if not _settle(
-            session,
-            send.id,
-            state=SendState.PENDING,
-            message_id=None,
-            claimed_at=None,
-            sending_started_at=None,
-            decision_code="reconciled_absent",
-            decision_reason=reason,
-            updated_at=now,
-        ):
+        settled = {
+            "state": SendState.PENDING,
+            "message_id": None,
+            "claimed_at": None,
+            "sending_started_at": None,
+            "decision_code": "reconciled_absent",
+            "decision_reason": reason,
+            "updated_at": now,
+        }
+        if not sends.settle_unknown(session, send.id, settled):
             return _left_alone(send.id)
         if message is not None:
             row = session.get(Message, message.id)

@@ -52,11 +52,12 @@ from datetime import datetime
 from typing import Final
 
 import structlog
-from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import Channel, ConsentEventKind, TextStatus
+from drip.services.consent import mark_undeliverable, opt_out
 from drip.services.deps import Deps
+from drip.store import messages
 from drip.store import repository as repo
 from drip.store.models import Contact, Message
 
@@ -143,9 +144,8 @@ def handle_status(
 ) -> StatusResult:
     """Apply one delivery status callback; never moves a status backwards."""
     # Here, not at module level: ``drip history`` reads status_meaning only and
-    # should not import the fire path (CLI start-up time).
+    # should not import the carrier's pacing (CLI start-up time).
     from drip.services import carrier
-    from drip.services.contacts import opt_out
 
     new = status.strip().lower()
     with deps.sessions.begin() as session:
@@ -166,13 +166,7 @@ def handle_status(
             values["error_code"] = error_code
             if error_message:
                 values["error_message"] = error_message
-        moved = session.execute(
-            update(Message)
-            .where(Message.id == message.id, Message.status.in_(_sources_for(new)))
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        applied = moved.rowcount == 1  # type: ignore[attr-defined]
+        applied = messages.move_status(session, message.id, _sources_for(new), values)
         if applied:  # 30036: expired in the carrier's queue, back to the next opening once
             carrier.requeue_expired(session, message, new, error_code, now)
         contact = session.get(Contact, message.contact_id) if message.contact_id else None
@@ -224,22 +218,9 @@ def _maybe_undeliverable(
     if contact.text_status is not TextStatus.TEXTABLE or contact.phone != message.to_addr:
         return False
     if code != LANDLINE:
-        failures = session.scalar(
-            select(func.count())
-            .select_from(Message)
-            .where(
-                Message.contact_id == contact.id,
-                Message.direction == "outbound",
-                Message.channel == Channel.SMS,
-                Message.to_addr == contact.phone,
-                Message.status.in_(FAILED),
-                Message.error_code.in_(UNDELIVERABLE_CODES),
-            )
-        )
-        if (failures or 0) < UNDELIVERABLE_AFTER:
+        failures = messages.failed_to_number(session, contact, FAILED, UNDELIVERABLE_CODES)
+        if failures < UNDELIVERABLE_AFTER:
             return False
-    contact.text_status = TextStatus.UNDELIVERABLE
-    contact.undeliverable_code = code
-    contact.updated_at = now
+    mark_undeliverable(contact, code, now)
     log.warning("contact_undeliverable", contact_id=contact.id, error_code=code)
     return True

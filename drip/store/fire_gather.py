@@ -1,4 +1,4 @@
-"""The fire path's reads of a batch (``services.firing._gather``), as plain rows.
+"""The fire path's reads of a batch (:mod:`drip.services.fire.gather`), as plain rows.
 
 Nothing the gather reads is written back through the ORM (a send's record is
 its own statement, keyed by id), so its sends, contacts and agents come back
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import (
@@ -33,8 +33,6 @@ from drip.store.models import (
     Contact,
     Conversation,
     Enrollment,
-    Message,
-    PendingCallback,
     ScheduledSend,
 )
 
@@ -187,20 +185,3 @@ def conversation_times(
         for phone, cid, footer, two_way in rows
         if (phone, cid) in wanted
     }
-
-
-_P, _M = _table(PendingCallback).c, _table(Message).c
-_PENDING_CALLBACK_SIDS = (
-    select(_P.message_sid)
-    .select_from(_table(PendingCallback).join(_table(Message), _M.provider_sid == _P.message_sid))
-    .where(_P.message_sid.in_(bindparam("sids", expanding=True)))
-    .distinct()
-)
-
-
-def sids_with_pending_callbacks(conn: Connection, sids: Iterable[str]) -> list[str]:
-    """Which of these provider ids have a kept callback whose message is now recorded."""
-    wanted = sorted(set(sids))
-    if not wanted:
-        return []
-    return sorted(conn.scalars(_PENDING_CALLBACK_SIDS, {"sids": wanted}))

@@ -7,6 +7,9 @@
 - :class:`RecordingTransport`: in memory, for replay and QA, with failure injection.
 - :class:`TwilioSmsTransport`: Twilio's Messages API through the official SDK.
 - :class:`SmtpEmailTransport`: email over SMTP (plain, STARTTLS or TLS).
+- :mod:`drip.transports.pacing`: each sender number's throughput, shared by every
+  worker through Redis (:class:`~drip.transports.pacing.RedisPacer`) or kept in
+  process (:class:`~drip.transports.pacing.LocalPacer`).
 
 The Twilio and SMTP transports are imported on first use, so that importing
 this package does not load the twilio SDK and requests (about 0.1 s); the

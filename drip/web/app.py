@@ -61,7 +61,8 @@ from drip.domain.enums import ConsentSource
 from drip.domain.zones import normalize_phone
 from drip.errors import NotFoundError, StoreError, ValidationError
 from drip.services import callbacks, unsubscribe
-from drip.services.contacts import ConsentEvidence, add_contact
+from drip.services.consent import ConsentEvidence
+from drip.services.contacts import add_contact
 from drip.services.deps import Deps
 from drip.services.importing import (
     MAX_CONSENT_TEXT,

@@ -47,7 +47,7 @@ from drip.domain.pacing import Senders
 from drip.services import dispatch
 from drip.services.deps import Deps
 from drip.services.enrollment import enroll_many
-from drip.services.firing import FireResult, fire_batch
+from drip.services.fire import FireResult
 from drip.services.sync import sync_campaigns
 from drip.store import repository as repo
 from drip.store.models import Agent, Contact, Message, ScheduledSend
@@ -160,7 +160,7 @@ class Rig:
         results: list[FireResult] = []
         while ids := dispatch.claim(self.deps, self.now):
             for batch in dispatch.chunks(ids, self.deps.settings.send_batch):
-                results.extend(fire_batch(self.deps, batch, self.now))
+                results.extend(dispatch.fire(self.deps, batch, self.now))
         return results
 
     def states(self) -> dict[str, int]:

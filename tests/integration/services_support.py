@@ -25,10 +25,11 @@ from drip.domain.account import AccountSettings, AgentProfile
 from drip.domain.campaign import Campaign
 from drip.domain.enums import ConsentSource, MessageKind
 from drip.domain.pacing import Senders
-from drip.services.contacts import ConsentEvidence, ContactInput, add_agent, add_contact, send_now
+from drip.services.consent import ConsentEvidence
+from drip.services.contacts import ContactInput, add_agent, add_contact, send_now
 from drip.services.deps import Deps
 from drip.services.dispatch import TickSummary, tick
-from drip.services.firing import FireResult
+from drip.services.fire import FireResult
 from drip.services.sync import sync_campaigns
 from drip.store import repository as repo
 from drip.store.models import Conversation, Message, ScheduledSend, SendDecision

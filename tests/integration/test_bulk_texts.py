@@ -19,7 +19,8 @@ from drip.domain.enums import ConsentSource, MessageKind, SenderRole, SendState,
 from drip.errors import NotFoundError, ValidationError
 from drip.services import bulk
 from drip.services.bulk import BulkFilters, check_body, plan_bulk, schedule_bulk
-from drip.services.contacts import send_now, set_text_status
+from drip.services.consent import set_text_status
+from drip.services.contacts import send_now
 from drip.services.enrollment import enroll
 from drip.store.migrate import upgrade
 from drip.store.models import Agent, Contact, ScheduledSend

@@ -25,14 +25,14 @@ from werkzeug.serving import make_server
 from drip.domain.account import AccountSettings
 from drip.domain.enums import Channel, SenderRole, SendState
 from drip.domain.pacing import MAX_VALIDITY_SECONDS, Senders
-from drip.pacing import MARGIN, LocalPacer, RedisPacer, Slot
 from drip.services import carrier, dispatch
 from drip.services.bulk import BulkFilters, plan_bulk, schedule_bulk
-from drip.services.firing import fire_batch
+from drip.services.fire import fire_batch
 from drip.store import claims
 from drip.store import repository as repo
 from drip.store.models import ScheduledSend, SendDecision
 from drip.testing.fake_twilio import FakeTwilioServer
+from drip.transports.pacing import MARGIN, LocalPacer, RedisPacer, Slot
 from drip.web.app import create_app
 
 if TYPE_CHECKING:

@@ -206,7 +206,8 @@ def test_opt_in_confirmation_without_an_agent_comes_from_the_default_sender(
     with FakeTwilioServer() as fake:
         with live(db_url, tmp_path, fake, default_sender="+16175550199") as (web, _):
             from drip.domain.enums import ConsentSource
-            from drip.services.contacts import ConsentEvidence, ContactInput, add_contact
+            from drip.services.consent import ConsentEvidence
+            from drip.services.contacts import ContactInput, add_contact
 
             data = ContactInput("Dana", "Ruiz", DANA_PHONE, None, None, None, None)
             evidence = ConsentEvidence(web.now, ConsentSource.API, "Yes, text me. Reply STOP.")

@@ -63,7 +63,7 @@ NOT_FOR_HISTORY = (
     "drip.campaigns.rules_file",
     "drip.store.claims",
     "drip.transports.recording",
-    "drip.services.firing",
+    "drip.services.fire",
     # the other command modules: the root group imports only the chosen one
     "drip.cli.campaigns",
     "drip.cli.contacts",

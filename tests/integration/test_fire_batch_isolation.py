@@ -10,7 +10,7 @@ from services_support import add_dana, open_world
 
 from drip.domain.enums import Channel, MessageKind, SenderRole, SendState
 from drip.services.dispatch import recover
-from drip.services.firing import fire_batch
+from drip.services.fire import fire_batch
 from drip.store.models import ScheduledSend
 from drip.transports.base import OutboundSms, SmsReceipt
 from drip.transports.recording import RecordingTransport

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from drip.services import dispatch
-from drip.services.firing import fire_batch
+from drip.services.fire import fire_batch
 from drip.store.migrate import upgrade
 from drip.transports.base import OutboundSms, SmsReceipt, SmsTransport
 

@@ -10,7 +10,7 @@ import pytest
 
 from drip.domain.enums import SendState
 from drip.services import dispatch
-from drip.services.firing import fire_batch
+from drip.services.fire import fire_batch
 from drip.transports.base import OutboundSms, SmsReceipt, SmsTransport
 
 if TYPE_CHECKING:

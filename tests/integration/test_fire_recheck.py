@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from drip.domain.campaign import DEFAULT_FOOTER
 from drip.domain.enums import ConsentEventKind, SendState, TextStatus
-from drip.services.contacts import opt_out, set_text_status
+from drip.services.consent import opt_out, set_text_status
 from drip.services.inbound import handle_inbound
 from drip.store import repository as repo
 from drip.store.models import Contact

@@ -11,7 +11,7 @@ from services_support import AGENT_PHONE, World, add_dana, open_world, sync_bund
 from drip.domain.enums import Channel, SendState
 from drip.services.dispatch import claim
 from drip.services.enrollment import enroll
-from drip.services.firing import fire_batch
+from drip.services.fire import fire_batch
 from drip.services.inbound import handle_inbound
 from drip.services.sync import sync_campaigns
 from drip.store.models import Campaign as CampaignRow

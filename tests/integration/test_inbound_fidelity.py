@@ -12,7 +12,8 @@ from test_web_support import ACCOUNT, AGENT_PHONE, CONSENT_TEXT, DANA_PHONE, Web
 
 from drip.campaigns.account_file import load_account
 from drip.domain.enums import ConsentSource, MessageKind
-from drip.services.contacts import ConsentEvidence, ContactInput, add_contact
+from drip.services.consent import ConsentEvidence
+from drip.services.contacts import ContactInput, add_contact
 from drip.store.models import Message, OrphanOptOut
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import insert, update
 
 from drip.domain.pacing import Senders
-from drip.pacing import RedisPacer
 from drip.services.bulk import BulkFilters, plan_bulk, schedule_bulk
 from drip.store.migrate import upgrade
 from drip.store.models import Agent, Contact, Conversation
+from drip.transports.pacing import RedisPacer
 from workers.tasks import dispatch_once, fire_sends
 
 if TYPE_CHECKING:

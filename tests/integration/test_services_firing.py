@@ -30,10 +30,10 @@ from services_support import (
 from drip.domain.enums import MessageKind, SendState, TextStatus
 from drip.services import callbacks, dispatch
 from drip.services.audit import explain
-from drip.services.contacts import set_text_status
+from drip.services.consent import set_text_status
 from drip.services.deps import Deps
 from drip.services.enrollment import enroll
-from drip.services.firing import fire_batch
+from drip.services.fire import fire_batch
 from drip.services.inbound import handle_inbound
 from drip.store import claims
 from drip.transports.base import OutboundSms, SmsReceipt
@@ -249,10 +249,10 @@ class CallbackOvertakesRecord(RecordingTransport):
         return receipt
 
 
-def test_a_callback_kept_before_the_send_is_recorded_is_applied_by_the_batch(
+def test_a_callback_kept_before_the_send_is_recorded_is_applied_after_the_batch(
     db_url: str, tmp_path: Path
 ) -> None:
-    """The batch applies a callback that overtook its record; another system's stays kept."""
+    """Firing a batch applies a callback that overtook its record; another system's stays kept."""
     with open_world(db_url, tmp_path) as world:
         sync_bundled(world, SMART_DRIP)
         contact_id = _enrolled(world)
@@ -265,9 +265,10 @@ def test_a_callback_kept_before_the_send_is_recorded_is_applied_by_the_batch(
         world.at(START + timedelta(days=15))
         ids = dispatch.claim(deps, world.now)
 
-        results = fire_batch(deps, ids, world.now)
+        results = dispatch.fire(deps, ids, world.now)
 
         assert [r.outcome for r in results] == ["sent"]
+        assert results[0].provider_id is not None  # what the batch recorded, for its caller
         sent = [m for m in outbound(world, contact_id) if m.id == results[0].message_id]
         assert [m.status for m in sent] == ["delivered"]
         assert callbacks.pending_count(deps) == 1  # the foreign one waits for its message

@@ -16,7 +16,8 @@ from test_web_support import AGENT_PHONE, CAMPAIGN, DANA_PHONE, Web, open_web
 from werkzeug.serving import make_server
 
 from drip.domain.enums import Channel, ConsentEventKind, MessageKind, SendState, TextStatus
-from drip.services.contacts import send_now, set_text_status
+from drip.services.consent import set_text_status
+from drip.services.contacts import send_now
 from drip.services.enrollment import enroll
 from drip.services.status import can_move
 from drip.store.models import Message

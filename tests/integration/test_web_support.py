@@ -29,7 +29,8 @@ from drip.config import Settings
 from drip.domain.account import AccountSettings
 from drip.domain.enums import ConsentSource
 from drip.domain.pacing import Senders
-from drip.services.contacts import ConsentEvidence, ContactInput, add_agent, add_contact
+from drip.services.consent import ConsentEvidence
+from drip.services.contacts import ContactInput, add_agent, add_contact
 from drip.services.deps import Deps
 from drip.services.dispatch import TickSummary, tick
 from drip.services.sync import sync_campaigns

@@ -35,8 +35,8 @@ from drip.domain.policy import (
 from drip.domain.window import SendWindow
 from drip.errors import CampaignError, ValidationError
 from drip.facts import provider_facts
-from drip.pacing import LEASE_SECONDS, MARGIN, Busy, LocalPacer, NullPacer, Slot, _Lease
 from drip.rules import bundled_state_rules
+from drip.transports.pacing import LEASE_SECONDS, MARGIN, Busy, LocalPacer, NullPacer, Slot, _Lease
 
 #: Monday 2 March 2026, 10:00 in New York (EST, UTC-5).
 TEN_AM = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)

@@ -17,7 +17,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from drip.domain.enums import Channel, ConsentSource, MessageKind, SenderRole
-from drip.pacing import LocalPacer
 from drip.replay.runner.results import Happening, ReplayError
 from drip.replay.scenario import (
     Archive,
@@ -42,20 +41,14 @@ from drip.replay.scenario import (
 
 # The services of the rarer events (replies, bulk texts, a campaign's lifecycle) are
 # imported by their handlers: a scenario without such events does not load them.
-from drip.services.contacts import (
-    ConsentEvidence,
-    ContactInput,
-    add_agent,
-    add_contact,
-    send_now,
-    set_text_status,
-    withdraw_consent,
-)
+from drip.services.consent import ConsentEvidence, set_text_status, withdraw_consent
+from drip.services.contacts import ContactInput, add_agent, add_contact, send_now
 from drip.services.deps import Deps
 from drip.services.enrollment import enroll
 from drip.services.sync import sync_campaigns
 from drip.store import repository as repo
 from drip.store.models import Contact, ScheduledSend
+from drip.transports.pacing import LocalPacer
 from drip.transports.recording import RecordingTransport
 
 #: Twilio's "the recipient unsubscribed" error, for ``carrier_opt_out``.

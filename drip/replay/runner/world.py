@@ -15,7 +15,7 @@ next due time (``repository.next_due_at``), firing what is due at that very
 instant. A send due at 08:00 is sent at 08:00, and a year takes a fraction of
 a second because nothing waits.
 
-Pacing (docs/compliance.md) is on as in production: a :class:`~drip.pacing.LocalPacer`
+Pacing (docs/compliance.md) is on as in production: a :class:`~drip.transports.pacing.LocalPacer`
 whose clock is the virtual one, so a sender's slots are virtual instants; a
 send that waits a few seconds for its slot does not sleep and is recorded
 at the instant it was cleared (its ValidityPeriod counts the wait). The
@@ -52,7 +52,6 @@ from drip.config import Settings
 from drip.domain.account import AccountSettings
 from drip.domain.campaign import Campaign
 from drip.logging import current_level
-from drip.pacing import LocalPacer
 from drip.replay.runner.checking import check
 from drip.replay.runner.events import Events, Life
 from drip.replay.runner.results import (
@@ -67,6 +66,7 @@ from drip.services.deps import Deps
 from drip.services.dispatch import tick
 from drip.services.sync import sync_campaigns
 from drip.store import repository as repo
+from drip.transports.pacing import LocalPacer
 from drip.transports.recording import RecordingTransport
 
 #: A run that ticks this often without the clock reaching its end is stuck.

@@ -1,4 +1,4 @@
-"""Pacing: each sender number's throughput, enforced across every worker (SPEC §4a).
+"""Pacing: each sender number's throughput, enforced across every worker (docs/operations.md).
 
 Built in :mod:`drip.bootstrap` like the transports:
 
