@@ -39,6 +39,7 @@ SMTP_SCHEMES: Final = ("smtp", "smtps")
 ENV_VARS: Final = (
     "DRIP_HOME",
     "DRIP_DATABASE_URL",
+    "DRIP_DATABASE_PGBOUNCER",
     "DRIP_BROKER_URL",
     "DRIP_RESULT_BACKEND",
     "DRIP_TICK_SECONDS",
@@ -54,6 +55,7 @@ ENV_VARS: Final = (
     "DRIP_LOG_FORMAT",
     "DRIP_LOG_LEVEL",
     "DRIP_OUTBOX",
+    "DRIP_WEB_SPOOL",
     "DRIP_TWILIO_BASE_URL",
     "DRIP_DEFAULT_TIMEZONE",
     "TWILIO_ACCOUNT_SID",
@@ -65,6 +67,8 @@ _SECRET_FIELDS: Final = frozenset({"api_token", "secret_key", "twilio_auth_token
 _CREDENTIALS_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _WHOLE_NUMBER = re.compile(r"[0-9]+")
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
 
 
 def _redact(raw: str) -> str:
@@ -92,6 +96,7 @@ class Settings:
     |---|---|---|
     | `DRIP_HOME` | `./.drip` | the embedded data folder (SQLite file, outbox); created on demand |
     | `DRIP_DATABASE_URL` | `sqlite:///` + `DRIP_HOME/drip.db` | SQLAlchemy URL of the database; `postgresql://` and `postgres://` mean `postgresql+psycopg://` |
+    | `DRIP_DATABASE_PGBOUNCER` | `0` | `1` when PostgreSQL is reached through PgBouncer in transaction pooling: no statement is prepared on the server |
     | `DRIP_BROKER_URL` | unset: embedded, no broker | Celery broker: `redis://`, `rediss://`, `amqp://` or `amqps://` |
     | `DRIP_RESULT_BACKEND` | unset: no results kept | Celery result backend URL |
     | `DRIP_TICK_SECONDS` | `15` | seconds between two dispatches of due sends |
@@ -107,6 +112,7 @@ class Settings:
     | `DRIP_LOG_FORMAT` | `auto` | `auto` (console on a terminal, JSON otherwise), `json` or `console` |
     | `DRIP_LOG_LEVEL` | `INFO` | `DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL` |
     | `DRIP_OUTBOX` | `DRIP_HOME/outbox.jsonl` | file where the console transport appends every message it "sends" |
+    | `DRIP_WEB_SPOOL` | `DRIP_HOME/web-spool.db` | SQLite journal of signed Twilio webhooks accepted while the database was down, applied in order once it is back; keep it on persistent storage |
     | `DRIP_TWILIO_BASE_URL` | unset: Twilio's own API | another base URL for the Twilio SDK (a fake Twilio server in tests) |
     | `DRIP_DEFAULT_TIMEZONE` | unset: `default_timezone` of `account.yaml` | IANA zone overriding the account's default zone |
     | `TWILIO_ACCOUNT_SID` | unset | Twilio account; with `TWILIO_AUTH_TOKEN`, texts go through Twilio |
@@ -116,6 +122,7 @@ class Settings:
 
     home: Path = DEFAULT_HOME
     database_url: str = _sqlite_url(DEFAULT_HOME / "drip.db")
+    database_pgbouncer: bool = False
     broker_url: str | None = None
     result_backend: str | None = None
     tick_seconds: int = 15
@@ -131,6 +138,7 @@ class Settings:
     log_format: str = "auto"
     log_level: str = "INFO"
     outbox: Path = DEFAULT_HOME / "outbox.jsonl"
+    web_spool: Path = DEFAULT_HOME / "web-spool.db"
     twilio_base_url: str | None = None
     default_timezone: str | None = None
     twilio_account_sid: str | None = None
@@ -215,10 +223,19 @@ class Settings:
                 raise _invalid(name, raw, "a whole number greater than 0")
             return int(raw)
 
+        def flag(name: str) -> bool:
+            raw = get(name)
+            if raw is None or raw.lower() in _FALSE:
+                return False
+            if raw.lower() in _TRUE:
+                return True
+            raise _invalid(name, raw, "1 or 0")
+
         home = Path(get("DRIP_HOME") or DEFAULT_HOME).expanduser()
         raw_db = get("DRIP_DATABASE_URL")
         database_url = _normalise_database_url(raw_db) if raw_db else _sqlite_url(home / "drip.db")
         outbox = get("DRIP_OUTBOX")
+        web_spool = get("DRIP_WEB_SPOOL")
         log_format = get("DRIP_LOG_FORMAT")
         log_level = get("DRIP_LOG_LEVEL")
         if log_level is not None and log_level.upper() == "WARN":
@@ -228,6 +245,7 @@ class Settings:
         return cls(
             home=home,
             database_url=database_url,
+            database_pgbouncer=flag("DRIP_DATABASE_PGBOUNCER"),
             broker_url=get("DRIP_BROKER_URL"),
             result_backend=get("DRIP_RESULT_BACKEND"),
             tick_seconds=number("DRIP_TICK_SECONDS", 15),
@@ -243,6 +261,7 @@ class Settings:
             log_format=log_format.lower() if log_format else "auto",
             log_level=log_level.upper() if log_level else "INFO",
             outbox=Path(outbox).expanduser() if outbox else home / "outbox.jsonl",
+            web_spool=Path(web_spool).expanduser() if web_spool else home / "web-spool.db",
             twilio_base_url=twilio_base_url.rstrip("/") if twilio_base_url else None,
             default_timezone=get("DRIP_DEFAULT_TIMEZONE"),
             twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
@@ -282,6 +301,7 @@ class Settings:
         return {
             "DRIP_HOME": str(self.home),
             "DRIP_DATABASE_URL": _redact(self.database_url),
+            "DRIP_DATABASE_PGBOUNCER": "1" if self.database_pgbouncer else "0",
             "DRIP_BROKER_URL": _redact(self.broker_url) if self.broker_url else "(unset)",
             "DRIP_RESULT_BACKEND": (
                 _redact(self.result_backend) if self.result_backend else "(unset)"
@@ -299,6 +319,7 @@ class Settings:
             "DRIP_LOG_FORMAT": self.log_format,
             "DRIP_LOG_LEVEL": self.log_level,
             "DRIP_OUTBOX": str(self.outbox),
+            "DRIP_WEB_SPOOL": str(self.web_spool),
             "DRIP_TWILIO_BASE_URL": optional(self.twilio_base_url),
             "DRIP_DEFAULT_TIMEZONE": optional(self.default_timezone),
             "TWILIO_ACCOUNT_SID": optional(self.twilio_account_sid),
