@@ -138,7 +138,8 @@ class Settings:
     log_format: str = "auto"
     log_level: str = "INFO"
     outbox: Path = DEFAULT_HOME / "outbox.jsonl"
-    web_spool: Path = DEFAULT_HOME / "web-spool.db"
+    #: None: ``home / "web-spool.db"`` (:attr:`web_spool_path`), wherever ``home`` is.
+    web_spool: Path | None = None
     twilio_base_url: str | None = None
     default_timezone: str | None = None
     twilio_account_sid: str | None = None
@@ -261,7 +262,7 @@ class Settings:
             log_format=log_format.lower() if log_format else "auto",
             log_level=log_level.upper() if log_level else "INFO",
             outbox=Path(outbox).expanduser() if outbox else home / "outbox.jsonl",
-            web_spool=Path(web_spool).expanduser() if web_spool else home / "web-spool.db",
+            web_spool=Path(web_spool).expanduser() if web_spool else None,
             twilio_base_url=twilio_base_url.rstrip("/") if twilio_base_url else None,
             default_timezone=get("DRIP_DEFAULT_TIMEZONE"),
             twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
@@ -273,6 +274,11 @@ class Settings:
     def embedded(self) -> bool:
         """True without a broker: dispatch and sending run inside the drip process."""
         return self.broker_url is None
+
+    @property
+    def web_spool_path(self) -> Path:
+        """The webhook spool's SQLite file: ``DRIP_WEB_SPOOL``, else ``web-spool.db`` in the home."""
+        return self.web_spool if self.web_spool is not None else self.home / "web-spool.db"
 
     @property
     def twilio_enabled(self) -> bool:
@@ -319,7 +325,7 @@ class Settings:
             "DRIP_LOG_FORMAT": self.log_format,
             "DRIP_LOG_LEVEL": self.log_level,
             "DRIP_OUTBOX": str(self.outbox),
-            "DRIP_WEB_SPOOL": str(self.web_spool),
+            "DRIP_WEB_SPOOL": str(self.web_spool_path),
             "DRIP_TWILIO_BASE_URL": optional(self.twilio_base_url),
             "DRIP_DEFAULT_TIMEZONE": optional(self.default_timezone),
             "TWILIO_ACCOUNT_SID": optional(self.twilio_account_sid),

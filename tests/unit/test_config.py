@@ -129,11 +129,12 @@ def test_home_moves_the_database_and_outbox() -> None:
 
 def test_home_moves_the_web_spool_unless_it_is_named() -> None:
     """The web spool follows DRIP_HOME by default; DRIP_WEB_SPOOL puts it anywhere."""
-    assert Settings.from_env({"DRIP_HOME": "/var/lib/drip"}).web_spool == Path(
+    assert Settings.from_env({"DRIP_HOME": "/var/lib/drip"}).web_spool_path == Path(
         "/var/lib/drip/web-spool.db"
     )
+    assert Settings(home=Path("/srv/h")).web_spool_path == Path("/srv/h/web-spool.db")
     named = Settings.from_env({"DRIP_HOME": "/x", "DRIP_WEB_SPOOL": "/spool/web.db"})
-    assert named.web_spool == Path("/spool/web.db")
+    assert named.web_spool_path == Path("/spool/web.db")
     assert named.describe()["DRIP_WEB_SPOOL"] == "/spool/web.db"
 
 
