@@ -5,7 +5,10 @@ that reached its provider right after its call), and building a SQLAlchemy
 statement costs more CPU than executing it (every clause coerced, a cache key
 computed): each statement here is built once (the send update once per set
 of columns) and executed with bound values on the caller's connection, in
-the caller's transaction.
+the caller's transaction. Executed through ``Connection.execute``, each hits
+SQLAlchemy's compiled cache; on PostgreSQL psycopg prepares it on the server
+after a few executions (the engine's ``prepare_threshold``, off behind
+PgBouncer: :mod:`drip.store.engine`).
 """
 
 from __future__ import annotations
