@@ -15,7 +15,9 @@ RUN pip install . flower
 # Campaigns are data marketing ops edit; mount over /app/campaigns to change them.
 COPY campaigns ./campaigns
 
-RUN useradd --system --home /app drip && chown -R drip /app
+# /app/spool: the web service's webhook spool (a named volume in docker-compose.yml,
+# which takes this folder's owner when first mounted).
+RUN useradd --system --home /app drip && mkdir -p /app/spool && chown -R drip /app
 USER drip
 
 EXPOSE 8000

@@ -120,7 +120,7 @@ def build(
     ensure_home(settings)
     if not settings.embedded and settings.secret_key_is_default:
         log.warning("secret_key_default", hint="set DRIP_SECRET_KEY so unsubscribe links are safe")
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, pgbouncer=settings.database_pgbouncer)
     account = account or load_account(settings)
     return Deps(
         settings=settings,

@@ -85,6 +85,18 @@ def _level(_name: str, raw: str) -> str:
     return "WARNING" if raw.upper() == "WARN" else raw.upper()
 
 
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
+
+
+def _flag(name: str, raw: str) -> bool:
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise _invalid(name, raw, "1 or 0")
+
+
 def _whole_number(name: str, raw: str) -> int:
     if not _WHOLE_NUMBER.fullmatch(raw) or int(raw) < 1:
         raise _invalid(name, raw, "a whole number greater than 0")
@@ -213,6 +225,10 @@ def _show_url(value: object) -> str:
     return _redact(value) if isinstance(value, str) and value else "(unset)"
 
 
+def _show_flag(value: object) -> str:
+    return "1" if value else "0"
+
+
 def _show_secret(value: object) -> str:
     return "(set)" if value else "(unset)"
 
@@ -275,6 +291,17 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         parse=_database_url,
         check=lambda _name, raw: _check_database_url(raw),
         show=_show_url,
+    ),
+    Variable(
+        "DRIP_DATABASE_PGBOUNCER",
+        "database_pgbouncer",
+        "`1` when PostgreSQL is reached through PgBouncer in transaction pooling: psycopg "
+        "prepares no statement on the server (otherwise after 5 runs on a connection)",
+        "`0`",
+        needed_by="scale-out",
+        default=False,
+        parse=_flag,
+        show=_show_flag,
     ),
     Variable(
         "DRIP_BROKER_URL",
@@ -413,6 +440,15 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         parse=_path,
     ),
     Variable(
+        "DRIP_WEB_SPOOL",
+        "web_spool",
+        "SQLite journal of signed Twilio webhooks accepted while the database was down, "
+        "applied in order once it is back; keep it on persistent storage",
+        "in `DRIP_HOME`: `web-spool.db`",
+        needed_by="web app",
+        parse=_path,
+    ),
+    Variable(
         "DRIP_TWILIO_BASE_URL",
         "twilio_base_url",
         "another base URL for the Twilio SDK (a fake Twilio server in tests)",
@@ -480,6 +516,7 @@ class Settings:
 
     home: Path = _DEFAULTS["home"]
     database_url: str = _DEFAULTS["database_url"]
+    database_pgbouncer: bool = _DEFAULTS["database_pgbouncer"]
     broker_url: str | None = _DEFAULTS["broker_url"]
     result_backend: str | None = _DEFAULTS["result_backend"]
     tick_seconds: int = _DEFAULTS["tick_seconds"]
@@ -495,6 +532,8 @@ class Settings:
     log_format: str = _DEFAULTS["log_format"]
     log_level: str = _DEFAULTS["log_level"]
     outbox: Path = _DEFAULTS["outbox"]
+    #: None: ``home / "web-spool.db"`` (:attr:`web_spool_path`), wherever ``home`` is.
+    web_spool: Path | None = _DEFAULTS["web_spool"]
     twilio_base_url: str | None = _DEFAULTS["twilio_base_url"]
     default_timezone: str | None = _DEFAULTS["default_timezone"]
     twilio_account_sid: str | None = _DEFAULTS["twilio_account_sid"]
@@ -548,6 +587,11 @@ class Settings:
             else:
                 values[variable.field] = variable.default_for(values.get("home", DEFAULT_HOME))
         return cls(**values)
+
+    @property
+    def web_spool_path(self) -> Path:
+        """The webhook spool's SQLite file: ``DRIP_WEB_SPOOL``, else ``web-spool.db`` in the home."""
+        return self.web_spool if self.web_spool is not None else self.home / "web-spool.db"
 
     @property
     def embedded(self) -> bool:

@@ -256,25 +256,17 @@ def mask_processor(_logger: WrappedLogger, _method: str, event_dict: EventDict) 
     return out
 
 
-_PROCESSORS_META: Final = ("_record", "_from_structlog")
+def _mask_exception(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """The formatter's masking of the traceback ``format_exc_info`` has just made into text.
 
-
-def _mask_for_output(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-    """The formatter's masking: what structlog's own chain has not masked already.
-
-    A structlog event was masked by :func:`mask_processor` in structlog's chain;
-    only its ``exception`` (formatted here, from ``exc_info``) is new text. A
-    record from the standard library (Celery, SQLAlchemy, ``warnings``) is
-    masked whole. ProcessorFormatter's own keys are left for it to remove.
+    Every other value was masked before it reached the formatter: a structlog
+    event by :func:`mask_processor` in structlog's chain, a record of the
+    standard library (Celery, SQLAlchemy, ``warnings``) by the same processor
+    in the formatter's ``foreign_pre_chain``.
     """
-    if event_dict.get("_from_structlog") is True:
-        if "exception" in event_dict:
-            event_dict["exception"] = mask_value(event_dict["exception"])
-        return event_dict
-    meta = {key: event_dict.pop(key) for key in _PROCESSORS_META if key in event_dict}
-    masked = mask_processor(logger, method, event_dict)
-    masked.update(meta)
-    return masked
+    if "exception" in event_dict:
+        event_dict["exception"] = mask_value(event_dict["exception"])
+    return event_dict
 
 
 _ENCODERS: dict[Any, json.JSONEncoder] = {}
@@ -313,91 +305,6 @@ class _DripHandler(logging.StreamHandler[Any]):
     """The root handler drip installs; recognised so that reconfiguring replaces it."""
 
 
-#: The handler ``configure_logging`` installed last, and its formatter's processors.
-_sole: tuple[_DripHandler, tuple[Processor, ...]] | None = None
-
-
-def _direct_or_wrap(logger: WrappedLogger, method: str, event_dict: EventDict) -> Any:
-    """structlog's last processor: write the line itself when drip's handler alone would.
-
-    When drip's root handler is the only one the standard library would hand
-    the event to (no other handler on the logger or its parents, no filter:
-    the case of a worker or a command), the line is rendered by that
-    handler's own processors and written to its stream under its lock, as
-    ``StreamHandler.emit`` does, and the event goes no further. The line is
-    the same; what is saved is the work around it: the ``LogRecord``, the
-    caller's frame lookup, the formatter's copy of both (about half of a
-    ``send_decided`` line's cost). Otherwise (a test's ``caplog``, any other
-    handler, an exception to format), the event takes the standard library's
-    path, as ``ProcessorFormatter.wrap_for_formatter``.
-    """
-    sole = _sole
-    if sole is not None and "exc_info" not in event_dict:
-        handler, processors = sole
-        levelno = _LEVELS.get(method)
-        if levelno is not None and _reaches_only(logger, handler, levelno):
-            _write(handler, processors, logger, method, event_dict)
-            raise structlog.DropEvent
-    return structlog.stdlib.ProcessorFormatter.wrap_for_formatter(logger, method, event_dict)
-
-
-_LEVELS: Final = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-    "critical": logging.CRITICAL,
-    "fatal": logging.CRITICAL,
-}
-
-
-def _reaches_only(logger: WrappedLogger, handler: logging.Handler, levelno: int) -> bool:
-    """Whether ``Logger.callHandlers`` would give a record of ``logger`` to ``handler`` alone."""
-    if not isinstance(logger, logging.Logger) or logger.filters or logger.disabled:
-        return False
-    if logger.manager.disable >= levelno or handler.filters or levelno < handler.level:
-        return False
-    node: logging.Logger | None = logger
-    while node is not None:
-        if node.parent is None:  # the root logger
-            handlers = node.handlers
-            return len(handlers) == 1 and handlers[0] is handler
-        if node.handlers or not node.propagate:
-            return False
-        node = node.parent
-    return False
-
-
-def _write(
-    handler: _DripHandler,
-    processors: tuple[Processor, ...],
-    logger: WrappedLogger,
-    method: str,
-    event_dict: EventDict,
-) -> None:
-    """What ``handler.handle`` of the structlog record would do: format, write, flush, locked."""
-    handler.acquire()
-    try:
-        # ProcessorFormatter's meta keys, as it adds them (its processors remove them).
-        event_dict["_record"] = None
-        event_dict["_from_structlog"] = True
-        line: Any = event_dict
-        for processor in processors:
-            line = processor(logger, method, line)
-        handler.stream.write(f"{line}{handler.terminator}")
-        handler.flush()
-    except RecursionError:  # as StreamHandler.emit
-        raise
-    except Exception:
-        record = logging.makeLogRecord(
-            {"name": getattr(logger, "name", None), "levelno": _LEVELS[method], "msg": method}
-        )
-        handler.handleError(record)
-    finally:
-        handler.release()
-
-
 def _is_tty(stream: TextIO | _CurrentStderr) -> bool:
     try:
         return bool(stream.isatty())
@@ -413,7 +320,7 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | N
     defaults to the current standard error. Calling again with other values
     replaces the previous setup rather than adding a second output.
     """
-    global _current, _sole  # noqa: PLW0603 - logging is process-wide state by nature
+    global _current  # noqa: PLW0603 - logging is process-wide state by nature
     fmt_key, level_key = fmt.strip().lower(), level.strip().upper()
     if fmt_key not in LOG_FORMATS:
         raise ConfigError(
@@ -445,10 +352,11 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | N
             else structlog.processors.JSONRenderer(serializer=_json_dumps)
         )
         formatter = structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+            # Only records of the standard library take this chain: masked here.
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), mask_processor],
             processors=[
                 structlog.processors.format_exc_info,  # a traceback is text to mask too
-                _mask_for_output,  # before the meta keys go: it tells where an event came from
+                _mask_exception,
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 renderer,
             ],
@@ -462,7 +370,6 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | N
             old.close()
         root.addHandler(handler)
         root.setLevel(level_key)
-        _sole = (handler, tuple(formatter.processors))
         logging.captureWarnings(True)
 
         structlog.configure(
@@ -471,10 +378,10 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | N
                 *shared,
                 structlog.stdlib.PositionalArgumentsFormatter(),
                 structlog.processors.StackInfoRenderer(),
-                # Masked here as well, so that a handler that is not ours (Celery's,
-                # pytest's caplog) only ever sees masked values.
+                # Masked before the event becomes a LogRecord, so that every handler
+                # (drip's, Celery's, pytest's caplog, an error tracker's) sees it masked.
                 mask_processor,
-                _direct_or_wrap,
+                structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
             ],
             logger_factory=structlog.stdlib.LoggerFactory(),
             wrapper_class=structlog.stdlib.BoundLogger,
@@ -485,9 +392,8 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | N
 
 def reset_logging() -> None:
     """Undo ``configure_logging``: remove drip's handler and structlog's configuration (tests)."""
-    global _current, _sole  # noqa: PLW0603 - see configure_logging
+    global _current  # noqa: PLW0603 - see configure_logging
     with _lock:
-        _sole = None
         root = logging.getLogger()
         for old in [h for h in root.handlers if isinstance(h, _DripHandler)]:
             root.removeHandler(old)

@@ -16,13 +16,17 @@ def register(app: cli.App) -> None:
 def db_upgrade() -> None:
     """Create or migrate the database to the latest schema (Alembic)."""
     from drip.bootstrap import ensure_home, load_settings
-    from drip.store.engine import safe_url
+    from drip.store.engine import make_engine, safe_url
     from drip.store.migrate import current_revision, upgrade
 
     settings = load_settings()
     ensure_home(settings)
-    upgrade(settings.database_url)
-    revision = current_revision(settings.database_url)
+    engine = make_engine(settings.database_url, pgbouncer=settings.database_pgbouncer)
+    try:
+        upgrade(engine)
+        revision = current_revision(engine)
+    finally:
+        engine.dispose()
     cli.echo(f"database at {safe_url(settings.database_url)} is at revision {revision}")
 
 
@@ -35,7 +39,7 @@ def status() -> None:
     settings = load_settings()
     mode = "embedded (no broker)" if settings.embedded else "Celery broker"
     transport = "twilio" if settings.twilio_enabled else "console"
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, pgbouncer=settings.database_pgbouncer)
     try:
         revision = database_revision(engine) or "none: run `drip db upgrade`"
     finally:

@@ -13,7 +13,13 @@ Modes"): ``isolation_level = None`` on connect and our own ``BEGIN`` in the
 write lock is taken at the start, so the claim of :mod:`drip.store.claims`
 cannot lose a read-to-write upgrade race.
 
-PostgreSQL uses psycopg 3 with ``pool_pre_ping``.
+PostgreSQL uses psycopg 3 with ``pool_pre_ping``. psycopg prepares a
+statement on the server once a connection has run it
+:data:`PREPARE_THRESHOLD` times (psycopg's own ``prepare_threshold``): the
+fire path's recording statement then costs the server no new plan per send.
+Behind PgBouncer in transaction pooling a prepared statement may be gone on
+the next transaction's server connection, so ``make_engine(url,
+pgbouncer=True)`` (``DRIP_DATABASE_PGBOUNCER=1``) switches preparing off.
 
 Failures to reach the database are raised as :class:`drip.errors.StoreError`
 (with the driver's error as ``__cause__``); other database errors
@@ -34,12 +40,20 @@ if TYPE_CHECKING:
 
 from drip.errors import StoreError
 
-__all__ = ["SQLITE_BEGIN_OPTION", "make_engine", "safe_url", "session_factory"]
+__all__ = [
+    "PREPARE_THRESHOLD",
+    "SQLITE_BEGIN_OPTION",
+    "make_engine",
+    "safe_url",
+    "session_factory",
+]
 
 #: Connection execution option naming the SQLite BEGIN mode: DEFERRED, IMMEDIATE, EXCLUSIVE.
 SQLITE_BEGIN_OPTION = "sqlite_begin"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _BEGIN_MODES = {"DEFERRED", "IMMEDIATE", "EXCLUSIVE"}
+#: Executions of one statement on a connection after which psycopg prepares it (its default).
+PREPARE_THRESHOLD = 5
 
 
 def safe_url(url: str | URL) -> str:
@@ -50,10 +64,12 @@ def safe_url(url: str | URL) -> str:
         return "<unparseable database URL>"
 
 
-def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+def make_engine(url: str | URL, *, pgbouncer: bool = False, **kwargs: Any) -> Engine:
     """An engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``).
 
-    Extra keyword arguments go to :func:`sqlalchemy.create_engine`. Creating the
+    ``pgbouncer``: PostgreSQL is reached through PgBouncer in transaction
+    pooling, so no statement is prepared on the server. Extra keyword
+    arguments go to :func:`sqlalchemy.create_engine`. Creating the
     engine does not connect; a database that cannot be reached raises
     :class:`StoreError` at first use.
     """
@@ -70,6 +86,9 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
             if parsed.drivername == "postgresql":
                 parsed = parsed.set(drivername="postgresql+psycopg")
             kwargs.setdefault("pool_pre_ping", True)
+            connect_args = dict(kwargs.pop("connect_args", {}))
+            connect_args.setdefault("prepare_threshold", None if pgbouncer else PREPARE_THRESHOLD)
+            kwargs["connect_args"] = connect_args
             engine = create_engine(parsed, **kwargs)
         else:
             raise StoreError(

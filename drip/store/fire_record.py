@@ -5,23 +5,24 @@ that reached its provider right after its call), and building a SQLAlchemy
 statement costs more CPU than executing it (every clause coerced, a cache key
 computed): each statement here is built once (the send update once per set
 of columns) and executed with bound values on the caller's connection, in
-the caller's transaction.
+the caller's transaction. Executed through ``Connection.execute``, each hits
+SQLAlchemy's compiled cache; on PostgreSQL psycopg prepares it on the server
+after a few executions (the engine's ``prepare_threshold``, off behind
+PgBouncer: :mod:`drip.store.engine`).
 """
 
 from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Dialect, Table, bindparam, insert, or_, select, tuple_, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, Table, bindparam, insert, or_, select, tuple_, update
 
 from drip.domain.enums import EnrollmentStatus, SendState
-from drip.errors import StoreError
 from drip.store import claims
 from drip.store.models import (
     Conversation,
@@ -274,90 +275,6 @@ def _record_statement(
     return select(*columns).add_cte(*ctes)
 
 
-@dataclass(frozen=True, slots=True)
-class _Raw:
-    """A statement compiled once for the engine's dialect, run on the psycopg connection.
-
-    Through SQLAlchemy, executing this statement cost more CPU than the database
-    took to run it (compiled-cache lookup, parameter construction and processing,
-    the execution context, the result wrapper): here its SQL text is kept, each
-    value goes through the bind processor of its column type (the same
-    conversion SQLAlchemy applies), and psycopg prepares it on the server at its
-    first execution.
-    """
-
-    sql: str
-    #: The values the statement carries itself (its constants), already processed.
-    constants: Mapping[str, Any]
-    #: The bind processor of each parameter the caller gives (None: passed as is).
-    processors: Mapping[str, Callable[[Any], Any] | None]
-
-
-def _compile_raw(stmt: Any, dialect: Dialect) -> _Raw:
-    compiled = stmt.compile(dialect=dialect)
-    if getattr(compiled, "escaped_bind_names", None):
-        raise TypeError("a bind name needs escaping: run this statement through SQLAlchemy")
-    constants: dict[str, Any] = {}
-    processors: dict[str, Callable[[Any], Any] | None] = {}
-    for bind, name in compiled.bind_names.items():
-        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        if bind.required:
-            processors[name] = processor
-        else:
-            value = bind.effective_value
-            constants[name] = value if processor is None else processor(value)
-    return _Raw(compiled.string, constants, processors)
-
-
-@functools.lru_cache(maxsize=64)  # per dialect (one engine in a worker) and variant
-def _raw_record(
-    dialect: Dialect,
-    message_keys: frozenset[str],
-    send_keys: frozenset[str],
-    footer: bool,
-    start: str | None,
-) -> _Raw:
-    return _compile_raw(_record_statement(message_keys, send_keys, footer, start), dialect)
-
-
-def _execute_raw(conn: Connection, raw: _Raw, values: Mapping[str, Any]) -> tuple[Any, ...]:
-    """Run ``raw`` with ``values`` on ``conn``'s psycopg connection; its one row.
-
-    A database error is raised as SQLAlchemy's :class:`DBAPIError` (as through
-    ``conn.execute``), and the connection is invalidated: the pool never hands
-    out one whose state is not known.
-    """
-    import psycopg
-
-    params = dict(raw.constants)
-    processors = raw.processors
-    for name, value in values.items():
-        processor = processors[name]
-        params[name] = value if processor is None else processor(value)
-    driver = conn.connection.driver_connection
-    if not isinstance(driver, psycopg.Connection):
-        raise StoreError("record_sent needs a psycopg 3 connection")
-    cursor = driver.cursor()
-    # Listeners on the engine (statement counters in tests, instrumentation) still see it.
-    conn.dispatch.before_cursor_execute(conn, cursor, raw.sql, params, None, False)
-    try:
-        row = cursor.execute(raw.sql, params, prepare=True).fetchone()
-    except psycopg.Error as exc:
-        conn.invalidate(exc)
-        raise DBAPIError.instance(
-            raw.sql,
-            params,
-            exc,
-            psycopg.Error,
-            hide_parameters=conn.engine.hide_parameters,
-            connection_invalidated=True,
-        ) from exc
-    conn.dispatch.after_cursor_execute(conn, cursor, raw.sql, params, None, False)
-    if row is None:
-        raise StoreError("record_sent returned no row")
-    return tuple(row)
-
-
 #: The parameter names of :func:`_record_statement`, made once: names built per call
 #: are new strings, hashed again at every dict insertion and lookup.
 _M_NAME = {k: f"m_{k}" for k in _MESSAGE_COLUMNS}
@@ -409,14 +326,10 @@ def record_sent(
         start_id, claimed_at, now = start
         variant = "unclaimed" if claimed_at is None else "held"
         params.update(claims.start_params("n", start_id, claimed_at, now))
-    raw = _raw_record(
-        conn.dialect,
-        frozenset(message_values),
-        frozenset(send_values),
-        footer_phone is not None,
-        variant,
+    statement = _record_statement(
+        frozenset(message_values), frozenset(send_values), footer_phone is not None, variant
     )
-    row = _execute_raw(conn, raw, params)
+    row = conn.execute(statement, params).one()
     message.id = int(row[0])
     send = None if row[1] is None else (int(row[1]), None if row[2] is None else int(row[2]))
     return Recorded(message.id, send, start is not None and row[3] is not None)

@@ -19,9 +19,9 @@ Conventions:
   by raw SQL or COPY get the same value.
 - A few indexes exist on PostgreSQL only; they carry ``info={"dialects": (...)}``
   (read by the Alembic ``include_object`` hook) and ``ddl_if``.
-- PostgreSQL's index options (``postgresql_where``) are given with
-  :func:`~drip.store.dialect_options.deferred`: the same options, checked when
-  first read, so that a process on SQLite never loads the PostgreSQL dialect.
+- Partial indexes carry their ``WHERE`` for both databases as SQLAlchemy's own
+  ``postgresql_where=`` / ``sqlite_where=`` keywords (checked when the model is
+  built; this loads the PostgreSQL dialect module on SQLite too).
 - ``scheduled_sends.message_id`` and ``messages.send_id`` reference each
   other; the first is created after both tables (``use_alter``).
 """
@@ -60,7 +60,6 @@ from drip.domain.enums import (
     SendState,
     TextStatus,
 )
-from drip.store.dialect_options import deferred
 from drip.store.types import StrEnumType, UtcDateTime
 
 __all__ = [
@@ -261,16 +260,13 @@ class Enrollment(Base):
     __table_args__ = (
         Index("ix_enrollments_contact_id", "contact_id"),
         Index("ix_enrollments_campaign_id", "campaign_id"),
-        deferred(
-            Index(
-                "uq_enrollments_active_contact_campaign",
-                "contact_id",
-                "campaign_id",
-                unique=True,
-                sqlite_where=text("status = 'active'"),
-            ),
-            "postgresql",
-            where=text("status = 'active'"),
+        Index(
+            "uq_enrollments_active_contact_campaign",
+            "contact_id",
+            "campaign_id",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
         ),
     )
 
@@ -297,10 +293,11 @@ class ScheduledSend(Base):
     __tablename__ = "scheduled_sends"
     __table_args__ = (
         Index("ix_scheduled_sends_state_due_at", "state", "due_at"),
-        deferred(
-            Index("ix_scheduled_sends_pending_due_at", "due_at", info=only_on("postgresql")),
-            "postgresql",
-            where=text("state = 'pending'"),
+        Index(
+            "ix_scheduled_sends_pending_due_at",
+            "due_at",
+            info=only_on("postgresql"),
+            postgresql_where=text("state = 'pending'"),
         ).ddl_if(dialect="postgresql"),
         Index("ix_scheduled_sends_enrollment_id", "enrollment_id"),
         Index("ix_scheduled_sends_contact_id_due_at", "contact_id", "due_at"),
@@ -308,12 +305,11 @@ class ScheduledSend(Base):
         # Each state change of a send is a non-HOT update (state is indexed), which adds
         # an entry to every index whose predicate the new row meets. Only ``drip bulk
         # cancel`` looks sends up by bulk, and most sends have none (migration 0008).
-        deferred(
-            Index(
-                "ix_scheduled_sends_bulk_id", "bulk_id", sqlite_where=text("bulk_id IS NOT NULL")
-            ),
-            "postgresql",
-            where=text("bulk_id IS NOT NULL"),
+        Index(
+            "ix_scheduled_sends_bulk_id",
+            "bulk_id",
+            sqlite_where=text("bulk_id IS NOT NULL"),
+            postgresql_where=text("bulk_id IS NOT NULL"),
         ),
     )
 

@@ -1,23 +1,15 @@
-"""Which schema revision the database is at, and which one drip ships: without Alembic.
+"""Which schema revision the database is at, and which one drip ships.
 
 Every database command of the CLI checks that the database is at the latest
-schema before it runs. Asking Alembic costs about 0.3 s of imports and script
-loading per command (``ScriptDirectory`` executes every migration file), while
-the answer is one row of ``alembic_version`` and the ``revision`` /
-``down_revision`` lines of the shipped migration files. This module reads
-those directly; :mod:`drip.store.migrate` (Alembic) stays the one that
-migrates, and :func:`shipped_head` falls back to it when the files are not the
-plain single chain it can read (a merge, a branch, an unreadable line).
-
-The result of reading the files is cached per process, keyed by their names,
-sizes and modification times.
+schema before it runs. The shipped head comes from Alembic's own
+``ScriptDirectory`` (the one :mod:`drip.store.migrate` migrates with), read
+once per process; the database's revision is the one row of
+``alembic_version``.
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
-import re
 from functools import cache
 from pathlib import Path
 
@@ -32,69 +24,23 @@ VERSIONS_DIR = Path(__file__).resolve().parent / "migrations" / "versions"
 #: Alembic's default version table (drip's env.py does not rename it).
 VERSION_TABLE = "alembic_version"
 
-_REVISION = re.compile(r"^revision(?:\s*:[^=]*)?\s*=\s*(.+?)\s*$", re.MULTILINE)
-_DOWN_REVISION = re.compile(r"^down_revision(?:\s*:[^=]*)?\s*=\s*(.+?)\s*$", re.MULTILINE)
-
-
-def _files() -> tuple[Path, ...]:
-    return tuple(sorted(VERSIONS_DIR.glob("*.py")))
-
-
-def _stamp(files: tuple[Path, ...]) -> tuple[tuple[str, int, int], ...]:
-    return tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files)
-
-
-def shipped_head() -> str | None:
-    """The newest revision of the shipped migrations (what ``drip db upgrade`` reaches)."""
-    files = _files()
-    head = _head_of(_stamp(files))
-    if head is not None:
-        return head
-    from drip.store.migrate import head_revision  # not a plain chain: ask Alembic
-
-    return head_revision()
-
 
 @cache
-def _head_of(stamp: tuple[tuple[str, int, int], ...]) -> str | None:
-    """The single head of the chain in the files ``stamp`` names, or None if unsure."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for name, _size, _mtime in stamp:
-        source = (VERSIONS_DIR / name).read_text(encoding="utf-8")
-        revision = _literal(_REVISION, source)
-        down = _literal(_DOWN_REVISION, source, optional=True)
-        if not isinstance(revision, str):
-            return None
-        if isinstance(down, str):
-            parents.add(down)
-        elif down is not None:
-            return None  # a merge point: leave it to Alembic
-        revisions.add(revision)
-    heads = revisions - parents
-    if len(heads) != 1 or not parents <= revisions:
-        return None
-    return heads.pop()
+def shipped_head() -> str | None:
+    """The newest revision of the shipped migrations (what ``drip db upgrade`` reaches).
 
+    Alembic's answer (``ScriptDirectory.get_current_head``), so a merge or a
+    branch is read as Alembic reads it; several heads raise Alembic's error.
+    """
+    from drip.store.migrate import head_revision  # Alembic: only for commands that check
 
-class _Unreadable:
-    """A ``revision``/``down_revision`` line this module cannot read as a literal."""
-
-
-def _literal(pattern: re.Pattern[str], source: str, *, optional: bool = False) -> object:
-    found = pattern.findall(source)
-    if len(found) != 1:
-        return None if optional and not found else _Unreadable()
-    try:
-        return ast.literal_eval(found[0])
-    except (ValueError, SyntaxError):
-        return _Unreadable()
+    return head_revision()
 
 
 def migrations_digest() -> str:
     """A short digest of the shipped migration files' contents (a cache key for schemas)."""
     digest = hashlib.sha256()
-    for path in _files():
+    for path in sorted(VERSIONS_DIR.glob("*.py")):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

@@ -95,3 +95,16 @@ def test_compose_config_is_valid() -> None:
         [tool, "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_web_spool_is_on_a_named_volume() -> None:
+    """The web service keeps its webhook spool on a named volume, so a new container keeps it."""
+    data = yaml.safe_load(COMPOSE.read_text())
+    web = data["services"]["web"]
+    spool = Path(web["environment"]["DRIP_WEB_SPOOL"])
+    mounts: dict[Path, str] = {}
+    for volume in web["volumes"]:
+        source, target = volume.split(":")[:2]
+        mounts[Path(target)] = source
+    assert mounts.get(spool.parent) in data["volumes"], f"{spool.parent} is not a named volume"
+    assert web["environment"]["DRIP_DATABASE_URL"].startswith("postgresql")  # the shared env too

@@ -15,7 +15,13 @@ from sqlalchemy.orm import Session
 
 from drip.domain.enums import ConsentSource
 from drip.errors import StoreError
-from drip.store.engine import SQLITE_BEGIN_OPTION, make_engine, safe_url, session_factory
+from drip.store.engine import (
+    PREPARE_THRESHOLD,
+    SQLITE_BEGIN_OPTION,
+    make_engine,
+    safe_url,
+    session_factory,
+)
 from drip.store.migrate import upgrade
 from drip.store.models import Contact, OrphanOptOut
 
@@ -146,3 +152,24 @@ def test_sessions_keep_values_after_commit(engine: Engine, session: Session) -> 
     assert not inspect(contact).expired
     engine.dispose()  # no database round trip is needed to read the values
     assert (contact.first_name, contact.created_at) == ("Dana", NOW)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("pgbouncer", [False, True])
+def test_postgres_prepares_a_repeated_statement_unless_behind_pgbouncer(
+    pg_url: str, pgbouncer: bool
+) -> None:
+    """psycopg prepares a statement run PREPARE_THRESHOLD times; never with pgbouncer=True."""
+    engine = make_engine(pg_url, pgbouncer=pgbouncer)
+    try:
+        with engine.connect() as conn:
+            for n in range(PREPARE_THRESHOLD + 1):
+                conn.execute(text("SELECT :n + 1"), {"n": n}).scalar_one()
+            prepared = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'SELECT $1%'"
+                )
+            ).scalar_one()
+        assert prepared == (0 if pgbouncer else 1)
+    finally:
+        engine.dispose()

@@ -51,8 +51,8 @@ def test_webhook_with_the_database_down_is_spooled_and_answered_200(tmp_path: Pa
 
         assert response.status_code == 200
         spool = web.client.application.extensions["drip.spool"]
-        assert spool.pending() == 1
-        assert "SM" + "d" * 32 in spool.path.read_text()
+        assert [e.payload["message_sid"] for e in spool.entries()] == ["SM" + "d" * 32]
+        assert spool.path == tmp_path / "web-spool.db"
 
 
 def test_unknown_route_and_method_are_json_4xx(web: Web) -> None:

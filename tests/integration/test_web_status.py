@@ -22,7 +22,8 @@ from drip.services.enrollment import enroll
 from drip.services.status import can_move
 from drip.store.models import Message
 from drip.testing.fake_twilio import FakeTwilioServer
-from drip.web.app import LateCallbacks, create_app
+from drip.web.app import create_app
+from drip.web.twilio_webhooks import LateCallbacks
 
 
 @pytest.fixture

@@ -258,6 +258,7 @@ def settings_for(db_url: str, home: Path, **overrides: Any) -> Settings:
         "home": home,
         "database_url": db_url,
         "outbox": home / "outbox.jsonl",
+        "web_spool": home / "web-spool.db",
         "public_url": PUBLIC_URL,
         "api_token": API_TOKEN,
         "secret_key": SECRET_KEY,

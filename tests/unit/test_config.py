@@ -135,6 +135,34 @@ def test_home_moves_the_database_and_outbox() -> None:
     assert settings.outbox == Path("/var/lib/drip/outbox.jsonl")
 
 
+def test_home_moves_the_web_spool_unless_it_is_named() -> None:
+    """The web spool follows DRIP_HOME by default; DRIP_WEB_SPOOL puts it anywhere."""
+    assert Settings.from_env({"DRIP_HOME": "/var/lib/drip"}).web_spool_path == Path(
+        "/var/lib/drip/web-spool.db"
+    )
+    assert Settings(home=Path("/srv/h")).web_spool_path == Path("/srv/h/web-spool.db")
+    named = Settings.from_env({"DRIP_HOME": "/x", "DRIP_WEB_SPOOL": "/spool/web.db"})
+    assert named.web_spool_path == Path("/spool/web.db")
+    assert named.describe()["DRIP_WEB_SPOOL"] == "/spool/web.db"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [(None, False), ("0", False), ("1", True), ("true", True), ("no", False)]
+)
+def test_pgbouncer_flag(raw: str | None, expected: bool) -> None:
+    """DRIP_DATABASE_PGBOUNCER reads as a flag; unset is off."""
+    environ = {} if raw is None else {"DRIP_DATABASE_PGBOUNCER": raw}
+    settings = Settings.from_env(environ)
+    assert settings.database_pgbouncer is expected
+    assert settings.describe()["DRIP_DATABASE_PGBOUNCER"] == ("1" if expected else "0")
+
+
+def test_pgbouncer_flag_refuses_other_words() -> None:
+    """A value that is not a flag is a ConfigError naming the variable."""
+    with pytest.raises(ConfigError, match="DRIP_DATABASE_PGBOUNCER='maybe'"):
+        Settings.from_env({"DRIP_DATABASE_PGBOUNCER": "maybe"})
+
+
 def test_empty_values_count_as_unset() -> None:
     """An empty or blank variable (common in compose files) means the default."""
     settings = Settings.from_env({"DRIP_BROKER_URL": "", "DRIP_TICK_SECONDS": "  "})
@@ -283,7 +311,7 @@ def test_table_defaults_are_the_real_defaults() -> None:
         shown = literal.match(variable.default_doc)
         if shown is None or variable.in_home is not None:
             continue
-        assert shown.group(1) == str(getattr(settings, variable.field)), variable.env
+        assert shown.group(1) == variable.show(getattr(settings, variable.field)), variable.env
         checked += 1
     assert checked >= 8
 

@@ -352,7 +352,7 @@ def test_recurring_events_are_masked_every_time_and_keep_their_timestamp() -> No
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", line["timestamp"]) for line in lines)
 
 
-# --- the direct write (drip's handler the only one) ------------------------------------------
+# --- the standard library's path: every handler sees every event -----------------------------
 
 
 @contextlib.contextmanager
@@ -372,19 +372,6 @@ def _sole_handler() -> Iterator[None]:
             root.addHandler(handler)
 
 
-class _CountingRecords:
-    """A LogRecord factory that counts the records the standard library makes."""
-
-    def __init__(self) -> None:
-        self.names: list[str] = []
-        self._made = logging.getLogRecordFactory()
-
-    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = self._made(*args, **kwargs)
-        self.names.append(record.name)
-        return record
-
-
 def _events(log: Any) -> None:
     log.info("send_decided", send_id=42, decision="sent", footer=True, to="+16175550123",
              reason="sent to dana@example.com", nested={"phones": ["617-555-0124"]})  # fmt: skip
@@ -394,21 +381,21 @@ def _events(log: Any) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["json", "console"])
-def test_the_direct_write_is_the_line_the_standard_library_writes(fmt: str) -> None:
-    """With drip's handler alone, each event's line is the one the stdlib path writes, masked."""
+def test_a_line_is_the_same_and_masked_whatever_other_handlers_there_are(fmt: str) -> None:
+    """With drip's handler alone or beside another, each event writes the same masked line."""
     with _sole_handler():
-        direct, through = io.StringIO(), io.StringIO()
-        configure_logging(fmt, stream=direct)
+        alone, beside = io.StringIO(), io.StringIO()
+        configure_logging(fmt, stream=alone)
         _events(get_logger("drip.services.firing"))
-        configure_logging(fmt, stream=through)
-        extra = logging.NullHandler()  # a second handler: the standard library's path
+        configure_logging(fmt, stream=beside)
+        extra = logging.NullHandler()
         logging.getLogger().addHandler(extra)
         try:
             _events(get_logger("drip.services.firing"))
         finally:
             logging.getLogger().removeHandler(extra)
-        lines = _STAMP.sub("T", direct.getvalue())
-        assert lines == _STAMP.sub("T", through.getvalue())
+        lines = _STAMP.sub("T", alone.getvalue())
+        assert lines == _STAMP.sub("T", beside.getvalue())
         assert len(lines.splitlines()) == 3  # the debug event is below the level
         assert "+1******0123" in lines
         assert "d***@example.com" in lines
@@ -417,27 +404,42 @@ def test_the_direct_write_is_the_line_the_standard_library_writes(fmt: str) -> N
         assert "617555" not in lines
 
 
-def test_the_direct_write_makes_no_log_record() -> None:
-    """A structlog event with drip's handler alone makes no LogRecord; with another, it does."""
+def test_a_handler_patched_as_sentry_patches_call_handlers_sees_warnings_and_errors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Logger.callHandlers wrapped as Sentry's logging integration does sees drip's events, masked."""
+    seen: list[logging.LogRecord] = []
+    original = logging.Logger.callHandlers
+
+    def sentry_patched(self: logging.Logger, record: logging.LogRecord) -> None:
+        # sentry_sdk.integrations.logging: record, then hand over to the original.
+        if record.levelno >= logging.WARNING:
+            seen.append(record)
+        original(self, record)
+
+    monkeypatch.setattr(logging.Logger, "callHandlers", sentry_patched)
     with _sole_handler():
         buffer = io.StringIO()
         configure_logging("json", stream=buffer)
-        counting = _CountingRecords()
-        logging.setLogRecordFactory(counting)
+        log = get_logger("drip.services.firing")
+        log.info("send_decided", send_id=1)
+        log.warning("send_record_retry", send_id=2, to="+16175550123")
         try:
-            get_logger("drip.fire").info("send_decided", send_id=1)
-            assert counting.names == []
-            with_caplog = logging.NullHandler()
-            logging.getLogger().addHandler(with_caplog)
-            get_logger("drip.fire").info("send_decided", send_id=2)
-            logging.getLogger().removeHandler(with_caplog)
-        finally:
-            logging.setLogRecordFactory(counting._made)
-        assert counting.names[:1] == ["drip.fire"]  # then the formatter's copy of it
-        assert [line["send_id"] for line in _json_lines(buffer)] == [1, 2]
+            raise RuntimeError("provider down")
+        except RuntimeError:
+            log.exception("send_crashed", send_id=3)
+        log.error("database_error", error="OperationalError")
+    assert [r.levelname for r in seen] == ["WARNING", "ERROR", "ERROR"]
+    assert [r.name for r in seen] == ["drip.services.firing"] * 3
+    events = [r.msg for r in seen]
+    assert all(isinstance(e, dict) for e in events)
+    assert [e["event"] for e in events] == ["send_record_retry", "send_crashed", "database_error"]
+    assert events[0]["to"] == "+1******0123"
+    assert seen[1].exc_info is not None and seen[1].exc_info[0] is RuntimeError
+    assert [line["send_id"] for line in _json_lines(buffer)[:3]] == [1, 2, 3]
 
 
-def test_the_direct_write_honours_disable_filters_and_other_handlers() -> None:
+def test_the_level_filters_and_other_handlers_are_the_standard_librarys() -> None:
     """logging.disable, a logger's filter or own handler, and propagate=False are obeyed."""
     with _sole_handler():
         buffer, own = io.StringIO(), io.StringIO()
@@ -466,8 +468,8 @@ def test_the_direct_write_honours_disable_filters_and_other_handlers() -> None:
         assert "+1******0123" in own.getvalue()
 
 
-def test_the_direct_write_formats_exceptions_as_before() -> None:
-    """An exception event (the standard library's path) keeps its masked traceback."""
+def test_an_exception_event_keeps_its_masked_traceback() -> None:
+    """An exception event's traceback is rendered and masked."""
     with _sole_handler():
         buffer = io.StringIO()
         configure_logging("json", stream=buffer)
@@ -480,6 +482,24 @@ def test_the_direct_write_formats_exceptions_as_before() -> None:
         assert "ValueError: refused +1******0127" in line["exception"]
 
 
+def test_a_library_record_is_masked_whole() -> None:
+    """A standard-library record (Celery, SQLAlchemy) is masked: message, extras and traceback."""
+    with _sole_handler():
+        buffer = io.StringIO()
+        configure_logging("json", stream=buffer)
+        try:
+            raise ValueError("refused dana@example.com")
+        except ValueError:
+            logging.getLogger("celery.worker").error(
+                "task for %s failed", "+16175550128", exc_info=True, extra={"who": "617-555-0129"}
+            )
+        [line] = _json_lines(buffer)
+        assert line["event"] == "task for +1******0128 failed"
+        assert line["who"] == "***-***-0129"
+        assert "d***@example.com" in line["exception"]
+        assert "_record" not in line and "_from_structlog" not in line
+
+
 class _BrokenStream(io.StringIO):
     """A stream whose writes fail, as a full disk or a closed pipe."""
 
@@ -487,7 +507,7 @@ class _BrokenStream(io.StringIO):
         raise OSError("no space left on device")
 
 
-def test_a_failing_direct_write_does_not_fail_the_caller(
+def test_a_failing_write_does_not_fail_the_caller(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """As StreamHandler.emit: a write that fails is reported on stderr, the caller carries on."""
