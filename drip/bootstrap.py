@@ -48,15 +48,9 @@ def load_account(settings: Settings) -> AccountSettings:
     """``campaigns/account.yaml`` if present (defaults otherwise), with env overrides."""
     path = Path(settings.campaigns_dir) / "account.yaml"
     if path.exists():
-        # Parsed once per version of the file, then read from the user's cache.
-        from drip.parsed_cache import load_cached
+        from drip.campaigns.account_file import load_account as parse_file
 
-        def parse() -> AccountSettings:
-            from drip.campaigns.account_file import load_account as parse_file
-
-            return parse_file(path)
-
-        account = load_cached("account", path.read_bytes(), parse, AccountSettings)
+        account = parse_file(path)
     else:
         account = AccountSettings()
     if settings.default_timezone:

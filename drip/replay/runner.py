@@ -859,13 +859,14 @@ _template: Path | None = None
 def fresh_database(path: Path) -> None:
     """A new SQLite database at ``path``, migrated to the latest schema.
 
-    ``drip.store.migrate.upgrade`` (about 0.3 s of Alembic imports and
-    migrations) runs into a template file once per version of the migration
-    files: the template is kept in the user's cache folder, named by a digest
-    of those files, so the next ``drip replay`` process finds it made. Every
-    run then starts from a byte copy of it, which is the same fresh, migrated
-    database for a fraction of the cost. Without a writable cache folder the
-    template lives in a temporary folder for this process only.
+    ``drip.store.migrate.upgrade`` (Alembic's imports and migrations) runs
+    once into a template file, and every run starts from a byte copy of it:
+    the same fresh, migrated database for a fraction of the cost. The template
+    is kept in the user's cache folder (:mod:`drip.user_cache`, checked to be
+    this user's own before use), named by the migration files' digest and the
+    SQLAlchemy and SQLite versions, so the next ``drip replay`` process finds
+    it made; without a usable cache folder it lives in a temporary folder for
+    this process only.
     """
     global _template  # noqa: PLW0603 - one template per process, made on first use
     if _template is None or not _template.exists():
@@ -873,9 +874,15 @@ def fresh_database(path: Path) -> None:
     shutil.copyfile(_template, path)
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "drip"
+def _template_name() -> str:
+    import hashlib
+
+    import sqlalchemy
+
+    from drip.store.schema_version import migrations_digest
+
+    key = f"{migrations_digest()}\0{sqlalchemy.__version__}\0{sqlite3.sqlite_version}"
+    return f"replay-template-{hashlib.sha256(key.encode()).hexdigest()[:16]}.db"
 
 
 def _make_template(target: Path) -> None:
@@ -889,14 +896,15 @@ def _make_template(target: Path) -> None:
 
 def _cached_template() -> Path | None:
     """The shared template for the shipped migrations, made if missing; None if not possible."""
-    from drip.store.schema_version import migrations_digest
+    from drip.user_cache import private_cache_folder
 
+    folder = private_cache_folder()
+    if folder is None:
+        return None
+    target = folder / _template_name()
     try:
-        folder = _cache_dir()
-        target = folder / f"replay-template-{migrations_digest()}.db"
         if target.exists():
             return target
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         scratch = Path(tempfile.mkdtemp(prefix=".template-", dir=folder))
         try:
             _make_template(scratch / "template.db")
