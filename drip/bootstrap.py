@@ -12,6 +12,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -24,6 +25,9 @@ from drip.services.deps import Deps
 from drip.store.engine import make_engine, session_factory
 from drip.transports.base import EmailTransport, SmsTransport
 from drip.transports.console import ConsoleTransport
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 log = structlog.get_logger("drip.bootstrap")
 
@@ -105,6 +109,7 @@ def build(
     email: EmailTransport | None = None,
     account: AccountSettings | None = None,
     pacer: Pacer | None = None,
+    engine: Engine | None = None,
 ) -> Deps:
     """The dependencies of every service; tests and replay pass their own parts."""
     settings = settings or load_settings()
@@ -114,7 +119,7 @@ def build(
     ensure_home(settings)
     if not settings.embedded and settings.secret_key_is_default:
         log.warning("secret_key_default", hint="set DRIP_SECRET_KEY so unsubscribe links are safe")
-    engine = make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url)
     account = account or load_account(settings)
     return Deps(
         settings=settings,
