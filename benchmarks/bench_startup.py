@@ -1,24 +1,17 @@
-"""8. Start-up: what a command costs before it does its work.
+"""8. Start-up: what a command costs before it does its work, and a QA suite's pace.
 
 - ``cli_start_vs_python``: wall time of ``drip history 1`` as a subprocess,
   on a small migrated SQLite database (one contact) in its own embedded home,
   against ``python -c "import sqlalchemy"`` with the same interpreter. The
-  two run alternately, medians of N each. Goal <= 2.0: a database command
+  two run alternately, medians of N each. Goal <= 2.5: a database command
   should cost little more than the database library it needs.
-- ``replay_seed_vs_inprocess``: ``drip replay`` of the seed scenario
-  (``tests/scenarios/seed_never_replies.yaml``) as a subprocess, against
-  ``replay(load_scenario(...))`` of the same file in this process, modules
-  already imported. Medians of N each, after one run of each that is not
-  counted (the subprocess's warm-up makes the cached migrated template that
-  every later ``drip replay`` process finds, and starts the warm server that
-  serves the later ones, as for a person running replays one after another;
-  the in-process one imports what the replay imports lazily). The warm
-  server (``drip.cli.warm_client``) lives in a runtime folder of the
-  benchmark's own and is stopped at the end. Goal <= 2.0.
-- ``replay_seed_cold_s`` / ``replay_seed_cold_vs_inprocess`` (informational):
-  the same subprocess with ``DRIP_WARM=0``, what the first run after a code
-  change or a ``pip install`` costs (every import paid), measured in the same
-  alternation.
+- ``replay_suite_s_per_scenario``: every scenario file of ``tests/scenarios/``
+  replayed by ONE ``drip replay`` process (a subprocess, the way QA runs a
+  suite), its wall time divided by the number of scenarios (``--smoke``: the
+  first few files only). The process starts with an empty cache folder of
+  its own, so its one-off costs (imports, the migrated template database)
+  are included and shared by every scenario. Goal <= 0.25 s. Median of 1 /
+  1 / 3 runs (smoke / quick / full).
 
 Both measure drip as installed: its modules byte-compiled (``python -m
 compileall drip`` first, as ``pip install`` does). Without that, a process with
@@ -31,21 +24,20 @@ Measure where an import goes with ``python -X importtime -m drip.cli history 1``
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from harness import PYTHON, ROOT, Context, base_env, median, say
 
-SEED = ROOT / "tests" / "scenarios" / "seed_never_replies.yaml"
+SCENARIOS = ROOT / "tests" / "scenarios"
 #: Runs of each side per mode (alternating).
 REPS = {"smoke": 3, "quick": 7, "full": 11}
-REPLAY_REPS = {"smoke": 2, "quick": 4, "full": 6}
+#: Runs of the whole suite per mode, and how many files ``--smoke`` replays.
+SUITE_RUNS = {"smoke": 1, "quick": 1, "full": 3}
+SMOKE_SCENARIOS = 4
 
 
 def _drip_cli() -> list[str]:
@@ -98,75 +90,25 @@ def _cli_start(ctx: Context) -> dict[str, Any]:
     return out
 
 
-def _replay_in_process() -> float:
-    from drip.logging import configure_logging
-    from drip.replay.runner import replay
-    from drip.replay.scenario import load_scenario
-
-    configure_logging("json", "ERROR")  # as `drip replay` does: the report, not the log
-    try:
-        t0 = time.perf_counter()
-        result = replay(load_scenario(SEED))
-        elapsed = time.perf_counter() - t0
-    finally:
-        configure_logging("json", "WARNING")
-    if not result.passed:
-        raise RuntimeError(f"{SEED.name} failed in process")
-    return elapsed
+def _suite_files(mode: str) -> list[Path]:
+    files = sorted(SCENARIOS.glob("*.yaml")) + sorted(SCENARIOS.glob("*.yml"))
+    return files[:SMOKE_SCENARIOS] if mode == "smoke" else files
 
 
-def _wait_for_warm_server(env: dict[str, str]) -> bool:
-    """Whether a warm server for this code came up (the warm-up run starts it) within 30 s."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        done = subprocess.run(
-            [*_drip_cli(), "warm", "status", "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode == 0 and any(s["current"] for s in json.loads(done.stdout)["servers"]):
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def _replay(ctx: Context) -> dict[str, Any]:
-    env = _env(ctx, "startup-replay")
-    # A short runtime folder of its own (a socket's path must fit in 108 bytes).
-    runtime = tempfile.mkdtemp(prefix="drip-warm-bench-")
-    env.update(XDG_RUNTIME_DIR=runtime, DRIP_WARM="1")
-    cold_env = dict(env, DRIP_WARM="0")
-    command = [*_drip_cli(), "replay", str(SEED)]
-    try:
-        _timed(command, env)  # warm-up: not counted; starts the warm server
-        warm = _wait_for_warm_server(env)
-        _replay_in_process()  # warm-up: not counted
-        reps = REPLAY_REPS.get(ctx.sizes.mode, 4)
-        sub_s: list[float] = []
-        cold_s: list[float] = []
-        in_s: list[float] = []
-        for _ in range(reps):
-            sub_s.append(_timed(command, env))
-            in_s.append(_replay_in_process())
-            cold_s.append(_timed(command, cold_env))
-    finally:
-        subprocess.run([*_drip_cli(), "warm", "stop"], env=env, capture_output=True, check=False)
-        shutil.rmtree(runtime, ignore_errors=True)
-    out: dict[str, Any] = {
-        "replay_seed_subprocess_s": median(sub_s),
-        "replay_seed_inprocess_s": median(in_s),
-        "replay_seed_cold_s": median(cold_s),
-        "replay_seed_warm_server": warm,
+def _replay_suite(ctx: Context) -> dict[str, Any]:
+    files = _suite_files(ctx.sizes.mode)
+    command = [*_drip_cli(), "replay", *(str(f) for f in files)]
+    runs: list[float] = []
+    for n in range(SUITE_RUNS.get(ctx.sizes.mode, 1)):
+        env = _env(ctx, f"startup-suite-{n}")
+        env["XDG_CACHE_HOME"] = str(ctx.workdir / f"startup-suite-cache-{n}")  # empty: cold
+        runs.append(_timed(command, env))
+    seconds = median(runs)
+    return {
+        "replay_suite_scenarios": len(files),
+        "replay_suite_s": seconds,
+        "replay_suite_s_per_scenario": seconds / len(files),
     }
-    out["replay_seed_vs_inprocess"] = (
-        out["replay_seed_subprocess_s"] / out["replay_seed_inprocess_s"]
-    )
-    out["replay_seed_cold_vs_inprocess"] = (
-        out["replay_seed_cold_s"] / out["replay_seed_inprocess_s"]
-    )
-    return out
 
 
 def _byte_compile() -> None:
@@ -183,9 +125,9 @@ def run(ctx: Context) -> dict[str, Any]:
     say("startup: byte-compile drip (as installed), then drip history vs import sqlalchemy")
     _byte_compile()
     out = _cli_start(ctx)
-    if SEED.exists():
-        say(f"startup: drip replay {SEED.name}, subprocess vs in process")
-        out.update(_replay(ctx))
+    if _suite_files(ctx.sizes.mode):
+        say("startup: every scenario of tests/scenarios/ in one drip replay process")
+        out.update(_replay_suite(ctx))
     else:
-        out["replay_seed_vs_inprocess_unavailable"] = f"{SEED.relative_to(ROOT)} is missing"
+        out["replay_suite_unavailable"] = f"{SCENARIOS.relative_to(ROOT)} holds no scenario"
     return out

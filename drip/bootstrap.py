@@ -12,6 +12,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -24,6 +25,9 @@ from drip.store.engine import make_engine, session_factory
 from drip.transports.base import EmailTransport, SmsTransport
 from drip.transports.console import ConsoleTransport
 from drip.transports.pacing import Pacer
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 log = structlog.get_logger("drip.bootstrap")
 
@@ -48,15 +52,9 @@ def load_account(settings: Settings) -> AccountSettings:
     """``campaigns/account.yaml`` if present (defaults otherwise), with env overrides."""
     path = Path(settings.campaigns_dir) / "account.yaml"
     if path.exists():
-        # Parsed once per version of the file, then read from the user's cache.
-        from drip.parsed_cache import load_cached
+        from drip.campaigns.account_file import load_account as parse_file
 
-        def parse() -> AccountSettings:
-            from drip.campaigns.account_file import load_account as parse_file
-
-            return parse_file(path)
-
-        account = load_cached("account", path.read_bytes(), parse, AccountSettings)
+        account = parse_file(path)
     else:
         account = AccountSettings()
     if settings.default_timezone:
@@ -111,6 +109,7 @@ def build(
     email: EmailTransport | None = None,
     account: AccountSettings | None = None,
     pacer: Pacer | None = None,
+    engine: Engine | None = None,
 ) -> Deps:
     """The dependencies of every service; tests and replay pass their own parts."""
     settings = settings or load_settings()
@@ -120,7 +119,7 @@ def build(
     ensure_home(settings)
     if not settings.embedded and settings.secret_key_is_default:
         log.warning("secret_key_default", hint="set DRIP_SECRET_KEY so unsubscribe links are safe")
-    engine = make_engine(settings.database_url, pgbouncer=settings.database_pgbouncer)
+    engine = engine or make_engine(settings.database_url, pgbouncer=settings.database_pgbouncer)
     account = account or load_account(settings)
     return Deps(
         settings=settings,

@@ -64,11 +64,6 @@ from drip.store.engine import make_engine, safe_url, session_factory
 from drip.store.migrate import head_revision, upgrade
 from drip.store.models import Base, Contact
 
-# No test process, nor any drip process a test starts (they inherit this), uses or
-# leaves a warm server behind (drip.cli.warm_client); tests/integration/test_warm_start.py
-# turns it back on for its own processes, in a runtime folder of its own.
-os.environ["DRIP_WARM"] = "0"
-
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 _FIXED_NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -398,10 +393,6 @@ START_FIRST = (
 #: arrival times, which another of them would jitter (it saw 6 texts in one
 #: second at 5/s when the fault suite ran beside it on a loaded machine).
 SERIAL_GROUPS = {"celery-heavy": frozenset(START_FIRST[:5])}
-#: Test files whose tests run on one worker, one after the other: the warm-start
-#: tests give a drip file a new mtime, which makes another warm test's server (same
-#: code) exit under it.
-SERIAL_FILES = {"warm-start": "tests/integration/test_warm_start.py::"}
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)
@@ -421,9 +412,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
 
     class SerialGroups(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            for name, prefix in SERIAL_FILES.items():
-                if nodeid.startswith(prefix):
-                    return name
             return group_of.get(nodeid, nodeid)
 
     return SerialGroups(config, log)

@@ -12,17 +12,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from drip.cli import framework as cli
+import click
+from click.exceptions import Exit
 
 if TYPE_CHECKING:
     from drip.services.deps import Deps
     from drip.services.selection import ContactFilters
 
 
-def fail(message: str, code: int = 1) -> cli.Exit:
+def fail(message: str, code: int = 1) -> Exit:
     """Print ``message`` in red on stderr and return the exit to raise."""
-    cli.secho(message, fg=cli.colors.RED, err=True)
-    return cli.Exit(code)
+    click.secho(message, fg="red", err=True)
+    return Exit(code)
 
 
 #: The dependencies built in this process: :func:`drip.cli.main` closes their
@@ -75,7 +76,7 @@ def echo_json(document: object) -> None:
     """One JSON document on stdout (dates as ISO 8601 strings)."""
     import json
 
-    cli.echo(json.dumps(document, indent=2, ensure_ascii=False, default=_jsonable))
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=_jsonable))
 
 
 def _jsonable(value: object) -> object:
@@ -119,7 +120,7 @@ def confirm_or_yes(question: str, yes: bool) -> None:
         return
     if not sys.stdin.isatty():
         raise fail("not a terminal: add --yes to confirm (or --dry-run to only look)", 2)
-    if not cli.confirm(question, default=False):
+    if not click.confirm(question, default=False):
         raise fail("cancelled: nothing changed", 1)
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from drip.cli import framework as cli
+import click
+from click.exceptions import Exit
+
 from drip.cli._common import check_format, echo_csv, echo_json, fail, ready_deps
 
 #: ``--intro`` without a text: the agent introduces themself and the company.
@@ -15,7 +17,7 @@ DEFAULT_INTRO = (
 )
 
 
-class PreviewCommand(cli.Command):
+class PreviewCommand(click.Command):
     """``--intro`` may come without its text: then it means :data:`DEFAULT_INTRO`."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
@@ -28,81 +30,70 @@ class PreviewCommand(cli.Command):
         return super().parse_args(ctx, fixed)
 
 
-def register(app: cli.App) -> None:
-    """Add ``lint``, ``preview``, ``sync`` and ``campaigns`` to ``app``."""
-    app.command("lint")(lint)
-    app.command("preview", cls=PreviewCommand)(preview)
-    app.command("sync")(sync)
-    campaigns_app = cli.App(
-        help="List campaigns; pause, resume or archive one (SPEC §8).",
-        invoke_without_command=True,
-    )
-    campaigns_app.callback()(campaigns_list)
-    campaigns_app.command("pause")(pause)
-    campaigns_app.command("resume")(resume)
-    campaigns_app.command("archive")(archive)
-    app.add_group(campaigns_app, name="campaigns")
-
-
-def lint(
-    paths: Annotated[list[Path], cli.Argument(help="Campaign files or folders.")],
-    strict: Annotated[bool, cli.Option("--strict", help="Treat warnings as errors.")] = False,
-) -> None:
+@click.command("lint")
+@click.argument(
+    "paths",
+    nargs=-1,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Campaign files or folders.",
+)
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+def lint(paths: tuple[Path, ...], strict: bool) -> None:
     """Check campaign files: exit 0 when clean, 1 on errors (or warnings with --strict)."""
     from drip.campaigns.lint import lint_paths
 
     missing = [p for p in paths if not p.exists()]
     if missing:
         raise fail(f"no such file or folder: {', '.join(map(str, missing))}", 2)
-    report = lint_paths(paths, account=None)
+    report = lint_paths(list(paths), account=None)
     for severity, line in report.problems:
-        cli.secho(line, fg=cli.colors.RED if severity == "error" else cli.colors.YELLOW)
-    cli.echo(report.summary())
+        click.secho(line, fg="red" if severity == "error" else "yellow")
+    click.echo(report.summary())
     if report.errors or (strict and report.warnings):
-        raise cli.Exit(1)
+        raise Exit(1)
 
 
+@click.command("preview", cls=PreviewCommand)
+@click.argument("campaign", help="A campaign YAML file, or the name of a campaign in campaigns/.")
+@click.option(
+    "--start",
+    help='Enrollment time, local to the contact: "YYYY-MM-DD HH:MM" (default: next Monday 10:00).',
+)
+@click.option("--timezone", help="The contact's IANA zone (default: the account's).")
+@click.option("--state", help="The contact's state, e.g. FL (applies state rules).")
+@click.option(
+    "--phone",
+    help="The contact's phone: without --timezone its area code gives the zone(s), "
+    "and its state's rules apply too.",
+)
+@click.option(
+    "--intro",
+    help="An introduction text from the agent at the start, before the plan "
+    "(--intro with no text, last or before another option: a standard one).",
+)
+@click.option(
+    "--two-way-on-day",
+    type=click.IntRange(min=0),
+    help="The contact replies on this day (two-way from then).",
+)
+@click.option(
+    "--contact",
+    default="Dana Ruiz",
+    show_default=True,
+    help='The sample contact\'s name, "First Last".',
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the preview as JSON.")
 def preview(
-    campaign: Annotated[
-        str, cli.Argument(help="A campaign YAML file, or the name of a campaign in campaigns/.")
-    ],
-    start: Annotated[
-        str | None,
-        cli.Option(
-            help='Enrollment time, local to the contact: "YYYY-MM-DD HH:MM" '
-            "(default: next Monday 10:00)."
-        ),
-    ] = None,
-    timezone: Annotated[
-        str | None, cli.Option(help="The contact's IANA zone (default: the account's).")
-    ] = None,
-    state: Annotated[
-        str | None, cli.Option(help="The contact's state, e.g. FL (applies state rules).")
-    ] = None,
-    phone: Annotated[
-        str | None,
-        cli.Option(
-            help="The contact's phone: without --timezone its area code gives the zone(s), "
-            "and its state's rules apply too."
-        ),
-    ] = None,
-    intro: Annotated[
-        str | None,
-        cli.Option(
-            help="An introduction text from the agent at the start, before the plan "
-            "(--intro with no text, last or before another option: a standard one).",
-        ),
-    ] = None,
-    two_way_on_day: Annotated[
-        int | None,
-        cli.Option(
-            "--two-way-on-day", min=0, help="The contact replies on this day (two-way from then)."
-        ),
-    ] = None,
-    contact: Annotated[
-        str, cli.Option(help='The sample contact\'s name, "First Last".')
-    ] = "Dana Ruiz",
-    as_json: Annotated[bool, cli.Option("--json", help="Print the preview as JSON.")] = False,
+    campaign: str,
+    start: str | None,
+    timezone: str | None,
+    state: str | None,
+    phone: str | None,
+    intro: str | None,
+    two_way_on_day: int | None,
+    contact: str,
+    as_json: bool,
 ) -> None:
     """Each step's local send time, rendered text, footer, encoding and segments.
 
@@ -159,7 +150,7 @@ def preview(
         contact=pv.parse_contact(contact),
     )
     if as_json:
-        cli.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
         return
     _print_preview(result)
 
@@ -168,8 +159,8 @@ def _print_preview(result: object) -> None:
     """The preview as a Rich table, one row per message, then the totals.
 
     Four columns so that the text keeps most of an 80-column terminal: when
-    (step, day, channel, local send time), footer (yes/no and the SPEC §2
-    rule), the text as sent (with the reasons in grey) and its size.
+    (step, day, channel, local send time), footer (yes/no and the footer
+    rule that decided it), the text as sent (with the reasons in grey) and its size.
     """
     from rich import box
     from rich.console import Console
@@ -230,13 +221,16 @@ def _print_preview(result: object) -> None:
         console.print(f"warning: {warning}", style="yellow")
 
 
-def sync(
-    path: Annotated[Path | None, cli.Argument(help="Campaign folder or file.")] = None,
-    prune: Annotated[
-        bool,
-        cli.Option("--prune", help="Archive campaigns whose file is gone (SPEC §8)."),
-    ] = False,
-) -> None:
+@click.command("sync")
+@click.argument(
+    "path", required=False, type=click.Path(path_type=Path), help="Campaign folder or file."
+)
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Archive campaigns whose file is gone (see docs/campaigns.md).",
+)
+def sync(path: Path | None, prune: bool) -> None:
     """Load campaign files into the database; edits reach contacts already enrolled.
 
     A campaign whose file is gone stays live: plain sync warns about it,
@@ -251,31 +245,35 @@ def sync(
     source = path or deps.settings.campaigns_dir
     result = load_campaigns(source)
     for line in result.errors:
-        cli.secho(line, fg=cli.colors.RED, err=True)
+        click.secho(line, fg="red", err=True)
     summary = sync_campaigns(deps, list(result.campaigns.values()), now)
     for line in summary.lines():
-        cli.echo(line)
+        click.echo(line)
     gone = lifecycle.orphaned(deps, set(result.campaigns))
     if gone and prune:
         for done in lifecycle.prune(deps, gone, now):
-            cli.echo(done.message)
+            click.echo(done.message)
     elif gone:
-        cli.secho(
+        click.secho(
             f"warning: the file of {', '.join(gone)} is gone but the campaign is still live; "
             "`drip sync --prune` archives it (or `drip campaigns archive NAME`)",
-            fg=cli.colors.YELLOW,
+            fg="yellow",
             err=True,
         )
     if result.errors:
         raise fail(f"{len(result.errors)} error(s): files with errors were not loaded")
 
 
-def campaigns_list(
-    ctx: cli.Context,
-    as_json: Annotated[bool, cli.Option("--json", help="Print JSON.")] = False,
-    as_csv: Annotated[bool, cli.Option("--csv", help="Print CSV.")] = False,
-) -> None:
-    """Campaigns with their kind, status, active enrollments, pending sends and next due time."""
+@click.group("campaigns", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
+@click.pass_context
+def campaigns(ctx: click.Context, as_json: bool, as_csv: bool) -> None:
+    """List campaigns; pause, resume or archive one (see docs/campaigns.md).
+
+    Without a subcommand: campaigns with their kind, status, active
+    enrollments, pending sends and next due time.
+    """
     if ctx.invoked_subcommand is not None:
         return
     from drip.services.lifecycle import list_campaigns
@@ -290,45 +288,51 @@ def campaigns_list(
         echo_csv([r.as_dict() for r in rows])
         return
     if not rows:
-        cli.echo("no campaigns: run `drip sync` to load campaigns/")
+        click.echo("no campaigns: run `drip sync` to load campaigns/")
         return
     from drip.services.audit import local_time
 
     zone = deps.account.default_timezone
-    cli.echo(f"{'name':<28} {'kind':<11} {'status':<9} {'active':>7} {'pending':>8}  next due")
+    click.echo(f"{'name':<28} {'kind':<11} {'status':<9} {'active':>7} {'pending':>8}  next due")
     for r in rows:
         due = local_time(r.next_due_at, zone) if r.next_due_at else "-"
-        cli.echo(
+        click.echo(
             f"{r.name:<28} {r.kind:<11} {r.status.value:<9} {r.active_enrollments:>7} "
             f"{r.pending_sends:>8}  {due}"
         )
 
 
-_NAME = Annotated[str, cli.Argument(help="Campaign name (or its YAML file).")]
+_NAME = click.argument("name", help="Campaign name (or its YAML file).")
 
 
-def pause(name: _NAME) -> None:
+@campaigns.command("pause")
+@_NAME
+def pause(name: str) -> None:
     """Hold every send of a campaign (new enrollments are scheduled and held too)."""
     from drip.cli._common import campaign_name
     from drip.services.lifecycle import pause as pause_campaign
 
     deps = ready_deps()
-    cli.echo(pause_campaign(deps, campaign_name(name), deps.clock.now()).message)
+    click.echo(pause_campaign(deps, campaign_name(name), deps.clock.now()).message)
 
 
-def resume(name: _NAME) -> None:
+@campaigns.command("resume")
+@_NAME
+def resume(name: str) -> None:
     """Release a paused campaign; overdue steps catch up one a day, in order."""
     from drip.cli._common import campaign_name
     from drip.services.lifecycle import resume as resume_campaign
 
     deps = ready_deps()
-    cli.echo(resume_campaign(deps, campaign_name(name), deps.clock.now()).message)
+    click.echo(resume_campaign(deps, campaign_name(name), deps.clock.now()).message)
 
 
-def archive(name: _NAME) -> None:
+@campaigns.command("archive")
+@_NAME
+def archive(name: str) -> None:
     """Retire a campaign: no new enrollments; its pending sends are cancelled."""
     from drip.cli._common import campaign_name
     from drip.services.lifecycle import archive as archive_campaign
 
     deps = ready_deps()
-    cli.echo(archive_campaign(deps, campaign_name(name), deps.clock.now()).message)
+    click.echo(archive_campaign(deps, campaign_name(name), deps.clock.now()).message)

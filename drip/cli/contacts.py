@@ -11,9 +11,10 @@ header without ``first_name`` or without ``phone``/``email``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
-from drip.cli import framework as cli
+import click
+from click.exceptions import Exit
+
 from drip.cli._common import (
     check_format,
     contact_filters,
@@ -25,48 +26,51 @@ from drip.cli._common import (
 )
 
 
-def register(app: cli.App) -> None:
-    """Add ``agents`` and the ``contacts`` group to ``app``."""
-    app.command("agents")(agents_add)
-    contacts_app = cli.App(help="Create, import and find contacts.", no_args_is_help=True)
-    contacts_app.command("add")(contacts_add)
-    contacts_app.command("import")(import_contacts)
-    contacts_app.command("list")(contacts_list)
-    contacts_app.command("opt-out")(contacts_opt_out)
-    contacts_app.command("status")(contacts_status)
-    app.add_group(contacts_app, name="contacts")
-
-
-def agents_add(
-    first_name: Annotated[str, cli.Argument(help="Agent first name.")],
-    last_name: Annotated[str, cli.Argument(help="Agent last name.")],
-    phone: Annotated[str, cli.Argument(help="The number the agent texts from.")],
-) -> None:
+@click.command("agents")
+@click.argument("first_name", help="Agent first name.")
+@click.argument("last_name", help="Agent last name.")
+@click.argument("phone", help="The number the agent texts from.")
+def agents(first_name: str, last_name: str, phone: str) -> None:
     """Add (or rename) an agent who texts from PHONE."""
     from drip.services.contacts import add_agent
 
     deps = ready_deps()
     agent_id = add_agent(deps, first_name, last_name, phone, deps.clock.now())
-    cli.echo(f"agent {agent_id}: {first_name} {last_name}")
+    click.echo(f"agent {agent_id}: {first_name} {last_name}")
 
 
+@click.group("contacts", no_args_is_help=True)
+def contacts() -> None:
+    """Create, import and find contacts."""
+
+
+@contacts.command("add")
+@click.option("--first-name", "-f", required=True, help="First name.")
+@click.option("--phone", help="Mobile number (any US format).")
+@click.option("--last-name", "-l", default="", help="Last name.")
+@click.option("--email", help="Email address.")
+@click.option("--state", help="Address state, e.g. FL.")
+@click.option("--timezone", help="IANA zone, e.g. America/Chicago.")
+@click.option("--agent", help="Phone of the assigned agent.")
+@click.option("--sms-consent", is_flag=True, help="The contact agreed to texts (evidence needed).")
+@click.option(
+    "--consent-source",
+    default="manual",
+    show_default=True,
+    help="registration | import | api | manual",
+)
+@click.option("--consent-text", help="The consent wording the contact agreed to.")
 def contacts_add(
-    first_name: Annotated[str, cli.Option("--first-name", "-f", help="First name.")],
-    phone: Annotated[str | None, cli.Option(help="Mobile number (any US format).")] = None,
-    last_name: Annotated[str, cli.Option("--last-name", "-l", help="Last name.")] = "",
-    email: Annotated[str | None, cli.Option(help="Email address.")] = None,
-    state: Annotated[str | None, cli.Option(help="Address state, e.g. FL.")] = None,
-    timezone: Annotated[str | None, cli.Option(help="IANA zone, e.g. America/Chicago.")] = None,
-    agent: Annotated[str | None, cli.Option(help="Phone of the assigned agent.")] = None,
-    sms_consent: Annotated[
-        bool, cli.Option("--sms-consent", help="The contact agreed to texts (evidence needed).")
-    ] = False,
-    consent_source: Annotated[
-        str, cli.Option(help="registration | import | api | manual")
-    ] = "manual",
-    consent_text: Annotated[
-        str | None, cli.Option(help="The consent wording the contact agreed to.")
-    ] = None,
+    first_name: str,
+    phone: str | None,
+    last_name: str,
+    email: str | None,
+    state: str | None,
+    timezone: str | None,
+    agent: str | None,
+    sms_consent: bool,
+    consent_source: str,
+    consent_text: str | None,
 ) -> None:
     """Create a contact; with --sms-consent, record the evidence and send the opt-in confirmation."""
     from drip.domain.enums import ConsentSource
@@ -84,28 +88,28 @@ def contacts_add(
     data = ContactInput(first_name, last_name, phone, email, state, timezone, agent, source)
     result = add_contact(deps, data, consent, now)
     verb = "created" if result.created else "updated"
-    cli.echo(
+    click.echo(
         f"contact {result.contact_id} {verb}; sms consent: {'yes' if result.consent_in_force else 'no'}"
     )
     for note in result.notes:
-        cli.echo(f"note: {note}")
+        click.echo(f"note: {note}")
     if result.confirmation is not None:
-        cli.echo(
+        click.echo(
             f"opt-in confirmation: {result.confirmation.outcome} ({result.confirmation.reason})"
         )
 
 
-def import_contacts(
-    file: Annotated[
-        Path, cli.Argument(help="CSV with a header line.", dir_okay=False, metavar="FILE.csv")
-    ],
-    enroll: Annotated[
-        str | None,
-        cli.Option(
-            "--enroll", metavar="CAMPAIGN", help="Also enroll every imported contact in CAMPAIGN."
-        ),
-    ] = None,
-) -> None:
+@contacts.command("import")
+@click.argument(
+    "file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE.csv",
+    help="CSV with a header line.",
+)
+@click.option(
+    "--enroll", metavar="CAMPAIGN", help="Also enroll every imported contact in CAMPAIGN."
+)
+def import_contacts(file: Path, enroll: str | None) -> None:
     """Import contacts from a CSV file, with consent evidence where the file has it.
 
     Columns: first_name,last_name,phone,email,state,timezone,agent_phone,
@@ -125,8 +129,8 @@ def import_contacts(
     try:
         rows, notes = read_csv(file)
     except ImportFileError as exc:
-        cli.secho(f"error: {exc}", fg=cli.colors.RED, err=True)
-        raise cli.Exit(2) from exc
+        click.secho(f"error: {exc}", fg="red", err=True)
+        raise Exit(2) from exc
     deps = ready_deps()
     now = deps.clock.now()
     if enroll is not None:
@@ -134,18 +138,18 @@ def import_contacts(
 
         check_enrollable(deps, enroll)
     for note in notes:
-        cli.echo(f"note: {note}")
+        click.echo(f"note: {note}")
     with progress(f"importing {file.name}", len(rows)) as advance:
         report = import_rows(deps, rows, now, on_row=lambda: advance(1))
     for bad in report.bad_rows:
-        cli.secho(f"{file}:{bad.describe()}", fg=cli.colors.RED, err=True)
+        click.secho(f"{file}:{bad.describe()}", fg="red", err=True)
     for note in report.notes:
-        cli.echo(f"note: {note}")
-    cli.echo(report.summary())
+        click.echo(f"note: {note}")
+    click.echo(report.summary())
     if report.to_confirm:
-        # SPEC C3, after the import committed: one held send per newly consented contact.
+        # After the import committed: one held opt-in confirmation per newly consented contact.
         scheduled = send_confirmations(deps, report.to_confirm, now)
-        cli.echo(
+        click.echo(
             f"opt-in confirmations: {len(scheduled.scheduled)} scheduled; they go out through "
             "dispatch inside each contact's send window, at the senders' pace"
         )
@@ -154,35 +158,39 @@ def import_contacts(
 
         ids = list(dict.fromkeys(report.contact_ids))
         sends = enroll_many(deps, ids, enroll, now)
-        cli.echo(
+        click.echo(
             f"enrolled the imported contacts in {enroll} (those already active left as they "
             f"were): {sends} sends scheduled"
         )
-    raise cli.Exit(exit_code(report))
+    raise Exit(exit_code(report))
 
 
+@contacts.command("list")
+@click.option("--state", help="Only contacts in this state (address, else area code).")
+@click.option("--source", help="registration | import | api | manual")
+@click.option("--agent", help="Only contacts of this agent (phone).")
+@click.option("--name", help="Only names containing this (any case).")
+@click.option(
+    "--textable/--not-textable", default=None, help="Only contacts that may (not) be texted."
+)
+@click.option("--not-enrolled", is_flag=True, help="Only contacts active in no campaign.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="At most this many (default: 50 on screen, all with --json or --csv).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (see README).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
 def contacts_list(
-    state: Annotated[
-        str | None, cli.Option(help="Only contacts in this state (address, else area code).")
-    ] = None,
-    source: Annotated[str | None, cli.Option(help="registration | import | api | manual")] = None,
-    agent: Annotated[str | None, cli.Option(help="Only contacts of this agent (phone).")] = None,
-    name: Annotated[str | None, cli.Option(help="Only names containing this (any case).")] = None,
-    textable: Annotated[
-        bool | None,
-        cli.Option("--textable/--not-textable", help="Only contacts that may (not) be texted."),
-    ] = None,
-    not_enrolled: Annotated[
-        bool, cli.Option("--not-enrolled", help="Only contacts active in no campaign.")
-    ] = False,
-    limit: Annotated[
-        int | None,
-        cli.Option(
-            min=1, help="At most this many (default: 50 on screen, all with --json or --csv)."
-        ),
-    ] = None,
-    as_json: Annotated[bool, cli.Option("--json", help="Print JSON (see README).")] = False,
-    as_csv: Annotated[bool, cli.Option("--csv", help="Print CSV.")] = False,
+    state: str | None,
+    source: str | None,
+    agent: str | None,
+    name: str | None,
+    textable: bool | None,
+    not_enrolled: bool,
+    limit: int | None,
+    as_json: bool,
+    as_csv: bool,
 ) -> None:
     """Find contacts: id, name, phone, state, sms consent, text status, active campaigns."""
     from drip.services.selection import select_contacts
@@ -210,46 +218,47 @@ def contacts_list(
         return
     total = selection.considered - sum(n for _, n in selection.excluded)
     if not rows:
-        cli.echo("no contacts match")
+        click.echo("no contacts match")
         return
-    cli.echo(
+    click.echo(
         f"{'id':>6}  {'name':<24} {'phone':<13} {'st':<2} {'sms':<10} {'status':<16} campaigns"
     )
     for c in selection.contacts:
         who = f"{c.first_name} {c.last_name}".strip()[:24]
-        cli.echo(
+        click.echo(
             f"{c.id:>6}  {who:<24} {c.phone or '-':<13} {c.state or '-':<2} {c.sms:<10} "
             f"{c.text_status:<16} {', '.join(c.campaigns) or '-'}"
         )
     more = total - len(rows)
-    cli.echo(
+    click.echo(
         f"{total} contact(s) match" + (f"; {more} not shown (--limit, --json)" if more else "")
     )
 
 
-def contacts_opt_out(
-    contact: Annotated[str, cli.Argument(help="Contact id or phone number.")],
-    how: Annotated[
-        str, cli.Option("--how", help='How the contact asked, e.g. "phone call", "in person".')
-    ],
-    by: Annotated[
-        str, cli.Option("--by", help="Who took the request (recorded with the event).")
-    ] = "operator",
-) -> None:
-    """Record an opt-out taken by phone or in person: no more texts from any sender (C4)."""
+@contacts.command("opt-out")
+@click.argument("contact", help="Contact id or phone number.")
+@click.option("--how", required=True, help='How the contact asked, e.g. "phone call", "in person".')
+@click.option(
+    "--by",
+    default="operator",
+    show_default=True,
+    help="Who took the request (recorded with the event).",
+)
+def contacts_opt_out(contact: str, how: str, by: str) -> None:
+    """Record an opt-out taken by phone or in person: no more texts from any sender."""
     from drip.services.contact_ops import record_opt_out
     from drip.services.contacts import find_contact
 
     deps = ready_deps()
     found = find_contact(deps, contact)
-    cli.echo(record_opt_out(deps, found.id, how=how, by=by, now=deps.clock.now()))
+    click.echo(record_opt_out(deps, found.id, how=how, by=by, now=deps.clock.now()))
 
 
-def contacts_status(
-    contact: Annotated[str, cli.Argument(help="Contact id or phone number.")],
-    status: Annotated[str, cli.Argument(help="cannot_be_texted | textable")],
-    by: Annotated[str, cli.Option("--by", help="Who decided (recorded).")] = "operator",
-) -> None:
+@contacts.command("status")
+@click.argument("contact", help="Contact id or phone number.")
+@click.argument("status", help="cannot_be_texted | textable")
+@click.option("--by", default="operator", show_default=True, help="Who decided (recorded).")
+def contacts_status(contact: str, status: str, by: str) -> None:
     """Set the operator's text status: cannot_be_texted (a revocation) or textable again."""
     from drip.domain.enums import TextStatus
     from drip.services.contact_ops import change_text_status
@@ -259,4 +268,4 @@ def contacts_status(
         raise fail(f"STATUS: {status!r}; expected cannot_be_texted or textable", 2)
     deps = ready_deps()
     found = find_contact(deps, contact)
-    cli.echo(change_text_status(deps, found.id, TextStatus(status), by=by, now=deps.clock.now()))
+    click.echo(change_text_status(deps, found.id, TextStatus(status), by=by, now=deps.clock.now()))

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from drip.cli import framework as cli
+import click
 
 
-def register(app: cli.App) -> None:
-    """Add the ``db`` group and ``status`` to ``app``."""
-    db_app = cli.App(help="Database schema.", no_args_is_help=True)
-    db_app.command("upgrade")(db_upgrade)
-    app.add_group(db_app, name="db")
-    app.command("status")(status)
+@click.group("db", no_args_is_help=True)
+def db() -> None:
+    """Database schema."""
 
 
+@db.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the database to the latest schema (Alembic)."""
     from drip.bootstrap import ensure_home, load_settings
@@ -27,9 +25,10 @@ def db_upgrade() -> None:
         revision = current_revision(engine)
     finally:
         engine.dispose()
-    cli.echo(f"database at {safe_url(settings.database_url)} is at revision {revision}")
+    click.echo(f"database at {safe_url(settings.database_url)} is at revision {revision}")
 
 
+@click.command("status")
 def status() -> None:
     """Where drip keeps its data and what it is connected to."""
     from drip.bootstrap import load_settings
@@ -44,5 +43,5 @@ def status() -> None:
         revision = database_revision(engine) or "none: run `drip db upgrade`"
     finally:
         engine.dispose()
-    cli.echo(f"database: {safe_url(settings.database_url)} (revision {revision})")
-    cli.echo(f"mode: {mode}; sms transport: {transport}; campaigns: {settings.campaigns_dir}")
+    click.echo(f"database: {safe_url(settings.database_url)} (revision {revision})")
+    click.echo(f"mode: {mode}; sms transport: {transport}; campaigns: {settings.campaigns_dir}")

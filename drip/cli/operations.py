@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import click
 
-from drip.cli import framework as cli
 from drip.cli._common import check_format, echo_csv, echo_json, ready_deps
 from drip.cli._common import deps as build_deps
 
 
-def register(app: cli.App) -> None:
-    """Add the operations commands to ``app``."""
-    app.command("tick")(tick)
-    app.command("run")(run)
-    app.command("explain")(explain)
-    app.command("history")(history)
-    app.command("stats")(stats)
-    app.command("queue")(queue)
-    app.command("reconcile")(reconcile)
-
-
+@click.command("tick")
 def tick() -> None:
     """Dispatch and fire what is due once, then exit (for cron)."""
     from drip.services.dispatch import tick as run_tick
@@ -27,16 +16,16 @@ def tick() -> None:
     deps = ready_deps()
     summary = run_tick(deps, deps.clock.now())
     counts = ", ".join(f"{n} {k}" for k, n in sorted(summary.counts().items())) or "nothing due"
-    cli.echo(f"tick: {summary.claimed} claimed: {counts}")
+    click.echo(f"tick: {summary.claimed} claimed: {counts}")
     for send_id in summary.unknown:
-        cli.secho(f"send {send_id} is UNKNOWN (see `drip explain {send_id}`)", fg="red")
+        click.secho(f"send {send_id} is UNKNOWN (see `drip explain {send_id}`)", fg="red")
 
 
-def run(
-    host: Annotated[str, cli.Option(help="Webhook app address.")] = "127.0.0.1",
-    port: Annotated[int, cli.Option(help="Webhook app port.")] = 8000,
-    no_web: Annotated[bool, cli.Option("--no-web", help="Do not serve the webhook app.")] = False,
-) -> None:
+@click.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Webhook app address.")
+@click.option("--port", type=int, default=8000, show_default=True, help="Webhook app port.")
+@click.option("--no-web", is_flag=True, help="Do not serve the webhook app.")
+def run(host: str, port: int, no_web: bool) -> None:
     """Embedded service: dispatch loop, sending and the webhook app; Ctrl-C stops cleanly."""
     import threading
 
@@ -46,24 +35,24 @@ def run(
     deps = ready_deps()
     stop = threading.Event()
     install_stop_handlers(stop)
-    cli.echo(
+    click.echo(
         f"drip running: tick every {deps.settings.tick_seconds}s"
         + ("" if no_web else f", webhooks on http://{host}:{port}")
         + "; Ctrl-C to stop"
     )
-    ticks = run_embedded(deps, stop, host=host, port=port, serve=not no_web, on_tick=cli.echo)
-    cli.echo(f"stopped after {ticks} tick(s)")
+    ticks = run_embedded(deps, stop, host=host, port=port, serve=not no_web, on_tick=click.echo)
+    click.echo(f"stopped after {ticks} tick(s)")
 
 
-_JSON = Annotated[bool, cli.Option("--json", help="Print JSON (shape in the README).")]
-_CSV = Annotated[bool, cli.Option("--csv", help="Print CSV.")]
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON (shape in the README).")
+_CSV = click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
 
 
-def explain(
-    send_id: Annotated[int, cli.Argument(help="Scheduled send id.")],
-    as_json: _JSON = False,
-    as_csv: _CSV = False,
-) -> None:
+@click.command("explain")
+@click.argument("send_id", type=int, help="Scheduled send id.")
+@_JSON
+@_CSV
+def explain(send_id: int, as_json: bool, as_csv: bool) -> None:
     """Why a send was sent, skipped, deferred, held or cancelled, with or without the footer."""
     from drip.services.audit import explain as explain_send
     from drip.services.audit import explain_data
@@ -83,14 +72,14 @@ def explain(
             )
         return
     for line in explain_send(deps, send_id):
-        cli.echo(line)
+        click.echo(line)
 
 
-def history(
-    contact: Annotated[str, cli.Argument(help="Contact id or phone number.")],
-    as_json: _JSON = False,
-    as_csv: _CSV = False,
-) -> None:
+@click.command("history")
+@click.argument("contact", help="Contact id or phone number.")
+@_JSON
+@_CSV
+def history(contact: str, as_json: bool, as_csv: bool) -> None:
     """A contact's timeline: consent, messages in and out, decisions."""
     from drip.services.audit import history as contact_history
     from drip.services.audit import local_time
@@ -127,19 +116,19 @@ def history(
         return
     words = {"opted_out": "opted out", "consent": "consent given", "no_consent": "no sms consent"}
     email = "opted out" if person.email_opted_out else "subscribed"
-    cli.echo(
+    click.echo(
         f"contact {person.id}: {person.first_name} {person.last_name} ({tz}); "
         f"sms: {words[sms]}; text status: {person.text_status.value}; email: {email}"
     )
     for e in entries:
-        cli.echo(f"  {local_time(e.at, tz)}  {e.what:<11} {e.text}")
+        click.echo(f"  {local_time(e.at, tz)}  {e.what:<11} {e.text}")
 
 
-def stats(
-    campaign: Annotated[str | None, cli.Argument(help="One campaign (default: all).")] = None,
-    as_json: _JSON = False,
-    as_csv: _CSV = False,
-) -> None:
+@click.command("stats")
+@click.argument("campaign", required=False, help="One campaign (default: all).")
+@_JSON
+@_CSV
+def stats(campaign: str | None, as_json: bool, as_csv: bool) -> None:
     """Per campaign and step: scheduled, sent, footer, skipped and deferred by reason, delivered,
     failed, replied, opted out, segments and estimated cost."""
     from drip.cli._common import campaign_name
@@ -157,7 +146,7 @@ def stats(
         echo_csv(result.csv_rows())
         return
     if not result.campaigns and not result.others:
-        cli.echo("no campaigns: run `drip sync` to load campaigns/")
+        click.echo("no campaigns: run `drip sync` to load campaigns/")
         return
     _print_stats(result)
 
@@ -183,11 +172,11 @@ def _print_stats(result: object) -> None:
     if result.others:
         tables.append(("texts outside campaigns:", "kind", result.others))
     for title, column, rows in tables:
-        cli.echo(title)
-        cli.echo(f"  {column:<24} {numbers}")
+        click.echo(title)
+        click.echo(f"  {column:<24} {numbers}")
         for s in rows:
             day = "" if s.day is None else str(s.day)
-            cli.echo(
+            click.echo(
                 f"  {s.step[:24]:<24} {day:>4} {s.scheduled:>6} {s.pending:>6} {s.sent:>6} "
                 f"{s.with_footer:>6} {s.delivered:>6} {s.failed:>6} {s.replied:>6} "
                 f"{s.opted_out:>6} {s.segments:>6} {s.cost:>8.2f}"
@@ -198,16 +187,19 @@ def _print_stats(result: object) -> None:
                 + ([f"cancelled {s.cancelled}"] if s.cancelled else [])
             )
             if reasons:
-                cli.echo(f"  {'':<24}      {'; '.join(reasons)}")
-        cli.echo("")
+                click.echo(f"  {'':<24}      {'; '.join(reasons)}")
+        click.echo("")
     money = result.price
-    cli.echo(
+    click.echo(
         f"cost: segments x {money.per_segment} {money.currency} (Twilio's US base price, "
         f"checked {money.checked}; carrier fees not included)"
     )
 
 
-def queue(as_json: _JSON = False, as_csv: _CSV = False) -> None:
+@click.command("queue")
+@_JSON
+@_CSV
+def queue(as_json: bool, as_csv: bool) -> None:
     """What is due now and in the next 24 h, by campaign and sender (held: campaign paused)."""
     from drip.services.queue import queue_view
 
@@ -221,35 +213,32 @@ def queue(as_json: _JSON = False, as_csv: _CSV = False) -> None:
         echo_csv([r.as_dict() for r in result.rows])
         return
     if not result.rows:
-        cli.echo("nothing due in the next 24 h")
+        click.echo("nothing due in the next 24 h")
         return
-    cli.echo(f"{'campaign':<28} {'sender':<14} {'ch':<5} {'due now':>8} {'next 24h':>9}")
+    click.echo(f"{'campaign':<28} {'sender':<14} {'ch':<5} {'due now':>8} {'next 24h':>9}")
     for r in result.rows:
         held = "  held (paused)" if r.held else ""
-        cli.echo(
+        click.echo(
             f"{r.campaign:<28} {r.sender:<14} {r.channel:<5} {r.due_now:>8} {r.next_24h:>9}{held}"
         )
-    cli.echo(
+    click.echo(
         f"{'total':<28} {'':<14} {'':<5} {result.due_now:>8} {result.next_24h:>9}"
         + (f"  ({result.held} held)" if result.held else "")
     )
-    for line in result.forecast:  # SPEC §4a: when each sender's last text leaves
-        cli.echo(line)
+    for line in result.forecast:  # the pacing forecast: when each sender's last text leaves
+        click.echo(line)
 
 
-def reconcile(
-    horizon: Annotated[
-        int | None,
-        cli.Option(
-            "--horizon",
-            min=0,
-            help="Seconds after which a text missing from Twilio's list is absent "
-            "(default: the provider fact in drip/data/provider_facts.json).",
-        ),
-    ] = None,
-    as_json: Annotated[bool, cli.Option("--json", help="One JSON object per send.")] = False,
-) -> None:
-    """Settle `unknown` sends against the provider's own records (SPEC §7)."""
+@click.command("reconcile")
+@click.option(
+    "--horizon",
+    type=click.IntRange(min=0),
+    help="Seconds after which a text missing from Twilio's list is absent "
+    "(default: the provider fact in drip/data/provider_facts.json).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per send.")
+def reconcile(horizon: int | None, as_json: bool) -> None:
+    """Settle `unknown` sends against the provider's own records (see docs/operations.md)."""
     import json
     from datetime import timedelta
 
@@ -260,12 +249,12 @@ def reconcile(
     results = settle(deps, deps.clock.now(), horizon=wait)
     for r in results:
         if as_json:
-            cli.echo(json.dumps({"send_id": r.send_id, "outcome": r.outcome, "sid": r.sid}))
+            click.echo(json.dumps({"send_id": r.send_id, "outcome": r.outcome, "sid": r.sid}))
         else:
-            cli.echo(f"send {r.send_id}: {r.outcome}: {r.reason}")
+            click.echo(f"send {r.send_id}: {r.outcome}: {r.reason}")
     if not as_json:
         counts = {o: sum(r.outcome == o for r in results) for o in ("sent", "pending", "unknown")}
-        cli.echo(
+        click.echo(
             f"{len(results)} unknown send(s): {counts['sent']} sent, "
             f"{counts['pending']} back to pending, {counts['unknown']} still unknown"
         )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from drip.cli import framework as cli
+import click
+
 from drip.cli._common import confirm_or_yes, fail, progress, ready_deps
 
 
-class BulkGroup(cli.Group):
+class BulkGroup(click.Group):
     """``drip bulk BODY ...`` runs ``send``; ``drip bulk cancel ID`` runs ``cancel``.
 
     The first word picks a subcommand only when it names one; anything else
@@ -24,25 +25,11 @@ class BulkGroup(cli.Group):
         formatter.write_usage("drip bulk", "BODY [OPTIONS] | cancel ID")
 
 
-def register(app: cli.App) -> None:
-    """Add ``text`` and the ``bulk`` group to ``app``."""
-    app.command("text")(text)
-    bulk_app = cli.App(
-        cls=BulkGroup,
-        no_args_is_help=True,
-        help="Text many contacts at once (`drip bulk BODY` with filters), or cancel a bulk "
-        "(`drip bulk cancel ID`).",
-    )
-    bulk_app.command("send")(bulk)
-    bulk_app.command("cancel")(bulk_cancel)
-    app.add_group(bulk_app, name="bulk")
-
-
-def text(
-    contact: Annotated[str, cli.Argument(help="Contact id or phone number.")],
-    body: Annotated[str, cli.Argument(help="The text to send.")],
-    sender: Annotated[str, cli.Option("--from", help="agent | concierge")] = "agent",
-) -> None:
+@click.command("text")
+@click.argument("contact", help="Contact id or phone number.")
+@click.argument("body", help="The text to send.")
+@click.option("--from", "sender", default="agent", show_default=True, help="agent | concierge")
+def text(contact: str, body: str, sender: str) -> None:
     """Send a manual text now, under the footer rules (not held by the send window)."""
     from drip.domain.enums import MessageKind, SenderRole
     from drip.services.contacts import find_contact, send_now
@@ -54,38 +41,38 @@ def text(
     )
     if result.outcome != "sent":
         raise fail(f"not sent (send {result.send_id}): {result.reason}")
-    cli.echo(f"sent (send {result.send_id}): {result.reason}")
+    click.echo(f"sent (send {result.send_id}): {result.reason}")
 
 
-def bulk(
-    body: Annotated[
-        str, cli.Argument(help="The text; template variables such as {VisitorFirstName} work.")
-    ],
-    two_way_only: Annotated[
-        bool,
-        cli.Option(
-            "--two-way-only", help="Only contacts who have replied to their agent (two-way)."
-        ),
-    ] = False,
-    campaign: Annotated[
-        str | None, cli.Option("--campaign", help="Only contacts active in this campaign.")
-    ] = None,
-    state: Annotated[
-        str | None,
-        cli.Option("--state", help="Only contacts in this state (address, else area code)."),
-    ] = None,
-    not_contacted_since: Annotated[
-        int | None,
-        cli.Option(
-            "--not-contacted-since",
-            metavar="DAYS",
-            help="Only contacts with no outbound message in the last DAYS days.",
-        ),
-    ] = None,
-    dry_run: Annotated[
-        bool, cli.Option("--dry-run", help="Show who would get it and stop.")
-    ] = False,
-    yes: Annotated[bool, cli.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+@click.group("bulk", cls=BulkGroup, no_args_is_help=True)
+def bulk() -> None:
+    """Text many contacts at once (`drip bulk BODY` with filters), or cancel a bulk
+    (`drip bulk cancel ID`)."""
+
+
+@bulk.command("send")
+@click.argument("body", help="The text; template variables such as {VisitorFirstName} work.")
+@click.option(
+    "--two-way-only", is_flag=True, help="Only contacts who have replied to their agent (two-way)."
+)
+@click.option("--campaign", help="Only contacts active in this campaign.")
+@click.option("--state", help="Only contacts in this state (address, else area code).")
+@click.option(
+    "--not-contacted-since",
+    type=int,
+    metavar="DAYS",
+    help="Only contacts with no outbound message in the last DAYS days.",
+)
+@click.option("--dry-run", is_flag=True, help="Show who would get it and stop.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def bulk_send(
+    body: str,
+    two_way_only: bool,
+    campaign: str | None,
+    state: str | None,
+    not_contacted_since: int | None,
+    dry_run: bool,
+    yes: bool,
 ) -> None:
     """Text many contacts at once: shows who gets it and who is excluded (and why), then
     schedules one send per recipient. The sends go out through dispatch (`drip tick`,
@@ -100,18 +87,18 @@ def bulk(
     filters = BulkFilters(two_way_only, campaign, state, not_contacted_since)
     plan = plan_bulk(deps, body, filters, now)
     for line in plan.lines():
-        cli.echo(line)
-    # --- pacing forecast (SPEC §4a): when the last text leaves, how many slip ---
+        click.echo(line)
+    # The pacing forecast: when the last text leaves, how many slip to the next day.
     from drip.services.pacing import forecast_bulk, forecast_lines
 
     expected = forecast_bulk(deps, plan.body, plan.recipients, now)
     for line in forecast_lines(expected, deps.account.default_timezone):
-        cli.echo(line)
+        click.echo(line)
     if dry_run:
-        cli.echo("dry run: nothing scheduled")
+        click.echo("dry run: nothing scheduled")
         return
     if not plan.recipients:
-        cli.echo("nothing to send")
+        click.echo("nothing to send")
         return
     confirm_or_yes(f"Schedule this text for {len(plan.recipients)} contacts?", yes)
     words = ", ".join(
@@ -126,16 +113,18 @@ def bulk(
     )
     with progress("scheduling", len(plan.recipients)) as advance:
         done = start_bulk(deps, plan, now, filters=words, on_batch=advance)
-    cli.echo(
+    click.echo(
         f"bulk {done.bulk_id}: scheduled {done.sends} sends, due now: they go out on the next "
         "dispatch (`drip tick`, `drip run` or the Celery beat), each checked again when it fires; "
         f"`drip bulk cancel {done.bulk_id}` cancels what has not gone out"
     )
 
 
-def bulk_cancel(bulk_id: Annotated[int, cli.Argument(help="The bulk's id.")]) -> None:
+@bulk.command("cancel")
+@click.argument("bulk_id", type=int, help="The bulk's id.")
+def bulk_cancel(bulk_id: int) -> None:
     """Cancel what a bulk has not sent yet (each cancellation is recorded)."""
     from drip.services.bulk import cancel_bulk
 
     deps = ready_deps()
-    cli.echo(cancel_bulk(deps, bulk_id, deps.clock.now()).message)
+    click.echo(cancel_bulk(deps, bulk_id, deps.clock.now()).message)

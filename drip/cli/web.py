@@ -11,21 +11,21 @@ signatures are checked against it.
 
 from __future__ import annotations
 
-from typing import Annotated
+import click
 
-from drip.cli import framework as cli
 from drip.cli._common import ready_deps
 
 
-def register(app: cli.App) -> None:
-    """Add ``drip serve`` to the command line."""
-    app.command("serve")(serve)
-
-
-def serve(
-    host: Annotated[str, cli.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, cli.Option("--port", help="Port to listen on.", min=1, max=65535)] = 8000,
-) -> None:
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on.",
+)
+def serve(host: str, port: int) -> None:
     """Run the webhook app: Twilio inbound and status webhooks, POST /contacts,
     email unsubscribe links and /healthz (Flask's threaded server; use gunicorn
     with drip.web.wsgi under load)."""
@@ -34,19 +34,19 @@ def serve(
     deps = ready_deps()
     settings = deps.settings
     if not settings.twilio_auth_token:
-        cli.secho(
+        click.secho(
             "TWILIO_AUTH_TOKEN is not set: /twilio/sms and /twilio/status refuse every "
             "request (403), since no signature can be checked",
-            fg=cli.colors.YELLOW,
+            fg="yellow",
             err=True,
         )
     if not settings.api_token:
-        cli.secho(
+        click.secho(
             "DRIP_API_TOKEN is not set: POST /contacts refuses every request (401)",
-            fg=cli.colors.YELLOW,
+            fg="yellow",
             err=True,
         )
-    cli.echo(
+    click.echo(
         f"drip webhook app on http://{host}:{port}; Twilio signatures are checked "
         f"against {settings.public_url}",
         err=True,

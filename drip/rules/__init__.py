@@ -79,15 +79,9 @@ def _east_first_key(name: str) -> tuple[float, str]:
 def area_code_table() -> Mapping[str, AreaCodeZones]:
     """Area code -> its zones (easternmost first), the generated data with corrections applied.
 
-    Built once per version of the two files and kept in the user's cache
-    (:mod:`drip.parsed_cache`): a command looking up one area code does not
-    read the YAML corrections.
+    Built once per process, on first use.
     """
-    from drip.parsed_cache import load_cached
-
-    inputs = _path("area_code_zones.json").read_bytes()
-    inputs += b"\0" + _path("area_code_corrections.yaml").read_bytes()
-    return MappingProxyType(load_cached("area-codes", inputs, _build_area_code_table, dict))
+    return MappingProxyType(_build_area_code_table())
 
 
 def _build_area_code_table() -> dict[str, AreaCodeZones]:

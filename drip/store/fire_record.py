@@ -1,6 +1,6 @@
 """The recording statements of the fire path, built once and executed with parameters.
 
-They run once per text sent (:mod:`drip.services.firing` records each send
+They run once per text sent (:mod:`drip.services.fire.record` records each send
 that reached its provider right after its call), and building a SQLAlchemy
 statement costs more CPU than executing it (every clause coerced, a cache key
 computed): each statement here is built once (the send update once per set

@@ -33,7 +33,7 @@ KEYS = (
     "enroll_many_cli_vs_copy",
     "import_vs_copy",
     "cli_start_vs_python",
-    "replay_seed_vs_inprocess",
+    "replay_suite_s_per_scenario",
 )
 RAW = (
     "schedule_drip_steps_per_s",
@@ -53,8 +53,7 @@ RAW = (
     "import_rows_per_s",
     "cli_history_s",
     "python_import_sqlalchemy_s",
-    "replay_seed_subprocess_s",
-    "replay_seed_inprocess_s",
+    "replay_suite_s",
     "replay_seed_s",
 )
 

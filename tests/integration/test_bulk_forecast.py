@@ -8,13 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import click
 import pytest
 from click.testing import CliRunner
 from freezegun import freeze_time
 
-from drip.cli import texts as bulk_commands
-from drip.cli.framework import App
+from drip.cli import app as drip_cli
 from drip.domain.pacing import Senders
 from drip.services.bulk import BulkFilters, plan_bulk, schedule_bulk
 from drip.services.pacing import forecast_bulk, forecast_lines, forecast_pending
@@ -29,17 +27,6 @@ BODY = "Hi {VisitorFirstName}, new homes just listed near you this week. Want th
 def _default_rate(rig: Rig) -> None:
     """The rig's account with the default senders (1 segment/s), not the tests' fast ones."""
     rig.deps = replace(rig.deps, account=replace(rig.deps.account, senders=Senders()))
-
-
-def cli() -> click.Group:
-    app = App()
-
-    @app.callback()
-    def _root() -> None:
-        """drip (the bulk command only)."""
-
-    bulk_commands.register(app)
-    return app.build("drip")
 
 
 @pytest.mark.slow
@@ -60,7 +47,7 @@ def test_a_dry_run_bulk_to_20000_contacts_of_one_agent_prints_when_its_last_text
         "DRIP_LOG_FORMAT": "json",
     }
     with freeze_time(TEN_AM_NY):
-        result = CliRunner().invoke(cli(), ["bulk", BODY, "--dry-run"], env=env)
+        result = CliRunner().invoke(drip_cli, ["bulk", BODY, "--dry-run"], env=env)
 
     assert result.exit_code == 0, result.output
     out = result.output

@@ -3,16 +3,17 @@
 The revision check every database command runs reads one row and the
 migration files' headers; it must agree with Alembic. A command imports only
 what it uses: ``drip history`` no Alembic, Flask, Celery, Redis, twilio,
-holidays, rich, typer/pydantic, pendulum, YAML or the campaign loader (with
-the parsed ``account.yaml`` in the user's cache, as after any first command),
-nor the modules of other commands; ``drip replay`` no Alembic (the cached
-template), Flask, Celery, Redis, twilio or rich.
+holidays, pendulum, the campaign loader or the modules of other commands;
+``drip replay`` no Alembic (the cached template), Flask, Celery, Redis or
+twilio. The replay template is kept only in a cache folder that is the
+user's own.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +42,6 @@ NOT_FOR_ANY_LOCAL_COMMAND = (
     "limits",
     "twilio",
     "requests",
-    "rich",
     "typer",
     "pydantic",
 )
@@ -52,12 +52,9 @@ NOT_FOR_HISTORY = (
     "holidays",
     "pendulum",
     "dateutil",
-    "yaml",
     "regex",
     "phonenumbers",
     "drip.campaigns.loader",
-    "drip.campaigns.account_file",
-    "drip.campaigns.rules_file",
     "drip.store.claims",
     "drip.transports.recording",
     "drip.services.fire",
@@ -69,7 +66,6 @@ NOT_FOR_HISTORY = (
     "drip.cli.replay",
     "drip.cli.texts",
     "drip.cli.web",
-    "drip.cli.warm_client",  # warm starts serve `replay` only: no other command looks
 )
 
 #: Modules a one-scenario ``drip replay`` does not need.
@@ -123,7 +119,6 @@ def _drip_env(home: Path) -> dict[str, str]:
     env.update(
         DRIP_HOME=str(home),
         DRIP_CAMPAIGNS_DIR=str(REPO / "campaigns"),
-        DRIP_WARM="0",  # what the process itself imports, not a warm server's
         XDG_CACHE_HOME=str(home / "cache"),
     )
     return env
@@ -162,14 +157,12 @@ def _run_probe(probe: str, env: dict[str, str], cwd: Path) -> str:
 
 
 def test_history_imports_only_what_it_uses(tmp_path: Path) -> None:
-    """``drip history`` imports none of :data:`NOT_FOR_HISTORY` once its parsed data is cached."""
+    """``drip history`` imports none of :data:`NOT_FOR_HISTORY` (nothing cached: the first run)."""
     env = _drip_env(tmp_path / "home")
     drip = str(Path(sys.executable).with_name("drip"))
     for command in (["db", "upgrade"], ["contacts", "add", "--phone", "+13055550123", "-f", "Ann"]):
         subprocess.run([drip, *command], env=env, cwd=tmp_path, check=True, capture_output=True)
-    cold = _loaded_by(["history", "1"], (), env, tmp_path)  # keeps the area code table
     result = _loaded_by(["history", "1"], NOT_FOR_HISTORY, env, tmp_path)
-    assert result["out"] == cold["out"]
     assert "contact 1: Ann" in result["out"]
     assert "area code 305" in result["out"]
     assert result["loaded"] == []
@@ -216,15 +209,17 @@ def test_commands_refuse_an_old_schema_without_alembic(tmp_path: Path) -> None:
 def test_replay_template_is_made_once_and_shared(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The migrated template is cached by the migrations' digest; a new process copies it."""
+    """The migrated template is kept in the private cache folder; a new process copies it."""
     from drip.replay.runner import world as runner
     from drip.store import migrate
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(runner, "_template", None)
     runner.fresh_database(tmp_path / "one.db")
-    cached = tmp_path / "cache" / "drip" / f"replay-template-{migrations_digest()}.db"
+    folder = tmp_path / "cache" / "drip"
+    cached = folder / runner._template_name()
     assert cached.exists()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
 
     def no_alembic(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("the cached template should have been copied")
@@ -237,6 +232,49 @@ def test_replay_template_is_made_once_and_shared(
         assert database_revision(engine) == head_revision()
     finally:
         engine.dispose()
+
+
+def test_replay_template_is_not_read_from_a_folder_others_can_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache folder open to group or others is not used: the template is made afresh elsewhere."""
+    from drip.replay.runner import world as runner
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = tmp_path / "cache" / "drip"
+    folder.mkdir(parents=True)
+    folder.chmod(0o777)
+    planted = folder / runner._template_name()
+    planted.write_bytes(b"not the template")
+    monkeypatch.setattr(runner, "_template", None)
+    runner.fresh_database(tmp_path / "one.db")
+    assert runner._template is not None and runner._template.parent != folder
+    assert planted.read_bytes() == b"not the template"  # neither read nor replaced
+    engine = make_engine(f"sqlite:///{tmp_path / 'one.db'}")
+    try:
+        assert database_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_a_cache_folder_is_trusted_only_when_it_is_the_users_own(tmp_path: Path) -> None:
+    """A folder of mode 0700 owned by this user passes; a link, an open mode or a file does not."""
+    from drip.user_cache import unsafe_because
+
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)
+    assert unsafe_because(os.lstat(private)) is None
+    open_folder = tmp_path / "open"
+    open_folder.mkdir()
+    open_folder.chmod(0o755)
+    assert "mode 0755" in (unsafe_because(os.lstat(open_folder)) or "")
+    link = tmp_path / "link"
+    link.symlink_to(private)
+    assert "not a folder" in (unsafe_because(os.lstat(link)) or "")
+    file = tmp_path / "file"
+    file.write_text("")
+    assert "not a folder" in (unsafe_because(os.lstat(file)) or "")
 
 
 @pytest.mark.parametrize(

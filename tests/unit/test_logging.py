@@ -386,12 +386,12 @@ def test_a_line_is_the_same_and_masked_whatever_other_handlers_there_are(fmt: st
     with _sole_handler():
         alone, beside = io.StringIO(), io.StringIO()
         configure_logging(fmt, stream=alone)
-        _events(get_logger("drip.services.firing"))
+        _events(get_logger("drip.services.fire.batch"))
         configure_logging(fmt, stream=beside)
         extra = logging.NullHandler()
         logging.getLogger().addHandler(extra)
         try:
-            _events(get_logger("drip.services.firing"))
+            _events(get_logger("drip.services.fire.batch"))
         finally:
             logging.getLogger().removeHandler(extra)
         lines = _STAMP.sub("T", alone.getvalue())
@@ -421,7 +421,7 @@ def test_a_handler_patched_as_sentry_patches_call_handlers_sees_warnings_and_err
     with _sole_handler():
         buffer = io.StringIO()
         configure_logging("json", stream=buffer)
-        log = get_logger("drip.services.firing")
+        log = get_logger("drip.services.fire.batch")
         log.info("send_decided", send_id=1)
         log.warning("send_record_retry", send_id=2, to="+16175550123")
         try:
@@ -430,7 +430,7 @@ def test_a_handler_patched_as_sentry_patches_call_handlers_sees_warnings_and_err
             log.exception("send_crashed", send_id=3)
         log.error("database_error", error="OperationalError")
     assert [r.levelname for r in seen] == ["WARNING", "ERROR", "ERROR"]
-    assert [r.name for r in seen] == ["drip.services.firing"] * 3
+    assert [r.name for r in seen] == ["drip.services.fire.batch"] * 3
     events = [r.msg for r in seen]
     assert all(isinstance(e, dict) for e in events)
     assert [e["event"] for e in events] == ["send_record_retry", "send_crashed", "database_error"]

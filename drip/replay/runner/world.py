@@ -66,6 +66,7 @@ from drip.services.deps import Deps
 from drip.services.dispatch import tick
 from drip.services.sync import sync_campaigns
 from drip.store import repository as repo
+from drip.store.engine import make_engine
 from drip.transports.pacing import LocalPacer
 from drip.transports.recording import RecordingTransport
 
@@ -149,8 +150,8 @@ class _World:
             email=self.transport,
             account=account,
             pacer=self.pacer,
+            engine=_engine_for(database),
         )
-        _no_fsync(self.deps.engine)
         self.campaigns = list(campaigns)
         self.broadcasts = list(broadcasts)
         self.events = Events(self.deps, self.transport, self.pacer, alone=len(self.lives) == 1)
@@ -285,13 +286,14 @@ _template: Path | None = None
 def fresh_database(path: Path) -> None:
     """A new SQLite database at ``path``, migrated to the latest schema.
 
-    ``drip.store.migrate.upgrade`` (about 0.3 s of Alembic imports and
-    migrations) runs into a template file once per version of the migration
-    files: the template is kept in the user's cache folder, named by a digest
-    of those files, so the next ``drip replay`` process finds it made. Every
-    run then starts from a byte copy of it, which is the same fresh, migrated
-    database for a fraction of the cost. Without a writable cache folder the
-    template lives in a temporary folder for this process only.
+    ``drip.store.migrate.upgrade`` (Alembic's imports and migrations) runs
+    once into a template file, and every run starts from a byte copy of it:
+    the same fresh, migrated database for a fraction of the cost. The template
+    is kept in the user's cache folder (:mod:`drip.user_cache`, checked to be
+    this user's own before use), named by the migration files' digest and the
+    SQLAlchemy and SQLite versions, so the next ``drip replay`` process finds
+    it made; without a usable cache folder it lives in a temporary folder for
+    this process only.
     """
     global _template  # noqa: PLW0603 - one template per process, made on first use
     if _template is None or not _template.exists():
@@ -299,9 +301,15 @@ def fresh_database(path: Path) -> None:
     shutil.copyfile(_template, path)
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "drip"
+def _template_name() -> str:
+    import hashlib
+
+    import sqlalchemy
+
+    from drip.store.schema_version import migrations_digest
+
+    key = f"{migrations_digest()}\0{sqlalchemy.__version__}\0{sqlite3.sqlite_version}"
+    return f"replay-template-{hashlib.sha256(key.encode()).hexdigest()[:16]}.db"
 
 
 def _make_template(target: Path) -> None:
@@ -315,14 +323,15 @@ def _make_template(target: Path) -> None:
 
 def _cached_template() -> Path | None:
     """The shared template for the shipped migrations, made if missing; None if not possible."""
-    from drip.store.schema_version import migrations_digest
+    from drip.user_cache import private_cache_folder
 
+    folder = private_cache_folder()
+    if folder is None:
+        return None
+    target = folder / _template_name()
     try:
-        folder = _cache_dir()
-        target = folder / f"replay-template-{migrations_digest()}.db"
         if target.exists():
             return target
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         scratch = Path(tempfile.mkdtemp(prefix=".template-", dir=folder))
         try:
             _make_template(scratch / "template.db")
@@ -340,6 +349,34 @@ def _process_template() -> Path:
     template = folder / "template.db"
     _make_template(template)
     return template
+
+
+#: The one engine of this process's replays, and the database its connections open.
+_engine: Engine | None = None
+_database: Path | None = None
+
+
+def _engine_for(database: Path) -> Engine:
+    """The process's replay engine, its new connections opening ``database``.
+
+    SQLAlchemy keeps the SQL it compiled per engine: one engine for every
+    world of a ``drip replay`` call compiles each statement once, not once per
+    scenario (about a fifth of a scenario's CPU time). A world empties the
+    pool when it ends (``dispose``), so the next one's connections open the
+    next file. Worlds run one at a time.
+    """
+    global _engine, _database  # noqa: PLW0603 - one engine per process, made on first use
+    _database = database
+    if _engine is None:
+        _engine = make_engine(f"sqlite:///{database}", creator=_connect)
+        _no_fsync(_engine)
+    return _engine
+
+
+def _connect() -> sqlite3.Connection:
+    assert _database is not None
+    # As SQLAlchemy opens a file database for its pool: usable from any thread.
+    return sqlite3.connect(_database, check_same_thread=False)
 
 
 def _no_fsync(engine: Engine) -> None:

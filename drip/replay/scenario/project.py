@@ -61,16 +61,8 @@ def catalog(folder: Path) -> _Catalog:
 
 @cache
 def _account(folder: Path) -> AccountSettings:
-    path = folder / "account.yaml"
-    if not path.is_file():
-        return load_account(folder)
-    # Parsed once per version of the file and of drip, as every command reads it
-    # (drip.bootstrap.load_account): the same value, without the YAML reader and the
-    # bundled rule pack's parse in every ``drip replay`` process. A bad file raises
-    # its located problems every time (nothing is kept).
-    from drip.parsed_cache import load_cached
-
-    return load_cached("account", path.read_bytes(), lambda: load_account(path), AccountSettings)
+    # Parsed once per folder and process: every scenario of a folder shares it.
+    return load_account(folder)
 
 
 def project_account(project: Path) -> AccountSettings:
