@@ -35,6 +35,7 @@ import yaml
 from drip.campaigns.links import find_links, mentions_opt_out, shortener_of
 from drip.campaigns.rules_file import federal_window_problem
 from drip.campaigns.rules_file import window as read_window
+from drip.campaigns.triggers_file import AUTOMATION_FIELDS, read_automation
 from drip.campaigns.yamlsource import STR, Field, Position, Severity, YamlSource, is_null
 from drip.domain.campaign import (
     DEFAULT_INTERVAL_DAYS,
@@ -47,7 +48,16 @@ from drip.domain.message import TEMPLATE_VARIABLES, template_problems
 from drip.domain.window import SendWindow
 from drip.errors import CampaignError, ValidationError
 
-CAMPAIGN_FIELDS = ("name", "kind", "sender", "stop_on_reply", "send_window", "opt_out", "steps")
+CAMPAIGN_FIELDS = (
+    "name",
+    "kind",
+    "sender",
+    "stop_on_reply",
+    "send_window",
+    "opt_out",
+    "steps",
+    *AUTOMATION_FIELDS,
+)
 CAMPAIGN_REQUIRED = ("name", "kind", "steps")
 STEP_FIELDS = ("id", "day", "at", "channel", "subject", "body", "opt_out")
 STEP_REQUIRED = ("day", "body")
@@ -304,6 +314,7 @@ def read_campaign(source: YamlSource) -> CampaignDraft | None:
     stop_on_reply = _opt(fields, "stop_on_reply", lambda n: source.boolean(n, "stop_on_reply"))
     window = _opt(fields, "send_window", lambda n: _send_window(source, n, "send_window"))
     opt_out, footer = _opt_out(source, fields.get("opt_out"))
+    automation = read_automation(source, fields)
     steps: list[tuple[Step, StepSource]] | None = None
     drafts: list[StepDraft] = []
     if "steps" in fields and not is_null(fields["steps"].value):
@@ -320,7 +331,13 @@ def read_campaign(source: YamlSource) -> CampaignDraft | None:
         footer=footer,
         file=None,
     )
-    if source.error_count > errors_before or name is None or kind is None or steps is None:
+    if (
+        source.error_count > errors_before
+        or name is None
+        or kind is None
+        or steps is None
+        or automation is None
+    ):
         return draft
     try:
         campaign = Campaign(
@@ -332,6 +349,7 @@ def read_campaign(source: YamlSource) -> CampaignDraft | None:
             send_window=window,
             opt_out=opt_out,
             source=source.label,
+            automation=automation,
         )
     except ValidationError as exc:  # pragma: no cover - every rule is checked above, located
         source.error(root, str(exc))

@@ -100,6 +100,8 @@ class Events:
         if s.agent is not None:
             add_agent(self.deps, s.agent.first_name, s.agent.last_name, s.agent.phone, now)
             agent_phone = s.agent.phone
+        for more in s.agents:
+            add_agent(self.deps, more.first_name, more.last_name, more.phone, now)
         data = ContactInput(
             c.first_name, c.last_name, c.phone, c.email, c.state, s.timezone, agent_phone, c.source
         )
