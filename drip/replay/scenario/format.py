@@ -109,7 +109,18 @@ SCENARIO_FIELDS = (
 SCENARIO_REQUIRED = ("start", "contact")
 AGENT_FIELDS = ("first_name", "last_name", "phone")
 CONCIERGE_FIELDS = ("phone",)
-CONTACT_FIELDS = ("first_name", "last_name", "phone", "email", "state", "source", "sms_consent")
+CONTACT_FIELDS = (
+    "first_name",
+    "last_name",
+    "phone",
+    "email",
+    "state",
+    "source",
+    "sms_consent",
+    "lead_source",
+    "stage",
+    "tags",
+)
 CONTACT_SOURCES = ("registration", "import", "manual")
 #: Event kinds: the common ones, then those of the rarer paths (see the module docstring).
 EVENT_KINDS = (

@@ -285,6 +285,9 @@ class _Reader(FieldReader):
             fields, "source", lambda n: s.choice(n, "contact source", CONTACT_SOURCES)
         )
         consent = self._opt(fields, "sms_consent", lambda n: s.boolean(n, "sms_consent"))
+        lead_source = self._opt(fields, "lead_source", lambda n: s.string(n, "lead_source"))
+        stage = self._opt(fields, "stage", lambda n: s.string(n, "stage"))
+        tags = self._opt(fields, "tags", lambda n: s.sequence(n, "tags"))
         if s.error_count > before or first is None:
             return None
         if phone is None and email is None:
@@ -297,7 +300,16 @@ class _Reader(FieldReader):
             s.error(fields["sms_consent"].value, "sms_consent: true needs a contact phone")
             return None
         return ContactSpec(
-            first.strip(), (last or "").strip(), phone, email, state, source, consent
+            first.strip(),
+            (last or "").strip(),
+            phone,
+            email,
+            state,
+            source,
+            consent,
+            lead_source.strip() if lead_source else None,
+            stage.strip() if stage else None,
+            tuple(str(t.value) for t in tags or () if isinstance(t, yaml.ScalarNode)),
         )
 
     def _email(self, node: yaml.Node) -> str | None:

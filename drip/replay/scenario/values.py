@@ -58,6 +58,10 @@ class ContactSpec:
     state: str | None = None
     source: ConsentSource = ConsentSource.REGISTRATION
     sms_consent: bool = True
+    #: The CRM's fields, given to the contact's lead.created event when ``sync:`` is used.
+    lead_source: str | None = None
+    stage: str | None = None
+    tags: tuple[str, ...] = ()
 
     @property
     def full_name(self) -> str:
