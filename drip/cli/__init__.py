@@ -62,6 +62,7 @@ COMMANDS: dict[str, str] = {
     "contacts": "drip.cli.contacts",
     "bulk": "drip.cli.texts",
     "warm": "drip.cli.warm",
+    "events": "drip.cli.events",
 }
 
 _app: LazyGroup | None = None

@@ -34,6 +34,9 @@ def register(app: cli.App) -> None:
     contacts_app.command("list")(contacts_list)
     contacts_app.command("opt-out")(contacts_opt_out)
     contacts_app.command("status")(contacts_status)
+    from drip.cli.events import contacts_assign
+
+    contacts_app.commands["assign"] = contacts_assign
     app.add_group(contacts_app, name="contacts")
 
 

@@ -93,7 +93,7 @@ def enrollments_of(session: Session, contact_id: int) -> list[tuple[Enrollment, 
         .where(Enrollment.contact_id == contact_id)
         .order_by(Enrollment.id)
     )
-    return [(e, name) for e, name in rows.tuples()]
+    return [(row[0], row[1]) for row in rows]
 
 
 def automated_campaigns(session: Session) -> list[Campaign]:

@@ -118,6 +118,9 @@ def create_app(deps: Deps) -> Flask:
     _twilio_routes(app, deps)
     _contact_routes(app, deps)
     _health_routes(app, deps)
+    from drip.web.events import events_blueprint  # lead events from a CRM
+
+    app.register_blueprint(events_blueprint(deps))
     # --- console (issue 14): the read-only console under /console/, on when DRIP_CONSOLE_TOKEN is set
     from drip.web.console import register_console
 
