@@ -231,6 +231,7 @@ def load_campaigns(folder_or_paths: Path | str | Iterable[Path | str]) -> LoadRe
                 f"duplicate campaign name {draft.name!r}: {owner.source.label} already defines "
                 "it; campaign names must be unique",
             )
+    _check_group_priorities(result.drafts)
     for draft in result.drafts:
         if draft.file is not None and not draft.source.error_count:
             result.campaigns[draft.file.campaign.name] = draft.file.campaign
@@ -238,6 +239,24 @@ def load_campaigns(folder_or_paths: Path | str | Iterable[Path | str]) -> LoadRe
     result.errors = [line for severity, line in result.problems() if severity == "error"]
     result.warnings = [line for severity, line in result.problems() if severity == "warning"]
     return result
+
+
+def _check_group_priorities(drafts: list[CampaignDraft]) -> None:
+    """Two campaigns of one group with the same priority: an error at the second one's name."""
+    first: dict[tuple[str, int], CampaignDraft] = {}
+    for draft in drafts:
+        if draft.file is None or draft.name_at is None:
+            continue
+        auto = draft.file.campaign.automation
+        if auto.group is None:
+            continue
+        owner = first.setdefault((auto.group, auto.priority), draft)
+        if owner is not draft:
+            draft.source.error(
+                draft.name_at,
+                f"group {auto.group!r}: {owner.source.label} has the same priority "
+                f"({auto.priority}); give the campaigns of one group different priorities",
+            )
 
 
 def discover(folder_or_paths: Path | str | Iterable[Path | str], result: LoadResult) -> list[Path]:
