@@ -25,7 +25,10 @@ def register(app: Any) -> None:
     app.commands["events"] = events
 
 
-@click.group(help="Lead events from a CRM (the same path as POST /events).")
+@click.group(
+    help="Lead events from a CRM (the same path as POST /events).",
+    short_help="Lead events from a CRM (the same path as POST /events).",
+)
 def events() -> None:
     """Lead events."""
 
@@ -79,17 +82,22 @@ def ingest_file(file: Path) -> None:
 @click.argument("contact")
 @click.argument("agent")
 def contacts_assign(contact: str, agent: str) -> None:
-    """Give CONTACT (phone or id) to AGENT (phone, id, or concierge); pending texts follow."""
+    """Give CONTACT (CRM id, phone or id) to AGENT (phone, id, or concierge); pending texts follow."""
     from drip.domain.zones import normalize_phone
     from drip.errors import DripError
     from drip.services.assignment import CONCIERGE, reassign
     from drip.services.contacts import find_contact
+    from drip.store.events import contact_by_ref
 
     deps = ready_deps()
     try:
         ref = agent if agent == CONCIERGE or agent.isdigit() else normalize_phone(agent)
-        found = find_contact(deps, contact)
-        result = reassign(deps, found.id, ref, deps.clock.now(), why="operator")
+        with deps.sessions() as session:
+            by_crm = contact_by_ref(session, contact, None, None)
+            contact_id = by_crm.id if by_crm is not None else None
+        if contact_id is None:
+            contact_id = find_contact(deps, contact).id
+        result = reassign(deps, contact_id, ref, deps.clock.now(), why="operator")
     except DripError as exc:
         raise fail(str(exc)) from exc
     click.echo(result.message)

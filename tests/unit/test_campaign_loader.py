@@ -637,6 +637,10 @@ def test_bundled_campaigns_load() -> None:
         "concierge-seller",
         "concierge-default",
         "new-lead-nurture",
+        "new-lead-online",
+        "new-lead-open-house",
+        "revive-archived",
+        "property-view-follow-up",
     }
     drip = result.campaigns["smart-drip-new-lead"]
     assert [s.day for s in drip.steps] == [15, 45, 180, 270, 360]
