@@ -216,3 +216,16 @@ fire_sends: Any = app.task(
     reject_on_worker_lost=False,
     max_retries=0,  # never retried by Celery; the transport retries only what Twilio refused
 )(_fire_sends)
+
+
+def _ingest_events(events: list[Any]) -> dict[str, int]:
+    """Lead events a producer published to the broker: the path ``POST /events`` takes."""
+    from drip.services.events import ingest
+
+    deps = get_deps()
+    return dict(ingest(deps, events, deps.clock.now()).counts())
+
+
+#: The task producers publish lead events to (a list of event objects, up to 500).
+INGEST_TASK = "drip.ingest_events"
+ingest_events: Any = app.task(name=INGEST_TASK, ignore_result=True)(_ingest_events)

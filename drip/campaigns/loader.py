@@ -34,6 +34,7 @@ import yaml
 
 from drip.campaigns.links import find_links, mentions_opt_out, shortener_of
 from drip.campaigns.rules_file import send_window
+from drip.campaigns.triggers_file import AUTOMATION_FIELDS, read_automation
 from drip.campaigns.yamlsource import STR, Field, Position, Severity, YamlSource, is_null
 from drip.domain.campaign import (
     DEFAULT_INTERVAL_DAYS,
@@ -46,7 +47,16 @@ from drip.domain.message import TEMPLATE_VARIABLES, template_problems
 from drip.domain.window import SendWindow
 from drip.errors import CampaignError, ValidationError
 
-CAMPAIGN_FIELDS = ("name", "kind", "sender", "stop_on_reply", "send_window", "opt_out", "steps")
+CAMPAIGN_FIELDS = (
+    "name",
+    "kind",
+    "sender",
+    "stop_on_reply",
+    "send_window",
+    "opt_out",
+    "steps",
+    *AUTOMATION_FIELDS,
+)
 CAMPAIGN_REQUIRED = ("name", "kind", "steps")
 STEP_FIELDS = ("id", "day", "at", "channel", "subject", "body", "opt_out")
 STEP_REQUIRED = ("day", "body")
@@ -220,6 +230,7 @@ def load_campaigns(folder_or_paths: Path | str | Iterable[Path | str]) -> LoadRe
                 f"duplicate campaign name {draft.name!r}: {owner.source.label} already defines "
                 "it; campaign names must be unique",
             )
+    _check_group_priorities(result.drafts)
     for draft in result.drafts:
         if draft.file is not None and not draft.source.error_count:
             result.campaigns[draft.file.campaign.name] = draft.file.campaign
@@ -227,6 +238,24 @@ def load_campaigns(folder_or_paths: Path | str | Iterable[Path | str]) -> LoadRe
     result.errors = [line for severity, line in result.problems() if severity == "error"]
     result.warnings = [line for severity, line in result.problems() if severity == "warning"]
     return result
+
+
+def _check_group_priorities(drafts: list[CampaignDraft]) -> None:
+    """Two campaigns of one group with the same priority: an error at the second one's name."""
+    first: dict[tuple[str, int], CampaignDraft] = {}
+    for draft in drafts:
+        if draft.file is None or draft.name_at is None:
+            continue
+        auto = draft.file.campaign.automation
+        if auto.group is None:
+            continue
+        owner = first.setdefault((auto.group, auto.priority), draft)
+        if owner is not draft:
+            draft.source.error(
+                draft.name_at,
+                f"group {auto.group!r}: {owner.source.label} has the same priority "
+                f"({auto.priority}); give the campaigns of one group different priorities",
+            )
 
 
 def discover(folder_or_paths: Path | str | Iterable[Path | str], result: LoadResult) -> list[Path]:
@@ -303,6 +332,7 @@ def read_campaign(source: YamlSource) -> CampaignDraft | None:
     stop_on_reply = _opt(fields, "stop_on_reply", lambda n: source.boolean(n, "stop_on_reply"))
     window = _opt(fields, "send_window", lambda n: _send_window(source, n, "send_window"))
     opt_out, footer = _opt_out(source, fields.get("opt_out"))
+    automation = read_automation(source, fields)
     steps: list[tuple[Step, StepSource]] | None = None
     drafts: list[StepDraft] = []
     if "steps" in fields and not is_null(fields["steps"].value):
@@ -319,7 +349,13 @@ def read_campaign(source: YamlSource) -> CampaignDraft | None:
         footer=footer,
         file=None,
     )
-    if source.error_count > errors_before or name is None or kind is None or steps is None:
+    if (
+        source.error_count > errors_before
+        or name is None
+        or kind is None
+        or steps is None
+        or automation is None
+    ):
         return draft
     try:
         campaign = Campaign(
@@ -331,6 +367,7 @@ def read_campaign(source: YamlSource) -> CampaignDraft | None:
             send_window=window,
             opt_out=opt_out,
             source=source.label,
+            automation=automation,
         )
     except ValidationError as exc:  # pragma: no cover - every rule is checked above, located
         source.error(root, str(exc))

@@ -62,6 +62,7 @@ COMMANDS: dict[str, str] = {
     "campaigns": "drip.cli.campaigns:campaigns",
     "contacts": "drip.cli.contacts:contacts",
     "bulk": "drip.cli.texts:bulk",
+    "events": "drip.cli.events:events",
 }
 
 

@@ -269,3 +269,28 @@ def contacts_status(contact: str, status: str, by: str) -> None:
     deps = ready_deps()
     found = find_contact(deps, contact)
     click.echo(change_text_status(deps, found.id, TextStatus(status), by=by, now=deps.clock.now()))
+
+
+@contacts.command("assign")
+@click.argument("contact")
+@click.argument("agent")
+def contacts_assign(contact: str, agent: str) -> None:
+    """Give CONTACT (CRM id, phone or id) to AGENT (phone, id, or concierge); pending texts follow."""
+    from drip.domain.zones import normalize_phone
+    from drip.errors import DripError
+    from drip.services.assignment import CONCIERGE, reassign
+    from drip.services.contacts import find_contact
+    from drip.store.events import contact_by_ref
+
+    deps = ready_deps()
+    try:
+        ref = agent if agent == CONCIERGE or agent.isdigit() else normalize_phone(agent)
+        with deps.sessions() as session:
+            by_crm = contact_by_ref(session, contact, None, None)
+            contact_id = by_crm.id if by_crm is not None else None
+        if contact_id is None:
+            contact_id = find_contact(deps, contact).id
+        result = reassign(deps, contact_id, ref, deps.clock.now(), why="operator")
+    except DripError as exc:
+        raise fail(str(exc)) from exc
+    click.echo(result.message)

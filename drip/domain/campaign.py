@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import time
 
 from drip.domain.enums import CampaignKind, Channel, OptOutMode, SenderRole
+from drip.domain.triggers import Automation
 from drip.domain.window import SendWindow
 from drip.errors import ValidationError
 
@@ -76,6 +77,8 @@ class Campaign:
     send_window: SendWindow | None = None
     opt_out: OptOutSettings = field(default_factory=OptOutSettings)
     source: str | None = None
+    #: Triggers, exits, group, priority and reenroll (lead events; see docs/campaigns.md).
+    automation: Automation = field(default_factory=Automation)
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -87,7 +90,7 @@ class Campaign:
 
     def as_dict(self) -> dict[str, object]:
         """Normalized content, the input of ``version`` and what the store keeps."""
-        return {
+        out: dict[str, object] = {
             "name": self.name,
             "kind": self.kind.value,
             "sender": self.sender.value,
@@ -106,6 +109,9 @@ class Campaign:
             },
             "steps": [s.as_dict() for s in self.steps],
         }
+        if not self.automation.empty:  # absent when empty: older versions keep their hash
+            out["automation"] = self.automation.as_dict()
+        return out
 
     @property
     def version(self) -> str:
@@ -144,6 +150,8 @@ class Campaign:
             if isinstance(window_raw, dict)
             else None
         )
+        auto_raw = data.get("automation")
+        automation = Automation.from_dict(auto_raw) if isinstance(auto_raw, dict) else Automation()
         opt_raw = data.get("opt_out") or {}
         assert isinstance(opt_raw, dict)
         return cls(
@@ -157,4 +165,5 @@ class Campaign:
                 footer=opt_raw.get("footer"),
             ),
             steps=steps,
+            automation=automation,
         )

@@ -45,6 +45,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     text,
+    true,
 )
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -75,6 +76,7 @@ __all__ = [
     "Contact",
     "Conversation",
     "Enrollment",
+    "InboxEvent",
     "Message",
     "OrphanOptOut",
     "PendingCallback",
@@ -129,6 +131,7 @@ NAME = 100
 EMAIL = 254
 ADDRESS = 320  # a phone number or an email address
 CODE = 64
+EXTERNAL_ID = 200  # a producer's id (a CRM lead id, an event id)
 
 
 def only_on(*dialects: str) -> dict[str, Any]:
@@ -161,6 +164,9 @@ class Agent(Base):
     phone: Mapped[str] = mapped_column(String(PHONE), unique=True)
     email: Mapped[str | None] = mapped_column(String(EMAIL))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: False once deactivated: its contacts were reassigned and its number sends nothing more.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    deactivated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class Contact(Base):
@@ -173,6 +179,8 @@ class Contact(Base):
         # A known email is the same contact in any case (SPEC §7 identity rule):
         # add, import and the API look contacts up by lower(email).
         Index("ix_contacts_email_lower", text("lower(email)")),
+        # The CRM's lead id: unique where present (NULLs may repeat on both databases).
+        Index("uq_contacts_external_id", "external_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -200,6 +208,14 @@ class Contact(Base):
     email_opted_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=_default_from("created_at"))
+    #: The CRM's lead id (unique where present), its stage, tags and where the lead came from.
+    external_id: Mapped[str | None] = mapped_column(String(EXTERNAL_ID))
+    stage: Mapped[str | None] = mapped_column(String(NAME))
+    tags: Mapped[list[str] | None] = mapped_column(JSON)
+    lead_source: Mapped[str | None] = mapped_column(String(NAME))
+    #: Per field set by a lead event: the ``occurred_at`` (ISO) of the event that set it, so
+    #: that an older event arriving later does not move the field backwards.
+    field_times: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
 
 class ConsentEvent(Base):
@@ -281,6 +297,9 @@ class Enrollment(Base):
     )
     stopped_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     stop_reason: Mapped[str | None] = mapped_column(Text)
+    #: The lead event that enrolled the contact (a trigger), and the one that ended it (an exit).
+    event_id: Mapped[str | None] = mapped_column(String(EXTERNAL_ID))
+    stop_event_id: Mapped[str | None] = mapped_column(String(EXTERNAL_ID))
 
 
 class ScheduledSend(Base):
@@ -440,3 +459,28 @@ class PendingCallback(Base):
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_message: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class InboxEvent(Base):
+    """A lead event as the producer sent it, stored before it acts; processed once per id."""
+
+    __tablename__ = "inbox_events"
+    __table_args__ = (
+        Index("ix_inbox_events_contact_id_occurred_at", "contact_id", "occurred_at"),
+        Index("ix_inbox_events_processed_at", "processed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(EXTERNAL_ID), unique=True)
+    type: Mapped[str] = mapped_column(String(CODE))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: How the event names its contact: ``{"external_id"|"phone"|"email": ...}``.
+    contact_ref: Mapped[dict[str, Any]] = mapped_column(JSON)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: A digest of the body: a repeated id with another body is refused.
+    digest: Mapped[str] = mapped_column(String(CODE))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    contact_id: Mapped[int | None] = mapped_column(Integer)
+    processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: What it did, in words (``enrolled in revive-archived``; ``stage not moved back``).
+    outcome: Mapped[str | None] = mapped_column(Text)

@@ -32,7 +32,6 @@ absent, unchecked or false is no consent (docs/compliance.md). Consent needs
 
 from __future__ import annotations
 
-import hmac
 import html
 from datetime import datetime
 from typing import Any, Final
@@ -58,7 +57,7 @@ from drip.services.importing import (
 )
 from drip.store import repository as repo
 from drip.store.models import Contact
-from drip.web.responses import ApiError, html_page, json_error
+from drip.web.responses import ApiError, check_bearer, html_page, json_error
 from drip.web.twilio_webhooks import register_twilio_routes
 
 log = structlog.get_logger("drip.web")
@@ -89,6 +88,9 @@ def create_app(deps: Deps) -> Flask:
     register_twilio_routes(app, deps)
     _contact_routes(app, deps)
     _health_routes(app, deps)
+    from drip.web.events import events_blueprint  # lead events from a CRM
+
+    app.register_blueprint(events_blueprint(deps))
     # --- console (issue 14): the read-only console under /console/, on when DRIP_CONSOLE_TOKEN is set
     from drip.web.console import register_console
 
@@ -121,7 +123,7 @@ def _contact_routes(app: Flask, deps: Deps) -> None:
     @app.post("/contacts")
     def register_contact() -> tuple[Response, int]:
         """Registration with consent evidence; sends the opt-in confirmation (C3)."""
-        _check_bearer(deps)
+        check_bearer(deps.settings.api_token)
         fields = _registration_fields()
         now = deps.clock.now()
         return _register(deps, fields, now)
@@ -211,20 +213,6 @@ def _health_routes(app: Flask, deps: Deps) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _check_bearer(deps: Deps) -> None:
-    expected = deps.settings.api_token
-    if not expected:
-        raise ApiError(
-            401, "registration is disabled: the server has no DRIP_API_TOKEN", "Authorization"
-        )
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), expected.encode()
-    ):
-        raise ApiError(401, "a valid bearer token is required", "Authorization")
 
 
 def _registration_fields() -> dict[str, str | None]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any, Final
 
-from flask import Response, jsonify
+from flask import Response, jsonify, request
 
-__all__ = ["EMPTY_TWIML", "ApiError", "html_page", "json_error", "twiml"]
+__all__ = ["EMPTY_TWIML", "ApiError", "check_bearer", "html_page", "json_error", "twiml"]
 
 EMPTY_TWIML: Final = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
@@ -39,3 +40,17 @@ def html_page(title: str, message: str) -> str:
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>{title}</title></head><body><h1>{title}</h1><p>{message}</p></body></html>"
     )
+
+
+def check_bearer(expected: str | None) -> None:
+    """Refuse the request (401) unless it carries ``Authorization: Bearer <expected>``."""
+    if not expected:
+        raise ApiError(
+            401, "registration is disabled: the server has no DRIP_API_TOKEN", "Authorization"
+        )
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), expected.encode()
+    ):
+        raise ApiError(401, "a valid bearer token is required", "Authorization")

@@ -85,7 +85,7 @@ def test_lint_bundled_campaigns_is_clean(workdir: Path) -> None:
     result = drip(workdir, "lint", "campaigns/")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "6 files, 5 campaigns: 0 errors, 0 warnings"
+    assert result.stdout.strip().splitlines()[-1] == "10 files, 9 campaigns: 0 errors, 0 warnings"
 
 
 #: Broken copies of the Smart-Drip file: (file name, text replaced, by, the expected error).
@@ -142,7 +142,7 @@ def test_lint_broken_copies_exit_1_with_located_errors(workdir: Path) -> None:
         re.MULTILINE,
     )
     assert sorted(clashes) == ["bad_at", "shortener", "unknown_variable"], result.stdout
-    assert result.stdout.splitlines()[-1] == "10 files, 5 campaigns: 7 errors, 0 warnings"
+    assert result.stdout.splitlines()[-1] == "14 files, 9 campaigns: 7 errors, 0 warnings"
 
 
 def test_lint_missing_path_exits_2(workdir: Path) -> None:

@@ -146,6 +146,23 @@ RULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "imported consent's confirmation goes through the send pipeline",
         ("c3_imported_consent_at_night.yaml",),
     ),
+    # --- SPEC §9 and §10 (the rules with a scenario so far; see the issue-22 report) ---
+    "9.trigger_lead_created": (
+        "a lead.created trigger with where lead_source enrolls the contact",
+        ("events_new_lead_by_source.yaml",),
+    ),
+    "9.exit": (
+        "an exit rule ends the enrollment, its pending sends cancelled",
+        ("events_new_lead_by_source.yaml",),
+    ),
+    "9.trigger_stage_after": (
+        "where stage matches the stage after the event; reenroll false enrolls once",
+        ("events_archived_lead_revived.yaml",),
+    ),
+    "10.reassignment": (
+        "pending texts come from the new agent, whose first text carries the footer",
+        ("events_reassigned_lead_new_agent_footer.yaml",),
+    ),
 }
 
 #: rule id -> (the SPEC's words, why no scenario, "file::test" that covers it).

@@ -185,7 +185,8 @@ def test_unknown_top_level_field_lists_the_allowed_ones(tmp_path: Path) -> None:
     assert (line, col) == (2, 1)
     assert message == (
         "unknown field 'knd' in the campaign; did you mean 'kind'? allowed: "
-        "name, kind, sender, stop_on_reply, send_window, opt_out, steps"
+        "name, kind, sender, stop_on_reply, send_window, opt_out, steps, "
+        "triggers, exit, group, priority, reenroll"
     )
 
 
@@ -636,6 +637,10 @@ def test_bundled_campaigns_load() -> None:
         "concierge-seller",
         "concierge-default",
         "new-lead-nurture",
+        "new-lead-online",
+        "new-lead-open-house",
+        "revive-archived",
+        "property-view-follow-up",
     }
     drip = result.campaigns["smart-drip-new-lead"]
     assert [s.day for s in drip.steps] == [15, 45, 180, 270, 360]

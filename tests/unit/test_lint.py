@@ -32,10 +32,10 @@ def test_bundled_campaigns_lint_clean() -> None:
     report = lint_paths([ROOT / "campaigns"])
     assert report.errors == []
     assert report.warnings == []
-    assert report.campaigns == 5
-    assert report.files == 6
+    assert report.campaigns == 9
+    assert report.files == 10
     assert report.account.company == "Acme Realty"
-    assert report.summary() == "6 files, 5 campaigns: 0 errors, 0 warnings"
+    assert report.summary() == "10 files, 9 campaigns: 0 errors, 0 warnings"
 
 
 def test_clean_campaign_has_no_warning(tmp_path: Path) -> None:

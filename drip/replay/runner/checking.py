@@ -67,6 +67,8 @@ def differences(scenario: Scenario, e: Expectation, a: OutMessage) -> list[str]:
         problems.append(f"contains: {e.contains!r} is not in the text")
     if e.sender is not None and a.sender is not e.sender:
         problems.append(f"from: expected {e.sender.value}, got {a.sender.value}")
+    if e.sender_phone is not None and a.from_addr != e.sender_phone:
+        problems.append(f"from: expected {e.sender_phone}, got {a.from_addr}")
     if e.validity is not None:
         if e.validity == NO_VALIDITY:
             if a.validity is not None:

@@ -30,6 +30,7 @@ from drip.replay.scenario import (
     EmailUnsubscribe,
     Enroll,
     Event,
+    LeadEvent,
     ManualText,
     Pause,
     Reply,
@@ -85,6 +86,7 @@ class Events:
         self.alone = alone
         self.downtimes: list[tuple[datetime, datetime]] = []
         self.replies = 0
+        self.lead_events = 0
 
     def register(self, life: Life, now: datetime) -> str:
         s = life.scenario
@@ -93,12 +95,15 @@ class Events:
         if s.agent is not None:
             add_agent(self.deps, s.agent.first_name, s.agent.last_name, s.agent.phone, now)
             agent_phone = s.agent.phone
+        for more in s.agents:
+            add_agent(self.deps, more.first_name, more.last_name, more.phone, now)
         data = ContactInput(
             c.first_name, c.last_name, c.phone, c.email, c.state, s.timezone, agent_phone, c.source
         )
         evidence = ConsentEvidence(now, c.source, s.consent_text) if c.sms_consent else None
         result = add_contact(self.deps, data, evidence, now)
         life.contact_id = result.contact_id
+        created = self._created_event(life, now) if s.synced else ""
         how = {
             ConsentSource.REGISTRATION: "registration form",
             ConsentSource.IMPORT: "import",
@@ -110,7 +115,43 @@ class Events:
             else "no sms consent"
         )
         notes = "".join(f"; {n}" for n in result.notes)
-        return f"{c.full_name} added by {how}: {consent}{notes}"
+        return f"{c.full_name} added by {how}: {consent}{notes}{created}"
+
+    def _contact_ref(self, life: Life) -> dict[str, str]:
+        c = life.scenario.contact
+        return {"phone": c.phone} if c.phone else {"email": c.email or ""}
+
+    def _lead_event(self, life: Life, type_: str, data: dict[str, object], now: datetime) -> str:
+        """One lead event for the contact through the ingest service ``POST /events`` calls."""
+        from drip.services.events import ACCEPTED, ingest
+
+        self.lead_events += 1
+        event = {
+            "id": f"replay-{life.index}-{self.lead_events}",
+            "type": type_,
+            "occurred_at": now.isoformat(),
+            "contact": self._contact_ref(life),
+            "data": data,
+        }
+        outcome = ingest(self.deps, [event], now).outcomes[0]
+        if outcome.status != ACCEPTED:
+            raise ReplayError(
+                f"{life.scenario.label}: {type_} was {outcome.status}: {outcome.message}"
+            )
+        return f"{type_} {event['id']}: {outcome.message}"
+
+    def _created_event(self, life: Life, now: datetime) -> str:
+        """The contact's creation as its lead.created event, so that synced triggers see it."""
+        c = life.scenario.contact
+        data: dict[str, object] = {
+            k: v for k, v in (("lead_source", c.lead_source), ("stage", c.stage)) if v
+        }
+        if c.tags:
+            data["tags"] = list(c.tags)
+        return "; " + self._lead_event(life, "lead.created", data, now)
+
+    def _event(self, life: Life, action: LeadEvent, now: datetime) -> str:
+        return self._lead_event(life, action.type, action.payload, now)
 
     def apply(self, life: Life, event: Event, now: datetime) -> str:
         handler = _HANDLERS.get(type(event.action))
@@ -341,4 +382,5 @@ _HANDLERS: dict[type, _Handler] = {
     EmailUnsubscribe: Events._email_unsubscribe,
     Backlog: Events._backlog,
     CarrierReport: Events._carrier_report,
+    LeadEvent: Events._event,
 }

@@ -56,6 +56,8 @@ class OutMessage:
     error_code: int | None = None
     #: Reason codes its send was deferred with before it went.
     deferrals: tuple[str, ...] = ()
+    #: The address it came from (the sender's number for a text).
+    from_addr: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +196,7 @@ def read_back(
                 status=m.status,
                 error_code=m.error_code,
                 deferrals=_deferrals(decisions, m.send_id, went, m.sent_at),
+                from_addr=m.from_addr,
             )
         )
     records: list[DecisionRecord] = []

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from drip.campaigns.loader import load_campaign_file
-from drip.campaigns.yamlsource import Field, YamlSource
+from drip.campaigns.yamlsource import Field, YamlSource, is_null
 from drip.domain.campaign import Campaign
 from drip.domain.enums import SenderRole, TextStatus
 from drip.errors import CampaignError
@@ -22,6 +22,7 @@ from drip.replay.scenario.format import (
     BACKLOG_FIELDS,
     CARRIER_EVENTS,
     EVENT_KINDS,
+    EVENT_KINDS_LATER,
     EVENT_MODIFIERS,
     MAX_BACKLOG,
     OPT_OUT_TYPES,
@@ -42,6 +43,7 @@ from drip.replay.scenario.values import (
     EmailUnsubscribe,
     Enroll,
     Event,
+    LeadEvent,
     ManualText,
     Pause,
     Reply,
@@ -82,6 +84,13 @@ class EventReader(FieldReader):
         unknown = [name for name in fields if name not in allowed]
         for name in unknown:
             item = fields[name]
+            if name in EVENT_KINDS_LATER:
+                s.error(
+                    item.key,
+                    f"{what}: {name} ({EVENT_KINDS_LATER[name]}) is not supported by this "
+                    "version of drip replay",
+                )
+                continue
             s.error(
                 item.key,
                 f"unknown event kind {name!r} in {what}; "
@@ -158,10 +167,31 @@ class EventReader(FieldReader):
             return EmailUnsubscribe() if flag else None
         if kind == "backlog":
             return self._backlog(node, label)
+        if kind == "event":
+            return self._lead_event(node, fields, label)
         if kind == "carrier":
             reported = s.choice(node, label, CARRIER_EVENTS)
             return CarrierReport(reported) if reported is not None else None
         raise AssertionError(kind)  # pragma: no cover - EVENT_KINDS is exhaustive
+
+    def _lead_event(
+        self, node: yaml.Node, fields: dict[str, Field], label: str
+    ) -> LeadEvent | None:
+        from drip.domain.triggers import EVENT_TYPES
+
+        s = self.source
+        kind = s.choice(node, label, EVENT_TYPES)
+        data: dict[str, object] = {}
+        item = fields.get("data")
+        if item is not None and not is_null(item.value):
+            loaded = yaml.safe_load(yaml.serialize(item.value))
+            if not isinstance(loaded, dict) or not all(isinstance(k, str) for k in loaded):
+                s.error(item.value, f"{label} data must be a mapping of field names to values")
+                return None
+            data = loaded
+        if kind is None:
+            return None
+        return LeadEvent(kind, tuple(sorted(data.items())))
 
     def _backlog(self, node: yaml.Node, label: str) -> Backlog | None:
         s = self.source

@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 
 import yaml
 
-from drip.campaigns.yamlsource import STR, describe, is_null
+from drip.campaigns.yamlsource import STR, Field, describe, is_null
 from drip.domain.enums import Channel, MessageKind, SenderRole
 from drip.domain.pacing import MAX_VALIDITY_SECONDS
+from drip.domain.zones import normalize_phone
+from drip.errors import ValidationError
 from drip.replay.scenario.fields import FieldReader
 from drip.replay.scenario.format import (
     DEFER_CODES,
@@ -59,7 +61,7 @@ class ExpectationReader(FieldReader):
         )
         footer = self._opt(fields, "footer", lambda n: s.boolean(n, f"{what} footer"))
         contains = self._opt(fields, "contains", lambda n: s.string(n, f"{what} contains"))
-        sender = self._opt(fields, "from", lambda n: s.choice(n, f"{what} from", SENDER_ROLES))
+        sender, sender_phone = self._from(fields, what)
         validity = self._opt(fields, "validity", lambda n: self._validity(n, f"{what} validity"))
         if "validity" in fields and is_null(fields["validity"].value):
             validity = NO_VALIDITY  # ``validity: none`` (or null): handed over without one
@@ -85,12 +87,33 @@ class ExpectationReader(FieldReader):
             footer=footer,
             contains=contains,
             sender=SenderRole(sender) if sender else None,
+            sender_phone=sender_phone,
             at_utc=at_utc,
             validity=validity,
             deferred=deferred,
             status=status,
             error=error,
         )
+
+    def _from(self, fields: dict[str, Field], what: str) -> tuple[str | None, str | None]:
+        """``from``: a sender role (agent, concierge) or a phone number, as E.164."""
+        item = fields.get("from")
+        if item is None or is_null(item.value):
+            return None, None
+        raw = self.source.string(item.value, f"{what} from")
+        if raw is None:
+            return None, None
+        if raw.strip() in SENDER_ROLES:
+            return raw.strip(), None
+        try:
+            return None, normalize_phone(raw)
+        except ValidationError:
+            self.source.error(
+                item.value,
+                f"{what} from must be one of {', '.join(SENDER_ROLES)} or a phone number, "
+                f"got {raw!r}",
+            )
+            return None, None
 
     def _validity(self, node: yaml.Node, what: str) -> int | None:
         """Seconds, 1 to Twilio's 36,000; ``none`` is read by the caller."""

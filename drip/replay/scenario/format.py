@@ -39,6 +39,14 @@ campaign); and these, which reach the rarer paths of the pipeline:
   service the webhook calls. A campaign or bulk text goes back to the next
   opening once; a second expiry is final.
 
+Lead events (docs/campaigns.md): ``agents:`` lists more agents
+(``{first_name, last_name, phone}``) that ``lead.assigned`` can name;
+``sync:`` lists campaign files loaded at ``start`` so that their triggers
+are live, and the contact's own creation at ``start`` is then its
+``lead.created`` event; ``{event: TYPE, data: {...}}`` is a lead event for
+the contact, through the same ingest path as ``POST /events``. An
+expectation's ``from`` is ``agent``, ``concierge`` or a sender's phone number.
+
 Expectations may give ``at_utc: "YYYY-MM-DD HH:MM"``, the absolute
 instant to the minute, to check which zone a send was timed in, and these
 keys about the carrier's clock:
@@ -95,11 +103,24 @@ SCENARIO_FIELDS = (
     "expect",
     "state_rules",
     "blackouts",
+    "agents",
+    "sync",
 )
 SCENARIO_REQUIRED = ("start", "contact")
 AGENT_FIELDS = ("first_name", "last_name", "phone")
 CONCIERGE_FIELDS = ("phone",)
-CONTACT_FIELDS = ("first_name", "last_name", "phone", "email", "state", "source", "sms_consent")
+CONTACT_FIELDS = (
+    "first_name",
+    "last_name",
+    "phone",
+    "email",
+    "state",
+    "source",
+    "sms_consent",
+    "lead_source",
+    "stage",
+    "tags",
+)
 CONTACT_SOURCES = ("registration", "import", "manual")
 #: Event kinds: the common ones, then those of the rarer paths (see the module docstring).
 EVENT_KINDS = (
@@ -119,9 +140,17 @@ EVENT_KINDS = (
     "email_unsubscribe",
     "backlog",
     "carrier",
+    "event",
 )
 #: Fields that go with one event kind only.
-EVENT_MODIFIERS = {"from": "text", "reply_to": "reply", "opt_out_type": "reply"}
+EVENT_MODIFIERS = {"from": "text", "reply_to": "reply", "opt_out_type": "reply", "data": "event"}
+#: Event kinds of other parts of the format that this reader does not run yet, each with
+#: what it is, so that a file using one is refused with a located, clear error.
+EVENT_KINDS_LATER = {
+    "pause_contact": "holding one contact's enrollments",
+    "resume_contact": "releasing one contact's enrollments",
+    "number_reassigned": "the reassigned-numbers source reporting a new owner",
+}
 EXPECT_FIELDS = (
     "day",
     "at",

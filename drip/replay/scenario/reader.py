@@ -21,6 +21,7 @@ from drip.campaigns.rules_file import RowsRead, merge, state_rule_rows
 from drip.campaigns.rules_file import blackouts as read_blackouts
 from drip.campaigns.yamlsource import STR, YamlSource, describe
 from drip.domain.account import AccountSettings
+from drip.domain.campaign import Campaign
 from drip.domain.enums import ConsentSource
 from drip.domain.zones import (
     normalize_phone,
@@ -105,6 +106,8 @@ class _Reader(FieldReader):
         expect = self._opt(fields, "expect", ExpectationReader(s).read)
         rules = self._opt(fields, "state_rules", self._state_rules)
         blackouts = self._opt(fields, "blackouts", lambda n: read_blackouts(s, n))
+        agents = self._opt(fields, "agents", self._agents)
+        synced = self._opt(fields, "sync", self._sync)
         if account is not None:
             if rules is not None:
                 account = replace(account, state_rules=merge(account.state_rules, rules))
@@ -133,6 +136,8 @@ class _Reader(FieldReader):
             expect=tuple(expect) if expect is not None else None,
             until=until,
             consent_text=CONSENT_TEXT.format(company=account.company),
+            agents=tuple(agents or ()),
+            synced=tuple(synced or ()),
         )
         check_senders(self.source, scenario)
         check_campaign_names(self.source, scenario)
@@ -221,6 +226,35 @@ class _Reader(FieldReader):
             return None
         return AgentSpec(first.strip(), (last or "").strip(), phone)
 
+    def _agents(self, node: yaml.Node) -> list[AgentSpec] | None:
+        items = self.source.sequence(node, "agents")
+        if items is None:
+            return None
+        found = [self._agent(item) for item in items]
+        return [a for a in found if a is not None]
+
+    def _sync(self, node: yaml.Node) -> list[Campaign] | None:
+        """``sync:``: campaign files (relative to the scenario file, then the project root)."""
+        s = self.source
+        items = s.sequence(node, "sync")
+        if items is None:
+            return None
+        files = EventReader(s, self.project, self.base)
+        out: list[Campaign] = []
+        for number, item in enumerate(items, 1):
+            label = f"sync {number}"
+            ref = s.string(item, label)
+            if ref is None:
+                continue
+            before = s.error_count
+            found = files._campaign_file(item, ref.strip(), label)
+            if found is None:
+                if s.error_count == before:
+                    files._no_file(item, ref.strip(), label)
+                continue
+            out.append(found[0])
+        return out
+
     def _concierge(self, node: yaml.Node) -> str | None:
         s = self.source
         fields = s.mapping(node, "concierge")
@@ -251,6 +285,9 @@ class _Reader(FieldReader):
             fields, "source", lambda n: s.choice(n, "contact source", CONTACT_SOURCES)
         )
         consent = self._opt(fields, "sms_consent", lambda n: s.boolean(n, "sms_consent"))
+        lead_source = self._opt(fields, "lead_source", lambda n: s.string(n, "lead_source"))
+        stage = self._opt(fields, "stage", lambda n: s.string(n, "stage"))
+        tags = self._opt(fields, "tags", lambda n: s.sequence(n, "tags"))
         if s.error_count > before or first is None:
             return None
         if phone is None and email is None:
@@ -263,7 +300,16 @@ class _Reader(FieldReader):
             s.error(fields["sms_consent"].value, "sms_consent: true needs a contact phone")
             return None
         return ContactSpec(
-            first.strip(), (last or "").strip(), phone, email, state, source, consent
+            first.strip(),
+            (last or "").strip(),
+            phone,
+            email,
+            state,
+            source,
+            consent,
+            lead_source.strip() if lead_source else None,
+            stage.strip() if stage else None,
+            tuple(str(t.value) for t in tags or () if isinstance(t, yaml.ScalarNode)),
         )
 
     def _email(self, node: yaml.Node) -> str | None:

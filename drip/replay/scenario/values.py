@@ -58,6 +58,10 @@ class ContactSpec:
     state: str | None = None
     source: ConsentSource = ConsentSource.REGISTRATION
     sms_consent: bool = True
+    #: The CRM's fields, given to the contact's lead.created event when ``sync:`` is used.
+    lead_source: str | None = None
+    stage: str | None = None
+    tags: tuple[str, ...] = ()
 
     @property
     def full_name(self) -> str:
@@ -180,6 +184,18 @@ class CarrierReport:
     what: str
 
 
+@dataclass(frozen=True, slots=True)
+class LeadEvent:
+    """``{event: TYPE, data: {...}}``: a lead event for the contact, as a CRM posts it."""
+
+    type: str
+    data: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def payload(self) -> dict[str, object]:
+        return dict(self.data)
+
+
 Action = (
     ManualText
     | Enroll
@@ -197,6 +213,7 @@ Action = (
     | EmailUnsubscribe
     | Backlog
     | CarrierReport
+    | LeadEvent
 )
 
 
@@ -228,6 +245,7 @@ _ACTION_KINDS: dict[type, str] = {
     EmailUnsubscribe: "email_unsubscribe",
     Backlog: "backlog",
     CarrierReport: "carrier",
+    LeadEvent: "event",
 }
 
 
@@ -243,6 +261,8 @@ class Expectation:
     footer: bool | None = None
     contains: str | None = None
     sender: SenderRole | None = None
+    #: ``from: "+1..."``: the exact number the message came from.
+    sender_phone: str | None = None
     at_utc: datetime | None = None
     #: ValidityPeriod in seconds; ``NO_VALIDITY`` (-1): handed over without one.
     validity: int | None = None
@@ -269,6 +289,8 @@ class Expectation:
             parts.append(f"contains: {self.contains!r}")
         if self.sender is not None:
             parts.append(f"from: {self.sender.value}")
+        if self.sender_phone is not None:
+            parts.append(f'from: "{self.sender_phone}"')
         if self.validity is not None:
             shown = "none" if self.validity == NO_VALIDITY else str(self.validity)
             parts.append(f"validity: {shown}")
@@ -302,6 +324,10 @@ class Scenario:
     expect: tuple[Expectation, ...] | None = None
     until: DayTime | None = None
     consent_text: str = ""
+    #: More agents (``agents:``), for ``lead.assigned``.
+    agents: tuple[AgentSpec, ...] = ()
+    #: Campaigns loaded at the start (``sync:``), so that their triggers are live.
+    synced: tuple[Campaign, ...] = ()
 
     @property
     def start_instant(self) -> datetime:
@@ -339,7 +365,7 @@ class Scenario:
     @property
     def campaigns(self) -> tuple[Campaign, ...]:
         """The campaigns enrolled in, by name, in order of first use (synced before the start)."""
-        seen: dict[str, Campaign] = {}
+        seen: dict[str, Campaign] = {c.name: c for c in self.synced}
         for event in self.events:
             if isinstance(event.action, Enroll):
                 seen.setdefault(event.action.campaign.name, event.action.campaign)

@@ -1,0 +1,73 @@
+"""``drip events ingest FILE.jsonl``: lead events from a CRM, one JSON object a line.
+
+Plain click commands: the events are those ``POST /events`` takes, one JSON
+object a line, through the same ingest service; a bad line is reported as
+``file:line: message`` and the rest goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+
+from drip.cli._common import fail, progress, ready_deps
+
+#: Events sent to the ingest service at a time.
+CHUNK = 500
+
+
+@click.group(
+    help="Lead events from a CRM (the same path as POST /events).",
+    short_help="Lead events from a CRM (the same path as POST /events).",
+)
+def events() -> None:
+    """Lead events."""
+
+
+@events.command("ingest")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def ingest_file(file: Path) -> None:
+    """Ingest the lead events of FILE.jsonl, one JSON object a line; counts per outcome."""
+    from drip.services.events import ingest
+
+    deps = ready_deps()
+    lines = file.read_text(encoding="utf-8").splitlines()
+    counts: Counter[str] = Counter()
+    batch: list[tuple[int, Any]] = []
+
+    def flush() -> None:
+        result = ingest(deps, [e for _, e in batch], deps.clock.now(), on_applied=None)
+        for outcome in result.outcomes:
+            counts[outcome.status] += 1
+            if outcome.status not in ("accepted", "duplicate"):
+                line = batch[outcome.index][0]
+                where = f" ({outcome.field})" if outcome.field else ""
+                click.secho(
+                    f"{file}:{line}: {outcome.status}{where}: {outcome.message}", fg="red", err=True
+                )
+        advance(len(batch))
+        batch.clear()
+
+    with progress(f"ingesting {file.name}", len(lines)) as advance:
+        for number, text in enumerate(lines, 1):
+            if not text.strip():
+                advance(1)
+                continue
+            try:
+                batch.append((number, json.loads(text)))
+            except json.JSONDecodeError as exc:
+                counts["invalid"] += 1
+                click.secho(f"{file}:{number}: not JSON: {exc.msg}", fg="red", err=True)
+                advance(1)
+                continue
+            if len(batch) >= CHUNK:
+                flush()
+        if batch:
+            flush()
+    click.echo(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no events")
+    if counts and not (counts["accepted"] or counts["duplicate"]):
+        raise fail("no event was accepted")

@@ -1,0 +1,265 @@
+"""A lead event as a producer sends it, checked field by field before anything is stored.
+
+An event is a JSON object ``{id, type, occurred_at, contact, data}``;
+``contact`` names the lead by ``external_id``, else ``phone``, else
+``email``. :func:`parse_event` gives a :class:`ParsedEvent` or an
+:class:`Invalid` naming the bad field; nothing here reads the database (the
+references to contacts and agents are checked by the ingest service). The
+fields of each type are listed in docs/campaigns.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from drip.domain.triggers import EVENT_TYPES
+from drip.domain.zones import normalize_phone, normalize_state, validate_timezone
+from drip.errors import ValidationError
+
+MAX_ID = 200
+MAX_WORD = 100
+MAX_TAGS = 100
+#: Where each event type's data may go: a field name -> the kind of value.
+TEXT, WORD, TAGS, PHONE, EMAIL, STATE, ZONE, FLAG, AGENT = (
+    "text",
+    "word",
+    "tags",
+    "phone",
+    "email",
+    "state",
+    "zone",
+    "flag",
+    "agent",
+)
+_PROFILE = {
+    "first_name": TEXT,
+    "last_name": TEXT,
+    "email": EMAIL,
+    "state": STATE,
+    "timezone": ZONE,
+    "stage": WORD,
+    "tags": TAGS,
+    "lead_source": WORD,
+}
+DATA_SHAPES: dict[str, dict[str, str]] = {
+    "lead.created": {
+        **_PROFILE,
+        "phone": PHONE,
+        "agent": AGENT,
+        "sms_consent": FLAG,
+        "consent_text": TEXT,
+        "source": WORD,
+    },
+    "lead.updated": dict(_PROFILE),
+    "lead.assigned": {"agent": AGENT},
+    "lead.activity": {"kind": WORD, "listing": TEXT, "url": TEXT},
+    "contact.touched": {"channel": WORD, "note": TEXT},
+    "appointment.set": {"at": TEXT, "note": TEXT},
+    "deal.stage": {"stage": WORD},
+    "agent.deactivated": {"agent": AGENT, "to": AGENT},
+}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "lead.assigned": ("agent",),
+    "lead.activity": ("kind",),
+    "deal.stage": ("stage",),
+    "agent.deactivated": ("agent", "to"),
+}
+#: ``to`` of ``agent.deactivated`` besides an agent.
+SPREADS = ("round-robin", "concierge")
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRef:
+    external_id: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: v for k, v in (("external_id", self.external_id), ("phone", self.phone),
+                                  ("email", self.email)) if v}  # fmt: skip
+
+    @property
+    def key(self) -> str:
+        return self.external_id or self.phone or (self.email or "").lower()
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEvent:
+    index: int
+    id: str
+    type: str
+    occurred_at: datetime
+    contact: ContactRef
+    data: dict[str, Any]
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    index: int
+    id: str | None
+    field: str
+    message: str
+
+
+class _BadFieldError(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def digest_of(raw: Mapping[str, Any]) -> str:
+    """A digest of the event's body, the same for the same JSON whatever its key order."""
+    blob = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def parse_event(index: int, raw: object) -> ParsedEvent | Invalid:
+    """The event at ``index`` of a batch, checked; an :class:`Invalid` names the bad field."""
+    if not isinstance(raw, dict):
+        return Invalid(index, None, "event", "an event is a JSON object")
+    event_id = raw.get("id")
+    shown = str(event_id) if isinstance(event_id, str | int) else None
+    try:
+        return _parse(index, raw)
+    except _BadFieldError as bad:
+        return Invalid(index, shown, bad.field, bad.message)
+
+
+def _parse(index: int, raw: dict[str, Any]) -> ParsedEvent:
+    unknown = sorted(set(raw) - {"id", "type", "occurred_at", "contact", "data"})
+    if unknown:
+        raise _BadFieldError(unknown[0], f"unknown field {unknown[0]!r}")
+    event_id = raw.get("id")
+    if isinstance(event_id, bool) or not isinstance(event_id, str | int):
+        raise _BadFieldError("id", "id is required: the producer's id of the event, as text")
+    event_id = str(event_id).strip()
+    if not event_id or len(event_id) > MAX_ID:
+        raise _BadFieldError("id", f"id must be 1 to {MAX_ID} characters")
+    kind = raw.get("type")
+    if kind not in EVENT_TYPES:
+        raise _BadFieldError("type", f"unknown type {kind!r}; types are: {', '.join(EVENT_TYPES)}")
+    occurred = _instant(raw.get("occurred_at"))
+    data_raw = raw.get("data", {})
+    if data_raw is None:
+        data_raw = {}
+    if not isinstance(data_raw, dict):
+        raise _BadFieldError("data", "data must be a JSON object")
+    data = _data(str(kind), data_raw)
+    contact = _contact(raw.get("contact"), data, required=kind != "agent.deactivated")
+    return ParsedEvent(index, event_id, str(kind), occurred, contact, data, digest_of(raw))
+
+
+def _instant(value: object) -> datetime:
+    if not isinstance(value, str) or not value.strip():
+        raise _BadFieldError(
+            "occurred_at", "occurred_at is required: an ISO 8601 time with its offset"
+        )
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise _BadFieldError(
+            "occurred_at", f"occurred_at {value!r} is not an ISO 8601 time"
+        ) from exc
+    if parsed.tzinfo is None:
+        raise _BadFieldError(
+            "occurred_at", f"occurred_at {value!r} has no offset (add Z or +00:00)"
+        )
+    return parsed.astimezone(UTC)
+
+
+def _contact(value: object, data: dict[str, Any], *, required: bool) -> ContactRef:
+    if value is None and not required:
+        return ContactRef()
+    if not isinstance(value, dict):
+        raise _BadFieldError("contact", "contact must name the lead: {external_id, phone or email}")
+    unknown = sorted(set(value) - {"external_id", "phone", "email"})
+    if unknown:
+        raise _BadFieldError(f"contact.{unknown[0]}", f"unknown field {unknown[0]!r} of contact")
+    external = value.get("external_id")
+    if external is not None:
+        if isinstance(external, bool) or not isinstance(external, str | int):
+            raise _BadFieldError("contact.external_id", "external_id must be text")
+        external = str(external).strip() or None
+        if external is not None and len(external) > MAX_ID:
+            raise _BadFieldError(
+                "contact.external_id", f"external_id is longer than {MAX_ID} characters"
+            )
+    phone = value.get("phone")
+    phone = _value("contact.phone", PHONE, phone) if phone is not None else data.get("phone")
+    email = value.get("email")
+    email = _value("contact.email", EMAIL, email) if email is not None else data.get("email")
+    if not (external or phone or email):
+        raise _BadFieldError("contact", "contact must give an external_id, a phone or an email")
+    return ContactRef(external, phone, email)
+
+
+def _data(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    shapes = DATA_SHAPES[kind]
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        shape = shapes.get(name)
+        if shape is None:
+            allowed = ", ".join(shapes) or "nothing"
+            raise _BadFieldError(
+                f"data.{name}", f"{kind} has no field {name!r} (it takes: {allowed})"
+            )
+        if value is None:
+            continue
+        out[name] = _value(f"data.{name}", shape, value)
+    for name in REQUIRED.get(kind, ()):
+        if name not in out:
+            raise _BadFieldError(f"data.{name}", f"{kind} needs data.{name}")
+    return out
+
+
+def _value(field: str, shape: str, value: object) -> Any:
+    if shape == FLAG:
+        if not isinstance(value, bool):
+            raise _BadFieldError(field, "must be true or false")
+        return value
+    if shape == TAGS:
+        items = value if isinstance(value, list) else [value]
+        tags = sorted({_text(field, v, MAX_WORD) for v in items})
+        if len(tags) > MAX_TAGS:
+            raise _BadFieldError(field, f"at most {MAX_TAGS} tags")
+        return tags
+    if shape == AGENT and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    text = _text(field, value, 2000 if shape == TEXT else 254)
+    try:
+        if shape == PHONE:
+            return normalize_phone(text)
+        if shape == STATE:
+            return normalize_state(text)
+        if shape == ZONE:
+            return validate_timezone(text)
+    except ValidationError as exc:
+        raise _BadFieldError(field, str(exc)) from exc
+    if shape == EMAIL:
+        local, _, domain = text.partition("@")
+        if not local or "." not in domain:
+            raise _BadFieldError(field, f"{text!r} is not an email address")
+    if shape == WORD and (len(text) > MAX_WORD or any(c.isspace() for c in text)):
+        raise _BadFieldError(field, f"must be one word of at most {MAX_WORD} characters")
+    if shape == AGENT and text not in SPREADS and not text.isdigit():
+        try:
+            return normalize_phone(text)
+        except ValidationError as exc:
+            raise _BadFieldError(field, f"an agent is named by phone or id: {exc}") from exc
+    return text
+
+
+def _text(field: str, value: object, limit: int) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _BadFieldError(field, "must be text")
+    text = str(value).strip()
+    if not text or len(text) > limit or "\x00" in text:
+        raise _BadFieldError(field, f"must be 1 to {limit} characters")
+    return text

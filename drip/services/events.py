@@ -1,0 +1,355 @@
+"""Lead events in: one path behind ``POST /events``, ``drip events ingest`` and the Celery task.
+
+:func:`ingest` checks each event (:mod:`drip.services.event_input`), then,
+in one transaction, refuses those that name nobody or an unknown agent and
+stores the others in the inbox (unique on the producer's id: a repeated id
+with the same body is a ``duplicate`` and changes nothing, with another body
+a ``conflict``). Then each stored event is applied, in ``occurred_at`` order:
+the contact's fields are updated (a field set by a newer event is not moved
+back), an assignment is made, and the campaigns' triggers and exits are
+asked what this event does (:func:`drip.domain.triggers.decide`); an
+enrollment or an exit records the event's id. See docs/campaigns.md.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from drip.domain.enums import CampaignStatus, ConsentSource
+from drip.domain.triggers import (
+    CampaignView,
+    ContactView,
+    Decision,
+    EnrollmentView,
+    LeadEvent,
+    decide,
+)
+from drip.errors import DripError
+from drip.services import assignment
+from drip.services.deps import Deps
+from drip.services.event_input import Invalid, ParsedEvent, parse_event
+from drip.store import events as store
+from drip.store import lifecycle as lifecycle_store
+from drip.store.models import Contact, Enrollment, ScheduledSend
+
+log = structlog.get_logger("drip.events")
+
+MAX_BATCH = 500
+#: Outcomes of one event, as counted by ``drip events ingest``.
+ACCEPTED, DUPLICATE, CONFLICT, INVALID, FAILED = (
+    "accepted",
+    "duplicate",
+    "conflict",
+    "invalid",
+    "failed",
+)
+#: Fields of a contact a lead event sets, in the order they are applied.
+PROFILE_FIELDS = ("first_name", "last_name", "email", "state", "timezone")
+CRM_FIELDS = ("stage", "tags", "lead_source")
+DEFAULT_CONSENT_TEXT = "consent collected by the CRM (lead.created sms_consent: true)"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of the event at ``index`` of the batch."""
+
+    index: int
+    id: str | None
+    status: str
+    message: str = ""
+    field: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "id": self.id, "status": self.status}
+        if self.message:
+            out["message"] = self.message
+        if self.field:
+            out["field"] = self.field
+        return out
+
+
+@dataclass(slots=True)
+class IngestResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def counts(self) -> Counter[str]:
+        return Counter(o.status for o in self.outcomes)
+
+    def of(self, status: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+
+def ingest(
+    deps: Deps,
+    events: Sequence[object],
+    now: datetime,
+    *,
+    on_applied: Callable[[int], None] | None = None,
+) -> IngestResult:
+    """Check, store and apply ``events``; one :class:`Outcome` per event, in input order."""
+    parsed = [parse_event(i, raw) for i, raw in enumerate(events)]
+    outcomes: dict[int, Outcome] = {}
+    for p in parsed:
+        if isinstance(p, Invalid):
+            outcomes[p.index] = Outcome(p.index, p.id, INVALID, p.message, p.field)
+    good = [p for p in parsed if isinstance(p, ParsedEvent)]
+    stored: list[ParsedEvent] = []
+    with deps.sessions.begin() as session:
+        seen = store.existing_events(session, (p.id for p in good))
+        digests = {k: row.digest for k, row in seen.items()}
+        rows: list[dict[str, Any]] = []
+        for p in good:
+            known = digests.get(p.id)
+            if known is not None:
+                status = DUPLICATE if known == p.digest else CONFLICT
+                why = "already received" if status == DUPLICATE else "id reused with another body"
+                outcomes[p.index] = Outcome(p.index, p.id, status, why, "id")
+                continue
+            problem = _reference_problem(session, p, stored)
+            if problem is not None:
+                outcomes[p.index] = Outcome(p.index, p.id, INVALID, problem[1], problem[0])
+                continue
+            digests[p.id] = p.digest
+            stored.append(p)
+            rows.append(
+                {
+                    "event_id": p.id,
+                    "type": p.type,
+                    "occurred_at": p.occurred_at,
+                    "contact_ref": p.contact.as_dict(),
+                    "data": p.data,
+                    "digest": p.digest,
+                    "received_at": now,
+                }
+            )
+        made = store.add_events(session, rows)
+    row_ids = {p.id: row.id for p, row in zip(stored, made, strict=True)}
+    for p in sorted(stored, key=lambda e: (e.occurred_at, e.index)):
+        try:
+            said = apply_event(deps, p, row_ids[p.id], now)
+            outcomes[p.index] = Outcome(p.index, p.id, ACCEPTED, said)
+        except (DripError, IntegrityError) as exc:
+            message = str(exc).splitlines()[0]
+            with deps.sessions.begin() as session:
+                store.mark_processed(session, row_ids[p.id], None, f"failed: {message}", now)
+            outcomes[p.index] = Outcome(p.index, p.id, FAILED, message)
+        if on_applied is not None:
+            on_applied(1)
+    result = IngestResult([outcomes[i] for i in sorted(outcomes)])
+    log.info("events_ingested", **dict(result.counts()))
+    return result
+
+
+def _reference_problem(
+    session: Session, p: ParsedEvent, earlier: list[ParsedEvent]
+) -> tuple[str, str] | None:
+    """(field, message) when the event names nobody, or an agent that does not exist."""
+    if p.type not in {"agent.deactivated", "lead.created"}:
+        c = p.contact
+        if store.contact_by_ref(session, c.external_id, c.phone, c.email) is None and not any(
+            e.type == "lead.created" and e.contact.key == c.key for e in earlier
+        ):
+            return "contact", "names no contact (only lead.created makes one)"
+    for name in ("agent", "to"):
+        ref = p.data.get(name)
+        if (
+            isinstance(ref, str)
+            and ref not in assignment.SPREADS_AND_CONCIERGE
+            and store.agent_by_ref(session, ref) is None
+        ):
+            return f"data.{name}", f"no agent {ref!r}"
+    if p.type == "lead.created" and p.data.get("sms_consent") and not p.contact.phone:
+        return "data.phone", "sms_consent needs a phone"
+    return None
+
+
+def apply_event(deps: Deps, p: ParsedEvent, row_id: int, now: datetime) -> str:
+    """Apply one stored event; what it did, in words (also kept on its inbox row)."""
+    if p.type == "agent.deactivated":
+        done = assignment.deactivate(
+            deps, str(p.data["agent"]), str(p.data["to"]), now, why=f"{p.type} {p.id}"
+        )
+        with deps.sessions.begin() as session:
+            store.mark_processed(session, row_id, None, done.message, now)
+        return done.message
+    notes: list[str] = []
+    contact_id = _contact_for(deps, p, now, notes)
+    with deps.sessions.begin() as session:
+        contact = session.get(Contact, contact_id)
+        assert contact is not None
+        notes.extend(_apply_fields(contact, p, now))
+        if p.type == "lead.assigned":
+            notes.append(
+                assignment.reassign_in(
+                    session, contact, str(p.data["agent"]), now, why=f"{p.type} {p.id}"
+                ).message
+            )
+        decision = _decide(deps, session, contact, p, now)
+        notes.extend(_end(session, decision, p, now))
+    notes.extend(_enroll(deps, contact_id, decision, p, now))
+    said = "; ".join(notes) or "no change"
+    with deps.sessions.begin() as session:
+        store.mark_processed(session, row_id, contact_id, said, now)
+    return said
+
+
+def _contact_for(deps: Deps, p: ParsedEvent, now: datetime, notes: list[str]) -> int:
+    c = p.contact
+    with deps.sessions() as session:
+        found = store.contact_by_ref(session, c.external_id, c.phone, c.email)
+        found_id = found.id if found is not None else None
+    if found_id is not None and not (p.type == "lead.created" and p.data.get("sms_consent")):
+        return found_id
+    from drip.services.consent import ConsentEvidence
+    from drip.services.contacts import ContactInput, add_contact
+
+    data = p.data
+    source = ConsentSource.API if found_id is not None else ConsentSource.REGISTRATION
+    evidence = (
+        ConsentEvidence(
+            p.occurred_at, source, str(data.get("consent_text") or DEFAULT_CONSENT_TEXT)
+        )
+        if data.get("sms_consent")
+        else None
+    )
+    agent = data.get("agent")
+    added = add_contact(
+        deps,
+        ContactInput(
+            first_name=str(data.get("first_name") or ""),
+            last_name=str(data.get("last_name") or ""),
+            phone=c.phone,
+            email=c.email,
+            state=data.get("state"),
+            timezone=data.get("timezone"),
+            agent_phone=agent if isinstance(agent, str) and agent.startswith("+") else None,
+            source=source,
+        ),
+        evidence,
+        now,
+    )
+    notes.append("contact created" if added.created else "contact found")
+    if added.consent_recorded:
+        notes.append("sms consent recorded")
+    return added.contact_id
+
+
+def _apply_fields(contact: Contact, p: ParsedEvent, now: datetime) -> list[str]:
+    """Set the fields the event gives, unless a newer event already set them."""
+    notes: list[str] = []
+    if p.contact.external_id and contact.external_id is None:
+        contact.external_id = p.contact.external_id
+    if p.type not in ("lead.created", "lead.updated"):
+        return notes
+    times = dict(contact.field_times or {})
+    stamp = p.occurred_at.isoformat()
+    changed = False
+    for name in (*PROFILE_FIELDS, *CRM_FIELDS):
+        if name not in p.data:
+            continue
+        if times.get(name, "") > stamp:
+            notes.append(f"{name} kept: a newer event set it")
+            continue
+        value = p.data[name]
+        if getattr(contact, name) != value:
+            setattr(contact, name, value)
+            notes.append(f"set {name} {' '.join(value) if isinstance(value, list) else value}")
+            changed = True
+        times[name] = stamp
+    contact.field_times = times
+    if changed:
+        contact.updated_at = now
+    return notes
+
+
+def _decide(
+    deps: Deps, session: Session, contact: Contact, p: ParsedEvent, now: datetime
+) -> Decision:
+    campaigns: list[CampaignView] = []
+    for row in store.automated_campaigns(session):
+        value = deps.campaigns.get(row.id, row.version, row.definition)
+        campaigns.append(
+            CampaignView(row.name, value.automation, row.status is CampaignStatus.ARCHIVED)
+        )
+    if not campaigns:
+        return Decision()
+    enrollments = [
+        EnrollmentView(e.id, name, e.status.value == "active", e.enrolled_at)
+        for e, name in store.enrollments_of(session, contact.id)
+    ]
+    view = ContactView(
+        {
+            "stage": contact.stage,
+            "lead_source": contact.lead_source,
+            "state": contact.state,
+            "timezone": contact.timezone,
+            "source": contact.source.value,
+        },
+        frozenset(contact.tags or ()),
+    )
+    return decide(LeadEvent(p.id, p.type, p.data), view, campaigns, enrollments, now)
+
+
+def _end(session: Session, decision: Decision, p: ParsedEvent, now: datetime) -> list[str]:
+    notes: list[str] = []
+    for end in decision.end:
+        reason = f"exit {p.type} {p.id}" if end.why == "exit" else "replaced"
+        detail = (
+            f"ended by {p.type} {p.id}"
+            if end.why == "exit"
+            else f"replaced by {end.by} (event {p.id})"
+        )
+        lifecycle_store.cancel_pending(
+            session,
+            ScheduledSend.enrollment_id == end.enrollment_id,
+            now,
+            "exit" if end.why == "exit" else "replaced",
+            f"cancelled: the enrollment in {end.campaign} was {detail}",
+        )
+        lifecycle_store.stop_campaign_enrollments(
+            session, Enrollment.id == end.enrollment_id, now, reason
+        )
+        row = session.get(Enrollment, end.enrollment_id)
+        if row is not None:
+            row.stop_event_id = p.id
+        notes.append(f"left {end.campaign} ({detail})")
+    return notes
+
+
+def _enroll(
+    deps: Deps, contact_id: int, decision: Decision, p: ParsedEvent, now: datetime
+) -> list[str]:
+    from drip.services.enrollment import enroll
+
+    notes: list[str] = []
+    for wanted in decision.enroll:
+        result = enroll(deps, contact_id, wanted.campaign, now)
+        if result.created and result.enrollment_id is not None:
+            with deps.sessions.begin() as session:
+                row = session.get(Enrollment, result.enrollment_id)
+                if row is not None:
+                    row.event_id = p.id
+            notes.append(f"enrolled in {wanted.campaign} ({wanted.rule.describe()})")
+    return notes
+
+
+def describe_event(session: Session, event_id: str) -> str | None:
+    """``lead.updated 9f3… set stage archive``: an inbox event in words, for explain."""
+    row = store.event_by_id(session, event_id)
+    if row is None:
+        return None
+    short = event_id if len(event_id) <= 8 else event_id[:6] + "…"
+    what = ", ".join(
+        f"set {k} {' '.join(v) if isinstance(v, list) else v}"
+        for k, v in sorted(row.data.items())
+        if k in (*PROFILE_FIELDS, *CRM_FIELDS)
+    ) or ", ".join(f"{k} {v}" for k, v in sorted(row.data.items()))
+    return f"{row.type} {short}" + (f" {what}" if what else "")

@@ -1,0 +1,105 @@
+"""Queries of lead events: the inbox, contacts by the CRM's identity, enrollments by event."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from drip.store.models import Agent, Campaign, Contact, Enrollment, InboxEvent
+
+
+def existing_events(session: Session, event_ids: Iterable[str]) -> dict[str, InboxEvent]:
+    """The inbox rows already holding these producer ids."""
+    wanted = list(dict.fromkeys(event_ids))
+    out: dict[str, InboxEvent] = {}
+    for start in range(0, len(wanted), 500):
+        part = wanted[start : start + 500]
+        for row in session.scalars(select(InboxEvent).where(InboxEvent.event_id.in_(part))):
+            out[row.event_id] = row
+    return out
+
+
+def add_events(session: Session, rows: Sequence[dict[str, Any]]) -> list[InboxEvent]:
+    """Insert inbox rows (one dict of columns each); the rows, flushed."""
+    made = [InboxEvent(**row) for row in rows]
+    session.add_all(made)
+    session.flush()
+    return made
+
+
+def mark_processed(
+    session: Session, row_id: int, contact_id: int | None, outcome: str, now: datetime
+) -> None:
+    session.execute(
+        update(InboxEvent)
+        .where(InboxEvent.id == row_id)
+        .values(processed_at=now, contact_id=contact_id, outcome=outcome)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def event_by_id(session: Session, event_id: str) -> InboxEvent | None:
+    return session.scalars(select(InboxEvent).where(InboxEvent.event_id == event_id)).first()
+
+
+def contact_by_ref(
+    session: Session, external_id: str | None, phone: str | None, email: str | None
+) -> Contact | None:
+    """The contact an event names: by external id, else phone, else email (any case)."""
+    if external_id:
+        found = session.scalars(select(Contact).where(Contact.external_id == external_id)).first()
+        if found is not None:
+            return found
+    if phone:
+        found = session.scalars(select(Contact).where(Contact.phone == phone)).first()
+        if found is not None:
+            return found
+    if email:
+        return session.scalars(
+            select(Contact)
+            .where(func.lower(Contact.email) == email.lower())
+            .order_by(Contact.id)
+            .limit(1)
+        ).first()
+    return None
+
+
+def agent_by_ref(session: Session, ref: str) -> Agent | None:
+    """An agent by phone (E.164) or id."""
+    if ref.isdigit():
+        return session.get(Agent, int(ref))
+    return session.scalars(select(Agent).where(Agent.phone == ref)).first()
+
+
+def active_agents(session: Session) -> list[Agent]:
+    return list(session.scalars(select(Agent).where(Agent.active.is_(True)).order_by(Agent.id)))
+
+
+def contacts_of_agent(session: Session, agent_id: int) -> list[Contact]:
+    return list(
+        session.scalars(select(Contact).where(Contact.agent_id == agent_id).order_by(Contact.id))
+    )
+
+
+def enrollments_of(session: Session, contact_id: int) -> list[tuple[Enrollment, str]]:
+    """Every enrollment of the contact (active or ended) with its campaign's name."""
+    rows = session.execute(
+        select(Enrollment, Campaign.name)
+        .join(Campaign, Campaign.id == Enrollment.campaign_id)
+        .where(Enrollment.contact_id == contact_id)
+        .order_by(Enrollment.id)
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+def automated_campaigns(session: Session) -> list[Campaign]:
+    """Campaign rows whose definition declares triggers, exits or a group."""
+    return [
+        row
+        for row in session.scalars(select(Campaign).order_by(Campaign.name))
+        if isinstance(row.definition, dict) and "automation" in row.definition
+    ]

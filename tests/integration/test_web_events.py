@@ -1,0 +1,113 @@
+"""``POST /events`` on SQLite and PostgreSQL: stored once per id, applied, refused by field."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_web_support import API_TOKEN, Web, open_web
+
+from drip.campaigns.loader import load_campaigns
+from drip.services.sync import sync_campaigns
+from drip.store.models import Contact, Enrollment, InboxEvent
+
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def web(db_url: str, tmp_path: Path) -> Iterator[Web]:
+    """The app on the test database, with agent Sam and the bundled campaigns synced."""
+    with open_web(db_url, tmp_path) as w:
+        loaded = load_campaigns(REPO / "campaigns")
+        sync_campaigns(w.deps, list(loaded.campaigns.values()), w.clock.now())
+        yield w
+
+
+def event(event_id: str, kind: str, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "type": kind,
+        "occurred_at": extra.pop("at", "2026-03-02T15:00:00Z"),
+        "contact": extra.pop("contact", {"external_id": "crm-1", "phone": "+16175550123"}),
+        "data": data,
+    }
+
+
+def created() -> dict[str, Any]:
+    return event(
+        "e1",
+        "lead.created",
+        {"first_name": "Dana", "lead_source": "website", "sms_consent": True},
+    )
+
+
+def test_a_created_lead_is_stored_applied_and_enrolled_by_its_trigger(web: Web) -> None:
+    """lead.created with lead_source website is 202, makes the contact and enrolls it, recording the id."""
+    answer = web.client.post("/events", json=created(), headers=AUTH)
+    assert answer.status_code == 202, answer.json
+    assert answer.json["accepted"] == ["e1"]
+    with web.deps.sessions() as session:
+        contact = session.query(Contact).filter_by(external_id="crm-1").one()
+        assert contact.lead_source == "website"
+        enrollment = session.query(Enrollment).filter_by(contact_id=contact.id).one()
+        assert enrollment.event_id == "e1"
+        assert session.query(InboxEvent).filter_by(event_id="e1").one().processed_at is not None
+
+
+def test_a_repeated_id_changes_nothing_and_another_body_is_409(web: Web) -> None:
+    """The same event again is a duplicate (202); the same id with another body is 409."""
+    assert web.client.post("/events", json=created(), headers=AUTH).status_code == 202
+    again = web.client.post("/events", json=created(), headers=AUTH)
+    assert again.status_code == 202
+    assert again.json["events"][0]["status"] == "duplicate"
+    other = created()
+    other["data"]["lead_source"] = "zillow"
+    clash = web.client.post("/events", json=other, headers=AUTH)
+    assert clash.status_code == 409
+    with web.deps.sessions() as session:
+        assert session.query(Contact).filter_by(external_id="crm-1").one().lead_source == "website"
+
+
+def test_bad_events_are_422_by_field_and_index_the_good_ones_applied(web: Web) -> None:
+    """A batch with an unknown type, a nobody and a bad time: each refused by field, the good one applied."""
+    batch = [
+        created(),
+        event("e2", "lead.exploded", {}),
+        event("e3", "lead.updated", {"stage": "hot"}, contact={"external_id": "nobody"}),
+        event("e4", "lead.updated", {"stage": "hot"}, at="yesterday"),
+    ]
+    answer = web.client.post("/events", json=batch, headers=AUTH)
+    assert answer.status_code == 202
+    fields = {e["index"]: (e["status"], e.get("field")) for e in answer.json["events"]}
+    assert fields == {
+        0: ("accepted", None),
+        1: ("invalid", "type"),
+        2: ("invalid", "contact"),
+        3: ("invalid", "occurred_at"),
+    }
+    alone = web.client.post("/events", json=batch[1], headers=AUTH)
+    assert alone.status_code == 422
+    too_many = web.client.post("/events", json=[created()] * 501, headers=AUTH)
+    assert too_many.status_code == 422
+    assert web.client.post("/events", json=created()).status_code == 401
+
+
+def test_an_older_event_does_not_move_a_field_back_and_an_exit_ends_the_plan(web: Web) -> None:
+    """A stage set at 16:00 stays when a 15:30 event arrives later; deal.stage closed ends the plan."""
+    web.client.post("/events", json=created(), headers=AUTH)
+    newer = event("e5", "lead.updated", {"stage": "hot"}, at="2026-03-02T16:00:00Z")
+    older = event("e6", "lead.updated", {"stage": "cold"}, at="2026-03-02T15:30:00Z")
+    assert web.client.post("/events", json=[newer], headers=AUTH).status_code == 202
+    assert web.client.post("/events", json=[older], headers=AUTH).status_code == 202
+    closed = event("e7", "deal.stage", {"stage": "closed"}, at="2026-03-02T17:00:00Z")
+    assert web.client.post("/events", json=closed, headers=AUTH).status_code == 202
+    with web.deps.sessions() as session:
+        contact = session.query(Contact).filter_by(external_id="crm-1").one()
+        assert contact.stage == "hot"
+        enrollment = session.query(Enrollment).filter_by(contact_id=contact.id).one()
+        assert enrollment.status.value == "stopped"
+        assert enrollment.stop_event_id == "e7"
+        assert enrollment.stop_reason == "exit deal.stage e7"
