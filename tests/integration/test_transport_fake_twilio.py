@@ -25,7 +25,7 @@ from twilio.rest import Client
 
 from drip.testing.fake_twilio import FakeTwilioServer, num_segments
 from drip.transports.base import ErrorClass, OutboundSms, SmsSendError
-from drip.transports.twilio_sms import BaseUrlHttpClient
+from drip.transports.twilio_urllib3 import Urllib3HttpClient
 
 AGENT = "+16175550100"
 DANA = "+16175550123"
@@ -75,7 +75,7 @@ def test_missing_parameters_get_twilio_codes(server: FakeTwilioServer) -> None:
 def test_sdk_parses_the_created_and_fetched_message(server: FakeTwilioServer) -> None:
     """The real SDK parses the 201 resource and can fetch the same message back by sid."""
     client = Client(
-        server.account_sid, server.auth_token, http_client=BaseUrlHttpClient(server.base_url)
+        server.account_sid, server.auth_token, http_client=Urllib3HttpClient(server.base_url)
     )
     created = client.messages.create(from_=AGENT, to=DANA, body="ê" * 71)
     assert created.account_sid == server.account_sid
