@@ -111,6 +111,7 @@ class Urllib3HttpClient(HttpClient):  # type: ignore[misc]  # the SDK ships no p
         self._maxsize = maxsize
         self._ca_certs, self._ca_cert_dir = _ca_settings()
         self._max_answer_bytes = max_answer_bytes
+        self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
         self._lock = threading.Lock()
         self._direct = self._pools(None)
         # One manager per proxy; which one a host uses is read from the environment once.
@@ -153,7 +154,11 @@ class Urllib3HttpClient(HttpClient):  # type: ignore[misc]  # the SDK ships no p
             url,
             body=body,
             headers=sent,
-            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            timeout=(
+                self._timeout
+                if timeout == self.timeout
+                else urllib3.Timeout(connect=timeout, read=timeout)
+            ),
             retries=False,
             redirect=False,
             preload_content=False,
@@ -183,7 +188,7 @@ class Urllib3HttpClient(HttpClient):  # type: ignore[misc]  # the SDK ships no p
     def _rewrite(self, url: str, params: Mapping[str, object] | None) -> str:
         """``url`` with the query ``params`` added and, with a base URL, sent there."""
         parts = urlsplit(url)
-        query = "&".join(q for q in (parts.query, form_encode(params)) if q)
+        query = "&".join(q for q in (parts.query, form_encode(params) if params else "") if q)
         scheme, netloc, path = parts.scheme, parts.netloc, parts.path
         if self._base is not None:
             scheme, netloc, prefix = self._base

@@ -29,7 +29,15 @@ from drip.testing.fake_twilio.codes import (
 )
 from drip.testing.fake_twilio.ledger import Delivery, Ledger, StatusCallbackResult
 
-__all__ = ["CALLBACK_SEQUENCES", "CallbackSender", "callback_statuses", "inbound_params"]
+__all__ = [
+    "CALLBACK_SEQUENCES",
+    "CallbackSender",
+    "callback_statuses",
+    "inbound_params",
+    "opt_out_type",
+    "post_signed",
+    "signed_post",
+]
 
 CALLBACK_SEQUENCES = ("twilio", "short")
 
@@ -101,6 +109,20 @@ def opt_out_type(ledger: Ledger, sender: str, from_: str, body: str) -> str | No
     return "HELP" if word in TWILIO_HELP_WORDS else None
 
 
+def signed_post(
+    session: requests.Session | None,
+    validator: RequestValidator,
+    url: str,
+    params: dict[str, str],
+    timeout: float,
+) -> tuple[str, requests.Response]:
+    """POST ``params`` to ``url`` signed as Twilio signs: the signature and the answer."""
+    signature = str(validator.compute_signature(url, params))
+    post = session.post if session is not None else requests.post
+    headers = {"X-Twilio-Signature": signature}
+    return signature, post(url, data=params, headers=headers, timeout=timeout)
+
+
 def post_signed(
     session: requests.Session | None,
     validator: RequestValidator,
@@ -108,19 +130,14 @@ def post_signed(
     params: dict[str, str],
     timeout: float,
 ) -> StatusCallbackResult:
-    """POST ``params`` to ``url`` signed as Twilio signs; how the receiver answered."""
-    signature = str(validator.compute_signature(url, params))
-    post = session.post if session is not None else requests.post
-    status: int | None = None
-    error: str | None = None
+    """:func:`signed_post`, and how the receiver answered (or why it could not be reached)."""
     try:
-        response = post(
-            url, data=params, headers={"X-Twilio-Signature": signature}, timeout=timeout
-        )
-        status = response.status_code
+        signature, response = signed_post(session, validator, url, params, timeout)
     except requests.RequestException as exc:
+        signature = str(validator.compute_signature(url, params))
         error = f"{type(exc).__name__}: {exc}"
-    return StatusCallbackResult(url, tuple(params.items()), signature, status, error)
+        return StatusCallbackResult(url, tuple(params.items()), signature, None, error)
+    return StatusCallbackResult(url, tuple(params.items()), signature, response.status_code, None)
 
 
 class CallbackSender:

@@ -20,6 +20,7 @@ from drip.testing.fake_twilio.callbacks import (
     inbound_params,
     opt_out_type,
     post_signed,
+    signed_post,
 )
 from drip.testing.fake_twilio.codes import API_VERSION, error_body, error_message
 from drip.testing.fake_twilio.httpd import FakeHTTPServer
@@ -251,10 +252,8 @@ class FakeTwilioServer:
         params = inbound_params(self.account_sid, from_, to, body, messaging_service_sid)
         if advanced_opt_out and kind is not None:
             params["OptOutType"] = kind
-        result = post_signed(None, self._validator(), webhook_url, params, timeout=10)
-        if result.response_status is None:
-            raise ConnectionError(f"the webhook {webhook_url} could not be reached: {result.error}")
-        return result.response_status
+        _, response = signed_post(None, self._validator(), webhook_url, params, timeout=10)
+        return int(response.status_code)
 
     def reset(self) -> None:
         """Forget requests, counts, failures, faults, delivery outcomes, blocks and callbacks."""
