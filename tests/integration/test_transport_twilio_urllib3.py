@@ -328,3 +328,15 @@ def test_a_host_named_in_no_proxy_is_reached_directly(
     with pytest.raises(ProxyError):  # through the proxy, which is down
         _call(Urllib3HttpClient(timeout=5), base, "POST")
     assert len(seen) == 1
+
+
+def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(
+    recorder: tuple[str, list[Seen]],
+) -> None:
+    """A CR/LF in a header value (header injection) raises instead of reaching the server."""
+    base, seen = recorder
+    with pytest.raises(ValueError, match="header"):
+        Urllib3HttpClient(timeout=5).request(
+            "GET", f"{base}/x", headers={"User-Agent": "twilio\r\nX-Injected: 1"}
+        )
+    assert seen == []

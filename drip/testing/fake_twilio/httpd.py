@@ -53,6 +53,9 @@ class FakeHTTPServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
+    # Buffered: the head and body of an answer leave in one write (http.server flushes
+    # after each request), not in two segments the client wakes up for separately.
+    wbufsize = 64 * 1024
     server: FakeHTTPServer
     _stamps: _StampedReader | None
 
