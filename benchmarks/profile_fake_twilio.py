@@ -28,6 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drip.testing import fake_twilio
+from drip.testing.fake_twilio import httpd
 
 BODY = (
     "Hi Sam, it's Alex from Bayside Realty. Just checking in: are you still looking "
@@ -81,14 +82,14 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     profiles: list[cProfile.Profile] = []
     if args.profile:
-        handle = fake_twilio._Handler.handle
+        handle = httpd._Handler.handle
 
         def profiled(self: Any) -> None:
             prof = cProfile.Profile(time.thread_time)
             profiles.append(prof)
             prof.runcall(handle, self)
 
-        fake_twilio._Handler.handle = profiled  # type: ignore[method-assign]
+        httpd._Handler.handle = profiled  # type: ignore[method-assign]
     with fake_twilio.FakeTwilioServer(record_requests=False) as server:
         _run(server, 200, args.clients)  # warm-up: imports, phonenumbers metadata
         profiles.clear()

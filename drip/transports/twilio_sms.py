@@ -2,15 +2,14 @@
 
 One :class:`twilio.rest.Client` is built per transport and reused, on the
 SDK's documented extension point for HTTP, a custom ``HttpClient``:
-:class:`drip.transports.twilio_http.LeanHttpClient`, HTTP/1.1 on kept-alive
-sockets (the stock ``requests`` client, and then urllib3, cost as much CPU per
-text as the rest of a send). With ``base_url`` (tests, benchmarks, demos) every
-request the SDK makes goes to that URL instead of ``https://api.twilio.com``:
-the client rewrites the scheme and host of each URL and leaves path, auth,
-headers and body exactly as the SDK built them. :class:`BaseUrlHttpClient`
-does the same on the stock client, for callers that want ``requests``.
+:class:`drip.transports.twilio_urllib3.Urllib3HttpClient`, urllib3's
+connection pools (kept-alive connections, TLS from the environment's CA
+bundle, the environment's proxy). With ``base_url`` (tests, benchmarks, demos)
+every request the SDK makes goes to that URL instead of
+``https://api.twilio.com``: the client rewrites the scheme and host of each URL
+and leaves path, auth, headers and body exactly as the SDK built them.
 
-Retries (SPEC §4): only what Twilio documents as *not accepted* is retried,
+Retries (see docs/reliability.md): only what Twilio documents as *not accepted* is retried,
 at most ``max_retries`` times with ``backoff`` between tries: HTTP 429 /
 code 20429, and a connection refused before anything was sent (the TCP
 connection could not even be opened). Once the retries are spent the error
@@ -29,15 +28,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import requests
-from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
-from twilio.http import HttpClient
-from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, ProxyError
 
 from drip.errors import ConfigError, TransportError
 from drip.transports.base import (
@@ -48,9 +42,9 @@ from drip.transports.base import (
     SmsSendError,
     sms_send_error,
 )
-from drip.transports.twilio_http import LeanHttpClient
+from drip.transports.twilio_urllib3 import Urllib3HttpClient
 
-__all__ = ["BaseUrlHttpClient", "TwilioSmsTransport", "default_backoff"]
+__all__ = ["TwilioSmsTransport", "default_backoff"]
 
 DEFAULT_TIMEOUT = 15.0
 POOL_SIZE = 32
@@ -61,67 +55,6 @@ def default_backoff(attempt: int) -> float:
     with jitter (50-100 %) so that many workers do not retry in step."""
     base: float = min(0.5 * 2.0 ** (attempt - 1), 8.0)
     return base * random.uniform(0.5, 1.0)
-
-
-#: Where the SDK sends every request unless ``base_url`` says otherwise.
-TWILIO_API_URL = "https://api.twilio.com"
-
-
-def _proxied(url: str) -> bool:
-    """Whether the environment's proxy settings route ``url`` through a proxy (as requests does)."""
-    proxy = requests.utils.get_environ_proxies(url)
-    return bool(proxy.get(urlsplit(url).scheme) or proxy.get("all"))
-
-
-class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK ships no py.typed
-    """A ``TwilioHttpClient`` that sends every request to ``base_url``.
-
-    ``https://api.twilio.com/2010-04-01/Accounts/AC.../Messages.json`` becomes
-    ``{base_url}/2010-04-01/Accounts/AC.../Messages.json``. A path in
-    ``base_url`` is kept as a prefix. Connections are pooled for ``http://``
-    too (the parent only sizes the ``https://`` pool).
-    """
-
-    def __init__(self, base_url: str, *, timeout: float | None = DEFAULT_TIMEOUT) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"Twilio base URL must be http(s)://host[:port], not {base_url!r}")
-        super().__init__(pool_connections=True, timeout=timeout)
-        self._scheme = parts.scheme
-        self._netloc = parts.netloc
-        self._prefix = parts.path.rstrip("/")
-        # A local test double: no proxy or netrc from the environment (and no per-request
-        # scan of os.environ, which costs more than the request itself at high rates).
-        self.session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-
-    def request(  # noqa: PLR0917  # the SDK's HttpClient.request signature
-        self,
-        method: str,
-        url: str,
-        params: dict[str, object] | None = None,
-        data: dict[str, object] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        timeout: float | None = None,
-        allow_redirects: bool = False,
-    ) -> Any:
-        parts = urlsplit(url)
-        rewritten = urlunsplit(
-            (self._scheme, self._netloc, self._prefix + parts.path, parts.query, parts.fragment)
-        )
-        return super().request(
-            method,
-            rewritten,
-            params=params,
-            data=data,
-            headers=headers,
-            auth=auth,
-            timeout=timeout,
-            allow_redirects=allow_redirects,
-        )
 
 
 class TwilioSmsTransport:
@@ -148,18 +81,8 @@ class TwilioSmsTransport:
             raise ConfigError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must both be set")
         if max_retries < 0:
             raise ConfigError(f"max_retries must be 0 or more, not {max_retries}")
-        # The SDK over a lean HTTP client (see twilio_http): the stock requests-based
-        # client cost as much CPU per text as the rest of the send. The lean client
-        # speaks to the host directly; where the environment routes Twilio's host
-        # through a proxy (HTTPS_PROXY and NO_PROXY, as requests reads them), the
-        # SDK's own client goes instead, since it honours them.
-        http_client: HttpClient
-        if base_url is None and _proxied(TWILIO_API_URL):
-            http_client = TwilioHttpClient(pool_connections=True, timeout=timeout)
-        else:
-            http_client = LeanHttpClient(base_url, timeout=timeout, maxsize=POOL_SIZE)
-        self._http_client = http_client
-        self._client = Client(account_sid, auth_token, http_client=http_client)
+        self._http_client = Urllib3HttpClient(base_url, timeout=timeout, maxsize=POOL_SIZE)
+        self._client = Client(account_sid, auth_token, http_client=self._http_client)
         self._messages = self._client.messages
         self._max_retries = max_retries
         self._backoff = backoff
@@ -197,7 +120,7 @@ class TwilioSmsTransport:
             ]
         except (TwilioRestException, TwilioServiceException, TwilioException) as exc:
             raise TransportError(f"Twilio's Messages list failed: {exc}") from exc
-        except requests.RequestException as exc:
+        except HTTPError as exc:
             raise TransportError(
                 f"Twilio's Messages list unreachable ({type(exc).__name__}: {exc})"
             ) from exc
@@ -218,11 +141,7 @@ class TwilioSmsTransport:
 
     def close(self) -> None:
         """Close the pooled connections."""
-        client = self._http_client
-        if isinstance(client, LeanHttpClient):
-            client.close()
-        elif isinstance(client, TwilioHttpClient) and client.session is not None:
-            client.session.close()
+        self._http_client.close()
 
     def _send_once(self, msg: OutboundSms) -> SmsReceipt:
         kwargs: dict[str, Any] = {"from_": msg.from_, "to": msg.to, "body": msg.body}
@@ -237,7 +156,7 @@ class TwilioSmsTransport:
             code = _provider_code(exc.code, status)
             detail = str(getattr(exc, "msg", None) or getattr(exc, "title", "") or exc)
             raise sms_send_error(status, code, detail, msg.to) from exc
-        except requests.RequestException as exc:
+        except HTTPError as exc:
             if _refused_before_sending(exc):
                 raise SmsSendError(
                     f"SMS to {msg.to} not sent: Twilio refused the connection"
@@ -264,33 +183,17 @@ class TwilioSmsTransport:
         return SmsReceipt(sid=str(sid), status=str(message.status or "queued"))
 
 
-def _refused_before_sending(exc: requests.RequestException) -> bool:
-    """True when the TCP connection itself could not be opened: no byte of the request left.
+def _refused_before_sending(exc: HTTPError) -> bool:
+    """True when the connection itself could not be opened: no byte of the request left.
 
-    ``requests`` raises ``ConnectionError`` both for a refused connection and for
-    one dropped mid-request; only the first wraps urllib3's
-    ``NewConnectionError`` (or a ``ConnectionRefusedError``). A connect timeout
-    (``ConnectTimeout``) also means nothing was sent.
+    urllib3 raises ``NewConnectionError`` for a refused connection (or a name
+    that does not resolve) and ``ConnectTimeoutError``, its parent, for a
+    connect timeout; through a proxy, a ``ProxyError`` caused by one of them.
+    A read timeout or a connection lost mid-request is anything else.
     """
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    if not isinstance(exc, requests.ConnectionError) or isinstance(exc, requests.ReadTimeout):
-        return False
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, NewConnectionError | ConnectionRefusedError):
-            return True
-        stack.extend([current.__cause__, current.__context__])
-        stack.extend(a for a in current.args if isinstance(a, BaseException))
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException):
-            stack.append(reason)
-    return False
+    if isinstance(exc, ProxyError):
+        return isinstance(exc.original_error, ConnectTimeoutError)
+    return isinstance(exc, ConnectTimeoutError)
 
 
 def _provider_code(code: object, status: int) -> int | None:

@@ -23,7 +23,7 @@ from drip.services.contacts import send_now
 from drip.store.models import ScheduledSend
 from drip.testing.fake_twilio import FakeTwilioServer
 from drip.transports.base import OutboundSms, SmsSendError
-from drip.transports.twilio_sms import BaseUrlHttpClient
+from drip.transports.twilio_urllib3 import Urllib3HttpClient
 from drip.web.app import create_app
 
 
@@ -66,7 +66,7 @@ def live(
 
 
 def sdk(fake: FakeTwilioServer) -> Client:
-    return Client(fake.account_sid, fake.auth_token, http_client=BaseUrlHttpClient(fake.base_url))
+    return Client(fake.account_sid, fake.auth_token, http_client=Urllib3HttpClient(fake.base_url))
 
 
 # -- the fake itself, through the SDK --------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import gzip
+import http.client
 import json
 import os
 import signal
@@ -13,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -25,7 +27,7 @@ from twilio.rest import Client
 
 from drip.testing.fake_twilio import FakeTwilioServer, num_segments
 from drip.transports.base import ErrorClass, OutboundSms, SmsSendError
-from drip.transports.twilio_sms import BaseUrlHttpClient
+from drip.transports.twilio_urllib3 import Urllib3HttpClient
 
 AGENT = "+16175550100"
 DANA = "+16175550123"
@@ -75,7 +77,7 @@ def test_missing_parameters_get_twilio_codes(server: FakeTwilioServer) -> None:
 def test_sdk_parses_the_created_and_fetched_message(server: FakeTwilioServer) -> None:
     """The real SDK parses the 201 resource and can fetch the same message back by sid."""
     client = Client(
-        server.account_sid, server.auth_token, http_client=BaseUrlHttpClient(server.base_url)
+        server.account_sid, server.auth_token, http_client=Urllib3HttpClient(server.base_url)
     )
     created = client.messages.create(from_=AGENT, to=DANA, body="ê" * 71)
     assert created.account_sid == server.account_sid
@@ -277,3 +279,59 @@ def test_standalone_process_serves_sdk_and_control_endpoints() -> None:
         assert proc.wait(timeout=10) == 0
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def _raw_create(srv: FakeTwilioServer, accept_encoding: str | None) -> http.client.HTTPResponse:
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+    auth = base64.b64encode(f"{srv.account_sid}:{srv.auth_token}".encode()).decode()
+    headers = {
+        "Authorization": f"Basic {auth}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    if accept_encoding is not None:
+        headers["Accept-Encoding"] = accept_encoding
+    body = urlencode({"From": AGENT, "To": DANA, "Body": "Hi"})
+    conn.request("POST", f"/2010-04-01/Accounts/{srv.account_sid}/Messages.json", body, headers)
+    return conn.getresponse()
+
+
+def test_answers_are_chunked_and_gzipped_when_the_server_is_told_to() -> None:
+    """A chunked+gzip server frames the 201 in chunks, gzipped for a client accepting gzip."""
+    with FakeTwilioServer(chunked=True, gzip=True) as srv:
+        answer = _raw_create(srv, "gzip, deflate")
+        assert answer.status == 201
+        assert answer.getheader("Transfer-Encoding") == "chunked"
+        assert answer.getheader("Content-Length") is None
+        assert answer.getheader("Content-Encoding") == "gzip"
+        assert json.loads(gzip.decompress(answer.read()))["to"] == DANA
+        plain = _raw_create(srv, None)  # no Accept-Encoding: no gzip, still chunked
+        assert plain.getheader("Content-Encoding") is None
+        assert plain.getheader("Transfer-Encoding") == "chunked"
+        assert json.loads(plain.read())["to"] == DANA
+        refused = _raw_create(srv, "gzip;q=0")
+        assert refused.getheader("Content-Encoding") is None
+
+
+def test_a_default_server_answers_with_a_content_length() -> None:
+    """Without the switches an answer has a Content-Length and is not compressed."""
+    with FakeTwilioServer() as srv:
+        answer = _raw_create(srv, "gzip")
+        body = answer.read()
+        assert answer.getheader("Content-Length") == str(len(body))
+        assert answer.getheader("Content-Encoding") is None
+        assert answer.getheader("Transfer-Encoding") is None
+
+
+@pytest.mark.parametrize(("chunked", "gzipped"), [(True, False), (False, True), (True, True)])
+def test_drips_client_lists_many_messages_from_a_chunked_or_gzipped_answer(
+    chunked: bool, gzipped: bool
+) -> None:
+    """The transport's Messages list reads a page of many chunks or gzip as the plain one."""
+    with FakeTwilioServer(chunked=chunked, gzip=gzipped) as srv:
+        transport = srv.transport(max_retries=0)
+        since = datetime.now(UTC) - timedelta(minutes=1)
+        sids = {transport.send_sms(OutboundSms(AGENT, DANA, f"n{i}")).sid for i in range(30)}
+        found = transport.find_messages(to=DANA, from_=AGENT, since=since)
+        transport.close()
+    assert {m.sid for m in found} == sids
+    assert sorted(m.body for m in found) == sorted(f"n{i}" for i in range(30))

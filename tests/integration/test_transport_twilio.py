@@ -18,9 +18,18 @@ AGENT = "+16175550100"
 DANA = "+16175550123"
 
 
-@pytest.fixture
-def server() -> Iterator[FakeTwilioServer]:
-    with FakeTwilioServer() as srv:
+#: How the fake server frames its answers: every test here runs against each.
+FRAMINGS = {
+    "content-length": {},
+    "chunked": {"chunked": True},
+    "gzip": {"gzip": True},
+    "chunked-gzip": {"chunked": True, "gzip": True},
+}
+
+
+@pytest.fixture(params=list(FRAMINGS))
+def server(request: pytest.FixtureRequest) -> Iterator[FakeTwilioServer]:
+    with FakeTwilioServer(**FRAMINGS[request.param]) as srv:
         yield srv
 
 

@@ -1,14 +1,13 @@
-"""The fake Twilio server's shortcuts agree with what they replace: the ``To`` check, the form parser."""
+"""The fake Twilio server's ``To`` check agrees with phonenumbers, which it shortcuts."""
 
 from __future__ import annotations
 
 import random
-from urllib.parse import parse_qsl, urlencode
 
 import phonenumbers
 import pytest
 
-from drip.testing.fake_twilio import _parse_form, _valid_to
+from drip.testing.fake_twilio.codes import valid_to as _valid_to
 
 
 def _libphonenumber(to: str) -> bool:
@@ -38,20 +37,3 @@ def test_other_shapes_go_to_phonenumbers(to: str) -> None:
     """A ``To`` that is not exactly ``+1`` and ten ASCII digits gets phonenumbers' answer."""
     _valid_to.cache_clear()
     assert _valid_to(to) is _libphonenumber(to)
-
-
-def test_the_form_parser_reads_what_parse_qsl_reads() -> None:
-    """Random form bodies (escapes, +, blanks, bare names, UTF-8, bad escapes) parse as parse_qsl."""
-    rng = random.Random(15)
-    alphabet = ["a", "Z", "0", "+", "%", "%2", "%2B", "%3A", "%e2%82%ac", "%ff", "=", "&", "é", " "]
-    bodies = [
-        urlencode({"To": "+14155550123", "Body": "Hi, Sam: 50% off! é€ & more", "X": ""}).encode(),
-        b"", b"&&", b"a", b"a=", b"=b", b"a=b=c", b"%zz=%4", "€=€".encode(), b"\xff\xfe=1",
-    ]  # fmt: skip
-    bodies += [
-        "".join(rng.choice(alphabet) for _ in range(rng.randrange(40))).encode()
-        for _ in range(3000)
-    ]
-    for body in bodies:
-        expected = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-        assert _parse_form(body) == expected, body
