@@ -1,4 +1,4 @@
-"""6. Operating at scale: ``drip enroll-many`` from a shell, and importing a CSV.
+"""7. Operating at scale: ``drip enroll-many`` from a shell, and importing a CSV.
 
 - ``enroll_many_cli_vs_copy``: ``drip enroll-many smart-drip-new-lead --yes``
   as a subprocess (interpreter start-up, imports, selection of every contact,

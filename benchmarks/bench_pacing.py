@@ -1,4 +1,4 @@
-"""6. Pacing (SPEC §4a): how exactly a sender's rate holds at the carrier, and what pacing costs.
+"""6. Pacing: how exactly a sender's rate holds at the carrier, and what pacing costs.
 
 ``pacing_accuracy``: several threads send texts of a few sender numbers as
 the fire path does (reserve the number's slot in Redis, wait for it, hand

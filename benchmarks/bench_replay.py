@@ -32,7 +32,7 @@ def _has_replay() -> bool:
 
 
 def _seed_scenario(files: list[Path]) -> Path | None:
-    """The seed example of SPEC §6: a scenario running to ``until: day 400``."""
+    """The seed example (docs/replay.md): a scenario running to ``until: day 400``."""
     for path in files:
         text = path.read_text(errors="replace")
         if "day 400" in text and ("seed" in path.name or "seed" in text.lower()):

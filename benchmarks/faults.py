@@ -498,7 +498,7 @@ def fault_worker_frozen(rig: Rig, n: int) -> None:
 #: Status callbacks the fake server posts per accepted text, as Twilio does for a
 #: long code: sending, sent, delivered. The web app is restarted only after all of
 #: them arrived: Twilio does not retry a callback, so one refused by a stopped web
-#: app is lost by design (the README's Reliability section says so).
+#: app is lost by design (docs/reliability.md says so).
 CALLBACKS_PER_TEXT = 3
 
 

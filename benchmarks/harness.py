@@ -410,8 +410,8 @@ def wait_for(
         time.sleep(interval)
 
 
-#: Appended to the benchmark's copy of ``campaigns/account.yaml``: pacing stays on (SPEC
-#: §4a, 1 segment/s per number without it), at a rate that never binds, because the
+#: Appended to the benchmark's copy of ``campaigns/account.yaml``: pacing stays on
+#: (1 segment/s per number without it), at a rate that never binds, because the
 #: benchmarks measure drip's own throughput against a baseline, not the carrier's.
 BENCH_SENDERS = """
 # benchmarks: every number at a rate that never binds (drip's throughput is measured)

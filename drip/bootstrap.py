@@ -76,7 +76,7 @@ def build_sms(settings: Settings) -> SmsTransport:
 
 
 def build_pacer(settings: Settings, account: AccountSettings) -> Pacer:
-    """Pacing (SPEC §4a), always on: in Redis when scaled out, in process when embedded.
+    """Pacing, always on: in Redis when scaled out, in process when embedded.
 
     Without a ``senders:`` section in account.yaml every number sends at the
     carrier's default (a US long code, 1 segment/s).

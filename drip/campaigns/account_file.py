@@ -16,7 +16,7 @@ The compliance texts are checked against what carriers (CTIA) ask of them:
 - ``opt_out_confirmation``: says the contact is unsubscribed, tells how to
   resubscribe (START), and carries no marketing: no link.
 - ``resubscribe_confirmation``: names the program, HELP and STOP.
-- ``footer``: tells how to opt out (a STOP-family keyword of SPEC §3,
+- ``footer``: tells how to opt out (a STOP-family keyword,
   e.g. "reply end").
 
 Keywords (HELP, STOP, START) must be written in capitals, the way carriers
@@ -34,8 +34,8 @@ from when a contact has no agent and there is no ``default_agent``;
 account adds to those families (other languages; matched whole-message,
 case- and accent-insensitive).
 
-``state_rules`` extends the rule pack bundled with drip (``drip/rules/us.yaml``,
-SPEC §4a; rows as ``drip.campaigns.rules_file`` reads them): a row for a state
+``state_rules`` extends the rule pack bundled with drip (``drip/rules/us.yaml``;
+rows as ``drip.campaigns.rules_file`` reads them): a row for a state
 replaces that state's bundled row entirely (no ``max_per_24h`` means no cap),
 rows for other states are added, and ``{state: XX, enabled: false}`` turns a
 bundled row off. ``blackouts`` lists closed date ranges per state.
@@ -43,7 +43,7 @@ bundled row off. ``blackouts`` lists closed date ranges per state.
 ``send_window`` (and every campaign's) must lie inside the federal quiet
 hours of the rule pack, 08:00-21:00 (47 CFR 64.1200(c)(1)).
 
-``senders`` sets each number's throughput (SPEC §4a): ``default`` is the
+``senders`` sets each number's throughput: ``default`` is the
 segments per second of any number not listed (when left out, the carrier's
 rate of a US long code, 1, from ``drip/data/provider_facts.json``),
 ``numbers`` maps E.164 numbers to their own rate, ``daily_segments`` caps the
@@ -436,7 +436,7 @@ def _keywords(source: YamlSource, node: yaml.Node) -> tuple[tuple[str, str], ...
     return tuple(pairs) if ok else None
 
 
-# --- carrier pacing (SPEC §4a) ---
+# --- carrier pacing ---
 
 #: Highest rate accepted for one number, segments per second (a short code does ~100).
 MAX_RATE = 10_000

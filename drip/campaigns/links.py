@@ -72,5 +72,5 @@ def shortener_of(host: str) -> str | None:
 
 
 def mentions_opt_out(text: str) -> bool:
-    """Whether ``text`` names a STOP-family keyword (SPEC §3) a contact can reply with."""
+    """Whether ``text`` names a STOP-family keyword a contact can reply with."""
     return _OPT_OUT_KEYWORD.search(text) is not None

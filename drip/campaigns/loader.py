@@ -1,9 +1,9 @@
-"""Campaign YAML (SPEC §5, version 1) to validated ``Campaign`` values.
+"""Campaign YAML (version 1, docs/campaigns.md) to validated ``Campaign`` values.
 
 Every problem of a file is reported, not only the first, as
 ``path:line:col: error: message``; a file with any error loads nothing.
 
-Choices written down here (the SPEC is silent on them):
+Choices written down here (the format leaves them open):
 
 - A step without ``id`` gets its 1-based position in the file as its id
   (``"1"``, ``"2"``, ...), and ``Step.position`` is that same 1-based
@@ -13,7 +13,7 @@ Choices written down here (the SPEC is silent on them):
   decimals and booleans are wrong types.
 - ``opt_out.interval_days`` is a whole number from 1 to 365.
 - A campaign's ``opt_out.footer`` override must tell how to opt out (one of
-  the STOP-family keywords of SPEC §3, e.g. "reply STOP" or "reply end").
+  the STOP-family keywords, e.g. "reply STOP" or "reply end").
 - A folder is read without descending into subfolders: its ``*.yaml`` and
   ``*.yml`` files in name order, except ``account.yaml`` / ``account.yml``,
   which hold the account settings (``drip.campaigns.account_file``).

@@ -15,11 +15,11 @@ from the conversation state that the sends before it left behind:
 - campaign texts count toward the state cap (24 h sliding window);
 - a deferred send comes back at the time ``decide`` named and is decided again.
 
-Choices where the SPEC is silent:
+Choices the rules leave open:
 
 - The sample contact has SMS consent, an email address, no earlier texts
   (unless ``intro`` is given) and lives in ``timezone``, else the zone set of
-  ``phone``'s area code (SPEC §4), else the account's default zone; its
+  ``phone``'s area code, else the account's default zone; its
   states are ``state`` and the state of ``phone``'s area code (default:
   none, so no state rule applies).
 - The introduction is a manual text from the agent at ``start``, so it is not
@@ -192,7 +192,7 @@ class Preview:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        """Steps that some contacts will not get: a variable that can be empty (SPEC §4)."""
+        """Steps that some contacts will not get: a variable that can be empty."""
         return tuple(
             f"{row.label}: uses {{{name}}}, which is empty for {who}; "
             "such contacts get no message from this step (it is skipped, never sent blank)"
@@ -216,7 +216,7 @@ class Preview:
 
     @property
     def zone_text(self) -> str:
-        """The zone or the zone set, and why (SPEC §4)."""
+        """The zone or the zone set, and why."""
         names = " + ".join(self.zones)
         return f"{names}: {self.zone_detail}" if self.zone_detail else names
 
@@ -505,7 +505,7 @@ def _simulate(
             rows.append(_unsent(item, "skipped", decision.reason))
             continue
         missing = missing_values((item.body, item.subject), values, ACCOUNT_TEMPLATE_VARIABLES)
-        if missing:  # the worker skips it too (SPEC §4: never an empty variable)
+        if missing:  # the worker skips it too (never an empty variable)
             rows.append(_unsent(item, "skipped", missing_reason(missing)))
             continue
         footer_text = (campaign.opt_out.footer if item.in_plan else None) or account.footer

@@ -1,4 +1,5 @@
-"""State rules, blackouts and the federal window as data (SPEC §4a).
+"""State rules, blackouts and the federal window as data
+(docs/compliance.md#the-state-rule-pack).
 
 The bundled rule pack (``drip/rules/us.yaml``) and the ``state_rules`` and
 ``blackouts`` sections of ``campaigns/account.yaml`` are read here, with

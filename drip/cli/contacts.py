@@ -179,7 +179,9 @@ def import_contacts(file: Path, enroll: str | None) -> None:
     type=click.IntRange(min=1),
     help="At most this many (default: 50 on screen, all with --json or --csv).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (see README).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON (shape in docs/operations.md#json-output)."
+)
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
 def contacts_list(
     state: str | None,

@@ -44,7 +44,9 @@ def run(host: str, port: int, no_web: bool) -> None:
     click.echo(f"stopped after {ticks} tick(s)")
 
 
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON (shape in the README).")
+_JSON = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON (shape in docs/operations.md#json-output)."
+)
 _CSV = click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
 
 

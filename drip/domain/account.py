@@ -69,9 +69,9 @@ class AccountSettings:
     #: The number compliance replies (the opt-in confirmation) come from when
     #: the contact has no agent and there is no ``default_agent``.
     default_sender: str | None = None
-    #: Words the account adds to the keyword families of SPEC §3, as
+    #: Words the account adds to the STOP, HELP and START families, as
     #: (word, family) pairs; family is ``opt_out``, ``help`` or ``opt_in``.
     keywords: tuple[tuple[str, str], ...] = ()
-    #: Sender throughput and the brand's daily cap (SPEC §4a). Without a ``senders:``
+    #: Sender throughput and the brand's daily cap. Without a ``senders:``
     #: section every number sends at the US long code's 1 segment/s (a carrier fact).
     senders: Senders = field(default_factory=Senders)

@@ -58,7 +58,7 @@ class ConsentSource(StrEnum):
 
 
 class OptOutMode(StrEnum):
-    """``rules``: SPEC §2 F1-F4 decide; ``always``: F5, the footer on every send."""
+    """``rules``: the footer rules F1-F4 decide; ``always``: F5, the footer on every send."""
 
     RULES = "rules"
     ALWAYS = "always"
@@ -105,7 +105,7 @@ class ConsentEventKind(StrEnum):
 
 
 class CampaignStatus(StrEnum):
-    """SPEC §8: a paused campaign holds its sends; an archived one has none left."""
+    """A paused campaign holds its sends; an archived one has none left."""
 
     ACTIVE = "active"
     PAUSED = "paused"

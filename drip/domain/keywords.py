@@ -1,4 +1,4 @@
-"""What an inbound text is: a keyword, a plain-words revocation, or ordinary text (SPEC §3).
+"""What an inbound text is: a keyword, a plain-words revocation, or ordinary text.
 
 Order of the decision:
 

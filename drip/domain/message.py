@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     import regex
 
 
-#: Variables a campaign step's body or subject may use (SPEC §5).
+#: Variables a campaign step's body or subject may use.
 TEMPLATE_VARIABLES: frozenset[str] = frozenset(
     {
         "VisitorFirstName",
@@ -160,7 +160,7 @@ def with_footer(body: str, footer: str) -> str:
 GSM7_BASIC: frozenset[str] = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ"
     " !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ\u00a7"  # the section sign
     "¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 #: Extension table: each costs an escape septet plus its own.
@@ -292,7 +292,7 @@ def describe_char(char: str) -> str:
     return f'"{char}" (U+{ord(char):04X})'
 
 
-# --- no empty variable (SPEC §4, issue 11) ---
+# --- no empty variable: a text lacking a value is skipped, never sent ---
 
 
 def missing_values(

@@ -1,4 +1,4 @@
-"""The carrier's clock as values: sender throughput, and when queued texts leave (SPEC §4a).
+"""The carrier's clock as values: sender throughput, and when queued texts leave.
 
 A sender number has a throughput in message segments per second; the
 carrier (through Twilio's per-sender queue) releases one segment every

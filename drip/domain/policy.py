@@ -1,10 +1,11 @@
 """The send decision: a pure function of contact, conversation, message and ``now``.
 
-``decide`` is the one place the compliance rules of SPEC §1, §2 and §4 live.
+``decide`` is the one place the compliance rules live (consent, the
+opt-out footer, the send window: docs/compliance.md).
 Workers, the CLI, the webhook app and replay all gather the inputs, call it,
 and apply the ``Decision`` it returns; none of them re-implements a rule.
 
-The order of the checks is the SPEC's: the consent gate (skip), then the
+The checks go in this order: the consent gate (skip), then the
 send window, state caps and catch-up (defer), then the footer (send).
 
 Where a contact may be in several zones (an area code that spans two) and
@@ -12,7 +13,7 @@ several states (the address state and the area code's state), every window
 -- the campaign's or account's, and every enabled rule of every state, with
 its per-weekday hours, closed days, holidays and blackouts -- is applied in
 every zone, and a deferred text goes at the earliest instant that is open in
-all of them (SPEC §4, §4a). The rules arrive as values (``state_rules``,
+all of them. The rules arrive as values (``state_rules``,
 ``blackouts``); this module reads no file and no clock.
 """
 
@@ -48,7 +49,7 @@ _MAX_CLOSED_DAYS = 800
 
 
 class FooterRule(StrEnum):
-    """Why a text did or did not carry the opt-out footer (SPEC §2)."""
+    """Why a text did or did not carry the opt-out footer (F1-F5)."""
 
     F1_INITIAL = "F1"
     F2_TWO_WAY = "F2"
@@ -76,9 +77,9 @@ class DeferCode(StrEnum):
     CLOSED_DAY = "closed_day"
     HOLIDAY = "holiday"
     BLACKOUT = "blackout"
-    #: The sender has no capacity now (SPEC §4a pacing).
+    #: The sender has no capacity now (pacing).
     PACING = "pacing"
-    #: Too little of the window is left for the text to leave the carrier's queue (SPEC §4a).
+    #: Too little of the window is left for the text to leave the carrier's queue.
     CARRIER_CLOCK = "carrier_clock"
 
 
@@ -106,7 +107,7 @@ class ContactState:
     contact in (at least) the 24 h before ``now``; the state caps count them.
     ``timezone`` is the zone dates and due times are read in; ``zones`` every
     zone the contact may be in (empty: just ``timezone``); ``state`` and
-    ``states`` every state whose rules apply (SPEC §4 "which state").
+    ``states`` every state whose rules apply.
     """
 
     timezone: str
@@ -147,7 +148,7 @@ class ContactState:
 
 @dataclass(frozen=True, slots=True)
 class ConversationState:
-    """Footer state of one (sender, contact) pair (SPEC §2)."""
+    """Footer state of one (sender, contact) pair."""
 
     footer_last_sent_at: datetime | None = None
     two_way_at: datetime | None = None
@@ -174,7 +175,7 @@ class Outgoing:
     catching_up: bool = False
     enrollment_last_sent_at: datetime | None = None
     #: A compliance text held to the window and state rules like a campaign text:
-    #: the confirmation of consent brought in by an import (SPEC C3).
+    #: the confirmation of consent brought in by an import.
     held_to_window: bool = False
 
     def __post_init__(self) -> None:
@@ -303,7 +304,7 @@ def footer_decision(
     *,
     tz: str = "UTC",
 ) -> Send:
-    """SPEC §2 F1-F5 for a text that is going out at ``now``; dates in reasons are in ``tz``.
+    """Footer rules F1-F5 for a text going out at ``now``; dates in reasons are in ``tz``.
 
     "30 days" are calendar days in ``tz``: the footer is due again from the
     same local wall-clock time ``interval.days`` days after the last one (a
@@ -561,7 +562,7 @@ def _deferral(
 ) -> Defer | None:
     """The earliest time at or after ``now`` that every constraint allows, or None for now."""
     if outgoing.kind is MessageKind.MANUAL:
-        return None  # SPEC §4: manual texts are not deferred
+        return None  # manual texts are not deferred
     catching_up = outgoing.catching_up or now - outgoing.due_at > OVERDUE_AFTER
     capped_by = min(
         (r for r in law.rules if r.max_per_24h is not None),

@@ -1,4 +1,4 @@
-"""When a campaign step is due, in the contact's local time (SPEC §4).
+"""When a campaign step is due, in the contact's local time.
 
 A step with ``day: N`` is due N calendar days after enrollment, at the local
 wall-clock time of the enrollment, or at its ``at`` time, in the contact's

@@ -1,4 +1,4 @@
-"""The local-time send window, the per-state rules that narrow it, and blackouts (SPEC §4, §4a).
+"""The local-time send window, the per-state rules that narrow it, and blackouts.
 
 These are frozen values; the law itself is data (``drip/rules/us.yaml``,
 loaded by ``drip.rules``), never a constant here. ``StateRule`` can say more

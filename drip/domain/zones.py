@@ -1,4 +1,5 @@
-"""Where a contact is: phone numbers, time zones and states (SPEC §4).
+"""Where a contact is: phone numbers, time zones and states
+(docs/compliance.md#where-the-contact-is).
 
 - ``normalize_phone`` turns what a person typed into E.164, or says why not.
 - ``resolve_timezone``: the contact record's zone; else the *set* of zones
@@ -364,7 +365,7 @@ def area_code_state(phone: str | None) -> str | None:
 
 
 def resolve_timezone(contact_tz: str | None, phone: str | None, default_tz: str) -> ResolvedZone:
-    """SPEC §4: the contact's zone; else its area code's zone set; else the account default.
+    """The contact's zone; else its area code's zone set; else the account default.
 
     A contact zone that is set but not a valid name raises ValidationError
     rather than being silently replaced: the record needs fixing, and a wrong
@@ -400,7 +401,7 @@ def resolve_state(contact_state: str | None, phone: str | None) -> str | None:
 
 
 def resolve_states(contact_state: str | None, phone: str | None) -> tuple[str, ...]:
-    """SPEC §4 "which state": the address state and the area code's state (both may apply).
+    """Which state: the address state and the area code's state (both may apply).
 
     Florida, Oklahoma and Connecticut presume a resident from the area code,
     so a Massachusetts address with a Florida number gets both states' rules.
@@ -489,7 +490,7 @@ def is_new_nanp_number(e164: str) -> bool:
 
     New overlays (624 in New York, 357 in California) are in service before
     libphonenumber lists them; such a number is kept, not refused. Its zone
-    is then the account default and ``drip explain`` says why (SPEC §4).
+    is then the account default and ``drip explain`` says why.
     """
     m = _NANP_FORM.fullmatch(e164)
     if m is None or _NOT_GEOGRAPHIC.fullmatch(m.group(1)):

@@ -1,7 +1,7 @@
 """``drip demo``: a year of an account's campaigns on virtual time, with nothing to set up.
 
-The demo is a set of built-in scenarios (SPEC §6 format, one contact each, no
-expectations) run together by the replay runner in one fresh SQLite database
+The demo is a set of built-in scenarios (in the format of docs/replay.md, one
+contact each, no expectations) run together by the replay runner in one fresh SQLite database
 in a temporary folder: the campaigns are synced, a dozen sample contacts
 register at their own times with their own lives (never replies, replies on
 day 20, STOP on day 100, no consent, imported without evidence, in Florida,
@@ -85,7 +85,7 @@ SAMPLES: tuple[Sample, ...] = (
         "never-replies",
         "10:00",
         """
-name: never replies (the SPEC seed example)
+name: never replies (the seed example)
 timezone: America/New_York
 contact: {first_name: Dana, last_name: Ruiz, phone: "+16175550123", email: dana@example.com, state: MA}
 events:

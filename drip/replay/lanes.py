@@ -15,7 +15,8 @@ What the drawing shows:
 - marks that fall on the same day never overlap: each row (events,
   messages, decisions) is packed into tiers, a mark going one tier down when
   the previous one in its tier is closer than :data:`MIN_GAP`;
-- the legend names every shape and the footer rules F1-F5 of SPEC §2;
+- the legend names every shape and the footer rules F1-F5
+  (docs/compliance.md#the-opt-out-footer);
 - a mark with ``href`` is a link (the console links each one to the
   explanation of its send).
 """
@@ -50,7 +51,7 @@ AXIS: Final = 36
 TICK_STEPS: Final = (1, 2, 5, 7, 10, 15, 30, 60, 90, 180, 365)
 ROWS: Final = ("event", "message", "decision")
 
-#: SPEC §2, in the words the legend uses.
+#: The footer rules (docs/compliance.md#the-opt-out-footer), in the words the legend uses.
 FOOTER_RULES: Final = (
     ("F1", "first text from this sender to this contact: footer"),
     ("F2", "footer sent before and the contact has replied (two-way): no footer"),
@@ -196,7 +197,7 @@ def legend_html() -> str:
     rules = "".join(f"<li><b>{rule}</b> {_esc(text)}</li>" for rule, text in FOOTER_RULES)
     return (
         f'<div class="lanes-legend">{spans}</div>'
-        '<details class="lanes-rules" open><summary>Footer rules (SPEC §2), shown on each '
+        '<details class="lanes-rules" open><summary>Footer rules, shown on each '
         f"text as F1-F5</summary><ul>{rules}</ul></details>"
     )
 

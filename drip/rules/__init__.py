@@ -1,4 +1,4 @@
-"""The law and phone data that ship with drip, loaded once and validated (SPEC §4, §4a).
+"""The law and phone data that ship with drip, loaded once and validated (docs/compliance.md).
 
 - ``us.yaml``: the rule pack: the federal quiet hours and one row per state
   rule, each citing its law and the date it was checked.

@@ -4,8 +4,8 @@ A bulk text is one scheduled send per contact (kind ``bulk``, no enrollment,
 from the contact's agent, due now). It goes through dispatch and is fired
 like any campaign step, so every rule is applied again at fire time: the
 consent gate, the send window and state caps of the contact's zone and state
-(a send due outside them is deferred, not dropped), and the footer rules of
-SPEC §2.
+(a send due outside them is deferred, not dropped), and the footer rules
+(docs/compliance.md#the-opt-out-footer).
 
 Selection, in this order (each contact is counted under the first reason
 that leaves it out):

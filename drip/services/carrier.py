@@ -1,4 +1,6 @@
-"""The carrier's clock in the send pipeline (SPEC §4a): pacing, validity, expiry, claims.
+"""The carrier's clock in the send pipeline: pacing, validity, expiry, claims.
+
+The rules are in docs/compliance.md#the-carriers-clock.
 
 Called from the fire path, dispatch and the status handler with one line
 each; the arithmetic is in :mod:`drip.domain.pacing` and the shared sender
@@ -164,7 +166,7 @@ def requeue_expired(
     """
     if error_code != EXPIRED or status not in ("failed", "undelivered"):
         return None
-    if (  # the contact never got this footer (SPEC §2: the footer state follows what was sent)
+    if (  # the contact never got this footer (the footer state follows what was sent)
         message.footer
         and message.sent_at is not None
         and message.sender_phone is not None

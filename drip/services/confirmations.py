@@ -1,4 +1,5 @@
-"""Opt-in confirmations of imported consent, held to the send pipeline (SPEC C3).
+"""Opt-in confirmations of imported consent, held to the send pipeline
+(docs/compliance.md#consent).
 
 Consent given live (the registration form, the API, a START) is confirmed at
 once by ``contacts.add_contact`` through ``send_now``. Consent brought in by an

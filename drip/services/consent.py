@@ -94,7 +94,7 @@ def opt_out(
     evidence: str,
     detail: str | None = None,
 ) -> bool:
-    """Revoke SMS consent for every sender (C4); pending texts will be skipped at fire time."""
+    """Revoke SMS consent for every sender; pending texts will be skipped at fire time."""
     if contact.sms_opted_out_at is not None:
         return False
     contact.sms_opted_out_at = now
@@ -168,7 +168,7 @@ def mark_undeliverable(contact: Contact, code: int, now: datetime) -> None:
 def set_text_status(
     deps: Deps, contact_id: int, status: TextStatus, now: datetime, *, by: str
 ) -> None:
-    """An operator marks a contact cannot-be-texted (revocation, C4) or textable again."""
+    """An operator marks a contact cannot-be-texted (a revocation) or textable again."""
     with deps.sessions.begin() as session:
         contact = session.get(Contact, contact_id)
         if contact is None:

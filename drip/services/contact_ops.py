@@ -20,7 +20,7 @@ log = structlog.get_logger("drip.contacts")
 
 
 def record_opt_out(deps: Deps, contact_id: int, *, how: str, by: str, now: datetime) -> str:
-    """Revoke SMS consent for every sender (C4), with who took it and how, as a consent event."""
+    """Revoke SMS consent for every sender, with who took it and how, as a consent event."""
     how = how.strip()
     if not how:
         raise ValidationError('--how: say how the contact asked, e.g. "phone call"')
@@ -49,7 +49,7 @@ def record_opt_out(deps: Deps, contact_id: int, *, how: str, by: str, now: datet
 def change_text_status(
     deps: Deps, contact_id: int, status: TextStatus, *, by: str, now: datetime
 ) -> str:
-    """Set the operator's text status, recorded as a consent event (C4)."""
+    """Set the operator's text status, recorded as a consent event (a revocation)."""
     with deps.sessions() as session:
         contact = session.get(Contact, contact_id)
         if contact is None:

@@ -157,15 +157,15 @@ def upsert_contact(
 def add_contact(
     deps: Deps, data: ContactInput, consent: ConsentEvidence | None, now: datetime
 ) -> AddResult:
-    """Create or update a contact; with new consent, send the opt-in confirmation at once (C3)."""
+    """Create or update a contact; with new consent, send the opt-in confirmation at once."""
     with deps.sessions.begin() as session:
         contact, created, notes = upsert_contact(session, data, now)
         # Consent in force already: no second confirmation. Consent given again
-        # after an opt-out is newly recorded and confirmed (SPEC C3).
+        # after an opt-out is newly recorded and confirmed.
         had_consent = contact.sms_consent_at is not None and contact.sms_opted_out_at is None
         recorded = False
-        # A number that texted STOP before it was a contact starts opted out
-        # (SPEC §3): consent given with its creation is kept as evidence, but
+        # A number that texted STOP before it was a contact starts opted out:
+        # consent given with its creation is kept as evidence, but
         # the opt-out stands until the number texts START.
         orphaned = created and contact.sms_opted_out_at is not None
         if consent is not None and contact.phone is not None and orphaned:
@@ -183,7 +183,7 @@ def add_contact(
     confirmation = None
     imported = consent is not None and consent.source is ConsentSource.IMPORT
     if recorded and not had_consent and imported:
-        # SPEC C3: imported consent is confirmed through the send pipeline, not at once.
+        # Imported consent is confirmed through the send pipeline, not at once.
         schedule_confirmations(deps, [contact_id], now)
     elif recorded and not had_consent:
         confirmation = send_now(

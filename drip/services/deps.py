@@ -47,6 +47,6 @@ class Deps:
     clock: Clock
     account: AccountSettings
     campaigns: CampaignCache = field(default_factory=CampaignCache)
-    #: Sender throughput (SPEC §4a), built by ``bootstrap.build_pacer`` (always
+    #: Sender throughput (pacing), built by ``bootstrap.build_pacer`` (always
     #: on there); a ``Deps`` built by hand (unit tests) does not pace.
     pacer: Pacer = field(default_factory=NullPacer)

@@ -23,7 +23,7 @@ def claim(deps: Deps, now: datetime, limit: int | None = None) -> list[int]:
     """Claim up to ``limit`` due sends (``pending -> queued``); safe with many dispatchers."""
     wanted = carrier.claim_limit(deps, now, limit or deps.settings.dispatch_batch)
     if wanted < 1:
-        return []  # every sender of the due texts is at capacity (SPEC §4a pacing)
+        return []  # every sender of the due texts is at capacity (pacing)
     with deps.sessions() as session:
         return claims.claim_due(session, now, wanted)
 

@@ -5,11 +5,11 @@ state; the fire path records the outcome. They live here so that the fire
 path stays gather -> decide -> deliver -> record with one call per check.
 
 - :func:`missing_values`: a text or email whose rendering lacks a value (an
-  agent with no first name) is skipped, naming the variable (SPEC §4);
+  agent with no first name) is skipped, naming the variable;
 - :func:`sms_refusal`: a text over 1,600 characters is refused before any
   provider call (Twilio error 21617);
 - :func:`email_text`: every email carries the unsubscribe link and the
-  account's postal address (CAN-SPAM, SPEC C5); without an address the email
+  account's postal address (CAN-SPAM); without an address the email
   is not sent;
 - :func:`unsubscribe_headers`: ``List-Unsubscribe`` and RFC 8058
   ``List-Unsubscribe-Post``;
@@ -17,7 +17,7 @@ path stays gather -> decide -> deliver -> record with one call per check.
   confirmation when Twilio already blocks the sender (it sent its own), which
   confirms the opt-out rather than failing;
 - :func:`counts_for_catch_up`: only a step that went out overdue holds back
-  the next overdue step of its enrollment (SPEC §4, catch-up).
+  the next overdue step of its enrollment (catch-up).
 """
 
 from __future__ import annotations

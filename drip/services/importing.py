@@ -1,4 +1,6 @@
-"""Contacts from untrusted fields (a web form, a CSV row) and the CSV import (SPEC C1-C3).
+"""Contacts from untrusted fields (a web form, a CSV row) and the CSV import.
+
+The consent rules are in docs/compliance.md#consent.
 
 Two parts:
 
@@ -6,7 +8,7 @@ Two parts:
   validated :class:`ContactInput` or raise :class:`FieldError` naming the
   field; the registration endpoint (``POST /contacts``) and the import share them.
 - :func:`import_rows` imports a CSV file; :func:`send_confirmations` then schedules
-  the opt-in confirmations (C3) of the contacts that newly gave consent.
+  the opt-in confirmations of the contacts that newly gave consent.
 
 Import semantics (``drip contacts import FILE.csv``):
 
@@ -15,9 +17,9 @@ Import semantics (``drip contacts import FILE.csv``):
   sms_consent, consent_at, consent_source, consent_text``. ``first_name`` and
   one of ``phone``/``email`` are required columns; unknown columns are
   reported and ignored.
-- Consent needs complete evidence (SPEC C1): ``sms_consent`` true *and*
+- Consent needs complete evidence: ``sms_consent`` true *and*
   ``consent_at`` *and* ``consent_text``. A row without it is still imported,
-  as a contact that cannot be texted (C2; it may get email), and counted as
+  as a contact that cannot be texted (it may get email), and counted as
   "without consent evidence". ``sms_consent`` reads true/yes/y/on/1/x and
   false/no/n/off/0/blank; anything else is a bad row. ``consent_at`` is ISO
   8601 (``2025-06-01T14:30:00-04:00``, ``2025-06-01 14:30``, ``2025-06-01``)
@@ -35,13 +37,12 @@ Import semantics (``drip contacts import FILE.csv``):
   a row without a phone updates the phone-less contact with the same email,
   if there is one. Consent is never removed by an import: a row without
   evidence leaves earlier consent as it is.
-- Opt-in confirmations (C3) for contacts that had no consent before the
-  import and have it now are scheduled after the import committed, one
-  pending send per contact, due now and held to the send pipeline: the
-  contact's send window and state rules, and the sender's pacing (SPEC C3,
-  §4a), so an import at night confirms in the morning and a large import
-  goes at the senders' rate. Each outcome is recorded on the contact's
-  timeline when it fires.
+- Opt-in confirmations for contacts that had no consent before the import
+  and have it now are scheduled after the import committed, one pending
+  send per contact, due now and held to the send pipeline: the contact's
+  send window and state rules, and the sender's pacing, so an import at
+  night confirms in the morning and a large import goes at the senders'
+  rate. Each outcome is recorded on the contact's timeline when it fires.
 """
 
 from __future__ import annotations
@@ -244,7 +245,7 @@ class RowEvidence:
 def parse_evidence(
     fields: Mapping[str, str | None], contact: ContactInput, default_zone: str, now: datetime
 ) -> RowEvidence:
-    """Consent evidence of an import row: complete (C1) or not (C2), or FieldError."""
+    """Consent evidence of an import row: complete or not, or FieldError."""
     consent = parse_consent_flag(fields.get("sms_consent"))
     raw_at = _text(fields, "consent_at", 64)
     text = _text(fields, "consent_text", MAX_CONSENT_TEXT)
@@ -289,7 +290,7 @@ class ImportReport:
     consent_recorded: int = 0
     bad_rows: list[BadRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    #: Contacts that had no SMS consent before this import and have it now (C3).
+    #: Contacts that had no SMS consent before this import and have it now.
     to_confirm: list[int] = field(default_factory=list)
     #: Every contact the file created or updated, in file order (``--enroll``).
     contact_ids: list[int] = field(default_factory=list)
@@ -649,11 +650,11 @@ def send_confirmations(
     *,
     on_sent: Callable[[int], None] | None = None,
 ) -> ConfirmationReport:
-    """Schedule one opt-in confirmation (C3) per contact, due now, held to the pipeline.
+    """Schedule one opt-in confirmation per contact, due now, held to the pipeline.
 
     Imported consent is evidence of an earlier opt-in, so its confirmation goes
     through dispatch like a campaign text: the send window and state rules of
-    the contact, and the sender's pacing (SPEC C3, §4a), never a burst at
+    the contact, and the sender's pacing, never a burst at
     night. ``on_sent`` gets the number of sends scheduled per batch.
     """
     return ConfirmationReport(schedule_confirmations(deps, contact_ids, now, on_batch=on_sent))

@@ -1,4 +1,6 @@
-"""Inbound texts: keywords, plain-words revocation, two-way communication (SPEC §3).
+"""Inbound texts: keywords, plain-words revocation, two-way communication.
+
+The rules are in docs/compliance.md#inbound-texts.
 
 ``handle_inbound`` is what the Twilio webhook and replay call for every text a
 contact sends. It stores the message (once per ``MessageSid``: Twilio retries),
@@ -6,13 +8,13 @@ classifies it, applies the effect in one transaction with its consent event,
 and then sends any compliance reply through the normal fire path, so replies
 are recorded like every other message.
 
-Choices where the SPEC is silent:
+Choices the rules leave open:
 - a second STOP from a contact already opted out gets no second confirmation
   (it would start a loop with some auto-responders);
 - any ordinary reply ends every active ``stop_on_reply`` enrollment of the
   contact, whichever number it went to: the lead is talking, a person takes over.
 
-Every sender form is accepted (SPEC §3): a short code (``22395``), a number
+Every sender form is accepted: a short code (``22395``), a number
 the phone metadata does not know yet (a new area code such as 624 or 357),
 a foreign number. :func:`sender_address` keeps what phonenumbers cannot
 validate as written (digits, with its ``+``), so the text is recorded and its

@@ -1,11 +1,13 @@
-"""Campaign and enrollment lifecycle (SPEC §8): list, pause, resume, archive, unenroll.
+"""Campaign and enrollment lifecycle: list, pause, resume, archive, unenroll.
+
+For operators: docs/campaigns.md#lifecycle.
 
 - **pause**: the campaign's sends are held, not skipped: dispatch does not
   claim them (:func:`drip.store.claims.claim_due`), and new enrollments are
   scheduled but held too. Each pending send gets a ``held`` decision.
 - **resume**: the sends are claimable again; those that became overdue meanwhile
-  follow catch-up at fire time (SPEC §4: at most one overdue step a day, in
-  order). Each pending send gets a ``released`` decision.
+  follow catch-up at fire time (at most one overdue step a day, in order).
+  Each pending send gets a ``released`` decision.
 - **archive**: no new enrollments; every pending send is cancelled and every
   active enrollment stopped, each with the reason. ``drip sync --prune``
   archives the campaigns whose file is gone.
@@ -41,7 +43,7 @@ CODE_PAUSED = "campaign_paused"
 CODE_RESUMED = "campaign_resumed"
 CODE_ARCHIVED = "campaign_archived"
 CODE_UNENROLLED = "unenrolled"
-#: ``enrollments.stop_reason`` of an operator's unenroll (SPEC §8).
+#: ``enrollments.stop_reason`` of an operator's unenroll.
 STOP_OPERATOR = "operator"
 STOP_ARCHIVED = "campaign archived"
 
@@ -170,7 +172,7 @@ def _switch(
 
 
 def pause(deps: Deps, name: str, now: datetime) -> LifecycleResult:
-    """Hold every send of the campaign until :func:`resume` (SPEC §8)."""
+    """Hold every send of the campaign until :func:`resume`."""
     done = _switch(deps, name, now, _PAUSE)
     if isinstance(done, LifecycleResult):
         return done
@@ -186,7 +188,7 @@ def pause(deps: Deps, name: str, now: datetime) -> LifecycleResult:
 
 
 def resume(deps: Deps, name: str, now: datetime) -> LifecycleResult:
-    """Release the campaign's held sends; overdue ones follow catch-up (SPEC §4)."""
+    """Release the campaign's held sends; overdue ones follow catch-up."""
     done = _switch(deps, name, now, _RESUME)
     if isinstance(done, LifecycleResult):
         return done
@@ -205,7 +207,7 @@ def resume(deps: Deps, name: str, now: datetime) -> LifecycleResult:
 def archive(
     deps: Deps, name: str, now: datetime, *, why: str = "by the operator"
 ) -> LifecycleResult:
-    """Retire the campaign: no new enrollments, pending sends cancelled (SPEC §8)."""
+    """Retire the campaign: no new enrollments, pending sends cancelled."""
     with deps.sessions.begin() as session:
         row = _campaign(session, name)
         if row.status is CampaignStatus.ARCHIVED:

@@ -2,8 +2,8 @@
 
 Each sender number sends at its rate (``senders:`` of ``account.yaml``, else
 the carrier's 1 segment/s of a US long code), and a text goes only inside its
-contact's send window (SPEC §4, §4a). The forecast plays that out with
-:func:`drip.domain.pacing.forecast`:
+contact's send window (docs/compliance.md#the-carriers-clock). The forecast
+plays that out with :func:`drip.domain.pacing.forecast`:
 
 - :func:`forecast_bulk` for a bulk plan (before anything is scheduled);
 - :func:`forecast_pending` for what is pending now and in the next hours

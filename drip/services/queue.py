@@ -2,7 +2,7 @@
 
 A row groups the pending sends of one campaign (or of the bulk, manual and
 compliance texts, which belong to none) from one sender number. ``held``
-rows belong to a paused campaign: dispatch does not claim them (SPEC §8).
+rows belong to a paused campaign: dispatch does not claim them.
 Every value is frozen; the console (a later view) reuses :func:`queue_view`.
 """
 
@@ -32,7 +32,7 @@ class QueueRow:
     due_now: int
     next_24h: int
     held: bool
-    #: The sender's pacing forecast (SPEC §4a) in words, for SMS rows that are
+    #: The sender's pacing forecast in words, for SMS rows that are
     #: not held: when its last text of the next 24 h leaves at its rate, how many slip.
     pacing: str | None = None
 

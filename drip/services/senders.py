@@ -69,7 +69,7 @@ def _agent_names(
 def template_values(
     contact: Contact | FireContact, sender: Sender | None, account: AccountSettings
 ) -> dict[str, str]:
-    """Values for SPEC §5 template variables plus the account texts' support details."""
+    """Values for the campaign template variables plus the account texts' support details."""
     agent_phone = sender.agent_phone if sender else ""
     return {
         "VisitorFirstName": contact.first_name,

@@ -25,7 +25,7 @@ shows it next to the status. The first final status to arrive wins: ``delivered`
 Effects on the contact, in the same transaction as the status:
 
 - ``ErrorCode`` 21610 (the recipient unsubscribed at the carrier) opts the
-  contact out of SMS (SPEC C4) with a ``revoked_carrier`` consent event.
+  contact out of SMS for every sender with a ``revoked_carrier`` consent event.
   This is applied even when the callback is stale for the status rank: a
   carrier opt-out must never be lost.
 - 30003 (unreachable handset) and 30005 (unknown handset) on a

@@ -1,4 +1,6 @@
-"""Sync campaign files into the database; edits reach contacts already enrolled (SPEC §5).
+"""Sync campaign files into the database; edits reach contacts already enrolled.
+
+What an edit does to enrolled contacts: docs/campaigns.md#load-it-drip-sync.
 
 Steps are matched by ``id`` (which defaults to the step's position). For
 every active enrollment of an edited campaign: a removed step's pending send
@@ -175,7 +177,7 @@ def _apply_edit(
                 continue
             due = step_due_at(enrollment.enrolled_at, step.day, step.at, zone)
             if due <= now:
-                continue  # SPEC §5: a new step is scheduled only when its time is still ahead
+                continue  # a new step is scheduled only when its time is still ahead
             new_rows.append(
                 {
                     "enrollment_id": enrollment.id,

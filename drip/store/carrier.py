@@ -1,4 +1,4 @@
-"""Queries of the carrier's clock (SPEC §4a): due texts per sender, prior expiries of a send."""
+"""Queries of the carrier's clock: due texts per sender, prior expiries of a send."""
 
 from __future__ import annotations
 

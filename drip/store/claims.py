@@ -88,7 +88,7 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[int]:
     """Move up to ``limit`` due pending sends to ``queued`` and return their ids.
 
     Due means ``state = 'pending' AND due_at <= now``, except the sends of a
-    paused campaign (SPEC §8): they are held, left pending until it resumes.
+    paused campaign: they are held, left pending until it resumes.
     The oldest go first
     (``ORDER BY due_at, original_due_at, id``) and the ids come back in that order. Any number
     of concurrent claimers never claim the same row twice:
@@ -110,7 +110,7 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[int]:
         select(SENDS.c.id)
         .where(SENDS.c.state == SendState.PENDING, SENDS.c.due_at <= now, not_held())
         # original_due_at breaks ties between steps caught up to the same instant,
-        # so they still go out in their planned order (SPEC §4 catch-up).
+        # so they still go out in their planned order (catch-up).
         .order_by(SENDS.c.due_at, SENDS.c.original_due_at, SENDS.c.id)
         .limit(limit)
     )
@@ -149,7 +149,7 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[int]:
 
 
 def not_held() -> Any:
-    """The send belongs to no campaign, or to one that is not paused (SPEC §8)."""
+    """The send belongs to no campaign, or to one that is not paused."""
     paused = select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.status == CampaignStatus.PAUSED)
     return or_(SENDS.c.campaign_id.is_(None), SENDS.c.campaign_id.not_in(paused))
 

@@ -1,4 +1,4 @@
-"""Queries of the campaign and enrollment lifecycle (SPEC §8) and of bulk cancels.
+"""Queries of the campaign and enrollment lifecycle and of bulk cancels.
 
 Each function runs in the caller's transaction and does not commit. A
 cancelled or held send gets a ``send_decisions`` row with its reason, so

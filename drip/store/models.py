@@ -176,7 +176,7 @@ class Contact(Base):
     __table_args__ = (
         Index("ix_contacts_agent_id", "agent_id"),
         Index("ix_contacts_email", "email"),
-        # A known email is the same contact in any case (SPEC §7 identity rule):
+        # A known email is the same contact in any case (the identity rule):
         # add, import and the API look contacts up by lower(email).
         Index("ix_contacts_email_lower", text("lower(email)")),
         # The CRM's lead id: unique where present (NULLs may repeat on both databases).
@@ -234,7 +234,7 @@ class ConsentEvent(Base):
 
 
 class Conversation(Base):
-    """One (sender, contact) pair and its footer state (SPEC §2)."""
+    """One (sender, contact) pair and its footer state."""
 
     __tablename__ = "conversations"
     __table_args__ = (
@@ -260,7 +260,7 @@ class Campaign(Base):
     definition: Mapped[dict[str, Any]] = mapped_column(JSON)
     source_path: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    #: SPEC §8: ``paused`` holds its sends at claim time; ``archived`` has none left.
+    #: ``paused`` holds its sends at claim time; ``archived`` has none left.
     status: Mapped[CampaignStatus] = mapped_column(
         StrEnumType(CampaignStatus),
         default=CampaignStatus.ACTIVE,
@@ -306,7 +306,7 @@ class ScheduledSend(Base):
     """A message to send at ``due_at``: a campaign step, a bulk text or a manual text.
 
     Campaign steps have no ``body``: they are rendered from the campaign at
-    fire time, so an edited campaign reaches pending sends (SPEC §5).
+    fire time, so an edited campaign reaches pending sends.
     """
 
     __tablename__ = "scheduled_sends"
@@ -355,7 +355,7 @@ class ScheduledSend(Base):
     )
     catching_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: A compliance text held to the window, state rules and pacing like a campaign
-    #: text: the opt-in confirmation of consent brought in by an import (SPEC C3).
+    #: text: the opt-in confirmation of consent brought in by an import.
     held_to_window: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

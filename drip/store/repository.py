@@ -173,7 +173,7 @@ _LAST_SENT = (
 
 
 def enrollment_last_sent(session: Session, enrollment_ids: Iterable[int]) -> dict[int, datetime]:
-    """The last time each enrollment had an overdue step go out (catch-up, SPEC §4).
+    """The last time each enrollment had an overdue step go out (catch-up).
 
     Only steps sent overdue count (``catching_up`` is set on them when they
     go out): a step sent on time does not hold back a lone overdue one.
@@ -354,7 +354,7 @@ def decisions_of_sends(session: Session, send_ids: Iterable[int]) -> list[SendDe
 def next_due_at(session: Session) -> datetime | None:
     """The earliest pending due time dispatch would claim (replay jumps there).
 
-    Sends of a paused campaign are held (SPEC §8), so they do not count.
+    Sends of a paused campaign are held, so they do not count.
     """
     from drip.store.claims import not_held
 

@@ -42,7 +42,7 @@ class OutboundSms:
     """One text to hand to the provider, exactly as it will be sent.
 
     ``validity_seconds``: how long the provider may hold it in its queue
-    before dropping it (Twilio ``ValidityPeriod``, SPEC §4a); None: its default.
+    before dropping it (Twilio ``ValidityPeriod``); None: its default.
     """
 
     from_: str
@@ -157,7 +157,7 @@ class ErrorClass(StrEnum):
       later (HTTP 429, Twilio 20429), or the connection was refused before
       anything was sent; trying again cannot duplicate it. Once the
       transport's own retries are spent, the send is deferred
-      (``provider_unavailable``), never failed (SPEC §4).
+      (``provider_unavailable``), never failed.
     - ``unknown``: the request left and no clear answer came back (a 5xx from a
       gateway, a timeout, a connection lost mid-request): the provider may have
       accepted it. Never retried, never failed: recorded ``unknown`` and
@@ -166,7 +166,7 @@ class ErrorClass(StrEnum):
       an SMTP login refused). Nothing is sent through that provider until it
       works again (a circuit), and the sends stay pending.
     - ``opted_out``: the recipient unsubscribed at the carrier (Twilio 21610);
-      SPEC C4: consent is revoked.
+      consent is revoked for every sender.
     - ``undeliverable``: the number cannot receive texts (invalid, unreachable,
       not mobile, landline).
     - ``failed``: any other refusal of this message by the provider.

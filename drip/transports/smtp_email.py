@@ -190,7 +190,7 @@ class SmtpEmailTransport:
         return self._ssl_context
 
 
-#: SMTP replies that mean drip's login is missing or refused (RFC 4954 §6): a circuit opens.
+#: SMTP replies that mean drip's login is missing or refused (RFC 4954, section 6): a circuit opens.
 _AUTH_REPLIES = frozenset({530, 534, 535, 538})
 
 

@@ -122,7 +122,7 @@ def _error_handlers(app: Flask) -> None:
 def _contact_routes(app: Flask, deps: Deps) -> None:
     @app.post("/contacts")
     def register_contact() -> tuple[Response, int]:
-        """Registration with consent evidence; sends the opt-in confirmation (C3)."""
+        """Registration with consent evidence; sends the opt-in confirmation."""
         check_bearer(deps.settings.api_token)
         fields = _registration_fields()
         now = deps.clock.now()

@@ -72,7 +72,7 @@ Choices made where a scenario leaves something open:
   With ``source: import`` or ``manual`` and ``sms_consent: true``, consent is
   recorded with import or manual evidence; ``sms_consent: false`` records none.
 - ``consent: true`` records consent again (source ``api``); ``consent: false``
-  revokes it as an operator would (C4); a later START does not restore it.
+  revokes it as an operator would; a later START does not restore it.
 - Without ``expect`` nothing is checked (the timeline is still printed); an
   empty ``expect: []`` means no message at all may be sent.
 - ``enroll`` names a file (relative to the scenario file, then to the project

@@ -1,4 +1,6 @@
-"""The read-only console under ``/console/`` (SPEC §7): campaigns, queue, contacts, sends, audit.
+"""The read-only console under ``/console/``: campaigns, queue, contacts, sends, audit.
+
+Its pages for operators: docs/operations.md#the-console.
 
 Off unless ``DRIP_CONSOLE_TOKEN`` is set (the routes do not exist: 404).
 Reached with that token, either:

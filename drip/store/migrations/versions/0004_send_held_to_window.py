@@ -4,7 +4,7 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-30
 
-SPEC C3: consent brought in by an import is evidence of an earlier opt-in;
+Consent brought in by an import is evidence of an earlier opt-in;
 its confirmation goes through the ordinary send pipeline (send window, state
 rules, pacing), never in a burst at night. The send keeps its kind
 (``opt_in_confirmation``) and is marked ``held_to_window``.

@@ -1,4 +1,4 @@
-"""Campaign lifecycle (SPEC §8) and bulk texts with an id.
+"""Campaign lifecycle (pause, resume, archive, unenroll) and bulk texts with an id.
 
 Revision ID: 0005
 Revises: 0004
