@@ -444,3 +444,22 @@ class PendingCallback(Base):
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_message: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SendTally(Base):
+    """A running count behind ``drip stats`` and the console, kept by database triggers.
+
+    One row per campaign step (or, with ``campaign_id`` 0, per kind of text
+    outside campaigns), metric and reason code; the triggers of migration 0009
+    add and subtract as sends, their messages and their decisions are written,
+    in the writer's own transaction, so a read costs the number of steps, not
+    the number of sends. See :mod:`drip.store.summary`.
+    """
+
+    __tablename__ = "send_tallies"
+
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(200), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
+    code: Mapped[str] = mapped_column(String(CODE), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
