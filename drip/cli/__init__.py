@@ -153,6 +153,14 @@ def main() -> None:
     except DripError as exc:
         secho(f"error: {exc}", fg="red", err=True)
         sys.exit(1)
+    except Exception as exc:  # a database error is one line, exit 2; anything else raises
+        from drip.errors import database_failure
+
+        line = database_failure(exc, f"drip {command or ''}".strip())
+        if line is None:
+            raise
+        secho(line, fg="red", err=True)
+        sys.exit(2)
     finally:
         _leave()
         if client is not None:

@@ -33,9 +33,10 @@ from urllib.parse import urlsplit
 import structlog
 from flask import Blueprint, Flask, Response, make_response, redirect, render_template, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response as BaseResponse
 
-from drip.errors import NotFoundError
+from drip.errors import NotFoundError, database_failure
 from drip.replay.lanes import LANES_CSS, LANES_SCRIPT, render_lanes
 from drip.services import console as service
 from drip.services.deps import Deps
@@ -145,6 +146,11 @@ def _auth_routes(bp: Blueprint, deps: Deps, page: Page) -> None:
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Frame-Options"] = "DENY"
         return response
+
+    @bp.errorhandler(SQLAlchemyError)
+    def _database(exc: SQLAlchemyError) -> Response:
+        line = database_failure(exc, f"the page {request.path}")
+        return page("error.html", 503, message=line or "the database refused the request")
 
     @bp.before_request
     def _guard() -> Response | None:
