@@ -213,6 +213,8 @@ def campaign_stats(deps: Deps, now: datetime, campaign: str | None = None) -> St
     price = sms_price()
     others = campaign is None
     with deps.sessions() as session:
+        summary.fold(session)  # fewer deltas to add up below (the tick folds them too)
+    with deps.sessions() as session:
         campaigns = store.campaign_rows(session)
         if campaign is not None:
             named = [c for c in campaigns if c.name == campaign]

@@ -463,3 +463,21 @@ class SendTally(Base):
     metric: Mapped[str] = mapped_column(String(32), primary_key=True)
     code: Mapped[str] = mapped_column(String(CODE), primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+
+
+class SendTallyDelta(Base):
+    """A change to :class:`SendTally` not folded in yet (PostgreSQL's statement triggers).
+
+    Appended, never updated, by the triggers of migration 0009, one grouped
+    row per statement and counter; :func:`drip.store.summary.fold` moves them
+    into ``send_tallies``, and reads add the ones still here.
+    """
+
+    __tablename__ = "send_tally_deltas"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(Integer)
+    bucket: Mapped[str] = mapped_column(String(200))
+    metric: Mapped[str] = mapped_column(String(32))
+    code: Mapped[str] = mapped_column(String(CODE))
+    n: Mapped[int] = mapped_column(BigInteger)

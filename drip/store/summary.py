@@ -3,7 +3,11 @@
 ``send_tallies`` is kept by the triggers of migration 0009: every insert or
 state change of a send, every status change of its message, every first
 deferral of a send for a reason and every enrollment adds to and subtracts
-from it in the writer's own transaction. A read here costs the number of
+from it in the writer's own transaction. On PostgreSQL the triggers append
+grouped changes to ``send_tally_deltas`` instead (no counter row is locked
+by a writer); :func:`fold` moves them into ``send_tallies`` (the dispatch
+tick and every read call it) and :func:`tallies` adds the ones not folded
+yet, so the counts are exact at any moment. A read here costs the number of
 campaign steps, not the number of sends.
 
 Replies and opt-outs are attributed at read time (a reply counts for the
@@ -16,25 +20,74 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, literal, select, union_all
+from sqlalchemy import Select, func, literal, select, text, union_all
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import SendState
-from drip.store.models import Contact, Message, ScheduledSend, SendTally
+from drip.store.models import Contact, Message, ScheduledSend, SendTally, SendTallyDelta
 
-__all__ = ["OUTSIDE", "attributed", "tallies"]
+__all__ = ["FOLD_BATCH", "OUTSIDE", "attributed", "fold", "tallies"]
 
 #: ``send_tallies.campaign_id`` of the texts outside campaigns (bucket: their kind).
 OUTSIDE = 0
+#: Deltas one :func:`fold` statement moves at most (a bounded statement and transaction).
+FOLD_BATCH = 20_000
+#: The advisory lock that keeps two folds from upserting the same counters at once.
+_FOLD_LOCK = 0x64726970  # "drip"
+
+_FOLD = text(
+    "WITH moved AS (DELETE FROM send_tally_deltas WHERE id IN ("
+    " SELECT id FROM send_tally_deltas ORDER BY id LIMIT :batch FOR UPDATE SKIP LOCKED)"
+    " RETURNING campaign_id, bucket, metric, code, n) "
+    "INSERT INTO send_tallies (campaign_id, bucket, metric, code, n) "
+    "SELECT campaign_id, bucket, metric, code, SUM(n) FROM moved "
+    "GROUP BY campaign_id, bucket, metric, code ORDER BY campaign_id, bucket, metric, code "
+    "ON CONFLICT (campaign_id, bucket, metric, code) DO UPDATE SET n = send_tallies.n + excluded.n"
+)
+
+
+def fold(session: Session, batch: int = FOLD_BATCH, rounds: int = 10) -> int:
+    """Move up to ``rounds`` x ``batch`` deltas into ``send_tallies``; how many counters changed.
+
+    PostgreSQL only (SQLite's triggers write ``send_tallies`` directly). Each
+    round is one statement, deleting the oldest deltas and adding their sums
+    (committed per round: a short transaction). When another fold holds the
+    lock this one returns 0 at once: the counts stay exact either way, since
+    reads add the deltas not folded yet.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return 0
+    moved = 0
+    for _ in range(rounds):
+        locked = session.execute(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _FOLD_LOCK}
+        ).scalar_one()
+        if not locked:
+            session.rollback()
+            return moved
+        n = session.execute(_FOLD, {"batch": batch}).rowcount  # type: ignore[attr-defined]
+        session.commit()
+        moved += int(n or 0)
+        if not n:
+            break
+    return moved
 
 
 def tallies(session: Session, campaign_id: int | None = None) -> Sequence[Any]:
-    """``(campaign_id, bucket, metric, code, n)`` of every non-zero count (or one campaign's)."""
-    stmt = select(
-        SendTally.campaign_id, SendTally.bucket, SendTally.metric, SendTally.code, SendTally.n
-    ).where(SendTally.n != 0)
-    if campaign_id is not None:
-        stmt = stmt.where(SendTally.campaign_id == campaign_id)
+    """``(campaign_id, bucket, metric, code, n)`` of every non-zero count (or one campaign's).
+
+    The folded counts plus the deltas not folded yet.
+    """
+    parts = []
+    for table in (SendTally, SendTallyDelta):
+        part = select(table.campaign_id, table.bucket, table.metric, table.code, table.n)
+        if campaign_id is not None:
+            part = part.where(table.campaign_id == campaign_id)
+        parts.append(part)
+    both = union_all(*parts).subquery("t")
+    total = func.sum(both.c.n)
+    keys = (both.c.campaign_id, both.c.bucket, both.c.metric, both.c.code)
+    stmt = select(*keys, total).group_by(*keys).having(total != 0)
     rows: Sequence[Any] = session.execute(stmt).all()
     return rows
 
