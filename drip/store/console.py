@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from drip.store.models import (
@@ -124,12 +124,8 @@ def campaign_sends(
             .scalar_subquery()
             .correlate(None)
         )
-        stmt = stmt.where(
-            or_(
-                ScheduledSend.due_at < mark,
-                and_(ScheduledSend.due_at == mark, ScheduledSend.id < before),
-            )
-        )
+        # A row comparison: the index on (campaign_id, due_at, id) starts at the mark.
+        stmt = stmt.where(tuple_(ScheduledSend.due_at, ScheduledSend.id) < tuple_(mark, before))
     rows: Sequence[Any] = session.execute(stmt).all()
     return rows
 

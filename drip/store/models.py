@@ -304,7 +304,8 @@ class ScheduledSend(Base):
         ).ddl_if(dialect="postgresql"),
         Index("ix_scheduled_sends_enrollment_id", "enrollment_id"),
         Index("ix_scheduled_sends_contact_id_due_at", "contact_id", "due_at"),
-        Index("ix_scheduled_sends_campaign_id", "campaign_id"),
+        # A campaign's sends, latest first (the console's campaign page, a page at a time).
+        Index("ix_scheduled_sends_campaign_id_due_at", "campaign_id", "due_at", "id"),
         # Each state change of a send is a non-HOT update (state is indexed), which adds
         # an entry to every index whose predicate the new row meets. Only ``drip bulk
         # cancel`` looks sends up by bulk, and most sends have none (migration 0008).

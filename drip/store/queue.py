@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session, aliased
 
 from drip.domain.enums import SendState
@@ -64,7 +64,10 @@ def pending_groups(session: Session, now: datetime, hours: int) -> Sequence[Any]
         .join(c, c.id == s.contact_id)
         .where(s.state == SendState.PENDING, s.due_at <= now + timedelta(hours=hours))
         .group_by(*keys, can_text, hour)
-        .subquery("g")
+        .cte("g")
+        # Once, before the representatives are joined: left to the planner, PostgreSQL
+        # ran the grouping again in every parallel worker of the join.
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
     rep = aliased(ScheduledSend)
     who = aliased(Contact)
@@ -74,6 +77,11 @@ def pending_groups(session: Session, now: datetime, hours: int) -> Sequence[Any]
         .join(who, who.id == rep.contact_id)
         .order_by(rep.id)
     )
+    if session.get_bind().dialect.name == "postgresql":
+        # The planner expects as many groups as rows (it multiplies the keys' distinct
+        # counts) and sorts them on disk; the groups are few, and hashing them is what
+        # it does with room for its estimate. For this transaction only.
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
     rows: Sequence[Any] = session.execute(stmt).all()
     return rows
 

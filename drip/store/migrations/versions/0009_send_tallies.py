@@ -367,6 +367,13 @@ def upgrade() -> None:
         sa.Column("n", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_send_tally_deltas")),
     )
+    # The console's campaign page reads a campaign's sends latest first, a page at a time.
+    op.drop_index("ix_scheduled_sends_campaign_id", table_name="scheduled_sends")
+    op.create_index(
+        "ix_scheduled_sends_campaign_id_due_at",
+        "scheduled_sends",
+        ["campaign_id", "due_at", "id"],
+    )
     op.execute(_BACKFILL_SENDS)
     op.execute(_BACKFILL_DEFERRED)
     op.execute(
@@ -402,5 +409,7 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER IF EXISTS {name}" + (f" ON {table}" if postgres else ""))
         if postgres:
             op.execute(f"DROP FUNCTION IF EXISTS {name}()")
+    op.drop_index("ix_scheduled_sends_campaign_id_due_at", table_name="scheduled_sends")
+    op.create_index("ix_scheduled_sends_campaign_id", "scheduled_sends", ["campaign_id"])
     op.drop_table("send_tally_deltas")
     op.drop_table("send_tallies")
