@@ -36,6 +36,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
 from drip.errors import NotFoundError
 from drip.services.deps import Deps
 from drip.store import stats as store
@@ -212,8 +215,11 @@ def campaign_stats(deps: Deps, now: datetime, campaign: str | None = None) -> St
     """
     price = sms_price()
     others = campaign is None
-    with deps.sessions() as session:
-        summary.fold(session)  # fewer deltas to add up below (the tick folds them too)
+    try:  # fewer deltas to add up below (the tick folds them too); the read is exact either way
+        with deps.sessions() as session:
+            summary.fold(session)
+    except SQLAlchemyError as exc:  # e.g. a read-only database role: read without folding
+        structlog.get_logger("drip.stats").info("tally_fold_skipped", error=type(exc).__name__)
     with deps.sessions() as session:
         campaigns = store.campaign_rows(session)
         if campaign is not None:
