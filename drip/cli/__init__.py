@@ -116,6 +116,14 @@ def main() -> None:
     except DripError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(1)
+    except Exception as exc:  # a database error is one line, exit 2; anything else raises
+        from drip.database_failure import database_failure
+
+        line = database_failure(exc, f"drip {command or ''}".strip())
+        if line is None:
+            raise
+        click.secho(line, fg="red", err=True)
+        sys.exit(2)
     finally:
         _leave()
 

@@ -177,7 +177,15 @@ def import_contacts(file: Path, enroll: str | None) -> None:
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
-    help="At most this many (default: 50 on screen, all with --json or --csv).",
+    default=100,
+    show_default=True,
+    help="At most this many (a page).",
+)
+@click.option(
+    "--after",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Only ids above this one: the next page starts after the last.",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print JSON (shape in docs/operations.md#json-output)."
@@ -190,12 +198,16 @@ def contacts_list(
     name: str | None,
     textable: bool | None,
     not_enrolled: bool,
-    limit: int | None,
+    limit: int,
+    after: int,
     as_json: bool,
     as_csv: bool,
 ) -> None:
-    """Find contacts: id, name, phone, state, sms consent, text status, active campaigns."""
-    from drip.services.selection import select_contacts
+    """Find contacts: id, name, phone, state, sms consent, text status, active campaigns.
+
+    A page at a time, in id order: --limit of them (100), after --after.
+    """
+    from drip.services.selection import list_contacts
 
     check_format(as_json, as_csv)
     filters = contact_filters(
@@ -207,9 +219,9 @@ def contacts_list(
         not_enrolled=not_enrolled,
     )
     deps = ready_deps()
-    shown = limit if limit is not None else (None if as_json or as_csv else 50)
-    selection = select_contacts(deps, filters, limit=shown)
-    rows = [c.as_dict() for c in selection.contacts]
+    screen = not (as_json or as_csv)
+    page = list_contacts(deps, filters, limit=limit, after=after, count=screen)
+    rows = [c.as_dict() for c in page.contacts]
     if as_json:
         echo_json(rows)
         return
@@ -218,23 +230,22 @@ def contacts_list(
             row["campaigns"] = ";".join(row["campaigns"])  # type: ignore[arg-type]
         echo_csv(rows)
         return
-    total = selection.considered - sum(n for _, n in selection.excluded)
     if not rows:
-        click.echo("no contacts match")
+        click.echo("no contacts match" + (f" after id {after}" if after else ""))
         return
     click.echo(
         f"{'id':>6}  {'name':<24} {'phone':<13} {'st':<2} {'sms':<10} {'status':<16} campaigns"
     )
-    for c in selection.contacts:
+    for c in page.contacts:
         who = f"{c.first_name} {c.last_name}".strip()[:24]
         click.echo(
             f"{c.id:>6}  {who:<24} {c.phone or '-':<13} {c.state or '-':<2} {c.sms:<10} "
             f"{c.text_status:<16} {', '.join(c.campaigns) or '-'}"
         )
-    more = total - len(rows)
-    click.echo(
-        f"{total} contact(s) match" + (f"; {more} not shown (--limit, --json)" if more else "")
-    )
+    line = f"{page.total} contact(s) match"
+    if page.next_after is not None:
+        line += f"; next page: --after {page.next_after}"
+    click.echo(line)
 
 
 @contacts.command("opt-out")

@@ -90,12 +90,18 @@ def _summary(c: Contact) -> ContactSummary:
     )
 
 
-def search(deps: Deps, query: str) -> tuple[ContactSummary, ...]:
-    """Contacts matching ``query`` by name, phone or email (at most 100)."""
+def search(
+    deps: Deps, query: str, *, after: int | None = None, limit: int = 100
+) -> tuple[ContactSummary, ...]:
+    """Contacts matching ``query`` by name, phone or email: a page of ``limit``, by name.
+
+    ``after``: the next page, the contacts sorting after that contact id's.
+    """
     if not query.strip():
         return ()
     with deps.sessions() as session:
-        return tuple(_summary(c) for c in store.search_contacts(session, query.strip()))
+        found = store.search_contacts(session, query.strip(), limit, after)
+        return tuple(_summary(c) for c in found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +191,7 @@ def contact_page(deps: Deps, contact_id: int, *, link: str = "/console/sends/{}"
         messages = repo.messages_of(session, contact_id)
         sends = repo.sends_of_contact(session, contact_id)
         decisions = repo.decisions_of_sends(session, [s.id for s in sends])
-        rules = store.footer_rules_of_sends(session, [m.send_id for m in messages if m.send_id])
+        rules = store.footer_rules_of_contact(session, contact_id)
         conversations = tuple(
             (v.sender_phone, v.footer_last_sent_at, v.two_way_at)
             for v in store.conversations_of(session, contact_id)
@@ -518,7 +524,7 @@ def _audit_rows(session: Any, c: Contact, zone: str) -> list[dict[str, Any]]:
         )  # fmt: skip
     messages = repo.messages_of(session, c.id)
     send_ids = [m.send_id for m in messages if m.send_id]
-    rules = store.footer_rules_of_sends(session, send_ids)
+    rules = store.footer_rules_of_contact(session, c.id)
     reasons = {
         d.send_id: d.reason
         for d in repo.decisions_of_sends(session, send_ids)

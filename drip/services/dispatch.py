@@ -15,6 +15,7 @@ from drip.services import callbacks, carrier, reconcile
 from drip.services.deps import Deps
 from drip.services.fire import FireResult, count_outcomes, fire_batch
 from drip.store import claims
+from drip.store.summary import fold as fold_tallies
 
 log = structlog.get_logger("drip.dispatch")
 
@@ -50,7 +51,21 @@ def recover(deps: Deps, now: datetime) -> list[int]:
             reason="sending started but no result was recorded; not resent (at most once)",
         )
     _settle(deps, now)
+    _fold(deps)
     return unknown
+
+
+def _fold(deps: Deps) -> None:
+    """Fold the running counts' deltas into ``send_tallies`` (see :mod:`drip.store.summary`).
+
+    Every tick, so the deltas stay few; a failure waits for the next tick (reads
+    stay exact: they add the deltas not folded yet).
+    """
+    try:
+        with deps.sessions() as session:
+            fold_tallies(session)
+    except SQLAlchemyError as exc:
+        log.warning("tally_fold_failed", error=f"{type(exc).__name__}: {exc}")
 
 
 def _settle(deps: Deps, now: datetime) -> None:

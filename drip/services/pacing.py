@@ -46,10 +46,16 @@ __all__ = [
     "forecast_pending",
     "load_pending",
     "queued_text",
+    "sender_rates",
 ]
 
 #: Contacts read per query.
 _CHUNK = 5000
+
+
+def sender_rates(deps: Deps) -> Senders:
+    """The rates texts leave at, per sender number (see :func:`_senders`)."""
+    return _senders(deps)
 
 
 def _senders(deps: Deps) -> Senders:

@@ -8,16 +8,24 @@ Every value is frozen; the console (a later view) reuses :func:`queue_view`.
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import pendulum
 
+from drip.domain.campaign import Campaign
 from drip.domain.enums import CampaignStatus, Channel, SenderRole
-from drip.domain.pacing import SenderForecast
+from drip.domain.pacing import Forecast, QueuedText, SenderForecast
+from drip.domain.policy import Outgoing
 from drip.services.deps import Deps
+from drip.store import queue as store
+from drip.store.models import Agent
+from drip.store.models import Campaign as CampaignRow
 
 __all__ = ["HORIZON", "Queue", "QueueRow", "queue_view"]
 
@@ -79,17 +87,24 @@ class Queue:
 
 
 def queue_view(deps: Deps, now: datetime) -> Queue:
-    """Pending sends due by ``now`` and within :data:`HORIZON` after it, grouped."""
-    from drip.services.pacing import forecast_lines, forecast_pending, load_pending
+    """Pending sends due by ``now`` and within :data:`HORIZON` after it, grouped.
+
+    One grouped read (:mod:`drip.store.queue`) feeds both the counts and the
+    pacing forecast; its size is the number of groups, not of sends.
+    """
+    from drip.services.pacing import forecast_lines
 
     account = deps.account
     default_agent = account.default_agent.phone if account.default_agent else None
-    pending = load_pending(deps, now + HORIZON)  # one read for the counts and the forecast
+    hours = int(HORIZON.total_seconds() // 3600)
+    with deps.sessions() as session:
+        groups = store.pending_groups(session, now, hours)
+        agents = store.agents(session)
+        rows = store.campaigns(session)
     counts: Counter[tuple[str, str, str, bool, bool]] = Counter()
-    for send in pending.sends:
-        contact = pending.contacts[send.contact_id]
-        agent = pending.agents.get(contact.agent_id) if contact.agent_id else None
-        row = pending.campaigns.get(send.campaign_id) if send.campaign_id else None
+    for n, _last_due, due_now, send, contact in groups:
+        agent = agents.get(contact.agent_id) if contact.agent_id else None
+        row = rows.get(send.campaign_id) if send.campaign_id else None
         if send.channel is Channel.EMAIL:
             sender = "email"
         elif send.sender_phone is not None:
@@ -100,12 +115,12 @@ def queue_view(deps: Deps, now: datetime) -> Queue:
             sender = (agent.phone if agent else None) or default_agent or "none"
         campaign = row.name if row is not None else f"({send.kind.value})"
         held = row is not None and row.status is CampaignStatus.PAUSED
-        counts[(campaign, sender, send.channel.value, held, send.due_at <= now)] += 1
+        counts[(campaign, sender, send.channel.value, held, bool(due_now))] += int(n)
     grouped: dict[tuple[str, str, str, bool], list[int]] = {}
     for (campaign, sender, channel, held, due), n in counts.items():
         slot = grouped.setdefault((campaign, sender, channel, held), [0, 0])
         slot[0 if due else 1] += n
-    expected = forecast_pending(deps, now, hours=HORIZON.total_seconds() / 3600, pending=pending)
+    expected = forecast_groups(deps, now, groups, agents, rows)
     tz = account.default_timezone
     paced = {s.sender: _sender_words(s, tz) for s in expected.senders}
     out = tuple(
@@ -122,6 +137,96 @@ def queue_view(deps: Deps, now: datetime) -> Queue:
     )
     lines = tuple(forecast_lines(expected, tz)) if expected.senders else ()
     return Queue(now, out, lines)
+
+
+def forecast_groups(
+    deps: Deps,
+    now: datetime,
+    groups: Sequence[Any],
+    agents: dict[int, Agent],
+    campaigns: dict[int, CampaignRow],
+) -> Forecast:
+    """When each sender's pending SMS leave at its rate: one rendered text per group.
+
+    A group of ``n`` like texts takes ``n`` slots of its representative's
+    segments from its latest due time (so the forecast errs late, never
+    early); the ones whose slot would end after their window closes slip.
+    """
+    from drip.services.pacing import queued_text, sender_rates
+
+    parsed: dict[int, Campaign | None] = {}
+    queues: dict[str, list[tuple[QueuedText, int]]] = {}
+    for n, last_due, _due_now, send, contact in groups:
+        if send.channel is not Channel.SMS:
+            continue
+        row = campaigns.get(send.campaign_id) if send.campaign_id else None
+        campaign: Campaign | None = None
+        if row is not None:
+            if row.id not in parsed:
+                try:
+                    parsed[row.id] = deps.campaigns.get(row.id, row.version, row.definition)
+                except Exception:  # a stored campaign that no longer parses is left out
+                    parsed[row.id] = None
+            campaign = parsed[row.id]
+        body = send.body
+        window = deps.account.send_window
+        if campaign is not None:
+            window = campaign.send_window or window
+            if body is None and send.step_id is not None:
+                with contextlib.suppress(KeyError):
+                    body = campaign.step(send.step_id).body
+        if body is None:
+            continue
+        due = max(last_due, now)
+        outgoing = Outgoing(
+            kind=send.kind,
+            due_at=due,
+            channel=Channel.SMS,
+            window=window,
+            held_to_window=send.held_to_window,
+        )
+        agent = agents.get(contact.agent_id) if contact.agent_id else None
+        item = queued_text(
+            deps,
+            contact,
+            agent,
+            body,
+            outgoing,
+            at=due,
+            sender_role=send.sender_role,
+            sender_phone=send.sender_phone,
+        )
+        if item is not None:
+            queues.setdefault(item.sender, []).append((item, int(n)))
+    rates = sender_rates(deps)
+    return Forecast(
+        tuple(
+            _play(sender, rates.rate_of(sender), queues[sender], now) for sender in sorted(queues)
+        )
+    )
+
+
+def _play(sender: str, rate: float, queue: list[tuple[QueuedText, int]], now: datetime) -> Any:
+    """One sender's groups in due order, ``n`` texts each, one segment every ``1 / rate`` s."""
+    free = now
+    first: datetime | None = None
+    last: datetime | None = None
+    texts = slipping = segments = 0
+    for text, n in sorted(queue, key=lambda item: item[0].not_before):
+        texts += n
+        start = max(free, text.not_before)
+        takes = text.segments / rate
+        fit = n
+        if text.closes_at is not None:
+            room = (text.closes_at - start).total_seconds()
+            fit = max(0, min(n, math.floor(room / takes + 1e-9))) if takes > 0 else n
+        slipping += n - fit
+        if fit:
+            first = first or start
+            last = start + timedelta(seconds=takes * (fit - 1))
+            free = start + timedelta(seconds=takes * fit)
+            segments += fit * text.segments
+    return SenderForecast(sender, rate, texts, segments, first, last, slipping)
 
 
 def _sender_words(s: SenderForecast, tz: str) -> str:

@@ -272,25 +272,7 @@ def select_contacts(
             chosen.append(r)
         shown = [] if not summaries else chosen if limit is None else chosen[:limit]
         campaigns = store.active_campaigns_of(session, [r.id for r in shown]) if shown else {}
-        shown_summaries = tuple(
-            ContactSummary(
-                id=r.id,
-                first_name=r.first_name,
-                last_name=r.last_name or "",
-                phone=r.phone,
-                email=r.email,
-                state=r.state,
-                timezone=r.timezone,
-                source=str(r.source),
-                agent_phone=r.agent_phone,
-                sms=_sms(r.sms_consent_at, r.sms_opted_out_at),
-                text_status=str(r.text_status),
-                email_opted_out=bool(r.email_opted_out),
-                campaigns=tuple(campaigns.get(r.id, ())),
-                created_at=r.created_at,
-            )
-            for r in shown
-        )
+        shown_summaries = tuple(_summary(r, campaigns.get(r.id, ())) for r in shown)
     unknown = tuple(sorted(wanted - seen_phones)) if wanted is not None else ()
     return Selection(
         shown_summaries,
@@ -298,6 +280,75 @@ def select_contacts(
         considered,
         unknown,
         tuple(r.id for r in chosen),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ContactPage:
+    """One page of ``drip contacts list``: the contacts, and where the next page starts."""
+
+    contacts: tuple[ContactSummary, ...]
+    #: The id to pass as ``--after`` for the next page; None on the last page.
+    next_after: int | None
+    #: How many contacts match in all (counted only when asked).
+    total: int | None = None
+
+
+def list_contacts(
+    deps: Deps,
+    filters: ContactFilters,
+    *,
+    limit: int = 100,
+    after: int = 0,
+    count: bool = False,
+) -> ContactPage:
+    """A page of the contacts matching ``filters``: ``limit`` of them with ids above ``after``.
+
+    Filtered in the database and paged by id, so a page costs the same at any
+    number of contacts; ``count`` adds the number matching in all (one
+    counting query). ``filters.phones`` (``--file``) is for ``enroll-many``.
+    """
+    if filters.phones is not None:
+        raise ValidationError("a phone file selects contacts for enroll-many, not for a listing")
+    if limit < 1:
+        raise ValidationError(f"--limit must be at least 1, not {limit}")
+    query = store.ContactQuery(
+        state=normalize_state(filters.state) if filters.state else None,
+        source=filters.source,
+        agent=normalize_phone(filters.agent) if filters.agent else None,
+        name=filters.name or None,
+        textable=filters.textable,
+        not_enrolled=filters.not_enrolled,
+    )
+    with deps.sessions() as session:
+        rows = store.contact_page(session, query, after=after, limit=limit + 1)
+        shown = rows[:limit]
+        campaigns = store.active_campaigns_of(session, [r.id for r in shown]) if shown else {}
+        total = store.count_contacts(session, query) if count else None
+    return ContactPage(
+        tuple(_summary(r, campaigns.get(r.id, ())) for r in shown),
+        shown[-1].id if len(rows) > limit else None,
+        total,
+    )
+
+
+def _summary(r: Any, campaigns: Sequence[str]) -> ContactSummary:
+    """A ``contact_rows`` row (every column) as a :class:`ContactSummary`."""
+    return ContactSummary(
+        id=r.id,
+        first_name=r.first_name,
+        last_name=r.last_name or "",
+        phone=r.phone,
+        email=r.email,
+        state=r.state,
+        timezone=r.timezone,
+        source=str(r.source),
+        agent_phone=r.agent_phone,
+        sms=_sms(r.sms_consent_at, r.sms_opted_out_at),
+        text_status=str(r.text_status),
+        email_opted_out=bool(r.email_opted_out),
+        campaigns=tuple(campaigns),
+        created_at=r.created_at,
     )
 
 

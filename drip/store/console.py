@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from drip.store.models import (
@@ -25,15 +25,32 @@ __all__ = [
     "contacts_opted_out_between",
     "conversations_of",
     "enrollments_of",
-    "footer_rules_of_sends",
+    "footer_rules_of_contact",
     "search_contacts",
 ]
 
 
-def search_contacts(session: Session, query: str, limit: int = 100) -> list[Contact]:
-    """Contacts whose name, email or phone contains ``query`` (case-insensitive)."""
+def search_contacts(
+    session: Session, query: str, limit: int = 100, after: int | None = None
+) -> list[Contact]:
+    """Contacts whose name, email or phone contains ``query`` (case-insensitive), by name.
+
+    ``after``: a keyset page, the contacts that sort after that contact's
+    (last name, first name, id).
+    """
     words = query.split()
     stmt = select(Contact).order_by(Contact.last_name, Contact.first_name, Contact.id)
+    if after is not None:
+        mark = select(Contact.last_name, Contact.first_name).where(Contact.id == after).subquery()
+        last = select(mark.c.last_name).scalar_subquery()
+        first = select(mark.c.first_name).scalar_subquery()
+        stmt = stmt.where(
+            or_(
+                Contact.last_name > last,
+                and_(Contact.last_name == last, Contact.first_name > first),
+                and_(Contact.last_name == last, Contact.first_name == first, Contact.id > after),
+            )
+        )
     digits = "".join(ch for ch in query if ch.isdigit())
     conditions = []
     for word in words:
@@ -55,9 +72,27 @@ def search_contacts(session: Session, query: str, limit: int = 100) -> list[Cont
 
 
 def campaign_sends(
-    session: Session, campaign_id: int, step_id: str | None, limit: int
+    session: Session,
+    campaign_id: int,
+    step_id: str | None,
+    limit: int,
+    before: int | None = None,
 ) -> Sequence[Any]:
-    """The latest sends of a campaign (or one step): state, footer, contact name."""
+    """The latest sends of a campaign (or one step): state, footer and its rule, contact name.
+
+    ``before``: a keyset page, the sends that sort after send ``before`` (due
+    time, then id, both descending).
+    """
+    rule = (
+        select(SendDecision.footer_rule)
+        .where(
+            SendDecision.send_id == ScheduledSend.id,
+            SendDecision.outcome == "sent",
+            SendDecision.footer_rule.is_not(None),
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
     stmt = (
         select(
             ScheduledSend.id,
@@ -72,6 +107,7 @@ def campaign_sends(
             Message.footer,
             Message.sent_at,
             Message.status.label("message_status"),
+            rule.label("footer_rule"),
         )
         .join(Contact, Contact.id == ScheduledSend.contact_id)
         .outerjoin(Message, Message.id == ScheduledSend.message_id)
@@ -81,17 +117,29 @@ def campaign_sends(
     )
     if step_id is not None:
         stmt = stmt.where(ScheduledSend.step_id == step_id)
+    if before is not None:
+        mark = (
+            select(ScheduledSend.due_at)
+            .where(ScheduledSend.id == before)
+            .scalar_subquery()
+            .correlate(None)
+        )
+        # A row comparison: the index on (campaign_id, due_at, id) starts at the mark.
+        stmt = stmt.where(tuple_(ScheduledSend.due_at, ScheduledSend.id) < tuple_(mark, before))
     rows: Sequence[Any] = session.execute(stmt).all()
     return rows
 
 
-def footer_rules_of_sends(session: Session, send_ids: Sequence[int]) -> dict[int, str]:
-    """``{send id: footer rule}`` of the decisions that sent them (F1-F5, compliance)."""
-    if not send_ids:
-        return {}
+def footer_rules_of_contact(session: Session, contact_id: int) -> dict[int, str]:
+    """``{send id: footer rule}`` of the decisions that sent the contact's texts (F1-F5, compliance).
+
+    Joined on the contact's sends: no list of ids goes into the statement.
+    """
     rows = session.execute(
-        select(SendDecision.send_id, SendDecision.footer_rule).where(
-            SendDecision.send_id.in_(list(send_ids)),
+        select(SendDecision.send_id, SendDecision.footer_rule)
+        .join(ScheduledSend, ScheduledSend.id == SendDecision.send_id)
+        .where(
+            ScheduledSend.contact_id == contact_id,
             SendDecision.outcome == "sent",
             SendDecision.footer_rule.is_not(None),
         )

@@ -320,7 +320,8 @@ class ScheduledSend(Base):
         ).ddl_if(dialect="postgresql"),
         Index("ix_scheduled_sends_enrollment_id", "enrollment_id"),
         Index("ix_scheduled_sends_contact_id_due_at", "contact_id", "due_at"),
-        Index("ix_scheduled_sends_campaign_id", "campaign_id"),
+        # A campaign's sends, latest first (the console's campaign page, a page at a time).
+        Index("ix_scheduled_sends_campaign_id_due_at", "campaign_id", "due_at", "id"),
         # Each state change of a send is a non-HOT update (state is indexed), which adds
         # an entry to every index whose predicate the new row meets. Only ``drip bulk
         # cancel`` looks sends up by bulk, and most sends have none (migration 0008).
@@ -484,3 +485,40 @@ class InboxEvent(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     #: What it did, in words (``enrolled in revive-archived``; ``stage not moved back``).
     outcome: Mapped[str | None] = mapped_column(Text)
+
+
+class SendTally(Base):
+    """A running count behind ``drip stats`` and the console, kept by database triggers.
+
+    One row per campaign step (or, with ``campaign_id`` 0, per kind of text
+    outside campaigns), metric and reason code; the triggers of migration 0010
+    add and subtract as sends, their messages and their decisions are written,
+    in the writer's own transaction, so a read costs the number of steps, not
+    the number of sends. See :mod:`drip.store.summary`.
+    """
+
+    __tablename__ = "send_tallies"
+
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(200), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
+    code: Mapped[str] = mapped_column(String(CODE), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+
+
+class SendTallyDelta(Base):
+    """A change to :class:`SendTally` not folded in yet (PostgreSQL's statement triggers).
+
+    Appended, never updated, by the triggers of migration 0010, one grouped
+    row per statement and counter; :func:`drip.store.summary.fold` moves them
+    into ``send_tallies``, and reads add the ones still here.
+    """
+
+    __tablename__ = "send_tally_deltas"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(Integer)
+    bucket: Mapped[str] = mapped_column(String(200))
+    metric: Mapped[str] = mapped_column(String(32))
+    code: Mapped[str] = mapped_column(String(CODE))
+    n: Mapped[int] = mapped_column(BigInteger)

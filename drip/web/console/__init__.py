@@ -35,8 +35,10 @@ from urllib.parse import urlsplit
 import structlog
 from flask import Blueprint, Flask, Response, make_response, redirect, render_template, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response as BaseResponse
 
+from drip.database_failure import database_failure
 from drip.errors import NotFoundError
 from drip.replay.lanes import LANES_CSS, LANES_SCRIPT, render_lanes
 from drip.services import console as service
@@ -54,6 +56,8 @@ log = structlog.get_logger("drip.console")
 COOKIE: Final = "drip_console"
 COOKIE_MAX_AGE: Final = 12 * 3600
 SENDS_SHOWN: Final = 200
+#: Contacts per page of search results.
+SEARCH_SHOWN: Final = 100
 CSP: Final = (
     "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
     "img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -148,6 +152,11 @@ def _auth_routes(bp: Blueprint, deps: Deps, page: Page) -> None:
         response.headers["X-Frame-Options"] = "DENY"
         return response
 
+    @bp.errorhandler(SQLAlchemyError)
+    def _database(exc: SQLAlchemyError) -> Response:
+        line = database_failure(exc, f"the page {request.path}")
+        return page("error.html", 503, message=line or "the database refused the request")
+
     @bp.before_request
     def _guard() -> Response | None:
         if request.endpoint in ("console.login", "console.login_post"):
@@ -200,11 +209,14 @@ def _campaign_routes(bp: Blueprint, deps: Deps, page: Page) -> None:
         except NotFoundError as exc:
             return page("error.html", 404, message=str(exc))
         step = request.args.get("step") or None
+        before = request.args.get("before", type=int)
         with deps.sessions() as session:
             row = repo.campaign_by_name(session, name)
             assert row is not None
-            sends = store.campaign_sends(session, row.id, step, SENDS_SHOWN)
-            rules = store.footer_rules_of_sends(session, [s.id for s in sends])
+            sends = store.campaign_sends(session, row.id, step, SENDS_SHOWN + 1, before)
+        more = len(sends) > SENDS_SHOWN
+        sends = sends[:SENDS_SHOWN]
+        rules = {s.id: s.footer_rule for s in sends if s.footer_rule}
         return page(
             "campaign.html",
             c=stats.campaigns[0],
@@ -214,6 +226,8 @@ def _campaign_routes(bp: Blueprint, deps: Deps, page: Page) -> None:
             rules=rules,
             step=step,
             shown=SENDS_SHOWN,
+            before=before,
+            next_before=sends[-1].id if more else None,
             now=now,
         )
 
@@ -226,10 +240,21 @@ def _campaign_routes(bp: Blueprint, deps: Deps, page: Page) -> None:
 def _contact_routes(bp: Blueprint, deps: Deps, page: Page) -> None:
     @bp.route("/contacts", methods=["GET", "POST"])
     def contacts() -> Response:
-        query = (request.form.get("q") or "").strip()[:200] if request.method == "POST" else ""
-        found = service.search(deps, query) if query else ()
+        source = request.form if request.method == "POST" else request.args
+        query = (source.get("q") or "").strip()[:200]
+        after = request.args.get("after", type=int) if request.method == "GET" else None
+        found = service.search(deps, query, after=after, limit=SEARCH_SHOWN + 1) if query else ()
         log.info("console_search", results=len(found))
-        return page("contacts.html", query=query, found=found, searched=bool(query))
+        more = len(found) > SEARCH_SHOWN
+        found = found[:SEARCH_SHOWN]
+        return page(
+            "contacts.html",
+            query=query,
+            found=found,
+            searched=bool(query),
+            after=after,
+            next_after=found[-1].id if more else None,
+        )
 
     @bp.get("/contacts/<int:contact_id>")
     def contact(contact_id: int) -> Response:
