@@ -39,6 +39,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import certifi
@@ -53,6 +54,9 @@ from drip.errors import ConfigError
 __all__ = ["DEFAULT_MAX_ANSWER_BYTES", "AnswerTooLargeError", "Urllib3HttpClient", "form_encode"]
 
 _logger = logging.getLogger("twilio.http_client")
+_Opener = urllib3.HTTPConnectionPool | urllib3.PoolManager
+#: A host's opener, and whether it takes the path (a pool) rather than the whole URL.
+_Route = tuple[_Opener, bool]
 _JSON_TYPES = ("application/json", "application/scim+json")
 #: Twilio's answers are a message resource or a page of at most 1,000 of them (about 1 MB).
 DEFAULT_MAX_ANSWER_BYTES = 16 * 1024 * 1024
@@ -113,10 +117,10 @@ class Urllib3HttpClient(HttpClient):  # type: ignore[misc]  # the SDK ships no p
         self._max_answer_bytes = max_answer_bytes
         self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
         self._lock = threading.Lock()
-        self._direct = self._pools(None)
-        # One manager per proxy; which one a host uses is read from the environment once.
-        self._proxied: dict[str, urllib3.PoolManager] = {}
-        self._route: dict[tuple[str, str], urllib3.PoolManager] = {}
+        # Per (scheme, host[:port]): its own pool (requests name the path), or the
+        # manager of the proxy the environment names for it (requests name the URL).
+        self._route: dict[tuple[str, str], _Route] = {}
+        self._proxied: dict[str, urllib3.ProxyManager] = {}
         self._auth: dict[tuple[str, str], str] = {}
 
     def request(  # noqa: PLR0917  # the SDK's HttpClient.request signature
@@ -149,9 +153,10 @@ class Urllib3HttpClient(HttpClient):  # type: ignore[misc]  # the SDK ships no p
         if self.logger.isEnabledFor(logging.INFO):
             self.log_request({"method": method, "url": url, "params": None, "headers": headers})
         self._test_only_last_response = None
-        answer = self._manager(url).urlopen(
+        opener, target = self._open(url)
+        answer = opener.urlopen(
             method,
-            url,
+            target,
             body=body,
             headers=sent,
             timeout=(
@@ -181,9 +186,12 @@ class Urllib3HttpClient(HttpClient):  # type: ignore[misc]  # the SDK ships no p
     def close(self) -> None:
         """Close the kept-alive connections."""
         with self._lock:
-            managers = [self._direct, *self._proxied.values()]
-        for manager in managers:
-            manager.clear()
+            openers = {id(opener): opener for opener, _ in self._route.values()}
+        for opener in openers.values():
+            if isinstance(opener, urllib3.PoolManager):
+                opener.clear()
+            else:
+                opener.close()
 
     def _rewrite(self, url: str, params: Mapping[str, object] | None) -> str:
         """``url`` with the query ``params`` added and, with a base URL, sent there."""
@@ -195,40 +203,45 @@ class Urllib3HttpClient(HttpClient):  # type: ignore[misc]  # the SDK ships no p
             path = prefix + path
         return urlunsplit((scheme, netloc, path, query, ""))
 
-    def _manager(self, url: str) -> urllib3.PoolManager:
-        """The direct pools, or those of the proxy the environment names for ``url``'s host."""
+    def _open(self, url: str) -> tuple[_Opener, str]:
+        """What sends a request for ``url``, and the target to give it: the host's own pool
+        and the path (no per-request routing), or the proxy's manager and the whole URL."""
         parts = urlsplit(url)
         key = (parts.scheme, parts.netloc)
-        manager = self._route.get(key)
-        if manager is not None:
-            return manager
-        with self._lock:
-            proxy = None if self._base is not None else select_proxy(url, get_environ_proxies(url))
-            if proxy is None:
-                manager = self._direct
-            else:
-                manager = self._proxied.get(proxy)
-                if manager is None:
-                    manager = self._proxied[proxy] = self._pools(proxy)
-            self._route[key] = manager
-        return manager
+        route = self._route.get(key)
+        if route is None:
+            route = self._new_route(url, key)
+        opener, direct = route
+        if direct:
+            return opener, urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        return opener, url
 
-    def _pools(self, proxy: str | None) -> urllib3.PoolManager:
-        """Pools that verify TLS against the CA settings, direct or through ``proxy``."""
-        if proxy is None:
-            return urllib3.PoolManager(
-                maxsize=self._maxsize,
-                cert_reqs="CERT_REQUIRED",
-                ca_certs=self._ca_certs,
-                ca_cert_dir=self._ca_cert_dir,
+    def _new_route(self, url: str, key: tuple[str, str]) -> _Route:
+        """The route to ``url``'s host, made once: the environment's proxy for it, if any."""
+        with self._lock:
+            route = self._route.get(key)
+            if route is not None:
+                return route
+            proxy = None if self._base is not None else select_proxy(url, get_environ_proxies(url))
+            tls: dict[str, Any] = (
+                {
+                    "cert_reqs": "CERT_REQUIRED",
+                    "ca_certs": self._ca_certs,
+                    "ca_cert_dir": self._ca_cert_dir,
+                }
+                if proxy is not None or key[0] == "https"
+                else {}
             )
-        return urllib3.ProxyManager(
-            proxy,
-            maxsize=self._maxsize,
-            cert_reqs="CERT_REQUIRED",
-            ca_certs=self._ca_certs,
-            ca_cert_dir=self._ca_cert_dir,
-        )
+            if proxy is None:
+                pool = urllib3.connection_from_url(url, maxsize=self._maxsize, **tls)
+                route = self._route[key] = (pool, True)
+                return route
+            manager = self._proxied.get(proxy)
+            if manager is None:
+                manager = urllib3.ProxyManager(proxy, maxsize=self._maxsize, **tls)
+                self._proxied[proxy] = manager
+            route = self._route[key] = (manager, False)
+            return route
 
     def _authorization(self, auth: tuple[str, str]) -> str:
         header = self._auth.get(auth)
