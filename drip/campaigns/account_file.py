@@ -49,6 +49,10 @@ rate of a US long code, 1, from ``drip/data/provider_facts.json``),
 ``numbers`` maps E.164 numbers to their own rate, ``daily_segments`` caps the
 segments the brand sends in a day. Pacing is always on: without the section
 every number sends 1 segment per second, as a US long code does.
+
+``frequency_cap: {texts: N, days: D}`` holds campaign and bulk texts to at
+most N per contact in any D days, across campaigns and senders
+(``drip.campaigns.compliance_fields``; docs/compliance.md).
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from drip.campaigns.compliance_fields import frequency_cap
 from drip.campaigns.links import find_links, mentions_opt_out, shortener_of
 from drip.campaigns.rules_file import blackouts as read_blackouts
 from drip.campaigns.rules_file import (
@@ -96,6 +101,7 @@ ACCOUNT_FIELDS = (
     "keywords",
     "blackouts",
     "senders",
+    "frequency_cap",
 )
 SENDERS_FIELDS = ("default", "numbers", "daily_segments")
 AGENT_FIELDS = ("first_name", "last_name", "phone")
@@ -242,6 +248,7 @@ def parse_account(source: YamlSource) -> AccountSettings | None:
     _read_inbound_fields(source, read)
     read("blackouts", lambda n: read_blackouts(source, n))
     read("senders", lambda n: _senders(source, n))
+    read("frequency_cap", lambda n: frequency_cap(source, n))
 
     if source.error_count > before:
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from drip.domain.campaign import DEFAULT_FOOTER
+from drip.domain.frequency import FrequencyCap
 from drip.domain.pacing import Senders
 from drip.domain.window import Blackout, SendWindow, StateRule
 
@@ -75,3 +76,5 @@ class AccountSettings:
     #: Sender throughput and the brand's daily cap. Without a ``senders:``
     #: section every number sends at the US long code's 1 segment/s (a carrier fact).
     senders: Senders = field(default_factory=Senders)
+    #: At most this many campaign and bulk texts per contact in a span of days; None: no cap.
+    frequency_cap: FrequencyCap | None = None

@@ -26,6 +26,7 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 
 from drip.domain.enums import Channel, MessageKind, OptOutMode, TextStatus
+from drip.domain.frequency import FrequencyCap, cap_release
 from drip.domain.schedule import at_local
 from drip.domain.window import (
     WEEKDAY_WORDS,
@@ -68,6 +69,8 @@ class SkipCode(StrEnum):
     UNDELIVERABLE = "undeliverable"
     NO_EMAIL = "no_email"
     EMAIL_OPTED_OUT = "email_opted_out"
+    #: The text could not go before its expiry (window, caps): never sent late.
+    EXPIRED = "expired"
 
 
 class DeferCode(StrEnum):
@@ -81,6 +84,8 @@ class DeferCode(StrEnum):
     PACING = "pacing"
     #: Too little of the window is left for the text to leave the carrier's queue.
     CARRIER_CLOCK = "carrier_clock"
+    #: The contact already had the account's most campaign and bulk texts in its span.
+    FREQUENCY_CAP = "frequency_cap"
 
 
 @functools.lru_cache(maxsize=512)
@@ -104,7 +109,8 @@ class ContactState:
     """What the decision needs to know about the recipient, read at fire time.
 
     ``marketing_sent`` holds the send times of campaign and bulk texts to this
-    contact in (at least) the 24 h before ``now``; the state caps count them.
+    contact in (at least) the 24 h, and the frequency cap's span, before
+    ``now``; the state caps and the frequency cap count them.
     ``timezone`` is the zone dates and due times are read in; ``zones`` every
     zone the contact may be in (empty: just ``timezone``); ``state`` and
     ``states`` every state whose rules apply.
@@ -177,9 +183,12 @@ class Outgoing:
     #: A compliance text held to the window and state rules like a campaign text:
     #: the confirmation of consent brought in by an import.
     held_to_window: bool = False
+    #: A campaign or bulk text that cannot go by then is skipped, never sent late.
+    expires_at: datetime | None = None
 
     def __post_init__(self) -> None:
         _aware("due_at", self.due_at)
+        _aware("expires_at", self.expires_at)
         _aware("enrollment_last_sent_at", self.enrollment_last_sent_at)
         if self.footer_interval <= timedelta(0):
             raise ValidationError("footer interval must be positive")
@@ -237,12 +246,15 @@ def decide(
     *,
     state_rules: tuple[StateRule, ...] = (),
     blackouts: tuple[Blackout, ...] = (),
+    frequency_cap: FrequencyCap | None = None,
 ) -> Decision:
     """The decision for one message at ``now``, from the state at that moment.
 
     ``state_rules`` are the rule rows in force (the bundled pack as the
     account extends it); the rows of the contact's states apply. ``blackouts``
-    are operations' closed date ranges per state.
+    are operations' closed date ranges per state. ``frequency_cap`` limits
+    campaign and bulk texts per contact across campaigns; a campaign or bulk
+    text whose ``expires_at`` comes before it may go is skipped (``expired``).
     """
     _aware("now", now)
     if outgoing.kind.is_compliance and not outgoing.held_to_window:
@@ -259,7 +271,14 @@ def decide(
         return skip
 
     law = _law_for(contact, outgoing, state_rules, blackouts)
-    defer = _deferral(contact, outgoing, now, law)
+    defer = _deferral(contact, outgoing, now, law, frequency_cap)
+    expires = outgoing.expires_at if outgoing.kind.is_marketing else None
+    if expires is not None and (now >= expires or (defer is not None and defer.until >= expires)):
+        why = "" if defer is None else f" ({defer.reason})"
+        return Skip(
+            SkipCode.EXPIRED,
+            f"skipped: expired at {_local(expires, contact.timezone)}, never sent late{why}",
+        )
     if defer is not None:
         return defer
 
@@ -559,6 +578,7 @@ def _deferral(
     outgoing: Outgoing,
     now: datetime,
     law: _Law,
+    frequency_cap: FrequencyCap | None = None,
 ) -> Defer | None:
     """The earliest time at or after ``now`` that every constraint allows, or None for now."""
     if outgoing.kind is MessageKind.MANUAL:
@@ -588,7 +608,7 @@ def _deferral(
                 )
         if capped_by is not None and capped_by.max_per_24h is not None:
             cap = capped_by.max_per_24h
-            capped = _cap_release(contact.marketing_sent, at, cap)
+            capped = cap_release(contact.marketing_sent, at, cap, DAY)
             if capped > at:
                 at = capped
                 moved.append(
@@ -596,6 +616,16 @@ def _deferral(
                         DeferCode.STATE_CAP,
                         f"{capped_by.state} allows at most {cap} campaign or bulk texts in 24 h "
                         f"({capped_by.cited})",
+                    )
+                )
+        if frequency_cap is not None and outgoing.kind.is_marketing:
+            fits = cap_release(contact.marketing_sent, at, frequency_cap.texts, frequency_cap.span)
+            if fits > at:
+                at = fits
+                moved.append(
+                    (
+                        DeferCode.FREQUENCY_CAP,
+                        f"frequency cap: at most {frequency_cap.words()} to one contact",
                     )
                 )
         if law.is_text:
@@ -616,15 +646,6 @@ def _deferral(
         reason=f"deferred to {_local(at, contact.timezone)}{where}: {reasons}",
         catching_up=catching_up,
     )
-
-
-def _cap_release(sent: tuple[datetime, ...], at: datetime, cap: int) -> datetime:
-    """The earliest time >= ``at`` when fewer than ``cap`` sends lie in the 24 h before it."""
-    recent = sorted(s for s in sent if at - DAY < s <= at)
-    if len(recent) < cap:
-        return at
-    # The window slides forward; once the oldest ones age out, one more fits.
-    return recent[len(recent) - cap] + DAY
 
 
 def next_window_opening(at: datetime, window: SendWindow, tz: str) -> datetime:

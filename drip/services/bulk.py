@@ -38,6 +38,7 @@ import structlog
 
 from drip.campaigns.links import find_links, shortener_of
 from drip.domain.enums import Channel, MessageKind, SenderRole, SendState
+from drip.domain.frequency import lookback
 from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, template_problems
 from drip.domain.policy import DAY, ConversationState, Defer, Outgoing, Skip, decide
 from drip.domain.zones import normalize_state, resolve_state
@@ -186,7 +187,8 @@ def plan_bulk(deps: Deps, body: str, filters: BulkFilters, now: datetime) -> Bul
                 )
         marketing: dict[int, list[datetime]] = {}
         for part in _chunks(ids):
-            marketing.update(repo.marketing_sent_since(session, part, now - DAY))
+            since = now - lookback(deps.account.frequency_cap, DAY)
+            marketing.update(repo.marketing_sent_since(session, part, since))
         outgoing = Outgoing(
             kind=MessageKind.BULK, due_at=now, channel=Channel.SMS, window=deps.account.send_window
         )
@@ -215,6 +217,7 @@ def plan_bulk(deps: Deps, body: str, filters: BulkFilters, now: datetime) -> Bul
                 now,
                 state_rules=deps.account.state_rules,
                 blackouts=deps.account.blackouts,
+                frequency_cap=deps.account.frequency_cap,
             )
             if isinstance(decision, Skip):
                 plan.excluded[decision.code.value] += 1

@@ -25,6 +25,7 @@ import pendulum
 
 from drip.domain.campaign import Campaign
 from drip.domain.enums import Channel, MessageKind, SenderRole
+from drip.domain.frequency import lookback
 from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, render, sms_size, with_footer
 from drip.domain.pacing import Forecast, QueuedText, Senders, forecast
 from drip.domain.policy import DAY, ConversationState, Defer, Outgoing, Send, decide
@@ -90,12 +91,16 @@ def queued_text(
     if sender is None or contact.phone is None:
         return None
     state = contact_state(contact, deps, list(marketing))
-    rules = deps.account.state_rules
-    decision = decide(state, ConversationState(), outgoing, at, state_rules=rules)
+    rules, cap = deps.account.state_rules, deps.account.frequency_cap
+    decision = decide(
+        state, ConversationState(), outgoing, at, state_rules=rules, frequency_cap=cap
+    )
     not_before = at
     if isinstance(decision, Defer):
         not_before = decision.until
-        decision = decide(state, ConversationState(), outgoing, not_before, state_rules=rules)
+        decision = decide(
+            state, ConversationState(), outgoing, not_before, state_rules=rules, frequency_cap=cap
+        )
     if not isinstance(decision, Send):
         return None
     try:
@@ -125,7 +130,8 @@ def forecast_bulk(deps: Deps, body: str, contact_ids: Sequence[int], now: dateti
         for start in range(0, len(contact_ids), _CHUNK):
             part = list(contact_ids[start : start + _CHUNK])
             contacts = repo.contacts_by_id(session, part)
-            marketing = repo.marketing_sent_since(session, part, now - DAY)
+            since = now - lookback(deps.account.frequency_cap, DAY)
+            marketing = repo.marketing_sent_since(session, part, since)
             for cid in part:
                 contact = contacts[cid]
                 agent = agents.get(contact.agent_id) if contact.agent_id else None

@@ -25,7 +25,7 @@ campaign); and these, which reach the rarer paths of the pipeline:
   an email (the webhook app's ``GET /unsubscribe/<token>``).
 - ``opt_out_type: STOP|START|HELP`` on a ``reply``: Twilio's ``OptOutType``
   webhook parameter, which decides when present.
-- top-level ``state_rules:`` and ``blackouts:``, read as in ``account.yaml``
+- top-level ``state_rules:``, ``blackouts:`` and ``frequency_cap:``, read as in ``account.yaml``
   (docs/campaigns.md): they extend the project's account settings for this scenario
   only (a blackout declared by operations, a test row).
 - ``backlog: {from: agent|concierge, segments: N}`` (pacing): N
@@ -103,6 +103,7 @@ SCENARIO_FIELDS = (
     "expect",
     "state_rules",
     "blackouts",
+    "frequency_cap",
     "agents",
     "sync",
 )

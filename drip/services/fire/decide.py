@@ -62,6 +62,7 @@ def decide_send(deps: Deps, p: Prepared, states: States, now: datetime) -> Go | 
             at,
             state_rules=deps.account.state_rules,
             blackouts=deps.account.blackouts,
+            frequency_cap=deps.account.frequency_cap,
         )
 
     decision = decide_at(now)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from drip.domain.campaign import Campaign
 from drip.domain.enums import Channel
+from drip.domain.frequency import lookback
 from drip.domain.policy import DAY, ContactState, ConversationState
 from drip.domain.zones import resolve_states, resolve_timezone
 from drip.services import fire_checks
@@ -139,7 +140,8 @@ def gather(
         key: ConversationState(footer, two_way)
         for key, (footer, two_way) in fire_gather.conversation_times(session, pairs).items()
     }
-    marketing = repo.marketing_sent_since(session, {g.contact.id for g in gathered}, now - DAY)
+    since = now - lookback(deps.account.frequency_cap, DAY)
+    marketing = repo.marketing_sent_since(session, {g.contact.id for g in gathered}, since)
     last_sent = repo.enrollment_last_sent(
         session, (g.send.enrollment_id for g in gathered if g.send.enrollment_id is not None)
     )
