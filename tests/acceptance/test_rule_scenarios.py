@@ -1,4 +1,4 @@
-"""Every rule of SPEC §4 and §4a has a replay scenario that passes (issue 10).
+"""Every rule of SPEC §4, §4a (and those of §9, §10, §13 mapped so far) has a replay scenario that passes (issue 10).
 
 ``RULES`` is the list of the rules, each with the scenario files that show
 it; a rule without one, a file that is missing, or a scenario that fails
@@ -162,6 +162,16 @@ RULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "10.reassignment": (
         "pending texts come from the new agent, whose first text carries the footer",
         ("events_reassigned_lead_new_agent_footer.yaml",),
+    ),
+    # --- SPEC §13 (frequency cap and expiry; reassigned numbers and erasure come later) ---
+    "13.frequency_cap": (
+        "at most N campaign and bulk texts per contact in D days, across campaigns and "
+        "senders; beyond it deferred (frequency_cap) to when it fits",
+        ("frequency_cap_across_campaigns.yaml",),
+    ),
+    "13.frequency_cap_exempt": (
+        "compliance replies and manual texts do not count and are never held",
+        ("frequency_cap_across_campaigns.yaml",),
     ),
 }
 
