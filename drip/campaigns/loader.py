@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -43,6 +43,7 @@ from drip.domain.campaign import (
     Step,
 )
 from drip.domain.enums import CampaignKind, Channel, OptOutMode, SenderRole
+from drip.domain.frequency import parse_duration
 from drip.domain.message import TEMPLATE_VARIABLES, template_problems
 from drip.domain.window import SendWindow
 from drip.errors import CampaignError, ValidationError
@@ -58,7 +59,7 @@ CAMPAIGN_FIELDS = (
     *AUTOMATION_FIELDS,
 )
 CAMPAIGN_REQUIRED = ("name", "kind", "steps")
-STEP_FIELDS = ("id", "day", "at", "channel", "subject", "body", "opt_out")
+STEP_FIELDS = ("id", "day", "at", "channel", "subject", "body", "opt_out", "expires_after")
 STEP_REQUIRED = ("day", "body")
 OPT_OUT_FIELDS = ("interval_days", "footer")
 MAX_DAY = 3650
@@ -118,6 +119,8 @@ class StepDraft:
     at_pos: Position | None
     body: TextSource | None
     subject: TextSource | None
+    expires_after: timedelta | None = None
+    expires_pos: Position | None = None
 
     @property
     def name(self) -> str:
@@ -548,6 +551,7 @@ def _step(
     )
     at = _opt(fields, "at", lambda n: source.time_of_day(n, f"{what}: at"))
     opt_out = _opt(fields, "opt_out", lambda n: _step_opt_out(source, n, what))
+    expires_after = _opt(fields, "expires_after", lambda n: _duration(source, n, what))
     body = _opt(fields, "body", lambda n: source.string(n, f"{what}: body"))
     body_source = TextSource(source, fields["body"].value, body) if body is not None else None
     if body_source is not None:
@@ -585,6 +589,8 @@ def _step(
         at_pos=source.at(fields["at"].value) if at is not None else None,
         body=body_source,
         subject=subject_source,
+        expires_after=expires_after,
+        expires_pos=source.at(fields["expires_after"].value) if expires_after else None,
     )
     if source.error_count > errors_before or day is None or body_source is None:
         return draft, None
@@ -599,6 +605,7 @@ def _step(
             at=at,
             subject=subject,
             opt_out=OptOutMode(opt_out) if opt_out else OptOutMode.RULES,
+            expires_after=expires_after,
         )
     except ValidationError as exc:  # pragma: no cover - every rule is checked above, located
         source.error(node, f"{what}: {exc}")
@@ -611,6 +618,18 @@ def _step(
         at=source.at(fields["at"].value) if at is not None else None,
     )
     return draft, (step, where, id_node)
+
+
+def _duration(source: YamlSource, node: yaml.Node, what: str) -> timedelta | None:
+    """``expires_after``: a duration such as ``2d``, ``6h`` or ``90m``."""
+    text = source.string(node, f"{what}: expires_after")
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValidationError as exc:
+        source.error(node, f"{what}: expires_after {exc}")
+        return None
 
 
 def _step_id(source: YamlSource, node: yaml.Node, what: str) -> str | None:

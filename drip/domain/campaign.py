@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import time, timedelta
 
 from drip.domain.enums import CampaignKind, Channel, OptOutMode, SenderRole
 from drip.domain.triggers import Automation
@@ -31,8 +31,12 @@ class Step:
     at: time | None = None
     subject: str | None = None
     opt_out: OptOutMode = OptOutMode.RULES
+    #: A text of this step not sent within this long after it was due is skipped.
+    expires_after: timedelta | None = None
 
     def __post_init__(self) -> None:
+        if self.expires_after is not None and self.expires_after <= timedelta(0):
+            raise ValidationError(f"step {self.id}: expires_after must be positive")
         if self.day < 0:
             raise ValidationError(f"step {self.id}: day must not be negative")
         if not self.body.strip():
@@ -43,7 +47,11 @@ class Step:
             raise ValidationError(f"step {self.id}: an sms step has no subject")
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        # expires_after only when set, so that stored steps without it keep their form
+        extra: dict[str, object] = {}
+        if self.expires_after is not None:
+            extra["expires_after_seconds"] = int(self.expires_after.total_seconds())
+        return extra | {
             "id": self.id,
             "position": self.position,
             "day": self.day,
@@ -139,6 +147,9 @@ class Campaign:
                 at=time.fromisoformat(s["at"]) if s.get("at") else None,
                 subject=s.get("subject"),
                 opt_out=OptOutMode(s.get("opt_out", "rules")),
+                expires_after=timedelta(seconds=int(s["expires_after_seconds"]))
+                if s.get("expires_after_seconds")
+                else None,
             )
             for s in steps_raw
         )

@@ -60,6 +60,9 @@ class FireSend:
     held_to_window: bool
     claimed_at: datetime | None
     attempts: int
+    #: When the send was first due, before any deferral (a step's expiry counts from it).
+    original_due_at: datetime
+    expires_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +109,7 @@ _S, _C, _A, _E = (_table(m).c for m in (ScheduledSend, Contact, Agent, Enrollmen
 _SEND_COLUMNS = (
     _S.id, _S.contact_id, _S.campaign_id, _S.enrollment_id, _S.step_id, _S.kind, _S.channel,
     _S.body, _S.sender_role, _S.sender_phone, _S.due_at, _S.catching_up, _S.held_to_window,
-    _S.claimed_at, _S.attempts,
+    _S.claimed_at, _S.attempts, _S.original_due_at, _S.expires_at,
 )  # fmt: skip
 _CONTACT_COLUMNS = (
     _C.id, _C.first_name, _C.last_name, _C.phone, _C.email, _C.state, _C.timezone, _C.agent_id,

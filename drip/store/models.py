@@ -360,6 +360,8 @@ class ScheduledSend(Base):
     held_to_window: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: A bulk's ``--expires-at``: not sent by then, the send is skipped (``expired``).
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     sending_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     decision_code: Mapped[str | None] = mapped_column(String(CODE))
     decision_reason: Mapped[str | None] = mapped_column(Text)

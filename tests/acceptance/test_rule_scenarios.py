@@ -163,7 +163,7 @@ RULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "pending texts come from the new agent, whose first text carries the footer",
         ("events_reassigned_lead_new_agent_footer.yaml",),
     ),
-    # --- SPEC §13 (frequency cap and expiry; reassigned numbers and erasure come later) ---
+    # --- SPEC §13 (frequency cap, step expiry; the rest comes later) ---
     "13.frequency_cap": (
         "at most N campaign and bulk texts per contact in D days, across campaigns and "
         "senders; beyond it deferred (frequency_cap) to when it fits",
@@ -172,6 +172,10 @@ RULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "13.frequency_cap_exempt": (
         "compliance replies and manual texts do not count and are never held",
         ("frequency_cap_across_campaigns.yaml",),
+    ),
+    "13.expiry": (
+        "a step's expires_after: a text that cannot go by then is skipped (expired), never late",
+        ("expiry_step_never_sent_late.yaml",),
     ),
 }
 

@@ -86,12 +86,18 @@ def _outgoing(deps: Deps, p: Prepared, last_sent: datetime | None) -> Outgoing:
     opt_out = OptOutMode.RULES
     interval = timedelta(days=30)
     window = deps.account.send_window
+    expires_at = send.expires_at
     if campaign is not None:
         interval = timedelta(days=campaign.opt_out.interval_days)
         window = campaign.send_window or window
         if send.step_id is not None:
             with contextlib.suppress(KeyError):  # a removed step is skipped later
-                opt_out = campaign.step(send.step_id).opt_out
+                step = campaign.step(send.step_id)
+                opt_out = step.opt_out
+                if step.expires_after is not None:
+                    # counted from when the step was first due, whatever deferred it since
+                    step_expiry = send.original_due_at + step.expires_after
+                    expires_at = min(expires_at or step_expiry, step_expiry)
     return Outgoing(
         kind=send.kind,
         due_at=send.due_at,
@@ -102,4 +108,5 @@ def _outgoing(deps: Deps, p: Prepared, last_sent: datetime | None) -> Outgoing:
         catching_up=send.catching_up,
         enrollment_last_sent_at=last_sent,
         held_to_window=send.held_to_window,
+        expires_at=expires_at,
     )
