@@ -198,7 +198,7 @@ def test_unknown_step_field(tmp_path: Path) -> None:
     line, col, message = one(tmp_path, text)
     assert (line, col) == (5, 5)
     assert message.startswith("unknown field 'delay' in step 1;")
-    assert message.endswith("allowed: id, day, at, channel, subject, body, opt_out")
+    assert message.endswith("allowed: id, day, at, channel, subject, body, opt_out, expires_after")
 
 
 def test_missing_required_top_level_field(tmp_path: Path) -> None:
