@@ -69,6 +69,10 @@ def test_embedded_flow_from_empty_folder_to_explain(tmp_path: Path) -> None:
         "concierge-default: added",
         "concierge-seller: added",
         "new-lead-nurture: added",
+        "new-lead-online: added",
+        "new-lead-open-house: added",
+        "property-view-follow-up: added",
+        "revive-archived: added",
         "smart-drip-new-lead: added",
     ]
 
