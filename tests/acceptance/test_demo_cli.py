@@ -51,12 +51,14 @@ def demo(
 
 
 def test_demo_from_a_clean_folder(tmp_path: Path) -> None:
-    """In an empty folder with a fresh HOME: exit 0 within 30 s, bundled campaigns, every contact in the HTML."""
+    """In an empty folder with a fresh HOME: exit 0, bundled campaigns, every contact in the HTML."""
     work = tmp_path / "elsewhere"
     work.mkdir()
     done, seconds = demo(work, clean_env(tmp_path / "home"))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert seconds < 30
+    # A bound against a hang, not a speed goal (speed is measured in benchmarks/): the
+    # demo takes a few seconds alone, several times that on a machine busy with other work.
+    assert seconds < 120
     out = done.stdout
     assert f"campaigns from {bundled_project() / 'campaigns'}" in out
     assert "bundled with drip" in out
