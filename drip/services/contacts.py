@@ -97,6 +97,10 @@ def upsert_contact(
         agent = repo.agent_by_phone(session, data.agent_phone)
         if agent is None:
             raise NotFoundError(f"agent: no agent texts from {data.agent_phone}; add one first")
+        if not agent.active:
+            raise ValidationError(
+                f"agent: {agent.first_name} is deactivated; choose an active agent"
+            )
         agent_id = agent.id
     existing = repo.contact_by_phone(session, data.phone) if data.phone else None
     if existing is None and data.email is not None:

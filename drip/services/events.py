@@ -175,7 +175,12 @@ def apply_event(deps: Deps, p: ParsedEvent, row_id: int, now: datetime) -> str:
     """Apply one stored event; what it did, in words (also kept on its inbox row)."""
     if p.type == "agent.deactivated":
         done = assignment.deactivate(
-            deps, str(p.data["agent"]), str(p.data["to"]), now, why=f"{p.type} {p.id}"
+            deps,
+            str(p.data["agent"]),
+            str(p.data["to"]),
+            now,
+            why=f"{p.type} {p.id}",
+            event_id=p.id,
         )
         with deps.sessions.begin() as session:
             store.mark_processed(session, row_id, None, done.message, now)
@@ -189,7 +194,12 @@ def apply_event(deps: Deps, p: ParsedEvent, row_id: int, now: datetime) -> str:
         if p.type == "lead.assigned":
             notes.append(
                 assignment.reassign_in(
-                    session, contact, str(p.data["agent"]), now, why=f"{p.type} {p.id}"
+                    session,
+                    contact,
+                    str(p.data["agent"]),
+                    now,
+                    why=f"{p.type} {p.id}",
+                    event_id=p.id,
                 ).message
             )
         decision = _decide(deps, session, contact, p, now)
