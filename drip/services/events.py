@@ -357,9 +357,10 @@ def describe_event(session: Session, event_id: str) -> str | None:
     if row is None:
         return None
     short = event_id if len(event_id) <= 8 else event_id[:6] + "…"
+    sets = row.type in ("lead.created", "lead.updated")
     what = ", ".join(
         f"set {k} {' '.join(v) if isinstance(v, list) else v}"
         for k, v in sorted(row.data.items())
-        if k in (*PROFILE_FIELDS, *CRM_FIELDS)
+        if sets and k in (*PROFILE_FIELDS, *CRM_FIELDS)
     ) or ", ".join(f"{k} {v}" for k, v in sorted(row.data.items()))
     return f"{row.type} {short}" + (f" {what}" if what else "")

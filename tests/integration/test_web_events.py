@@ -11,7 +11,7 @@ from test_web_support import API_TOKEN, Web, open_web
 
 from drip.campaigns.loader import load_campaigns
 from drip.services.sync import sync_campaigns
-from drip.store.models import Contact, Enrollment, InboxEvent
+from drip.store.models import Contact, Enrollment, InboxEvent, ScheduledSend
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 REPO = Path(__file__).resolve().parents[2]
@@ -111,3 +111,32 @@ def test_an_older_event_does_not_move_a_field_back_and_an_exit_ends_the_plan(web
         assert enrollment.status.value == "stopped"
         assert enrollment.stop_event_id == "e7"
         assert enrollment.stop_reason == "exit deal.stage e7"
+
+
+def test_explain_and_history_name_the_events_that_enrolled_and_ended(web: Web) -> None:
+    """drip explain of a triggered send says which event enrolled it; history says which ended it."""
+    from drip.services.audit import explain, history
+
+    created_event = created()
+    created_event["id"] = "9f3a2c71-created"
+    assert web.client.post("/events", json=created_event, headers=AUTH).status_code == 202
+    closed = event("7c0d-closed", "deal.stage", {"stage": "closed"}, at="2026-03-03T17:00:00Z")
+    assert web.client.post("/events", json=closed, headers=AUTH).status_code == 202
+    with web.deps.sessions() as session:
+        contact = session.query(Contact).filter_by(external_id="crm-1").one()
+        send_id = (
+            session.query(ScheduledSend)
+            .filter(ScheduledSend.enrollment_id.isnot(None))
+            .order_by(ScheduledSend.id)
+            .first()
+            .id
+        )
+    text = "\n".join(explain(web.deps, send_id))
+    assert (
+        "in new-lead-online: enrolled because lead.created 9f3a2c… "
+        "set first_name Dana, set lead_source website" in text
+    )
+    assert "stopped: ended by deal.stage 7c0d-c… stage closed" in text
+    _, _, entries = history(web.deps, contact.id)
+    said = [f"{e.what}: {e.text}" for e in entries]
+    assert "ended: new-lead-online: stopped: ended by deal.stage 7c0d-c… stage closed" in said
