@@ -8,10 +8,12 @@ from pathlib import Path
 from click.testing import CliRunner
 from services_support import (
     AGENT_PHONE,
+    CONCIERGE_PHONE,
     DANA_PHONE,
     World,
     add_dana,
     add_sam,
+    manual_text,
     open_world,
     outbound,
 )
@@ -48,7 +50,7 @@ def _agents(world: World, contact_ids: list[int]) -> list[int | None]:
         rows = session.execute(
             select(Contact.id, Contact.agent_id).where(Contact.id.in_(contact_ids))
         )
-        by_id = dict(rows)
+        by_id = dict(rows.all())
     return [by_id[i] for i in contact_ids]
 
 
@@ -74,7 +76,7 @@ def test_agents_adds_with_three_arguments_and_deactivates_as_a_subcommand(
         with world.deps.sessions() as session:
             sam_row = session.get(Agent, sam_id)
             assert sam_row is not None and not sam_row.active
-            others = dict(session.execute(select(Agent.phone, Agent.id)))
+            others = dict(session.execute(select(Agent.phone, Agent.id)).all())
             moves = session.scalars(select(AssignmentChange).order_by(AssignmentChange.id)).all()
         assert _agents(world, ids) == [others[ANA], others[BEN], others[ANA], others[BEN]]
         assert [(m.contact_id, m.from_agent_id, m.why) for m in moves] == [
@@ -130,3 +132,19 @@ def test_the_old_number_sends_nothing_more_and_a_stop_to_it_is_honoured(
             "assigned the concierge -> Sam Lee (operator)",
             "assigned Sam Lee -> Ana Diaz (operator)",
         ]
+
+
+def test_a_deactivated_default_agent_number_is_not_used_the_concierge_line_is(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Sam is the account's default agent; once deactivated to the concierge, a text for his
+    former contact goes from the concierge line, never from his number."""
+    with open_world(db_url, tmp_path) as world:
+        sam_id = add_sam(world)
+        dana = add_dana(world)
+        reassign(world.deps, dana, AGENT_PHONE, world.now, why="operator")
+        deactivate(world.deps, str(sam_id), "concierge", world.now, why="operator")
+        result = manual_text(world, dana, "Hi Dana, a quick question about your search.")
+        assert result.outcome == "sent", result
+        sent = [m for m in outbound(world, dana) if m.body.startswith("Hi Dana, a quick")]
+        assert [m.from_addr for m in sent] == [CONCIERGE_PHONE]
