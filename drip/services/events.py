@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import CampaignStatus, ConsentSource
@@ -32,10 +31,10 @@ from drip.domain.triggers import (
     LeadEvent,
     decide,
 )
-from drip.errors import DripError
 from drip.services import assignment
 from drip.services.deps import Deps
-from drip.services.event_input import Invalid, ParsedEvent, parse_event
+from drip.services.event_input import ContactRef, Invalid, ParsedEvent, parse_event
+from drip.services.events_batch import BatchApplier
 from drip.store import events as store
 from drip.store import lifecycle as lifecycle_store
 from drip.store.models import Contact, Enrollment, ScheduledSend
@@ -106,6 +105,7 @@ def ingest(
         seen = store.existing_events(session, (p.id for p in good))
         digests = {k: row.digest for k, row in seen.items()}
         rows: list[dict[str, Any]] = []
+        names = _Known(session, good)
         for p in good:
             known = digests.get(p.id)
             if known is not None:
@@ -113,7 +113,7 @@ def ingest(
                 why = "already received" if status == DUPLICATE else "id reused with another body"
                 outcomes[p.index] = Outcome(p.index, p.id, status, why, "id")
                 continue
-            problem = _reference_problem(session, p, stored)
+            problem = _reference_problem(names, p)
             if problem is not None:
                 outcomes[p.index] = Outcome(p.index, p.id, INVALID, problem[1], problem[0])
                 continue
@@ -132,42 +132,71 @@ def ingest(
             )
         made = store.add_events(session, rows)
     row_ids = {p.id: row.id for p, row in zip(stored, made, strict=True)}
-    for p in sorted(stored, key=lambda e: (e.occurred_at, e.index)):
-        try:
-            said = apply_event(deps, p, row_ids[p.id], now)
-            outcomes[p.index] = Outcome(p.index, p.id, ACCEPTED, said)
-        except (DripError, IntegrityError) as exc:
-            message = str(exc).splitlines()[0]
-            with deps.sessions.begin() as session:
-                store.mark_processed(session, row_ids[p.id], None, f"failed: {message}", now)
-            outcomes[p.index] = Outcome(p.index, p.id, FAILED, message)
+
+    def told(p: ParsedEvent, status: str, said: str) -> None:
+        outcomes[p.index] = Outcome(p.index, p.id, status, said)
         if on_applied is not None:
             on_applied(1)
+
+    ordered = sorted(stored, key=lambda e: (e.occurred_at, e.index))
+    BatchApplier(deps, now, lambda p, row_id: apply_event(deps, p, row_id, now), told).apply(
+        [(p, row_ids[p.id]) for p in ordered]
+    )
     result = IngestResult([outcomes[i] for i in sorted(outcomes)])
     log.info("events_ingested", **dict(result.counts()))
     return result
 
 
-def _reference_problem(
-    session: Session, p: ParsedEvent, earlier: list[ParsedEvent]
-) -> tuple[str, str] | None:
+class _Known:
+    """The contacts and agents a batch names, read with one query per kind of identity."""
+
+    def __init__(self, session: Session, events: Sequence[ParsedEvent]) -> None:
+        refs = [p.contact for p in events]
+        found = store.contacts_by_refs(
+            session,
+            [r.external_id for r in refs if r.external_id],
+            [r.phone for r in refs if r.phone],
+            [r.email for r in refs if r.email],
+        )
+        self.session = session
+        self.keys: set[str] = set()
+        for c in found:
+            self.keys.update(k for k in (c.external_id, c.phone) if k)
+            if c.email:
+                self.keys.add("@" + c.email.lower())
+        self.agents: dict[str, bool] = {}
+
+    def names_someone(self, c: ContactRef) -> bool:
+        return bool(
+            (c.external_id and c.external_id in self.keys)
+            or (c.phone and c.phone in self.keys)
+            or (c.email and "@" + c.email.lower() in self.keys)
+        )
+
+    def created(self, c: ContactRef) -> None:
+        self.keys.update(k for k in (c.external_id, c.phone) if k)
+        if c.email:
+            self.keys.add("@" + c.email.lower())
+
+    def agent(self, ref: str) -> bool:
+        if ref not in self.agents:
+            self.agents[ref] = store.agent_by_ref(self.session, ref) is not None
+        return self.agents[ref]
+
+
+def _reference_problem(known: _Known, p: ParsedEvent) -> tuple[str, str] | None:
     """(field, message) when the event names nobody, or an agent that does not exist."""
-    if p.type not in {"agent.deactivated", "lead.created"}:
-        c = p.contact
-        if store.contact_by_ref(session, c.external_id, c.phone, c.email) is None and not any(
-            e.type == "lead.created" and e.contact.key == c.key for e in earlier
-        ):
-            return "contact", "names no contact (only lead.created makes one)"
+    if p.type not in {"agent.deactivated", "lead.created"} and not known.names_someone(p.contact):
+        return "contact", "names no contact (only lead.created makes one)"
     for name in ("agent", "to"):
         ref = p.data.get(name)
-        if (
-            isinstance(ref, str)
-            and ref not in assignment.SPREADS_AND_CONCIERGE
-            and store.agent_by_ref(session, ref) is None
-        ):
+        spread = ref in assignment.SPREADS_AND_CONCIERGE
+        if isinstance(ref, str) and not spread and not known.agent(ref):
             return f"data.{name}", f"no agent {ref!r}"
     if p.type == "lead.created" and p.data.get("sms_consent") and not p.contact.phone:
         return "data.phone", "sms_consent needs a phone"
+    if p.type == "lead.created":
+        known.created(p.contact)
     return None
 
 
@@ -295,7 +324,14 @@ def _decide(
         EnrollmentView(e.id, name, e.status.value == "active", e.enrolled_at)
         for e, name in store.enrollments_of(session, contact.id)
     ]
-    view = ContactView(
+    return decide(
+        LeadEvent(p.id, p.type, p.data), contact_view(contact), campaigns, enrollments, now
+    )
+
+
+def contact_view(contact: Contact) -> ContactView:
+    """The contact's fields that triggers' and exits' ``where`` read."""
+    return ContactView(
         {
             "stage": contact.stage,
             "lead_source": contact.lead_source,
@@ -305,7 +341,6 @@ def _decide(
         },
         frozenset(contact.tags or ()),
     )
-    return decide(LeadEvent(p.id, p.type, p.data), view, campaigns, enrollments, now)
 
 
 def _end(session: Session, decision: Decision, p: ParsedEvent, now: datetime) -> list[str]:

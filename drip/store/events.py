@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from drip.store.models import Agent, Campaign, Contact, Enrollment, InboxEvent
@@ -103,3 +103,69 @@ def automated_campaigns(session: Session) -> list[Campaign]:
         for row in session.scalars(select(Campaign).order_by(Campaign.name))
         if isinstance(row.definition, dict) and "automation" in row.definition
     ]
+
+
+def contacts_by_refs(
+    session: Session, external_ids: Sequence[str], phones: Sequence[str], emails: Sequence[str]
+) -> list[Contact]:
+    """The contacts any of these identities name (one bounded batch of events' worth)."""
+    found: dict[int, Contact] = {}
+    for column, values in (
+        (Contact.external_id, sorted(set(external_ids))),
+        (Contact.phone, sorted(set(phones))),
+        (func.lower(Contact.email), sorted({e.lower() for e in emails})),
+    ):
+        if values:
+            for row in session.scalars(select(Contact).where(column.in_(values))):
+                found.setdefault(row.id, row)
+    return [found[i] for i in sorted(found)]
+
+
+def enrollments_of_many(
+    session: Session, contact_ids: Sequence[int]
+) -> dict[int, list[tuple[Enrollment, str]]]:
+    """Every enrollment of these contacts with its campaign's name, by contact, in id order."""
+    out: dict[int, list[tuple[Enrollment, str]]] = {i: [] for i in contact_ids}
+    if not contact_ids:
+        return out
+    rows = session.execute(
+        select(Enrollment, Campaign.name)
+        .join(Campaign, Campaign.id == Enrollment.campaign_id)
+        .where(Enrollment.contact_id.in_(sorted(set(contact_ids))))
+        .order_by(Enrollment.id)
+    )
+    for enrollment, name in rows:
+        out.setdefault(enrollment.contact_id, []).append((enrollment, name))
+    return out
+
+
+_MARK = (
+    update(InboxEvent)
+    .where(InboxEvent.id == bindparam("row_id"))
+    .values(
+        processed_at=bindparam("at"),
+        contact_id=bindparam("cid"),
+        outcome=bindparam("said"),
+    )
+)
+
+
+def mark_processed_many(
+    session: Session, rows: Sequence[tuple[int, int | None, str]], now: datetime
+) -> None:
+    """Mark inbox rows ``(row id, contact id, outcome)`` processed, in one statement."""
+    if rows:
+        session.connection().execute(
+            _MARK, [{"row_id": r, "cid": c, "said": said, "at": now} for r, c, said in rows]
+        )
+
+
+_EVENT_OF = (
+    update(Enrollment).where(Enrollment.id == bindparam("eid")).values(event_id=bindparam("ev"))
+)
+
+
+def set_enrollment_events(session: Session, pairs: Sequence[tuple[int, str]]) -> None:
+    """Record which event made each enrollment ``(enrollment id, event id)``."""
+    if pairs:
+        session.connection().execute(_EVENT_OF, [{"eid": e, "ev": ev} for e, ev in pairs])

@@ -140,3 +140,53 @@ def test_explain_and_history_name_the_events_that_enrolled_and_ended(web: Web) -
     _, _, entries = history(web.deps, contact.id)
     said = [f"{e.what}: {e.text}" for e in entries]
     assert "ended: new-lead-online: stopped: ended by deal.stage 7c0d-c… stage closed" in said
+
+
+def test_a_batch_of_updates_enrolls_set_based_each_enrollment_with_its_event(web: Web) -> None:
+    """500 events in one POST: every other lead archived enrolls once, with its event's id;
+    a second archive event of a lead in the same batch does not enroll it again."""
+    leads = [
+        event(
+            f"c{n}",
+            "lead.created",
+            {"first_name": f"L{n}", "lead_source": "referral"},
+            contact={"external_id": f"crm-{n}", "phone": f"+1617555{n:04d}"},
+        )
+        for n in range(300)
+    ]
+    assert web.client.post("/events", json=leads, headers=AUTH).status_code == 202
+    updates = [
+        event(
+            f"u{n}",
+            "lead.updated",
+            {"stage": "archive" if n % 2 == 0 else "nurture"},
+            contact={"external_id": f"crm-{n}"},
+            at="2026-03-02T16:00:00Z",
+        )
+        for n in range(300)
+    ] + [
+        event(
+            f"v{n}",
+            "lead.updated",
+            {"stage": "archive", "tags": ["again"]},
+            contact={"external_id": f"crm-{n}"},
+            at="2026-03-02T17:00:00Z",
+        )
+        for n in range(0, 400, 2)
+        if n < 300
+    ]
+    answer = web.client.post("/events", json=updates[:500], headers=AUTH)
+    assert answer.status_code == 202, answer.json
+    assert {e["status"] for e in answer.json["events"]} == {"accepted"}
+    with web.deps.sessions() as session:
+        rows = (
+            session.query(Enrollment.event_id, Contact.external_id)
+            .join(Contact, Contact.id == Enrollment.contact_id)
+            .filter(Enrollment.event_id.like("u%"))
+            .all()
+        )
+        assert sorted(rows) == sorted((f"u{n}", f"crm-{n}") for n in range(0, 300, 2))
+        assert session.query(Enrollment).filter(Enrollment.event_id.like("v%")).count() == 0
+        assert session.query(InboxEvent).filter(InboxEvent.processed_at.is_(None)).count() == 0
+        tagged = session.query(Contact).filter_by(external_id="crm-0").one()
+        assert (tagged.stage, tagged.tags) == ("archive", ["again"])
