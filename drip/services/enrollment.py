@@ -132,13 +132,20 @@ def enroll_many(
 
 
 def enroll_in(
-    deps: Deps, session: Session, campaign_name: str, contacts: Sequence[Contact], now: datetime
+    deps: Deps,
+    session: Session,
+    campaign_name: str,
+    contacts: Sequence[Contact],
+    now: datetime,
+    *,
+    loaded: tuple[CampaignRow, Campaign] | None = None,
 ) -> dict[int, int]:
     """Enroll ``contacts`` in ``session`` (the caller's transaction), set-based as
-    :func:`enroll_many`; ``{contact id: new enrollment id}`` (active ones are left alone)."""
+    :func:`enroll_many`; ``{contact id: new enrollment id}`` (active ones are left alone).
+    ``loaded``: the campaign's row and value, when the caller has read them already."""
     if not contacts:
         return {}
-    row, campaign = load_campaign(deps, session, campaign_name)
+    row, campaign = loaded or load_campaign(deps, session, campaign_name)
     planner = _Planner(deps.account.default_timezone, now)
     members = [
         store.Member(c.id, planner.group(campaign, c.timezone, c.phone))

@@ -130,8 +130,7 @@ def ingest(
                     "received_at": now,
                 }
             )
-        made = store.add_events(session, rows)
-    row_ids = {p.id: row.id for p, row in zip(stored, made, strict=True)}
+        row_ids = store.add_events(session, rows)
 
     def told(p: ParsedEvent, status: str, said: str) -> None:
         outcomes[p.index] = Outcome(p.index, p.id, status, said)
@@ -152,18 +151,13 @@ class _Known:
 
     def __init__(self, session: Session, events: Sequence[ParsedEvent]) -> None:
         refs = [p.contact for p in events]
-        found = store.contacts_by_refs(
+        self.session = session
+        self.keys = store.contact_keys(
             session,
             [r.external_id for r in refs if r.external_id],
             [r.phone for r in refs if r.phone],
             [r.email for r in refs if r.email],
         )
-        self.session = session
-        self.keys: set[str] = set()
-        for c in found:
-            self.keys.update(k for k in (c.external_id, c.phone) if k)
-            if c.email:
-                self.keys.add("@" + c.email.lower())
         self.agents: dict[str, bool] = {}
 
     def names_someone(self, c: ContactRef) -> bool:

@@ -11,9 +11,10 @@ written set-based per campaign when the run is flushed, with the events'
 ids, in the same transaction as the fields and the inbox rows' outcomes.
 
 An event that makes or finds a contact (``lead.created``) or moves many
-(``agent.deactivated``) flushes the run and is applied alone, as is an event
-for a contact the run has just enrolled (so that its decision sees that
-enrollment). When a run fails, it is rolled back and its events are applied
+(``agent.deactivated``) ends the run and is applied alone; an event for a
+contact the run has just enrolled (so that its decision sees that
+enrollment) has the run's enrollments written first, in the same
+transaction. When a run fails, it is rolled back and its events are applied
 one at a time, each failing alone, as before.
 """
 
@@ -28,6 +29,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from drip.domain.campaign import Campaign
 from drip.domain.enums import CampaignStatus, EnrollmentStatus
 from drip.domain.triggers import (
     CampaignView,
@@ -42,6 +44,7 @@ from drip.services import assignment
 from drip.services.deps import Deps
 from drip.services.event_input import ParsedEvent
 from drip.store import events as store
+from drip.store.models import Campaign as CampaignRow
 from drip.store.models import Contact
 
 log = structlog.get_logger("drip.events")
@@ -70,6 +73,8 @@ class BatchApplier:
 
     def __init__(self, deps: Deps, now: datetime, alone: Apply, told: Told) -> None:
         self.deps, self.now, self.alone, self.told = deps, now, alone, told
+        self.campaigns: list[CampaignView] = []
+        self.loaded: dict[str, tuple[CampaignRow, Campaign]] = {}
 
     def apply(self, events: Sequence[tuple[ParsedEvent, int]]) -> None:
         """Apply ``events`` ((event, inbox row id), in ``occurred_at`` order)."""
@@ -93,25 +98,31 @@ class BatchApplier:
             self.told(p, "failed", message)
 
     def _run(self, events: list[tuple[ParsedEvent, int]]) -> None:
-        """Apply ``events`` in as few transactions as their contacts allow."""
-        while events:
-            try:
-                with self.deps.sessions.begin() as session:
-                    done, run = self._apply_run(session, events)
-                    self._flush(session, run)
-            except (DripError, IntegrityError) as exc:
-                log.warning("event_run_failed", events=len(events), error=str(exc)[:200])
-                for p, row_id in events:
-                    self._alone(p, row_id)
-                return
-            for p, _, _ in run.events:
-                self.told(p, "accepted", "; ".join(run.notes[p.index]) or "no change")
-            events = events[done:]
+        """Apply ``events`` in one transaction; one at a time when that fails."""
+        if not events:
+            return
+        try:
+            with self.deps.sessions.begin() as session:
+                run = self._apply_run(session, events)
+                self._write_enrollments(session, run, {})
+                store.mark_processed_many(
+                    session,
+                    [
+                        (row_id, contact.id, "; ".join(run.notes[p.index]) or "no change")
+                        for p, row_id, contact in run.events
+                    ],
+                    self.now,
+                )
+        except (DripError, IntegrityError) as exc:
+            log.warning("event_run_failed", events=len(events), error=str(exc)[:200])
+            for p, row_id in events:
+                self._alone(p, row_id)
+            return
+        for p, _, _ in run.events:
+            self.told(p, "accepted", "; ".join(run.notes[p.index]) or "no change")
 
-    def _apply_run(
-        self, session: Session, events: list[tuple[ParsedEvent, int]]
-    ) -> tuple[int, _Run]:
-        """Apply events until one needs the run's enrollments written first; how many, and the run."""
+    def _apply_run(self, session: Session, events: list[tuple[ParsedEvent, int]]) -> _Run:
+        """Apply every event of the run in ``session``."""
         refs = [p.contact for p, _ in events]
         contacts = store.contacts_by_refs(
             session,
@@ -119,6 +130,9 @@ class BatchApplier:
             [r.phone for r in refs if r.phone],
             [r.email for r in refs if r.email],
         )
+        # Detached: their fields are written back for the whole run by one statement.
+        for c in contacts:
+            session.expunge(c)
         by_ext = {c.external_id: c for c in contacts if c.external_id}
         by_phone = {c.phone: c for c in contacts if c.phone}
         by_email: dict[str, Contact] = {}
@@ -133,9 +147,9 @@ class BatchApplier:
             ]
             for cid, rows in history.items()
         }
-        campaigns = _campaign_views(self.deps, session)
+        self.campaigns, self.loaded = _campaigns(self.deps, session)
         run = _Run()
-        for done, (p, row_id) in enumerate(events):
+        for p, row_id in events:
             r = p.contact
             contact = (
                 (by_ext.get(r.external_id) if r.external_id else None)
@@ -145,20 +159,21 @@ class BatchApplier:
             if contact is None:
                 raise DripError(f"event {p.id} names no contact")
             if contact.id in run.enrolled:
-                return done, run
+                # Its decision must see the enrollments the run made: write them now.
+                self._write_enrollments(session, run, views)
             run.events.append((p, row_id, contact))
-            run.notes[p.index], decision = self._apply_one(session, contact, p, campaigns, views)
+            run.notes[p.index], decision = self._apply_one(session, contact, p, views)
             for wanted in decision.enroll:
                 run.enroll[wanted.campaign].append((contact, p, wanted))
                 run.enrolled.add(contact.id)
-        return len(events), run
+        store.write_contacts(session, list({c.id: c for _, _, c in run.events}.values()))
+        return run
 
     def _apply_one(
         self,
         session: Session,
         contact: Contact,
         p: ParsedEvent,
-        campaigns: list[CampaignView],
         views: dict[int, list[EnrollmentView]],
     ) -> tuple[list[str], Decision]:
         from drip.services.events import _apply_fields, _end, contact_view
@@ -178,9 +193,13 @@ class BatchApplier:
         mine = views.setdefault(contact.id, [])
         decision = (
             decide(
-                LeadEvent(p.id, p.type, p.data), contact_view(contact), campaigns, mine, self.now
+                LeadEvent(p.id, p.type, p.data),
+                contact_view(contact),
+                self.campaigns,
+                mine,
+                self.now,
             )
-            if campaigns
+            if self.campaigns
             else Decision()
         )
         if decision.end:
@@ -192,34 +211,46 @@ class BatchApplier:
             ]
         return notes, decision
 
-    def _flush(self, session: Session, run: _Run) -> None:
-        """Write the run's enrollments (set-based per campaign) and its events' outcomes."""
+    def _write_enrollments(
+        self, session: Session, run: _Run, views: dict[int, list[EnrollmentView]]
+    ) -> None:
+        """Write the enrollments the run's triggers asked for (set-based per campaign), each
+        with its event's id, and add them to ``views``."""
         from drip.services.enrollment import enroll_in
 
         pairs: list[tuple[int, str]] = []
         for name, wanted in run.enroll.items():
-            new = enroll_in(self.deps, session, name, [c for c, _, _ in wanted], self.now)
+            new = enroll_in(
+                self.deps,
+                session,
+                name,
+                [c for c, _, _ in wanted],
+                self.now,
+                loaded=self.loaded.get(name),
+            )
             for contact, p, e in wanted:
                 enrollment_id = new.get(contact.id)
                 if enrollment_id is not None:
                     pairs.append((enrollment_id, p.id))
                     run.notes[p.index].append(f"enrolled in {name} ({e.rule.describe()})")
+                    views.setdefault(contact.id, []).append(
+                        EnrollmentView(enrollment_id, name, True, self.now)
+                    )
         store.set_enrollment_events(session, pairs)
-        store.mark_processed_many(
-            session,
-            [
-                (row_id, contact.id, "; ".join(run.notes[p.index]) or "no change")
-                for p, row_id, contact in run.events
-            ],
-            self.now,
-        )
+        run.enroll.clear()
+        run.enrolled.clear()
 
 
-def _campaign_views(deps: Deps, session: Session) -> list[CampaignView]:
+def _campaigns(
+    deps: Deps, session: Session
+) -> tuple[list[CampaignView], dict[str, tuple[CampaignRow, Campaign]]]:
+    """The campaigns with triggers or exits, as views for ``decide`` and loaded by name."""
     views: list[CampaignView] = []
+    loaded: dict[str, tuple[CampaignRow, Campaign]] = {}
     for row in store.automated_campaigns(session):
         value = deps.campaigns.get(row.id, row.version, row.definition)
         views.append(
             CampaignView(row.name, value.automation, row.status is CampaignStatus.ARCHIVED)
         )
-    return views
+        loaded[row.name] = (row, value)
+    return views, loaded
