@@ -223,6 +223,8 @@ def import_contacts(file: Path, enroll: str | None) -> None:
 @click.option("--source", help="registration | import | api | manual")
 @click.option("--agent", help="Only contacts of this agent (phone).")
 @click.option("--name", help="Only names containing this (any case).")
+@click.option("--stage", help="Only contacts in this CRM stage (set by lead events).")
+@click.option("--tag", help="Only contacts with this CRM tag.")
 @click.option(
     "--textable/--not-textable", default=None, help="Only contacts that may (not) be texted."
 )
@@ -239,6 +241,8 @@ def contacts_list(
     source: str | None,
     agent: str | None,
     name: str | None,
+    stage: str | None,
+    tag: str | None,
     textable: bool | None,
     not_enrolled: bool,
     limit: int | None,
@@ -256,6 +260,8 @@ def contacts_list(
         name=name,
         textable=textable,
         not_enrolled=not_enrolled,
+        stage=stage,
+        tag=tag,
     )
     deps = ready_deps()
     shown = limit if limit is not None else (None if as_json or as_csv else 50)

@@ -190,3 +190,26 @@ def test_a_batch_of_updates_enrolls_set_based_each_enrollment_with_its_event(web
         assert session.query(InboxEvent).filter(InboxEvent.processed_at.is_(None)).count() == 0
         tagged = session.query(Contact).filter_by(external_id="crm-0").one()
         assert (tagged.stage, tagged.tags) == ("archive", ["again"])
+
+
+def test_contacts_are_selected_by_the_stage_and_tags_events_set(web: Web) -> None:
+    """select_contacts with stage or tag keeps only the contacts the CRM's events put there."""
+    from drip.services.selection import ContactFilters, select_contacts
+
+    batch = [
+        event(
+            f"s{n}",
+            "lead.created",
+            {"first_name": f"L{n}", "stage": "hot" if n < 2 else "cold", "tags": [f"t{n}", "all"]},
+            contact={"external_id": f"crm-{n}", "phone": f"+1617555{n:04d}"},
+        )
+        for n in range(4)
+    ]
+    assert web.client.post("/events", json=batch, headers=AUTH).status_code == 202
+    hot = select_contacts(web.deps, ContactFilters(stage="hot"))
+    assert sorted(c.first_name for c in hot.contacts) == ["L0", "L1"]
+    assert dict(hot.excluded) == {"stage": 2}
+    tagged = select_contacts(web.deps, ContactFilters(tag="t3"), summaries=False)
+    assert len(tagged.ids) == 1
+    both = select_contacts(web.deps, ContactFilters(stage="cold", tag="all"))
+    assert sorted(c.first_name for c in both.contacts) == ["L2", "L3"]
