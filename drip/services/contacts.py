@@ -248,14 +248,18 @@ def add_agent(deps: Deps, first_name: str, last_name: str, phone: str, now: date
 
 
 def find_contact(deps: Deps, ref: str) -> Contact:
-    """A contact by id or by phone number (any format)."""
+    """A contact by id, by the CRM's lead id (``external_id``) or by phone number (any format)."""
+    from drip.store.events import contact_by_ref
+
     with deps.sessions() as session:
         contact: Contact | None
         if ref.isdigit() and len(ref) < 10:
             contact = session.get(Contact, int(ref))
         else:
-            contact = repo.contact_by_phone(session, normalize_phone(ref))
+            contact = contact_by_ref(session, ref, None, None)
+            if contact is None:
+                contact = repo.contact_by_phone(session, normalize_phone(ref))
         if contact is None:
-            raise NotFoundError(f"no contact {ref!r} (give an id or a phone number)")
+            raise NotFoundError(f"no contact {ref!r} (give an id, a CRM id or a phone number)")
         session.expunge(contact)
         return contact

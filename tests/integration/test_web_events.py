@@ -137,6 +137,9 @@ def test_explain_and_history_name_the_events_that_enrolled_and_ended(web: Web) -
         "set first_name Dana, set lead_source website" in text
     )
     assert "stopped: ended by deal.stage 7c0d-c… stage closed" in text
+    from drip.services.contacts import find_contact
+
+    assert find_contact(web.deps, "crm-1").id == contact.id  # drip history crm-1
     _, _, entries = history(web.deps, contact.id)
     said = [f"{e.what}: {e.text}" for e in entries]
     assert "ended: new-lead-online: stopped: ended by deal.stage 7c0d-c… stage closed" in said
