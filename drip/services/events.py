@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session
 from drip.domain.enums import CampaignStatus, ConsentSource
 from drip.domain.triggers import (
     CampaignView,
-    ContactView,
     Decision,
     EnrollmentView,
     LeadEvent,
@@ -33,11 +32,17 @@ from drip.domain.triggers import (
 )
 from drip.services import assignment
 from drip.services.deps import Deps
+from drip.services.event_apply import (
+    CRM_FIELDS,
+    PROFILE_FIELDS,
+    apply_fields,
+    contact_view,
+    end_enrollments,
+)
 from drip.services.event_input import ContactRef, Invalid, ParsedEvent, parse_event
 from drip.services.events_batch import BatchApplier
 from drip.store import events as store
-from drip.store import lifecycle as lifecycle_store
-from drip.store.models import Contact, Enrollment, ScheduledSend
+from drip.store.models import Contact, Enrollment
 
 log = structlog.get_logger("drip.events")
 
@@ -50,9 +55,6 @@ ACCEPTED, DUPLICATE, CONFLICT, INVALID, FAILED = (
     "invalid",
     "failed",
 )
-#: Fields of a contact a lead event sets, in the order they are applied.
-PROFILE_FIELDS = ("first_name", "last_name", "email", "state", "timezone")
-CRM_FIELDS = ("stage", "tags", "lead_source")
 DEFAULT_CONSENT_TEXT = "consent collected by the CRM (lead.created sms_consent: true)"
 
 
@@ -213,7 +215,7 @@ def apply_event(deps: Deps, p: ParsedEvent, row_id: int, now: datetime) -> str:
     with deps.sessions.begin() as session:
         contact = session.get(Contact, contact_id)
         assert contact is not None
-        notes.extend(_apply_fields(contact, p, now))
+        notes.extend(apply_fields(contact, p, now))
         if p.type == "lead.assigned":
             notes.append(
                 assignment.reassign_in(
@@ -226,7 +228,7 @@ def apply_event(deps: Deps, p: ParsedEvent, row_id: int, now: datetime) -> str:
                 ).message
             )
         decision = _decide(deps, session, contact, p, now)
-        notes.extend(_end(session, decision, p, now))
+        notes.extend(end_enrollments(session, decision, p, now))
     notes.extend(_enroll(deps, contact_id, decision, p, now))
     said = "; ".join(notes) or "no change"
     with deps.sessions.begin() as session:
@@ -275,34 +277,6 @@ def _contact_for(deps: Deps, p: ParsedEvent, now: datetime, notes: list[str]) ->
     return added.contact_id
 
 
-def _apply_fields(contact: Contact, p: ParsedEvent, now: datetime) -> list[str]:
-    """Set the fields the event gives, unless a newer event already set them."""
-    notes: list[str] = []
-    if p.contact.external_id and contact.external_id is None:
-        contact.external_id = p.contact.external_id
-    if p.type not in ("lead.created", "lead.updated"):
-        return notes
-    times = dict(contact.field_times or {})
-    stamp = p.occurred_at.isoformat()
-    changed = False
-    for name in (*PROFILE_FIELDS, *CRM_FIELDS):
-        if name not in p.data:
-            continue
-        if times.get(name, "") > stamp:
-            notes.append(f"{name} kept: a newer event set it")
-            continue
-        value = p.data[name]
-        if getattr(contact, name) != value:
-            setattr(contact, name, value)
-            notes.append(f"set {name} {' '.join(value) if isinstance(value, list) else value}")
-            changed = True
-        times[name] = stamp
-    contact.field_times = times
-    if changed:
-        contact.updated_at = now
-    return notes
-
-
 def _decide(
     deps: Deps, session: Session, contact: Contact, p: ParsedEvent, now: datetime
 ) -> Decision:
@@ -321,46 +295,6 @@ def _decide(
     return decide(
         LeadEvent(p.id, p.type, p.data), contact_view(contact), campaigns, enrollments, now
     )
-
-
-def contact_view(contact: Contact) -> ContactView:
-    """The contact's fields that triggers' and exits' ``where`` read."""
-    return ContactView(
-        {
-            "stage": contact.stage,
-            "lead_source": contact.lead_source,
-            "state": contact.state,
-            "timezone": contact.timezone,
-            "source": contact.source.value,
-        },
-        frozenset(contact.tags or ()),
-    )
-
-
-def _end(session: Session, decision: Decision, p: ParsedEvent, now: datetime) -> list[str]:
-    notes: list[str] = []
-    for end in decision.end:
-        reason = f"exit {p.type} {p.id}" if end.why == "exit" else "replaced"
-        detail = (
-            f"ended by {p.type} {p.id}"
-            if end.why == "exit"
-            else f"replaced by {end.by} (event {p.id})"
-        )
-        lifecycle_store.cancel_pending(
-            session,
-            ScheduledSend.enrollment_id == end.enrollment_id,
-            now,
-            "exit" if end.why == "exit" else "replaced",
-            f"cancelled: the enrollment in {end.campaign} was {detail}",
-        )
-        lifecycle_store.stop_campaign_enrollments(
-            session, Enrollment.id == end.enrollment_id, now, reason
-        )
-        row = session.get(Enrollment, end.enrollment_id)
-        if row is not None:
-            row.stop_event_id = p.id
-        notes.append(f"left {end.campaign} ({detail})")
-    return notes
 
 
 def _enroll(

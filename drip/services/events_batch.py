@@ -42,6 +42,7 @@ from drip.domain.triggers import (
 from drip.errors import DripError
 from drip.services import assignment
 from drip.services.deps import Deps
+from drip.services.event_apply import apply_fields, contact_view, end_enrollments
 from drip.services.event_input import ParsedEvent
 from drip.store import events as store
 from drip.store.models import Campaign as CampaignRow
@@ -176,9 +177,7 @@ class BatchApplier:
         p: ParsedEvent,
         views: dict[int, list[EnrollmentView]],
     ) -> tuple[list[str], Decision]:
-        from drip.services.events import _apply_fields, _end, contact_view
-
-        notes = _apply_fields(contact, p, self.now)
+        notes = apply_fields(contact, p, self.now)
         if p.type == "lead.assigned":
             notes.append(
                 assignment.reassign_in(
@@ -203,7 +202,7 @@ class BatchApplier:
             else Decision()
         )
         if decision.end:
-            notes.extend(_end(session, decision, p, self.now))
+            notes.extend(end_enrollments(session, decision, p, self.now))
             ended = {e.enrollment_id for e in decision.end}
             mine[:] = [
                 EnrollmentView(v.id, v.campaign, False, v.enrolled_at) if v.id in ended else v
