@@ -34,6 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_claim
+import bench_events
 import bench_fire
 import bench_memory
 import bench_operate
@@ -52,6 +53,7 @@ SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "pacing": bench_pacing.run,
     "operate": bench_operate.run,
     "startup": bench_startup.run,
+    "events": bench_events.run,
 }
 
 #: (key, section, goal text, predicate) of the ratio goals.
@@ -68,6 +70,8 @@ GOALS: list[tuple[str, str, str, Callable[[float], bool]]] = [
     ("import_vs_copy", "operate", ">= 0.1", lambda v: v >= 0.1),
     ("cli_start_vs_python", "startup", "<= 2.5", lambda v: v <= 2.5),
     ("replay_suite_s_per_scenario", "startup", "<= 0.25", lambda v: v <= 0.25),
+    ("events_vs_copy", "events", ">= 0.1", lambda v: v >= 0.1),
+    ("post_events_per_s", "events", ">= 2000", lambda v: v >= 2000),
 ]
 
 
@@ -179,6 +183,15 @@ def table(r: dict[str, Any], sections: list[str]) -> str:
         )
         if "replay_suite_unavailable" in r:
             rows.append(("   (not measured)", "n/a", str(r["replay_suite_unavailable"])))
+    if "events" in sections:
+        rows.append((f"9. Lead events ({_fmt(r.get('events_ingested'))} lead.updated)", "", ""))
+        add("   drip events ingest (subprocess), 20 trigger campaigns", "events_ingest_per_s",
+            "events/s")  # fmt: skip
+        add("   raw COPY into inbox_events", "events_copy_s", "s")
+        add("   enrollments made by triggers", "events_enrolled")
+        add("   events_vs_copy", "events_vs_copy", "", "goal >= 0.1")
+        add("   POST /events, batches of 500 (test client)", "post_events_per_s", "events/s",
+            "goal >= 2000")  # fmt: skip
     for key, value in r.items():
         if key.endswith("_error"):
             rows.append((f"ERROR in {key.removesuffix('_error')}", "", str(value)[:200]))

@@ -2,7 +2,7 @@
 
 - :mod:`drip.cli.db`: ``db upgrade``, ``status``
 - :mod:`drip.cli.campaigns`: ``lint``, ``preview``, ``sync``, ``campaigns ...``
-- :mod:`drip.cli.contacts`: ``agents``, ``contacts add|import|list|opt-out|status``
+- :mod:`drip.cli.contacts`: ``agents [add|deactivate]``, ``contacts add|import|list|opt-out|status|assign``
 - :mod:`drip.cli.enrollments`: ``enroll``, ``unenroll``, ``enroll-many``
 - :mod:`drip.cli.texts`: ``text``, ``bulk``, ``bulk cancel``
 - :mod:`drip.cli.operations`: ``tick``, ``run``, ``explain``, ``history``, ``stats``,

@@ -155,6 +155,8 @@ def contact_filters(
     textable: bool | None,
     not_enrolled: bool,
     phones: tuple[str, ...] | None = None,
+    stage: str | None = None,
+    tag: str | None = None,
 ) -> ContactFilters:
     """The operator's contact filters; a ``--source`` that is no consent source exits 2."""
     from drip.domain.enums import ConsentSource
@@ -173,4 +175,6 @@ def contact_filters(
         textable=textable,
         not_enrolled=not_enrolled,
         phones=phones,
+        stage=stage,
+        tag=tag,
     )

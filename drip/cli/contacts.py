@@ -1,4 +1,4 @@
-"""Contacts and agents: ``drip agents``, ``drip contacts add|import|list|opt-out|status``.
+"""Contacts and agents: ``drip agents [add|deactivate]``, ``drip contacts add|import|list|opt-out|status``.
 
 ``drip contacts import`` exit codes: 0 when at least one row was imported,
 even with bad rows (they are listed with their line numbers, fix them and
@@ -26,17 +26,70 @@ from drip.cli._common import (
 )
 
 
-@click.command("agents")
+class AgentsGroup(click.Group):
+    """``drip agents FIRST LAST PHONE`` adds an agent, as it always did; ``drip agents
+    COMMAND ...`` runs a subcommand. Arguments that do not start with a subcommand's
+    name (or an option) are those of ``add``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["add", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("agents", cls=AgentsGroup, no_args_is_help=True)
+def agents() -> None:
+    """Add agents (drip agents FIRST LAST PHONE) and deactivate them."""
+
+
+@agents.command("add")
 @click.argument("first_name", help="Agent first name.")
 @click.argument("last_name", help="Agent last name.")
 @click.argument("phone", help="The number the agent texts from.")
-def agents(first_name: str, last_name: str, phone: str) -> None:
-    """Add (or rename) an agent who texts from PHONE."""
+def agents_add(first_name: str, last_name: str, phone: str) -> None:
+    """Add (or rename) an agent who texts from PHONE (also: drip agents FIRST LAST PHONE)."""
     from drip.services.contacts import add_agent
 
     deps = ready_deps()
     agent_id = add_agent(deps, first_name, last_name, phone, deps.clock.now())
     click.echo(f"agent {agent_id}: {first_name} {last_name}")
+
+
+@agents.command("deactivate")
+@click.argument("agent", help="The leaving agent: phone or id.")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    metavar="AGENT|round-robin|concierge",
+    help="Who takes the contacts: one agent (phone or id), the other active agents in "
+    "turn, or the concierge.",
+)
+def agents_deactivate(agent: str, to: str) -> None:
+    """Move every contact of AGENT in one operation, then stop AGENT's number sending.
+
+    Each contact's move is recorded (drip history shows it); pending texts go
+    from the new sender; texts to the old number are still handled (a STOP is
+    honoured), and any reply goes from the contact's new sender.
+    """
+    from drip.errors import DripError
+    from drip.services.assignment import SPREADS_AND_CONCIERGE, deactivate
+
+    deps = ready_deps()
+    try:
+        who = _agent_ref(agent)
+        target = to if to in SPREADS_AND_CONCIERGE else _agent_ref(to)
+        result = deactivate(deps, who, target, deps.clock.now(), why="operator")
+    except DripError as exc:
+        raise fail(str(exc)) from exc
+    click.echo(result.message)
+
+
+def _agent_ref(ref: str) -> str:
+    """An agent's id as given, or its phone in E.164."""
+    from drip.domain.zones import normalize_phone
+
+    return ref if ref.isdigit() else normalize_phone(ref)
 
 
 @click.group("contacts", no_args_is_help=True)
@@ -170,6 +223,8 @@ def import_contacts(file: Path, enroll: str | None) -> None:
 @click.option("--source", help="registration | import | api | manual")
 @click.option("--agent", help="Only contacts of this agent (phone).")
 @click.option("--name", help="Only names containing this (any case).")
+@click.option("--stage", help="Only contacts in this CRM stage (set by lead events).")
+@click.option("--tag", help="Only contacts with this CRM tag.")
 @click.option(
     "--textable/--not-textable", default=None, help="Only contacts that may (not) be texted."
 )
@@ -196,6 +251,8 @@ def contacts_list(
     source: str | None,
     agent: str | None,
     name: str | None,
+    stage: str | None,
+    tag: str | None,
     textable: bool | None,
     not_enrolled: bool,
     limit: int,
@@ -217,6 +274,8 @@ def contacts_list(
         name=name,
         textable=textable,
         not_enrolled=not_enrolled,
+        stage=stage,
+        tag=tag,
     )
     deps = ready_deps()
     screen = not (as_json or as_csv)

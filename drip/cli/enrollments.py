@@ -59,6 +59,8 @@ def unenroll(contact: str, campaign: str) -> None:
     default=None,
     help="Only contacts that may (or may not) be texted now.",
 )
+@click.option("--stage", help="Only contacts in this CRM stage (set by lead events).")
+@click.option("--tag", help="Only contacts with this CRM tag.")
 @click.option("--not-enrolled", is_flag=True, help="Only contacts active in no campaign.")
 @click.option(
     "--file",
@@ -73,6 +75,8 @@ def enroll_many(
     source: str | None,
     agent: str | None,
     name: str | None,
+    stage: str | None,
+    tag: str | None,
     textable: bool | None,
     not_enrolled: bool,
     file: Path | None,
@@ -94,6 +98,8 @@ def enroll_many(
         textable=textable,
         not_enrolled=not_enrolled,
         phones=read_phone_file(file) if file is not None else None,
+        stage=stage,
+        tag=tag,
     )
     deps = ready_deps()
     now = deps.clock.now()

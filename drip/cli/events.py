@@ -17,7 +17,7 @@ import click
 from drip.cli._common import fail, progress, ready_deps
 
 #: Events sent to the ingest service at a time.
-CHUNK = 500
+CHUNK = 2000
 
 
 @click.group(

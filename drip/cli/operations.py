@@ -108,6 +108,10 @@ def history(contact: str, as_json: bool, as_csv: bool) -> None:
                     "sms": sms,
                     "text_status": person.text_status.value,
                     "email_opted_out": person.email_opted_out,
+                    "external_id": person.external_id,
+                    "stage": person.stage,
+                    "tags": sorted(person.tags or ()),
+                    "lead_source": person.lead_source,
                 },
                 "entries": rows,
             }
@@ -122,6 +126,18 @@ def history(contact: str, as_json: bool, as_csv: bool) -> None:
         f"contact {person.id}: {person.first_name} {person.last_name} ({tz}); "
         f"sms: {words[sms]}; text status: {person.text_status.value}; email: {email}"
     )
+    crm = [
+        f"{label} {value}"
+        for label, value in (
+            ("CRM id", person.external_id),
+            ("stage", person.stage),
+            ("tags", ", ".join(sorted(person.tags or ())) or None),
+            ("lead source", person.lead_source),
+        )
+        if value
+    ]
+    if crm:
+        click.echo("  " + "; ".join(crm))
     for e in entries:
         click.echo(f"  {local_time(e.at, tz)}  {e.what:<11} {e.text}")
 

@@ -7,7 +7,10 @@ sender and a contact), so the new agent's first text carries the footer and
 a two-way exchange with the old agent does not carry over; opt-outs are the
 contact's and stay. Deactivating an agent moves each of its contacts in one
 transaction (to one agent, to the active agents in turn, or to the
-concierge) and marks the agent inactive. See docs/operations.md.
+concierge) and marks the agent inactive; sends pinned to the agent's number
+(a reply to an inbound text) go from the contact's new sender. Every move is
+recorded (``assignment_changes``) with who or what made it, for ``drip
+history``. See docs/operations.md.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy.orm import Session
 from drip.errors import NotFoundError, ValidationError
 from drip.logging import mask_text
 from drip.services.deps import Deps
+from drip.store import agents as agents_store
 from drip.store import events as store
 from drip.store.models import Agent, Contact
 
@@ -52,8 +56,25 @@ def find_agent(session: Session, ref: str) -> Agent:
     return agent
 
 
+def _row(move: Move, now: datetime, why: str, event_id: str | None) -> dict[str, object]:
+    return {
+        "contact_id": move.contact_id,
+        "from_agent_id": move.from_agent,
+        "to_agent_id": move.to_agent,
+        "at": now,
+        "why": why,
+        "event_id": event_id,
+    }
+
+
 def reassign_in(
-    session: Session, contact: Contact, ref: str, now: datetime, *, why: str
+    session: Session,
+    contact: Contact,
+    ref: str,
+    now: datetime,
+    *,
+    why: str,
+    event_id: str | None = None,
 ) -> AssignResult:
     """Give ``contact`` to the agent ``ref`` names (``concierge``: no agent), in ``session``."""
     if ref == CONCIERGE:
@@ -67,6 +88,7 @@ def reassign_in(
         return AssignResult((), f"contact {contact.id} already has that agent; nothing changed")
     contact.agent_id = move.to_agent
     contact.updated_at = now
+    agents_store.record_moves(session, [_row(move, now, why, event_id)])
     log.info("reassigned", contact_id=contact.id, to_agent=move.to_agent, why=why)
     to = f"agent {target.first_name} {target.last_name}".rstrip() if target else "the concierge"
     return AssignResult((move,), f"contact {contact.id} assigned to {to} ({why})")
@@ -81,7 +103,15 @@ def reassign(deps: Deps, contact_id: int, ref: str, now: datetime, *, why: str) 
         return reassign_in(session, contact, ref, now, why=why)
 
 
-def deactivate(deps: Deps, agent_ref: str, to: str, now: datetime, *, why: str) -> AssignResult:
+def deactivate(
+    deps: Deps,
+    agent_ref: str,
+    to: str,
+    now: datetime,
+    *,
+    why: str,
+    event_id: str | None = None,
+) -> AssignResult:
     """Deactivate an agent and move each of its contacts, in one transaction.
 
     ``to`` is an agent (phone or id), ``round-robin`` (the other active agents
@@ -89,6 +119,8 @@ def deactivate(deps: Deps, agent_ref: str, to: str, now: datetime, *, why: str) 
     """
     with deps.sessions.begin() as session:
         agent = find_agent(session, agent_ref)
+        if not agent.active:
+            raise ValidationError(f"agent {agent.id} is already deactivated")
         targets: list[Agent | None]
         if to == CONCIERGE:
             targets = [None]
@@ -108,10 +140,12 @@ def deactivate(deps: Deps, agent_ref: str, to: str, now: datetime, *, why: str) 
             contact.updated_at = now
             moves.append(Move(contact.id, agent.id, contact.agent_id))
             log.info("reassigned", contact_id=contact.id, to_agent=contact.agent_id, why=why)
+        agents_store.record_moves(session, [_row(m, now, why, event_id) for m in moves])
+        unpinned = agents_store.unpin_sender(session, agent.phone, now)
         agent.active = False
         agent.deactivated_at = now
         name = f"{agent.first_name} {agent.last_name}".rstrip()
-    log.info("agent_deactivated", agent_id=agent.id, moved=len(moves), to=to)
+    log.info("agent_deactivated", agent_id=agent.id, moved=len(moves), to=to, unpinned=unpinned)
     return AssignResult(
         tuple(moves), f"agent {name} deactivated: {len(moves)} contact(s) moved to {to} ({why})"
     )

@@ -6,14 +6,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy.orm import Session
+
 from drip.domain.enums import CampaignStatus
 from drip.domain.zones import resolve_states, resolve_timezone
 from drip.errors import NotFoundError
 from drip.services.deps import Deps
+from drip.services.events import describe_event
 from drip.services.status import status_meaning
+from drip.store import agents as agents_store
+from drip.store import events as events_store
 from drip.store import repository as repo
 from drip.store.models import Campaign as CampaignRow
-from drip.store.models import Contact, Message, ScheduledSend
+from drip.store.models import Contact, Enrollment, Message, ScheduledSend
 
 #: Statuses that say what they mean; the others get their meaning in the timeline.
 PLAIN_STATUSES = frozenset({"queued", "sent", "delivered", "undelivered", "failed", "received"})
@@ -69,6 +74,10 @@ def explain(deps: Deps, send_id: int) -> list[str]:
                 f"  HELD: campaign {campaign.name} is paused (since {since}); "
                 "`drip campaigns resume` releases it"
             )
+        if send.enrollment_id is not None:
+            enrollment = session.get(Enrollment, send.enrollment_id)
+            if enrollment is not None:
+                lines.extend(f"  {line}" for line in enrollment_words(session, enrollment, tz))
         decisions = repo.decisions_of(session, send_id)
         if not decisions and send.decision_reason:
             lines.append(f"  {send.decision_reason}")
@@ -129,6 +138,22 @@ def history(deps: Deps, contact_id: int) -> tuple[Contact, str, list[TimelineEnt
                         f"-> {kind} {m.channel.value} from {m.from_addr} ({status}){footer}: {m.body}",
                     )
                 )
+        for enrollment, name in events_store.enrollments_of(session, contact_id):
+            entries.extend(enrollment_entries(session, enrollment, name))
+        moves = agents_store.moves_of(session, contact_id)
+        names = agents_store.agent_names(
+            session,
+            [i for mv in moves for i in (mv.from_agent_id, mv.to_agent_id) if i is not None],
+        )
+        for mv in moves:
+            before = names.get(mv.from_agent_id, "?") if mv.from_agent_id else "the concierge"
+            after = names.get(mv.to_agent_id, "?") if mv.to_agent_id else "the concierge"
+            because = describe_event(session, mv.event_id) if mv.event_id else None
+            entries.append(
+                TimelineEntry(
+                    mv.at, "assigned", f"assigned {before} -> {after} ({because or mv.why})"
+                )
+            )
         sends = repo.sends_of_contact(session, contact_id)
         for d in repo.decisions_of_sends(session, [s.id for s in sends]):
             if d.outcome in ("sent",):
@@ -147,6 +172,52 @@ def history(deps: Deps, contact_id: int) -> tuple[Contact, str, list[TimelineEnt
         session.expunge(contact)
     entries.sort(key=lambda e: e.at)
     return contact, tz, entries
+
+
+def enrollment_words(session: Session, enrollment: Enrollment, tz: str) -> list[str]:
+    """How an enrollment began and ended, naming the lead events that did it."""
+    campaign = session.get(CampaignRow, enrollment.campaign_id)
+    name = campaign.name if campaign else "?"
+    lines = [
+        f"enrollment {enrollment.id} in {name}: {_began(session, enrollment)}, "
+        f"{_local(enrollment.enrolled_at, tz)}"
+    ]
+    if enrollment.stopped_at is not None:
+        lines.append(
+            f"enrollment {enrollment.id} {_ended(session, enrollment)}, "
+            f"{_local(enrollment.stopped_at, tz)}"
+        )
+    return lines
+
+
+def enrollment_entries(session: Session, enrollment: Enrollment, name: str) -> list[TimelineEntry]:
+    """An enrollment's start and end as timeline entries."""
+    entries = [
+        TimelineEntry(enrollment.enrolled_at, "enrolled", f"{name}: {_began(session, enrollment)}")
+    ]
+    if enrollment.stopped_at is not None:
+        entries.append(
+            TimelineEntry(enrollment.stopped_at, "ended", f"{name}: {_ended(session, enrollment)}")
+        )
+    return entries
+
+
+def _began(session: Session, enrollment: Enrollment) -> str:
+    if enrollment.event_id is None:
+        return "enrolled"
+    event = describe_event(session, enrollment.event_id) or f"event {enrollment.event_id}"
+    return f"enrolled because {event}"
+
+
+def _ended(session: Session, enrollment: Enrollment) -> str:
+    status = enrollment.status.value
+    if enrollment.stop_event_id is not None:
+        event = describe_event(session, enrollment.stop_event_id)
+        said = event or f"event {enrollment.stop_event_id}"
+        if enrollment.stop_reason == "replaced":
+            return f"{status}: replaced by a higher-priority campaign of its group after {said}"
+        return f"{status}: ended by {said}"
+    return f"{status}: {enrollment.stop_reason or 'no reason recorded'}"
 
 
 def where_words(contact: Contact, zone: str, deps: Deps) -> str:

@@ -97,6 +97,10 @@ def upsert_contact(
         agent = repo.agent_by_phone(session, data.agent_phone)
         if agent is None:
             raise NotFoundError(f"agent: no agent texts from {data.agent_phone}; add one first")
+        if not agent.active:
+            raise ValidationError(
+                f"agent: {agent.first_name} is deactivated; choose an active agent"
+            )
         agent_id = agent.id
     existing = repo.contact_by_phone(session, data.phone) if data.phone else None
     if existing is None and data.email is not None:
@@ -244,14 +248,18 @@ def add_agent(deps: Deps, first_name: str, last_name: str, phone: str, now: date
 
 
 def find_contact(deps: Deps, ref: str) -> Contact:
-    """A contact by id or by phone number (any format)."""
+    """A contact by id, by the CRM's lead id (``external_id``) or by phone number (any format)."""
+    from drip.store.events import contact_by_ref
+
     with deps.sessions() as session:
         contact: Contact | None
         if ref.isdigit() and len(ref) < 10:
             contact = session.get(Contact, int(ref))
         else:
-            contact = repo.contact_by_phone(session, normalize_phone(ref))
+            contact = contact_by_ref(session, ref, None, None)
+            if contact is None:
+                contact = repo.contact_by_phone(session, normalize_phone(ref))
         if contact is None:
-            raise NotFoundError(f"no contact {ref!r} (give an id or a phone number)")
+            raise NotFoundError(f"no contact {ref!r} (give an id, a CRM id or a phone number)")
         session.expunge(contact)
         return contact

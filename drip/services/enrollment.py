@@ -131,6 +131,38 @@ def enroll_many(
     return total
 
 
+def enroll_in(
+    deps: Deps,
+    session: Session,
+    campaign_name: str,
+    contacts: Sequence[Contact],
+    now: datetime,
+    *,
+    loaded: tuple[CampaignRow, Campaign] | None = None,
+) -> dict[int, int]:
+    """Enroll ``contacts`` in ``session`` (the caller's transaction), set-based as
+    :func:`enroll_many`; ``{contact id: new enrollment id}`` (active ones are left alone).
+    ``loaded``: the campaign's row and value, when the caller has read them already."""
+    if not contacts:
+        return {}
+    row, campaign = loaded or load_campaign(deps, session, campaign_name)
+    planner = _Planner(deps.account.default_timezone, now)
+    members = [
+        store.Member(c.id, planner.group(campaign, c.timezone, c.phone))
+        for c in {c.id: c for c in contacts}.values()
+    ]
+    new, sends = store.enroll_members(
+        session,
+        campaign_id=row.id,
+        sender_role=campaign.sender,
+        now=now,
+        members=members,
+        plans=planner.plans,
+    )
+    log.info("enrolled_many", campaign=campaign.name, contacts=len(new), sends=sends)
+    return new
+
+
 class _Planner:
     """Zone groups and their planned steps, shared by every batch of one call.
 

@@ -20,25 +20,29 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import CampaignStatus, ConsentSource
 from drip.domain.triggers import (
     CampaignView,
-    ContactView,
     Decision,
     EnrollmentView,
     LeadEvent,
     decide,
 )
-from drip.errors import DripError
 from drip.services import assignment
 from drip.services.deps import Deps
-from drip.services.event_input import Invalid, ParsedEvent, parse_event
+from drip.services.event_apply import (
+    CRM_FIELDS,
+    PROFILE_FIELDS,
+    apply_fields,
+    contact_view,
+    end_enrollments,
+)
+from drip.services.event_input import ContactRef, Invalid, ParsedEvent, parse_event
+from drip.services.events_batch import BatchApplier
 from drip.store import events as store
-from drip.store import lifecycle as lifecycle_store
-from drip.store.models import Contact, Enrollment, ScheduledSend
+from drip.store.models import Contact, Enrollment
 
 log = structlog.get_logger("drip.events")
 
@@ -51,9 +55,6 @@ ACCEPTED, DUPLICATE, CONFLICT, INVALID, FAILED = (
     "invalid",
     "failed",
 )
-#: Fields of a contact a lead event sets, in the order they are applied.
-PROFILE_FIELDS = ("first_name", "last_name", "email", "state", "timezone")
-CRM_FIELDS = ("stage", "tags", "lead_source")
 DEFAULT_CONSENT_TEXT = "consent collected by the CRM (lead.created sms_consent: true)"
 
 
@@ -106,6 +107,7 @@ def ingest(
         seen = store.existing_events(session, (p.id for p in good))
         digests = {k: row.digest for k, row in seen.items()}
         rows: list[dict[str, Any]] = []
+        names = _Known(session, good)
         for p in good:
             known = digests.get(p.id)
             if known is not None:
@@ -113,7 +115,7 @@ def ingest(
                 why = "already received" if status == DUPLICATE else "id reused with another body"
                 outcomes[p.index] = Outcome(p.index, p.id, status, why, "id")
                 continue
-            problem = _reference_problem(session, p, stored)
+            problem = _reference_problem(names, p)
             if problem is not None:
                 outcomes[p.index] = Outcome(p.index, p.id, INVALID, problem[1], problem[0])
                 continue
@@ -130,44 +132,67 @@ def ingest(
                     "received_at": now,
                 }
             )
-        made = store.add_events(session, rows)
-    row_ids = {p.id: row.id for p, row in zip(stored, made, strict=True)}
-    for p in sorted(stored, key=lambda e: (e.occurred_at, e.index)):
-        try:
-            said = apply_event(deps, p, row_ids[p.id], now)
-            outcomes[p.index] = Outcome(p.index, p.id, ACCEPTED, said)
-        except (DripError, IntegrityError) as exc:
-            message = str(exc).splitlines()[0]
-            with deps.sessions.begin() as session:
-                store.mark_processed(session, row_ids[p.id], None, f"failed: {message}", now)
-            outcomes[p.index] = Outcome(p.index, p.id, FAILED, message)
+        row_ids = store.add_events(session, rows)
+
+    def told(p: ParsedEvent, status: str, said: str) -> None:
+        outcomes[p.index] = Outcome(p.index, p.id, status, said)
         if on_applied is not None:
             on_applied(1)
+
+    ordered = sorted(stored, key=lambda e: (e.occurred_at, e.index))
+    BatchApplier(deps, now, lambda p, row_id: apply_event(deps, p, row_id, now), told).apply(
+        [(p, row_ids[p.id]) for p in ordered]
+    )
     result = IngestResult([outcomes[i] for i in sorted(outcomes)])
     log.info("events_ingested", **dict(result.counts()))
     return result
 
 
-def _reference_problem(
-    session: Session, p: ParsedEvent, earlier: list[ParsedEvent]
-) -> tuple[str, str] | None:
+class _Known:
+    """The contacts and agents a batch names, read with one query per kind of identity."""
+
+    def __init__(self, session: Session, events: Sequence[ParsedEvent]) -> None:
+        refs = [p.contact for p in events]
+        self.session = session
+        self.keys = store.contact_keys(
+            session,
+            [r.external_id for r in refs if r.external_id],
+            [r.phone for r in refs if r.phone],
+            [r.email for r in refs if r.email],
+        )
+        self.agents: dict[str, bool] = {}
+
+    def names_someone(self, c: ContactRef) -> bool:
+        return bool(
+            (c.external_id and c.external_id in self.keys)
+            or (c.phone and c.phone in self.keys)
+            or (c.email and "@" + c.email.lower() in self.keys)
+        )
+
+    def created(self, c: ContactRef) -> None:
+        self.keys.update(k for k in (c.external_id, c.phone) if k)
+        if c.email:
+            self.keys.add("@" + c.email.lower())
+
+    def agent(self, ref: str) -> bool:
+        if ref not in self.agents:
+            self.agents[ref] = store.agent_by_ref(self.session, ref) is not None
+        return self.agents[ref]
+
+
+def _reference_problem(known: _Known, p: ParsedEvent) -> tuple[str, str] | None:
     """(field, message) when the event names nobody, or an agent that does not exist."""
-    if p.type not in {"agent.deactivated", "lead.created"}:
-        c = p.contact
-        if store.contact_by_ref(session, c.external_id, c.phone, c.email) is None and not any(
-            e.type == "lead.created" and e.contact.key == c.key for e in earlier
-        ):
-            return "contact", "names no contact (only lead.created makes one)"
+    if p.type not in {"agent.deactivated", "lead.created"} and not known.names_someone(p.contact):
+        return "contact", "names no contact (only lead.created makes one)"
     for name in ("agent", "to"):
         ref = p.data.get(name)
-        if (
-            isinstance(ref, str)
-            and ref not in assignment.SPREADS_AND_CONCIERGE
-            and store.agent_by_ref(session, ref) is None
-        ):
+        spread = ref in assignment.SPREADS_AND_CONCIERGE
+        if isinstance(ref, str) and not spread and not known.agent(ref):
             return f"data.{name}", f"no agent {ref!r}"
     if p.type == "lead.created" and p.data.get("sms_consent") and not p.contact.phone:
         return "data.phone", "sms_consent needs a phone"
+    if p.type == "lead.created":
+        known.created(p.contact)
     return None
 
 
@@ -175,7 +200,12 @@ def apply_event(deps: Deps, p: ParsedEvent, row_id: int, now: datetime) -> str:
     """Apply one stored event; what it did, in words (also kept on its inbox row)."""
     if p.type == "agent.deactivated":
         done = assignment.deactivate(
-            deps, str(p.data["agent"]), str(p.data["to"]), now, why=f"{p.type} {p.id}"
+            deps,
+            str(p.data["agent"]),
+            str(p.data["to"]),
+            now,
+            why=f"{p.type} {p.id}",
+            event_id=p.id,
         )
         with deps.sessions.begin() as session:
             store.mark_processed(session, row_id, None, done.message, now)
@@ -185,15 +215,20 @@ def apply_event(deps: Deps, p: ParsedEvent, row_id: int, now: datetime) -> str:
     with deps.sessions.begin() as session:
         contact = session.get(Contact, contact_id)
         assert contact is not None
-        notes.extend(_apply_fields(contact, p, now))
+        notes.extend(apply_fields(contact, p, now))
         if p.type == "lead.assigned":
             notes.append(
                 assignment.reassign_in(
-                    session, contact, str(p.data["agent"]), now, why=f"{p.type} {p.id}"
+                    session,
+                    contact,
+                    str(p.data["agent"]),
+                    now,
+                    why=f"{p.type} {p.id}",
+                    event_id=p.id,
                 ).message
             )
         decision = _decide(deps, session, contact, p, now)
-        notes.extend(_end(session, decision, p, now))
+        notes.extend(end_enrollments(session, decision, p, now))
     notes.extend(_enroll(deps, contact_id, decision, p, now))
     said = "; ".join(notes) or "no change"
     with deps.sessions.begin() as session:
@@ -242,34 +277,6 @@ def _contact_for(deps: Deps, p: ParsedEvent, now: datetime, notes: list[str]) ->
     return added.contact_id
 
 
-def _apply_fields(contact: Contact, p: ParsedEvent, now: datetime) -> list[str]:
-    """Set the fields the event gives, unless a newer event already set them."""
-    notes: list[str] = []
-    if p.contact.external_id and contact.external_id is None:
-        contact.external_id = p.contact.external_id
-    if p.type not in ("lead.created", "lead.updated"):
-        return notes
-    times = dict(contact.field_times or {})
-    stamp = p.occurred_at.isoformat()
-    changed = False
-    for name in (*PROFILE_FIELDS, *CRM_FIELDS):
-        if name not in p.data:
-            continue
-        if times.get(name, "") > stamp:
-            notes.append(f"{name} kept: a newer event set it")
-            continue
-        value = p.data[name]
-        if getattr(contact, name) != value:
-            setattr(contact, name, value)
-            notes.append(f"set {name} {' '.join(value) if isinstance(value, list) else value}")
-            changed = True
-        times[name] = stamp
-    contact.field_times = times
-    if changed:
-        contact.updated_at = now
-    return notes
-
-
 def _decide(
     deps: Deps, session: Session, contact: Contact, p: ParsedEvent, now: datetime
 ) -> Decision:
@@ -285,43 +292,9 @@ def _decide(
         EnrollmentView(e.id, name, e.status.value == "active", e.enrolled_at)
         for e, name in store.enrollments_of(session, contact.id)
     ]
-    view = ContactView(
-        {
-            "stage": contact.stage,
-            "lead_source": contact.lead_source,
-            "state": contact.state,
-            "timezone": contact.timezone,
-            "source": contact.source.value,
-        },
-        frozenset(contact.tags or ()),
+    return decide(
+        LeadEvent(p.id, p.type, p.data), contact_view(contact), campaigns, enrollments, now
     )
-    return decide(LeadEvent(p.id, p.type, p.data), view, campaigns, enrollments, now)
-
-
-def _end(session: Session, decision: Decision, p: ParsedEvent, now: datetime) -> list[str]:
-    notes: list[str] = []
-    for end in decision.end:
-        reason = f"exit {p.type} {p.id}" if end.why == "exit" else "replaced"
-        detail = (
-            f"ended by {p.type} {p.id}"
-            if end.why == "exit"
-            else f"replaced by {end.by} (event {p.id})"
-        )
-        lifecycle_store.cancel_pending(
-            session,
-            ScheduledSend.enrollment_id == end.enrollment_id,
-            now,
-            "exit" if end.why == "exit" else "replaced",
-            f"cancelled: the enrollment in {end.campaign} was {detail}",
-        )
-        lifecycle_store.stop_campaign_enrollments(
-            session, Enrollment.id == end.enrollment_id, now, reason
-        )
-        row = session.get(Enrollment, end.enrollment_id)
-        if row is not None:
-            row.stop_event_id = p.id
-        notes.append(f"left {end.campaign} ({detail})")
-    return notes
 
 
 def _enroll(
@@ -347,9 +320,10 @@ def describe_event(session: Session, event_id: str) -> str | None:
     if row is None:
         return None
     short = event_id if len(event_id) <= 8 else event_id[:6] + "…"
+    sets = row.type in ("lead.created", "lead.updated")
     what = ", ".join(
         f"set {k} {' '.join(v) if isinstance(v, list) else v}"
         for k, v in sorted(row.data.items())
-        if k in (*PROFILE_FIELDS, *CRM_FIELDS)
+        if sets and k in (*PROFILE_FIELDS, *CRM_FIELDS)
     ) or ", ".join(f"{k} {v}" for k, v in sorted(row.data.items()))
     return f"{row.type} {short}" + (f" {what}" if what else "")

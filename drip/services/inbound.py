@@ -46,6 +46,7 @@ from drip.services.consent import opt_out, restore
 from drip.services.contacts import send_now
 from drip.services.deps import Deps
 from drip.services.fire import FireResult
+from drip.store import agents as agents_store
 from drip.store import repository as repo
 from drip.store.models import Contact, Enrollment, Message, OrphanOptOut
 
@@ -166,8 +167,14 @@ def handle_inbound(
     )
     if reply is not None and result.contact_id is not None:
         kind, text = reply
-        # The reply comes from the number the contact texted, whoever their agent is.
-        sent = send_now(deps, result.contact_id, kind, text, now, sender_role=role, sender_phone=to)
+        # The reply comes from the number the contact texted, whoever their agent is, unless
+        # that number is a deactivated agent's (it sends nothing more): then from the
+        # contact's own sender, resolved at fire time.
+        with deps.sessions() as session:
+            pinned = None if to in agents_store.inactive_phones(session) else to
+        sent = send_now(
+            deps, result.contact_id, kind, text, now, sender_role=role, sender_phone=pinned
+        )
         result = InboundResult(
             result.action,
             classification,

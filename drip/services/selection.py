@@ -37,6 +37,8 @@ REASON_WORDS = {
     "source": "came in another way than the chosen source",
     "agent": "assigned to another agent",
     "name": "name does not match",
+    "stage": "in another CRM stage",
+    "tag": "without the chosen tag",
     "no_consent": "no SMS consent recorded (--textable)",
     "opted_out": "opted out of texts (--textable)",
     "cannot_be_texted": "text status cannot_be_texted (--textable)",
@@ -58,6 +60,8 @@ class ContactFilters:
     textable: bool | None = None
     not_enrolled: bool = False
     phones: tuple[str, ...] | None = None
+    stage: str | None = None
+    tag: str | None = None
 
     def describe(self) -> str:
         parts = [
@@ -67,6 +71,8 @@ class ContactFilters:
                 ("source", self.source.value if self.source else None),
                 ("agent", self.agent),
                 ("name", self.name),
+                ("stage", self.stage),
+                ("tag", self.tag),
                 ("textable", None if self.textable is None else ("yes" if self.textable else "no")),
                 ("not_enrolled", "yes" if self.not_enrolled else None),
                 ("file", f"{len(self.phones)} phones" if self.phones is not None else None),
@@ -199,6 +205,10 @@ def _needed(filters: ContactFilters) -> set[str]:
         needed |= {"first_name", "last_name"}
     if filters.textable is not None:
         needed |= {"sms_consent_at", "sms_opted_out_at", "text_status"}
+    if filters.stage is not None:
+        needed.add("stage")
+    if filters.tag is not None:
+        needed.add("tags")
     return needed
 
 
@@ -208,6 +218,27 @@ def _textable(r: Any) -> bool:
         and r.sms_opted_out_at is None
         and r.text_status == TextStatus.TEXTABLE
     )
+
+
+def _excluded_by(
+    r: Any, filters: ContactFilters, state: str | None, agent: str | None, name: str | None
+) -> str | None:
+    """The first filter a contact row fails, or None."""
+    if state is not None and resolve_state(r.state, r.phone) != state:
+        return "state"
+    if filters.source is not None and r.source != filters.source:
+        return "source"
+    if agent is not None and r.agent_phone != agent:
+        return "agent"
+    if name is not None and name not in f"{r.first_name} {r.last_name}".casefold():
+        return "name"
+    if filters.stage is not None and r.stage != filters.stage:
+        return "stage"
+    if filters.tag is not None and filters.tag not in (r.tags or ()):
+        return "tag"
+    if filters.textable is not None and (textable := _textable(r)) != filters.textable:
+        return "textable" if textable else _why_not_textable(r)
+    return None
 
 
 def select_contacts(
@@ -251,21 +282,13 @@ def select_contacts(
                     continue  # outside the file: not considered at all
                 seen_phones.add(str(r.phone))
             considered += 1
-            reason = None
-            if state is not None and resolve_state(r.state, r.phone) != state:
-                reason = "state"
-            elif filters.source is not None and r.source != filters.source:
-                reason = "source"
-            elif agent is not None and r.agent_phone != agent:
-                reason = "agent"
-            elif name is not None and name not in f"{r.first_name} {r.last_name}".casefold():
-                reason = "name"
-            elif filters.textable is not None and (textable := _textable(r)) != filters.textable:
-                reason = "textable" if textable else _why_not_textable(r)
-            elif filters.not_enrolled and r.id in enrolled:
-                reason = "enrolled"
-            elif r.id in active_here:
-                reason = "already_active"
+            reason = _excluded_by(r, filters, state, agent, name) or (
+                "enrolled"
+                if filters.not_enrolled and r.id in enrolled
+                else "already_active"
+                if r.id in active_here
+                else None
+            )
             if reason is not None:
                 excluded[reason] += 1
                 continue

@@ -524,3 +524,20 @@ class SendTallyDelta(Base):
     metric: Mapped[str] = mapped_column(String(32))
     code: Mapped[str] = mapped_column(String(CODE))
     n: Mapped[int] = mapped_column(BigInteger)
+
+
+class AssignmentChange(Base):
+    """One contact moved from one agent to another (None: the concierge). Append-only."""
+
+    __tablename__ = "assignment_changes"
+    __table_args__ = (Index("ix_assignment_changes_contact_id_at", "contact_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    from_agent_id: Mapped[int | None] = mapped_column(Integer)
+    to_agent_id: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: Who or what moved it: ``operator``, ``lead.assigned e7``, ``agent.deactivated e9``.
+    why: Mapped[str] = mapped_column(Text)
+    #: The lead event that moved it, when an event did.
+    event_id: Mapped[str | None] = mapped_column(String(EXTERNAL_ID))

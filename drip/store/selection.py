@@ -44,6 +44,8 @@ _COLUMNS: dict[str, Any] = {
     "text_status": Contact.text_status,
     "email_opted_out": Contact.email_opted_out,
     "created_at": Contact.created_at,
+    "stage": Contact.stage,
+    "tags": Contact.tags,
     "agent_phone": Agent.phone.label("agent_phone"),
 }
 

@@ -146,7 +146,7 @@ RULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "imported consent's confirmation goes through the send pipeline",
         ("c3_imported_consent_at_night.yaml",),
     ),
-    # --- SPEC §9 and §10 (the rules with a scenario so far; see the issue-22 report) ---
+    # --- SPEC §9 and §10 ---
     "9.trigger_lead_created": (
         "a lead.created trigger with where lead_source enrolls the contact",
         ("events_new_lead_by_source.yaml",),
@@ -162,6 +162,38 @@ RULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "10.reassignment": (
         "pending texts come from the new agent, whose first text carries the footer",
         ("events_reassigned_lead_new_agent_footer.yaml",),
+    ),
+    "9.group_priority": (
+        "at most one active enrollment per group; a higher priority replaces a lower one",
+        ("events_group_priority_replaces.yaml",),
+    ),
+    "9.cooldown": (
+        "a trigger with a cooldown enrolls the contact again only after it (reenroll true)",
+        ("events_activity_cooldown.yaml",),
+    ),
+    "9.paused_trigger_held": (
+        "a trigger of a paused campaign enrolls held; the held sends go after the resume",
+        ("events_paused_campaign_trigger_held.yaml",),
+    ),
+    "10.two_way_not_carried": (
+        "two-way with the old agent does not carry over: the new agent's first text has the footer",
+        ("events_reassigned_two_way_not_carried.yaml",),
+    ),
+    "10.opt_out_stays": (
+        "opt-outs cover every sender and stay after reassignment",
+        ("events_reassigned_opt_out_stays.yaml",),
+    ),
+    "10.deactivation_round_robin": (
+        "deactivation moves the agent's contacts to the active agents in turn",
+        ("events_agent_deactivated_round_robin.yaml",),
+    ),
+    "10.deactivation_concierge": (
+        "deactivation to the concierge: the old number sends nothing more",
+        ("events_agent_deactivated_concierge.yaml",),
+    ),
+    "10.stop_to_old_number": (
+        "a STOP to a deactivated agent's number is honoured; the old number sends nothing",
+        ("events_stop_to_old_number.yaml",),
     ),
     # --- SPEC §13 (frequency cap, step expiry; the rest comes later) ---
     "13.frequency_cap": (
@@ -202,6 +234,19 @@ NOT_REPLAYABLE: dict[str, tuple[str, str, str]] = {
         "an optional daily segment cap for the brand",
         "the cap is a fixed window of the wall clock (limits), not of virtual time",
         "tests/unit/test_pacing.py::test_the_brands_daily_cap_comes_from_limits",
+    ),
+    "9.older_event_kept": (
+        "an event older than one already applied to a field does not move it back",
+        "a scenario's lead events occur when they are applied; an older occurred_at "
+        "arriving later needs the producer's own time",
+        "tests/integration/test_web_events.py::"
+        "test_an_older_event_does_not_move_a_field_back_and_an_exit_ends_the_plan",
+    ),
+    "9.explain_names_event": (
+        "drip explain shows the event that enrolled and the one that ended an enrollment",
+        "a command, not a message",
+        "tests/integration/test_web_events.py::"
+        "test_explain_and_history_name_the_events_that_enrolled_and_ended",
     ),
     "4a.explain_names_rule": (
         "drip explain names the rule and its source",

@@ -34,6 +34,8 @@ KEYS = (
     "import_vs_copy",
     "cli_start_vs_python",
     "replay_suite_s_per_scenario",
+    "events_vs_copy",
+    "post_events_per_s",
 )
 RAW = (
     "schedule_drip_steps_per_s",
@@ -55,6 +57,7 @@ RAW = (
     "python_import_sqlalchemy_s",
     "replay_suite_s",
     "replay_seed_s",
+    "events_ingest_per_s",
 )
 
 

@@ -136,7 +136,8 @@ def test_history_tells_the_whole_story_in_order(world: World) -> None:
     assert lines[0].startswith("consent: consent given via registration: Yes, text me")
     assert lines[1].startswith("message_out: -> opt_in_confirmation sms from +16175550100")
     assert lines[2].startswith("message_out: -> manual sms from +16175550100 (queued) [footer]:")
-    assert lines[3].startswith("message_out: -> campaign sms from +16175550100 (queued): Hi Dana")
+    assert lines[3] == "enrolled: smart-drip-new-lead: enrolled"
+    assert lines[4].startswith("message_out: -> campaign sms from +16175550100 (queued): Hi Dana")
     assert "message_in: <- STOP" in lines
     assert any(line.startswith("consent: consent revoked_keyword via keyword") for line in lines)
     assert any("opt_out_confirmation" in line for line in lines)

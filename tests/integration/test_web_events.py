@@ -11,7 +11,7 @@ from test_web_support import API_TOKEN, Web, open_web
 
 from drip.campaigns.loader import load_campaigns
 from drip.services.sync import sync_campaigns
-from drip.store.models import Contact, Enrollment, InboxEvent
+from drip.store.models import Contact, Enrollment, InboxEvent, ScheduledSend
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 REPO = Path(__file__).resolve().parents[2]
@@ -111,3 +111,108 @@ def test_an_older_event_does_not_move_a_field_back_and_an_exit_ends_the_plan(web
         assert enrollment.status.value == "stopped"
         assert enrollment.stop_event_id == "e7"
         assert enrollment.stop_reason == "exit deal.stage e7"
+
+
+def test_explain_and_history_name_the_events_that_enrolled_and_ended(web: Web) -> None:
+    """drip explain of a triggered send says which event enrolled it; history says which ended it."""
+    from drip.services.audit import explain, history
+
+    created_event = created()
+    created_event["id"] = "9f3a2c71-created"
+    assert web.client.post("/events", json=created_event, headers=AUTH).status_code == 202
+    closed = event("7c0d-closed", "deal.stage", {"stage": "closed"}, at="2026-03-03T17:00:00Z")
+    assert web.client.post("/events", json=closed, headers=AUTH).status_code == 202
+    with web.deps.sessions() as session:
+        contact = session.query(Contact).filter_by(external_id="crm-1").one()
+        send_id = (
+            session.query(ScheduledSend)
+            .filter(ScheduledSend.enrollment_id.isnot(None))
+            .order_by(ScheduledSend.id)
+            .first()
+            .id
+        )
+    text = "\n".join(explain(web.deps, send_id))
+    assert (
+        "in new-lead-online: enrolled because lead.created 9f3a2c… "
+        "set first_name Dana, set lead_source website" in text
+    )
+    assert "stopped: ended by deal.stage 7c0d-c… stage closed" in text
+    from drip.services.contacts import find_contact
+
+    assert find_contact(web.deps, "crm-1").id == contact.id  # drip history crm-1
+    _, _, entries = history(web.deps, contact.id)
+    said = [f"{e.what}: {e.text}" for e in entries]
+    assert "ended: new-lead-online: stopped: ended by deal.stage 7c0d-c… stage closed" in said
+
+
+def test_a_batch_of_updates_enrolls_set_based_each_enrollment_with_its_event(web: Web) -> None:
+    """500 events in one POST: every other lead archived enrolls once, with its event's id;
+    a second archive event of a lead in the same batch does not enroll it again."""
+    leads = [
+        event(
+            f"c{n}",
+            "lead.created",
+            {"first_name": f"L{n}", "lead_source": "referral"},
+            contact={"external_id": f"crm-{n}", "phone": f"+1617555{n:04d}"},
+        )
+        for n in range(300)
+    ]
+    assert web.client.post("/events", json=leads, headers=AUTH).status_code == 202
+    updates = [
+        event(
+            f"u{n}",
+            "lead.updated",
+            {"stage": "archive" if n % 2 == 0 else "nurture"},
+            contact={"external_id": f"crm-{n}"},
+            at="2026-03-02T16:00:00Z",
+        )
+        for n in range(300)
+    ] + [
+        event(
+            f"v{n}",
+            "lead.updated",
+            {"stage": "archive", "tags": ["again"]},
+            contact={"external_id": f"crm-{n}"},
+            at="2026-03-02T17:00:00Z",
+        )
+        for n in range(0, 400, 2)
+        if n < 300
+    ]
+    answer = web.client.post("/events", json=updates[:500], headers=AUTH)
+    assert answer.status_code == 202, answer.json
+    assert {e["status"] for e in answer.json["events"]} == {"accepted"}
+    with web.deps.sessions() as session:
+        rows = (
+            session.query(Enrollment.event_id, Contact.external_id)
+            .join(Contact, Contact.id == Enrollment.contact_id)
+            .filter(Enrollment.event_id.like("u%"))
+            .all()
+        )
+        assert sorted(rows) == sorted((f"u{n}", f"crm-{n}") for n in range(0, 300, 2))
+        assert session.query(Enrollment).filter(Enrollment.event_id.like("v%")).count() == 0
+        assert session.query(InboxEvent).filter(InboxEvent.processed_at.is_(None)).count() == 0
+        tagged = session.query(Contact).filter_by(external_id="crm-0").one()
+        assert (tagged.stage, tagged.tags) == ("archive", ["again"])
+
+
+def test_contacts_are_selected_by_the_stage_and_tags_events_set(web: Web) -> None:
+    """select_contacts with stage or tag keeps only the contacts the CRM's events put there."""
+    from drip.services.selection import ContactFilters, select_contacts
+
+    batch = [
+        event(
+            f"s{n}",
+            "lead.created",
+            {"first_name": f"L{n}", "stage": "hot" if n < 2 else "cold", "tags": [f"t{n}", "all"]},
+            contact={"external_id": f"crm-{n}", "phone": f"+1617555{n:04d}"},
+        )
+        for n in range(4)
+    ]
+    assert web.client.post("/events", json=batch, headers=AUTH).status_code == 202
+    hot = select_contacts(web.deps, ContactFilters(stage="hot"))
+    assert sorted(c.first_name for c in hot.contacts) == ["L0", "L1"]
+    assert dict(hot.excluded) == {"stage": 2}
+    tagged = select_contacts(web.deps, ContactFilters(tag="t3"), summaries=False)
+    assert len(tagged.ids) == 1
+    both = select_contacts(web.deps, ContactFilters(stage="cold", tag="all"))
+    assert sorted(c.first_name for c in both.contacts) == ["L2", "L3"]

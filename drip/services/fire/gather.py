@@ -16,13 +16,14 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from drip.domain.campaign import Campaign
-from drip.domain.enums import Channel
+from drip.domain.enums import Channel, SenderRole
 from drip.domain.frequency import lookback
 from drip.domain.policy import DAY, ContactState, ConversationState
 from drip.domain.zones import resolve_states, resolve_timezone
 from drip.services import fire_checks
 from drip.services.deps import Deps
 from drip.services.senders import Sender, resolve_sender
+from drip.store import agents as agents_store
 from drip.store import fire_gather
 from drip.store import repository as repo
 from drip.store.fire_gather import FireContact, FireSend
@@ -118,6 +119,8 @@ def gather(
         except Exception as exc:  # a stored definition current code rejects: fail its sends only
             broken[cid] = f"failed: stored campaign {name!r} is invalid ({exc}); run drip sync"
     prepared: list[Prepared] = []
+    # A deactivated agent's number sends nothing more, even as the account's default agent.
+    gone = agents_store.inactive_phones(session)
     for g in gathered:
         send = g.send
         sender = resolve_sender(
@@ -127,6 +130,10 @@ def gather(
             send.sender_phone,
             compliance=send.kind.is_compliance,
         )
+        if sender is not None and sender.phone in gone:
+            sender = resolve_sender(
+                SenderRole.CONCIERGE, None, deps.account, compliance=send.kind.is_compliance
+            )
         campaign = campaigns.get(send.campaign_id) if send.campaign_id else None
         problem = broken.get(send.campaign_id) if send.campaign_id else None
         prepared.append(Prepared(send, g.contact, campaign, sender, g.enrollment_active, problem))

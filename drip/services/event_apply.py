@@ -1,0 +1,90 @@
+"""Applying one lead event to its contact: the fields it sets, and the enrollments it ends.
+
+Shared by the one-at-a-time path (:mod:`drip.services.events`) and the batch
+path (:mod:`drip.services.events_batch`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from drip.domain.triggers import ContactView, Decision
+from drip.services.event_input import ParsedEvent
+from drip.store import lifecycle as lifecycle_store
+from drip.store.models import Contact, Enrollment, ScheduledSend
+
+#: Fields of a contact a lead event sets, in the order they are applied.
+PROFILE_FIELDS = ("first_name", "last_name", "email", "state", "timezone")
+CRM_FIELDS = ("stage", "tags", "lead_source")
+
+
+def apply_fields(contact: Contact, p: ParsedEvent, now: datetime) -> list[str]:
+    """Set the fields the event gives, unless a newer event already set them."""
+    notes: list[str] = []
+    if p.contact.external_id and contact.external_id is None:
+        contact.external_id = p.contact.external_id
+    if p.type not in ("lead.created", "lead.updated"):
+        return notes
+    times = dict(contact.field_times or {})
+    stamp = p.occurred_at.isoformat()
+    changed = False
+    for name in (*PROFILE_FIELDS, *CRM_FIELDS):
+        if name not in p.data:
+            continue
+        if times.get(name, "") > stamp:
+            notes.append(f"{name} kept: a newer event set it")
+            continue
+        value = p.data[name]
+        if getattr(contact, name) != value:
+            setattr(contact, name, value)
+            notes.append(f"set {name} {' '.join(value) if isinstance(value, list) else value}")
+            changed = True
+        times[name] = stamp
+    contact.field_times = times
+    if changed:
+        contact.updated_at = now
+    return notes
+
+
+def contact_view(contact: Contact) -> ContactView:
+    """The contact's fields that triggers' and exits' ``where`` read."""
+    return ContactView(
+        {
+            "stage": contact.stage,
+            "lead_source": contact.lead_source,
+            "state": contact.state,
+            "timezone": contact.timezone,
+            "source": contact.source.value,
+        },
+        frozenset(contact.tags or ()),
+    )
+
+
+def end_enrollments(
+    session: Session, decision: Decision, p: ParsedEvent, now: datetime
+) -> list[str]:
+    notes: list[str] = []
+    for end in decision.end:
+        reason = f"exit {p.type} {p.id}" if end.why == "exit" else "replaced"
+        detail = (
+            f"ended by {p.type} {p.id}"
+            if end.why == "exit"
+            else f"replaced by {end.by} (event {p.id})"
+        )
+        lifecycle_store.cancel_pending(
+            session,
+            ScheduledSend.enrollment_id == end.enrollment_id,
+            now,
+            "exit" if end.why == "exit" else "replaced",
+            f"cancelled: the enrollment in {end.campaign} was {detail}",
+        )
+        lifecycle_store.stop_campaign_enrollments(
+            session, Enrollment.id == end.enrollment_id, now, reason
+        )
+        row = session.get(Enrollment, end.enrollment_id)
+        if row is not None:
+            row.stop_event_id = p.id
+        notes.append(f"left {end.campaign} ({detail})")
+    return notes

@@ -1,0 +1,255 @@
+"""Applying a stored batch of lead events in one transaction per run of ordinary events.
+
+:func:`drip.services.events.ingest` hands each stored batch here, in
+``occurred_at`` order. Events about a known contact (``lead.updated``,
+``lead.activity``, ``lead.assigned``, ``contact.touched``, ``appointment.set``,
+``deal.stage``) are applied together: the batch's contacts and their
+enrollments are read with one query each, each event updates its contact and
+is decided against the campaigns' triggers and exits (read once per batch),
+exits end enrollments in place, and the enrollments the triggers ask for are
+written set-based per campaign when the run is flushed, with the events'
+ids, in the same transaction as the fields and the inbox rows' outcomes.
+
+An event that makes or finds a contact (``lead.created``) or moves many
+(``agent.deactivated``) ends the run and is applied alone; an event for a
+contact the run has just enrolled (so that its decision sees that
+enrollment) has the run's enrollments written first, in the same
+transaction. When a run fails, it is rolled back and its events are applied
+one at a time, each failing alone, as before.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from drip.domain.campaign import Campaign
+from drip.domain.enums import CampaignStatus, EnrollmentStatus
+from drip.domain.triggers import (
+    CampaignView,
+    Decision,
+    Enroll,
+    EnrollmentView,
+    LeadEvent,
+    decide,
+)
+from drip.errors import DripError
+from drip.services import assignment
+from drip.services.deps import Deps
+from drip.services.event_apply import apply_fields, contact_view, end_enrollments
+from drip.services.event_input import ParsedEvent
+from drip.store import events as store
+from drip.store.models import Campaign as CampaignRow
+from drip.store.models import Contact
+
+log = structlog.get_logger("drip.events")
+
+#: Event types applied alone (they make contacts, or move many).
+ALONE = frozenset({"lead.created", "agent.deactivated"})
+
+Apply = Callable[[ParsedEvent, int], str]
+Told = Callable[[ParsedEvent, str, str], None]
+
+
+@dataclass(slots=True)
+class _Run:
+    """The events applied in the open transaction, not yet committed."""
+
+    events: list[tuple[ParsedEvent, int, Contact]] = field(default_factory=list)
+    notes: dict[int, list[str]] = field(default_factory=dict)
+    enroll: dict[str, list[tuple[Contact, ParsedEvent, Enroll]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    enrolled: set[int] = field(default_factory=set)
+
+
+class BatchApplier:
+    """Applies one stored batch; ``alone`` applies one event by itself (the old path)."""
+
+    def __init__(self, deps: Deps, now: datetime, alone: Apply, told: Told) -> None:
+        self.deps, self.now, self.alone, self.told = deps, now, alone, told
+        self.campaigns: list[CampaignView] = []
+        self.loaded: dict[str, tuple[CampaignRow, Campaign]] = {}
+
+    def apply(self, events: Sequence[tuple[ParsedEvent, int]]) -> None:
+        """Apply ``events`` ((event, inbox row id), in ``occurred_at`` order)."""
+        pending: list[tuple[ParsedEvent, int]] = []
+        for p, row_id in events:
+            if p.type in ALONE:
+                self._run(pending)
+                pending = []
+                self._alone(p, row_id)
+            else:
+                pending.append((p, row_id))
+        self._run(pending)
+
+    def _alone(self, p: ParsedEvent, row_id: int) -> None:
+        try:
+            self.told(p, "accepted", self.alone(p, row_id))
+        except (DripError, IntegrityError) as exc:
+            message = str(exc).splitlines()[0]
+            with self.deps.sessions.begin() as session:
+                store.mark_processed(session, row_id, None, f"failed: {message}", self.now)
+            self.told(p, "failed", message)
+
+    def _run(self, events: list[tuple[ParsedEvent, int]]) -> None:
+        """Apply ``events`` in one transaction; one at a time when that fails."""
+        if not events:
+            return
+        try:
+            with self.deps.sessions.begin() as session:
+                run = self._apply_run(session, events)
+                self._write_enrollments(session, run, {})
+                store.mark_processed_many(
+                    session,
+                    [
+                        (row_id, contact.id, "; ".join(run.notes[p.index]) or "no change")
+                        for p, row_id, contact in run.events
+                    ],
+                    self.now,
+                )
+        except (DripError, IntegrityError) as exc:
+            log.warning("event_run_failed", events=len(events), error=str(exc)[:200])
+            for p, row_id in events:
+                self._alone(p, row_id)
+            return
+        for p, _, _ in run.events:
+            self.told(p, "accepted", "; ".join(run.notes[p.index]) or "no change")
+
+    def _apply_run(self, session: Session, events: list[tuple[ParsedEvent, int]]) -> _Run:
+        """Apply every event of the run in ``session``."""
+        refs = [p.contact for p, _ in events]
+        contacts = store.contacts_by_refs(
+            session,
+            [r.external_id for r in refs if r.external_id],
+            [r.phone for r in refs if r.phone],
+            [r.email for r in refs if r.email],
+        )
+        # Detached: their fields are written back for the whole run by one statement.
+        for c in contacts:
+            session.expunge(c)
+        by_ext = {c.external_id: c for c in contacts if c.external_id}
+        by_phone = {c.phone: c for c in contacts if c.phone}
+        by_email: dict[str, Contact] = {}
+        for c in contacts:  # the lowest id first, as contact_by_ref
+            if c.email:
+                by_email.setdefault(c.email.lower(), c)
+        history = store.enrollments_of_many(session, [c.id for c in contacts])
+        views = {
+            cid: [
+                EnrollmentView(e.id, name, e.status is EnrollmentStatus.ACTIVE, e.enrolled_at)
+                for e, name in rows
+            ]
+            for cid, rows in history.items()
+        }
+        self.campaigns, self.loaded = _campaigns(self.deps, session)
+        run = _Run()
+        for p, row_id in events:
+            r = p.contact
+            contact = (
+                (by_ext.get(r.external_id) if r.external_id else None)
+                or (by_phone.get(r.phone) if r.phone else None)
+                or (by_email.get(r.email.lower()) if r.email else None)
+            )
+            if contact is None:
+                raise DripError(f"event {p.id} names no contact")
+            if contact.id in run.enrolled:
+                # Its decision must see the enrollments the run made: write them now.
+                self._write_enrollments(session, run, views)
+            run.events.append((p, row_id, contact))
+            run.notes[p.index], decision = self._apply_one(session, contact, p, views)
+            for wanted in decision.enroll:
+                run.enroll[wanted.campaign].append((contact, p, wanted))
+                run.enrolled.add(contact.id)
+        store.write_contacts(session, list({c.id: c for _, _, c in run.events}.values()))
+        return run
+
+    def _apply_one(
+        self,
+        session: Session,
+        contact: Contact,
+        p: ParsedEvent,
+        views: dict[int, list[EnrollmentView]],
+    ) -> tuple[list[str], Decision]:
+        notes = apply_fields(contact, p, self.now)
+        if p.type == "lead.assigned":
+            notes.append(
+                assignment.reassign_in(
+                    session,
+                    contact,
+                    str(p.data["agent"]),
+                    self.now,
+                    why=f"{p.type} {p.id}",
+                    event_id=p.id,
+                ).message
+            )
+        mine = views.setdefault(contact.id, [])
+        decision = (
+            decide(
+                LeadEvent(p.id, p.type, p.data),
+                contact_view(contact),
+                self.campaigns,
+                mine,
+                self.now,
+            )
+            if self.campaigns
+            else Decision()
+        )
+        if decision.end:
+            notes.extend(end_enrollments(session, decision, p, self.now))
+            ended = {e.enrollment_id for e in decision.end}
+            mine[:] = [
+                EnrollmentView(v.id, v.campaign, False, v.enrolled_at) if v.id in ended else v
+                for v in mine
+            ]
+        return notes, decision
+
+    def _write_enrollments(
+        self, session: Session, run: _Run, views: dict[int, list[EnrollmentView]]
+    ) -> None:
+        """Write the enrollments the run's triggers asked for (set-based per campaign), each
+        with its event's id, and add them to ``views``."""
+        from drip.services.enrollment import enroll_in
+
+        pairs: list[tuple[int, str]] = []
+        for name, wanted in run.enroll.items():
+            new = enroll_in(
+                self.deps,
+                session,
+                name,
+                [c for c, _, _ in wanted],
+                self.now,
+                loaded=self.loaded.get(name),
+            )
+            for contact, p, e in wanted:
+                enrollment_id = new.get(contact.id)
+                if enrollment_id is not None:
+                    pairs.append((enrollment_id, p.id))
+                    run.notes[p.index].append(f"enrolled in {name} ({e.rule.describe()})")
+                    views.setdefault(contact.id, []).append(
+                        EnrollmentView(enrollment_id, name, True, self.now)
+                    )
+        store.set_enrollment_events(session, pairs)
+        run.enroll.clear()
+        run.enrolled.clear()
+
+
+def _campaigns(
+    deps: Deps, session: Session
+) -> tuple[list[CampaignView], dict[str, tuple[CampaignRow, Campaign]]]:
+    """The campaigns with triggers or exits, as views for ``decide`` and loaded by name."""
+    views: list[CampaignView] = []
+    loaded: dict[str, tuple[CampaignRow, Campaign]] = {}
+    for row in store.automated_campaigns(session):
+        value = deps.campaigns.get(row.id, row.version, row.definition)
+        views.append(
+            CampaignView(row.name, value.automation, row.status is CampaignStatus.ARCHIVED)
+        )
+        loaded[row.name] = (row, value)
+    return views, loaded
