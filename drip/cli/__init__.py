@@ -63,6 +63,7 @@ COMMANDS: dict[str, str] = {
     "contacts": "drip.cli.contacts:contacts",
     "bulk": "drip.cli.texts:bulk",
     "events": "drip.cli.events:events",
+    "enrollments": "drip.cli.enrollments:enrollments",
 }
 
 

@@ -11,7 +11,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from drip.errors import DripError
-from drip.services import callbacks, carrier, reconcile
+from drip.services import callbacks, carrier, pausing, reconcile
 from drip.services.deps import Deps
 from drip.services.fire import FireResult, count_outcomes, fire_batch
 from drip.store import claims
@@ -36,7 +36,8 @@ RECONCILE_MIN_AGE = timedelta(seconds=30)
 
 def recover(deps: Deps, now: datetime) -> list[int]:
     """Settle what lost workers left: ``sending`` too long becomes ``unknown`` (never resent),
-    then unknown sends are reconciled with the provider and kept callbacks applied.
+    then unknown sends are reconciled with the provider and kept callbacks applied, and
+    paused enrollments whose quiet period ran out are resumed (time-driven work).
 
     Returns the ids that became ``unknown`` in this call.
     """
@@ -50,6 +51,7 @@ def recover(deps: Deps, now: datetime) -> list[int]:
             reason="sending started but no result was recorded; not resent (at most once)",
         )
     _settle(deps, now)
+    pausing.resume_due(deps, now)
     return unknown
 
 

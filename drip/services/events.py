@@ -33,7 +33,7 @@ from drip.domain.triggers import (
     decide,
 )
 from drip.errors import DripError
-from drip.services import assignment
+from drip.services import assignment, pausing
 from drip.services.deps import Deps
 from drip.services.event_input import Invalid, ParsedEvent, parse_event
 from drip.store import events as store
@@ -192,6 +192,8 @@ def apply_event(deps: Deps, p: ParsedEvent, row_id: int, now: datetime) -> str:
                     session, contact, str(p.data["agent"]), now, why=f"{p.type} {p.id}"
                 ).message
             )
+        if p.type == "contact.touched":  # a call or email logged: as a reply, for on_reply
+            notes.extend(pausing.touched(deps, session, contact.id, now))
         decision = _decide(deps, session, contact, p, now)
         notes.extend(_end(session, decision, p, now))
     notes.extend(_enroll(deps, contact_id, decision, p, now))

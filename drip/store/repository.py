@@ -357,12 +357,15 @@ def next_due_at(session: Session) -> datetime | None:
     Sends of a paused campaign are held (SPEC §8), so they do not count.
     """
     from drip.store.claims import not_held
+    from drip.store.pausing import next_resume_at
 
-    return session.scalar(
+    due = session.scalar(
         select(func.min(ScheduledSend.due_at)).where(
             ScheduledSend.state == SendState.PENDING, not_held()
         )
     )
+    resume = next_resume_at(session)  # a paused enrollment's automatic resume is due work too
+    return min((t for t in (due, resume) if t is not None), default=None)
 
 
 def message_by_sid(session: Session, sid: str) -> Message | None:
