@@ -68,6 +68,7 @@ from drip.campaigns.rules_file import (
     send_window,
     state_rule_rows,
 )
+from drip.campaigns.webhooks_file import read_webhooks
 from drip.campaigns.yamlsource import YamlSource, is_null
 from drip.domain.account import AccountSettings, AgentProfile
 from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, TEMPLATE_VARIABLES, template_problems
@@ -96,6 +97,7 @@ ACCOUNT_FIELDS = (
     "keywords",
     "blackouts",
     "senders",
+    "webhooks",
 )
 SENDERS_FIELDS = ("default", "numbers", "daily_segments")
 AGENT_FIELDS = ("first_name", "last_name", "phone")
@@ -242,6 +244,7 @@ def parse_account(source: YamlSource) -> AccountSettings | None:
     _read_inbound_fields(source, read)
     read("blackouts", lambda n: read_blackouts(source, n))
     read("senders", lambda n: _senders(source, n))
+    read("webhooks", lambda n: read_webhooks(source, n))
 
     if source.error_count > before:
         return None

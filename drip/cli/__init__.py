@@ -64,6 +64,7 @@ COMMANDS: dict[str, str] = {
     "bulk": "drip.cli.texts:bulk",
     "events": "drip.cli.events:events",
     "enrollments": "drip.cli.enrollments:enrollments",
+    "webhooks": "drip.cli.webhooks:webhooks",
 }
 
 

@@ -25,6 +25,31 @@ DEFAULT_RESUBSCRIBE = (
 )
 
 
+#: The event types drip posts to the account's webhooks (see docs/operations.md).
+WEBHOOK_EVENTS = (
+    "reply.received",
+    "contact.opted_out",
+    "contact.opted_in",
+    "contact.erased",
+    "send.sent",
+    "send.delivered",
+    "send.failed",
+    "send.skipped",
+    "enrollment.started",
+    "enrollment.ended",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    """One receiver of drip's events: where, which types, and the variable holding its secret."""
+
+    name: str
+    url: str
+    events: frozenset[str]
+    secret_env: str
+
+
 @dataclass(frozen=True, slots=True)
 class AgentProfile:
     """An agent texts from their own number and signs with their name."""
@@ -75,3 +100,10 @@ class AccountSettings:
     #: Sender throughput and the brand's daily cap (SPEC §4a). Without a ``senders:``
     #: section every number sends at the US long code's 1 segment/s (a carrier fact).
     senders: Senders = field(default_factory=Senders)
+    #: Where drip posts its events (``webhooks:``), signed with each one's secret.
+    webhooks: tuple[WebhookTarget, ...] = ()
+
+    @property
+    def webhook_events(self) -> frozenset[str]:
+        """Every event type some webhook wants."""
+        return frozenset().union(*(w.events for w in self.webhooks))

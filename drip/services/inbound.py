@@ -46,6 +46,7 @@ from drip.services.contacts import send_now
 from drip.services.deps import Deps
 from drip.services.fire import FireResult
 from drip.services.pausing import on_reply
+from drip.store import outbox
 from drip.store import repository as repo
 from drip.store.models import Contact, Message, OrphanOptOut
 
@@ -249,6 +250,20 @@ def _apply(
     first = conversation.two_way_at is None
     if first:
         conversation.two_way_at = now
+    outbox.append(
+        session,
+        "reply.received",
+        contact.id,
+        {
+            "text": body,
+            "contact": outbox.contact_doc(contact),
+            "from": contact.phone,
+            "to": to,
+            "agent": outbox.agent_doc(session, contact.agent_id),
+            "received_at": now.isoformat(),
+        },
+        now,
+    )
     effect = on_reply(deps, session, contact.id, now, what="reply")
     detail = "two-way communication established" if first else "reply in a two-way conversation"
     if effect.cancelled:
