@@ -41,6 +41,7 @@ import bench_pacing
 import bench_replay
 import bench_schedule
 import bench_startup
+import bench_webhooks
 from harness import SIZES, Context, say, scratch_context
 
 SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
@@ -52,6 +53,7 @@ SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "pacing": bench_pacing.run,
     "operate": bench_operate.run,
     "startup": bench_startup.run,
+    "webhooks": bench_webhooks.run,
 }
 
 #: (key, section, goal text, predicate) of the ratio goals.
@@ -68,6 +70,7 @@ GOALS: list[tuple[str, str, str, Callable[[float], bool]]] = [
     ("import_vs_copy", "operate", ">= 0.1", lambda v: v >= 0.1),
     ("cli_start_vs_python", "startup", "<= 2.5", lambda v: v <= 2.5),
     ("replay_suite_s_per_scenario", "startup", "<= 0.25", lambda v: v <= 0.25),
+    ("webhook_delivery_vs_post", "webhooks", ">= 0.5", lambda v: v >= 0.5),
 ]
 
 
@@ -179,6 +182,12 @@ def table(r: dict[str, Any], sections: list[str]) -> str:
         )
         if "replay_suite_unavailable" in r:
             rows.append(("   (not measured)", "n/a", str(r["replay_suite_unavailable"])))
+    if "webhooks" in sections:
+        rows.append((f"9. Webhooks out ({_fmt(r.get('webhook_events'))} events)", "", ""))
+        add("   plain requests.Session POST loop", "webhook_plain_s", "s")
+        add("   drip outbox delivery (claim, sign, post, settle)", "webhook_drip_s", "s")
+        add("   webhook_delivery_vs_post (plain / drip)", "webhook_delivery_vs_post", "",
+            "goal >= 0.5")  # fmt: skip
     for key, value in r.items():
         if key.endswith("_error"):
             rows.append((f"ERROR in {key.removesuffix('_error')}", "", str(value)[:200]))

@@ -147,6 +147,7 @@ def deliver_round(
     """Claim, post and settle one round of due events (one transaction)."""
     done = Round()
     down: set[str] = set()
+    delivered: dict[tuple[str, ...], list[int]] = {}
     with deps.sessions.begin() as session:
         rows = outbox.claim(session, now, limit)
         done.claimed = len(rows)
@@ -165,8 +166,7 @@ def deliver_round(
                     errors.append(f"{r.target.name}: {error}")
                     down.add(r.target.name)
             if not errors:
-                outbox.settle(session, row, now, delivered_to=sorted(already), done=True,
-                              error=None, next_attempt_at=None, dead=False)  # fmt: skip
+                delivered.setdefault(tuple(sorted(already)), []).append(row.id)
                 done.delivered += 1
                 continue
             first = row.first_attempt_at or now
@@ -191,6 +191,8 @@ def deliver_round(
                 dead=dead,
                 error="; ".join(errors),
             )
+        for names, ids in delivered.items():
+            outbox.mark_delivered(session, ids, names, now)
     return done
 
 

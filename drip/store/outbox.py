@@ -33,6 +33,7 @@ __all__ = [
     "contact_doc",
     "counts",
     "dead",
+    "mark_delivered",
     "retry_dead",
     "settle",
 ]
@@ -160,6 +161,26 @@ def settle(
         row.state = "dead"
     elif next_attempt_at is not None:
         row.next_attempt_at = next_attempt_at
+
+
+def mark_delivered(
+    session: Session, ids: Sequence[int], delivered_to: Sequence[str], now: datetime
+) -> None:
+    """Mark rows delivered in one statement (the common case of a round)."""
+    if not ids:
+        return
+    session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_(list(ids)))
+        .values(
+            state="delivered",
+            delivered_at=now,
+            delivered_to=sorted(set(delivered_to)),
+            first_attempt_at=func.coalesce(OutboxEvent.first_attempt_at, now),
+            last_error=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 @dataclass(frozen=True, slots=True)
