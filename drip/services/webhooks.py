@@ -42,10 +42,19 @@ from drip.store.models import OutboxEvent
 
 log = structlog.get_logger("drip.webhooks")
 
-#: Seconds to connect and to wait for an answer.
-TIMEOUT = (3.05, 10.0)
-#: Backoff: 10 s, 20 s, 40 s, ... at most an hour between tries; dead after a day of trying.
-BACKOFF_FIRST = timedelta(seconds=10)
+def _seconds(name: str, default: float) -> float:
+    """A tuning knob from the environment (the fault suite shortens them), else ``default``."""
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+#: Seconds to connect and to wait for an answer (``DRIP_WEBHOOK_TIMEOUT_SECONDS``).
+TIMEOUT = (3.05, _seconds("DRIP_WEBHOOK_TIMEOUT_SECONDS", 10.0))
+#: Backoff: 10 s (``DRIP_WEBHOOK_BACKOFF_SECONDS``), doubling, at most an hour between
+#: tries; dead after a day of trying.
+BACKOFF_FIRST = timedelta(seconds=_seconds("DRIP_WEBHOOK_BACKOFF_SECONDS", 10.0))
 BACKOFF_MAX = timedelta(hours=1)
 GIVE_UP_AFTER = timedelta(hours=24)
 #: Events claimed per round.
