@@ -26,27 +26,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import time, timedelta
+from datetime import time
 from pathlib import Path
 from typing import TypeVar
 
 import yaml
 
 from drip.campaigns.links import find_links, mentions_opt_out, shortener_of
+from drip.campaigns.reply_file import read_on_reply
 from drip.campaigns.rules_file import send_window
-from drip.campaigns.triggers_file import AUTOMATION_FIELDS, COOLDOWN, read_automation
+from drip.campaigns.triggers_file import AUTOMATION_FIELDS, read_automation
 from drip.campaigns.yamlsource import (
     STR,
     Field,
     Position,
     Severity,
     YamlSource,
-    describe,
     is_null,
 )
 from drip.domain.campaign import (
     DEFAULT_INTERVAL_DAYS,
-    DEFAULT_RESUME_AFTER,
     Campaign,
     OnReply,
     OptOutSettings,
@@ -315,39 +314,6 @@ def _unique(paths: list[Path]) -> list[Path]:
 # -- parsing ----------------------------------------------------------------
 
 
-def _on_reply(
-    source: YamlSource, fields: dict[str, Field], stop_on_reply: bool | None
-) -> tuple[OnReply, timedelta]:
-    """``on_reply`` and ``resume_after``, each problem located on its own node."""
-    words = tuple(m.value for m in OnReply)
-    word = _opt(fields, "on_reply", lambda n: source.choice(n, "on_reply", words))
-    action = OnReply(word) if word else (OnReply.STOP if stop_on_reply else OnReply.CONTINUE)
-    if word and stop_on_reply and action is not OnReply.STOP:
-        source.error(
-            fields["stop_on_reply"].key,
-            f"stop_on_reply: true contradicts on_reply: {word} (keep one of them)",
-        )
-    span = DEFAULT_RESUME_AFTER
-    item = fields.get("resume_after")
-    if item is not None and not is_null(item.value):
-        node = item.value
-        text = node.value if isinstance(node, yaml.ScalarNode) else None
-        m = COOLDOWN.fullmatch(text.strip()) if isinstance(text, str) else None
-        if m is None:
-            source.error(
-                node, f"resume_after must be a span such as 7d, 12h or 30m, got {describe(node)}"
-            )
-        else:
-            unit = {"d": "days", "h": "hours", "m": "minutes"}[m.group(2)]
-            span = timedelta(**{unit: int(m.group(1))})
-            if not timedelta(minutes=1) <= span <= timedelta(days=3650):
-                source.error(node, "resume_after must be from 1m to 3650d")
-                span = DEFAULT_RESUME_AFTER
-        if action is not OnReply.PAUSE:
-            source.error(item.key, f"resume_after belongs with on_reply: pause (this is {action})")
-    return action, span
-
-
 def parse_campaign(source: YamlSource) -> CampaignFile | None:
     """The campaign of ``source``, or None; every problem is recorded on ``source``."""
     draft = read_campaign(source)
@@ -375,7 +341,7 @@ def read_campaign(source: YamlSource) -> CampaignDraft | None:
     kind = _opt(fields, "kind", lambda n: source.choice(n, "kind", _values(CampaignKind)))
     sender = _opt(fields, "sender", lambda n: source.choice(n, "sender", _values(SenderRole)))
     stop_on_reply = _opt(fields, "stop_on_reply", lambda n: source.boolean(n, "stop_on_reply"))
-    on_reply, resume_after = _on_reply(source, fields, stop_on_reply)
+    on_reply, resume_after = read_on_reply(source, fields, stop_on_reply)
     window = _opt(fields, "send_window", lambda n: _send_window(source, n, "send_window"))
     opt_out, footer = _opt_out(source, fields.get("opt_out"))
     automation = read_automation(source, fields)

@@ -42,6 +42,7 @@ from drip.store.models import OutboxEvent
 
 log = structlog.get_logger("drip.webhooks")
 
+
 def _seconds(name: str, default: float) -> float:
     """A tuning knob from the environment (the fault suite shortens them), else ``default``."""
     try:
