@@ -98,6 +98,7 @@ ACCOUNT_FIELDS = (
     "blackouts",
     "senders",
     "webhooks",
+    "reply_forwarding",
 )
 SENDERS_FIELDS = ("default", "numbers", "daily_segments")
 AGENT_FIELDS = ("first_name", "last_name", "phone")
@@ -245,6 +246,7 @@ def parse_account(source: YamlSource) -> AccountSettings | None:
     read("blackouts", lambda n: read_blackouts(source, n))
     read("senders", lambda n: _senders(source, n))
     read("webhooks", lambda n: read_webhooks(source, n))
+    read("reply_forwarding", lambda n: source.choice(n, "reply_forwarding", ("email",)))
 
     if source.error_count > before:
         return None

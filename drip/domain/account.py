@@ -102,6 +102,8 @@ class AccountSettings:
     senders: Senders = field(default_factory=Senders)
     #: Where drip posts its events (``webhooks:``), signed with each one's secret.
     webhooks: tuple[WebhookTarget, ...] = ()
+    #: ``email``: each reply that is not a keyword is also emailed to the assigned agent.
+    reply_forwarding: str | None = None
 
     @property
     def webhook_events(self) -> frozenset[str]:

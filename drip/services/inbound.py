@@ -165,6 +165,11 @@ def handle_inbound(
         contact_id=result.contact_id,
         from_=sender_phone,
     )
+    forwarding = deps.account.reply_forwarding == "email"
+    if forwarding and result.action in ("two_way", "text") and result.contact_id is not None:
+        from drip.services.forwarding import forward_reply  # only when the account asks
+
+        forward_reply(deps, result.contact_id, body, to, now)
     if reply is not None and result.contact_id is not None:
         kind, text = reply
         # The reply comes from the number the contact texted, whoever their agent is.
