@@ -53,6 +53,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis
+from faults_webhooks import FAULT_NAMES as WEBHOOK_FAULTS
+from faults_webhooks import WEBHOOK_KEYS
+from faults_webhooks import run_fault as run_webhook_fault
 from harness import (
     PYTHON,
     ROOT,
@@ -689,7 +692,7 @@ def run(names: list[str], n: int) -> dict[str, Any]:
         web_port = free_port()
         try:
             with _fake_twilio(processes, base_env(work), web_port) as fake_url:
-                for name in names:
+                for name in [name for name in names if name in FAULTS]:
                     rig = Rig(work, processes, dbs, redis_url, fake_url)
                     rig.web_url = f"http://127.0.0.1:{web_port}"
                     rig.fresh_database()
@@ -711,19 +714,30 @@ def run(names: list[str], n: int) -> dict[str, Any]:
         finally:
             processes.stop_all()
             dbs.drop_all()
+    hooks = {}
+    with workdir() as work:
+        for name in [name for name in names if name in WEBHOOK_FAULTS]:
+            say(f"faults: {name} ({n} webhook events)")
+            hooks[name] = run_webhook_fault(name, admin, work, n)
+            print(json.dumps({"fault": name, **hooks[name]}), flush=True)
+    results = {name: r for name, r in results.items() if name in FAULTS}
     total = {key: sum(int(r[key]) for r in results.values()) for key in KEYS}
-    total["goals_met"] = int(all(total[key] == 0 for key in KEYS))
-    return {"faults": results, "total": total}
+    for key in WEBHOOK_KEYS:
+        total[key] = sum(int(r[key]) for r in hooks.values())
+    total["goals_met"] = int(all(total[key] == 0 for key in (*KEYS, *WEBHOOK_KEYS)))
+    return {"faults": {**results, **hooks}, "total": total}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer sends: under 10 minutes")
     parser.add_argument("--sends", type=int, help="sends per fault (default 300, quick 120)")
-    parser.add_argument("--only", help="comma-separated fault names: " + ", ".join(FAULTS))
+    parser.add_argument(
+        "--only", help="comma-separated fault names: " + ", ".join([*FAULTS, *WEBHOOK_FAULTS])
+    )
     args = parser.parse_args(argv)
-    names = args.only.split(",") if args.only else list(FAULTS)
-    unknown = [name for name in names if name not in FAULTS]
+    names = args.only.split(",") if args.only else [*FAULTS, *WEBHOOK_FAULTS]
+    unknown = [name for name in names if name not in FAULTS and name not in WEBHOOK_FAULTS]
     if unknown:
         parser.error(f"unknown fault(s): {', '.join(unknown)}")
     n = args.sends or (120 if args.quick else 300)

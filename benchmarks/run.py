@@ -42,6 +42,7 @@ import bench_pacing
 import bench_replay
 import bench_schedule
 import bench_startup
+import bench_webhooks
 from harness import SIZES, Context, say, scratch_context
 
 SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
@@ -54,6 +55,7 @@ SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "operate": bench_operate.run,
     "startup": bench_startup.run,
     "events": bench_events.run,
+    "webhooks": bench_webhooks.run,
 }
 
 #: (key, section, goal text, predicate) of the ratio goals.
@@ -72,6 +74,7 @@ GOALS: list[tuple[str, str, str, Callable[[float], bool]]] = [
     ("replay_suite_s_per_scenario", "startup", "<= 0.25", lambda v: v <= 0.25),
     ("events_vs_copy", "events", ">= 0.1", lambda v: v >= 0.1),
     ("post_events_per_s", "events", ">= 2000", lambda v: v >= 2000),
+    ("webhook_delivery_vs_post", "webhooks", ">= 0.5", lambda v: v >= 0.5),
 ]
 
 
@@ -192,6 +195,12 @@ def table(r: dict[str, Any], sections: list[str]) -> str:
         add("   events_vs_copy", "events_vs_copy", "", "goal >= 0.1")
         add("   POST /events, batches of 500 (test client)", "post_events_per_s", "events/s",
             "goal >= 2000")  # fmt: skip
+    if "webhooks" in sections:
+        rows.append((f"10. Webhooks out ({_fmt(r.get('webhook_events'))} events)", "", ""))
+        add("   plain requests.Session POST loop", "webhook_plain_s", "s")
+        add("   drip outbox delivery (claim, sign, post, settle)", "webhook_drip_s", "s")
+        add("   webhook_delivery_vs_post (plain / drip)", "webhook_delivery_vs_post", "",
+            "goal >= 0.5")  # fmt: skip
     for key, value in r.items():
         if key.endswith("_error"):
             rows.append((f"ERROR in {key.removesuffix('_error')}", "", str(value)[:200]))

@@ -1,7 +1,8 @@
 """``drip run``: the embedded service on one machine, with no broker.
 
 The main thread ticks (recover, claim, fire) every ``DRIP_TICK_SECONDS``; the
-webhook app is served from a background thread. SIGINT and SIGTERM set a stop
+webhook app is served from a background thread, and the account's outgoing
+webhooks are delivered from another (:mod:`drip.services.webhooks`). SIGINT and SIGTERM set a stop
 event: the current tick finishes, the server shuts down, and the process
 exits 0. A tick is never interrupted half-way, so no send is left in
 ``sending`` by a clean stop.
@@ -57,6 +58,9 @@ def run(
     on_tick: Callable[[str], None] | None = None,
 ) -> int:
     """Loop until ``stop`` is set; returns how many ticks ran."""
+    from drip.services import webhooks
+
+    delivering = webhooks.start_thread(deps, stop)  # a bad webhook is refused before any tick
     shutdown = serve_in_background(deps, host, port) if serve else None
     ticks = 0
     try:
@@ -70,5 +74,8 @@ def run(
     finally:
         if shutdown is not None:
             shutdown()
+        stop.set()
+        if delivering is not None:
+            delivering.join(timeout=15)
     log.info("stopped", ticks=ticks)
     return ticks

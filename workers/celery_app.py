@@ -69,6 +69,8 @@ __all__ = [
 DISPATCH_QUEUE: Final = "dispatch"
 SEND_QUEUE: Final = "send"
 DISPATCH_TASK: Final = "workers.tasks.dispatch_due"
+WEBHOOKS_TASK: Final = "drip.deliver_webhooks"
+WEBHOOKS_ENTRY: Final = "drip-deliver-webhooks"
 FIRE_TASK: Final = "workers.tasks.fire_sends"
 BEAT_ENTRY: Final = "dispatch-due"
 
@@ -142,7 +144,13 @@ def celery_config(settings: Settings, *, key_prefix: str | None = None) -> dict[
                 "task": DISPATCH_TASK,
                 "schedule": tick,
                 "options": {"queue": DISPATCH_QUEUE, "expires": tick},
-            }
+            },
+            # The outbox: outgoing webhooks, delivered where dispatch runs.
+            WEBHOOKS_ENTRY: {
+                "task": WEBHOOKS_TASK,
+                "schedule": tick,
+                "options": {"queue": DISPATCH_QUEUE, "expires": tick},
+            },
         },
     }
     if settings.broker_url is not None:

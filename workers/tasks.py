@@ -44,12 +44,13 @@ from drip.services import dispatch
 from drip.services.deps import Deps
 from drip.services.fire import count_outcomes
 from drip.services.worker_deps import ProcessDeps
-from workers.celery_app import DISPATCH_TASK, FIRE_TASK, app, current_settings
+from workers.celery_app import DISPATCH_TASK, FIRE_TASK, WEBHOOKS_TASK, app, current_settings
 
 __all__ = [
     "MAX_DISPATCH_ROUNDS",
     "BrokerError",
     "DispatchSummary",
+    "deliver_webhooks",
     "dispatch_due",
     "dispatch_once",
     "fire",
@@ -229,3 +230,16 @@ def _ingest_events(events: list[Any]) -> dict[str, int]:
 #: The task producers publish lead events to (a list of event objects, up to 500).
 INGEST_TASK = "drip.ingest_events"
 ingest_events: Any = app.task(name=INGEST_TASK, ignore_result=True)(_ingest_events)
+
+
+def _deliver_webhooks() -> dict[str, int]:
+    """Beat's webhook tick: deliver the outbox events that are due (scaled-out mode)."""
+    from drip.services import webhooks
+
+    deps = get_deps()
+    done = webhooks.deliver_due(deps, deps.clock.now(), embedded=False)
+    return {"claimed": done.claimed, "delivered": done.delivered, "failed": done.failed}
+
+
+#: The outbox delivery task, run by beat every tick; several workers share it (SKIP LOCKED).
+deliver_webhooks: Any = app.task(name=WEBHOOKS_TASK, ignore_result=True)(_deliver_webhooks)

@@ -73,6 +73,7 @@ from drip.campaigns.rules_file import (
     send_window,
     state_rule_rows,
 )
+from drip.campaigns.webhooks_file import read_webhooks
 from drip.campaigns.yamlsource import YamlSource, is_null
 from drip.domain.account import AccountSettings, AgentProfile
 from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, TEMPLATE_VARIABLES, template_problems
@@ -102,6 +103,8 @@ ACCOUNT_FIELDS = (
     "blackouts",
     "senders",
     "frequency_cap",
+    "webhooks",
+    "reply_forwarding",
 )
 SENDERS_FIELDS = ("default", "numbers", "daily_segments")
 AGENT_FIELDS = ("first_name", "last_name", "phone")
@@ -249,6 +252,8 @@ def parse_account(source: YamlSource) -> AccountSettings | None:
     read("blackouts", lambda n: read_blackouts(source, n))
     read("senders", lambda n: _senders(source, n))
     read("frequency_cap", lambda n: frequency_cap(source, n))
+    read("webhooks", lambda n: read_webhooks(source, n))
+    read("reply_forwarding", lambda n: source.choice(n, "reply_forwarding", ("email",)))
 
     if source.error_count > before:
         return None

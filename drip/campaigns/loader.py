@@ -33,12 +33,21 @@ from typing import TypeVar
 import yaml
 
 from drip.campaigns.links import find_links, mentions_opt_out, shortener_of
+from drip.campaigns.reply_file import read_on_reply
 from drip.campaigns.rules_file import send_window
 from drip.campaigns.triggers_file import AUTOMATION_FIELDS, read_automation
-from drip.campaigns.yamlsource import STR, Field, Position, Severity, YamlSource, is_null
+from drip.campaigns.yamlsource import (
+    STR,
+    Field,
+    Position,
+    Severity,
+    YamlSource,
+    is_null,
+)
 from drip.domain.campaign import (
     DEFAULT_INTERVAL_DAYS,
     Campaign,
+    OnReply,
     OptOutSettings,
     Step,
 )
@@ -53,6 +62,8 @@ CAMPAIGN_FIELDS = (
     "kind",
     "sender",
     "stop_on_reply",
+    "on_reply",
+    "resume_after",
     "send_window",
     "opt_out",
     "steps",
@@ -333,6 +344,7 @@ def read_campaign(source: YamlSource) -> CampaignDraft | None:
     kind = _opt(fields, "kind", lambda n: source.choice(n, "kind", _values(CampaignKind)))
     sender = _opt(fields, "sender", lambda n: source.choice(n, "sender", _values(SenderRole)))
     stop_on_reply = _opt(fields, "stop_on_reply", lambda n: source.boolean(n, "stop_on_reply"))
+    on_reply, resume_after = read_on_reply(source, fields, stop_on_reply)
     window = _opt(fields, "send_window", lambda n: _send_window(source, n, "send_window"))
     opt_out, footer = _opt_out(source, fields.get("opt_out"))
     automation = read_automation(source, fields)
@@ -366,11 +378,13 @@ def read_campaign(source: YamlSource) -> CampaignDraft | None:
             kind=CampaignKind(kind),
             steps=tuple(s for s, _ in steps),
             sender=SenderRole(sender) if sender else SenderRole.AGENT,
-            stop_on_reply=bool(stop_on_reply),
+            stop_on_reply=bool(stop_on_reply) and on_reply is not OnReply.PAUSE,
             send_window=window,
             opt_out=opt_out,
             source=source.label,
             automation=automation,
+            on_reply=on_reply,
+            resume_after=resume_after,
         )
     except ValidationError as exc:  # pragma: no cover - every rule is checked above, located
         source.error(root, str(exc))

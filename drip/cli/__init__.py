@@ -63,6 +63,8 @@ COMMANDS: dict[str, str] = {
     "contacts": "drip.cli.contacts:contacts",
     "bulk": "drip.cli.texts:bulk",
     "events": "drip.cli.events:events",
+    "enrollments": "drip.cli.enrollments:enrollments",
+    "webhooks": "drip.cli.webhooks:webhooks",
 }
 
 

@@ -46,12 +46,13 @@ def agents() -> None:
 @click.argument("first_name", help="Agent first name.")
 @click.argument("last_name", help="Agent last name.")
 @click.argument("phone", help="The number the agent texts from.")
-def agents_add(first_name: str, last_name: str, phone: str) -> None:
+@click.option("--email", help="Where the agent gets forwarded replies (reply_forwarding: email).")
+def agents_add(first_name: str, last_name: str, phone: str, email: str | None) -> None:
     """Add (or rename) an agent who texts from PHONE (also: drip agents FIRST LAST PHONE)."""
     from drip.services.contacts import add_agent
 
     deps = ready_deps()
-    agent_id = add_agent(deps, first_name, last_name, phone, deps.clock.now())
+    agent_id = add_agent(deps, first_name, last_name, phone, deps.clock.now(), email=email)
     click.echo(f"agent {agent_id}: {first_name} {last_name}")
 
 

@@ -26,6 +26,31 @@ DEFAULT_RESUBSCRIBE = (
 )
 
 
+#: The event types drip posts to the account's webhooks (see docs/operations.md).
+WEBHOOK_EVENTS = (
+    "reply.received",
+    "contact.opted_out",
+    "contact.opted_in",
+    "contact.erased",
+    "send.sent",
+    "send.delivered",
+    "send.failed",
+    "send.skipped",
+    "enrollment.started",
+    "enrollment.ended",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    """One receiver of drip's events: where, which types, and the variable holding its secret."""
+
+    name: str
+    url: str
+    events: frozenset[str]
+    secret_env: str
+
+
 @dataclass(frozen=True, slots=True)
 class AgentProfile:
     """An agent texts from their own number and signs with their name."""
@@ -78,3 +103,12 @@ class AccountSettings:
     senders: Senders = field(default_factory=Senders)
     #: At most this many campaign and bulk texts per contact in a span of days; None: no cap.
     frequency_cap: FrequencyCap | None = None
+    #: Where drip posts its events (``webhooks:``), signed with each one's secret.
+    webhooks: tuple[WebhookTarget, ...] = ()
+    #: ``email``: each reply that is not a keyword is also emailed to the assigned agent.
+    reply_forwarding: str | None = None
+
+    @property
+    def webhook_events(self) -> frozenset[str]:
+        """Every event type some webhook wants."""
+        return frozenset().union(*(w.events for w in self.webhooks))

@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import time, timedelta
+from enum import StrEnum
 
 from drip.domain.enums import CampaignKind, Channel, OptOutMode, SenderRole
 from drip.domain.triggers import Automation
@@ -17,6 +18,21 @@ DEFAULT_FOOTER = (
     "automatically. If you prefer not to receive text messages from me just reply end]"
 )
 DEFAULT_INTERVAL_DAYS = 30
+#: How long a paused enrollment waits for quiet before it resumes by itself.
+DEFAULT_RESUME_AFTER = timedelta(days=7)
+
+
+class OnReply(StrEnum):
+    """What a campaign does when the contact writes back (or the CRM logs a touch).
+
+    ``stop`` ends the enrollment; ``pause`` holds its sends until the contact
+    has been quiet for ``resume_after`` (or an operator resumes it);
+    ``continue`` leaves it running. See docs/campaigns.md.
+    """
+
+    STOP = "stop"
+    PAUSE = "pause"
+    CONTINUE = "continue"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +103,23 @@ class Campaign:
     source: str | None = None
     #: Triggers, exits, group, priority and reenroll (lead events; see docs/campaigns.md).
     automation: Automation = field(default_factory=Automation)
+    #: What a reply does; ``stop_on_reply: true`` is the older spelling of ``stop``.
+    on_reply: OnReply = OnReply.CONTINUE
+    resume_after: timedelta = DEFAULT_RESUME_AFTER
 
     def __post_init__(self) -> None:
         if not self.name.strip():
             raise ValidationError("campaign name must not be empty")
+        if self.stop_on_reply and self.on_reply is OnReply.CONTINUE:
+            object.__setattr__(self, "on_reply", OnReply.STOP)
+        elif self.on_reply is OnReply.STOP:
+            object.__setattr__(self, "stop_on_reply", True)
+        elif self.stop_on_reply:
+            raise ValidationError(
+                f"campaign {self.name}: stop_on_reply: true contradicts on_reply: {self.on_reply}"
+            )
+        if self.resume_after < timedelta(minutes=1):
+            raise ValidationError(f"campaign {self.name}: resume_after must be at least 1m")
         ids = [s.id for s in self.steps]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
@@ -119,6 +148,9 @@ class Campaign:
         }
         if not self.automation.empty:  # absent when empty: older versions keep their hash
             out["automation"] = self.automation.as_dict()
+        if self.on_reply is OnReply.PAUSE:  # stop is ``stop_on_reply``; continue the default
+            out["on_reply"] = self.on_reply.value
+            out["resume_after_seconds"] = int(self.resume_after.total_seconds())
         return out
 
     @property
@@ -177,4 +209,9 @@ class Campaign:
             ),
             steps=steps,
             automation=automation,
+            on_reply=OnReply(str(data.get("on_reply", OnReply.CONTINUE.value))),
+            resume_after=timedelta(
+                seconds=int(str(data.get("resume_after_seconds", 0)))
+                or DEFAULT_RESUME_AFTER.total_seconds()
+            ),
         )

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from drip.domain.enums import ConsentEventKind, ConsentSource, TextStatus
 from drip.errors import NotFoundError, ValidationError
 from drip.services.deps import Deps
+from drip.store import outbox
 from drip.store.models import ConsentEvent, Contact
 
 
@@ -105,6 +106,13 @@ def opt_out(
             contact_id=contact.id, kind=kind, at=now, source=how, evidence=evidence, detail=detail
         )
     )
+    outbox.append(
+        session,
+        "contact.opted_out",
+        contact.id,
+        {"contact": outbox.contact_doc(contact), "how": how, "evidence": evidence},
+        now,
+    )
     return True
 
 
@@ -132,6 +140,8 @@ def withdraw_consent(
             evidence=evidence,
         )
     )
+    doc = {"contact": outbox.contact_doc(contact), "how": "operator", "evidence": evidence}
+    outbox.append(session, "contact.opted_out", contact.id, doc, now)
     return True
 
 
@@ -154,6 +164,13 @@ def restore(session: Session, contact: Contact, now: datetime, *, evidence: str)
             source="keyword",
             evidence=evidence,
         )
+    )
+    outbox.append(
+        session,
+        "contact.opted_in",
+        contact.id,
+        {"contact": outbox.contact_doc(contact), "how": "keyword", "evidence": evidence},
+        now,
     )
     return True
 

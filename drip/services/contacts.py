@@ -234,7 +234,16 @@ def send_now(
     return results[0]
 
 
-def add_agent(deps: Deps, first_name: str, last_name: str, phone: str, now: datetime) -> int:
+def add_agent(
+    deps: Deps,
+    first_name: str,
+    last_name: str,
+    phone: str,
+    now: datetime,
+    *,
+    email: str | None = None,
+) -> int:
+    """Add or rename the agent of ``phone``; ``email`` receives forwarded replies."""
     with deps.sessions.begin() as session:
         e164 = normalize_phone(phone)
         agent = repo.agent_by_phone(session, e164)
@@ -243,6 +252,8 @@ def add_agent(deps: Deps, first_name: str, last_name: str, phone: str, now: date
             session.add(agent)
         else:
             agent.first_name, agent.last_name = first_name, last_name
+        if email is not None:
+            agent.email = email.strip() or None
         session.flush()
         return agent.id
 

@@ -11,7 +11,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from drip.errors import DripError
-from drip.services import callbacks, carrier, reconcile
+from drip.services import callbacks, carrier, pausing, reconcile
 from drip.services.deps import Deps
 from drip.services.fire import FireResult, count_outcomes, fire_batch
 from drip.store import claims
@@ -37,7 +37,8 @@ RECONCILE_MIN_AGE = timedelta(seconds=30)
 
 def recover(deps: Deps, now: datetime) -> list[int]:
     """Settle what lost workers left: ``sending`` too long becomes ``unknown`` (never resent),
-    then unknown sends are reconciled with the provider and kept callbacks applied.
+    then unknown sends are reconciled with the provider and kept callbacks applied, and
+    paused enrollments whose quiet period ran out are resumed (time-driven work).
 
     Returns the ids that became ``unknown`` in this call.
     """
@@ -52,6 +53,7 @@ def recover(deps: Deps, now: datetime) -> list[int]:
         )
     _settle(deps, now)
     _fold(deps)
+    pausing.resume_due(deps, now)
     return unknown
 
 

@@ -30,7 +30,7 @@ from drip.domain.triggers import (
     LeadEvent,
     decide,
 )
-from drip.services import assignment
+from drip.services import assignment, pausing
 from drip.services.deps import Deps
 from drip.services.event_apply import (
     CRM_FIELDS,
@@ -227,6 +227,8 @@ def apply_event(deps: Deps, p: ParsedEvent, row_id: int, now: datetime) -> str:
                     event_id=p.id,
                 ).message
             )
+        if p.type == "contact.touched":  # a call or email logged: as a reply, for on_reply
+            notes.extend(pausing.touched(deps, session, contact.id, now))
         decision = _decide(deps, session, contact, p, now)
         notes.extend(end_enrollments(session, decision, p, now))
     notes.extend(_enroll(deps, contact_id, decision, p, now))

@@ -40,7 +40,7 @@ from drip.domain.triggers import (
     decide,
 )
 from drip.errors import DripError
-from drip.services import assignment
+from drip.services import assignment, pausing
 from drip.services.deps import Deps
 from drip.services.event_apply import apply_fields, contact_view, end_enrollments
 from drip.services.event_input import ParsedEvent
@@ -189,6 +189,8 @@ class BatchApplier:
                     event_id=p.id,
                 ).message
             )
+        if p.type == "contact.touched":  # a call or email logged: as a reply, for on_reply
+            notes.extend(pausing.touched(self.deps, session, contact.id, self.now))
         mine = views.setdefault(contact.id, [])
         decision = (
             decide(

@@ -11,8 +11,9 @@ are recorded like every other message.
 Choices the rules leave open:
 - a second STOP from a contact already opted out gets no second confirmation
   (it would start a loop with some auto-responders);
-- any ordinary reply ends every active ``stop_on_reply`` enrollment of the
-  contact, whichever number it went to: the lead is talking, a person takes over.
+- any ordinary reply acts on every active enrollment of the contact,
+  whichever number it went to, as its campaign's ``on_reply`` says (stop,
+  pause or continue: :mod:`drip.services.pausing`).
 
 Every sender form is accepted: a short code (``22395``), a number
 the phone metadata does not know yet (a new area code such as 624 or 357),
@@ -46,9 +47,11 @@ from drip.services.consent import opt_out, restore
 from drip.services.contacts import send_now
 from drip.services.deps import Deps
 from drip.services.fire import FireResult
+from drip.services.pausing import on_reply
 from drip.store import agents as agents_store
+from drip.store import outbox
 from drip.store import repository as repo
-from drip.store.models import Contact, Enrollment, Message, OrphanOptOut
+from drip.store.models import Contact, Message, OrphanOptOut
 
 log = structlog.get_logger("drip.inbound")
 
@@ -165,6 +168,11 @@ def handle_inbound(
         contact_id=result.contact_id,
         from_=sender_phone,
     )
+    forwarding = deps.account.reply_forwarding == "email"
+    if forwarding and result.action in ("two_way", "text") and result.contact_id is not None:
+        from drip.services.forwarding import forward_reply  # only when the account asks
+
+        forward_reply(deps, result.contact_id, body, to, now)
     if reply is not None and result.contact_id is not None:
         kind, text = reply
         # The reply comes from the number the contact texted, whoever their agent is, unless
@@ -256,27 +264,24 @@ def _apply(
     first = conversation.two_way_at is None
     if first:
         conversation.two_way_at = now
-    stopped = repo.stop_enrollments(
+    outbox.append(
         session,
-        [e.id for e in _stop_on_reply_enrollments(deps, session, contact.id)],
+        "reply.received",
+        contact.id,
+        {
+            "text": body,
+            "contact": outbox.contact_doc(contact),
+            "from": contact.phone,
+            "to": to,
+            "agent": outbox.agent_doc(session, contact.agent_id),
+            "received_at": now.isoformat(),
+        },
         now,
-        "the contact replied (stop_on_reply)",
     )
+    effect = on_reply(deps, session, contact.id, now, what="reply")
     detail = "two-way communication established" if first else "reply in a two-way conversation"
-    if stopped:
-        detail += f"; {len(stopped)} pending step(s) cancelled by stop_on_reply"
+    if effect.cancelled:
+        detail += f"; {len(effect.cancelled)} pending step(s) cancelled by stop_on_reply"
+    if effect.paused:
+        detail += f"; {effect.paused} enrollment(s) paused by on_reply: pause"
     return InboundResult("two_way" if first else "text", classification, detail=detail), None
-
-
-def _stop_on_reply_enrollments(deps: Deps, session: Session, contact_id: int) -> list[Enrollment]:
-    enrollments = repo.active_enrollments_of(session, contact_id)
-    rows = repo.campaigns_by_id(session, (e.campaign_id for e in enrollments))
-    out: list[Enrollment] = []
-    for e in enrollments:
-        row = rows.get(e.campaign_id)
-        if row is None:
-            continue
-        campaign = deps.campaigns.get(row.id, row.version, row.definition)
-        if campaign.stop_on_reply:
-            out.append(e)
-    return out

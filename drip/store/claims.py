@@ -149,9 +149,15 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[int]:
 
 
 def not_held() -> Any:
-    """The send belongs to no campaign, or to one that is not paused."""
+    """The send belongs to no campaign, or to one that is not paused, and to no paused
+    enrollment (a reply under ``on_reply: pause``, or an operator's hold)."""
+    from drip.store.pausing import paused_enrollment_ids
+
     paused = select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.status == CampaignStatus.PAUSED)
-    return or_(SENDS.c.campaign_id.is_(None), SENDS.c.campaign_id.not_in(paused))
+    return and_(
+        or_(SENDS.c.campaign_id.is_(None), SENDS.c.campaign_id.not_in(paused)),
+        or_(SENDS.c.enrollment_id.is_(None), SENDS.c.enrollment_id.not_in(paused_enrollment_ids())),
+    )
 
 
 def start_sending(session: Session, send_id: int, now: datetime) -> bool:

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import EnrollmentStatus, SendState
+from drip.store import outbox
 from drip.store.models import Campaign, Enrollment, ScheduledSend, SendDecision
 
 __all__ = [
@@ -120,13 +121,17 @@ def stop_campaign_enrollments(
     session: Session, where: ColumnElement[bool], now: datetime, reason: str
 ) -> int:
     """Stop the active enrollments matching ``where``; returns how many."""
-    result = session.execute(
-        update(Enrollment)
-        .where(where, Enrollment.status == EnrollmentStatus.ACTIVE)
-        .values(status=EnrollmentStatus.STOPPED, stopped_at=now, stop_reason=reason)
-        .execution_options(synchronize_session=False)
+    ended = list(
+        session.execute(
+            update(Enrollment)
+            .where(where, Enrollment.status == EnrollmentStatus.ACTIVE)
+            .values(status=EnrollmentStatus.STOPPED, stopped_at=now, stop_reason=reason)
+            .returning(Enrollment.id, Enrollment.contact_id, Enrollment.campaign_id)
+            .execution_options(synchronize_session=False)
+        )
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    outbox.append_ended(session, [(r[0], r[1], r[2]) for r in ended], "stopped", reason, now)
+    return len(ended)
 
 
 def set_status(session: Session, campaign: Campaign, status: Any, now: datetime) -> None:

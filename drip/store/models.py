@@ -79,6 +79,7 @@ __all__ = [
     "InboxEvent",
     "Message",
     "OrphanOptOut",
+    "OutboxEvent",
     "PendingCallback",
     "ScheduledSend",
     "SendDecision",
@@ -284,6 +285,13 @@ class Enrollment(Base):
             sqlite_where=text("status = 'active'"),
             postgresql_where=text("status = 'active'"),
         ),
+        # Dispatch skips the sends of paused enrollments: few rows, looked up on every claim.
+        Index(
+            "ix_enrollments_paused_at",
+            "paused_at",
+            sqlite_where=text("paused_at IS NOT NULL"),
+            postgresql_where=text("paused_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntKey, primary_key=True)
@@ -300,6 +308,12 @@ class Enrollment(Base):
     #: The lead event that enrolled the contact (a trigger), and the one that ended it (an exit).
     event_id: Mapped[str | None] = mapped_column(String(EXTERNAL_ID))
     stop_event_id: Mapped[str | None] = mapped_column(String(EXTERNAL_ID))
+    #: Held since (a reply under ``on_reply: pause``, or an operator); its sends are held.
+    paused_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: When it resumes by itself (quiet since the last reply); NULL: until an operator resumes.
+    paused_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: Who or what paused it: ``reply``, ``contact.touched`` or an operator's name.
+    paused_by: Mapped[str | None] = mapped_column(String(NAME))
 
 
 class ScheduledSend(Base):
@@ -541,3 +555,39 @@ class AssignmentChange(Base):
     why: Mapped[str] = mapped_column(Text)
     #: The lead event that moved it, when an event did.
     event_id: Mapped[str | None] = mapped_column(String(EXTERNAL_ID))
+
+
+#: ``outbox_events.state``
+OUTBOX_STATES = ("pending", "delivered", "dead")
+
+
+class OutboxEvent(Base):
+    """An event for the account's webhooks, written in the transaction of its change."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        Index("ix_outbox_events_state_next_attempt_at", "state", "next_attempt_at"),
+        Index(
+            "ix_outbox_events_pending_contact_id",
+            "contact_id",
+            "id",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    #: The delivery's own id (``evt_...``): receivers deduplicate on it.
+    event_id: Mapped[str] = mapped_column(String(CODE), unique=True)
+    type: Mapped[str] = mapped_column(String(CODE))
+    contact_id: Mapped[int | None] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    state: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    first_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: The names of the webhooks that answered 2xx (a retry posts to the others only).
+    delivered_to: Mapped[list[str] | None] = mapped_column(JSON)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)

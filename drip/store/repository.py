@@ -15,6 +15,7 @@ from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import Channel, EnrollmentStatus, MessageKind, SendState
+from drip.store import outbox
 from drip.store.models import (
     Agent,
     Campaign,
@@ -357,12 +358,15 @@ def next_due_at(session: Session) -> datetime | None:
     Sends of a paused campaign are held, so they do not count.
     """
     from drip.store.claims import not_held
+    from drip.store.pausing import next_resume_at
 
-    return session.scalar(
+    due = session.scalar(
         select(func.min(ScheduledSend.due_at)).where(
             ScheduledSend.state == SendState.PENDING, not_held()
         )
     )
+    resume = next_resume_at(session)  # a paused enrollment's automatic resume is due work too
+    return min((t for t in (due, resume) if t is not None), default=None)
 
 
 def message_by_sid(session: Session, sid: str) -> Message | None:
@@ -376,12 +380,14 @@ def stop_enrollments(
     wanted = set(enrollment_ids)
     if not wanted:
         return []
-    session.execute(
+    ended = session.execute(
         update(Enrollment)
         .where(Enrollment.id.in_(wanted), Enrollment.status == EnrollmentStatus.ACTIVE)
         .values(status=EnrollmentStatus.STOPPED, stopped_at=now, stop_reason=reason)
+        .returning(Enrollment.id, Enrollment.contact_id, Enrollment.campaign_id)
         .execution_options(synchronize_session=False)
     )
+    outbox.append_ended(session, [(r[0], r[1], r[2]) for r in ended], "stopped", reason, now)
     return list(
         session.scalars(
             update(ScheduledSend)

@@ -209,6 +209,31 @@ RULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "a step's expires_after: a text that cannot go by then is skipped (expired), never late",
         ("expiry_step_never_sent_late.yaml",),
     ),
+    # --- SPEC §11 ---
+    "11.on_reply_pause_resume": (
+        "on_reply: pause holds the plan; after resume_after quiet it resumes, spacing kept",
+        ("reply_pause_resumes_after_quiet.yaml", "reply_pause_on_contact_touched.yaml"),
+    ),
+    "11.on_reply_pause_extended": (
+        "a further reply during the pause extends it",
+        ("reply_pause_extended_by_second_reply.yaml",),
+    ),
+    "11.on_reply_stop": (
+        "on_reply: stop ends the enrollment",
+        ("reply_stop_ends_plan.yaml",),
+    ),
+    "11.on_reply_continue": (
+        "on_reply: continue leaves the plan running",
+        ("reply_continue_keeps_plan.yaml",),
+    ),
+    "11.keyword_never_pauses": (
+        "on_reply acts on texts that are not keywords only",
+        ("reply_keyword_never_pauses.yaml",),
+    ),
+    "11.per_contact_pause": (
+        "an operator holds and releases one contact's enrollments, spacing kept",
+        ("reply_operator_pause_contact.yaml",),
+    ),
 }
 
 #: rule id -> (the SPEC's words, why no scenario, "file::test" that covers it).

@@ -56,3 +56,29 @@ def test_the_bounded_fault_suite_meets_every_goal(
             assert result[key] == 0, (name, key, result)
     assert summary["total"]["goals_met"] == 1
     assert done.returncode == 0
+
+
+@pytest.mark.slow
+def test_webhook_faults_lose_and_duplicate_nothing(
+    pg_admin: tuple[str, psycopg.Connection[tuple[object, ...]]], redis_url: str
+) -> None:
+    """A resetting receiver and a killed delivery worker: every event arrives, in order, once
+    beyond the round the killed worker could not record."""
+    admin_url, _ = pg_admin
+    env = {**os.environ, "DRIP_BENCH_DATABASE_URL": admin_url, "DRIP_FAULTS_REDIS_URL": redis_url}
+    env.pop("DRIP_DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, str(SUITE), "--only", "webhook_receiver_reset,webhook_worker_kill_9",
+         "--sends", "100"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=280, check=False,
+    )  # fmt: skip
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert lines, done.stdout + done.stderr
+    summary = json.loads(lines[-1])
+    for name, result in summary["faults"].items():
+        assert result["webhooks_events"] == 100, name
+        for key in ("webhooks_lost", "webhooks_duplicated_beyond_retry", "webhooks_out_of_order"):
+            assert result[key] == 0, (name, key, result)
+    assert summary["faults"]["webhook_receiver_reset"]["webhooks_faulty_answers"] > 0
+    assert summary["total"]["goals_met"] == 1
+    assert done.returncode == 0

@@ -185,7 +185,7 @@ def test_unknown_top_level_field_lists_the_allowed_ones(tmp_path: Path) -> None:
     assert (line, col) == (2, 1)
     assert message == (
         "unknown field 'knd' in the campaign; did you mean 'kind'? allowed: "
-        "name, kind, sender, stop_on_reply, send_window, opt_out, steps, "
+        "name, kind, sender, stop_on_reply, on_reply, resume_after, send_window, opt_out, steps, "
         "triggers, exit, group, priority, reenroll"
     )
 

@@ -33,8 +33,10 @@ from drip.replay.scenario import (
     LeadEvent,
     ManualText,
     Pause,
+    PauseContact,
     Reply,
     Resume,
+    ResumeContact,
     Scenario,
     SetTextStatus,
     Unenroll,
@@ -281,6 +283,20 @@ class Events:
 
         return lifecycle.unenroll(self.deps, life.contact_id, action.campaign, now).message
 
+    def _pause_contact(self, life: Life, action: PauseContact, now: datetime) -> str:
+        from drip.services import pausing
+
+        return pausing.pause_contact(
+            self.deps, life.contact_id, action.campaign, now, operator="replay"
+        ).message
+
+    def _resume_contact(self, life: Life, action: ResumeContact, now: datetime) -> str:
+        from drip.services import pausing
+
+        return pausing.resume_contact(
+            self.deps, life.contact_id, action.campaign, now, operator="replay"
+        ).message
+
     def _edit(self, life: Life, action: EditCampaign, now: datetime) -> str:
         summary = sync_campaigns(self.deps, [action.campaign], now)
         return f"campaign file {action.ref} synced: " + "; ".join(summary.lines())
@@ -376,6 +392,8 @@ _HANDLERS: dict[type, _Handler] = {
     Resume: Events._resume,
     Archive: Events._archive,
     Unenroll: Events._unenroll,
+    PauseContact: Events._pause_contact,
+    ResumeContact: Events._resume_contact,
     EditCampaign: Events._edit,
     Downtime: Events._downtime,
     CarrierOptOut: Events._carrier,

@@ -46,8 +46,10 @@ from drip.replay.scenario.values import (
     LeadEvent,
     ManualText,
     Pause,
+    PauseContact,
     Reply,
     Resume,
+    ResumeContact,
     SetTextStatus,
     Unenroll,
 )
@@ -148,6 +150,12 @@ class EventReader(FieldReader):
         if kind in _LIFECYCLE:
             name = self._campaign_name(node, label)
             return _LIFECYCLE[kind](name) if name is not None else None
+        if kind in ("pause_contact", "resume_contact"):
+            hold = PauseContact if kind == "pause_contact" else ResumeContact
+            if isinstance(node, yaml.ScalarNode) and str(node.value).strip() == "all":
+                return hold(None)
+            name = self._campaign_name(node, label)
+            return hold(name) if name is not None else None
         if kind == "enroll":
             return self._enroll(node, label)
         if kind == "edit_campaign":

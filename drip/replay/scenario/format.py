@@ -135,6 +135,8 @@ EVENT_KINDS = (
     "resume",
     "archive",
     "unenroll",
+    "pause_contact",
+    "resume_contact",
     "edit_campaign",
     "downtime_until",
     "carrier_opt_out",
@@ -148,8 +150,6 @@ EVENT_MODIFIERS = {"from": "text", "reply_to": "reply", "opt_out_type": "reply",
 #: Event kinds of other parts of the format that this reader does not run yet, each with
 #: what it is, so that a file using one is refused with a located, clear error.
 EVENT_KINDS_LATER = {
-    "pause_contact": "holding one contact's enrollments",
-    "resume_contact": "releasing one contact's enrollments",
     "number_reassigned": "the reassigned-numbers source reporting a new owner",
 }
 EXPECT_FIELDS = (

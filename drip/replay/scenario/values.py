@@ -144,6 +144,20 @@ class Unenroll:
 
 
 @dataclass(frozen=True, slots=True)
+class PauseContact:
+    """``pause_contact: NAME|all``: the operator holds this contact's enrollment(s)."""
+
+    campaign: str | None  # None: every active enrollment of the contact
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeContact:
+    """``resume_contact: NAME|all``: the operator releases this contact's enrollment(s)."""
+
+    campaign: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class EditCampaign:
     """``edit_campaign: PATH`` (extension): sync an edited campaign file."""
 
@@ -207,6 +221,8 @@ Action = (
     | Resume
     | Archive
     | Unenroll
+    | PauseContact
+    | ResumeContact
     | EditCampaign
     | Downtime
     | CarrierOptOut
@@ -239,6 +255,8 @@ _ACTION_KINDS: dict[type, str] = {
     Resume: "resume",
     Archive: "archive",
     Unenroll: "unenroll",
+    PauseContact: "pause_contact",
+    ResumeContact: "resume_contact",
     EditCampaign: "edit_campaign",
     Downtime: "downtime_until",
     CarrierOptOut: "carrier_opt_out",

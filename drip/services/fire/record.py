@@ -34,7 +34,7 @@ from drip.services import consent, fire_checks
 from drip.services.deps import Deps
 from drip.services.fire.gather import Prepared
 from drip.services.fire.outcome import Outcome
-from drip.store import claims, fire_record
+from drip.store import claims, fire_record, outbox
 from drip.store import repository as repo
 from drip.store.models import Contact, Message
 
@@ -172,7 +172,7 @@ class Recorder:
             return _start_alone(deps, p, now)
         try:
             with deps.sessions.begin() as session:
-                _record_in(session, [carry.outcome], carry.at)
+                _record_in(session, [carry.outcome], carry.at, deps.account.webhook_events)
                 return claims.start_one_in(session, p.send.id, p.send.claimed_at, now)
         except (DBAPIError, StoreError) as exc:
             log.warning("send_record_retry", send_id=carry.outcome.result.send_id, attempt=1,
@@ -215,6 +215,7 @@ def _one_statement(deps: Deps, outcome: Outcome) -> bool:
         and not outcome.carrier_opt_out
         and outcome.undeliverable_code is None
         and deps.engine.dialect.name == "postgresql"
+        and "send.sent" not in deps.account.webhook_events  # its event rides the transaction
     )
 
 
@@ -312,11 +313,20 @@ def record(deps: Deps, outcomes: list[Outcome], now: datetime) -> None:
     if not outcomes:
         return
     with deps.sessions.begin() as session:
-        _record_in(session, outcomes, now)
+        _record_in(session, outcomes, now, deps.account.webhook_events)
 
 
-def _record_in(session: Session, outcomes: list[Outcome], now: datetime) -> None:
-    """:func:`record`'s statements, in the caller's transaction."""
+def _record_in(
+    session: Session,
+    outcomes: list[Outcome],
+    now: datetime,
+    events: frozenset[str] = frozenset(),
+) -> None:
+    """:func:`record`'s statements, in the caller's transaction.
+
+    ``events``: the webhook event types wanted; ``send.sent``, ``send.failed`` and
+    ``send.skipped`` go to the outbox in this same transaction.
+    """
     footers: dict[tuple[str, int], datetime] = {}
     finished: set[int] = set()
     decisions: list[dict[str, object]] = []
@@ -342,6 +352,8 @@ def _record_in(session: Session, outcomes: list[Outcome], now: datetime) -> None
             continue
         contact_id, enrollment_id = changed
         decisions.append({"send_id": result.send_id, **_decision_row(o, now)})
+        if f"send.{result.outcome}" in events:
+            _send_event(session, o, contact_id, enrollment_id, now)
         if (
             result.outcome == "sent"
             and result.footer
@@ -366,6 +378,24 @@ def _record_in(session: Session, outcomes: list[Outcome], now: datetime) -> None
     fire_record.insert_decisions(conn, decisions)  # one statement for the transaction
     fire_record.set_footers(conn, footers)
     repo.finish_enrollments(session, finished, now)
+
+
+def _send_event(
+    session: Session, o: Outcome, contact_id: int, enrollment_id: int | None, now: datetime
+) -> None:
+    result = o.result
+    doc = {
+        "send_id": result.send_id,
+        "contact_id": contact_id,
+        "enrollment_id": enrollment_id,
+        "kind": o.prepared.send.kind.value,
+        "channel": o.prepared.send.channel.value,
+        "code": result.code,
+        "reason": result.reason,
+        "message_id": result.message_id,
+        "provider_id": result.provider_id,
+    }
+    outbox.append(session, f"send.{result.outcome}", contact_id, doc, now)
 
 
 def _contact_change(session: Session, contact_id: int, o: Outcome, now: datetime) -> None:

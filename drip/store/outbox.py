@@ -1,0 +1,241 @@
+"""The webhook outbox: events written in the transaction of their change, claimed to deliver.
+
+:func:`append` is called by the service (or store function) that makes a
+change, in that change's transaction, so an event exists exactly when its
+change committed. The delivery loop (:mod:`drip.services.webhooks`) claims
+pending rows whose turn has come, at most one per contact at a time and in
+``id`` order per contact: a row is not claimed while an earlier row of the
+same contact is still pending. On PostgreSQL the claim locks its rows with
+``FOR UPDATE SKIP LOCKED`` so that several loops share the work; the lock is
+held while the rows are posted, so a loop killed mid-delivery releases them
+for the next one (delivery is at least once).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, exists, func, insert, select, update
+from sqlalchemy.orm import Session, aliased
+
+from drip.store.models import Agent, Campaign, Contact, OutboxEvent
+
+__all__ = [
+    "OutboxCounts",
+    "agent_doc",
+    "append",
+    "append_ended",
+    "claim",
+    "contact_doc",
+    "counts",
+    "dead",
+    "mark_delivered",
+    "retry_dead",
+    "settle",
+]
+
+
+def append(
+    session: Session, type: str, contact_id: int | None, payload: dict[str, Any], now: datetime
+) -> str:
+    """Add one event to the outbox in the caller's transaction; returns its ``id``."""
+    event_id = f"evt_{uuid.uuid4().hex}"
+    session.execute(
+        insert(OutboxEvent).values(
+            event_id=event_id,
+            type=type,
+            contact_id=contact_id,
+            payload=payload,
+            created_at=now,
+            state="pending",
+            attempts=0,
+            next_attempt_at=now,
+        )
+    )
+    return event_id
+
+
+def contact_doc(contact: Contact) -> dict[str, Any]:
+    """How an event names its contact: drip's id and the CRM's, name, phone, email."""
+    return {
+        "id": contact.id,
+        "external_id": contact.external_id,
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "phone": contact.phone,
+        "email": contact.email,
+    }
+
+
+def agent_doc(session: Session, agent_id: int | None) -> dict[str, Any] | None:
+    """The assigned agent as an event carries it (None: the concierge or default sender)."""
+    agent = session.get(Agent, agent_id) if agent_id is not None else None
+    if agent is None:
+        return None
+    return {
+        "id": agent.id,
+        "first_name": agent.first_name,
+        "last_name": agent.last_name,
+        "phone": agent.phone,
+        "email": agent.email,
+    }
+
+
+def append_ended(
+    session: Session,
+    ended: Sequence[tuple[int, int, int]],
+    status: str,
+    reason: str,
+    now: datetime,
+) -> None:
+    """One ``enrollment.ended`` per (enrollment id, contact id, campaign id) that ended."""
+    if not ended:
+        return
+    wanted = select(Campaign.id, Campaign.name).where(Campaign.id.in_({c for _, _, c in ended}))
+    names: dict[int, str] = {row.id: row.name for row in session.execute(wanted)}
+    for enrollment_id, contact_id, campaign_id in ended:
+        doc = {
+            "enrollment_id": enrollment_id,
+            "contact_id": contact_id,
+            "campaign": names.get(campaign_id),
+            "status": status,
+            "reason": reason,
+        }
+        append(session, "enrollment.ended", contact_id, doc, now)
+
+
+def claim(session: Session, now: datetime, limit: int) -> list[OutboxEvent]:
+    """Pending rows due at ``now``, oldest first, none with an earlier pending row of its contact.
+
+    Runs in the caller's transaction; on PostgreSQL the rows stay locked
+    (``SKIP LOCKED``: another loop takes other rows) until it ends.
+    """
+    earlier = aliased(OutboxEvent)
+    blocked = exists().where(
+        earlier.contact_id == OutboxEvent.contact_id,
+        earlier.id < OutboxEvent.id,
+        earlier.state == "pending",
+    )
+    stmt = (
+        select(OutboxEvent)
+        .where(
+            OutboxEvent.state == "pending",
+            OutboxEvent.next_attempt_at <= now,
+            ~blocked,
+        )
+        .order_by(OutboxEvent.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True, of=OutboxEvent)
+    return list(session.scalars(stmt))
+
+
+def settle(
+    session: Session,
+    row: OutboxEvent,
+    now: datetime,
+    *,
+    delivered_to: Sequence[str],
+    done: bool,
+    error: str | None,
+    next_attempt_at: datetime | None,
+    dead: bool,
+) -> None:
+    """Record one delivery attempt of ``row`` (loaded in ``session``)."""
+    row.delivered_to = sorted(set(delivered_to))
+    if row.first_attempt_at is None:
+        row.first_attempt_at = now
+    if done:
+        row.state = "delivered"
+        row.delivered_at = now
+        row.last_error = None
+        return
+    row.attempts += 1
+    row.last_error = (error or "")[:2000]
+    if dead:
+        row.state = "dead"
+    elif next_attempt_at is not None:
+        row.next_attempt_at = next_attempt_at
+
+
+def mark_delivered(
+    session: Session, ids: Sequence[int], delivered_to: Sequence[str], now: datetime
+) -> None:
+    """Mark rows delivered in one statement (the common case of a round)."""
+    if not ids:
+        return
+    session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_(list(ids)))
+        .values(
+            state="delivered",
+            delivered_at=now,
+            delivered_to=sorted(set(delivered_to)),
+            first_attempt_at=func.coalesce(OutboxEvent.first_attempt_at, now),
+            last_error=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxCounts:
+    """The outbox by state, with the oldest pending event's time."""
+
+    pending: int
+    retrying: int
+    delivered: int
+    dead: int
+    oldest_pending_at: datetime | None
+
+
+def counts(session: Session) -> OutboxCounts:
+    """How many events wait, are being retried, went out, and were given up."""
+    retrying_of = func.sum(case((OutboxEvent.attempts > 0, 1), else_=0))
+    by_state = {
+        state: (int(n), int(r or 0))
+        for state, n, r in session.execute(
+            select(OutboxEvent.state, func.count(), retrying_of).group_by(OutboxEvent.state)
+        )
+    }
+    oldest = session.scalar(
+        select(func.min(OutboxEvent.created_at)).where(OutboxEvent.state == "pending")
+    )
+    return OutboxCounts(
+        pending=by_state.get("pending", (0, 0))[0],
+        retrying=by_state.get("pending", (0, 0))[1],
+        delivered=by_state.get("delivered", (0, 0))[0],
+        dead=by_state.get("dead", (0, 0))[0],
+        oldest_pending_at=oldest,
+    )
+
+
+def dead(session: Session, limit: int = 50) -> list[OutboxEvent]:
+    """The newest dead events (given up after a day of retries)."""
+    return list(
+        session.scalars(
+            select(OutboxEvent)
+            .where(OutboxEvent.state == "dead")
+            .order_by(OutboxEvent.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def retry_dead(session: Session, now: datetime, event_ids: Sequence[str] = ()) -> int:
+    """Make dead events (all, or those ``event_ids`` name) pending again, with a fresh day."""
+    where = [OutboxEvent.state == "dead"]
+    if event_ids:
+        where.append(OutboxEvent.event_id.in_(list(event_ids)))
+    result = session.execute(
+        update(OutboxEvent)
+        .where(and_(*where))
+        .values(state="pending", attempts=0, first_attempt_at=None, next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
