@@ -12,10 +12,10 @@ credentials; ``tls_context`` offers STARTTLS with that server-side context.
 
 from __future__ import annotations
 
-import contextlib
-import socket
+import asyncio
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -24,7 +24,6 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 __all__ = ["ReceivedEmail", "SmtpTestServer"]
@@ -98,7 +97,13 @@ class _Authenticator:
 
 
 class SmtpTestServer:
-    """A running aiosmtpd ``Controller`` with a handler that stores messages."""
+    """An aiosmtpd ``SMTP`` server on its own event loop and thread, storing what it accepts.
+
+    The server is asyncio's ``loop.create_server`` with aiosmtpd's ``SMTP`` as the
+    protocol, so that port 0 binds a free port and ``server.sockets`` reports it
+    (aiosmtpd's threaded ``Controller`` connects to its own port to start, which
+    port 0 does not allow).
+    """
 
     def __init__(
         self,
@@ -115,14 +120,15 @@ class SmtpTestServer:
         self._lock = threading.Condition()
         self._messages: list[ReceivedEmail] = []
         self._rejections: dict[str, str] = {}
-        self._controller: Controller | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._port: int | None = None
 
     def start(self) -> SmtpTestServer:
         """Start the server in its own thread and event loop; returns self."""
-        if self._controller is not None:
+        if self._loop is not None:
             return self
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": True}  # as aiosmtpd's Controller sets
         if self._users is not None:
             kwargs.update(
                 authenticator=_Authenticator(self._users),
@@ -132,17 +138,37 @@ class SmtpTestServer:
             )
         if self._tls_context is not None:
             kwargs.update(tls_context=self._tls_context)
-        port = self._requested_port if self._requested_port is not None else _free_port(self.host)
-        controller = Controller(_Handler(self), hostname=self.host, port=port, **kwargs)
-        controller.start()
-        self._controller = controller
-        self._port = port
+        handler = _Handler(self)
+        loop = asyncio.new_event_loop()
+        bound: Future[asyncio.Server] = Future()
+        thread = threading.Thread(
+            target=_serve,
+            args=(
+                loop,
+                lambda: SMTP(handler, loop=loop, **kwargs),
+                self.host,
+                self._requested_port or 0,
+                bound,
+            ),
+            name="smtp-test-server",
+            daemon=True,
+        )
+        thread.start()
+        server = bound.result()  # raises what binding raised
+        self._port = int(server.sockets[0].getsockname()[1])
+        self._loop = loop
+        self._thread = thread
         return self
 
     def stop(self) -> None:
-        controller, self._controller = self._controller, None
-        if controller is not None:
-            controller.stop()
+        """Drop open sessions, close the listener and end the server's thread."""
+        loop, self._loop = self._loop, None
+        thread, self._thread = self._thread, None
+        if loop is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(timeout=5)
 
     def __enter__(self) -> SmtpTestServer:
         return self.start()
@@ -204,8 +230,33 @@ class SmtpTestServer:
             self._lock.notify_all()
 
 
-def _free_port(host: str) -> int:
-    """A port free right now (aiosmtpd's Controller cannot bind port 0 and report it)."""
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+def _serve(
+    loop: asyncio.AbstractEventLoop,
+    protocol: Callable[[], SMTP],
+    host: str,
+    port: int,
+    bound: Future[asyncio.Server],
+) -> None:
+    """Bind ``host:port`` (0: a free port) and serve on ``loop`` until it is stopped.
+
+    The listening server goes to ``bound`` (or what binding raised); when the loop
+    stops, open sessions are cancelled and the listener closed.
+    """
+    asyncio.set_event_loop(loop)
+    try:
+        server = loop.run_until_complete(loop.create_server(protocol, host=host, port=port))
+    except BaseException as exc:  # start() raises it
+        bound.set_exception(exc)
+        loop.close()
+        return
+    bound.set_result(server)
+    try:
+        loop.run_forever()
+    finally:
+        server.close()
+        sessions = asyncio.all_tasks(loop)
+        for task in sessions:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*sessions, return_exceptions=True))
+        loop.run_until_complete(server.wait_closed())
+        loop.close()
