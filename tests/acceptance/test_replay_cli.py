@@ -32,13 +32,19 @@ def wrong_seed(tmp_path: Path) -> Path:
     return path
 
 
+#: The line of the seed's day-15 expectation, which wrong_seed turns wrong.
+DAY_15_LINE = 1 + SEED.read_text(encoding="utf-8").splitlines().index(
+    "  - {day: 15, footer: false}"
+)
+
+
 def test_wrong_expectation_exits_1_and_shows_the_difference(tmp_path: Path) -> None:
     """A failed expectation gives exit 1, the expected and actual side by side, and why."""
     done = replay(str(wrong_seed(tmp_path)))
     assert done.returncode == 1, done.stdout + done.stderr
     out = done.stdout
     assert "FAIL: 1 difference(s); 7 message(s) expected, 7 sent" in out
-    assert "    message 3 (line 33):" in out
+    assert f"    message 3 (line {DAY_15_LINE}):" in out
     assert "      expected  {day: 15, footer: true}" in out
     assert re.search(r"      actual +3 +15 +2026-03-17 10:06 EDT +agent +sms +campaign", out)
     assert "differs   footer: expected true, got false (F4: no footer: only" in out
@@ -113,7 +119,7 @@ def test_json_is_one_document_with_messages_decisions_and_verdicts(tmp_path: Pat
     assert seed["messages"][0]["kind"] == "opt_in_confirmation"
     assert seed["timezone"] == "America/New_York"
     assert wrong["mismatches"][0]["position"] == 3
-    assert wrong["mismatches"][0]["expected"] == {"line": 33, "day": 15, "footer": True}
+    assert wrong["mismatches"][0]["expected"] == {"line": DAY_15_LINE, "day": 15, "footer": True}
     assert any(e["what"] == "enroll" for e in seed["events"])
 
 

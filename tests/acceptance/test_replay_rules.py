@@ -21,7 +21,7 @@ def test_campaign_window_outside_federal_hours_makes_the_scenario_invalid() -> N
     """A scenario enrolling a campaign whose window opens at 07:00 exits 2, naming line and law."""
     done = replay(str(SCENARIOS / ".invalid" / "federal_window.yaml"))
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "early_bird.yaml:5:14: error: send_window 07:00-21:00 reaches outside" in done.stderr
+    assert "early_bird.yaml:6:14: error: send_window 07:00-21:00 reaches outside" in done.stderr
     assert "federal hours 08:00-21:00" in done.stderr
     assert "47 CFR 64.1200(c)(1)" in done.stderr
 
