@@ -24,6 +24,7 @@ __all__ = [
     "campaign_counts",
     "cancel_pending",
     "note_pending",
+    "record_decisions",
     "stop_campaign_enrollments",
 ]
 
@@ -63,7 +64,7 @@ def campaign_counts(session: Session) -> dict[int, CampaignCounts]:
     return out
 
 
-def _record(
+def record_decisions(
     session: Session,
     send_ids: Sequence[int],
     now: datetime,
@@ -76,6 +77,7 @@ def _record(
         {"send_id": i, "at": now, "outcome": outcome, "code": code, "reason": reason}
         for i in send_ids
     ]
+    # In chunks: one decision row per send of a whole campaign can be many.
     for start in range(0, len(rows), 1000):
         session.execute(insert(SendDecision), rows[start : start + 1000])
 
@@ -98,7 +100,7 @@ def cancel_pending(
             .execution_options(synchronize_session=False)
         )
     )
-    _record(session, ids, now, outcome="cancelled", code=code, reason=reason)
+    record_decisions(session, ids, now, outcome="cancelled", code=code, reason=reason)
     return ids
 
 
@@ -113,7 +115,7 @@ def note_pending(
             )
         )
     )
-    _record(session, ids, now, outcome=outcome, code=code, reason=reason)
+    record_decisions(session, ids, now, outcome=outcome, code=code, reason=reason)
     return len(ids)
 
 

@@ -9,15 +9,15 @@ on every pending send. Functions run in the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import EnrollmentStatus, SendState
-from drip.store.models import Enrollment, ScheduledSend, SendDecision
+from drip.store.lifecycle import record_decisions
+from drip.store.models import Enrollment, ScheduledSend
 
 __all__ = [
     "due_resumes",
@@ -26,23 +26,6 @@ __all__ = [
     "paused_enrollment_ids",
     "release",
 ]
-
-
-def _decide(
-    session: Session,
-    send_ids: Sequence[int],
-    now: datetime,
-    *,
-    outcome: str,
-    code: str,
-    reason: str,
-) -> None:
-    rows: list[dict[str, Any]] = [
-        {"send_id": i, "at": now, "outcome": outcome, "code": code, "reason": reason}
-        for i in send_ids
-    ]
-    if rows:
-        session.execute(insert(SendDecision), rows)
 
 
 def _pending_ids(session: Session, enrollment_id: int) -> list[int]:
@@ -82,7 +65,7 @@ def hold(
         enrollment.paused_at = now
     enrollment.paused_until = until
     enrollment.paused_by = by
-    _decide(
+    record_decisions(
         session, _pending_ids(session, enrollment.id), now, outcome="held", code=code, reason=reason
     )
     return True
@@ -113,7 +96,9 @@ def release(
     enrollment.paused_at = None
     enrollment.paused_until = None
     enrollment.paused_by = None
-    _decide(session, [s.id for s in sends], now, outcome="released", code=code, reason=reason)
+    record_decisions(
+        session, [s.id for s in sends], now, outcome="released", code=code, reason=reason
+    )
     return len(sends)
 
 

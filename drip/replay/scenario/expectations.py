@@ -7,11 +7,9 @@ for how each is compared with the message sent in its place.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import yaml
 
-from drip.campaigns.yamlsource import STR, Field, describe, is_null
+from drip.campaigns.yamlsource import STR, Field, is_null
 from drip.domain.enums import Channel, MessageKind, SenderRole
 from drip.domain.pacing import MAX_VALIDITY_SECONDS
 from drip.domain.zones import normalize_phone
@@ -24,8 +22,6 @@ from drip.replay.scenario.format import (
     NO_VALIDITY,
     PROVIDER_STATUSES,
     SENDER_ROLES,
-    START,
-    TIMESTAMP,
 )
 from drip.replay.scenario.values import Expectation
 
@@ -120,18 +116,3 @@ class ExpectationReader(FieldReader):
         if isinstance(node, yaml.ScalarNode) and node.tag == STR and node.value == "none":
             return NO_VALIDITY
         return self.source.integer(node, what, minimum=1, maximum=MAX_VALIDITY_SECONDS)
-
-    def _utc(self, node: yaml.Node, what: str) -> datetime | None:
-        text = node.value if isinstance(node, yaml.ScalarNode) else None
-        m = START.fullmatch(text.strip()) if isinstance(text, str) else None
-        if m is None or node.tag not in (STR, TIMESTAMP):
-            self.source.error(
-                node, f'{what} must be a UTC time "YYYY-MM-DD HH:MM", got {describe(node)}'
-            )
-            return None
-        year, month, day, hour, minute = (int(g) for g in m.groups()[:5])
-        try:
-            return datetime(year, month, day, hour, minute, tzinfo=UTC)
-        except ValueError as exc:
-            self.source.error(node, f"{what} {text!r} is not a date and time: {exc}")
-            return None

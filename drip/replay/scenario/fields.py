@@ -1,4 +1,4 @@
-"""Reading one field of a scenario file: optional fields and ``day N HH:MM`` times.
+"""Reading one field of a scenario file: optional fields, ``day N HH:MM`` and UTC times.
 
 :class:`FieldReader` is what the readers of the scenario, its events and its
 expectations share: each reports a problem on the :class:`YamlSource`, located
@@ -8,13 +8,13 @@ at the node it is about, and gives None for what it could not read.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import time
+from datetime import UTC, datetime, time
 from typing import TypeVar
 
 import yaml
 
 from drip.campaigns.yamlsource import STR, Field, YamlSource, describe, is_null
-from drip.replay.scenario.format import DAY_TIME, MAX_DAY
+from drip.replay.scenario.format import DAY_TIME, MAX_DAY, START, TIMESTAMP
 from drip.replay.scenario.values import DayTime
 
 T = TypeVar("T")
@@ -55,3 +55,18 @@ class FieldReader:
             )
             return None
         return DayTime(day, time(hour, minute))
+
+    def _utc(self, node: yaml.Node, what: str) -> datetime | None:
+        text = node.value if isinstance(node, yaml.ScalarNode) else None
+        m = START.fullmatch(text.strip()) if isinstance(text, str) else None
+        if m is None or node.tag not in (STR, TIMESTAMP):
+            self.source.error(
+                node, f'{what} must be a UTC time "YYYY-MM-DD HH:MM", got {describe(node)}'
+            )
+            return None
+        year, month, day, hour, minute = (int(g) for g in m.groups()[:5])
+        try:
+            return datetime(year, month, day, hour, minute, tzinfo=UTC)
+        except ValueError as exc:
+            self.source.error(node, f"{what} {text!r} is not a date and time: {exc}")
+            return None

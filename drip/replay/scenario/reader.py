@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -162,21 +162,6 @@ class _Reader(FieldReader):
 
     def _state_rules(self, node: yaml.Node) -> RowsRead | None:
         return state_rule_rows(self.source, node, require_source=False, allow_disable=True)
-
-    def _utc(self, node: yaml.Node, what: str) -> datetime | None:
-        text = node.value if isinstance(node, yaml.ScalarNode) else None
-        m = START.fullmatch(text.strip()) if isinstance(text, str) else None
-        if m is None or node.tag not in (STR, TIMESTAMP):
-            self.source.error(
-                node, f'{what} must be a UTC time "YYYY-MM-DD HH:MM", got {describe(node)}'
-            )
-            return None
-        year, month, day, hour, minute = (int(g) for g in m.groups()[:5])
-        try:
-            return datetime(year, month, day, hour, minute, tzinfo=UTC)
-        except ValueError as exc:
-            self.source.error(node, f"{what} {text!r} is not a date and time: {exc}")
-            return None
 
     def _start(self, node: yaml.Node) -> datetime | None:
         text = node.value if isinstance(node, yaml.ScalarNode) else None
