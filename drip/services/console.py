@@ -23,6 +23,7 @@ from drip.replay.lanes import FOOTER_RULES, Lane, Mark
 from drip.services.audit import explain_data, reason_after_outcome
 from drip.services.deps import Deps
 from drip.store import console as store
+from drip.store import outbox
 from drip.store import repository as repo
 from drip.store.models import ConsentEvent, Contact, Message, ScheduledSend, SendDecision
 
@@ -32,11 +33,14 @@ __all__ = [
     "ContactPage",
     "ContactSummary",
     "SendPage",
+    "WebhookBacklog",
+    "WebhooksPanel",
     "audit_export",
     "contact_page",
     "local",
     "search",
     "send_page",
+    "webhooks_panel",
 ]
 
 RULE_WORDS = dict(FOOTER_RULES) | {
@@ -553,3 +557,80 @@ def _audit_rows(session: Any, c: Contact, zone: str) -> list[dict[str, Any]]:
         )
     rows.sort(key=lambda r: (r["at_utc"], r["record"]))
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookBacklog:
+    """One webhook's share of the outbox (or the whole outbox, named ``all``)."""
+
+    name: str
+    events: tuple[str, ...]
+    pending: int
+    retrying: int
+    dead: int
+    oldest_pending_at: datetime | None
+    oldest_pending_age: str
+
+
+@dataclass(frozen=True, slots=True)
+class WebhooksPanel:
+    """The front page's webhooks panel: backlog per webhook and overall, the newest dead events."""
+
+    configured: bool
+    targets: tuple[WebhookBacklog, ...]
+    overall: WebhookBacklog
+    dead: tuple[outbox.DeadEvent, ...]
+
+
+def age(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``3 h 5 min``, ``2 d 4 h``: how long something has waited."""
+    s = max(int(seconds), 0)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def _backlog(
+    name: str, events: tuple[str, ...], groups: list[outbox.BacklogGroup], now: datetime
+) -> WebhookBacklog:
+    pending = [g for g in groups if g.state == "pending"]
+    oldest = min((g.oldest_at for g in pending if g.oldest_at is not None), default=None)
+    return WebhookBacklog(
+        name=name,
+        events=events,
+        pending=sum(g.events for g in pending),
+        retrying=sum(g.retrying for g in pending),
+        dead=sum(g.events for g in groups if g.state == "dead"),
+        oldest_pending_at=oldest,
+        oldest_pending_age=age((now - oldest).total_seconds()) if oldest is not None else "",
+    )
+
+
+def webhooks_panel(deps: Deps, now: datetime, dead_shown: int = 10) -> WebhooksPanel:
+    """The outbox per configured webhook and overall, and the ``dead_shown`` newest dead events.
+
+    An event counts for a webhook when its type is one the webhook takes and
+    that webhook has not answered it yet; ``overall`` counts each event once.
+    """
+    with deps.sessions() as session:
+        found = outbox.backlog(session, dead_shown)
+    groups = list(found.groups)
+    targets = tuple(
+        _backlog(
+            w.name,
+            tuple(sorted(w.events)),
+            [g for g in groups if g.type in w.events and w.name not in g.delivered_to],
+            now,
+        )
+        for w in deps.account.webhooks
+    )
+    return WebhooksPanel(
+        configured=bool(deps.account.webhooks),
+        targets=targets,
+        overall=_backlog("all", (), groups, now),
+        dead=found.dead,
+    )

@@ -13,22 +13,27 @@ for the next one (delivery is at least once).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, insert, select, update
+from sqlalchemy import String, and_, case, cast, exists, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from drip.store.models import Agent, Campaign, Contact, OutboxEvent
 
 __all__ = [
+    "Backlog",
+    "BacklogGroup",
+    "DeadEvent",
     "OutboxCounts",
     "agent_doc",
     "append",
     "append_ended",
+    "backlog",
     "claim",
     "contact_doc",
     "counts",
@@ -239,3 +244,82 @@ def retry_dead(session: Session, now: datetime, event_ids: Sequence[str] = ()) -
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class BacklogGroup:
+    """Outbox rows sharing a state, a type and the webhooks that already took them."""
+
+    state: str
+    type: str
+    delivered_to: frozenset[str]
+    events: int
+    retrying: int
+    oldest_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadEvent:
+    """A dead event as the console lists it: no payload, no contact."""
+
+    event_id: str
+    type: str
+    created_at: datetime
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """The outbox grouped (a handful of rows whatever its size) and its newest dead events."""
+
+    groups: tuple[BacklogGroup, ...]
+    dead: tuple[DeadEvent, ...]
+
+
+def _names(raw: str | None) -> frozenset[str]:
+    """``delivered_to`` read back from its JSON text (NULL: nobody yet)."""
+    if not raw:
+        return frozenset()
+    value = json.loads(raw)
+    return frozenset(str(n) for n in value) if isinstance(value, list) else frozenset()
+
+
+def backlog(session: Session, dead_limit: int = 10) -> Backlog:
+    """The outbox by (state, type, webhooks reached), and the ``dead_limit`` newest dead events.
+
+    Both statements are bounded: the grouping yields one row per state, event
+    type and set of webhooks that answered, however many events there are,
+    and the dead list reads only the columns it shows (never the payload, which
+    holds the contact's phone and email).
+    """
+    reached = cast(OutboxEvent.delivered_to, String)
+    retrying_of = func.sum(case((OutboxEvent.attempts > 0, 1), else_=0))
+    grouped = session.execute(
+        select(
+            OutboxEvent.state,
+            OutboxEvent.type,
+            reached,
+            func.count(),
+            retrying_of,
+            func.min(OutboxEvent.created_at),
+        ).group_by(OutboxEvent.state, OutboxEvent.type, reached)
+    )
+    groups = tuple(
+        BacklogGroup(state, type_, _names(raw), int(n), int(r or 0), oldest)
+        for state, type_, raw, n, r, oldest in grouped
+    )
+    dead_rows = session.execute(
+        select(
+            OutboxEvent.event_id,
+            OutboxEvent.type,
+            OutboxEvent.created_at,
+            OutboxEvent.attempts,
+            OutboxEvent.last_error,
+        )
+        .where(OutboxEvent.state == "dead")
+        .order_by(OutboxEvent.id.desc())
+        .limit(dead_limit)
+    )
+    dead_events = tuple(DeadEvent(*row) for row in dead_rows)
+    return Backlog(groups, dead_events)

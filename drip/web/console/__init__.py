@@ -1,4 +1,4 @@
-"""The read-only console under ``/console/``: campaigns, queue, contacts, sends, audit.
+"""The read-only console under ``/console/``: campaigns, webhooks, queue, contacts, sends, audit.
 
 Its pages for operators: docs/operations.md#the-console.
 
@@ -199,7 +199,8 @@ def _campaign_routes(bp: Blueprint, deps: Deps, page: Page) -> None:
     @bp.get("/")
     def campaigns() -> Response:
         stats = campaign_stats(deps, deps.clock.now())
-        return page("campaigns.html", stats=stats, funnel_svg=funnel_svg, now=stats.at)
+        hooks = service.webhooks_panel(deps, stats.at)
+        return page("campaigns.html", stats=stats, funnel_svg=funnel_svg, now=stats.at, hooks=hooks)
 
     @bp.get("/campaigns/<name>")
     def campaign(name: str) -> Response:
