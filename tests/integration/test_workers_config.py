@@ -22,6 +22,8 @@ from workers.celery_app import (
     DISPATCH_TASK,
     FIRE_TASK,
     SEND_QUEUE,
+    WEBHOOKS_ENTRY,
+    WEBHOOKS_TASK,
     celery_config,
     configure,
 )
@@ -51,7 +53,12 @@ def test_the_config_routes_queues_and_ticks_from_settings() -> None:
             "task": DISPATCH_TASK,
             "schedule": 7.0,
             "options": {"queue": DISPATCH_QUEUE, "expires": 7.0},
-        }
+        },
+        WEBHOOKS_ENTRY: {
+            "task": WEBHOOKS_TASK,
+            "schedule": 7.0,
+            "options": {"queue": DISPATCH_QUEUE, "expires": 7.0},
+        },
     }
     assert config["task_acks_late"] is False
     assert config["task_reject_on_worker_lost"] is False
