@@ -11,6 +11,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from drip.domain.triggers import ContactView, Decision
+from drip.services import assignment, pausing
+from drip.services.deps import Deps
 from drip.services.event_input import ParsedEvent
 from drip.store import lifecycle as lifecycle_store
 from drip.store.models import Contact, Enrollment, ScheduledSend
@@ -45,6 +47,22 @@ def apply_fields(contact: Contact, p: ParsedEvent, now: datetime) -> list[str]:
     contact.field_times = times
     if changed:
         contact.updated_at = now
+    return notes
+
+
+def apply_actions(
+    deps: Deps, session: Session, contact: Contact, p: ParsedEvent, now: datetime
+) -> list[str]:
+    """What an event does beyond its fields: a hand-off to another agent, a logged touch."""
+    notes: list[str] = []
+    if p.type == "lead.assigned":
+        notes.append(
+            assignment.reassign_in(
+                session, contact, str(p.data["agent"]), now, why=f"{p.type} {p.id}", event_id=p.id
+            ).message
+        )
+    if p.type == "contact.touched":  # a call or email logged: as a reply, for on_reply
+        notes.extend(pausing.touched(deps, session, contact.id, now))
     return notes
 
 

@@ -30,11 +30,12 @@ from drip.domain.triggers import (
     LeadEvent,
     decide,
 )
-from drip.services import assignment, pausing
+from drip.services import assignment
 from drip.services.deps import Deps
 from drip.services.event_apply import (
     CRM_FIELDS,
     PROFILE_FIELDS,
+    apply_actions,
     apply_fields,
     contact_view,
     end_enrollments,
@@ -216,19 +217,7 @@ def apply_event(deps: Deps, p: ParsedEvent, row_id: int, now: datetime) -> str:
         contact = session.get(Contact, contact_id)
         assert contact is not None
         notes.extend(apply_fields(contact, p, now))
-        if p.type == "lead.assigned":
-            notes.append(
-                assignment.reassign_in(
-                    session,
-                    contact,
-                    str(p.data["agent"]),
-                    now,
-                    why=f"{p.type} {p.id}",
-                    event_id=p.id,
-                ).message
-            )
-        if p.type == "contact.touched":  # a call or email logged: as a reply, for on_reply
-            notes.extend(pausing.touched(deps, session, contact.id, now))
+        notes.extend(apply_actions(deps, session, contact, p, now))
         decision = _decide(deps, session, contact, p, now)
         notes.extend(end_enrollments(session, decision, p, now))
     notes.extend(_enroll(deps, contact_id, decision, p, now))

@@ -40,9 +40,8 @@ from drip.domain.triggers import (
     decide,
 )
 from drip.errors import DripError
-from drip.services import assignment, pausing
 from drip.services.deps import Deps
-from drip.services.event_apply import apply_fields, contact_view, end_enrollments
+from drip.services.event_apply import apply_actions, apply_fields, contact_view, end_enrollments
 from drip.services.event_input import ParsedEvent
 from drip.store import events as store
 from drip.store.models import Campaign as CampaignRow
@@ -178,19 +177,7 @@ class BatchApplier:
         views: dict[int, list[EnrollmentView]],
     ) -> tuple[list[str], Decision]:
         notes = apply_fields(contact, p, self.now)
-        if p.type == "lead.assigned":
-            notes.append(
-                assignment.reassign_in(
-                    session,
-                    contact,
-                    str(p.data["agent"]),
-                    self.now,
-                    why=f"{p.type} {p.id}",
-                    event_id=p.id,
-                ).message
-            )
-        if p.type == "contact.touched":  # a call or email logged: as a reply, for on_reply
-            notes.extend(pausing.touched(self.deps, session, contact.id, self.now))
+        notes.extend(apply_actions(self.deps, session, contact, p, self.now))
         mine = views.setdefault(contact.id, [])
         decision = (
             decide(
