@@ -29,6 +29,7 @@ from drip.domain.frequency import lookback
 from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, render, sms_size, with_footer
 from drip.domain.pacing import Forecast, QueuedText, Senders, forecast
 from drip.domain.policy import DAY, ConversationState, Defer, Outgoing, Send, decide
+from drip.domain.window import SendWindow
 from drip.errors import DripError
 from drip.services.deps import Deps
 from drip.services.fire import contact_state
@@ -157,6 +158,18 @@ class Pending:
     campaigns: dict[int, CampaignRow]
 
 
+def body_and_window(
+    deps: Deps, campaign: Campaign | None, body: str | None, step_id: str | None
+) -> tuple[str | None, SendWindow]:
+    """A pending text's body (its own, else its step's in the current campaign) and window."""
+    if campaign is None:
+        return body, deps.account.send_window
+    if body is None and step_id is not None:
+        with contextlib.suppress(KeyError):
+            body = campaign.step(step_id).body
+    return body, campaign.send_window or deps.account.send_window
+
+
 def load_pending(deps: Deps, until: datetime) -> Pending:
     """Every pending send due by ``until`` (all channels), and what decides its sender and text."""
     with deps.sessions() as session:
@@ -196,13 +209,7 @@ def _pending_texts(
             continue
         contact = pending.contacts[send.contact_id]
         campaign = campaigns.get(send.campaign_id) if send.campaign_id else None
-        body = send.body
-        window = deps.account.send_window
-        if campaign is not None:
-            window = campaign.send_window or window
-            if body is None and send.step_id is not None:
-                with contextlib.suppress(KeyError):
-                    body = campaign.step(send.step_id).body
+        body, window = body_and_window(deps, campaign, send.body, send.step_id)
         if body is None:
             continue
         outgoing = Outgoing(

@@ -8,7 +8,6 @@ Every value is frozen; the console (a later view) reuses :func:`queue_view`.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -152,7 +151,7 @@ def forecast_groups(
     segments from its latest due time (so the forecast errs late, never
     early); the ones whose slot would end after their window closes slip.
     """
-    from drip.services.pacing import queued_text, sender_rates
+    from drip.services.pacing import body_and_window, queued_text, sender_rates
 
     parsed: dict[int, Campaign | None] = {}
     queues: dict[str, list[tuple[QueuedText, int]]] = {}
@@ -168,13 +167,7 @@ def forecast_groups(
                 except Exception:  # a stored campaign that no longer parses is left out
                     parsed[row.id] = None
             campaign = parsed[row.id]
-        body = send.body
-        window = deps.account.send_window
-        if campaign is not None:
-            window = campaign.send_window or window
-            if body is None and send.step_id is not None:
-                with contextlib.suppress(KeyError):
-                    body = campaign.step(send.step_id).body
+        body, window = body_and_window(deps, campaign, send.body, send.step_id)
         if body is None:
             continue
         due = max(last_due, now)
