@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import click
@@ -63,6 +64,12 @@ def bulk() -> None:
     metavar="DAYS",
     help="Only contacts with no outbound message in the last DAYS days.",
 )
+@click.option(
+    "--expires-at",
+    metavar='"YYYY-MM-DD HH:MM"',
+    help="Skip (expired) any text that cannot go by then, never send it late: a time in "
+    "the account's zone (default_timezone), or with its UTC offset (13:00-04:00, 17:00Z).",
+)
 @click.option("--dry-run", is_flag=True, help="Show who would get it and stop.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def bulk_send(
@@ -71,6 +78,7 @@ def bulk_send(
     campaign: str | None,
     state: str | None,
     not_contacted_since: int | None,
+    expires_at: str | None,
     dry_run: bool,
     yes: bool,
 ) -> None:
@@ -79,19 +87,35 @@ def bulk_send(
     `drip run` or the workers) under the consent gate, send window, state rules and
     footer rules, decided again when each one fires. Without --dry-run it asks for
     confirmation on a terminal (elsewhere it needs --yes); the bulk gets an id, and
-    `drip bulk cancel ID` cancels what it has not sent yet."""
-    from drip.services.bulk import BulkFilters, plan_bulk, start_bulk
+    `drip bulk cancel ID` cancels what it has not sent yet. With --expires-at a text
+    that cannot go by then (window, caps, pacing, an outage) is skipped, never sent late;
+    an expiry already past, or before any selected contact could get the text, is refused."""
+    from drip.domain.frequency import parse_expiry
+    from drip.errors import ValidationError
+    from drip.services.bulk import BulkFilters, expiry_problem, plan_bulk, start_bulk
 
     deps = ready_deps()
     now = deps.clock.now()
     filters = BulkFilters(two_way_only, campaign, state, not_contacted_since)
-    plan = plan_bulk(deps, body, filters, now)
+    expires: datetime | None = None
+    if expires_at is not None:
+        try:
+            expires = parse_expiry(expires_at, deps.account.default_timezone)
+        except ValidationError as exc:
+            raise fail(f"error: --expires-at: {exc}") from exc
+    try:
+        plan = plan_bulk(deps, body, filters, now, expires_at=expires)
+    except ValidationError as exc:  # a bad body, an expiry already past: one line, exit 1
+        raise fail(f"error: {exc}") from exc
     for line in plan.lines():
         click.echo(line)
+    problem = expiry_problem(plan)
+    if problem is not None:
+        raise fail(f"error: {problem}")
     # The pacing forecast: when the last text leaves, how many slip to the next day.
     from drip.services.pacing import forecast_bulk, forecast_lines
 
-    expected = forecast_bulk(deps, plan.body, plan.recipients, now)
+    expected = forecast_bulk(deps, plan.body, plan.recipients, now, expires_at=expires)
     for line in forecast_lines(expected, deps.account.default_timezone):
         click.echo(line)
     if dry_run:
@@ -108,6 +132,7 @@ def bulk_send(
             ("campaign", campaign),
             ("state", state),
             ("not_contacted_since", not_contacted_since),
+            ("expires_at", plan.local(expires) if expires is not None else None),
         )
         if v is not None
     )
@@ -117,6 +142,7 @@ def bulk_send(
         f"bulk {done.bulk_id}: scheduled {done.sends} sends, due now: they go out on the next "
         "dispatch (`drip tick`, `drip run` or the Celery beat), each checked again when it fires; "
         f"`drip bulk cancel {done.bulk_id}` cancels what has not gone out"
+        + (f"; what has not gone by {plan.local(expires)} is skipped (expired)" if expires else "")
     )
 
 

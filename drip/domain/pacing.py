@@ -75,13 +75,27 @@ class QueuedText:
     """A text waiting to go: its sender, its segments, when it may go and when its window closes.
 
     ``not_before`` is its due time or the next opening of its window;
-    ``closes_at`` the end of that window (None: nothing holds it).
+    ``closes_at`` the end of that window, or the text's expiry when that
+    comes first (None: nothing holds it). ``expires_at``: a text that cannot
+    leave by then is skipped, never sent late; ``lost_if_slipping``: the next
+    opening of its window comes after its expiry, so slipping means expiring.
     """
 
     sender: str
     segments: int
     not_before: datetime
     closes_at: datetime | None = None
+    expires_at: datetime | None = None
+    lost_if_slipping: bool = False
+
+    @property
+    def expires_first(self) -> bool:
+        """A text that misses ``closes_at`` expires rather than waits for the next opening."""
+        return self.lost_if_slipping or (
+            self.expires_at is not None
+            and self.closes_at is not None
+            and self.expires_at <= self.closes_at
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +111,8 @@ class SenderForecast:
     slipping: int
     #: Texts already queued on the number that go before these (``ahead`` of :func:`forecast`).
     ahead: int = 0
+    #: Texts that cannot leave before their expiry: skipped (``expired``), never sent late.
+    expiring: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +129,10 @@ class Forecast:
     @property
     def slipping(self) -> int:
         return sum(s.slipping for s in self.senders)
+
+    @property
+    def expiring(self) -> int:
+        return sum(s.expiring for s in self.senders)
 
     @property
     def texts(self) -> int:
@@ -135,7 +155,8 @@ def forecast(
     Each sender releases one segment every ``1 / rate`` seconds, as the
     carrier does. A text whose last segment would leave at or after its
     window closes does not go today: it is counted in ``slipping`` (it goes
-    at the next opening) and takes no slot. ``ahead`` are texts already
+    at the next opening) and takes no slot; one that would leave at or after
+    its expiry, or slip past it, is counted in ``expiring`` instead. ``ahead`` are texts already
     queued on the same numbers (pending sends), which go first at equal
     times: they take their slots but are counted only in ``ahead``, and only
     for the senders of ``texts``.
@@ -157,12 +178,16 @@ def forecast(
         first: datetime | None = None
         last: datetime | None = None
         slipping = 0
+        expiring = 0
         segments = 0
         for text, counted in queue:
             start = max(free, text.not_before)
             takes = timedelta(seconds=text.segments / rate)
             if text.closes_at is not None and start + takes > text.closes_at:
-                slipping += counted
+                if text.expires_first:
+                    expiring += counted
+                else:
+                    slipping += counted
                 continue
             free = start + takes
             if counted:
@@ -172,7 +197,15 @@ def forecast(
         mine = sum(counted for _, counted in queue)
         out.append(
             SenderForecast(
-                sender, rate, mine, segments, first, last, slipping, ahead=len(queue) - mine
+                sender,
+                rate,
+                mine,
+                segments,
+                first,
+                last,
+                slipping,
+                ahead=len(queue) - mine,
+                expiring=expiring,
             )
         )
     return Forecast(tuple(out))

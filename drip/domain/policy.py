@@ -200,9 +200,10 @@ class Send:
 
     ``window_closes_at`` (UTC, aware): for a campaign or bulk text, the
     earliest instant after ``now`` at which the send window closes in any
-    zone or state rule that applies, so the carrier can be told not to
-    deliver it later (Twilio ``ValidityPeriod``); None for manual,
-    compliance and email messages, which have no window.
+    zone or state rule that applies, or the text's expiry when that comes
+    first, so the carrier can be told not to deliver it later (Twilio
+    ``ValidityPeriod``); None for manual, compliance and email messages,
+    which have no window.
     """
 
     footer: bool
@@ -296,7 +297,9 @@ def decide(
             f"no footer: {_kind_words(outgoing.kind)} never carries it",
         )
     if law.is_text:
-        return replace(decision, window_closes_at=_closes_at(now, law))
+        # An expiry before the window closes is the carrier's deadline too (ValidityPeriod).
+        closes = _closes_at(now, law) if expires is None else min(_closes_at(now, law), expires)
+        return replace(decision, window_closes_at=closes)
     return decision
 
 

@@ -22,15 +22,24 @@ that leaves it out):
    ``no_consent``. The plan does not re-implement these rules.
 
 Contacts the policy would defer right now (outside their send window, state
-cap reached) are included and counted as ``deferred``: they get the text
-when their window opens.
+cap reached, the frequency cap) are included and counted as ``deferred``:
+they get the text when their window opens. Those the account's frequency
+cap holds back are counted apart (``capped``), as ``drip bulk --dry-run``
+shows them.
+
+With an expiry (``--expires-at``, kept on each send) a contact whose text
+could not go before it is left out as ``expired`` (the policy's own answer);
+an expiry already past is refused, and so, by the command, is one before
+any selected contact could get the text (:func:`expiry_problem`). At fire
+time each send is decided again with its expiry: skipped ``expired``, never
+sent late (docs/compliance.md#expiry).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
@@ -40,7 +49,18 @@ from drip.campaigns.links import find_links, shortener_of
 from drip.domain.enums import Channel, MessageKind, SenderRole, SendState
 from drip.domain.frequency import lookback
 from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, template_problems
-from drip.domain.policy import DAY, ConversationState, Defer, Outgoing, Skip, decide
+from drip.domain.policy import (
+    DAY,
+    ContactState,
+    ConversationState,
+    Decision,
+    Defer,
+    Outgoing,
+    Skip,
+    SkipCode,
+    decide,
+)
+from drip.domain.schedule import local
 from drip.domain.zones import normalize_state, resolve_state
 from drip.errors import NotFoundError, ValidationError
 from drip.services.deps import Deps
@@ -72,6 +92,7 @@ REASON_WORDS: Final = {
     "opted_out": "opted out of texts",
     "cannot_be_texted": "marked cannot be texted",
     "undeliverable": "number reported undeliverable",
+    "expired": "cannot get it before the expiry (send window, state rules or frequency cap)",
 }
 
 
@@ -98,10 +119,23 @@ class BulkPlan:
     excluded: Counter[str] = field(default_factory=Counter)
     deferred: Counter[str] = field(default_factory=Counter)
     considered: int = 0
+    #: ``--expires-at``: each send is skipped (``expired``) if it cannot go by then.
+    expires_at: datetime | None = None
+    #: The frequency cap holds back this many recipients (they wait) ...
+    capped: int = 0
+    #: ... and this many contacts left out as ``expired`` would have gone without it.
+    capped_expired: int = 0
+    #: The earliest instant a contact left out as ``expired`` could have got the text.
+    earliest_expired: datetime | None = None
+    cap_words: str = ""
+    timezone: str = "UTC"
 
     @property
     def excluded_total(self) -> int:
         return sum(self.excluded.values())
+
+    def local(self, at: datetime) -> str:
+        return f"{local(at, self.timezone):%Y-%m-%d %H:%M} {self.timezone}"
 
     def lines(self) -> list[str]:
         """The plan in words, as the command prints it."""
@@ -118,7 +152,37 @@ class BulkPlan:
                 f"  {waiting} of the recipients are outside their send window or state cap "
                 f"right now ({why}): theirs go out when it allows"
             )
+        if self.capped or self.capped_expired:
+            held = f"{self.capped} wait until it allows" if self.capped else ""
+            lost = f"{self.capped_expired} would expire first" if self.capped_expired else ""
+            out.append(
+                f"  the frequency cap ({self.cap_words}) holds back "
+                f"{self.capped + self.capped_expired} of these texts: "
+                + "; ".join(part for part in (held, lost) if part)
+            )
+        if self.expires_at is not None:
+            out.append(
+                f"  expires at {self.local(self.expires_at)}: a text that cannot go by then "
+                "is skipped (expired), never sent late"
+            )
         return out
+
+
+def expiry_problem(plan: BulkPlan) -> str | None:
+    """Why the plan's expiry leaves nothing to send (every selected contact expires), or None."""
+    expired = plan.excluded.get("expired", 0)
+    if plan.expires_at is None or plan.recipients or not expired:
+        return None
+    opens = (
+        f"; the earliest any of them could get it is {plan.local(plan.earliest_expired)}"
+        if plan.earliest_expired is not None
+        else ""
+    )
+    return (
+        f"--expires-at {plan.local(plan.expires_at)} comes before the bulk could start: "
+        f"none of the {expired} selected contact(s) could get the text by then{opens}; "
+        "nothing scheduled"
+    )
 
 
 def _chunks(items: list[T]) -> Iterator[list[T]]:
@@ -147,9 +211,19 @@ def check_body(body: str) -> str:
     return text
 
 
-def plan_bulk(deps: Deps, body: str, filters: BulkFilters, now: datetime) -> BulkPlan:
-    """Select the recipients of a bulk text (see the module docstring); changes nothing."""
-    plan = BulkPlan(check_body(body))
+def plan_bulk(
+    deps: Deps,
+    body: str,
+    filters: BulkFilters,
+    now: datetime,
+    *,
+    expires_at: datetime | None = None,
+) -> BulkPlan:
+    """Select the recipients of a bulk text (see the module docstring); changes nothing.
+
+    An ``expires_at`` at or before ``now`` is a ValidationError.
+    """
+    plan = _new_plan(deps, body, now, expires_at)
     state = normalize_state(filters.state) if filters.state else None
     with deps.sessions() as session:
         campaign_members: set[int] | None = None
@@ -186,11 +260,15 @@ def plan_bulk(deps: Deps, body: str, filters: BulkFilters, now: datetime) -> Bul
                     if conv.two_way_at is not None
                 )
         marketing: dict[int, list[datetime]] = {}
+        counted_since = now - lookback(deps.account.frequency_cap, DAY)
         for part in _chunks(ids):
-            since = now - lookback(deps.account.frequency_cap, DAY)
-            marketing.update(repo.marketing_sent_since(session, part, since))
+            marketing.update(repo.marketing_sent_since(session, part, counted_since))
         outgoing = Outgoing(
-            kind=MessageKind.BULK, due_at=now, channel=Channel.SMS, window=deps.account.send_window
+            kind=MessageKind.BULK,
+            due_at=now,
+            channel=Channel.SMS,
+            window=deps.account.send_window,
+            expires_at=expires_at,
         )
         for contact in contacts:
             sender = senders[contact.id]
@@ -210,22 +288,96 @@ def plan_bulk(deps: Deps, body: str, filters: BulkFilters, now: datetime) -> Bul
             if reason is not None:
                 plan.excluded[reason] += 1
                 continue
-            decision = decide(
-                contact_state(contact, deps, marketing.get(contact.id, [])),
-                ConversationState(),
-                outgoing,
-                now,
-                state_rules=deps.account.state_rules,
-                blackouts=deps.account.blackouts,
-                frequency_cap=deps.account.frequency_cap,
-            )
-            if isinstance(decision, Skip):
-                plan.excluded[decision.code.value] += 1
-                continue
-            if isinstance(decision, Defer):
-                plan.deferred[decision.code.value] += 1
-            plan.recipients.append(contact.id)
+            cstate = contact_state(contact, deps, marketing.get(contact.id, []))
+            _judge(deps, plan, contact.id, cstate, outgoing=outgoing, now=now)
     return plan
+
+
+def _new_plan(deps: Deps, body: str, now: datetime, expires_at: datetime | None) -> BulkPlan:
+    """An empty plan for ``body``; an expiry at or before ``now`` is a ValidationError."""
+    cap = deps.account.frequency_cap
+    plan = BulkPlan(
+        check_body(body),
+        expires_at=expires_at,
+        cap_words=cap.words() if cap is not None else "",
+        timezone=deps.account.default_timezone,
+    )
+    if expires_at is not None and expires_at <= now:
+        raise ValidationError(
+            f"--expires-at {plan.local(expires_at)} is already past "
+            f"(it is {plan.local(now)}); nothing scheduled"
+        )
+    return plan
+
+
+def _judge(
+    deps: Deps,
+    plan: BulkPlan,
+    contact_id: int,
+    contact: ContactState,
+    *,
+    outgoing: Outgoing,
+    now: datetime,
+) -> None:
+    """The consent gate, window, caps and expiry for one selected contact, counted in ``plan``."""
+    decision = _decide(deps, contact, outgoing, now, cap=True)
+    _count_cap(deps, plan, contact, outgoing, now=now, decision=decision)
+    if isinstance(decision, Skip):
+        plan.excluded[decision.code.value] += 1
+        if decision.code is SkipCode.EXPIRED:
+            _note_opening(deps, plan, contact, outgoing, now)
+        return
+    if isinstance(decision, Defer):
+        plan.deferred[decision.code.value] += 1
+    plan.recipients.append(contact_id)
+
+
+def _decide(
+    deps: Deps, contact: ContactState, outgoing: Outgoing, now: datetime, *, cap: bool
+) -> Decision:
+    """The policy's decision for one bulk text, with or without the frequency cap."""
+    return decide(
+        contact,
+        ConversationState(),
+        outgoing,
+        now,
+        state_rules=deps.account.state_rules,
+        blackouts=deps.account.blackouts,
+        frequency_cap=deps.account.frequency_cap if cap else None,
+    )
+
+
+def _count_cap(
+    deps: Deps,
+    plan: BulkPlan,
+    contact: ContactState,
+    outgoing: Outgoing,
+    *,
+    now: datetime,
+    decision: Decision,
+) -> None:
+    """Count the text when the frequency cap is what holds it back (or makes it expire)."""
+    held = isinstance(decision, Defer) or (
+        isinstance(decision, Skip) and decision.code is SkipCode.EXPIRED
+    )
+    if deps.account.frequency_cap is None or not held:
+        return
+    free = _decide(deps, contact, outgoing, now, cap=False)
+    if isinstance(decision, Defer):
+        if not isinstance(free, Defer) or free.until < decision.until:
+            plan.capped += 1
+    elif not isinstance(free, Skip):
+        plan.capped_expired += 1
+
+
+def _note_opening(
+    deps: Deps, plan: BulkPlan, contact: ContactState, outgoing: Outgoing, now: datetime
+) -> None:
+    """Keep the earliest instant an expired contact could have got the text, for the message."""
+    unbound = _decide(deps, contact, replace(outgoing, expires_at=None), now, cap=True)
+    at = unbound.until if isinstance(unbound, Defer) else now
+    if plan.earliest_expired is None or at < plan.earliest_expired:
+        plan.earliest_expired = at
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +428,7 @@ def start_bulk(
                 "due_at": now,
                 "created_at": now,
                 "bulk_id": bulk_id,
+                "expires_at": plan.expires_at,
             }
             for contact_id in plan.recipients
         ]
@@ -284,7 +437,13 @@ def start_bulk(
             claims.bulk_insert_sends(session, batch, now=now)
             if on_batch is not None:
                 on_batch(len(batch))
-    log.info("bulk_scheduled", bulk_id=bulk_id, sends=len(rows), excluded=plan.excluded_total)
+    log.info(
+        "bulk_scheduled",
+        bulk_id=bulk_id,
+        sends=len(rows),
+        excluded=plan.excluded_total,
+        expires_at=plan.expires_at.isoformat() if plan.expires_at else None,
+    )
     return BulkScheduled(bulk_id, len(rows))
 
 

@@ -104,6 +104,13 @@ def queued_text(
         )
     if not isinstance(decision, Send):
         return None
+    closes, lost = decision.window_closes_at, False
+    if outgoing.expires_at is not None and closes is not None and closes < outgoing.expires_at:
+        # Missing this window: does the next opening still come before the expiry?
+        later = decide(
+            state, ConversationState(), outgoing, closes, state_rules=rules, frequency_cap=cap
+        )
+        lost = not isinstance(later, Defer) or later.until >= outgoing.expires_at
     try:
         text = render(
             body, template_values(contact, sender, deps.account), allowed=ACCOUNT_TEMPLATE_VARIABLES
@@ -112,18 +119,38 @@ def queued_text(
         text = body
     if decision.footer:
         text = with_footer(text, deps.account.footer)
-    return QueuedText(sender.phone, sms_size(text).segments, not_before, decision.window_closes_at)
+    return QueuedText(
+        sender.phone,
+        sms_size(text).segments,
+        not_before,
+        closes,
+        expires_at=outgoing.expires_at,
+        lost_if_slipping=lost,
+    )
 
 
-def forecast_bulk(deps: Deps, body: str, contact_ids: Sequence[int], now: datetime) -> Forecast:
+def forecast_bulk(
+    deps: Deps,
+    body: str,
+    contact_ids: Sequence[int],
+    now: datetime,
+    *,
+    expires_at: datetime | None = None,
+) -> Forecast:
     """When the texts of a bulk to ``contact_ids`` would leave if scheduled at ``now``.
 
     The SMS sends already pending on the same numbers and due by now (imported
     opt-in confirmations, an earlier bulk) go first: they are counted in
-    ``ahead`` and push the bulk's texts later.
+    ``ahead`` and push the bulk's texts later. With ``expires_at`` (``drip
+    bulk --expires-at``) the texts that could not leave by then are counted
+    in ``expiring``.
     """
     outgoing = Outgoing(
-        kind=MessageKind.BULK, due_at=now, channel=Channel.SMS, window=deps.account.send_window
+        kind=MessageKind.BULK,
+        due_at=now,
+        channel=Channel.SMS,
+        window=deps.account.send_window,
+        expires_at=expires_at,
     )
     texts: list[QueuedText] = []
     with deps.sessions() as session:
@@ -258,6 +285,11 @@ def forecast_lines(result: Forecast, tz: str) -> list[str]:
             f"  {result.slipping} slip to the next opening of their window: "
             "their sender cannot send them before it closes"
         )
+    if result.expiring:
+        lines.append(
+            f"  {result.expiring} would expire: their sender cannot send them before the "
+            "expiry (or their window reopens after it); they are skipped, never sent late"
+        )
     for s in result.senders:
         span = (
             f"first {local(s.first_at)}, last {local(s.last_at)}"
@@ -270,5 +302,6 @@ def forecast_lines(result: Forecast, tz: str) -> list[str]:
             f"a {MARGIN:.0%} margin): {s.texts} texts, {s.segments} segments "
             f"today; {span}"
             + (f"; {s.slipping} slip to the next opening of their window" if s.slipping else "")
+            + (f"; {s.expiring} would expire" if s.expiring else "")
         )
     return lines

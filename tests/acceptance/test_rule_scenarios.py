@@ -209,6 +209,11 @@ RULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "a step's expires_after: a text that cannot go by then is skipped (expired), never late",
         ("expiry_step_never_sent_late.yaml",),
     ),
+    "13.expiry_bulk": (
+        "drip bulk --expires-at: a text that cannot go by then (window, caps, outage) is "
+        "skipped (expired), never sent late",
+        ("bulk_expires_open_house.yaml",),
+    ),
     # --- SPEC §11 ---
     "11.on_reply_pause_resume": (
         "on_reply: pause holds the plan; after resume_after quiet it resumes, spacing kept",

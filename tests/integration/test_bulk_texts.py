@@ -167,6 +167,23 @@ def test_not_contacted_since_filter(web: Web, people: dict[str, int]) -> None:
     assert plan.excluded["filtered: recently_contacted"] >= 1
 
 
+def test_not_contacted_since_counts_all_its_days_not_the_frequency_caps(
+    web: Web, people: dict[str, int]
+) -> None:
+    """Ann texted 3 days ago is still "contacted in the last 7 days": the filter's own span is
+    used, not the 24 h the plan reads counted texts over (they once shared a variable)."""
+    web.later(days=9)
+    assert (
+        send_now(web.deps, people["ann"], MessageKind.MANUAL, "Hi Ann", web.now).outcome == "sent"
+    )
+    web.later(days=3)
+
+    plan = plan_bulk(web.deps, BODY, BulkFilters(not_contacted_since_days=7), web.now)
+
+    assert people["ann"] not in plan.recipients
+    assert plan.recipients == [people["fay"]]
+
+
 def test_scheduled_bulk_fires_under_zone_and_state_rules(web: Web, people: dict[str, int]) -> None:
     """At 20:30 Boston time Ann's text goes out; Fay (FL, 8am-8pm) is deferred to 08:00."""
     evening = datetime(2026, 3, 2, 20, 30, tzinfo=NY).astimezone(UTC)

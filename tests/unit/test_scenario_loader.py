@@ -386,3 +386,25 @@ def test_bad_carrier_events_and_expectations_are_located(tmp_path: Path) -> None
     assert ":8:" in text and "delivered" in text
     assert ":10:" in text and "validity" in text and "36000" in text
     assert "deferred" in text and "pacing" in text
+
+
+def test_a_bulk_expiry_is_read_and_must_come_after_the_bulk(tmp_path: Path) -> None:
+    """expires_at on a bulk becomes its DayTime; one not after the event, or on another kind,
+    is a located error."""
+    scenario = load(
+        tmp_path, HEAD + 'events:\n  - {at: day 1 09:00, bulk: b, expires_at: "day 1 13:00"}\n'
+    )
+    action = scenario.events[0].action
+    assert isinstance(action, Bulk)
+    assert (action.body, action.expires_at) == ("b", DayTime(1, time(13, 0)))
+
+    found = problems(
+        tmp_path,
+        HEAD
+        + 'events:\n  - {at: day 1 14:00, bulk: b, expires_at: "day 1 13:00"}\n'
+        + '  - {at: day 2, text: a, expires_at: "day 3"}\n',
+    )
+    assert any(
+        ":7:" in p and "expires_at day 1 13:00 is already past at day 1 14:00" in p for p in found
+    ), found
+    assert any("expires_at goes with bulk, not with text" in p for p in found), found

@@ -245,11 +245,15 @@ class Events:
         """
         from drip.services.bulk import BulkFilters, BulkPlan, plan_bulk, schedule_bulk
 
-        plan = plan_bulk(self.deps, action.body, BulkFilters(), now)
+        expires = (
+            life.scenario.instant(action.expires_at) if action.expires_at is not None else None
+        )
+        plan = plan_bulk(self.deps, action.body, BulkFilters(), now, expires_at=expires)
         mine = [c for c in plan.recipients if c == life.contact_id]
-        schedule_bulk(self.deps, BulkPlan(plan.body, mine), now)
+        schedule_bulk(self.deps, BulkPlan(plan.body, mine, expires_at=expires), now)
         if mine:
-            return "bulk text scheduled for the contact, due now"
+            until = f", expires {action.expires_at}" if action.expires_at is not None else ""
+            return f"bulk text scheduled for the contact, due now{until}"
         if self.alone:
             return "bulk text not for this contact: " + "; ".join(
                 " ".join(line.split()) for line in plan.lines()[1:]

@@ -146,7 +146,10 @@ class EventReader(FieldReader):
             return SetTextStatus(TextStatus(status)) if status is not None else None
         if kind == "bulk":
             body = s.string(node, label)
-            return Bulk(body) if body is not None else None
+            expires = self._opt(
+                fields, "expires_at", lambda n: self._day_time(n, f"{what} expires_at")
+            )
+            return Bulk(body, expires) if body is not None else None
         if kind in _LIFECYCLE:
             name = self._campaign_name(node, label)
             return _LIFECYCLE[kind](name) if name is not None else None

@@ -25,6 +25,9 @@ campaign); and these, which reach the rarer paths of the pipeline:
   an email (the webhook app's ``GET /unsubscribe/<token>``).
 - ``opt_out_type: STOP|START|HELP`` on a ``reply``: Twilio's ``OptOutType``
   webhook parameter, which decides when present.
+- ``expires_at: "day N HH:MM"`` on a ``bulk`` (``drip bulk --expires-at``),
+  local to the contact like every scenario time: the bulk text is skipped
+  (``expired``) if it cannot go by then; it must come after the event.
 - top-level ``state_rules:``, ``blackouts:`` and ``frequency_cap:``, read as in ``account.yaml``
   (docs/campaigns.md): they extend the project's account settings for this scenario
   only (a blackout declared by operations, a test row).
@@ -146,7 +149,13 @@ EVENT_KINDS = (
     "event",
 )
 #: Fields that go with one event kind only.
-EVENT_MODIFIERS = {"from": "text", "reply_to": "reply", "opt_out_type": "reply", "data": "event"}
+EVENT_MODIFIERS = {
+    "from": "text",
+    "reply_to": "reply",
+    "opt_out_type": "reply",
+    "data": "event",
+    "expires_at": "bulk",
+}
 #: Event kinds of other parts of the format that this reader does not run yet, each with
 #: what it is, so that a file using one is refused with a located, clear error.
 EVENT_KINDS_LATER = {

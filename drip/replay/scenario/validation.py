@@ -15,6 +15,7 @@ from drip.campaigns.yamlsource import Field, YamlSource
 from drip.domain.enums import SenderRole
 from drip.replay.scenario.values import (
     Backlog,
+    Bulk,
     CarrierOptOut,
     CarrierReport,
     Consent,
@@ -60,6 +61,16 @@ def check_times(
             )
         if isinstance(event.action, Downtime) and key(event.action.until) <= key(event.at):
             s.error(event.where, f"downtime_until {event.action.until} must be after {event.at}")
+        if (
+            isinstance(event.action, Bulk)
+            and event.action.expires_at is not None
+            and key(event.action.expires_at) <= key(event.at)
+        ):
+            s.error(
+                event.where,
+                f"expires_at {event.action.expires_at} is already past at {event.at}: "
+                "a bulk's expiry must come after it is sent",
+            )
         previous = event
     if until is not None:
         needed = [e.at for e in events] + [

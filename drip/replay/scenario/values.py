@@ -110,9 +110,11 @@ class SetTextStatus:
 
 @dataclass(frozen=True, slots=True)
 class Bulk:
-    """``bulk: BODY``: a bulk text from the agent, due now."""
+    """``bulk: BODY``: a bulk text from the agent, due now; ``expires_at: "day N HH:MM"``
+    (``drip bulk --expires-at``): skipped (expired) if it cannot go by then."""
 
     body: str
+    expires_at: DayTime | None = None
 
 
 @dataclass(frozen=True, slots=True)
