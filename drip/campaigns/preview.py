@@ -12,7 +12,12 @@ from the conversation state that the sends before it left behind:
 - with ``two_way_day`` the contact replies to the campaign's sender on that
   day, at the start's local time (before a step due at the same instant):
   that conversation becomes two-way, and a ``stop_on_reply`` campaign stops;
-- campaign texts count toward the state cap (24 h sliding window);
+- campaign texts count toward the state cap (24 h sliding window) and the
+  account's frequency cap, which the preview counts the texts it holds back
+  of (:func:`drip.domain.holdback.held_by_cap`; the contact's texts of other
+  campaigns and bulks are not known here, so real contacts may be held more);
+- a step's ``expires_after`` is counted from its due time: a text that
+  cannot go by then is skipped (expired), as the worker does;
 - a deferred send comes back at the time ``decide`` named and is decided again.
 
 Choices the rules leave open:
@@ -42,9 +47,12 @@ from datetime import date, datetime, time, timedelta
 
 import phonenumbers
 
+from drip.campaigns.preview_totals import PreviewTotals
 from drip.domain.account import AccountSettings, AgentProfile
 from drip.domain.campaign import Campaign, Step
 from drip.domain.enums import Channel, MessageKind, OptOutMode, SenderRole
+from drip.domain.frequency import FrequencyCap
+from drip.domain.holdback import held_by_cap
 from drip.domain.message import (
     ACCOUNT_TEMPLATE_VARIABLES,
     missing_reason,
@@ -57,6 +65,7 @@ from drip.domain.message import (
 from drip.domain.policy import (
     ContactState,
     ConversationState,
+    Decision,
     Defer,
     Outgoing,
     Send,
@@ -114,6 +123,8 @@ class PreviewRow:
     units: int | None
     encoding: str | None
     segments: int | None
+    #: The account's frequency cap deferred it (or made it expire).
+    capped: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -137,38 +148,8 @@ class PreviewRow:
             "units": self.units,
             "encoding": self.encoding,
             "segments": self.segments,
+            "held_by_frequency_cap": self.capped,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class PreviewTotals:
-    """What one contact receives over the whole plan (introduction included)."""
-
-    texts: int
-    emails: int
-    footers: int
-    segments: int
-    not_sent: int
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "texts": self.texts,
-            "emails": self.emails,
-            "footers": self.footers,
-            "segments": self.segments,
-            "not_sent": self.not_sent,
-        }
-
-    def describe(self) -> str:
-        parts = [
-            f"{_plural(self.texts, 'text')} ({self.footers} with the footer)",
-            _plural(self.segments, "segment"),
-        ]
-        if self.emails:
-            parts.append(_plural(self.emails, "email"))
-        if self.not_sent:
-            parts.append(f"{self.not_sent} not sent")
-        return ", ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +168,7 @@ class Preview:
     window: str
     two_way_at: datetime | None
     rows: tuple[PreviewRow, ...] = field(default_factory=tuple)
+    frequency_cap: FrequencyCap | None = None
     #: (row, variable, who lacks it) for variables real contacts may lack.
     _optional_uses: tuple[tuple[PreviewRow, str, str], ...] = field(default_factory=tuple)
 
@@ -215,6 +197,20 @@ class Preview:
         return _local(at, self.timezone)
 
     @property
+    def capped(self) -> int:
+        """How many of the contact's texts the frequency cap holds back (deferred or expired)."""
+        return sum(1 for r in self.rows if r.capped)
+
+    def cap_line(self) -> str | None:
+        """The frequency cap's effect in words, or None without a cap."""
+        if self.frequency_cap is None:
+            return None
+        return (
+            f"frequency cap ({self.frequency_cap.words()}): holds back {self.capped} of "
+            "these texts for this contact; texts of other campaigns and bulks count too"
+        )
+
+    @property
     def zone_text(self) -> str:
         """The zone or the zone set, and why."""
         names = " + ".join(self.zones)
@@ -241,6 +237,13 @@ class Preview:
             "rows": [r.as_dict() for r in self.rows],
             "totals": self.totals.as_dict(),
             "warnings": list(self.warnings),
+            "frequency_cap": None
+            if self.frequency_cap is None
+            else {
+                "texts": self.frequency_cap.texts,
+                "days": self.frequency_cap.days,
+                "held_back": self.capped,
+            },
         }
 
 
@@ -294,6 +297,8 @@ class _Item:
     in_plan: bool
     catching_up: bool = False
     deferrals: list[str] = field(default_factory=list)
+    expires_at: datetime | None = None
+    capped: bool = False
 
 
 def preview(
@@ -356,6 +361,7 @@ def preview(
         window=str(window),
         two_way_at=reply_at,
         rows=tuple(rows),
+        frequency_cap=account.frequency_cap,
         _optional_uses=_optional_uses(campaign, account, rows),
     )
 
@@ -431,6 +437,7 @@ def _step_item(campaign: Campaign, step: Step, due: datetime) -> _Item:
         due_at=due,
         original_due_at=due,
         in_plan=True,
+        expires_at=due + step.expires_after if step.expires_after is not None else None,
     )
 
 
@@ -485,16 +492,10 @@ def _simulate(
             else account.send_window,
             catching_up=item.catching_up,
             enrollment_last_sent_at=last_sent if item.in_plan else None,
+            expires_at=item.expires_at,
         )
         state = replace(contact, marketing_sent=tuple(marketing))
-        decision = decide(
-            state,
-            conversation,
-            outgoing,
-            due,
-            state_rules=account.state_rules,
-            blackouts=account.blackouts,
-        )
+        decision = _decide(account, state, conversation, outgoing, item)
         if isinstance(decision, Defer):
             item.due_at = decision.until
             item.catching_up = decision.catching_up
@@ -533,6 +534,32 @@ def _simulate(
             "and the state rules"
         )
     return rows
+
+
+def _decide(
+    account: AccountSettings,
+    state: ContactState,
+    conversation: ConversationState,
+    outgoing: Outgoing,
+    item: _Item,
+) -> Decision:
+    """The worker's decision at the item's due time; notes whether the frequency cap held it."""
+
+    def at_due(cap: FrequencyCap | None) -> Decision:
+        return decide(
+            state,
+            conversation,
+            outgoing,
+            item.due_at,
+            state_rules=account.state_rules,
+            blackouts=account.blackouts,
+            frequency_cap=cap,
+        )
+
+    decision = at_due(account.frequency_cap)
+    if account.frequency_cap is not None and held_by_cap(decision, at_due(None)):
+        item.capped = True
+    return decision
 
 
 def _sent(
@@ -578,6 +605,7 @@ def _sent(
         units=units,
         encoding=encoding,
         segments=segments,
+        capped=item.capped,
     )
 
 
@@ -603,6 +631,7 @@ def _unsent(item: _Item, outcome: str, reason: str) -> PreviewRow:
         units=None,
         encoding=None,
         segments=None,
+        capped=item.capped,
     )
 
 
@@ -639,9 +668,3 @@ def _day(begin: datetime, at: datetime, tz: str) -> int:
 
 def _local(at: datetime, tz: str) -> str:
     return f"{local(at, tz):%Y-%m-%d %a %H:%M}"
-
-
-def _plural(n: int, word: str, plural: str | None = None) -> str:
-    if n == 1:
-        return f"{n} {word}"
-    return f"{n} {plural or word + 's'}"

@@ -217,6 +217,9 @@ def _print_preview(result: object) -> None:
         table.add_row(step, footer, text, size)
     console.print(table)
     console.print(f"per contact: {result.totals.describe()}")
+    cap_line = result.cap_line()
+    if cap_line is not None:
+        console.print(cap_line)
     for warning in result.warnings:  # issue 11: empty variables, warned ahead
         console.print(f"warning: {warning}", style="yellow")
 

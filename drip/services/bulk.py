@@ -48,6 +48,7 @@ import structlog
 from drip.campaigns.links import find_links, shortener_of
 from drip.domain.enums import Channel, MessageKind, SenderRole, SendState
 from drip.domain.frequency import lookback
+from drip.domain.holdback import held_by_cap
 from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, template_problems
 from drip.domain.policy import (
     DAY,
@@ -357,17 +358,13 @@ def _count_cap(
     decision: Decision,
 ) -> None:
     """Count the text when the frequency cap is what holds it back (or makes it expire)."""
-    held = isinstance(decision, Defer) or (
-        isinstance(decision, Skip) and decision.code is SkipCode.EXPIRED
-    )
-    if deps.account.frequency_cap is None or not held:
+    if deps.account.frequency_cap is None or not isinstance(decision, Defer | Skip):
         return
-    free = _decide(deps, contact, outgoing, now, cap=False)
-    if isinstance(decision, Defer):
-        if not isinstance(free, Defer) or free.until < decision.until:
+    if held_by_cap(decision, _decide(deps, contact, outgoing, now, cap=False)):
+        if isinstance(decision, Defer):
             plan.capped += 1
-    elif not isinstance(free, Skip):
-        plan.capped_expired += 1
+        else:
+            plan.capped_expired += 1
 
 
 def _note_opening(

@@ -465,3 +465,59 @@ def test_preview_uses_the_account_default_agent_and_counts_ucs2() -> None:
     row = result.rows[0]
     assert row.text.startswith("Hi, it\u2019s Ada (312) 555-0100 [This part")
     assert (row.encoding, row.characters, row.segments) == ("UCS-2", len(row.text), 3)
+
+
+CAPPED_CAMPAIGN = """\
+name: capped-week
+kind: nurture
+steps:
+  - {id: hello, day: 0, body: "Hi {VisitorFirstName}, it's {AgentFirstName} with {CompanyName}."}
+  - {id: listings, day: 1, body: "New listings near you today."}
+  - {id: rates, day: 2, body: "Rates dropped this week."}
+  - {id: open-house, day: 3, expires_after: 2d, body: "Open house Thursday 1-3pm at 12 Elm St."}
+"""
+
+
+def test_preview_shows_how_many_texts_the_frequency_cap_holds_back(workdir: Path) -> None:
+    """With at most 2 texts in 7 days, day 2's text waits until day 7 and day 3's, which
+    expires after 2 days, is skipped: the preview says the cap holds back 2 of them."""
+    campaigns = workdir / "campaigns"
+    with (campaigns / "account.yaml").open("a", encoding="utf-8") as account:
+        account.write("frequency_cap: {texts: 2, days: 7}\n")
+    (campaigns / "capped_week.yaml").write_text(CAPPED_CAMPAIGN, encoding="utf-8")
+    start = ("--start", "2026-06-01 10:00")
+
+    data = preview_json(workdir, "campaigns/capped_week.yaml", *start)
+    table = drip(workdir, "preview", "capped_week", *start)
+
+    rows = {r["step"]: r for r in data["rows"]}
+    assert {s: (r["day"], r["outcome"], r["held_by_frequency_cap"]) for s, r in rows.items()} == {
+        "hello": (0, "sent", False),
+        "listings": (1, "sent", False),
+        "rates": (7, "sent", True),
+        "open-house": (None, "skipped", True),
+    }
+    assert "expired" in rows["open-house"]["reason"]
+    assert data["frequency_cap"] == {"texts": 2, "days": 7, "held_back": 2}
+    assert table.returncode == 0, table.stderr
+    assert (
+        "frequency cap (2 campaign or bulk texts in 7 days): holds back 2 of these texts "
+        "for this contact; texts of other campaigns and bulks count too"
+    ) in " ".join(table.stdout.split())
+
+
+def test_preview_without_a_frequency_cap_holds_nothing_back(workdir: Path) -> None:
+    """The bundled account has no cap: every step goes on its day and no cap line is shown."""
+    (workdir / "campaigns" / "capped_week.yaml").write_text(CAPPED_CAMPAIGN, encoding="utf-8")
+
+    data = preview_json(workdir, "campaigns/capped_week.yaml", "--start", "2026-06-01 10:00")
+    table = drip(workdir, "preview", "capped_week", "--start", "2026-06-01 10:00")
+
+    assert [(r["day"], r["held_by_frequency_cap"]) for r in data["rows"]] == [
+        (0, False),
+        (1, False),
+        (2, False),
+        (3, False),
+    ]
+    assert data["frequency_cap"] is None
+    assert "frequency cap" not in table.stdout
