@@ -11,7 +11,10 @@ at what loads but costs money or trust, each as
   code point and what they cost;
 - plain ``http://`` links;
 - steps not listed in day order;
-- an SMS step whose ``at`` lies outside the send window (it would wait).
+- an SMS step whose ``at`` lies outside the send window (it would wait);
+- an ``expires_after`` some contacts' texts cannot meet (a state's window, the
+  night the window is closed), and, as an error, one no text of the step can
+  meet (:mod:`drip.campaigns.expiry_lint`).
 
 Sizes are the worst case: every SMS step is measured with the footer
 appended (the campaign's ``opt_out.footer``, else the account's), since
@@ -29,10 +32,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from drip.campaigns.account_file import parse_account
+from drip.campaigns.expiry_lint import expiry_errors, expiry_warnings
 from drip.campaigns.fidelity import (
     NO_REPLY_SENDER,
     POSTAL_ADDRESS_MISSING,
@@ -54,7 +57,6 @@ from drip.domain.message import (
     sms_size,
     with_footer,
 )
-from drip.domain.window import SendWindow
 
 #: Values the variables get when lint measures a text: long, but real, names.
 SAMPLE_VALUES: Mapping[str, str] = {
@@ -189,38 +191,8 @@ def fidelity_errors(draft: CampaignDraft, account: AccountSettings) -> list[tupl
                 found.append((step.body.start, f"{step.name}: {problem}"))
         elif step.channel is Channel.EMAIL and not account.postal_address:
             found.append((step.start, f"{step.name}: {POSTAL_ADDRESS_MISSING}"))
-        found.extend(_expiry_errors(step, draft.send_window or account.send_window))
+        found.extend(expiry_errors(step, draft.send_window or account.send_window))
     return found
-
-
-def _expiry_errors(step: StepDraft, window: SendWindow) -> list[tuple[Position, str]]:
-    """An ``expires_after`` that ends before the step's ``at`` can reach the window: never sent."""
-    if step.expires_after is None or step.expires_pos is None or step.at is None:
-        return []
-    if step.channel is not Channel.SMS or window.start <= step.at < window.end:
-        return []
-    day = date(2000, 1, 3)  # any day: only the wall-clock gap matters here
-    due = datetime.combine(day, step.at)
-    opens = datetime.combine(day, window.start)
-    if opens <= due:
-        opens += timedelta(days=1)
-    wait = opens - due
-    if step.expires_after > wait:
-        return []
-    return [
-        (
-            step.expires_pos,
-            f"{step.name}: expires_after {_span(step.expires_after)} ends before the send "
-            f"window opens ({window.start:%H:%M}, {_span(wait)} after at {step.at:%H:%M}): "
-            "every text of this step would expire unsent",
-        )
-    ]
-
-
-def _span(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    hours, rest = divmod(minutes, 60)
-    return f"{hours}h{rest:02d}m" if rest else f"{hours}h"
 
 
 def campaign_warnings(draft: CampaignDraft, account: AccountSettings) -> list[tuple[Position, str]]:
@@ -251,6 +223,7 @@ def campaign_warnings(draft: CampaignDraft, account: AccountSettings) -> list[tu
                 found.extend(_http_links(text, step.name))
         if step.channel is not Channel.SMS:
             continue
+        found.extend(expiry_warnings(step, window, account))
         if step.body is not None:
             found.extend(_size_warnings(step.name, step.body, footer, values))
         if (
