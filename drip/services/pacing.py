@@ -245,6 +245,7 @@ def _pending_texts(
             channel=Channel.SMS,
             window=window,
             held_to_window=send.held_to_window,
+            expires_at=send.expires_at,  # a bulk's --expires-at (a step's expiry is not counted)
         )
         agent = pending.agents.get(contact.agent_id) if contact.agent_id else None
         item = queued_text(
