@@ -153,13 +153,13 @@ class BulkPlan:
                 f"  {waiting} of the recipients are outside their send window or state cap "
                 f"right now ({why}): theirs go out when it allows"
             )
-        if self.capped or self.capped_expired:
+        if self.cap_words:  # the account has a frequency cap: say what it holds, even none
             held = f"{self.capped} wait until it allows" if self.capped else ""
             lost = f"{self.capped_expired} would expire first" if self.capped_expired else ""
+            why = "; ".join(part for part in (held, lost) if part)
             out.append(
                 f"  the frequency cap ({self.cap_words}) holds back "
-                f"{self.capped + self.capped_expired} of these texts: "
-                + "; ".join(part for part in (held, lost) if part)
+                f"{self.capped + self.capped_expired} of these texts" + (f": {why}" if why else "")
             )
         if self.expires_at is not None:
             out.append(

@@ -250,6 +250,9 @@ def test_a_dry_run_shows_how_many_texts_the_frequency_cap_holds_back(
     ) in expiring.output
     assert "dry run: nothing scheduled" in expiring.output
     assert len(bulk_rows(rig)) == 1  # the 09:00 one only
+    rig.at(ny(7, 10))  # a day later the cap holds nobody, and says so
+    later = drip(rig, project, ny(7, 10), "bulk", BODY, "--dry-run")
+    assert "holds back 0 of these texts\n" in later.output
 
 
 def test_a_dry_run_counts_the_texts_pacing_would_let_expire(rig: Rig, tmp_path: Path) -> None:
