@@ -151,9 +151,15 @@ class Spool:
             gone = [int(r.id) for r in rows if matches(json.dumps(r.payload, ensure_ascii=False))]
             if gone:
                 conn.execute(delete(_WEBHOOKS).where(_WEBHOOKS.c.id.in_(gone)))
-        with self._db().connect() as conn:
-            conn.exec_driver_sql("VACUUM")
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        # Outside any transaction (SQLAlchemy's connections begin one): the DBAPI connection.
+        raw = self._db().raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("VACUUM")
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cursor.close()
+        finally:
+            raw.close()
         if gone:
             log.warning("spool_entries_erased", entries=len(gone))
         return len(gone)
