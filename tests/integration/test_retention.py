@@ -1,4 +1,4 @@
-"""Suppression through a CSV import, and ``drip purge``: counts of a dry run, then the removal."""
+"""Suppression through a CSV import, erased contacts out of selections, and ``drip purge`` counts."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from drip.services.contacts import send_now
 from drip.services.erasure import erase_contact
 from drip.services.importing import import_rows, parse_csv_text
 from drip.services.retention import purge
+from drip.services.selection import ContactFilters, select_contacts
 from drip.store.models import Bulk, ConsentEvent, Contact, Message, ScheduledSend
 
 HEADER = "first_name,last_name,phone,email,sms_consent,consent_at,consent_source,consent_text"
@@ -87,3 +88,12 @@ def test_purge_dry_run_counts_and_the_real_run_removes_only_old_bodies(web: Web)
         assert session.get(Contact, dana).sms_consent_text  # type: ignore[union-attr]
     again = purge(web.deps, web.now + timedelta(seconds=1), dry_run=True)
     assert again.counts.total == 0
+
+
+def test_an_erased_contact_is_never_selected_for_enroll_many_or_bulk(web: Web) -> None:
+    """enroll-many and bulk choose from the contacts not erased: --not-enrolled finds only Olive."""
+    dana = web.add_dana()
+    olive = web.add_dana(phone="+16175550124", email="olive@example.com", first_name="Olive")
+    erase_contact(web.deps, dana, web.now, by="Pat")
+    chosen = select_contacts(web.deps, ContactFilters(not_enrolled=True))
+    assert [c.id for c in chosen.contacts] == [olive]
