@@ -7,9 +7,10 @@ opt-outs (:mod:`drip.store.suppression`), removes its personal data from
 every table (:mod:`drip.store.erasure`), stops its enrollments and cancels
 its pending texts, records who erased it and when on the contact row, and
 appends a ``contact.erased`` event to the webhook outbox carrying only the
-contact's id. After the commit it rewrites the files of this machine that
-may quote the person: the console transport's outbox file and the webhook
-spool. Erasing an erased contact changes nothing and says so.
+contact's id. Before that transaction commits it rewrites the files of
+this machine that may quote the person, the console transport's outbox
+file and the webhook spool (a file that cannot be cleaned rolls the
+erasure back). Erasing an erased contact changes nothing and says so.
 
 What is kept, and why: docs/compliance.md#erasure-and-retention.
 """
@@ -17,12 +18,13 @@ What is kept, and why: docs/compliance.md#erasure-and-retention.
 from __future__ import annotations
 
 import re
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
 
-from drip.errors import NotFoundError, ValidationError
+from drip.errors import DripError, NotFoundError, ValidationError
 from drip.services.deps import Deps
 from drip.store import erasure as store
 from drip.store import outbox, suppression
@@ -30,11 +32,15 @@ from drip.store.models import Contact
 from drip.store.webhook_spool import Spool
 from drip.transports.console import ConsoleTransport
 
-__all__ = ["ErasureResult", "erase_contact"]
+__all__ = ["ErasureFileError", "ErasureResult", "erase_contact"]
 
 log = structlog.get_logger("drip.erasure")
 
 REASON = "the contact was erased"
+
+
+class ErasureFileError(DripError):
+    """A file of this machine could not be cleaned: the erasure was rolled back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +127,9 @@ def erase_contact(deps: Deps, contact_id: int, now: datetime, *, by: str) -> Era
             {"contact": {"id": contact_id}, "erased_at": now.isoformat()},
             now,
         )
-    lines, entries = _forget_in_files(deps, pattern)
+        # Before the commit: a file that cannot be cleaned rolls the erasure back, and
+        # erasing again (the files' cleaning is idempotent) finishes the work.
+        lines, entries = _forget_in_files(deps, pattern)
     log.info(
         "contact_erased",
         contact_id=contact_id,
@@ -161,13 +169,24 @@ def _forget_in_files(deps: Deps, pattern: re.Pattern[str] | None) -> tuple[int, 
     for transport in (deps.sms, deps.email):
         if isinstance(transport, ConsoleTransport) and id(transport) not in seen:
             seen.add(id(transport))
-            lines += transport.forget(matches, redact)
+            try:
+                lines += transport.forget(matches, redact)
+            except OSError as exc:
+                raise ErasureFileError(
+                    f"nothing erased: the outbox file {transport.outbox_path} could not be "
+                    f"rewritten ({exc}); erase again once it is writable"
+                ) from exc
     spool_path = deps.settings.web_spool_path
     entries = 0
     if spool_path.exists():
         spool = Spool(spool_path)
         try:
             entries = spool.forget(matches)
+        except (DripError, sqlite3.Error, OSError) as exc:
+            raise ErasureFileError(
+                f"nothing erased: the webhook spool {spool_path} could not be cleaned ({exc}); "
+                "erase again once the web app is idle"
+            ) from exc
         finally:
             spool.close()
     return lines, entries

@@ -32,7 +32,7 @@ from drip.logging import configure_logging
 from drip.services.consent import ConsentEvidence
 from drip.services.contacts import ContactInput, add_agent, add_contact, send_now
 from drip.services.enrollment import enroll
-from drip.services.erasure import erase_contact
+from drip.services.erasure import ErasureFileError, erase_contact
 from drip.services.webhooks import deliver_due
 from drip.store.erasure import phone_forms
 from drip.store.models import Contact, OutboxEvent, Suppression
@@ -289,3 +289,20 @@ def test_erasing_twice_changes_nothing_and_an_unknown_id_is_refused(web: Web) ->
         assert session.query(OutboxEvent).filter_by(type="contact.erased").count() == 1
     with pytest.raises(NotFoundError, match="no contact with id 9999"):
         erase_contact(web.deps, 9999, web.now, by="Pat")
+
+
+def test_a_file_that_cannot_be_cleaned_rolls_the_erasure_back(web: Web) -> None:
+    """When the outbox file cannot be rewritten nothing is erased and the error says so;
+    erasing again once it can be finishes the work."""
+    dana = web.add_dana()
+    outbox = web.home / "outbox.jsonl"
+    kept = outbox.read_text("utf-8")
+    outbox.unlink()
+    outbox.mkdir()  # a folder where the file was: reading it fails
+    with pytest.raises(ErasureFileError, match="nothing erased: the outbox file"):
+        erase_contact(web.deps, dana, web.now, by="Pat")
+    assert web.contact(dana).first_name == "Dana" and web.contact(dana).erased_at is None
+    outbox.rmdir()
+    outbox.write_text(kept, encoding="utf-8")
+    assert not erase_contact(web.deps, dana, web.now, by="Pat").already
+    assert "Dana" not in outbox.read_text("utf-8")
