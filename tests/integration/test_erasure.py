@@ -27,7 +27,7 @@ from webhook_support import Receiver, receiver
 
 from drip.domain.account import WEBHOOK_EVENTS, WebhookTarget
 from drip.domain.enums import ConsentSource, MessageKind
-from drip.errors import NotFoundError
+from drip.errors import NotFoundError, ValidationError
 from drip.logging import configure_logging
 from drip.services.consent import ConsentEvidence
 from drip.services.contacts import ContactInput, add_agent, add_contact, send_now
@@ -278,7 +278,8 @@ def test_a_number_erased_without_an_opt_out_starts_as_any_new_contact(web: Web) 
 
 
 def test_erasing_twice_changes_nothing_and_an_unknown_id_is_refused(web: Web) -> None:
-    """The second erasure says when and by whom the first was; an unknown id is NotFoundError."""
+    """The second erasure says when and by whom the first was; an unknown id is NotFoundError;
+    an erased contact cannot be enrolled again."""
     dana = web.add_dana()
     first = erase_contact(web.deps, dana, web.now, by="Pat")
     web.later(hours=1)
@@ -289,6 +290,8 @@ def test_erasing_twice_changes_nothing_and_an_unknown_id_is_refused(web: Web) ->
         assert session.query(OutboxEvent).filter_by(type="contact.erased").count() == 1
     with pytest.raises(NotFoundError, match="no contact with id 9999"):
         erase_contact(web.deps, 9999, web.now, by="Pat")
+    with pytest.raises(ValidationError, match=r"was erased on .*: it takes no enrollments"):
+        enroll(web.deps, dana, CAMPAIGN, web.now)
 
 
 def test_a_file_that_cannot_be_cleaned_rolls_the_erasure_back(web: Web) -> None:
