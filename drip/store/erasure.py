@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, delete, or_, select
+from sqlalchemy import String, and_, cast, delete, or_, select
 from sqlalchemy.orm import Session
 
 from drip.store import lifecycle
@@ -192,8 +192,13 @@ def erase_rows(
     addresses = needles.addresses
     message_where = Message.contact_id == cid
     if addresses:
+        # Texts from the number before it was a contact; not another contact's (a shared email).
         message_where = or_(
-            message_where, Message.from_addr.in_(addresses), Message.to_addr.in_(addresses)
+            message_where,
+            and_(
+                Message.contact_id.is_(None),
+                or_(Message.from_addr.in_(addresses), Message.to_addr.in_(addresses)),
+            ),
         )
     messages = 0
     for m in session.scalars(select(Message).where(message_where)):
@@ -247,10 +252,13 @@ def _in_chunks(session: Session, model: Any, column: Any, ids: Sequence[int]) ->
 def _erase_lead_events(
     session: Session, cid: int, needles: Needles, pattern: re.Pattern[str] | None
 ) -> int:
-    """Lead events that named the contact (processed, or still naming it by phone or email)."""
+    """Lead events applied to the contact, and unapplied ones naming its phone or email."""
     where = InboxEvent.contact_id == cid
     if needles.addresses:
-        where = or_(where, _like_any(InboxEvent.contact_ref, needles.addresses))
+        unapplied = and_(
+            InboxEvent.contact_id.is_(None), _like_any(InboxEvent.contact_ref, needles.addresses)
+        )
+        where = or_(where, unapplied)
     n = 0
     for e in session.scalars(select(InboxEvent).where(where)):
         e.contact_ref = {"contact_id": cid}

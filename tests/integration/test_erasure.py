@@ -26,7 +26,7 @@ from test_web_support import ACCOUNT, AGENT_PHONE, API_TOKEN, CAMPAIGN, Web, ope
 from webhook_support import Receiver, receiver
 
 from drip.domain.account import WEBHOOK_EVENTS, WebhookTarget
-from drip.domain.enums import ConsentSource, MessageKind
+from drip.domain.enums import Channel, ConsentSource, MessageKind
 from drip.errors import NotFoundError, ValidationError
 from drip.logging import configure_logging
 from drip.services.consent import ConsentEvidence
@@ -309,3 +309,18 @@ def test_a_file_that_cannot_be_cleaned_rolls_the_erasure_back(web: Web) -> None:
     outbox.write_text(kept, encoding="utf-8")
     assert not erase_contact(web.deps, dana, web.now, by="Pat").already
     assert "Dana" not in outbox.read_text("utf-8")
+
+
+def test_another_contact_sharing_the_email_keeps_its_data(web: Web) -> None:
+    """Two people sharing an email are two contacts: erasing one leaves the other's email,
+    and the email sent to the other, as they were."""
+    dana = web.add_dana()
+    rae = web.add_dana(phone="+16175550124", first_name="Rae")
+    sent = send_now(web.deps, rae, MessageKind.MANUAL, "Hello Rae", web.now, channel=Channel.EMAIL)
+    assert sent.outcome == "sent", sent
+    erase_contact(web.deps, dana, web.now, by="Pat")
+    assert web.contact(rae).email == "dana@example.com"
+    emails = [m for m in web.messages(rae) if m.channel is Channel.EMAIL]
+    assert [(m.to_addr, m.body.startswith("Hello Rae")) for m in emails] == [
+        ("dana@example.com", True)
+    ]
