@@ -16,7 +16,13 @@ from typing import Any
 
 from drip.errors import ConfigError
 
-__all__ = ["carrier_fact", "max_validity_seconds", "provider_facts", "us_long_code_rate"]
+__all__ = [
+    "carrier_fact",
+    "max_validity_seconds",
+    "provider_facts",
+    "retention_days",
+    "us_long_code_rate",
+]
 
 _FILE = "data/provider_facts.json"
 
@@ -55,3 +61,25 @@ def us_long_code_rate() -> float:
 def max_validity_seconds() -> int:
     """Twilio's largest ValidityPeriod, in seconds (error 90007): 36,000."""
     return int(carrier_fact("max_validity_seconds"))
+
+
+_RETENTION_FILE = "data/retention.json"
+
+
+@functools.cache
+def retention_days() -> int:
+    """Days message bodies are kept by default: the 4-year limitation period, 1,461.
+
+    From ``drip/data/retention.json`` (28 U.S.C. 1658(a)), which cites its source and date.
+    """
+    try:
+        raw = resources.files("drip").joinpath(_RETENTION_FILE).read_text("utf-8")
+        section = json.loads(raw)["limitation_period"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"drip/{_RETENTION_FILE} cannot be read: {exc}") from exc
+    if not (isinstance(section, dict) and section.get("source") and section.get("checked")):
+        raise ConfigError(f"drip/{_RETENTION_FILE}: the period needs its 'source' and 'checked'")
+    days = section.get("message_bodies_days")
+    if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
+        raise ConfigError(f"drip/{_RETENTION_FILE}: message_bodies_days must be a positive integer")
+    return days

@@ -53,6 +53,9 @@ every number sends 1 segment per second, as a US long code does.
 ``frequency_cap: {texts: N, days: D}`` holds campaign and bulk texts to at
 most N per contact in any D days, across campaigns and senders
 (``drip.campaigns.compliance_fields``; docs/compliance.md).
+
+``retention: {message_bodies_days: N}`` is how long ``drip purge`` keeps
+message bodies (default 1,461 days, the 4-year limitation period).
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from drip.campaigns.compliance_fields import frequency_cap
+from drip.campaigns.compliance_fields import frequency_cap, retention
 from drip.campaigns.links import find_links, mentions_opt_out, shortener_of
 from drip.campaigns.rules_file import blackouts as read_blackouts
 from drip.campaigns.rules_file import (
@@ -105,6 +108,7 @@ ACCOUNT_FIELDS = (
     "frequency_cap",
     "webhooks",
     "reply_forwarding",
+    "retention",
 )
 SENDERS_FIELDS = ("default", "numbers", "daily_segments")
 AGENT_FIELDS = ("first_name", "last_name", "phone")
@@ -254,6 +258,7 @@ def parse_account(source: YamlSource) -> AccountSettings | None:
     read("frequency_cap", lambda n: frequency_cap(source, n))
     read("webhooks", lambda n: read_webhooks(source, n))
     read("reply_forwarding", lambda n: source.choice(n, "reply_forwarding", ("email",)))
+    read("retention", lambda n: retention(source, n))
 
     if source.error_count > before:
         return None

@@ -2,11 +2,12 @@
 
 - :mod:`drip.cli.db`: ``db upgrade``, ``status``
 - :mod:`drip.cli.campaigns`: ``lint``, ``preview``, ``sync``, ``campaigns ...``
-- :mod:`drip.cli.contacts`: ``agents [add|deactivate]``, ``contacts add|import|list|opt-out|status|assign``
+- :mod:`drip.cli.contacts`: ``agents [add|deactivate]``, ``contacts add|import|list|opt-out|status|assign|erase``
 - :mod:`drip.cli.enrollments`: ``enroll``, ``unenroll``, ``enroll-many``
 - :mod:`drip.cli.texts`: ``text``, ``bulk``, ``bulk cancel``
 - :mod:`drip.cli.operations`: ``tick``, ``run``, ``explain``, ``history``, ``stats``,
   ``queue``, ``reconcile``
+- :mod:`drip.cli.retention`: ``purge``
 - :mod:`drip.cli.replay`: ``replay``, ``demo``
 - :mod:`drip.cli.web`: ``serve``
 
@@ -55,6 +56,7 @@ COMMANDS: dict[str, str] = {
     "stats": "drip.cli.operations:stats",
     "queue": "drip.cli.operations:queue",
     "reconcile": "drip.cli.operations:reconcile",
+    "purge": "drip.cli.retention:purge",
     "replay": "drip.cli.replay:replay",
     "demo": "drip.cli.replay:demo",
     "serve": "drip.cli.web:serve",

@@ -367,3 +367,51 @@ def contacts_assign(contact: str, agent: str) -> None:
     except DripError as exc:
         raise fail(str(exc)) from exc
     click.echo(result.message)
+
+
+@contacts.command("erase")
+@click.argument("contact", help="Contact id, CRM id or phone number.")
+@click.option("--yes", is_flag=True, help="Do not ask (required when stdin is not a terminal).")
+@click.option(
+    "--as",
+    "by",
+    default="operator",
+    show_default=True,
+    metavar="NAME",
+    help="Who erases the contact (recorded).",
+)
+def contacts_erase(contact: str, yes: bool, by: str) -> None:
+    """Forget a contact who asked to be forgotten; keep their opt-out as a keyed hash.
+
+    Removes the name, phone, email, message bodies and free-text evidence from
+    every table and from this machine's outbox file and webhook spool; keeps
+    the consent events and decisions without personal data, who erased it and
+    when. A contact created later with the same number or email starts opted
+    out when this one had opted out. Cannot be undone (docs/compliance.md).
+    """
+    import sys
+
+    from drip.errors import DripError
+    from drip.logging import mask_text
+    from drip.services.contacts import find_contact
+    from drip.services.erasure import erase_contact
+
+    deps = ready_deps()
+    try:
+        found = find_contact(deps, contact)
+    except DripError as exc:
+        raise fail(str(exc)) from exc
+    if found.erased_at is None and not yes:
+        if not sys.stdin.isatty():
+            raise fail(f"not a terminal: add --yes to erase contact {found.id}", 2)
+        who = f"{found.first_name} {found.last_name}".strip()
+        where = mask_text(found.phone or found.email or "")
+        if not click.confirm(
+            f"Erase contact {found.id} ({who}, {where})? This cannot be undone", default=False
+        ):
+            raise fail("cancelled: nothing changed", 1)
+    try:
+        result = erase_contact(deps, found.id, deps.clock.now(), by=by)
+    except DripError as exc:
+        raise fail(str(exc)) from exc
+    click.echo(result.message)

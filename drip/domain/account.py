@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from drip.domain.campaign import DEFAULT_FOOTER
 from drip.domain.frequency import FrequencyCap
 from drip.domain.pacing import Senders
+from drip.domain.retention import Retention
 from drip.domain.window import Blackout, SendWindow, StateRule
 
 DEFAULT_OPT_IN = (
@@ -107,6 +108,8 @@ class AccountSettings:
     webhooks: tuple[WebhookTarget, ...] = ()
     #: ``email``: each reply that is not a keyword is also emailed to the assigned agent.
     reply_forwarding: str | None = None
+    #: How long message bodies are kept (``drip purge``); 4 years unless account.yaml says.
+    retention: Retention = field(default_factory=Retention)
 
     @property
     def webhook_events(self) -> frozenset[str]:

@@ -27,7 +27,7 @@ PLAIN_STATUSES = frozenset({"queued", "sent", "delivered", "undelivered", "faile
 @dataclass(frozen=True, slots=True)
 class TimelineEntry:
     at: datetime
-    what: str  # consent | message_in | message_out | decision
+    what: str  # consent | message_in | message_out | decision | erased
     text: str
 
 
@@ -102,6 +102,11 @@ def explain(deps: Deps, send_id: int) -> list[str]:
         return lines
 
 
+def _body(body: str) -> str:
+    """A message's text, or what removed it (an erasure, or ``drip purge``)."""
+    return body if body else "(body removed)"
+
+
 def history(deps: Deps, contact_id: int) -> tuple[Contact, str, list[TimelineEntry]]:
     """A contact's timeline: consent changes, messages in and out, decisions not to send."""
     with deps.sessions() as session:
@@ -124,7 +129,7 @@ def history(deps: Deps, contact_id: int) -> tuple[Contact, str, list[TimelineEnt
             )
         for m in repo.messages_of(session, contact_id):
             if m.direction == "inbound":
-                entries.append(TimelineEntry(m.created_at, "message_in", f"<- {m.body}"))
+                entries.append(TimelineEntry(m.created_at, "message_in", f"<- {_body(m.body)}"))
             else:
                 footer = " [footer]" if m.footer else ""
                 kind = m.kind.value if m.kind else "?"
@@ -135,7 +140,8 @@ def history(deps: Deps, contact_id: int) -> tuple[Contact, str, list[TimelineEnt
                     TimelineEntry(
                         m.sent_at or m.created_at,
                         "message_out",
-                        f"-> {kind} {m.channel.value} from {m.from_addr} ({status}){footer}: {m.body}",
+                        f"-> {kind} {m.channel.value} from {m.from_addr} ({status}){footer}: "
+                        f"{_body(m.body)}",
                     )
                 )
         for enrollment, name in events_store.enrollments_of(session, contact_id):
@@ -152,6 +158,14 @@ def history(deps: Deps, contact_id: int) -> tuple[Contact, str, list[TimelineEnt
             entries.append(
                 TimelineEntry(
                     mv.at, "assigned", f"assigned {before} -> {after} ({because or mv.why})"
+                )
+            )
+        if contact.erased_at is not None:
+            entries.append(
+                TimelineEntry(
+                    contact.erased_at,
+                    "erased",
+                    f"erased by {contact.erased_by}: personal data removed, opt-outs kept",
                 )
             )
         sends = repo.sends_of_contact(session, contact_id)

@@ -27,6 +27,7 @@ from drip.services.consent import (
 from drip.services.deps import Deps
 from drip.store import contacts as store_contacts
 from drip.store import repository as repo
+from drip.store import suppression
 from drip.store.models import Agent, Contact, OrphanOptOut, ScheduledSend
 
 if TYPE_CHECKING:
@@ -153,9 +154,31 @@ def upsert_contact(
             notes.append(
                 f"this number texted {orphan.keyword!r} on {orphan.at:%Y-%m-%d}: opted out"
             )
+    notes.extend(_carry_suppression(session, contact))
     session.add(contact)
     session.flush()
     return contact, True, notes
+
+
+def _carry_suppression(session: Session, contact: Contact) -> list[str]:
+    """A new contact whose phone or email belonged to an erased contact keeps its opt-outs."""
+    notes: list[str] = []
+    for hit in suppression.lookup(session, contact.phone, contact.email):
+        if hit.sms_opted_out_at is not None and contact.sms_opted_out_at is None:
+            contact.sms_opted_out_at = hit.sms_opted_out_at
+            contact.sms_opted_out_how = hit.sms_opted_out_how or "operator"
+            notes.append(
+                f"this {hit.kind} belonged to a contact erased on {hit.erased_at:%Y-%m-%d} who "
+                f"had opted out of texts on {hit.sms_opted_out_at:%Y-%m-%d}: opted out"
+            )
+        if hit.email_opted_out_at is not None and not contact.email_opted_out:
+            contact.email_opted_out = True
+            contact.email_opted_out_at = hit.email_opted_out_at
+            notes.append(
+                f"this {hit.kind} belonged to a contact erased on {hit.erased_at:%Y-%m-%d} who "
+                f"had unsubscribed from email on {hit.email_opted_out_at:%Y-%m-%d}: unsubscribed"
+            )
+    return notes
 
 
 def add_contact(
@@ -174,7 +197,7 @@ def add_contact(
         orphaned = created and contact.sms_opted_out_at is not None
         if consent is not None and contact.phone is not None and orphaned:
             keep_consent_evidence(session, contact, consent)
-            notes.append("consent kept as evidence only: the number opted out by text earlier")
+            notes.append("consent kept as evidence only: the number opted out earlier")
         elif consent is not None and contact.phone is not None:
             if consent_on_record(contact, consent):
                 notes.append("this consent evidence is already on record: nothing new recorded")

@@ -48,6 +48,11 @@ def enroll(deps: Deps, contact_id: int, campaign_name: str, now: datetime) -> En
         contact = session.get(Contact, contact_id)
         if contact is None:
             raise NotFoundError(f"no contact with id {contact_id}")
+        if contact.erased_at is not None:
+            raise ValidationError(
+                f"contact {contact_id} was erased on {contact.erased_at:%Y-%m-%d}: "
+                "it takes no enrollments"
+            )
         existing = repo.active_enrollment(session, contact_id, row.id)
         if existing is not None:
             return _already_active(contact_id, campaign.name, existing)

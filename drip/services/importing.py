@@ -73,6 +73,7 @@ from drip.store import agents as store_agents
 from drip.store import contact_import as store
 from drip.store import contacts as store_contacts
 from drip.store import repository as repo
+from drip.store import suppression
 from drip.store.models import Contact
 
 log = structlog.get_logger("drip.import")
@@ -504,6 +505,11 @@ def _fresh_rows(
     emails = Counter(f.data.email.lower() for f in parsed if f.data.email)
     known_phones = store.known_phones(session, [p for p in phones if p is not None])
     known_emails = store.known_emails(session, list(emails))
+    # An erased contact's number or email: the row-by-row path carries its opt-outs over.
+    known_phones |= suppression.suppressed_among(
+        session, "phone", [p for p in phones if p is not None]
+    )
+    known_emails |= suppression.suppressed_among(session, "email", list(emails))
     # Every row of the batch counts here, parsed above or not (a bad row too).
     phone_of = {f.line: f.data.phone for f in parsed}
     raw_phones = Counter(

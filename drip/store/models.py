@@ -77,12 +77,14 @@ __all__ = [
     "Conversation",
     "Enrollment",
     "InboxEvent",
+    "InstallKey",
     "Message",
     "OrphanOptOut",
     "OutboxEvent",
     "PendingCallback",
     "ScheduledSend",
     "SendDecision",
+    "Suppression",
     "only_on",
 ]
 
@@ -217,6 +219,9 @@ class Contact(Base):
     #: Per field set by a lead event: the ``occurred_at`` (ISO) of the event that set it, so
     #: that an older event arriving later does not move the field backwards.
     field_times: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    #: Erased (``drip contacts erase``): when and by whom; its personal data is gone.
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    erased_by: Mapped[str | None] = mapped_column(String(NAME))
 
 
 class ConsentEvent(Base):
@@ -591,3 +596,40 @@ class OutboxEvent(Base):
     delivered_to: Mapped[list[str] | None] = mapped_column(JSON)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+#: ``suppressions.kind``
+SUPPRESSION_KINDS = ("phone", "email")
+
+
+class Suppression(Base):
+    """An erased contact's phone or email as a keyed hash, and whether it had opted out.
+
+    ``digest`` is HMAC-SHA256 of the E.164 number or the lower-case address under
+    the install's key (:class:`InstallKey` ``suppression``): a contact created
+    later with the same number or address starts opted out when the erased one
+    had (docs/compliance.md#erasure-and-retention).
+    """
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("kind", "digest"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    digest: Mapped[str] = mapped_column(String(CODE))
+    erased_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: The erased contact (its row stays, without personal data).
+    contact_id: Mapped[int] = mapped_column(Integer)
+    sms_opted_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    sms_opted_out_how: Mapped[str | None] = mapped_column(String(16))
+    email_opted_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class InstallKey(Base):
+    """A secret made once per install (random, on first use), by name: ``suppression``."""
+
+    __tablename__ = "install_keys"
+
+    name: Mapped[str] = mapped_column(String(CODE), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -53,7 +53,7 @@ _COLUMNS: dict[str, Any] = {
 def contact_rows(
     session: Session, *, after_id: int = 0, columns: Collection[str] | None = None
 ) -> Sequence[Any]:
-    """Every contact (id order) with its agent's phone, as named tuples.
+    """Every contact not erased (id order) with its agent's phone, as named tuples.
 
     ``columns`` narrows the tuples to those names (``id`` always comes along):
     a selection over every contact reads only what its filters look at.
@@ -65,7 +65,8 @@ def contact_rows(
     stmt = select(*(_COLUMNS[n] for n in dict.fromkeys(names)))
     if "agent_phone" in names:
         stmt = stmt.outerjoin(Agent, Agent.id == Contact.agent_id)
-    stmt = stmt.where(Contact.id > after_id).order_by(Contact.id)
+    # An erased contact is never chosen again (it has no phone or email left anyway).
+    stmt = stmt.where(Contact.id > after_id, Contact.erased_at.is_(None)).order_by(Contact.id)
     rows: Sequence[Any] = session.execute(stmt).all()
     return rows
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -135,6 +136,33 @@ class Spool:
         with self._db().connect() as conn:
             rows = conn.execute(select(_WEBHOOKS).order_by(_WEBHOOKS.c.id)).all()
         return [SpooledWebhook(int(r.id), str(r.kind), r.received_at, r.payload) for r in rows]
+
+    def forget(self, matches: Callable[[str], bool]) -> int:
+        """Delete the waiting entries whose payload ``matches`` (an erased contact's); how many.
+
+        The file is then rewritten (``VACUUM``) and its write-ahead log emptied, so
+        the deleted payloads do not linger in free pages. An entry being applied
+        right now by another process's drain is left to it.
+        """
+        if not self.path.exists():
+            return 0
+        with self._db().begin() as conn:
+            rows = conn.execute(select(_WEBHOOKS.c.id, _WEBHOOKS.c.payload)).all()
+            gone = [int(r.id) for r in rows if matches(json.dumps(r.payload, ensure_ascii=False))]
+            if gone:
+                conn.execute(delete(_WEBHOOKS).where(_WEBHOOKS.c.id.in_(gone)))
+        # Outside any transaction (SQLAlchemy's connections begin one): the DBAPI connection.
+        raw = self._db().raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("VACUUM")
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cursor.close()
+        finally:
+            raw.close()
+        if gone:
+            log.warning("spool_entries_erased", entries=len(gone))
+        return len(gone)
 
     def _oldest(self) -> SpooledWebhook | None:
         with self._db().connect() as conn:

@@ -8,9 +8,11 @@ and, when ``outbox_path`` is set, appended to it as one JSON object per line
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -45,6 +47,42 @@ class ConsoleTransport:
     @property
     def outbox_path(self) -> Path | None:
         return self._outbox_path
+
+    def forget(self, matches: Callable[[str], bool], redact: Callable[[str], str]) -> int:
+        """Rewrite the outbox file without an erased person: each line that ``matches``
+        loses its body and subject, and ``redact`` cleans its other values; how many lines.
+
+        The file is replaced whole (a new file renamed over it), under this
+        instance's lock; another process appending at the same moment may lose
+        its line, so erase while ``drip run`` is stopped when that matters.
+        """
+        path = self._outbox_path
+        if path is None or not path.exists():
+            return 0
+        changed = 0
+        with self._lock:
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            out: list[str] = []
+            for line in lines:
+                if not matches(line):
+                    out.append(line)
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    out.append(redact(line))
+                    changed += 1
+                    continue
+                for key in ("body", "subject"):
+                    if key in record:
+                        record[key] = ""
+                out.append(redact(json.dumps(record, ensure_ascii=False)) + "\n")
+                changed += 1
+            if changed:
+                fresh = path.with_name(path.name + ".erasing")
+                fresh.write_text("".join(out), encoding="utf-8")
+                os.replace(fresh, path)
+        return changed
 
     def send_sms(self, msg: OutboundSms) -> SmsReceipt:
         sid = _new_id()
