@@ -129,7 +129,7 @@ def _utc_date(at: datetime) -> date:
 def verdict(
     settings: ReassignedNumbers, answer: LookupAnswer, now: datetime, attempts: int
 ) -> Verdict:
-    """What ``answer`` means for the text at ``now`` (its send tried ``attempts`` times before).
+    """What ``answer`` means for the text at ``now`` (``attempts``: this is its n-th check).
 
     ``yes`` skips it (``number_reassigned``; the caller voids the consent),
     ``no`` lets it go and records the verification, no answer follows

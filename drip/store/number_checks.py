@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from drip.store.models import NumberCheck
+from drip.store.models import NumberCheck, SendDecision
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +76,16 @@ def keep_answer(
     except IntegrityError:
         return False
     return True
+
+
+def unanswered_checks(session: Session, send_id: int, code: str) -> int:
+    """How many times this send was already deferred with ``code`` (its checks without answer)."""
+    found = session.scalar(
+        select(func.count())
+        .select_from(SendDecision)
+        .where(SendDecision.send_id == send_id, SendDecision.code == code)
+    )
+    return int(found or 0)
 
 
 def forget_contact(session: Session, contact_id: int) -> int:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Protocol
 
+from drip.clock import Clock, SystemClock
 from drip.errors import TransportError
 from drip.transports.base import ErrorClass, classify_twilio_error
 
@@ -101,22 +102,26 @@ class RecordingLookup:
 
     :meth:`mark_reassigned` records a number's disconnection date;
     :meth:`fail` makes every check raise (an outage: ``unknown``; 20003:
-    ``auth``) until :meth:`recover`. ``calls`` counts the checks asked.
+    ``auth``) until :meth:`recover`, or until the clock reaches ``until``.
+    ``calls`` counts the checks asked.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock | None = None) -> None:
         self._lock = threading.Lock()
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._disconnected: dict[str, date] = {}
-        self._failure: tuple[int, int | None] | None = None
+        self._failure: tuple[int, int | None, datetime | None] | None = None
         self.calls = 0
 
     def mark_reassigned(self, phone: str, on: date) -> None:
         with self._lock:
             self._disconnected[phone] = on
 
-    def fail(self, status: int = 503, code: int | None = 20503) -> None:
+    def fail(
+        self, status: int = 503, code: int | None = 20503, *, until: datetime | None = None
+    ) -> None:
         with self._lock:
-            self._failure = (status, code)
+            self._failure = (status, code, until)
 
     def recover(self) -> None:
         with self._lock:
@@ -127,8 +132,8 @@ class RecordingLookup:
             self.calls += 1
             failure = self._failure
             disconnected = self._disconnected.get(phone)
-        if failure is not None:
-            raise lookup_error(failure[0], failure[1], "the check is failing (told to)")
+        if failure is not None and (failure[2] is None or self._clock.now() < failure[2]):
+            raise lookup_error(failure[0], failure[1], "Service Unavailable")
         said = rnd_answer(disconnected, last_verified)
         asked = last_verified.isoformat()
         raw = f'{{"last_verified_date": "{asked}", "is_number_reassigned": "{said}", ' + (

@@ -25,7 +25,14 @@ campaign); and these, which reach the rarer paths of the pipeline:
   an email (the webhook app's ``GET /unsubscribe/<token>``).
 - ``opt_out_type: STOP|START|HELP`` on a ``reply``: Twilio's ``OptOutType``
   webhook parameter, which decides when present.
-- top-level ``state_rules:``, ``blackouts:`` and ``frequency_cap:``, read as in ``account.yaml``
+- ``number_reassigned: true``: the reassigned-numbers source (the fake
+  Twilio Lookup) now says the contact's number was disconnected on the
+  event's date (UTC), so a check asked with an earlier or equal consent or
+  verification date answers ``yes`` (docs/compliance.md).
+- ``lookup_outage_until: "day N HH:MM"``: the reassigned-numbers check has
+  no answer (Twilio 503/20503) from the event's time until then.
+- top-level ``state_rules:``, ``blackouts:``, ``frequency_cap:`` and
+  ``reassigned_numbers:``, read as in ``account.yaml``
   (docs/campaigns.md): they extend the project's account settings for this scenario
   only (a blackout declared by operations, a test row).
 - ``backlog: {from: agent|concierge, segments: N}`` (pacing): N
@@ -104,6 +111,7 @@ SCENARIO_FIELDS = (
     "state_rules",
     "blackouts",
     "frequency_cap",
+    "reassigned_numbers",
     "agents",
     "sync",
 )
@@ -144,14 +152,14 @@ EVENT_KINDS = (
     "backlog",
     "carrier",
     "event",
+    "number_reassigned",
+    "lookup_outage_until",
 )
 #: Fields that go with one event kind only.
 EVENT_MODIFIERS = {"from": "text", "reply_to": "reply", "opt_out_type": "reply", "data": "event"}
 #: Event kinds of other parts of the format that this reader does not run yet, each with
 #: what it is, so that a file using one is refused with a located, clear error.
-EVENT_KINDS_LATER = {
-    "number_reassigned": "the reassigned-numbers source reporting a new owner",
-}
+EVENT_KINDS_LATER: dict[str, str] = {}
 EXPECT_FIELDS = (
     "day",
     "at",

@@ -23,7 +23,7 @@ from datetime import date, datetime
 
 import structlog
 
-from drip.domain.policy import Defer, Skip
+from drip.domain.policy import Defer, DeferCode, Skip
 from drip.domain.reassigned import (
     LookupAnswer,
     Proceed,
@@ -45,6 +45,7 @@ from drip.transports.lookup import LookupFailedError, ReassignedAnswer
 
 log = structlog.get_logger("drip.fire")
 
+UNAVAILABLE = DeferCode.REASSIGNED_CHECK_UNAVAILABLE.value
 #: The provider whose circuit the check shares (the same Twilio credentials as Messages).
 PROVIDER = "twilio"
 
@@ -70,7 +71,11 @@ def check_number(deps: Deps, p: Prepared, go: Go, states: States, now: datetime)
     if isinstance(gathered, Outcome):
         return gathered
     answer, source = gathered
-    decided = verdict(settings, answer, now, p.send.attempts)
+    tries = 1
+    if answer.status is Reassigned.UNKNOWN:  # the backoff grows with each check without answer
+        with deps.sessions() as session:
+            tries += number_checks.unanswered_checks(session, p.send.id, UNAVAILABLE)
+    decided = verdict(settings, answer, now, tries)
     log.info(
         "reassigned_check",
         send_id=p.send.id,
