@@ -29,11 +29,12 @@ __all__ = [
     "rnd_answer",
 ]
 
-#: The fake sources have disconnection data from this date on; an earlier
-#: ``LastVerifiedDate`` gets ``no_data_available``, as Twilio documents for dates
-#: before January 2021 (https://www.twilio.com/docs/lookup/v2-api/reassigned-number,
-#: checked 2026-12-07).
-DATA_SINCE = date(2021, 1, 1)
+#: The fake sources have disconnection data from this date on, as the FCC's
+#: database does (carriers keep it from January 27, 2021: FCC supplemental
+#: guidance, December 2021); an earlier ``LastVerifiedDate`` gets
+#: ``no_data_available``, as Twilio documents for dates "prior to January of 2021"
+#: (https://www.twilio.com/docs/lookup/v2-api/reassigned-number, checked 2026-12-07).
+DATA_SINCE = date(2021, 1, 27)
 
 
 @dataclass(frozen=True, slots=True)

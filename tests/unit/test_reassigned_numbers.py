@@ -208,11 +208,12 @@ def test_a_scenario_refuses_number_reassigned_false_and_an_outage_ending_early(
 
 
 def test_the_answer_rule_follows_the_disconnection_date() -> None:
-    """yes on or after the disconnection; no_data before 2021; no otherwise."""
+    """yes on or after the disconnection; no_data before 27 January 2021; no otherwise."""
     assert rnd_answer(date(2026, 5, 1), date(2026, 5, 1)) == "yes"
     assert rnd_answer(date(2026, 5, 1), date(2026, 5, 2)) == "no"
     assert rnd_answer(None, date(2020, 12, 31)) == "no_data_available"
-    assert rnd_answer(None, date(2021, 1, 1)) == "no"
+    assert rnd_answer(None, date(2021, 1, 26)) == "no_data_available"
+    assert rnd_answer(None, date(2021, 1, 27)) == "no"
 
 
 def test_reading_lookups_answer() -> None:

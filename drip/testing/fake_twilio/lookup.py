@@ -5,8 +5,8 @@
 2026-12-07) answers 200 with the phone number resource; its
 ``reassigned_number`` object is ``{last_verified_date: "YYYY-MM-DD",
 is_number_reassigned: "yes" | "no" | "no_data_available", error_code: null}``
-(``no_data_available`` for a date before the data starts, January 2021, as
-Twilio documents). Packages not asked for are ``null``. A path that is not a
+(``no_data_available`` for a date before the data starts, 27 January 2021,
+see :data:`drip.transports.lookup.DATA_SINCE`). Packages not asked for are ``null``. A path that is not a
 phone number is 404 (20404); wrong credentials 401 (20003), as for Messages.
 A missing or unreadable ``LastVerifiedDate`` with ``Fields=reassigned_number``
 is refused 400 (Twilio documents no code for it; the fake gives none).
