@@ -206,3 +206,49 @@ def test_the_fake_answers_lookup_as_twilio_documents(fake_twilio: FakeTwilioServ
         wrong.reassigned(phone, date(2026, 1, 1))
     assert (refused.value.code, refused.value.error_class) == (20003, ErrorClass.AUTH)
     assert fake_twilio.lookups[0] == (phone, "20260430")
+
+
+def test_control_endpoints_mark_a_number_and_set_a_lookup_fault(
+    fake_twilio: FakeTwilioServer,
+) -> None:
+    """POST /_fake/reassigned and /_fake/lookup_fault reach a server in another process."""
+    import urllib3
+
+    http = urllib3.PoolManager()
+    phone = "+16172000003"
+    marked = http.request(
+        "POST",
+        f"{fake_twilio.base_url}/_fake/reassigned",
+        fields={"phone": phone, "since": "2026-05-01"},
+        encode_multipart=False,
+    )
+    assert marked.status == 200
+    bad = http.request(
+        "POST",
+        f"{fake_twilio.base_url}/_fake/reassigned",
+        fields={"phone": phone, "since": "May 1st"},
+        encode_multipart=False,
+    )
+    assert bad.status == 400 and b"bad /_fake/reassigned request" in bad.data
+    lookup = TwilioLookup(
+        fake_twilio.account_sid, fake_twilio.auth_token, base_url=fake_twilio.base_url
+    )
+    assert lookup.reassigned(phone, date(2026, 4, 1)).is_number_reassigned == "yes"
+    faulted = http.request(
+        "POST",
+        f"{fake_twilio.base_url}/_fake/lookup_fault",
+        fields={"kind": "refuse", "status": "500", "code": "20500"},
+        encode_multipart=False,
+    )
+    assert faulted.status == 200
+    with pytest.raises(LookupFailedError) as caught:
+        lookup.reassigned(phone, date(2026, 4, 1))
+    assert (caught.value.status, caught.value.error_class) == (500, ErrorClass.UNKNOWN)
+    cleared = http.request(
+        "POST",
+        f"{fake_twilio.base_url}/_fake/lookup_fault",
+        fields={"kind": ""},
+        encode_multipart=False,
+    )
+    assert cleared.status == 200
+    assert lookup.reassigned(phone, date(2026, 5, 2)).is_number_reassigned == "no"
