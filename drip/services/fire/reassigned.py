@@ -19,6 +19,7 @@ the same batch.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 
 import structlog
@@ -93,7 +94,8 @@ def check_number(deps: Deps, p: Prepared, go: Go, states: States, now: datetime)
         _void(deps, p.contact.id, answer, decided.reason, now)
         return result_of(p, decided, "skipped", decided.code.value, decided.reason)
     assert isinstance(decided, Defer)
-    return deferral(p, decided)
+    # an overdue step keeps its place in the one-a-day catch-up lane
+    return deferral(p, replace(decided, catching_up=p.send.catching_up))
 
 
 def _gather(
