@@ -264,3 +264,33 @@ def test_the_recording_lookup_fails_until_its_clock_reaches_the_end() -> None:
     clock.at = NOW + timedelta(hours=1)
     assert lookup.reassigned("+16175550123", date(2026, 4, 1)).is_number_reassigned == "yes"
     assert lookup.calls == 2
+
+
+def test_bootstrap_builds_twilio_lookup_only_with_twilio_and_the_check_on(tmp_path: Path) -> None:
+    """build_lookup: Twilio Lookup with the settings' base URL and timeout; None without Twilio."""
+    from drip.bootstrap import build
+    from drip.config import Settings
+    from drip.domain.account import AccountSettings
+    from drip.transports.twilio_lookup import TwilioLookup
+
+    twilio = Settings(
+        home=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'd.db'}",
+        outbox=tmp_path / "outbox.jsonl",
+        twilio_account_sid="AC" + "0" * 32,
+        twilio_auth_token="token",
+        twilio_base_url="http://127.0.0.1:9",
+        lookup_timeout_seconds=2,
+    )
+    console = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'd.db'}")
+    on = build(twilio, account=AccountSettings(reassigned_numbers=ON))
+    off = build(twilio, account=AccountSettings())
+    untwilioed = build(console, account=AccountSettings(reassigned_numbers=ON))
+    try:
+        assert isinstance(on.lookup, TwilioLookup)
+        assert on.lookup.base_url == "http://127.0.0.1:9"
+        assert off.lookup is None  # the check is off: no client is built
+        assert untwilioed.lookup is None  # no Twilio: the check has no source
+    finally:
+        for deps in (on, off, untwilioed):
+            deps.engine.dispose()
