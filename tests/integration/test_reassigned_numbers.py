@@ -86,6 +86,9 @@ def test_not_reassigned_records_the_verification_and_the_next_text_needs_no_look
     _fire_day(rig, 0)
     [day45] = _fire_day(rig, 45)
     assert day45.outcome == "sent"
+    assert "reassigned-numbers check: the number was not reassigned since 2026-03-02" in (
+        day45.reason
+    )
     assert len(rig.twilio.lookups) == 1
     with rig.deps.sessions() as session:
         [kept] = session.scalars(select(NumberCheck)).all()
@@ -163,6 +166,9 @@ def test_no_data_for_an_old_date_follows_on_unknown(
         )
     [result] = _fire_day(rig, 45)
     assert result.outcome == outcome
+    if outcome == "sent":
+        assert "sent unchecked: no answer from the reassigned-numbers check" in result.reason
+        assert "no disconnection data for 2020-06-01" in result.reason
     assert rig.twilio.lookups == [(rig.phone_of(0), "20200601")]
     with rig.deps.sessions() as session:
         assert session.scalars(select(NumberCheck)).all() == []  # no answer is not kept

@@ -131,8 +131,9 @@ def _fire_one(deps: Deps, p: Prepared, states: States, lane: Lane, now: datetime
     if not isinstance(go, Go):
         return go
     checked = check_number(deps, p, go, states, now)  # reassigned numbers, when on
-    if checked is not None:
+    if not isinstance(checked, Go):
         return checked
+    go = checked
     rendered = render_send(deps, p, go.decision, go.template, now)
     if isinstance(rendered, Outcome):
         return rendered

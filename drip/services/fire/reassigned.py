@@ -51,12 +51,12 @@ UNAVAILABLE = DeferCode.REASSIGNED_CHECK_UNAVAILABLE.value
 PROVIDER = "twilio"
 
 
-def check_number(deps: Deps, p: Prepared, go: Go, states: States, now: datetime) -> Outcome | None:
-    """None when the text may go on; otherwise its outcome (skipped or deferred)."""
+def check_number(deps: Deps, p: Prepared, go: Go, states: States, now: datetime) -> Go | Outcome:
+    """The text going on (``go``, its reason saying what the check said), or its outcome."""
     settings = deps.account.reassigned_numbers
     phone = p.contact.phone
     if not settings.enabled or phone is None:
-        return None
+        return go
     digest = number_digest(deps.settings.secret_key, phone)
     asked = check_date(
         settings,
@@ -67,7 +67,7 @@ def check_number(deps: Deps, p: Prepared, go: Go, states: States, now: datetime)
         now=now,
     )
     if asked is None:
-        return None
+        return go
     gathered = _gather(deps, p, go, states, digest=digest, asked=asked, now=now)
     if isinstance(gathered, Outcome):
         return gathered
@@ -89,7 +89,9 @@ def check_number(deps: Deps, p: Prepared, go: Go, states: States, now: datetime)
     if isinstance(decided, Proceed):
         if decided.verified:
             states.verified[digest] = now
-        return None
+        # the check's answer goes into the send's recorded reason (drip explain shows it)
+        reason = f"{go.decision.reason}; reassigned-numbers check: {decided.reason}"
+        return replace(go, decision=replace(go.decision, reason=reason))
     if isinstance(decided, Skip):
         _void(deps, p.contact.id, answer, decided.reason, now)
         return result_of(p, decided, "skipped", decided.code.value, decided.reason)
