@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_claim
 import bench_events
 import bench_fire
+import bench_lookup
 import bench_memory
 import bench_operate
 import bench_pacing
@@ -56,6 +57,7 @@ SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "startup": bench_startup.run,
     "events": bench_events.run,
     "webhooks": bench_webhooks.run,
+    "lookup_overhead": bench_lookup.run,
 }
 
 #: (key, section, goal text, predicate) of the ratio goals.
@@ -75,6 +77,7 @@ GOALS: list[tuple[str, str, str, Callable[[float], bool]]] = [
     ("events_vs_copy", "events", ">= 0.1", lambda v: v >= 0.1),
     ("post_events_per_s", "events", ">= 2000", lambda v: v >= 2000),
     ("webhook_delivery_vs_post", "webhooks", ">= 0.5", lambda v: v >= 0.5),
+    ("lookup_overhead", "lookup_overhead", ">= 0.9", lambda v: v >= 0.9),
 ]
 
 
@@ -201,6 +204,12 @@ def table(r: dict[str, Any], sections: list[str]) -> str:
         add("   drip outbox delivery (claim, sign, post, settle)", "webhook_drip_s", "s")
         add("   webhook_delivery_vs_post (plain / drip)", "webhook_delivery_vs_post", "",
             "goal >= 0.5")  # fmt: skip
+    if "lookup_overhead" in sections:
+        rows.append((f"11. Reassigned numbers ({_fmt(r.get('lookup_sends_per_round'))} bulk texts "
+                     "a round, every number verified)", "", ""))  # fmt: skip
+        add("   embedded fire path, check off", "lookup_off_sends_per_s", "sends/s")
+        add("   embedded fire path, check on (cache hits)", "lookup_on_sends_per_s", "sends/s")
+        add("   lookup_overhead (on / off)", "lookup_overhead", "", "goal >= 0.9")
     for key, value in r.items():
         if key.endswith("_error"):
             rows.append((f"ERROR in {key.removesuffix('_error')}", "", str(value)[:200]))

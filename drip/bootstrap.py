@@ -24,6 +24,7 @@ from drip.services.deps import Deps
 from drip.store.engine import make_engine, session_factory
 from drip.transports.base import EmailTransport, SmsTransport
 from drip.transports.console import ConsoleTransport
+from drip.transports.lookup import NumberLookup
 from drip.transports.pacing import Pacer
 
 if TYPE_CHECKING:
@@ -75,6 +76,25 @@ def build_sms(settings: Settings) -> SmsTransport:
     return _console(settings)
 
 
+def build_lookup(settings: Settings) -> NumberLookup | None:
+    """The reassigned-numbers check: Twilio Lookup v2 when Twilio is configured, else None.
+
+    Without Twilio there is no source to ask, so a text that needs the check
+    gets no answer and follows ``reassigned_numbers.on_unknown``.
+    """
+    if not settings.twilio_enabled:
+        return None
+    from drip.transports.twilio_lookup import TwilioLookup
+
+    assert settings.twilio_account_sid is not None and settings.twilio_auth_token is not None
+    return TwilioLookup(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
+        base_url=settings.twilio_base_url,
+        timeout=float(settings.lookup_timeout_seconds),
+    )
+
+
 def build_pacer(settings: Settings, account: AccountSettings) -> Pacer:
     """Pacing, always on: in Redis when scaled out, in process when embedded.
 
@@ -110,6 +130,7 @@ def build(
     account: AccountSettings | None = None,
     pacer: Pacer | None = None,
     engine: Engine | None = None,
+    lookup: NumberLookup | None = None,
 ) -> Deps:
     """The dependencies of every service; tests and replay pass their own parts."""
     settings = settings or load_settings()
@@ -130,4 +151,10 @@ def build(
         clock=clock or SystemClock(),
         account=account,
         pacer=pacer or build_pacer(settings, account),
+        lookup=lookup if lookup is not None else _lookup_if_wanted(settings, account),
     )
+
+
+def _lookup_if_wanted(settings: Settings, account: AccountSettings) -> NumberLookup | None:
+    """Build the Lookup client only when the account checks reassigned numbers."""
+    return build_lookup(settings) if account.reassigned_numbers.enabled else None

@@ -358,6 +358,16 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         check=_check_number,
     ),
     Variable(
+        "DRIP_LOOKUP_TIMEOUT_SECONDS",
+        "lookup_timeout_seconds",
+        "how long a reassigned-numbers check (Twilio Lookup) may take; past it the check "
+        "has no answer and `reassigned_numbers.on_unknown` decides",
+        "`5`",
+        default=5,
+        parse=_whole_number,
+        check=_check_number,
+    ),
+    Variable(
         "DRIP_CAMPAIGNS_DIR",
         "campaigns_dir",
         "folder of campaign YAML files and `account.yaml`",
@@ -523,6 +533,7 @@ class Settings:
     dispatch_batch: int = _DEFAULTS["dispatch_batch"]
     send_batch: int = _DEFAULTS["send_batch"]
     sending_timeout_seconds: int = _DEFAULTS["sending_timeout_seconds"]
+    lookup_timeout_seconds: int = _DEFAULTS["lookup_timeout_seconds"]
     campaigns_dir: Path = _DEFAULTS["campaigns_dir"]
     public_url: str = _DEFAULTS["public_url"]
     api_token: str | None = _DEFAULTS["api_token"]

@@ -56,6 +56,11 @@ most N per contact in any D days, across campaigns and senders
 
 ``retention: {message_bodies_days: N}`` is how long ``drip purge`` keeps
 message bodies (default 1,461 days, the 4-year limitation period).
+
+``reassigned_numbers: {enabled: false, max_age_days: 30, on_unknown: defer}``
+turns on the reassigned-numbers check before campaign and bulk texts whose
+consent (or last verification) is older than ``max_age_days``; ``on_unknown``
+says what a text does when the check gets no answer (``defer`` or ``send``).
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from drip.campaigns.compliance_fields import frequency_cap, retention
+from drip.campaigns.compliance_fields import frequency_cap, reassigned_numbers, retention
 from drip.campaigns.links import find_links, mentions_opt_out, shortener_of
 from drip.campaigns.rules_file import blackouts as read_blackouts
 from drip.campaigns.rules_file import (
@@ -106,6 +111,7 @@ ACCOUNT_FIELDS = (
     "blackouts",
     "senders",
     "frequency_cap",
+    "reassigned_numbers",
     "webhooks",
     "reply_forwarding",
     "retention",
@@ -256,6 +262,7 @@ def parse_account(source: YamlSource) -> AccountSettings | None:
     read("blackouts", lambda n: read_blackouts(source, n))
     read("senders", lambda n: _senders(source, n))
     read("frequency_cap", lambda n: frequency_cap(source, n))
+    read("reassigned_numbers", lambda n: reassigned_numbers(source, n))
     read("webhooks", lambda n: read_webhooks(source, n))
     read("reply_forwarding", lambda n: source.choice(n, "reply_forwarding", ("email",)))
     read("retention", lambda n: retention(source, n))

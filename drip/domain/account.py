@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from drip.domain.campaign import DEFAULT_FOOTER
 from drip.domain.frequency import FrequencyCap
 from drip.domain.pacing import Senders
+from drip.domain.reassigned import ReassignedNumbers
 from drip.domain.retention import Retention
 from drip.domain.window import Blackout, SendWindow, StateRule
 
@@ -104,6 +105,8 @@ class AccountSettings:
     senders: Senders = field(default_factory=Senders)
     #: At most this many campaign and bulk texts per contact in a span of days; None: no cap.
     frequency_cap: FrequencyCap | None = None
+    #: The reassigned-numbers check before campaign and bulk texts on old consent (off by default).
+    reassigned_numbers: ReassignedNumbers = field(default_factory=ReassignedNumbers)
     #: Where drip posts its events (``webhooks:``), signed with each one's secret.
     webhooks: tuple[WebhookTarget, ...] = ()
     #: ``email``: each reply that is not a keyword is also emailed to the assigned agent.

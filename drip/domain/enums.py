@@ -100,6 +100,8 @@ class ConsentEventKind(StrEnum):
     REVOKED_PHRASE = "revoked_phrase"
     REVOKED_OPERATOR = "revoked_operator"
     REVOKED_CARRIER = "revoked_carrier"
+    #: The reassigned-numbers check found the number changed hands: the consent is void.
+    NUMBER_REASSIGNED = "number_reassigned"
     RESTORED = "restored"
     TEXTABLE_AGAIN = "textable_again"
 

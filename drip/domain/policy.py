@@ -71,6 +71,8 @@ class SkipCode(StrEnum):
     EMAIL_OPTED_OUT = "email_opted_out"
     #: The text could not go before its expiry (window, caps): never sent late.
     EXPIRED = "expired"
+    #: The reassigned-numbers check says the number changed hands after the consent.
+    NUMBER_REASSIGNED = "number_reassigned"
 
 
 class DeferCode(StrEnum):
@@ -86,6 +88,8 @@ class DeferCode(StrEnum):
     CARRIER_CLOCK = "carrier_clock"
     #: The contact already had the account's most campaign and bulk texts in its span.
     FREQUENCY_CAP = "frequency_cap"
+    #: The reassigned-numbers check gave no answer (``on_unknown: defer``).
+    REASSIGNED_CHECK_UNAVAILABLE = "reassigned_check_unavailable"
 
 
 @functools.lru_cache(maxsize=512)

@@ -175,6 +175,33 @@ def restore(session: Session, contact: Contact, now: datetime, *, evidence: str)
     return True
 
 
+def void_for_reassigned(
+    session: Session, contact: Contact, now: datetime, *, evidence: str, detail: str
+) -> bool:
+    """The reassigned-numbers check says the number changed hands after the consent: void it.
+
+    The consent given by the number's former owner no longer covers it: the
+    contact has no SMS consent until it is given again (a later START does not
+    restore it). The check's answer is the event's evidence. False when there
+    was no consent left to void.
+    """
+    if contact.sms_consent_at is None:
+        return False
+    contact.sms_consent_at = None
+    contact.updated_at = now
+    session.add(
+        ConsentEvent(
+            contact_id=contact.id,
+            kind=ConsentEventKind.NUMBER_REASSIGNED,
+            at=now,
+            source="reassigned_numbers",
+            evidence=evidence,
+            detail=detail,
+        )
+    )
+    return True
+
+
 def mark_undeliverable(contact: Contact, code: int, now: datetime) -> None:
     """The contact's number cannot receive texts (the carrier's ``code``): no further texts."""
     contact.text_status = TextStatus.UNDELIVERABLE

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from drip.config import Settings
     from drip.domain.account import AccountSettings
     from drip.transports.base import EmailTransport, SmsTransport
+    from drip.transports.lookup import NumberLookup
 
 
 @dataclass
@@ -50,3 +51,6 @@ class Deps:
     #: Sender throughput (pacing), built by ``bootstrap.build_pacer`` (always
     #: on there); a ``Deps`` built by hand (unit tests) does not pace.
     pacer: Pacer = field(default_factory=NullPacer)
+    #: The reassigned-numbers check (Twilio Lookup), built by ``bootstrap.build_lookup``;
+    #: None: no provider to ask (the check then has no answer).
+    lookup: NumberLookup | None = None

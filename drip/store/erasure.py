@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import String, and_, cast, delete, or_, select
 from sqlalchemy.orm import Session
 
-from drip.store import lifecycle
+from drip.store import lifecycle, number_checks
 from drip.store.models import (
     AssignmentChange,
     Bulk,
@@ -235,6 +235,8 @@ def erase_rows(
         o.last_error = scrub(o.last_error, pattern)
         outbox += 1
     _scrub_shared(session, needles, pattern)
+    # The reassigned-numbers answers name the contact (their number is only a digest).
+    number_checks.forget_contact(session, cid)
     if contact.phone is not None:
         session.execute(delete(OrphanOptOut).where(OrphanOptOut.phone == contact.phone))
     _blank_contact(contact, now, by=by)

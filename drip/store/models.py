@@ -29,13 +29,14 @@ Conventions:
 # No ``from __future__ import annotations`` here: SQLAlchemy would evaluate the
 # 122 ``Mapped[...]`` annotations from strings (a compile each) on every start.
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -79,6 +80,7 @@ __all__ = [
     "InboxEvent",
     "InstallKey",
     "Message",
+    "NumberCheck",
     "OrphanOptOut",
     "OutboxEvent",
     "PendingCallback",
@@ -633,3 +635,27 @@ class InstallKey(Base):
     name: Mapped[str] = mapped_column(String(CODE), primary_key=True)
     value: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class NumberCheck(Base):
+    """One answer of the reassigned-numbers check, per number and ``LastVerifiedDate``.
+
+    The number is kept as a keyed digest (``phone_digest``), never in clear; the
+    answer (``yes`` or ``no``; checks without an answer are not kept) is the
+    cache of that (number, date) pair, and the latest ``no`` of a number is its
+    last verification. ``evidence`` is the source's ``reassigned_number`` object.
+    """
+
+    __tablename__ = "number_checks"
+    __table_args__ = (
+        UniqueConstraint("phone_digest", "last_verified_date"),
+        Index("ix_number_checks_phone_digest_checked_at", "phone_digest", "checked_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    contact_id: Mapped[int | None] = mapped_column(Integer)
+    phone_digest: Mapped[str] = mapped_column(String(64))
+    last_verified_date: Mapped[date] = mapped_column(Date)
+    answer: Mapped[str] = mapped_column(String(16))
+    evidence: Mapped[str] = mapped_column(Text)
+    checked_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -214,6 +214,21 @@ RULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "skipped (expired), never sent late",
         ("bulk_expires_open_house.yaml",),
     ),
+    "13.reassigned_numbers": (
+        "a campaign or bulk text on consent older than max_age_days is checked first; "
+        "reassigned: consent void and the text skipped (number_reassigned)",
+        ("reassigned_number_voids_consent.yaml",),
+    ),
+    "13.reassigned_numbers_recent": (
+        "consent or a verification within max_age_days: sent with no lookup; "
+        "not reassigned: the verification date is recorded",
+        ("reassigned_recent_verification_no_lookup.yaml",),
+    ),
+    "13.reassigned_numbers_unknown": (
+        "no answer from the check (an outage): on_unknown defer, with backoff "
+        "(reassigned_check_unavailable), never sent unchecked",
+        ("reassigned_lookup_outage_defers.yaml",),
+    ),
     # --- SPEC §11 ---
     "11.on_reply_pause_resume": (
         "on_reply: pause holds the plan; after resume_after quiet it resumes, spacing kept",

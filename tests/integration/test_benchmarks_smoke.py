@@ -36,6 +36,7 @@ KEYS = (
     "replay_suite_s_per_scenario",
     "events_vs_copy",
     "post_events_per_s",
+    "lookup_overhead",
 )
 RAW = (
     "schedule_drip_steps_per_s",
@@ -58,6 +59,8 @@ RAW = (
     "replay_suite_s",
     "replay_seed_s",
     "events_ingest_per_s",
+    "lookup_on_sends_per_s",
+    "lookup_off_sends_per_s",
 )
 
 

@@ -131,7 +131,7 @@ def test_unknown_top_level_field_is_an_error_at_its_key(tmp_path: Path) -> None:
     assert found == [
         f"{tmp_path / 's.yaml'}:6:1: error: unknown field 'colour' in the scenario; "
         "allowed: name, start, timezone, company, agent, concierge, contact, until, events, expect, "
-        "state_rules, blackouts, frequency_cap, agents, sync"
+        "state_rules, blackouts, frequency_cap, reassigned_numbers, agents, sync"
     ]
 
 

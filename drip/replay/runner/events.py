@@ -31,7 +31,9 @@ from drip.replay.scenario import (
     Enroll,
     Event,
     LeadEvent,
+    LookupOutage,
     ManualText,
+    NumberReassigned,
     Pause,
     PauseContact,
     Reply,
@@ -51,6 +53,7 @@ from drip.services.enrollment import enroll
 from drip.services.sync import sync_campaigns
 from drip.store import repository as repo
 from drip.store.models import Contact, ScheduledSend
+from drip.transports.lookup import RecordingLookup
 from drip.transports.pacing import LocalPacer
 from drip.transports.recording import RecordingTransport
 
@@ -80,11 +83,18 @@ class Events:
     """
 
     def __init__(
-        self, deps: Deps, transport: RecordingTransport, pacer: LocalPacer, *, alone: bool
+        self,
+        deps: Deps,
+        transport: RecordingTransport,
+        pacer: LocalPacer,
+        *,
+        alone: bool,
+        lookup: RecordingLookup | None = None,
     ) -> None:
         self.deps = deps
         self.transport = transport
         self.pacer = pacer
+        self.lookup = lookup or RecordingLookup()
         self.alone = alone
         self.downtimes: list[tuple[datetime, datetime]] = []
         self.replies = 0
@@ -383,6 +393,29 @@ class Events:
             f"(Twilio {TWILIO_EXPIRED}, never sent): callback {result.action}; its send is {state}"
         )
 
+    def _number_reassigned(self, life: Life, action: NumberReassigned, now: datetime) -> str:
+        """The reassigned-numbers source now has the number disconnected on this (UTC) date."""
+        phone = life.scenario.contact.phone
+        if phone is None:
+            raise ReplayError(f"{life.scenario.label}: number_reassigned needs the contact's phone")
+        on = now.astimezone(UTC).date()
+        self.lookup.mark_reassigned(phone, on)
+        checking = self.deps.account.reassigned_numbers
+        state = (
+            f"checked before campaign and bulk texts on consent older than "
+            f"{checking.max_age_days} days"
+            if checking.enabled
+            else "not checked (reassigned_numbers is off)"
+        )
+        return f"the reassigned-numbers source: the number was disconnected on {on} ({state})"
+
+    def _lookup_outage(self, life: Life, action: LookupOutage, now: datetime) -> str:
+        """The reassigned-numbers check has no answer (503/20503) until ``action.until``."""
+        back = life.scenario.instant(action.until)
+        self.lookup.fail(503, 20503, until=back)
+        local = back.astimezone(ZoneInfo(life.scenario.zone))
+        return f"the reassigned-numbers check answers 503 until {local:%Y-%m-%d %H:%M}"
+
 
 _Handler = Callable[[Events, Life, Any, datetime], str]
 _HANDLERS: dict[type, _Handler] = {
@@ -405,4 +438,6 @@ _HANDLERS: dict[type, _Handler] = {
     Backlog: Events._backlog,
     CarrierReport: Events._carrier_report,
     LeadEvent: Events._event,
+    NumberReassigned: Events._number_reassigned,
+    LookupOutage: Events._lookup_outage,
 }

@@ -67,6 +67,7 @@ from drip.services.dispatch import tick
 from drip.services.sync import sync_campaigns
 from drip.store import repository as repo
 from drip.store.engine import make_engine
+from drip.transports.lookup import RecordingLookup
 from drip.transports.pacing import LocalPacer
 from drip.transports.recording import RecordingTransport
 
@@ -130,6 +131,8 @@ class _World:
         first = min(s.start_instant for s in scenarios)
         self.clock = VirtualClock(first)
         self.transport = RecordingTransport(clock=self.clock)
+        # The reassigned-numbers source: in memory, answering as the fake Twilio Lookup does.
+        self.lookup = RecordingLookup(clock=self.clock)
         # Pacing as in production, on virtual time: a sender's slots are
         # instants of the virtual clock, and a send that waits a few seconds for its
         # slot does not sleep (it is recorded at the instant it was cleared).
@@ -151,10 +154,13 @@ class _World:
             account=account,
             pacer=self.pacer,
             engine=_engine_for(database),
+            lookup=self.lookup,
         )
         self.campaigns = list(campaigns)
         self.broadcasts = list(broadcasts)
-        self.events = Events(self.deps, self.transport, self.pacer, alone=len(self.lives) == 1)
+        self.events = Events(
+            self.deps, self.transport, self.pacer, alone=len(self.lives) == 1, lookup=self.lookup
+        )
         self.ticks = 0
 
     # -- the clock -----------------------------------------------------------------

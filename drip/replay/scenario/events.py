@@ -44,7 +44,9 @@ from drip.replay.scenario.values import (
     Enroll,
     Event,
     LeadEvent,
+    LookupOutage,
     ManualText,
+    NumberReassigned,
     Pause,
     PauseContact,
     Reply,
@@ -180,6 +182,14 @@ class EventReader(FieldReader):
             return self._backlog(node, label)
         if kind == "event":
             return self._lead_event(node, fields, label)
+        if kind == "number_reassigned":
+            flag = s.boolean(node, label)
+            if flag is False:
+                s.error(node, f"{label}: only true means something (the number changed hands)")
+            return NumberReassigned() if flag else None
+        if kind == "lookup_outage_until":
+            until = self._day_time(node, label)
+            return LookupOutage(until) if until is not None else None
         if kind == "carrier":
             reported = s.choice(node, label, CARRIER_EVENTS)
             return CarrierReport(reported) if reported is not None else None

@@ -28,7 +28,14 @@ campaign); and these, which reach the rarer paths of the pipeline:
 - ``expires_at: "day N HH:MM"`` on a ``bulk`` (``drip bulk --expires-at``),
   local to the contact like every scenario time: the bulk text is skipped
   (``expired``) if it cannot go by then; it must come after the event.
-- top-level ``state_rules:``, ``blackouts:`` and ``frequency_cap:``, read as in ``account.yaml``
+- ``number_reassigned: true``: the reassigned-numbers source (the fake
+  Twilio Lookup) now says the contact's number was disconnected on the
+  event's date (UTC), so a check asked with an earlier or equal consent or
+  verification date answers ``yes`` (docs/compliance.md).
+- ``lookup_outage_until: "day N HH:MM"``: the reassigned-numbers check has
+  no answer (Twilio 503/20503) from the event's time until then.
+- top-level ``state_rules:``, ``blackouts:``, ``frequency_cap:`` and
+  ``reassigned_numbers:``, read as in ``account.yaml``
   (docs/campaigns.md): they extend the project's account settings for this scenario
   only (a blackout declared by operations, a test row).
 - ``backlog: {from: agent|concierge, segments: N}`` (pacing): N
@@ -107,6 +114,7 @@ SCENARIO_FIELDS = (
     "state_rules",
     "blackouts",
     "frequency_cap",
+    "reassigned_numbers",
     "agents",
     "sync",
 )
@@ -147,6 +155,8 @@ EVENT_KINDS = (
     "backlog",
     "carrier",
     "event",
+    "number_reassigned",
+    "lookup_outage_until",
 )
 #: Fields that go with one event kind only.
 EVENT_MODIFIERS = {
@@ -158,9 +168,7 @@ EVENT_MODIFIERS = {
 }
 #: Event kinds of other parts of the format that this reader does not run yet, each with
 #: what it is, so that a file using one is refused with a located, clear error.
-EVENT_KINDS_LATER = {
-    "number_reassigned": "the reassigned-numbers source reporting a new owner",
-}
+EVENT_KINDS_LATER: dict[str, str] = {}
 EXPECT_FIELDS = (
     "day",
     "at",

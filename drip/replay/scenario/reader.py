@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from drip.campaigns.compliance_fields import frequency_cap
+from drip.campaigns.compliance_fields import frequency_cap, reassigned_numbers
 from drip.campaigns.rules_file import RowsRead, merge, state_rule_rows
 from drip.campaigns.rules_file import blackouts as read_blackouts
 from drip.campaigns.yamlsource import STR, YamlSource, describe
@@ -108,6 +108,7 @@ class _Reader(FieldReader):
         rules = self._opt(fields, "state_rules", self._state_rules)
         blackouts = self._opt(fields, "blackouts", lambda n: read_blackouts(s, n))
         cap = self._opt(fields, "frequency_cap", lambda n: frequency_cap(s, n))
+        checking = self._opt(fields, "reassigned_numbers", lambda n: reassigned_numbers(s, n))
         agents = self._opt(fields, "agents", self._agents)
         synced = self._opt(fields, "sync", self._sync)
         if account is not None:
@@ -117,6 +118,8 @@ class _Reader(FieldReader):
                 account = replace(account, blackouts=account.blackouts + blackouts)
             if cap is not None:
                 account = replace(account, frequency_cap=cap)
+            if checking is not None:
+                account = replace(account, reassigned_numbers=checking)
             if company is not None:
                 account = replace(account, company=company.strip())
             if concierge is not None:

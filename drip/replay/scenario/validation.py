@@ -25,6 +25,7 @@ from drip.replay.scenario.values import (
     Enroll,
     Event,
     Expectation,
+    LookupOutage,
     ManualText,
     Reply,
     Scenario,
@@ -59,8 +60,10 @@ def check_times(
                 f"events must be in time order: {event.at} comes before the previous "
                 f"event's {previous.at} (line {previous.where.line})",
             )
-        if isinstance(event.action, Downtime) and key(event.action.until) <= key(event.at):
-            s.error(event.where, f"downtime_until {event.action.until} must be after {event.at}")
+        if isinstance(event.action, Downtime | LookupOutage) and key(event.action.until) <= key(
+            event.at
+        ):
+            s.error(event.where, f"{event.kind} {event.action.until} must be after {event.at}")
         if (
             isinstance(event.action, Bulk)
             and event.action.expires_at is not None
@@ -74,7 +77,7 @@ def check_times(
         previous = event
     if until is not None:
         needed = [e.at for e in events] + [
-            e.action.until for e in events if isinstance(e.action, Downtime)
+            e.action.until for e in events if isinstance(e.action, Downtime | LookupOutage)
         ]
         needed += [e.at for e in expect if e.at is not None]
         needed += [DayTime(e.day) for e in expect if e.at is None and e.day is not None]

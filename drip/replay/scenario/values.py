@@ -201,6 +201,20 @@ class CarrierReport:
 
 
 @dataclass(frozen=True, slots=True)
+class NumberReassigned:
+    """``number_reassigned: true``: the reassigned-numbers source now says the contact's
+    number was disconnected (and may have a new owner) on the event's date."""
+
+
+@dataclass(frozen=True, slots=True)
+class LookupOutage:
+    """``lookup_outage_until: WHEN`` (extension): the reassigned-numbers check has no
+    answer (Twilio 503/20503) from the event until WHEN."""
+
+    until: DayTime
+
+
+@dataclass(frozen=True, slots=True)
 class LeadEvent:
     """``{event: TYPE, data: {...}}``: a lead event for the contact, as a CRM posts it."""
 
@@ -232,6 +246,8 @@ Action = (
     | Backlog
     | CarrierReport
     | LeadEvent
+    | NumberReassigned
+    | LookupOutage
 )
 
 
@@ -266,6 +282,8 @@ _ACTION_KINDS: dict[type, str] = {
     Backlog: "backlog",
     CarrierReport: "carrier",
     LeadEvent: "event",
+    NumberReassigned: "number_reassigned",
+    LookupOutage: "lookup_outage_until",
 }
 
 
@@ -371,7 +389,7 @@ class Scenario:
     def _times(self) -> Iterator[DayTime]:
         for event in self.events:
             yield event.at
-            if isinstance(event.action, Downtime):
+            if isinstance(event.action, Downtime | LookupOutage):
                 yield event.action.until
         for expected in self.expect or ():
             if expected.at is not None:

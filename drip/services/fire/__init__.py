@@ -7,6 +7,8 @@ Read the modules in the order a send goes through them:
    and recent sends;
 2. :mod:`~drip.services.fire.decide`: with the clock read again per send, the
    pure policy (:func:`drip.domain.policy.decide`) says send, skip or defer;
+   then :mod:`~drip.services.fire.reassigned`: a campaign or bulk text on old
+   consent gets the reassigned-numbers check (when it is on), before anything else;
 3. :mod:`~drip.services.fire.render`: the text (footer, variables) or email,
    and the message row that will record it;
 4. :mod:`~drip.services.fire.deliver`: the sender's slot on the carrier's

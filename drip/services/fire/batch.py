@@ -22,6 +22,7 @@ from drip.services.fire.decide import Go, decide_send
 from drip.services.fire.deliver import Lane, deliver
 from drip.services.fire.gather import Prepared, States
 from drip.services.fire.outcome import FireResult, NotOursError, Outcome, Unavailable, result_of
+from drip.services.fire.reassigned import check_number
 from drip.services.fire.render import render_send
 from drip.store import claims
 from drip.store.engine import SQLITE_BEGIN_OPTION
@@ -129,6 +130,10 @@ def _fire_one(deps: Deps, p: Prepared, states: States, lane: Lane, now: datetime
     go = decide_send(deps, p, states, now)
     if not isinstance(go, Go):
         return go
+    checked = check_number(deps, p, go, states, now)  # reassigned numbers, when on
+    if not isinstance(checked, Go):
+        return checked
+    go = checked
     rendered = render_send(deps, p, go.decision, go.template, now)
     if isinstance(rendered, Outcome):
         return rendered

@@ -10,7 +10,7 @@ marketing count). A slow batch re-reads its contacts' right to be texted
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -19,12 +19,13 @@ from drip.domain.campaign import Campaign
 from drip.domain.enums import Channel, SenderRole
 from drip.domain.frequency import lookback
 from drip.domain.policy import DAY, ContactState, ConversationState
+from drip.domain.reassigned import number_digest
 from drip.domain.zones import resolve_states, resolve_timezone
 from drip.services import fire_checks
 from drip.services.deps import Deps
 from drip.services.senders import Sender, resolve_sender
 from drip.store import agents as agents_store
-from drip.store import fire_gather
+from drip.store import fire_gather, number_checks
 from drip.store import repository as repo
 from drip.store.fire_gather import FireContact, FireSend
 from drip.store.models import Contact
@@ -85,6 +86,10 @@ class States:
     conversations: dict[tuple[str, int], ConversationState]
     marketing: dict[int, list[datetime]]
     last_sent: dict[int, datetime]
+    #: When the reassigned-numbers check last said "no", by number digest (when it is on).
+    verified: dict[str, datetime] = field(default_factory=dict)
+    #: Why the check got no answer earlier in this batch (it is not asked again in the batch).
+    lookup_down: str | None = None
 
     def note_sent(self, p: Prepared, footer: bool, now: datetime) -> None:
         """What a sent send changes for the sends after it in this batch."""
@@ -152,7 +157,12 @@ def gather(
     last_sent = repo.enrollment_last_sent(
         session, (g.send.enrollment_id for g in gathered if g.send.enrollment_id is not None)
     )
-    return prepared, States(conversations, dict(marketing), last_sent)
+    verified: dict[str, datetime] = {}
+    if deps.account.reassigned_numbers.enabled:
+        key = deps.settings.secret_key
+        digests = {number_digest(key, g.contact.phone) for g in gathered if g.contact.phone}
+        verified = number_checks.last_verified(session, digests)
+    return prepared, States(conversations, dict(marketing), last_sent, verified)
 
 
 def refresh(deps: Deps, remaining: list[Prepared]) -> None:

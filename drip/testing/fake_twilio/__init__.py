@@ -19,6 +19,9 @@ refuses what Twilio refuses with Twilio's codes. Read in this order:
 - :mod:`.callbacks`: signed status callbacks through Twilio's lifecycle
   (repeated and reordered with ``reorder_seed``), inbound texts through
   Twilio's STOP filter (21610 until START);
+- :mod:`.lookup`: Lookup v2's ``reassigned_number`` (``GET
+  /v2/PhoneNumbers/{PhoneNumber}``): ``yes``/``no``/``no_data_available``,
+  404 for what is not a phone number, faults (refused, malformed, hung);
 - :mod:`.carrier`: the carrier's clock: arrival times and the sender queue's
   ValidityPeriod expiry (30036);
 - :mod:`.httpd`: the standard library's ``ThreadingHTTPServer``, answering
@@ -26,7 +29,8 @@ refuses what Twilio refuses with Twilio's codes. Read in this order:
 - :mod:`.server`: :class:`FakeTwilioServer`, its life cycle, routes and the
   control endpoints for a server in its own process (``GET /_fake/stats``,
   ``/_fake/requests``, ``/_fake/ledger``; ``POST /_fake/reset``,
-  ``/_fake/fail``, ``/_fake/fault``);
+  ``/_fake/fail``, ``/_fake/fault``, ``/_fake/reassigned`` (``phone``,
+  ``since``), ``/_fake/lookup_fault``);
 - :mod:`.cli`: ``python -m drip.testing.fake_twilio --port 8099``.
 """
 

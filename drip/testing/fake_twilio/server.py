@@ -8,13 +8,14 @@ import json
 import socket
 import threading
 import time
+from datetime import date
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import urllib3
 
-from drip.testing.fake_twilio import carrier, codes, messages
+from drip.testing.fake_twilio import carrier, codes, lookup, messages
 from drip.testing.fake_twilio.callbacks import (
     CallbackSender,
     inbound_params,
@@ -84,6 +85,7 @@ class FakeTwilioServer:
         ]
         self._messages_path = f"/{API_VERSION}/Accounts/{account_sid}/Messages"
         self._ledger = Ledger()
+        self._lookup = lookup.LookupBook()
         self._callbacks = CallbackSender(
             self._ledger,
             account_sid,
@@ -224,6 +226,33 @@ class FakeTwilioServer:
         with self._ledger.lock:
             self._ledger.fault = Fault(kind, status, code, until, times, hang)
 
+    def mark_reassigned(self, phone: str, since: date) -> None:
+        """Lookup's ``reassigned_number`` says ``yes`` for ``phone`` and any date up to ``since``
+        (the number was disconnected then, and may have a new owner)."""
+        self._lookup.mark(phone, since)
+
+    def lookup_fault(
+        self, kind: str | None, *, status: int = 503, code: int = 20503, hang: float = 30.0
+    ) -> None:
+        """Misbehave on every Lookup request; ``kind=None`` stops it.
+
+        ``refuse`` (answered ``status``/``code``: 503/20503 an outage, 401/20003
+        wrong credentials), ``malformed`` (a 200 whose body is cut short),
+        ``hang`` (held ``hang`` seconds, so the client times out).
+        """
+        if kind is not None and kind not in lookup.LOOKUP_FAULTS:
+            raise ValueError(
+                f"lookup fault kind must be one of {', '.join(lookup.LOOKUP_FAULTS)}, not {kind!r}"
+            )
+        fault = lookup.LookupFault(kind, status, code, hang) if kind is not None else None
+        self._lookup.set_fault(fault)
+
+    @property
+    def lookups(self) -> list[tuple[str, str]]:
+        """Every Lookup request received: (phone number, ``LastVerifiedDate`` as sent), in order."""
+        with self._lookup.lock:
+            return list(self._lookup.asked)
+
     def blocked(self, sender: str, to: str) -> bool:
         """Whether Twilio would refuse texts from ``sender`` to ``to`` (21610)."""
         with self._ledger.lock:
@@ -259,6 +288,7 @@ class FakeTwilioServer:
         """Forget requests, counts, failures, faults, delivery outcomes, blocks and callbacks."""
         with self._ledger.lock:
             self._ledger.clear()
+        self._lookup.clear()
 
     # -- what happened -------------------------------------------------------
 
@@ -361,12 +391,17 @@ class FakeTwilioServer:
         path, _, query = target.partition("?")
         if path.startswith("/_fake/"):
             return self._control(method, path, body)
-        if not path.startswith(f"/{API_VERSION}/Accounts/"):
+        is_lookup = path.startswith(lookup.LOOKUP_PREFIX)
+        if not path.startswith(f"/{API_VERSION}/Accounts/") and not is_lookup:
             return 404, error_body(404, 20404, error_message(20404))
         if authorization is None or not hmac.compare_digest(authorization, self._expected_auth):
             with self._ledger.lock:
                 self._ledger.unauthorized += 1
             return 401, error_body(401, 20003, error_message(20003))
+        if is_lookup:
+            if method != "GET":
+                return 405, error_body(405, 20004, "Method not allowed")
+            return lookup.answer(self._lookup, path, query)
         if path == self._messages_path + ".json":
             if method == "POST":
                 return self._create(path, body, arrived)
@@ -442,6 +477,23 @@ class FakeTwilioServer:
                 )
             except ValueError as exc:
                 return 400, error_body(400, 400, f"bad /_fake/fault request: {exc}")
+            return 200, b"{}"
+        if method == "POST" and path == "/_fake/reassigned":
+            try:
+                self.mark_reassigned(form["phone"], date.fromisoformat(form["since"]))
+            except (KeyError, ValueError) as exc:
+                return 400, error_body(400, 400, f"bad /_fake/reassigned request: {exc}")
+            return 200, b"{}"
+        if method == "POST" and path == "/_fake/lookup_fault":
+            try:
+                self.lookup_fault(
+                    form.get("kind") or None,
+                    status=int(form.get("status", 503)),
+                    code=int(form.get("code", 20503)),
+                    hang=float(form.get("hang", 30.0)),
+                )
+            except ValueError as exc:
+                return 400, error_body(400, 400, f"bad /_fake/lookup_fault request: {exc}")
             return 200, b"{}"
         if method == "POST" and path == "/_fake/reset":
             self.reset()
