@@ -18,6 +18,7 @@ Every action, from the console or the CLI, is appended to
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,9 +51,14 @@ RIGHTS: Final[dict[str, frozenset[str]]] = {
 }
 MIN_PASSWORD: Final = 10
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
-_HASHER = PasswordHasher()
-#: Verified against when the name is unknown, so that answer takes as long as a wrong password.
-_DUMMY_HASH = _HASHER.hash("drip: no such operator")
+#: argon2-cffi's defaults (Argon2id, RFC 9106's low-memory profile).
+HASHER = PasswordHasher()
+
+
+@functools.cache
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """Verified against when the name is unknown, so that answer takes as long as a wrong one."""
+    return hasher.hash("drip: no such operator")
 
 
 def may(role: str, action: str) -> bool:
@@ -92,7 +98,7 @@ def add_operator(deps: Deps, name: str, role: str, password: str, now: datetime)
         raise ValidationError(f"--role {role!r}: expected one of {', '.join(ROLES)}")
     if len(password) < MIN_PASSWORD:
         raise ValidationError(f"the password needs at least {MIN_PASSWORD} characters")
-    hashed = _HASHER.hash(password)
+    hashed = HASHER.hash(password)
     with deps.sessions.begin() as session:
         if store.by_name(session, name) is not None:
             raise ValidationError(f"an operator named {name!r} exists already")
@@ -128,9 +134,9 @@ def authenticate(deps: Deps, name: str, password: str) -> OperatorView | None:
     """The active operator with this name and password, else None (whatever was wrong)."""
     with deps.sessions() as session:
         row = store.by_name(session, name.strip())
-        stored = row.password_hash if row is not None else _DUMMY_HASH
+        stored = row.password_hash if row is not None else _dummy_hash(HASHER)
         try:
-            _HASHER.verify(stored, password)
+            HASHER.verify(stored, password)
         except (VerificationError, InvalidHashError):
             return None
         if row is None or not row.active:
