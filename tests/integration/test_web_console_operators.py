@@ -27,8 +27,8 @@ from test_web_console import CAMPAIGN, DANA, TOKEN, seed
 from werkzeug.serving import make_server
 
 from drip.domain.enums import TextStatus
-from drip.services.audit import explain
 from drip.services import operators
+from drip.services.audit import explain
 from drip.services.operators import add_operator, disable_operator
 from drip.store.models import (
     Campaign,
