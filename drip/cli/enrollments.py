@@ -140,13 +140,13 @@ _SOME_CAMPAIGN = click.argument("campaign", required=False)
 def pause(contact: str, campaign: str | None, as_name: str | None) -> None:
     """Hold CONTACT's enrollments (or only CAMPAIGN's) until `drip enrollments resume`."""
     from drip.services.contacts import find_contact
-    from drip.services.pausing import pause_contact
+    from drip.services.operator_actions import Actor, pause_contact
 
     deps = ready_deps()
     found = find_contact(deps, contact)
     name = campaign_name(campaign) if campaign else None
-    who = actor_name(as_name)
-    click.echo(pause_contact(deps, found.id, name, deps.clock.now(), operator=who).message)
+    who = Actor(actor_name(as_name), "cli")
+    click.echo(pause_contact(deps, who, found.id, name, deps.clock.now()))
 
 
 @enrollments.command("resume")
@@ -156,10 +156,10 @@ def pause(contact: str, campaign: str | None, as_name: str | None) -> None:
 def resume(contact: str, campaign: str | None, as_name: str | None) -> None:
     """Release CONTACT's paused enrollments; the remaining steps keep their spacing."""
     from drip.services.contacts import find_contact
-    from drip.services.pausing import resume_contact
+    from drip.services.operator_actions import Actor, resume_contact
 
     deps = ready_deps()
     found = find_contact(deps, contact)
     name = campaign_name(campaign) if campaign else None
-    who = actor_name(as_name)
-    click.echo(resume_contact(deps, found.id, name, deps.clock.now(), operator=who).message)
+    who = Actor(actor_name(as_name), "cli")
+    click.echo(resume_contact(deps, who, found.id, name, deps.clock.now()))
