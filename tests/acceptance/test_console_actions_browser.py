@@ -14,9 +14,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from test_console_browser import CHROMIUM_ARGS, DANA, DOCS, REPO, _drip, chromium, served
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 __all__ = ["chromium", "served"]  # the fixtures, imported for pytest
 
@@ -48,11 +52,11 @@ def operators(served: tuple[str, dict[str, str], Path]) -> tuple[str, dict[str, 
     return served
 
 
-def _login(page: object, base: str, name: str) -> None:
-    page.goto(f"{base}/console/login")  # type: ignore[attr-defined]
-    page.fill("#name", name)  # type: ignore[attr-defined]
-    page.fill("#password", PASSWORD)  # type: ignore[attr-defined]
-    page.click("#operator-login button[type=submit]")  # type: ignore[attr-defined]
+def _login(page: Page, base: str, name: str) -> None:
+    page.goto(f"{base}/console/login")
+    page.fill("#name", name)
+    page.fill("#password", PASSWORD)
+    page.click("#operator-login button[type=submit]")
 
 
 def test_operator_marks_cannot_be_texted_and_the_next_text_is_skipped_naming_them(
