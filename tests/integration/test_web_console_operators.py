@@ -8,9 +8,11 @@ change nothing, and the log to hold no phone number or email.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import html
 import http.client
+import io
 import re
 import threading
 from collections.abc import Iterator
@@ -258,7 +260,8 @@ def test_roles_decide_what_each_may_do(served: Served) -> None:
 
 
 def test_campaign_pause_confirms_with_the_count_first(served: Served) -> None:
-    """cora's pause answers a confirmation with the counts; only its form pauses."""
+    """cora's pause answers a confirmation with the counts; only its form pauses; the
+    actions export of the day names her."""
     cora = served.login("cora")
     csrf = served.csrf(cora, f"/console/campaigns/{CAMPAIGN}")
     url = f"{served.base}/console/campaigns/{CAMPAIGN}/pause"
@@ -277,6 +280,17 @@ def test_campaign_pause_confirms_with_the_count_first(served: Served) -> None:
             select(SendDecision.reason).where(SendDecision.outcome == "held")
         ).all()
     assert held and all("paused by cora" in r for r in held)
+    day = served.world.now.date().isoformat()
+    export = cora.get(
+        f"{served.base}/console/audit",
+        params={"actions_from": day, "actions_to": day, "format": "csv"},
+        timeout=30,
+    )
+    assert export.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    assert [(r["record"], r["kind"], r["actor"], r["via"], r["source"]) for r in rows] == [
+        ("operator_action", "campaign_pause", "cora", "console", CAMPAIGN)
+    ]
 
 
 def test_unknown_things_are_404_and_bad_input_400(served: Served) -> None:

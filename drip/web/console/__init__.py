@@ -257,6 +257,12 @@ def _export(deps: Deps, args: Any) -> audit_export.AuditExport:
         if not raw_contact.isdigit():
             raise ValueError(f"contact must be a contact id (a number), not {raw_contact!r}")
         return audit_export.audit_export(deps, now, contact_id=int(raw_contact))
+    if args.get("actions_from") is not None:
+        start = _date(args.get("actions_from"), "actions_from")
+        end = _date(args.get("actions_to"), "actions_to") + timedelta(days=1)
+        if end <= start:
+            raise ValueError("actions_to must not be before actions_from")
+        return audit_export.actions_export(deps, now, start, end)
     start = _date(args.get("opted_out_from"), "opted_out_from")
     end = _date(args.get("opted_out_to"), "opted_out_to") + timedelta(days=1)
     if end <= start:
