@@ -398,7 +398,7 @@ VARIABLES: Final[tuple[Variable, ...]] = (
     Variable(
         "DRIP_SECRET_KEY",
         "secret_key",
-        "signs e-mail unsubscribe links; keep it stable or old links break",
+        "signs e-mail unsubscribe links and console sessions; keep it stable or old links break",
         "a fixed development key (warned about outside embedded mode)",
         default=DEV_SECRET_KEY,
         check=_check_secret,
@@ -493,8 +493,9 @@ VARIABLES: Final[tuple[Variable, ...]] = (
     Variable(
         "DRIP_CONSOLE_TOKEN",
         "console_token",
-        "token of the read-only console under `/console/` (login form or `Authorization: Bearer`)",
-        "unset: no console",
+        "read-only key of the console under `/console/` (login form or `Authorization: Bearer`): "
+        "every page and the audit export, no action",
+        "unset: only named operators (`drip operators add`) open the console",
         needed_by="web app",
         show=_show_secret,
         secret=True,

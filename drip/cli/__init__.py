@@ -67,6 +67,7 @@ COMMANDS: dict[str, str] = {
     "events": "drip.cli.events:events",
     "enrollments": "drip.cli.enrollments:enrollments",
     "webhooks": "drip.cli.webhooks:webhooks",
+    "operators": "drip.cli.operators:operators",
 }
 
 

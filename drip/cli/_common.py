@@ -124,6 +124,24 @@ def confirm_or_yes(question: str, yes: bool) -> None:
         raise fail("cancelled: nothing changed", 1)
 
 
+def actor_name(as_name: str | None) -> str:
+    """The name recorded for a CLI action: ``--as NAME``, else the operating-system user."""
+    import getpass
+
+    if as_name and as_name.strip():
+        return as_name.strip()
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in the environment or the password database
+        return "unknown"
+
+
+#: ``--as NAME``: the person a CLI action is recorded under (default: the OS user).
+AS_OPTION = click.option(
+    "--as", "as_name", metavar="NAME", help="Record NAME as who did it (default: the OS user)."
+)
+
+
 def on_terminal() -> bool:
     """True when stderr is a terminal (progress bars are drawn there)."""
     return sys.stderr.isatty()

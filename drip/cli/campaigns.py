@@ -8,7 +8,15 @@ from typing import Any
 import click
 from click.exceptions import Exit
 
-from drip.cli._common import check_format, echo_csv, echo_json, fail, ready_deps
+from drip.cli._common import (
+    AS_OPTION,
+    actor_name,
+    check_format,
+    echo_csv,
+    echo_json,
+    fail,
+    ready_deps,
+)
 
 #: ``--intro`` without a text: the agent introduces themself and the company.
 DEFAULT_INTRO = (
@@ -310,24 +318,28 @@ _NAME = click.argument("name", help="Campaign name (or its YAML file).")
 
 @campaigns.command("pause")
 @_NAME
-def pause(name: str) -> None:
+@AS_OPTION
+def pause(name: str, as_name: str | None) -> None:
     """Hold every send of a campaign (new enrollments are scheduled and held too)."""
     from drip.cli._common import campaign_name
-    from drip.services.lifecycle import pause as pause_campaign
+    from drip.services.operator_actions import Actor, campaign_pause
 
     deps = ready_deps()
-    click.echo(pause_campaign(deps, campaign_name(name), deps.clock.now()).message)
+    who = Actor(actor_name(as_name), "cli")
+    click.echo(campaign_pause(deps, who, campaign_name(name), deps.clock.now()))
 
 
 @campaigns.command("resume")
 @_NAME
-def resume(name: str) -> None:
+@AS_OPTION
+def resume(name: str, as_name: str | None) -> None:
     """Release a paused campaign; overdue steps catch up one a day, in order."""
     from drip.cli._common import campaign_name
-    from drip.services.lifecycle import resume as resume_campaign
+    from drip.services.operator_actions import Actor, campaign_resume
 
     deps = ready_deps()
-    click.echo(resume_campaign(deps, campaign_name(name), deps.clock.now()).message)
+    who = Actor(actor_name(as_name), "cli")
+    click.echo(campaign_resume(deps, who, campaign_name(name), deps.clock.now()))
 
 
 @campaigns.command("archive")

@@ -16,6 +16,8 @@ import click
 from click.exceptions import Exit
 
 from drip.cli._common import (
+    AS_OPTION,
+    actor_name,
     check_format,
     contact_filters,
     echo_csv,
@@ -311,76 +313,72 @@ def contacts_list(
 @contacts.command("opt-out")
 @click.argument("contact", help="Contact id or phone number.")
 @click.option("--how", required=True, help='How the contact asked, e.g. "phone call", "in person".')
-@click.option(
-    "--by",
-    default="operator",
-    show_default=True,
-    help="Who took the request (recorded with the event).",
-)
-def contacts_opt_out(contact: str, how: str, by: str) -> None:
+@click.option("--by", "by", metavar="NAME", help="Who took the request (same as --as).")
+@AS_OPTION
+def contacts_opt_out(contact: str, how: str, by: str | None, as_name: str | None) -> None:
     """Record an opt-out taken by phone or in person: no more texts from any sender."""
-    from drip.services.contact_ops import record_opt_out
+    from drip.errors import DripError
     from drip.services.contacts import find_contact
+    from drip.services.operator_actions import Actor, opt_out
 
     deps = ready_deps()
     found = find_contact(deps, contact)
-    click.echo(record_opt_out(deps, found.id, how=how, by=by, now=deps.clock.now()))
+    who = Actor(actor_name(as_name or by), "cli")
+    try:
+        click.echo(opt_out(deps, who, found.id, how, deps.clock.now()))
+    except DripError as exc:
+        raise fail(str(exc)) from exc
 
 
 @contacts.command("status")
 @click.argument("contact", help="Contact id or phone number.")
 @click.argument("status", help="cannot_be_texted | textable")
-@click.option("--by", default="operator", show_default=True, help="Who decided (recorded).")
-def contacts_status(contact: str, status: str, by: str) -> None:
+@click.option("--by", "by", metavar="NAME", help="Who decided (same as --as).")
+@AS_OPTION
+def contacts_status(contact: str, status: str, by: str | None, as_name: str | None) -> None:
     """Set the operator's text status: cannot_be_texted (a revocation) or textable again."""
     from drip.domain.enums import TextStatus
-    from drip.services.contact_ops import change_text_status
     from drip.services.contacts import find_contact
+    from drip.services.operator_actions import Actor, set_text_status
 
     if status not in (TextStatus.CANNOT_BE_TEXTED.value, TextStatus.TEXTABLE.value):
         raise fail(f"STATUS: {status!r}; expected cannot_be_texted or textable", 2)
     deps = ready_deps()
     found = find_contact(deps, contact)
-    click.echo(change_text_status(deps, found.id, TextStatus(status), by=by, now=deps.clock.now()))
+    who = Actor(actor_name(as_name or by), "cli")
+    click.echo(set_text_status(deps, who, found.id, status, deps.clock.now()))
 
 
 @contacts.command("assign")
 @click.argument("contact")
 @click.argument("agent")
-def contacts_assign(contact: str, agent: str) -> None:
+@AS_OPTION
+def contacts_assign(contact: str, agent: str, as_name: str | None) -> None:
     """Give CONTACT (CRM id, phone or id) to AGENT (phone, id, or concierge); pending texts follow."""
-    from drip.domain.zones import normalize_phone
     from drip.errors import DripError
-    from drip.services.assignment import CONCIERGE, reassign
     from drip.services.contacts import find_contact
+    from drip.services.operator_actions import Actor, assign
     from drip.store.events import contact_by_ref
 
     deps = ready_deps()
     try:
-        ref = agent if agent == CONCIERGE or agent.isdigit() else normalize_phone(agent)
         with deps.sessions() as session:
             by_crm = contact_by_ref(session, contact, None, None)
             contact_id = by_crm.id if by_crm is not None else None
         if contact_id is None:
             contact_id = find_contact(deps, contact).id
-        result = reassign(deps, contact_id, ref, deps.clock.now(), why="operator")
+        who = Actor(actor_name(as_name), "cli")
+        message = assign(deps, who, contact_id, agent, deps.clock.now())
     except DripError as exc:
         raise fail(str(exc)) from exc
-    click.echo(result.message)
+    click.echo(message)
 
 
 @contacts.command("erase")
 @click.argument("contact", help="Contact id, CRM id or phone number.")
 @click.option("--yes", is_flag=True, help="Do not ask (required when stdin is not a terminal).")
-@click.option(
-    "--as",
-    "by",
-    default="operator",
-    show_default=True,
-    metavar="NAME",
-    help="Who erases the contact (recorded).",
-)
-def contacts_erase(contact: str, yes: bool, by: str) -> None:
+@AS_OPTION
+def contacts_erase(contact: str, yes: bool, as_name: str | None) -> None:
     """Forget a contact who asked to be forgotten; keep their opt-out as a keyed hash.
 
     Removes the name, phone, email, message bodies and free-text evidence from
@@ -411,7 +409,7 @@ def contacts_erase(contact: str, yes: bool, by: str) -> None:
         ):
             raise fail("cancelled: nothing changed", 1)
     try:
-        result = erase_contact(deps, found.id, deps.clock.now(), by=by)
+        result = erase_contact(deps, found.id, deps.clock.now(), by=actor_name(as_name))
     except DripError as exc:
         raise fail(str(exc)) from exc
     click.echo(result.message)

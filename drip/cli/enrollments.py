@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from drip.cli._common import (
+    AS_OPTION,
+    actor_name,
     campaign_name,
     confirm_or_yes,
     contact_filters,
@@ -128,49 +130,36 @@ def enrollments() -> None:
     """Hold or release one contact's enrollments (recorded, with who did it)."""
 
 
-def _operator(as_name: str | None) -> str:
-    """The name recorded for a CLI action: ``--as NAME``, else the operating-system user."""
-    import getpass
-
-    if as_name and as_name.strip():
-        return as_name.strip()
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in the environment or the password database
-        return "unknown"
-
-
-_AS = click.option("--as", "as_name", metavar="NAME", help="Record NAME (default: the OS user).")
 _SOME_CAMPAIGN = click.argument("campaign", required=False)
 
 
 @enrollments.command("pause")
 @_CONTACT
 @_SOME_CAMPAIGN
-@_AS
+@AS_OPTION
 def pause(contact: str, campaign: str | None, as_name: str | None) -> None:
     """Hold CONTACT's enrollments (or only CAMPAIGN's) until `drip enrollments resume`."""
     from drip.services.contacts import find_contact
-    from drip.services.pausing import pause_contact
+    from drip.services.operator_actions import Actor, pause_contact
 
     deps = ready_deps()
     found = find_contact(deps, contact)
     name = campaign_name(campaign) if campaign else None
-    who = _operator(as_name)
-    click.echo(pause_contact(deps, found.id, name, deps.clock.now(), operator=who).message)
+    who = Actor(actor_name(as_name), "cli")
+    click.echo(pause_contact(deps, who, found.id, name, deps.clock.now()))
 
 
 @enrollments.command("resume")
 @_CONTACT
 @_SOME_CAMPAIGN
-@_AS
+@AS_OPTION
 def resume(contact: str, campaign: str | None, as_name: str | None) -> None:
     """Release CONTACT's paused enrollments; the remaining steps keep their spacing."""
     from drip.services.contacts import find_contact
-    from drip.services.pausing import resume_contact
+    from drip.services.operator_actions import Actor, resume_contact
 
     deps = ready_deps()
     found = find_contact(deps, contact)
     name = campaign_name(campaign) if campaign else None
-    who = _operator(as_name)
-    click.echo(resume_contact(deps, found.id, name, deps.clock.now(), operator=who).message)
+    who = Actor(actor_name(as_name), "cli")
+    click.echo(resume_contact(deps, who, found.id, name, deps.clock.now()))

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from drip.cli._common import confirm_or_yes, fail, progress, ready_deps
+from drip.cli._common import AS_OPTION, actor_name, confirm_or_yes, fail, progress, ready_deps
 
 
 class BulkGroup(click.Group):
@@ -148,9 +148,11 @@ def bulk_send(
 
 @bulk.command("cancel")
 @click.argument("bulk_id", type=int, help="The bulk's id.")
-def bulk_cancel(bulk_id: int) -> None:
-    """Cancel what a bulk has not sent yet (each cancellation is recorded)."""
-    from drip.services.bulk import cancel_bulk
+@AS_OPTION
+def bulk_cancel(bulk_id: int, as_name: str | None) -> None:
+    """Cancel what a bulk has not sent yet (each cancellation is recorded, with who)."""
+    from drip.services.operator_actions import Actor
+    from drip.services.operator_actions import bulk_cancel as cancel
 
     deps = ready_deps()
-    click.echo(cancel_bulk(deps, bulk_id, deps.clock.now()).message)
+    click.echo(cancel(deps, Actor(actor_name(as_name), "cli"), bulk_id, deps.clock.now()))

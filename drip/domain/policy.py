@@ -125,6 +125,8 @@ class ContactState:
     sms_consent_at: datetime | None = None
     sms_opted_out_at: datetime | None = None
     text_status: TextStatus = TextStatus.TEXTABLE
+    #: Who set ``text_status`` by hand (an operator's name), named in the skip's reason.
+    text_status_by: str | None = None
     has_email: bool = False
     email_opted_out: bool = False
     state: str | None = None
@@ -405,7 +407,10 @@ def _gate(contact: ContactState, channel: Channel) -> Skip | None:
             f"skipped: the contact opted out of texts on {_date(contact.sms_opted_out_at, tz)}",
         )
     if contact.text_status is TextStatus.CANNOT_BE_TEXTED:
-        return Skip(SkipCode.CANNOT_BE_TEXTED, "skipped: the contact is marked cannot be texted")
+        by = f" by {contact.text_status_by}" if contact.text_status_by else ""
+        return Skip(
+            SkipCode.CANNOT_BE_TEXTED, f"skipped: the contact is marked cannot be texted{by}"
+        )
     if contact.text_status is TextStatus.UNDELIVERABLE:
         return Skip(
             SkipCode.UNDELIVERABLE,

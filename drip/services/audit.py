@@ -16,6 +16,7 @@ from drip.services.events import describe_event
 from drip.services.status import status_meaning
 from drip.store import agents as agents_store
 from drip.store import events as events_store
+from drip.store import operators as operators_store
 from drip.store import repository as repo
 from drip.store.models import Campaign as CampaignRow
 from drip.store.models import Contact, Enrollment, Message, ScheduledSend
@@ -120,11 +121,22 @@ def history(deps: Deps, contact_id: int) -> tuple[Contact, str, list[TimelineEnt
         ]
         for event in repo.consent_events_of(session, contact_id):
             detail = f" ({event.detail})" if event.detail else ""
+            by = f" [by {event.actor}]" if event.actor else ""
             entries.append(
                 TimelineEntry(
                     event.at,
                     "consent",
-                    f"consent {event.kind.value} via {event.source}{detail}: {event.evidence or ''}",
+                    f"consent {event.kind.value} via {event.source}{detail}: "
+                    f"{event.evidence or ''}{by}",
+                )
+            )
+        for action in operators_store.actions_of_contact(session, contact_id):
+            entries.append(
+                TimelineEntry(
+                    action.at,
+                    "action",
+                    f"{action.action.replace('_', ' ')} by {action.actor} ({action.via}): "
+                    f"{action.detail}",
                 )
             )
         for m in repo.messages_of(session, contact_id):

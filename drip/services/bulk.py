@@ -452,7 +452,9 @@ class BulkCancelled:
     message: str
 
 
-def cancel_bulk(deps: Deps, bulk_id: int, now: datetime) -> BulkCancelled:
+def cancel_bulk(
+    deps: Deps, bulk_id: int, now: datetime, *, by: str = "the operator"
+) -> BulkCancelled:
     """Cancel the bulk's sends not sent yet (pending), each with a recorded decision."""
     from drip.store import lifecycle as store
     from drip.store.models import ScheduledSend
@@ -466,7 +468,7 @@ def cancel_bulk(deps: Deps, bulk_id: int, now: datetime) -> BulkCancelled:
             ScheduledSend.bulk_id == bulk_id,
             now,
             "bulk_cancelled",
-            f"cancelled: bulk {bulk_id} was cancelled by the operator",
+            f"cancelled: bulk {bulk_id} was cancelled by {by}",
         )
         by_state = sends.count_by_state_of_bulk(session, bulk_id)
         if bulk.cancelled_at is None:

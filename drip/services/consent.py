@@ -94,8 +94,12 @@ def opt_out(
     *,
     evidence: str,
     detail: str | None = None,
+    actor: str | None = None,
 ) -> bool:
-    """Revoke SMS consent for every sender; pending texts will be skipped at fire time."""
+    """Revoke SMS consent for every sender; pending texts will be skipped at fire time.
+
+    ``actor`` names the person who recorded it (an operator), when one did.
+    """
     if contact.sms_opted_out_at is not None:
         return False
     contact.sms_opted_out_at = now
@@ -103,7 +107,13 @@ def opt_out(
     contact.updated_at = now
     session.add(
         ConsentEvent(
-            contact_id=contact.id, kind=kind, at=now, source=how, evidence=evidence, detail=detail
+            contact_id=contact.id,
+            kind=kind,
+            at=now,
+            source=how,
+            evidence=evidence,
+            detail=detail,
+            actor=actor,
         )
     )
     outbox.append(
@@ -220,6 +230,7 @@ def set_text_status(
         if contact.text_status is status:
             return
         contact.text_status = status
+        contact.text_status_by = by
         contact.updated_at = now
         kind = (
             ConsentEventKind.REVOKED_OPERATOR
@@ -233,5 +244,6 @@ def set_text_status(
                 at=now,
                 source="operator",
                 evidence=f"text status set to {status.value} by {by}",
+                actor=by,
             )
         )

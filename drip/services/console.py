@@ -23,19 +23,17 @@ from drip.replay.lanes import FOOTER_RULES, Lane, Mark
 from drip.services.audit import explain_data, reason_after_outcome
 from drip.services.deps import Deps
 from drip.store import console as store
+from drip.store import operators as operators_store
 from drip.store import outbox
 from drip.store import repository as repo
 from drip.store.models import ConsentEvent, Contact, Message, ScheduledSend, SendDecision
 
 __all__ = [
-    "AUDIT_COLUMNS",
-    "AuditExport",
     "ContactPage",
     "ContactSummary",
     "SendPage",
     "WebhookBacklog",
     "WebhooksPanel",
-    "audit_export",
     "contact_page",
     "local",
     "search",
@@ -77,7 +75,7 @@ class ContactSummary:
     text_status: str
 
 
-def _sms_status(c: Contact) -> str:
+def sms_status(c: Contact) -> str:
     if c.sms_opted_out_at is not None:
         return "opted_out"
     return "consent" if c.sms_consent_at is not None else "no_consent"
@@ -89,7 +87,7 @@ def _summary(c: Contact) -> ContactSummary:
         f"{c.first_name} {c.last_name}".strip(),
         c.phone,
         c.email,
-        _sms_status(c),
+        sms_status(c),
         c.text_status.value,
     )
 
@@ -114,6 +112,18 @@ class ConsentRow:
     kind: str
     source: str
     evidence: str
+    detail: str
+    actor: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRow:
+    """One action a person took on the contact (console or CLI)."""
+
+    at: datetime
+    actor: str
+    via: str
+    action: str
     detail: str
 
 
@@ -153,6 +163,8 @@ class ContactPage:
     enrollments: tuple[tuple[str, datetime, str, str | None], ...]
     timeline: tuple[TimelineRow, ...]
     lane: Lane
+    actions: tuple[ActionRow, ...] = ()
+    text_status_by: str | None = None
 
 
 def _states(deps: Deps, c: Contact) -> tuple[StateRow, ...]:
@@ -207,8 +219,14 @@ def contact_page(deps: Deps, contact_id: int, *, link: str = "/console/sends/{}"
         page_states = _states(deps, c)
         summary = _summary(c)
         consent = tuple(
-            ConsentRow(e.at, e.kind.value, e.source, e.evidence or "", e.detail or "")
+            ConsentRow(
+                e.at, e.kind.value, e.source, e.evidence or "", e.detail or "", e.actor or ""
+            )
             for e in events
+        )
+        actions = tuple(
+            ActionRow(a.at, a.actor, a.via, a.action, a.detail)
+            for a in operators_store.actions_of_contact(session, contact_id)
         )
         concierge = deps.account.concierge_phone
         marks, rows = _timeline(
@@ -254,9 +272,26 @@ def contact_page(deps: Deps, contact_id: int, *, link: str = "/console/sends/{}"
             states=page_states,
             conversations=conversations,
             enrollments=enrollments,
-            timeline=tuple(sorted(rows, key=lambda r: r.at)),
+            timeline=tuple(
+                sorted(
+                    [
+                        *rows,
+                        *(
+                            TimelineRow(a.at, "action", _action_text(a), None, None)
+                            for a in actions
+                        ),
+                    ],
+                    key=lambda r: r.at,
+                )
+            ),
             lane=lane,
+            actions=actions,
+            text_status_by=c.text_status_by,
         )
+
+
+def _action_text(a: ActionRow) -> str:
+    return f"{a.action.replace('_', ' ')} by {a.actor} ({a.via}): {a.detail}"
 
 
 def _timeline(
@@ -274,6 +309,7 @@ def _timeline(
     for e in events:
         text = f"consent {e.kind.value} via {e.source}" + (f" ({e.detail})" if e.detail else "")
         text += f": {e.evidence}" if e.evidence else ""
+        text += f" [by {e.actor}]" if e.actor else ""
         marks.append(
             Mark(e.at, "event", "event", "muted", "consent", "", e.kind.value,
                  f"{local(e.at, zone)}\n{text}")
@@ -399,164 +435,6 @@ def send_page(deps: Deps, send_id: int) -> SendPage:
         for d in trail
     )
     return SendPage(data, summary, zone, rows, consent_then, conversation, interval)
-
-
-# -- audit export ----------------------------------------------------------------------
-
-AUDIT_COLUMNS = (
-    "contact_id",
-    "first_name",
-    "last_name",
-    "phone",
-    "email",
-    "record",
-    "at_utc",
-    "at_local",
-    "timezone",
-    "kind",
-    "source",
-    "channel",
-    "direction",
-    "from",
-    "to",
-    "footer",
-    "footer_rule",
-    "reason",
-    "status",
-    "text",
-    "detail",
-    "send_id",
-    "message_id",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class AuditExport:
-    """Consent events, opt-outs and messages (with footer decisions) of some contacts."""
-
-    generated_at: datetime
-    scope: str
-    rows: tuple[dict[str, Any], ...]
-    contacts: tuple[dict[str, Any], ...]
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "generated_at": self.generated_at.isoformat(),
-            "scope": self.scope,
-            "times": "at_utc is UTC; at_local is in each contact's zone (timezone)",
-            "contacts": list(self.contacts),
-        }
-
-
-def audit_export(
-    deps: Deps,
-    now: datetime,
-    *,
-    contact_id: int | None = None,
-    opted_out_from: datetime | None = None,
-    opted_out_until: datetime | None = None,
-) -> AuditExport:
-    """The audit file of one contact, or of every contact opted out in ``[from, until)``."""
-    with deps.sessions() as session:
-        if contact_id is not None:
-            if session.get(Contact, contact_id) is None:
-                raise NotFoundError(f"no contact with id {contact_id}")
-            ids = [contact_id]
-            scope = f"contact {contact_id}"
-        else:
-            assert opted_out_from is not None and opted_out_until is not None
-            ids = store.contacts_opted_out_between(session, opted_out_from, opted_out_until)
-            scope = (
-                f"contacts opted out from {opted_out_from.isoformat()} "
-                f"until {opted_out_until.isoformat()}"
-            )
-        rows: list[dict[str, Any]] = []
-        contacts: list[dict[str, Any]] = []
-        for cid in ids:
-            c = session.get(Contact, cid)
-            assert c is not None
-            zone = resolve_timezone(c.timezone, c.phone, deps.account.default_timezone).name
-            mine = _audit_rows(session, c, zone)
-            rows.extend(mine)
-            contacts.append(
-                {
-                    "id": c.id,
-                    "first_name": c.first_name,
-                    "last_name": c.last_name,
-                    "phone": c.phone,
-                    "email": c.email,
-                    "timezone": zone,
-                    "sms": _sms_status(c),
-                    "text_status": c.text_status.value,
-                    "email_opted_out": c.email_opted_out,
-                    "consent_events": [r for r in mine if r["record"] == "consent_event"],
-                    "opt_outs": [r for r in mine if r["record"] == "opt_out"],
-                    "messages": [r for r in mine if r["record"] == "message"],
-                }
-            )
-    return AuditExport(now, scope, tuple(rows), tuple(contacts))
-
-
-def _audit_rows(session: Any, c: Contact, zone: str) -> list[dict[str, Any]]:
-    base = {
-        "contact_id": c.id,
-        "first_name": c.first_name,
-        "last_name": c.last_name,
-        "phone": c.phone or "",
-        "email": c.email or "",
-        "timezone": zone,
-    }
-
-    def row(record: str, at: datetime, **fields: Any) -> dict[str, Any]:
-        out: dict[str, Any] = dict.fromkeys(AUDIT_COLUMNS, "")
-        out.update(base)
-        out.update(record=record, at_utc=at.isoformat(), at_local=local(at, zone))
-        out.update({k: ("" if v is None else v) for k, v in fields.items()})
-        return out
-
-    rows = []
-    for e in repo.consent_events_of(session, c.id):
-        record = "opt_out" if e.kind in REVOKED else "consent_event"
-        rows.append(
-            row(record, e.at, kind=e.kind.value, source=e.source, text=e.evidence,
-                detail=e.detail)
-        )  # fmt: skip
-    if c.email_opted_out and c.email_opted_out_at is not None:
-        rows.append(
-            row("opt_out", c.email_opted_out_at, kind="email_unsubscribe", source="email link",
-                channel="email")
-        )  # fmt: skip
-    messages = repo.messages_of(session, c.id)
-    send_ids = [m.send_id for m in messages if m.send_id]
-    rules = store.footer_rules_of_contact(session, c.id)
-    reasons = {
-        d.send_id: d.reason
-        for d in repo.decisions_of_sends(session, send_ids)
-        if d.outcome == "sent"
-    }
-    for m in messages:
-        outbound = m.direction == "outbound"
-        rows.append(
-            row(
-                "message",
-                m.sent_at or m.created_at,
-                kind=m.kind.value if m.kind else ("reply" if not outbound else ""),
-                channel=m.channel.value,
-                direction=m.direction,
-                **{"from": m.from_addr, "to": m.to_addr},
-                footer=("yes" if m.footer else "no")
-                if outbound and m.channel.value == "sms"
-                else "",
-                footer_rule=rules.get(m.send_id) if m.send_id else None,
-                reason=reasons.get(m.send_id) if m.send_id else None,
-                status=m.status + (f" {m.error_code}" if m.error_code else ""),
-                text=m.body,
-                send_id=m.send_id,
-                message_id=m.id,
-            )
-        )
-    rows.sort(key=lambda r: (r["at_utc"], r["record"]))
-    return rows
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ def record_opt_out(deps: Deps, contact_id: int, *, how: str, by: str, now: datet
             now,
             evidence=f"opt-out by {how}, recorded by {by}",
             detail=how,
+            actor=by,
         )
     if not changed:
         return f"contact {contact_id} had already opted out; nothing changed"

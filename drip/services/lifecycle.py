@@ -121,7 +121,7 @@ class _Switch:
     already: str
     outcome: str
     code: str
-    reason: str  # with {name}
+    reason: str  # with {name} and {by}
 
 
 _PAUSE = _Switch(
@@ -130,7 +130,7 @@ _PAUSE = _Switch(
     "is already paused",
     "held",
     CODE_PAUSED,
-    "held: campaign {name} was paused; the send waits for `drip campaigns resume`",
+    "held: campaign {name} was paused{by}; the send waits for `drip campaigns resume`",
 )
 _RESUME = _Switch(
     CampaignStatus.ACTIVE,
@@ -138,13 +138,13 @@ _RESUME = _Switch(
     "is not paused",
     "released",
     CODE_RESUMED,
-    "released: campaign {name} was resumed; a step that became overdue while it was paused "
+    "released: campaign {name} was resumed{by}; a step that became overdue while it was paused "
     "follows catch-up (at most one a day, in order)",
 )
 
 
 def _switch(
-    deps: Deps, name: str, now: datetime, how: _Switch
+    deps: Deps, name: str, now: datetime, how: _Switch, by: str | None = None
 ) -> LifecycleResult | tuple[int, bool]:
     """Move the campaign to ``how.status`` and note every pending send.
 
@@ -166,14 +166,14 @@ def _switch(
             now,
             outcome=how.outcome,
             code=how.code,
-            reason=how.reason.format(name=row.name),
+            reason=how.reason.format(name=row.name, by=f" by {by}" if by else ""),
         )
     return noted, overdue
 
 
-def pause(deps: Deps, name: str, now: datetime) -> LifecycleResult:
-    """Hold every send of the campaign until :func:`resume`."""
-    done = _switch(deps, name, now, _PAUSE)
+def pause(deps: Deps, name: str, now: datetime, *, by: str | None = None) -> LifecycleResult:
+    """Hold every send of the campaign until :func:`resume`; ``by`` names who, if a person."""
+    done = _switch(deps, name, now, _PAUSE, by)
     if isinstance(done, LifecycleResult):
         return done
     held, _ = done
@@ -187,9 +187,9 @@ def pause(deps: Deps, name: str, now: datetime) -> LifecycleResult:
     )
 
 
-def resume(deps: Deps, name: str, now: datetime) -> LifecycleResult:
+def resume(deps: Deps, name: str, now: datetime, *, by: str | None = None) -> LifecycleResult:
     """Release the campaign's held sends; overdue ones follow catch-up."""
-    done = _switch(deps, name, now, _RESUME)
+    done = _switch(deps, name, now, _RESUME, by)
     if isinstance(done, LifecycleResult):
         return done
     released, overdue = done

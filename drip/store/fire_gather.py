@@ -81,6 +81,7 @@ class FireContact:
     sms_opted_out_at: datetime | None
     text_status: TextStatus
     email_opted_out: bool
+    text_status_by: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,7 @@ _SEND_COLUMNS = (
 _CONTACT_COLUMNS = (
     _C.id, _C.first_name, _C.last_name, _C.phone, _C.email, _C.state, _C.timezone, _C.agent_id,
     _C.sms_consent_at, _C.sms_opted_out_at, _C.text_status, _C.email_opted_out,
+    _C.text_status_by,
 )  # fmt: skip
 _NS, _NC = len(_SEND_COLUMNS), len(_CONTACT_COLUMNS)
 

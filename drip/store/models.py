@@ -209,6 +209,8 @@ class Contact(Base):
         server_default=TextStatus.TEXTABLE.value,
     )
     undeliverable_code: Mapped[int | None] = mapped_column(Integer)
+    #: Who last set ``text_status`` by hand (an operator's name), so a skip can say who.
+    text_status_by: Mapped[str | None] = mapped_column(String(NAME))
     email_opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     email_opted_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -239,6 +241,9 @@ class ConsentEvent(Base):
     source: Mapped[str] = mapped_column(String(CODE))
     evidence: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[str | None] = mapped_column(Text)
+    #: The person who made the change: a console operator's name, the OS user or ``--as``
+    #: of a CLI command; NULL when the contact, a carrier or drip itself made it.
+    actor: Mapped[str | None] = mapped_column(String(NAME))
 
 
 class Conversation(Base):
@@ -659,3 +664,44 @@ class NumberCheck(Base):
     answer: Mapped[str] = mapped_column(String(16))
     evidence: Mapped[str] = mapped_column(Text)
     checked_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+#: ``operators.role``: read only; contact and enrollment actions; every action and the audit.
+OPERATOR_ROLES = ("viewer", "operator", "compliance")
+
+
+class Operator(Base):
+    """A named console account with a role and a slow salted password hash."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class OperatorAction(Base):
+    """One action a person took from the console or the CLI, with who. Append-only."""
+
+    __tablename__ = "operator_actions"
+    __table_args__ = (
+        Index("ix_operator_actions_contact_id_at", "contact_id", "at"),
+        Index("ix_operator_actions_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor: Mapped[str] = mapped_column(String(NAME))
+    #: ``console`` or ``cli``.
+    via: Mapped[str] = mapped_column(String(16))
+    #: ``text_status``, ``opt_out``, ``assign``, ``pause_contact``, ``campaign_pause``...
+    action: Mapped[str] = mapped_column(String(CODE))
+    contact_id: Mapped[int | None] = mapped_column(Integer)
+    campaign: Mapped[str | None] = mapped_column(String(NAME))
+    bulk_id: Mapped[int | None] = mapped_column(Integer)
+    #: What changed, in words (the sentence the action printed); no phone or email.
+    detail: Mapped[str] = mapped_column(Text)

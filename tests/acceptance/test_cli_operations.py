@@ -8,6 +8,7 @@ the database, as if the days had passed with the dispatcher idle.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import re
@@ -272,11 +273,13 @@ def test_bulk_has_an_id_and_cancel_stops_what_is_not_sent(drip: Shell) -> None:
 
 def test_contacts_list_opt_out_and_status(drip: Shell) -> None:
     """contacts list filters and prints JSON/CSV; opt-out and status are recorded consent events."""
-    out = drip("contacts", "opt-out", PHONES[0], "--how", "phone call")
-    assert out.startswith("contact 1 opted out (phone call, recorded by operator)")
+    out = drip("contacts", "opt-out", PHONES[0], "--how", "phone call", "--as", "dana.k")
+    assert out.startswith("contact 1 opted out (phone call, recorded by dana.k)")
     assert "already opted out" in drip("contacts", "opt-out", PHONES[0], "--how", "phone call")
     out = drip("contacts", "status", PHONES[1], "cannot_be_texted")
-    assert out == "contact 2: text status textable -> cannot_be_texted (by operator)\n"
+    assert out == f"contact 2: text status textable -> cannot_be_texted (by {getpass.getuser()})\n"
+    history = drip("history", PHONES[0])
+    assert "[by dana.k]" in history and "opt out by dana.k (cli)" in history
     listed = drip.json("contacts", "list")
     assert isinstance(listed, list)
     assert [(c["id"], c["sms"], c["text_status"]) for c in listed] == [

@@ -173,10 +173,10 @@ def test_console_in_chromium(
         answer = page.goto(f"{base}/console/")
         assert answer is not None and answer.status == 401
         page.fill("#token", "wrong")
-        page.click("button[type=submit]")
+        page.click("#token-login button[type=submit]")
         assert "not valid" in page.content()
         page.fill("#token", TOKEN)
-        page.click("button[type=submit]")
+        page.click("#token-login button[type=submit]")
         page.wait_for_selector("h1:has-text('Campaigns')")
         assert "Times on this page are in" in page.inner_text("#zone")
 

@@ -180,6 +180,7 @@ def refresh(deps: Deps, remaining: list[Prepared]) -> None:
                     sms_consent_at=row.sms_consent_at,
                     sms_opted_out_at=row.sms_opted_out_at,
                     text_status=row.text_status,
+                    text_status_by=row.text_status_by,
                     email_opted_out=row.email_opted_out,
                 )
             if p.send.enrollment_id is not None:
@@ -200,6 +201,7 @@ def contact_state(
         sms_consent_at=contact.sms_consent_at,
         sms_opted_out_at=contact.sms_opted_out_at,
         text_status=contact.text_status,
+        text_status_by=contact.text_status_by,
         has_email=bool(contact.email),
         email_opted_out=contact.email_opted_out,
         state=states[0] if states else None,

@@ -1,60 +1,56 @@
-"""The read-only console under ``/console/``: campaigns, webhooks, queue, contacts, sends, audit.
+"""The console under ``/console/``: campaigns, webhooks, queue, contacts, sends, audit, actions.
 
-Its pages for operators: docs/operations.md#the-console.
+Its pages for operators: docs/operations.md#the-console and
+docs/operations.md#operators-and-roles.
 
-Off unless ``DRIP_CONSOLE_TOKEN`` is set (the routes do not exist: 404).
-Reached with that token, either:
+Off (404) while there is no active operator and no ``DRIP_CONSOLE_TOKEN``.
+Named operators log in with a name and password (``drip operators add``);
+their role decides which actions they may take (``auth.py``, ``actions.py``).
+The token reads every page and the audit export, through the login form or
+``Authorization: Bearer TOKEN`` (scripts), and takes no action.
 
-- through the login form (``/console/login``), which sets a signed cookie
-  (``HttpOnly``, ``SameSite=Strict``, ``Secure`` when ``DRIP_PUBLIC_URL`` is
-  https; valid 12 hours; signed with ``DRIP_SECRET_KEY`` and the token, so a
-  new token logs everyone out), or
-- ``Authorization: Bearer TOKEN`` on each request (scripts, the audit export).
+Without credentials, or with a wrong token, a forged cookie or a session
+idle for 12 hours, every page answers 401 with the login form. Pages are
+server-rendered Jinja with inline CSS and SVG; nothing is fetched from
+anywhere (the Content-Security-Policy forbids it), and every page and every
+action works without JavaScript (the timeline's filters and the tables'
+sorting are the only script). Every page states the time zone of the times
+it shows.
 
-Without either, or with a wrong token or a forged cookie, every page answers
-401 with the login form. Pages are server-rendered Jinja with inline CSS and
-SVG; nothing is fetched from anywhere (the Content-Security-Policy forbids
-it), and every page reads without JavaScript (the timeline's filters and the
-tables' sorting are the only script). Every page states the time zone of
-the times it shows.
-
-Phone numbers and emails are shown (the console is behind its token) but
+Phone numbers and emails are shown (the console is behind a login) but
 never logged: the search is a POST, so no number reaches an access log's
-request line, and the console logs only ids.
+request line, and the console logs only ids and operator names.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import structlog
-from flask import Blueprint, Flask, Response, make_response, redirect, render_template, request
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from flask import Blueprint, Flask, Response, g, make_response, render_template, request
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.wrappers import Response as BaseResponse
 
 from drip.database_failure import database_failure
 from drip.errors import NotFoundError
 from drip.replay.lanes import LANES_CSS, LANES_SCRIPT, render_lanes
+from drip.services import audit_export
 from drip.services import console as service
 from drip.services.deps import Deps
 from drip.services.queue import queue_view
 from drip.services.stats import campaign_stats
 from drip.store import console as store
 from drip.store import repository as repo
+from drip.web.console.actions import install_actions
+from drip.web.console.auth import COOKIE, csrf_token, install_auth
 from drip.web.console.charts import funnel_bars, funnel_svg
 
 __all__ = ["COOKIE", "console_blueprint", "register_console"]
 
 log = structlog.get_logger("drip.console")
 
-COOKIE: Final = "drip_console"
-COOKIE_MAX_AGE: Final = 12 * 3600
 SENDS_SHOWN: Final = 200
 #: Contacts per page of search results.
 SEARCH_SHOWN: Final = 100
@@ -65,36 +61,8 @@ CSP: Final = (
 
 
 def register_console(app: Flask, deps: Deps) -> None:
-    """Mount the console on ``app`` when ``DRIP_CONSOLE_TOKEN`` is set; else do nothing."""
-    if deps.settings.console_token:
-        app.register_blueprint(console_blueprint(deps))
-
-
-def _serializer(deps: Deps) -> URLSafeTimedSerializer:
-    token = deps.settings.console_token or ""
-    salt = "drip-console:" + hashlib.sha256(token.encode()).hexdigest()
-    return URLSafeTimedSerializer(deps.settings.secret_key, salt=salt)
-
-
-def _token_ok(deps: Deps, given: str) -> bool:
-    expected = deps.settings.console_token or ""
-    return bool(expected) and hmac.compare_digest(given.strip().encode(), expected.encode())
-
-
-def _authorized(deps: Deps) -> bool:
-    header = request.headers.get("Authorization", "")
-    if header:
-        scheme, _, given = header.partition(" ")
-        return scheme.lower() == "bearer" and _token_ok(deps, given)
-    cookie = request.cookies.get(COOKIE)
-    if not cookie:
-        return False
-    try:
-        value = _serializer(deps).loads(cookie, max_age=COOKIE_MAX_AGE)
-    except BadSignature:
-        log.info("console_refused", reason="bad cookie")
-        return False
-    return bool(value == "console")
+    """Mount the console on ``app``; it answers 404 while there is no operator and no token."""
+    app.register_blueprint(console_blueprint(deps))
 
 
 def _safe_next(target: str | None) -> str:
@@ -111,7 +79,9 @@ def console_blueprint(deps: Deps) -> Blueprint:
     """The console's routes around ``deps`` (see the module docstring)."""
     bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
     page = _page_maker(deps)
-    _auth_routes(bp, deps, page)
+    _errors(bp, page)
+    install_auth(bp, deps, page, _safe_next)
+    install_actions(bp, deps, page)
     _campaign_routes(bp, deps, page)
     _contact_routes(bp, deps, page)
     _audit_route(bp, deps, page)
@@ -126,6 +96,9 @@ def _page_maker(deps: Deps) -> Page:
 
     def page(template: str, status: int = 200, **context: Any) -> Response:
         context.setdefault("zone", account_zone)
+        who = g.get("who")
+        context.setdefault("who", who)
+        context.setdefault("csrf", csrf_token(who) if who is not None else "")
         html = render_template(
             f"console/{template}",
             company=deps.account.company,
@@ -139,60 +112,22 @@ def _page_maker(deps: Deps) -> Page:
     return page
 
 
-def _auth_routes(bp: Blueprint, deps: Deps, page: Page) -> None:
-    def login_page(status: int, error: str | None = None) -> Response:
-        return page("login.html", status, error=error, next=_safe_next(request.full_path))
+def _headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
 
-    @bp.after_request
-    def _headers(response: Response) -> Response:
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["X-Frame-Options"] = "DENY"
-        return response
+
+def _errors(bp: Blueprint, page: Page) -> None:
+    bp.after_request(_headers)
 
     @bp.errorhandler(SQLAlchemyError)
     def _database(exc: SQLAlchemyError) -> Response:
         line = database_failure(exc, f"the page {request.path}")
         return page("error.html", 503, message=line or "the database refused the request")
-
-    @bp.before_request
-    def _guard() -> Response | None:
-        if request.endpoint in ("console.login", "console.login_post"):
-            return None
-        if _authorized(deps):
-            return None
-        return login_page(401)
-
-    @bp.get("/login")
-    def login() -> Response:
-        return page("login.html", error=None, next=_safe_next(request.args.get("next")))
-
-    @bp.post("/login")
-    def login_post() -> BaseResponse:
-        target = _safe_next(request.form.get("next"))
-        if not _token_ok(deps, request.form.get("token", "")):
-            log.info("console_login", ok=False)
-            return page("login.html", 401, error="That token is not valid.", next=target)
-        log.info("console_login", ok=True)
-        response = redirect(target, code=303)
-        response.set_cookie(
-            COOKIE,
-            _serializer(deps).dumps("console"),
-            max_age=COOKIE_MAX_AGE,
-            path="/console/",
-            httponly=True,
-            samesite="Strict",
-            secure=deps.settings.public_url.startswith("https://"),
-        )
-        return response
-
-    @bp.post("/logout")
-    def logout() -> BaseResponse:
-        response = redirect("/console/login", code=303)
-        response.delete_cookie(COOKIE, path="/console/")
-        return response
 
 
 def _campaign_routes(bp: Blueprint, deps: Deps, page: Page) -> None:
@@ -266,6 +201,7 @@ def _contact_routes(bp: Blueprint, deps: Deps, page: Page) -> None:
         return page(
             "contact.html",
             p=data,
+            erase_available=True,
             zone=data.zone,
             chart=render_lanes([data.lane]),
             lanes_css=LANES_CSS,
@@ -284,6 +220,11 @@ def _contact_routes(bp: Blueprint, deps: Deps, page: Page) -> None:
 def _audit_route(bp: Blueprint, deps: Deps, page: Page) -> None:
     @bp.get("/audit")
     def audit() -> Response:
+        if not g.who.may("audit"):
+            log.info("console_refused", reason="role", role=g.who.role, page="audit")
+            return page(
+                "error.html", 403, message=f"Your role ({g.who.role}) may not export the audit."
+            )
         args = request.args
         fmt = args.get("format", "")
         if not fmt:
@@ -308,18 +249,24 @@ def _audit_route(bp: Blueprint, deps: Deps, page: Page) -> None:
         return response
 
 
-def _export(deps: Deps, args: Any) -> service.AuditExport:
+def _export(deps: Deps, args: Any) -> audit_export.AuditExport:
     now = deps.clock.now()
     raw_contact = (args.get("contact") or "").strip()
     if raw_contact:
         if not raw_contact.isdigit():
             raise ValueError(f"contact must be a contact id (a number), not {raw_contact!r}")
-        return service.audit_export(deps, now, contact_id=int(raw_contact))
+        return audit_export.audit_export(deps, now, contact_id=int(raw_contact))
+    if args.get("actions_from") is not None:
+        start = _date(args.get("actions_from"), "actions_from")
+        end = _date(args.get("actions_to"), "actions_to") + timedelta(days=1)
+        if end <= start:
+            raise ValueError("actions_to must not be before actions_from")
+        return audit_export.actions_export(deps, now, start, end)
     start = _date(args.get("opted_out_from"), "opted_out_from")
     end = _date(args.get("opted_out_to"), "opted_out_to") + timedelta(days=1)
     if end <= start:
         raise ValueError("opted_out_to must not be before opted_out_from")
-    return service.audit_export(deps, now, opted_out_from=start, opted_out_until=end)
+    return audit_export.audit_export(deps, now, opted_out_from=start, opted_out_until=end)
 
 
 def _date(raw: str | None, name: str) -> datetime:
@@ -343,7 +290,7 @@ def _csv(rows: tuple[dict[str, Any], ...]) -> str:
     import io
 
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(service.AUDIT_COLUMNS), extrasaction="ignore")
+    writer = csv.DictWriter(out, fieldnames=list(audit_export.AUDIT_COLUMNS), extrasaction="ignore")
     writer.writeheader()
     for row in rows:
         writer.writerow(row)
