@@ -293,6 +293,27 @@ def test_campaign_pause_confirms_with_the_count_first(served: Served) -> None:
     ]
 
 
+def test_compliance_erases_from_the_console_after_confirming(served: Served) -> None:
+    """An operator may not erase; cora's erase asks first, then forgets Dana and names cora."""
+    olga = served.login("olga")
+    url = f"{served.base}/console/contacts/{served.dana}/erase"
+    refused = olga.post(url, data={"csrf": served.csrf(olga), "confirmed": "yes"}, timeout=30)
+    assert refused.status_code == 403
+    assert served.contact(served.dana).erased_at is None
+    cora = served.login("cora")
+    page = cora.get(f"{served.base}/console/contacts/{served.dana}", timeout=30).text
+    assert 'id="erase-form"' in page
+    csrf = served.csrf(cora)
+    first = cora.post(url, data={"csrf": csrf}, timeout=30)
+    assert first.status_code == 200 and 'name="confirmed"' in first.text
+    assert served.contact(served.dana).erased_at is None
+    done = cora.post(url, data={"csrf": csrf, "confirmed": "yes"}, timeout=30)
+    assert done.status_code == 200, done.text[:500]
+    erased = served.contact(served.dana)
+    assert erased.erased_at is not None and erased.erased_by == "cora"
+    assert erased.phone != DANA and "Dana" not in (erased.first_name or "")
+
+
 def test_unknown_things_are_404_and_bad_input_400(served: Served) -> None:
     """An unknown contact or bulk is 404, a bad status 400; nothing is recorded."""
     cora = served.login("cora")
@@ -313,9 +334,11 @@ def test_unknown_things_are_404_and_bad_input_400(served: Served) -> None:
     )
     assert answer.status_code == 400 and "maybe" in answer.text
     answer = cora.post(
-        f"{served.base}/console/contacts/{served.dana}/erase", data={"csrf": csrf}, timeout=30
+        f"{served.base}/console/contacts/99999/erase",
+        data={"csrf": csrf, "confirmed": "yes"},
+        timeout=30,
     )
-    assert answer.status_code == 404
+    assert answer.status_code == 404 and "99999" in answer.text
     assert served.actions() == 0
 
 
