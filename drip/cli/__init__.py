@@ -9,6 +9,7 @@
   ``queue``, ``reconcile``
 - :mod:`drip.cli.replay`: ``replay``, ``demo``
 - :mod:`drip.cli.web`: ``serve``
+- :mod:`drip.cli.doctor`: ``doctor``
 
 Commands are thin: parse, call one service, print. Every command reads the
 clock once (through the bootstrap's ``Clock``) and hands ``now`` to the
@@ -58,6 +59,7 @@ COMMANDS: dict[str, str] = {
     "replay": "drip.cli.replay:replay",
     "demo": "drip.cli.replay:demo",
     "serve": "drip.cli.web:serve",
+    "doctor": "drip.cli.doctor:doctor",
     "db": "drip.cli.db:db",
     "campaigns": "drip.cli.campaigns:campaigns",
     "contacts": "drip.cli.contacts:contacts",

@@ -591,3 +591,12 @@ class OutboxEvent(Base):
     delivered_to: Mapped[list[str] | None] = mapped_column(JSON)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Heartbeat(Base):
+    """When a periodic job (``dispatch``: the dispatch tick) last finished."""
+
+    __tablename__ = "heartbeats"
+
+    name: Mapped[str] = mapped_column(String(CODE), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
