@@ -29,6 +29,8 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _PRECEDENCE = [("or",), ("and",), ("==", "!=", ">", "<", ">=", "<="), ("+", "-"), ("*", "/")]
 AGGREGATIONS = frozenset({"sum", "max", "min"})
 FUNCTIONS = frozenset({"time", "increase", "delta", "rate", "min_over_time", "clamp_min"})
+#: Words of PromQL that are not metric names (dashboards also use histogram_quantile).
+KEYWORDS = AGGREGATIONS | FUNCTIONS | {"by", "and", "or", "histogram_quantile"}
 
 
 def series(name: str, samples: list[tuple[float, float]], **labels: str) -> Series:
@@ -71,7 +73,7 @@ def metric_names(expr: str) -> set[str]:
     for i, token in enumerate(tokens):
         if not re.fullmatch(r"[A-Za-z_:][A-Za-z0-9_:]*", token):
             continue
-        if token in AGGREGATIONS | FUNCTIONS | {"by", "and", "or"}:
+        if token in KEYWORDS:
             continue
         after = tokens[i + 1] if i + 1 < len(tokens) else ""
         if (i > 0 and tokens[i - 1] in ("{", ",")) or after in ("=", "=~", "!="):
