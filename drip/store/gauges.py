@@ -67,7 +67,13 @@ def _open_by_campaign() -> Select[Any]:
         for t in (SendTally, SendTallyDelta)
     ]
     both = union_all(*parts).subquery("t")
-    return select(both.c.campaign_id, func.sum(both.c.n)).group_by(both.c.campaign_id)
+    keys = (both.c.campaign_id, Campaign.name, Campaign.status)
+    return (
+        select(*keys, func.sum(both.c.n).label("n"))
+        .select_from(both)
+        .outerjoin(Campaign, Campaign.id == both.c.campaign_id)
+        .group_by(*keys)
+    )
 
 
 def statements(now: datetime) -> dict[str, Select[Any]]:
@@ -88,7 +94,6 @@ def statements(now: datetime) -> dict[str, Select[Any]]:
             .limit(1)
         ),
         "open_by_campaign": _open_by_campaign(),
-        "campaigns": select(Campaign.id, Campaign.name, Campaign.status),
         "queued": _capped_count(_S.state == SendState.QUEUED),
         "sending": _capped_count(_S.state == SendState.SENDING),
         "unknown": _capped_count(_S.state == SendState.UNKNOWN),
@@ -116,30 +121,45 @@ class Gauges:
     dispatch_tick_at: datetime | None = None
 
 
-def read(session: Session, now: datetime) -> Gauges:
-    """Run every gauge query at ``now``."""
+#: The gauges that are one value each, read together in one statement.
+SCALARS: Final = (
+    "oldest_due",
+    "queued",
+    "sending",
+    "unknown",
+    "oldest_unknown",
+    "held_enrollments",
+    "outbox_pending",
+    "outbox_oldest",
+    "dispatch_tick",
+)
+
+
+def combined(now: datetime) -> Select[Any]:
+    """Every one-value gauge query as a column of one statement (one round trip)."""
     q = statements(now)
-    names: dict[int, tuple[str, CampaignStatus]] = {
-        row.id: (row.name, row.status) for row in session.execute(q["campaigns"])
-    }
+    return select(*(q[name].scalar_subquery().label(name) for name in SCALARS))
+
+
+def read(session: Session, now: datetime) -> Gauges:
+    """Run every gauge query at ``now``: two statements, the running counts and the rest."""
     open_by: dict[str, int] = {}
     held = 0
-    for campaign_id, n in session.execute(q["open_by_campaign"]):
-        name, status = names.get(campaign_id, (NO_CAMPAIGN, CampaignStatus.ACTIVE))
-        if campaign_id == OUTSIDE:
-            name = NO_CAMPAIGN
-        open_by[name] = open_by.get(name, 0) + int(n or 0)
+    for campaign_id, name, status, n in session.execute(_open_by_campaign()):
+        label = NO_CAMPAIGN if campaign_id == OUTSIDE or name is None else name
+        open_by[label] = open_by.get(label, 0) + int(n or 0)
         if status is CampaignStatus.PAUSED:
             held += int(n or 0)
+    row = session.execute(combined(now)).one()
     return Gauges(
-        oldest_due_at=session.scalar(q["oldest_due"]),
+        oldest_due_at=row.oldest_due,
         open_by_campaign=open_by,
-        held=held + int(session.scalar(q["held_enrollments"]) or 0),
-        queued=int(session.scalar(q["queued"]) or 0),
-        sending=int(session.scalar(q["sending"]) or 0),
-        unknown=int(session.scalar(q["unknown"]) or 0),
-        oldest_unknown_at=session.scalar(q["oldest_unknown"]),
-        outbox_pending=int(session.scalar(q["outbox_pending"]) or 0),
-        outbox_oldest_at=session.scalar(q["outbox_oldest"]),
-        dispatch_tick_at=session.scalar(q["dispatch_tick"]),
+        held=held + int(row.held_enrollments or 0),
+        queued=int(row.queued or 0),
+        sending=int(row.sending or 0),
+        unknown=int(row.unknown or 0),
+        oldest_unknown_at=row.oldest_unknown,
+        outbox_pending=int(row.outbox_pending or 0),
+        outbox_oldest_at=row.outbox_oldest,
+        dispatch_tick_at=row.dispatch_tick,
     )
