@@ -19,16 +19,18 @@ same with 5,000 pending sends or 5,000,000:
 - the last dispatch tick (``heartbeats``).
 
 :func:`statements` lists every query with its name, so a test can EXPLAIN
-each one on PostgreSQL.
+each one on PostgreSQL. They are built once (building them costs more than
+running them) and take the scrape's instant as the parameter ``now``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any, Final
 
-from sqlalchemy import Select, func, literal, select, union_all
+from sqlalchemy import Select, bindparam, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import CampaignStatus, SendState
@@ -43,6 +45,7 @@ from drip.store.models import (
 )
 from drip.store.pausing import paused_enrollment_ids
 from drip.store.summary import OUTSIDE
+from drip.store.types import UtcDateTime
 
 __all__ = ["COUNT_CAP", "Gauges", "read", "statements"]
 
@@ -76,8 +79,13 @@ def _open_by_campaign() -> Select[Any]:
     )
 
 
-def statements(now: datetime) -> dict[str, Select[Any]]:
-    """Every gauge query at ``now``, by name."""
+#: The bound parameter of every query: the instant of the scrape.
+NOW: Final = bindparam("now", type_=UtcDateTime())
+
+
+@cache
+def statements() -> dict[str, Select[Any]]:
+    """Every gauge query, by name; each takes the parameter ``now`` (built once, reused)."""
     pending_paused = (_S.state == SendState.PENDING) & _S.enrollment_id.in_(paused_enrollment_ids())
     oldest_unknown = (
         select(_S.updated_at.label("at")).where(_S.state == SendState.UNKNOWN).limit(COUNT_CAP)
@@ -89,7 +97,7 @@ def statements(now: datetime) -> dict[str, Select[Any]]:
     return {
         "oldest_due": (
             select(_S.due_at)
-            .where(_S.state == SendState.PENDING, _S.due_at <= now, not_held())
+            .where(_S.state == SendState.PENDING, _S.due_at <= NOW, not_held())
             .order_by(_S.due_at)
             .limit(1)
         ),
@@ -135,9 +143,10 @@ SCALARS: Final = (
 )
 
 
-def combined(now: datetime) -> Select[Any]:
-    """Every one-value gauge query as a column of one statement (one round trip)."""
-    q = statements(now)
+@cache
+def combined() -> Select[Any]:
+    """Every one-value gauge query as a column of one statement (one round trip; ``now``)."""
+    q = statements()
     return select(*(q[name].scalar_subquery().label(name) for name in SCALARS))
 
 
@@ -145,12 +154,12 @@ def read(session: Session, now: datetime) -> Gauges:
     """Run every gauge query at ``now``: two statements, the running counts and the rest."""
     open_by: dict[str, int] = {}
     held = 0
-    for campaign_id, name, status, n in session.execute(_open_by_campaign()):
+    for campaign_id, name, status, n in session.execute(statements()["open_by_campaign"]):
         label = NO_CAMPAIGN if campaign_id == OUTSIDE or name is None else name
         open_by[label] = open_by.get(label, 0) + int(n or 0)
         if status is CampaignStatus.PAUSED:
             held += int(n or 0)
-    row = session.execute(combined(now)).one()
+    row = session.execute(combined(), {"now": now}).one()
     return Gauges(
         oldest_due_at=row.oldest_due,
         open_by_campaign=open_by,
