@@ -4,8 +4,8 @@ For each size in ``--rows`` (default 100,000 and 1,000,000), a scratch
 database gets that many pending sends in one ``INSERT ... SELECT`` (half of
 them due, half ahead, plus 1,000 unknown and 1,000 sending), ``ANALYZE``, then
 :func:`drip.store.gauges.read` (every query a scrape runs) is timed
-``--reps`` times after one warm-up; the median is printed with its ratio to the
-smallest size. The goal is a scrape under 50 ms with 5,000,000 pending sends:
+``--reps`` times after one warm-up, the sizes taking turns; the median is
+printed with its ratio to the smallest size. The goal is a scrape under 50 ms with 5,000,000 pending sends:
 every query reads an index, so the time must not grow with the backlog.
 
     .venv/bin/python benchmarks/bench_metrics.py --rows 100000 1000000
@@ -53,31 +53,49 @@ def load(libpq: str, rows: int) -> None:
         conn.execute("VACUUM ANALYZE")
 
 
-def measure(rows: int, reps: int) -> float:
-    """Median seconds of one scrape's gauge queries with ``rows`` pending sends."""
+def scratch(rows: int) -> str:
+    """A scratch database with ``rows`` pending sends; returns its URL."""
     name = f"drip_bench_metrics_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    upgrade(url)
+    began = time.perf_counter()
+    load(url.replace("postgresql+psycopg", "postgresql"), rows)
+    print(f"  {rows:>10,} pending loaded in {time.perf_counter() - began:.0f} s", flush=True)
+    return url
+
+
+def drop(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(ADMIN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def measure(urls: dict[int, str], reps: int) -> dict[int, float]:
+    """Median seconds of one scrape's gauge queries per size, the sizes taking turns.
+
+    Alternating spreads the load from elsewhere on the machine over every size alike.
+    """
+    engines = {rows: create_engine(url) for rows, url in urls.items()}
+    sessions = {rows: Session(engine) for rows, engine in engines.items()}
+    times: dict[int, list[float]] = {rows: [] for rows in urls}
     try:
-        upgrade(url)
-        began = time.perf_counter()
-        load(url.replace("postgresql+psycopg", "postgresql"), rows)
-        print(f"  {rows:>10,} pending loaded in {time.perf_counter() - began:.0f} s", flush=True)
-        engine = create_engine(url)
-        times = []
-        with Session(engine) as session:
-            gauges.read(session, NOW)
-            for _ in range(reps):
+        for session in sessions.values():
+            gauges.read(session, NOW)  # warm: connection, statement cache
+            session.rollback()
+        for _ in range(reps):
+            for rows, session in sessions.items():
                 began = time.perf_counter()
                 gauges.read(session, NOW)
-                times.append(time.perf_counter() - began)
+                times[rows].append(time.perf_counter() - began)
                 session.rollback()
-        engine.dispose()
-        return statistics.median(times)
     finally:
-        with psycopg.connect(ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for session in sessions.values():
+            session.close()
+        for engine in engines.values():
+            engine.dispose()
+    return {rows: statistics.median(values) for rows, values in times.items()}
 
 
 def main() -> int:
@@ -85,7 +103,15 @@ def main() -> int:
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--reps", type=int, default=30)
     args = parser.parse_args()
-    results = [(rows, measure(rows, args.reps)) for rows in sorted(args.rows)]
+    urls: dict[int, str] = {}
+    try:
+        for rows in sorted(args.rows):
+            urls[rows] = scratch(rows)
+        medians = measure(urls, args.reps)
+    finally:
+        for url in urls.values():
+            drop(url)
+    results = sorted(medians.items())
     base = results[0][1]
     print(f"{'pending sends':>14}  {'gauge scrape (median)':>22}  ratio")
     for rows, seconds in results:
