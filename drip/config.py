@@ -491,6 +491,26 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         secret=True,
     ),
     Variable(
+        "DRIP_METRICS_PORT",
+        "metrics_port",
+        "port on which a Celery worker serves `/metrics` (its pool's counters and circuits); "
+        "the web app always serves `/metrics`",
+        "unset: the worker serves none",
+        needed_by="scale-out",
+        parse=_whole_number,
+        check=_check_number,
+    ),
+    Variable(
+        "PROMETHEUS_MULTIPROC_DIR",
+        "prometheus_multiproc_dir",
+        "prometheus-client's folder of per-process metric files: set it (to an empty folder, "
+        "emptied at each start) for gunicorn's workers and the Celery pool, so `/metrics` adds "
+        "up every process",
+        "unset: each process reports its own",
+        needed_by="scale-out",
+        parse=_path,
+    ),
+    Variable(
         "DRIP_CONSOLE_TOKEN",
         "console_token",
         "read-only key of the console under `/console/` (login form or `Authorization: Bearer`): "
@@ -550,6 +570,8 @@ class Settings:
     default_timezone: str | None = _DEFAULTS["default_timezone"]
     twilio_account_sid: str | None = _DEFAULTS["twilio_account_sid"]
     twilio_auth_token: str | None = _DEFAULTS["twilio_auth_token"]
+    metrics_port: int | None = _DEFAULTS["metrics_port"]
+    prometheus_multiproc_dir: Path | None = _DEFAULTS["prometheus_multiproc_dir"]
     console_token: str | None = _DEFAULTS["console_token"]
 
     def __post_init__(self) -> None:

@@ -48,7 +48,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from celery import Celery
-from celery.signals import beat_init, celeryd_init, setup_logging
+from celery.signals import beat_init, celeryd_init, setup_logging, worker_init
 from kombu.entity import Queue
 
 from drip.config import Settings
@@ -245,7 +245,24 @@ def _require_broker(**_: Any) -> None:
         raise SystemExit(f"drip: {NO_BROKER}")
 
 
+def _serve_metrics(**_: Any) -> None:
+    """Worker start-up (main process): serve ``/metrics`` on ``DRIP_METRICS_PORT`` if set.
+
+    With ``PROMETHEUS_MULTIPROC_DIR`` set, it reports what every pool process counted.
+    """
+    port = current_settings().metrics_port
+    if port is None:
+        return
+    from prometheus_client import start_http_server
+
+    from drip import metrics
+
+    start_http_server(port, registry=metrics.registry())
+    logging.getLogger("drip.workers").info("worker metrics on port %s", port)
+
+
 # Celery's signals are untyped, hence the call form rather than the decorator.
 setup_logging.connect(_setup_logging)
+worker_init.connect(_serve_metrics)
 celeryd_init.connect(_require_broker)
 beat_init.connect(_require_broker)

@@ -29,6 +29,7 @@ in each forked pool process. Tests and embedded callers inject their own with
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +39,7 @@ import structlog
 from celery.signals import worker_process_init, worker_process_shutdown
 from kombu.exceptions import KombuError
 
-from drip import bootstrap
+from drip import bootstrap, metrics
 from drip.errors import DripError, ValidationError
 from drip.services import dispatch
 from drip.services.deps import Deps
@@ -95,8 +96,9 @@ def _forked(**_: Any) -> None:
 
 
 def _shutdown(**_: Any) -> None:
-    """The pool process stops: close the database connections it opened."""
+    """The pool process stops: close the database connections it opened, drop its live gauges."""
     _process.close()
+    metrics.mark_process_dead(os.getpid())
 
 
 # Celery's signals are untyped, hence the call form rather than the decorator.
@@ -156,6 +158,7 @@ def dispatch_once(
         if not full:
             break
     summary = DispatchSummary(tuple(unknown), claimed, tasks, rounds, more=full)
+    dispatch.heartbeat(deps, now)
     if claimed or unknown:
         log.info("dispatched", **summary.as_dict())
     return summary

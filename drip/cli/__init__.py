@@ -10,6 +10,7 @@
 - :mod:`drip.cli.retention`: ``purge``
 - :mod:`drip.cli.replay`: ``replay``, ``demo``
 - :mod:`drip.cli.web`: ``serve``
+- :mod:`drip.cli.doctor`: ``doctor``
 
 Commands are thin: parse, call one service, print. Every command reads the
 clock once (through the bootstrap's ``Clock``) and hands ``now`` to the
@@ -60,6 +61,7 @@ COMMANDS: dict[str, str] = {
     "replay": "drip.cli.replay:replay",
     "demo": "drip.cli.replay:demo",
     "serve": "drip.cli.web:serve",
+    "doctor": "drip.cli.doctor:doctor",
     "db": "drip.cli.db:db",
     "campaigns": "drip.cli.campaigns:campaigns",
     "contacts": "drip.cli.contacts:contacts",

@@ -23,6 +23,8 @@ from typing import Final
 
 import structlog
 
+from drip import metrics
+
 log = structlog.get_logger("drip.circuit")
 
 #: How long an open circuit waits before it lets one send through again.
@@ -43,6 +45,7 @@ class Circuit:
         self.provider = provider
         self._lock = threading.Lock()
         self._state = _State()
+        metrics.set_circuit(provider, is_open=False)
 
     def blocked_until(self, now: datetime) -> datetime | None:
         """When sends may be tried again, or None if this send may go now.
@@ -70,6 +73,7 @@ class Circuit:
             first = self._state.open_until is None
             self._state = _State(now + PROBE_AFTER, reason, probing=False)
             until = now + PROBE_AFTER
+        metrics.set_circuit(self.provider, is_open=True)
         if first:
             log.error(
                 "provider_circuit_open",
@@ -90,6 +94,7 @@ class Circuit:
             was_open = self._state.open_until is not None
             self._state = _State()
         if was_open:
+            metrics.set_circuit(self.provider, is_open=False)
             log.info("provider_circuit_closed", provider=self.provider)
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from drip import metrics
 from drip.domain.enums import ConsentEventKind, ConsentSource, TextStatus
 from drip.errors import NotFoundError, ValidationError
 from drip.services.deps import Deps
@@ -123,6 +124,7 @@ def opt_out(
         {"contact": outbox.contact_doc(contact), "how": how, "evidence": evidence},
         now,
     )
+    metrics.opt_out(kind.value)
     return True
 
 

@@ -14,7 +14,8 @@ from drip.errors import DripError
 from drip.services import callbacks, carrier, pausing, reconcile
 from drip.services.deps import Deps
 from drip.services.fire import FireResult, count_outcomes, fire_batch
-from drip.store import claims
+from drip.store import claims, heartbeats
+from drip.store.gauges import DISPATCH
 from drip.store.summary import fold as fold_tallies
 
 log = structlog.get_logger("drip.dispatch")
@@ -98,6 +99,18 @@ def fire(deps: Deps, ids: list[int], now: datetime) -> list[FireResult]:
     return results
 
 
+def heartbeat(deps: Deps, now: datetime) -> None:
+    """Record that a dispatch tick finished at ``now`` (``drip_last_tick_timestamp_seconds``).
+
+    A failure is logged and left for the next tick: the tick's work is done.
+    """
+    try:
+        with deps.sessions.begin() as session:
+            heartbeats.beat(session, DISPATCH, now)
+    except SQLAlchemyError as exc:
+        log.warning("heartbeat_failed", error=f"{type(exc).__name__}: {exc}")
+
+
 def chunks(ids: list[int], size: int) -> list[list[int]]:
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
@@ -136,4 +149,5 @@ def tick(
                 summary.results.append(result)
                 if on_result is not None:
                     on_result(result)
+    heartbeat(deps, now)
     return summary

@@ -39,6 +39,7 @@ from datetime import datetime
 import structlog
 from sqlalchemy.orm import Session
 
+from drip import metrics
 from drip.domain.enums import Channel, ConsentEventKind, MessageKind, SenderRole
 from drip.domain.keywords import Classification, InboundKind, classify, keyword_table
 from drip.domain.zones import normalize_phone
@@ -160,6 +161,7 @@ def handle_inbound(
             result = InboundResult(
                 result.action, classification, contact.id, message.id, result.detail
             )
+    metrics.inbound(classification.kind.value)
     log.info(
         "inbound_handled",
         action=result.action,

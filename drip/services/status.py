@@ -54,6 +54,7 @@ from typing import Final
 import structlog
 from sqlalchemy.orm import Session
 
+from drip import metrics
 from drip.domain.enums import Channel, ConsentEventKind, TextStatus
 from drip.services.consent import mark_undeliverable, opt_out
 from drip.services.deps import Deps
@@ -167,6 +168,8 @@ def handle_status(
             if error_message:
                 values["error_message"] = error_message
         applied = messages.move_status(session, message.id, _sources_for(new), values)
+        if applied and new in FAILED:
+            metrics.provider_error("twilio", error_code, stage="delivery")
         if applied:  # 30036: expired in the carrier's queue, back to the next opening once
             carrier.requeue_expired(session, message, new, error_code, now)
         contact = session.get(Contact, message.contact_id) if message.contact_id else None

@@ -705,3 +705,12 @@ class OperatorAction(Base):
     bulk_id: Mapped[int | None] = mapped_column(Integer)
     #: What changed, in words (the sentence the action printed); no phone or email.
     detail: Mapped[str] = mapped_column(Text)
+
+
+class Heartbeat(Base):
+    """When a periodic job (``dispatch``: the dispatch tick) last finished."""
+
+    __tablename__ = "heartbeats"
+
+    name: Mapped[str] = mapped_column(String(CODE), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())

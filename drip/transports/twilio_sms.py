@@ -139,6 +139,30 @@ class TwilioSmsTransport:
             )
         return sorted(seen.values(), key=lambda m: m.created_at, reverse=True)
 
+    def account_status(self) -> str:
+        """The account's status at Twilio (``active``...): one authenticated GET of the account.
+
+        Raises :class:`SmsSendError` when Twilio refuses the credentials (20003) or
+        cannot be reached, with its code.
+        """
+        try:
+            account = self._client.api.v2010.accounts(self._client.username).fetch()
+        except (TwilioRestException, TwilioServiceException) as exc:
+            status = int(exc.status)
+            code = _provider_code(exc.code, status)
+            detail = str(getattr(exc, "msg", None) or getattr(exc, "title", "") or exc)
+            raise SmsSendError(
+                f"Twilio refused the account request (HTTP {status}, {code}): {detail}",
+                error_class=ErrorClass.AUTH if status in (401, 403) else ErrorClass.FAILED,
+                code=code,
+            ) from exc
+        except (HTTPError, TwilioException, ValueError) as exc:
+            raise SmsSendError(
+                f"Twilio could not be reached ({type(exc).__name__}: {exc})",
+                error_class=ErrorClass.RETRYABLE,
+            ) from exc
+        return str(account.status or "unknown")
+
     def close(self) -> None:
         """Close the pooled connections."""
         self._http_client.close()

@@ -14,6 +14,7 @@ Routes and answers:
 | ``GET /unsubscribe/<token>`` | 200 HTML page with a button, changes nothing; 404 tampered token |
 | ``POST /unsubscribe/<token>`` | 200 HTML "unsubscribed" (button or RFC 8058 one-click); 404 |
 | ``GET /healthz`` | 200 ``{"ok": true}``; 503 ``{"ok": false, "error": ...}`` |
+| ``GET /metrics`` | 200 Prometheus text format (:mod:`drip.web.metrics`) |
 
 Every 4xx/5xx answer of the JSON routes is ``{"error": "...", "field": "..."}``
 (``field`` where one field is at fault). A database that cannot be reached is
@@ -88,6 +89,9 @@ def create_app(deps: Deps) -> Flask:
     register_twilio_routes(app, deps)
     _contact_routes(app, deps)
     _health_routes(app, deps)
+    from drip.web.metrics import register_metrics  # GET /metrics (Prometheus)
+
+    register_metrics(app, deps)
     from drip.web.events import events_blueprint  # lead events from a CRM
 
     app.register_blueprint(events_blueprint(deps))

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from drip import metrics
 from drip.domain.enums import Channel
 from drip.domain.policy import Decision, Send
 from drip.errors import TransportError
@@ -104,6 +105,7 @@ def provider_error(
 ) -> Outcome:
     """What the provider's error means for this send (and the rest of its batch)."""
     error_class = error_class_of(exc)
+    metrics.provider_error(provider, exc.code)
     if error_class is ErrorClass.UNKNOWN:
         circuit.succeeded()  # it answered: the credentials are fine
         return unknown(p, decision, message, exc, now)

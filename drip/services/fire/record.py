@@ -27,6 +27,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from drip import metrics
 from drip.domain.enums import ConsentEventKind, SendState
 from drip.domain.policy import Defer, Send
 from drip.errors import StoreError
@@ -249,6 +250,8 @@ def _record_one(
             outcome=result.outcome,
             why="the send changed state meanwhile (taken by another delivery)",
         )
+    else:
+        _count(o, now)
     return recorded.started
 
 
@@ -351,6 +354,7 @@ def _record_in(
             )
             continue
         contact_id, enrollment_id = changed
+        _count(o, now)
         decisions.append({"send_id": result.send_id, **_decision_row(o, now)})
         if f"send.{result.outcome}" in events:
             _send_event(session, o, contact_id, enrollment_id, now)
@@ -378,6 +382,17 @@ def _record_in(
     fire_record.insert_decisions(conn, decisions)  # one statement for the transaction
     fire_record.set_footers(conn, footers)
     repo.finish_enrollments(session, finished, now)
+
+
+def _count(o: Outcome, now: datetime) -> None:
+    """The metrics of one recorded decision (a counter per outcome and reason, the latency)."""
+    send = o.prepared.send
+    metrics.send_outcome(
+        o.result.outcome,
+        o.result.code,
+        sender_class=send.sender_role.value,
+        latency_seconds=(now - send.due_at).total_seconds(),
+    )
 
 
 def _send_event(

@@ -402,6 +402,8 @@ class FakeTwilioServer:
             if method != "GET":
                 return 405, error_body(405, 20004, "Method not allowed")
             return lookup.answer(self._lookup, path, query)
+        if method == "GET" and path == f"/{API_VERSION}/Accounts/{self.account_sid}.json":
+            return 200, self._account_resource()
         if path == self._messages_path + ".json":
             if method == "POST":
                 return self._create(path, body, arrived)
@@ -418,6 +420,25 @@ class FakeTwilioServer:
             if resource is not None:
                 return 200, json.dumps(resource).encode()
         return 404, error_body(404, 20404, error_message(20404))
+
+    def _account_resource(self) -> bytes:
+        """The Account resource, as Twilio answers ``GET /2010-04-01/Accounts/{Sid}.json``."""
+        sid = self.account_sid
+        base = f"/{API_VERSION}/Accounts/{sid}"
+        return json.dumps(
+            {
+                "sid": sid,
+                "owner_account_sid": sid,
+                "friendly_name": "fake Twilio account",
+                "status": "active",
+                "type": "Full",
+                "auth_token": self.auth_token,
+                "date_created": "Thu, 01 Jan 2026 00:00:00 +0000",
+                "date_updated": "Thu, 01 Jan 2026 00:00:00 +0000",
+                "uri": f"{base}.json",
+                "subresource_uris": {"messages": f"{base}/Messages.json"},
+            }
+        ).encode()
 
     def _create(self, path: str, body: bytes, arrived: float) -> tuple[int, bytes]:
         params = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
