@@ -24,8 +24,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from drip.campaigns.loader import StepDraft
 from drip.campaigns.yamlsource import Position
 from drip.domain.account import AccountSettings
+from drip.domain.decision_codes import SkipCode
 from drip.domain.enums import Channel, MessageKind
-from drip.domain.policy import ContactState, ConversationState, Outgoing, Skip, SkipCode, decide
+from drip.domain.policy import ContactState, ConversationState, Outgoing, Skip, decide
 from drip.domain.schedule import at_local
 from drip.domain.window import WEEKDAY_WORDS, SendWindow
 

@@ -11,7 +11,8 @@ Pure; both decisions come from :func:`drip.domain.policy.decide`.
 
 from __future__ import annotations
 
-from drip.domain.policy import Decision, Defer, Skip, SkipCode
+from drip.domain.decision_codes import SkipCode
+from drip.domain.policy import Decision, Defer, Skip
 
 
 def held_by_cap(capped: Decision, uncapped: Decision) -> bool:

@@ -23,8 +23,8 @@ import functools
 import zoneinfo
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
-from enum import StrEnum
 
+from drip.domain.decision_codes import DeferCode, FooterRule, SkipCode
 from drip.domain.enums import Channel, MessageKind, OptOutMode, TextStatus
 from drip.domain.frequency import FrequencyCap, cap_release
 from drip.domain.schedule import at_local
@@ -47,49 +47,6 @@ _MAX_ROUNDS = 32
 #: How far ahead the next opening is looked for; rules that close every day
 #: for longer than this (a blackout of years) are a configuration error.
 _MAX_CLOSED_DAYS = 800
-
-
-class FooterRule(StrEnum):
-    """Why a text did or did not carry the opt-out footer (F1-F5)."""
-
-    F1_INITIAL = "F1"
-    F2_TWO_WAY = "F2"
-    F3_RECURRING = "F3"
-    F4_RECENT = "F4"
-    F5_ALWAYS = "F5"
-    COMPLIANCE = "compliance"
-    NOT_SMS = "not_sms"
-
-
-class SkipCode(StrEnum):
-    NO_PHONE = "no_phone"
-    NO_CONSENT = "no_consent"
-    OPTED_OUT = "opted_out"
-    CANNOT_BE_TEXTED = "cannot_be_texted"
-    UNDELIVERABLE = "undeliverable"
-    NO_EMAIL = "no_email"
-    EMAIL_OPTED_OUT = "email_opted_out"
-    #: The text could not go before its expiry (window, caps): never sent late.
-    EXPIRED = "expired"
-    #: The reassigned-numbers check says the number changed hands after the consent.
-    NUMBER_REASSIGNED = "number_reassigned"
-
-
-class DeferCode(StrEnum):
-    WINDOW = "window"
-    STATE_CAP = "state_cap"
-    CATCH_UP = "catch_up"
-    CLOSED_DAY = "closed_day"
-    HOLIDAY = "holiday"
-    BLACKOUT = "blackout"
-    #: The sender has no capacity now (pacing).
-    PACING = "pacing"
-    #: Too little of the window is left for the text to leave the carrier's queue.
-    CARRIER_CLOCK = "carrier_clock"
-    #: The contact already had the account's most campaign and bulk texts in its span.
-    FREQUENCY_CAP = "frequency_cap"
-    #: The reassigned-numbers check gave no answer (``on_unknown: defer``).
-    REASSIGNED_CHECK_UNAVAILABLE = "reassigned_check_unavailable"
 
 
 @functools.lru_cache(maxsize=512)

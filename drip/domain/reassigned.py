@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
+from drip.domain.decision_codes import DeferCode, SkipCode
 from drip.domain.enums import Channel, MessageKind
-from drip.domain.policy import Defer, DeferCode, Skip, SkipCode
+from drip.domain.policy import Defer, Skip
 from drip.errors import ValidationError
 
 #: The ``on_unknown`` choices: defer the text until the check answers, or send it unchecked.

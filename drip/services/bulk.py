@@ -46,6 +46,7 @@ from typing import Any, Final, TypeVar
 import structlog
 
 from drip.campaigns.links import find_links, shortener_of
+from drip.domain.decision_codes import SkipCode
 from drip.domain.enums import Channel, MessageKind, SenderRole, SendState
 from drip.domain.frequency import lookback
 from drip.domain.holdback import held_by_cap
@@ -58,7 +59,6 @@ from drip.domain.policy import (
     Defer,
     Outgoing,
     Skip,
-    SkipCode,
     decide,
 )
 from drip.domain.schedule import local

@@ -34,9 +34,10 @@ import pendulum
 import structlog
 from sqlalchemy.orm import Session
 
+from drip.domain.decision_codes import DeferCode
 from drip.domain.enums import EnrollmentStatus, SendState
 from drip.domain.pacing import validity_seconds
-from drip.domain.policy import Decision, Defer, DeferCode, Send
+from drip.domain.policy import Decision, Defer, Send
 from drip.services.deps import Deps
 from drip.store import carrier as queries
 from drip.store.models import Enrollment, Message, ScheduledSend, SendDecision

@@ -29,18 +29,16 @@ Conventions:
 # No ``from __future__ import annotations`` here: SQLAlchemy would evaluate the
 # 122 ``Mapped[...]`` annotations from strings (a compile each) on every start.
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    Date,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
@@ -49,7 +47,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.engine.default import DefaultExecutionContext
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from drip.domain.enums import (
     CampaignStatus,
@@ -62,13 +60,28 @@ from drip.domain.enums import (
     SendState,
     TextStatus,
 )
+from drip.store.compliance_models import SUPPRESSION_KINDS, InstallKey, NumberCheck, Suppression
+from drip.store.model_base import (
+    ADDRESS,
+    CODE,
+    EMAIL,
+    EXTERNAL_ID,
+    NAME,
+    PHONE,
+    Base,
+    BigIntKey,
+    only_on,
+)
+from drip.store.operator_models import OPERATOR_ROLES, Operator, OperatorAction
 from drip.store.types import StrEnumType, UtcDateTime
 
 __all__ = [
     "DECISION_OUTCOMES",
     "MESSAGE_DIRECTIONS",
     "MESSAGE_STATUSES",
+    "OPERATOR_ROLES",
     "OPT_OUT_HOW_VALUES",
+    "SUPPRESSION_KINDS",
     "Agent",
     "Base",
     "Bulk",
@@ -81,6 +94,8 @@ __all__ = [
     "InstallKey",
     "Message",
     "NumberCheck",
+    "Operator",
+    "OperatorAction",
     "OrphanOptOut",
     "OutboxEvent",
     "PendingCallback",
@@ -120,29 +135,6 @@ MESSAGE_STATUSES = (
     "canceled",
 )
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-#: A 64-bit key on PostgreSQL; on SQLite plain INTEGER so that it is the rowid.
-BigIntKey = BigInteger().with_variant(Integer(), "sqlite")
-
-PHONE = 16  # E.164: "+" and at most 15 digits
-NAME = 100
-EMAIL = 254
-ADDRESS = 320  # a phone number or an email address
-CODE = 64
-EXTERNAL_ID = 200  # a producer's id (a CRM lead id, an event id)
-
-
-def only_on(*dialects: str) -> dict[str, Any]:
-    """``info`` for a schema item that exists on the named dialects only."""
-    return {"dialects": tuple(dialects)}
-
 
 def _default_from(column: str) -> Any:
     """An insert default copying another column of the same row."""
@@ -152,10 +144,6 @@ def _default_from(column: str) -> Any:
         return context.get_current_parameters()[column]  # type: ignore[no-untyped-call]
 
     return default
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class Agent(Base):
@@ -603,108 +591,6 @@ class OutboxEvent(Base):
     delivered_to: Mapped[list[str] | None] = mapped_column(JSON)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
-
-
-#: ``suppressions.kind``
-SUPPRESSION_KINDS = ("phone", "email")
-
-
-class Suppression(Base):
-    """An erased contact's phone or email as a keyed hash, and whether it had opted out.
-
-    ``digest`` is HMAC-SHA256 of the E.164 number or the lower-case address under
-    the install's key (:class:`InstallKey` ``suppression``): a contact created
-    later with the same number or address starts opted out when the erased one
-    had (docs/compliance.md#erasure-and-retention).
-    """
-
-    __tablename__ = "suppressions"
-    __table_args__ = (UniqueConstraint("kind", "digest"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(8))
-    digest: Mapped[str] = mapped_column(String(CODE))
-    erased_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    #: The erased contact (its row stays, without personal data).
-    contact_id: Mapped[int] = mapped_column(Integer)
-    sms_opted_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    sms_opted_out_how: Mapped[str | None] = mapped_column(String(16))
-    email_opted_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-
-
-class InstallKey(Base):
-    """A secret made once per install (random, on first use), by name: ``suppression``."""
-
-    __tablename__ = "install_keys"
-
-    name: Mapped[str] = mapped_column(String(CODE), primary_key=True)
-    value: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-
-
-class NumberCheck(Base):
-    """One answer of the reassigned-numbers check, per number and ``LastVerifiedDate``.
-
-    The number is kept as a keyed digest (``phone_digest``), never in clear; the
-    answer (``yes`` or ``no``; checks without an answer are not kept) is the
-    cache of that (number, date) pair, and the latest ``no`` of a number is its
-    last verification. ``evidence`` is the source's ``reassigned_number`` object.
-    """
-
-    __tablename__ = "number_checks"
-    __table_args__ = (
-        UniqueConstraint("phone_digest", "last_verified_date"),
-        Index("ix_number_checks_phone_digest_checked_at", "phone_digest", "checked_at"),
-    )
-
-    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
-    contact_id: Mapped[int | None] = mapped_column(Integer)
-    phone_digest: Mapped[str] = mapped_column(String(64))
-    last_verified_date: Mapped[date] = mapped_column(Date)
-    answer: Mapped[str] = mapped_column(String(16))
-    evidence: Mapped[str] = mapped_column(Text)
-    checked_at: Mapped[datetime] = mapped_column(UtcDateTime())
-
-
-#: ``operators.role``: read only; contact and enrollment actions; every action and the audit.
-OPERATOR_ROLES = ("viewer", "operator", "compliance")
-
-
-class Operator(Base):
-    """A named console account with a role and a slow salted password hash."""
-
-    __tablename__ = "operators"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(NAME), unique=True)
-    role: Mapped[str] = mapped_column(String(16))
-    password_hash: Mapped[str] = mapped_column(Text)
-    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-
-
-class OperatorAction(Base):
-    """One action a person took from the console or the CLI, with who. Append-only."""
-
-    __tablename__ = "operator_actions"
-    __table_args__ = (
-        Index("ix_operator_actions_contact_id_at", "contact_id", "at"),
-        Index("ix_operator_actions_at", "at"),
-    )
-
-    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(UtcDateTime())
-    actor: Mapped[str] = mapped_column(String(NAME))
-    #: ``console`` or ``cli``.
-    via: Mapped[str] = mapped_column(String(16))
-    #: ``text_status``, ``opt_out``, ``assign``, ``pause_contact``, ``campaign_pause``...
-    action: Mapped[str] = mapped_column(String(CODE))
-    contact_id: Mapped[int | None] = mapped_column(Integer)
-    campaign: Mapped[str | None] = mapped_column(String(NAME))
-    bulk_id: Mapped[int | None] = mapped_column(Integer)
-    #: What changed, in words (the sentence the action printed); no phone or email.
-    detail: Mapped[str] = mapped_column(Text)
 
 
 class Heartbeat(Base):

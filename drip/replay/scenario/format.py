@@ -97,8 +97,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from drip.domain.decision_codes import DeferCode
 from drip.domain.enums import SenderRole, TextStatus
-from drip.domain.policy import DeferCode
 
 SCENARIO_FIELDS = (
     "name",

@@ -24,7 +24,8 @@ from datetime import date, datetime
 
 import structlog
 
-from drip.domain.policy import Defer, DeferCode, Skip
+from drip.domain.decision_codes import DeferCode
+from drip.domain.policy import Defer, Skip
 from drip.domain.reassigned import (
     LookupAnswer,
     Proceed,
