@@ -40,6 +40,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -182,6 +183,13 @@ class Contact(Base):
         Index("ix_contacts_email_lower", text("lower(email)")),
         # The CRM's lead id: unique where present (NULLs may repeat on both databases).
         Index("uq_contacts_external_id", "external_id", unique=True),
+        # The opt-outs the summaries attribute: their number, not the contacts'.
+        Index(
+            "ix_contacts_sms_opted_out_at",
+            "sms_opted_out_at",
+            sqlite_where=text("sms_opted_out_at IS NOT NULL"),
+            postgresql_where=text("sms_opted_out_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -591,3 +599,67 @@ class OutboxEvent(Base):
     delivered_to: Mapped[list[str] | None] = mapped_column(JSON)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+#: The key columns of :class:`QueueTally`, in order.
+QUEUE_KEYS = (
+    "campaign_id",
+    "step_id",
+    "kind",
+    "channel",
+    "sender_phone",
+    "sender_role",
+    "held_to_window",
+    "agent_id",
+    "state",
+    "timezone",
+    "text_status",
+    "can_text",
+    "due_hour",
+)
+
+
+class _QueueKey:
+    """The key of a group of pending sends (see :class:`QueueTally`); NULLs stored as 0 or ''."""
+
+    campaign_id: Mapped[int] = mapped_column(Integer)
+    step_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(32))
+    sender_phone: Mapped[str] = mapped_column(String(32))
+    sender_role: Mapped[str] = mapped_column(String(32))
+    held_to_window: Mapped[bool] = mapped_column(Boolean)
+    agent_id: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(2))
+    timezone: Mapped[str] = mapped_column(String(64))
+    text_status: Mapped[str] = mapped_column(String(32))
+    can_text: Mapped[bool] = mapped_column(Boolean)
+    #: Whole UTC hours since 1970 of the sends' due time.
+    due_hour: Mapped[int] = mapped_column(BigInteger)
+    n: Mapped[int] = mapped_column(BigInteger)
+    #: The latest due time ever added (an upper bound: the forecast errs late).
+    last_due: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: The lowest send id ever added: the representative the forecast renders.
+    rep: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class QueueTally(_QueueKey, Base):
+    """A running count of pending sends per sender key and due hour, kept by triggers.
+
+    What ``drip queue`` and its pacing forecast read instead of the sends;
+    kept by the triggers of migration 0017 (see :mod:`drip.store.queue`).
+    """
+
+    __tablename__ = "queue_tallies"
+    __table_args__ = (
+        PrimaryKeyConstraint(*QUEUE_KEYS, name="pk_queue_tallies"),
+        Index("ix_queue_tallies_due_hour", "due_hour"),
+    )
+
+
+class QueueTallyDelta(_QueueKey, Base):
+    """A change to :class:`QueueTally` not folded in yet (PostgreSQL's statement triggers)."""
+
+    __tablename__ = "queue_tally_deltas"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
