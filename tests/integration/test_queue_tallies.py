@@ -78,7 +78,9 @@ def test_kept_queue_counts_equal_a_recount_after_every_kind_of_write(
         add_agent(world.deps, "Ana", "Ortiz", "+16175550177", now)
         assignment.reassign(world.deps, dana, "+16175550177", now, why="test")
         pausing.pause_contact(world.deps, omar, None, now, operator="test")
-        contact_ops.change_text_status(world.deps, omar, TextStatus.CANNOT_BE_TEXTED, by="test", now=now)
+        contact_ops.change_text_status(
+            world.deps, omar, TextStatus.CANNOT_BE_TEXTED, by="test", now=now
+        )
         kept, recount = _kept_and_recount(world)
         assert kept == recount
         assert any(k[7] != 0 for k in recount), "dana's sends moved to Ana's group"
