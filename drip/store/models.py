@@ -663,3 +663,22 @@ class QueueTallyDelta(_QueueKey, Base):
     __tablename__ = "queue_tally_deltas"
 
     id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+
+
+class ReplyMark(Base):
+    """A sent text followed by a reply or an opt-out, in one scope (see migration 0017).
+
+    Written by triggers when the inbound text or the opt-out is recorded; each
+    new mark adds one to ``send_tallies`` (metric ``replied`` or ``opted_out``,
+    code: the scope), so the summaries read no event.
+    """
+
+    __tablename__ = "reply_marks"
+    __table_args__ = (Index("ix_reply_marks_contact_id", "contact_id", "metric"),)
+
+    #: ``campaign`` (the last text of its campaign), ``all`` (the last campaign text)
+    #: or ``outside`` (the last text, outside campaigns).
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    send_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    metric: Mapped[str] = mapped_column(String(16), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(Integer)

@@ -242,6 +242,182 @@ def backfill(dialect: str) -> str:
     return grouped(src, "queue_tally_deltas").replace("queue_tally_deltas", "queue_tallies", 1)
 
 
+# --------------------------------------------------------------------------- replies and opt-outs
+#
+# A reply (an inbound text) or an opt-out counts for the contact's last sent text at or
+# before it, in three scopes: ``campaign`` (the last text of each campaign: ``drip stats
+# CAMPAIGN``), ``all`` (the last campaign text: ``drip stats``) and ``outside`` (the last
+# text of any kind, when it is outside campaigns). ``reply_marks`` holds one row per
+# (scope, send, metric), written when the event is recorded; its triggers add each new
+# mark to ``send_tallies`` (metric ``replied`` or ``opted_out``, code: the scope), so a
+# summary reads no event. A contact's opt-out marks follow its ``sms_opted_out_at``:
+# cleared, they are removed; changed, they are recomputed.
+
+SCOPES = ("campaign", "all", "outside")
+_AT = "COALESCE({m}.sent_at, {m}.created_at)"
+
+
+def _before(s: str, m: str, metric: str) -> str:
+    """Text ``s`` (its message ``m``) went out before the event ``ev``.
+
+    At the same instant (a frozen clock), a text before a reply has the lower
+    message id, and an opt-out's own confirmation is never before it: so a
+    recount from the rows agrees with the marks written at the time.
+    """
+    at = _AT.format(m=m)
+    tie = f"{m}.id < ev.mid" if metric == "replied" else f"{s}.kind <> 'opt_out_confirmation'"
+    return f"({at} < ev.at OR ({at} = ev.at AND {tie}))"
+
+
+def _last(scope: str, metric: str) -> str:
+    """The condition that no later sent text of the same scope precedes the event."""
+    same = {
+        "campaign": " AND s2.campaign_id = s.campaign_id",
+        "all": " AND s2.campaign_id IS NOT NULL",
+        "outside": "",
+    }[scope]
+    at, at2 = _AT.format(m="m"), _AT.format(m="m2")
+    return (
+        "NOT EXISTS (SELECT 1 FROM scheduled_sends AS s2 JOIN messages AS m2"
+        " ON m2.id = s2.message_id WHERE s2.contact_id = s.contact_id AND s2.state = 'sent'"
+        f"{same} AND {_before('s2', 'm2', metric)}"
+        f" AND ({at2} > {at} OR ({at2} = {at} AND s2.id > s.id)))"
+    )
+
+
+def marks(events: str, metric: str) -> str:
+    """Insert the marks of ``events`` (a query of ``contact_id, at, mid``) for ``metric``.
+
+    ``mid``: the inbound text's message id (replies; NULL for opt-outs).
+    """
+    own = {
+        "campaign": "s.campaign_id IS NOT NULL",
+        "all": "s.campaign_id IS NOT NULL",
+        "outside": "s.campaign_id IS NULL",
+    }
+    parts = [
+        f"SELECT '{scope}' AS scope, s.id AS send_id, '{metric}' AS metric,"
+        " s.contact_id AS contact_id FROM (" + events + ") AS ev"
+        " JOIN scheduled_sends AS s ON s.contact_id = ev.contact_id AND s.state = 'sent'"
+        " JOIN messages AS m ON m.id = s.message_id"
+        f" WHERE {own[scope]} AND {_before('s', 'm', metric)} AND {_last(scope, metric)}"
+        for scope in SCOPES
+    ]
+    return (
+        "INSERT INTO reply_marks (scope, send_id, metric, contact_id) "
+        "SELECT DISTINCT u.scope, u.send_id, u.metric, u.contact_id FROM ("
+        + " UNION ALL ".join(parts)
+        + ") AS u WHERE true ON CONFLICT (scope, send_id, metric) DO NOTHING"
+    )
+
+
+def _mark_tally(rows: str, sign: int, table: str) -> str:
+    """Add (``sign``) the marks of ``rows`` to ``send_tallies`` or append to its deltas."""
+    out = (
+        f"INSERT INTO {table} (campaign_id, bucket, metric, code, n) "
+        "SELECT COALESCE(s.campaign_id, 0),"
+        " CASE WHEN s.campaign_id IS NULL THEN s.kind ELSE COALESCE(s.step_id, '?') END,"
+        f" r.metric, r.scope, {sign} * COUNT(*) FROM ({rows}) AS r"
+        " JOIN scheduled_sends AS s ON s.id = r.send_id WHERE true GROUP BY 1, 2, 3, 4"
+    )
+    if table == "send_tallies":
+        out += (
+            " ON CONFLICT (campaign_id, bucket, metric, code)"
+            " DO UPDATE SET n = send_tallies.n + excluded.n"
+        )
+    return out
+
+
+_INBOUND = "direction = 'inbound' AND {r}.contact_id IS NOT NULL"
+_OPTED = "{r}.sms_opted_out_at IS NOT NULL"
+
+
+def _sqlite_mark_triggers() -> dict[str, tuple[str, str, str | None, str]]:
+    me = "SELECT NEW.scope AS scope, NEW.send_id AS send_id, NEW.metric AS metric"
+    old = "SELECT OLD.scope AS scope, OLD.send_id AS send_id, OLD.metric AS metric"
+    return {
+        "drip_marks_inbound": (
+            "messages",
+            "INSERT",
+            "NEW." + _INBOUND.format(r="NEW"),
+            marks(
+                "SELECT NEW.contact_id AS contact_id, NEW.created_at AS at, NEW.id AS mid",
+                "replied",
+            ),
+        ),
+        "drip_marks_opt_out": (
+            "contacts",
+            "UPDATE",
+            "OLD.sms_opted_out_at IS NOT NEW.sms_opted_out_at",
+            "DELETE FROM reply_marks WHERE contact_id = NEW.id AND metric = 'opted_out'; "
+            + marks(
+                "SELECT NEW.id AS contact_id, NEW.sms_opted_out_at AS at, NULL AS mid"
+                " WHERE NEW.sms_opted_out_at IS NOT NULL",
+                "opted_out",
+            ),
+        ),
+        "drip_marks_insert": ("reply_marks", "INSERT", None, _mark_tally(me, 1, "send_tallies")),
+        "drip_marks_delete": ("reply_marks", "DELETE", None, _mark_tally(old, -1, "send_tallies")),
+    }
+
+
+def _pg_mark_triggers() -> dict[str, tuple[str, str, str]]:
+    changed = (
+        "FROM drip_old AS o JOIN drip_new AS n ON n.id = o.id"
+        " AND o.sms_opted_out_at IS DISTINCT FROM n.sms_opted_out_at"
+    )
+    return {
+        "drip_marks_inbound": (
+            "messages",
+            "INSERT",
+            marks(
+                "SELECT n.contact_id AS contact_id, n.created_at AS at, n.id AS mid FROM drip_new AS n"
+                " WHERE n." + _INBOUND.format(r="n"),
+                "replied",
+            ),
+        ),
+        "drip_marks_opt_out": (
+            "contacts",
+            "UPDATE",
+            "DELETE FROM reply_marks AS r USING drip_old AS o JOIN drip_new AS n ON n.id = o.id"
+            " AND o.sms_opted_out_at IS DISTINCT FROM n.sms_opted_out_at"
+            " WHERE r.contact_id = n.id AND r.metric = 'opted_out'; "
+            + marks(
+                f"SELECT n.id AS contact_id, n.sms_opted_out_at AS at, NULL AS mid {changed}"
+                " WHERE n.sms_opted_out_at IS NOT NULL",
+                "opted_out",
+            ),
+        ),
+        "drip_marks_insert": (
+            "reply_marks",
+            "INSERT",
+            _mark_tally("SELECT * FROM drip_new", 1, "send_tally_deltas"),
+        ),
+        "drip_marks_delete": (
+            "reply_marks",
+            "DELETE",
+            _mark_tally("SELECT * FROM drip_old", -1, "send_tally_deltas"),
+        ),
+    }
+
+
+def backfill_marks() -> list[str]:
+    """The marks of every inbound text and every opt-out, then their counts (tables empty)."""
+    return [
+        marks(
+            "SELECT r.contact_id AS contact_id, r.created_at AS at, r.id AS mid FROM messages AS r"
+            " WHERE r." + _INBOUND.format(r="r"),
+            "replied",
+        ),
+        marks(
+            "SELECT r.id AS contact_id, r.sms_opted_out_at AS at, NULL AS mid FROM contacts AS r"
+            " WHERE " + _OPTED.format(r="r"),
+            "opted_out",
+        ),
+        _mark_tally("SELECT scope, send_id, metric FROM reply_marks", 1, "send_tallies"),
+    ]
+
+
 def _key_columns() -> list[sa.Column[object]]:
     return [
         sa.Column("campaign_id", sa.Integer(), nullable=False),
@@ -291,22 +467,39 @@ def upgrade() -> None:
         postgresql_where=sa.text("sms_opted_out_at IS NOT NULL"),
         sqlite_where=sa.text("sms_opted_out_at IS NOT NULL"),
     )
+    op.create_table(
+        "reply_marks",
+        sa.Column("scope", sa.String(16), nullable=False),
+        sa.Column("send_id", sa.BigInteger(), nullable=False),
+        sa.Column("metric", sa.String(16), nullable=False),
+        sa.Column("contact_id", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("scope", "send_id", "metric", name=op.f("pk_reply_marks")),
+    )
+    op.create_index("ix_reply_marks_contact_id", "reply_marks", ["contact_id", "metric"])
     op.execute(backfill(dialect))
+    op.execute("DELETE FROM send_tallies WHERE metric IN ('replied', 'opted_out')")
+    for statement in backfill_marks():
+        op.execute(statement)
     if dialect == "postgresql":
-        for name, (table, event, statement) in _pg_triggers().items():
+        for name, (table, event, statement) in {**_pg_triggers(), **_pg_mark_triggers()}.items():
             op.execute(
                 f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ "
                 f"BEGIN {statement}; RETURN NULL; END $$"
             )
-            tables = "NEW TABLE AS drip_new"
-            if event == "UPDATE":
-                tables = "OLD TABLE AS drip_old " + tables
+            tables = {
+                "INSERT": "NEW TABLE AS drip_new",
+                "UPDATE": "OLD TABLE AS drip_old NEW TABLE AS drip_new",
+                "DELETE": "OLD TABLE AS drip_old",
+            }[event]
             op.execute(
                 f"CREATE TRIGGER {name} AFTER {event} ON {table} REFERENCING {tables} "
                 f"FOR EACH STATEMENT EXECUTE FUNCTION {name}()"
             )
         return
-    for name, (table, event, when, statement) in _sqlite_triggers().items():
+    for name, (table, event, when, statement) in {
+        **_sqlite_triggers(),
+        **_sqlite_mark_triggers(),
+    }.items():
         guard = f" WHEN {when}" if when else ""
         op.execute(
             f"CREATE TRIGGER {name} AFTER {event} ON {table} "
@@ -316,10 +509,13 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
-    for name, (table, *_rest) in _sqlite_triggers().items():
+    for name, (table, *_rest) in {**_sqlite_triggers(), **_sqlite_mark_triggers()}.items():
         op.execute(f"DROP TRIGGER IF EXISTS {name}" + (f" ON {table}" if postgres else ""))
         if postgres:
             op.execute(f"DROP FUNCTION IF EXISTS {name}()")
+    op.execute("DELETE FROM send_tallies WHERE metric IN ('replied', 'opted_out')")
+    op.drop_index("ix_reply_marks_contact_id", table_name="reply_marks")
+    op.drop_table("reply_marks")
     op.drop_index("ix_contacts_sms_opted_out_at", table_name="contacts")
     op.drop_table("queue_tally_deltas")
     op.drop_index("ix_queue_tallies_due_hour", table_name="queue_tallies")
