@@ -39,7 +39,15 @@ from drip.store.models import (
     ScheduledSend,
 )
 
-__all__ = ["FOLD_BATCH", "Group", "agents", "campaigns", "fold", "pending_groups"]
+__all__ = [
+    "FOLD_BATCH",
+    "Group",
+    "agents",
+    "campaigns",
+    "fold",
+    "pending_by_campaign",
+    "pending_groups",
+]
 
 #: Deltas one :func:`fold` statement moves at most.
 FOLD_BATCH = 20_000
@@ -243,6 +251,33 @@ def pending_groups(session: Session, now: datetime, hours: int) -> list[Group]:
     for row in later:
         send, contact = _copies(row, now)
         out.append(Group(int(row.n), row.last_due or now, False, send, contact))
+    return out
+
+
+def pending_by_campaign(session: Session) -> dict[int, tuple[int, datetime | None]]:
+    """Per campaign: its pending sends and the earliest due time among them.
+
+    The count from the kept groups; the earliest due time from the sends of the
+    earliest hour that holds any (an index range of one hour, not every send).
+    """
+    groups = _kept(2**62).subquery("k")
+    per = session.execute(
+        select(groups.c.campaign_id, func.sum(groups.c.n), func.min(groups.c.due_hour))
+        .where(groups.c.campaign_id != 0, groups.c.n > 0)
+        .group_by(groups.c.campaign_id)
+    ).all()
+    out: dict[int, tuple[int, datetime | None]] = {}
+    for cid, n, first in per:
+        start = _hour_start(int(first))
+        due = session.execute(
+            select(func.min(ScheduledSend.due_at)).where(
+                ScheduledSend.campaign_id == cid,
+                ScheduledSend.state == SendState.PENDING,
+                ScheduledSend.due_at >= start,
+                ScheduledSend.due_at < start + timedelta(hours=1),
+            )
+        ).scalar_one_or_none()
+        out[int(cid)] = (int(n), due)
     return out
 
 

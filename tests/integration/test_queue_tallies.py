@@ -9,7 +9,7 @@ contact, an unenrollment, a text-status change, a paused campaign.
 from __future__ import annotations
 
 import importlib.util
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -91,6 +91,38 @@ def test_kept_queue_counts_equal_a_recount_after_every_kind_of_write(
         kept, recount = _kept_and_recount(world)
         assert kept == recount
         assert rita  # opted out in seed: her sends were skipped or are counted as not textable
+
+
+def test_campaign_counts_from_the_kept_counts_equal_a_count_of_the_sends(
+    db_url: str, tmp_path: Path
+) -> None:
+    """drip campaigns' pending sends, earliest due time and active enrollments, read from the
+    running counts, equal a direct count of the sends and enrollments."""
+    from drip.store.lifecycle import campaign_counts
+
+    with open_world(db_url, tmp_path) as world:
+        seed(world)
+        with world.deps.sessions() as session:
+            counts = campaign_counts(session)
+            direct = session.execute(
+                text(
+                    "SELECT campaign_id, COUNT(*), MIN(due_at) FROM scheduled_sends"
+                    " WHERE state = 'pending' AND campaign_id IS NOT NULL GROUP BY campaign_id"
+                )
+            ).all()
+            active = session.execute(
+                text(
+                    "SELECT campaign_id, COUNT(*) FROM enrollments WHERE status = 'active'"
+                    " GROUP BY campaign_id"
+                )
+            ).all()
+    assert direct and active
+    for cid, n, raw in direct:
+        assert counts[cid].pending_sends == n
+        due = raw if isinstance(raw, datetime) else datetime.fromisoformat(raw)
+        due = due.astimezone(UTC) if due.tzinfo else due.replace(tzinfo=UTC)
+        assert counts[cid].next_due_at == due
+    assert {cid: c.active_enrollments for cid, c in counts.items()} == dict(active)
 
 
 def _pending(world: World, contact_id: int, due: Any, body: str) -> None:
