@@ -23,6 +23,12 @@ transaction. On PostgreSQL per statement, appending grouped rows to
 ``queue_tallies`` directly. Sends and contacts are never deleted by drip, so
 there is no delete trigger (a test database's ``DELETE`` empties every table).
 
+One race is left on PostgreSQL: a contact's agent, zone or textability
+changing in one transaction while another claims or decides one of its
+pending sends (each trigger reads the other table as its own snapshot saw
+it) can leave that send counted in its old group; the test's recount
+(:func:`backfill`) shows the drift, and rebuilding the counts repairs it.
+
 The upgrade backfills the counts from the pending sends. It also adds a
 partial index on ``contacts.sms_opted_out_at`` (the opt-outs the summaries
 attribute), so that reading them costs their number, not the contacts'.
