@@ -27,7 +27,8 @@ One race is left on PostgreSQL: a contact's agent, zone or textability
 changing in one transaction while another claims or decides one of its
 pending sends (each trigger reads the other table as its own snapshot saw
 it) can leave that send counted in its old group; the test's recount
-(:func:`backfill`) shows the drift, and rebuilding the counts repairs it.
+(:func:`backfill`) shows the drift, and running it again into emptied
+tables repairs it (there is no command for that yet).
 
 The upgrade backfills the counts from the pending sends. It also adds a
 partial index on ``contacts.sms_opted_out_at`` (the opt-outs the summaries
