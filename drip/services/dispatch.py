@@ -16,6 +16,7 @@ from drip.services.deps import Deps
 from drip.services.fire import FireResult, count_outcomes, fire_batch
 from drip.store import claims, heartbeats
 from drip.store.gauges import DISPATCH
+from drip.store.queue import fold as fold_queue
 from drip.store.summary import fold as fold_tallies
 
 log = structlog.get_logger("drip.dispatch")
@@ -59,7 +60,9 @@ def recover(deps: Deps, now: datetime) -> list[int]:
 
 
 def _fold(deps: Deps) -> None:
-    """Fold the running counts' deltas into ``send_tallies`` (see :mod:`drip.store.summary`).
+    """Fold the running counts' deltas into ``send_tallies`` and ``queue_tallies``.
+
+    (See :mod:`drip.store.summary` and :mod:`drip.store.queue`.)
 
     Every tick, so the deltas stay few; a failure waits for the next tick (reads
     stay exact: they add the deltas not folded yet).
@@ -67,6 +70,8 @@ def _fold(deps: Deps) -> None:
     try:
         with deps.sessions() as session:
             fold_tallies(session)
+        with deps.sessions() as session:
+            fold_queue(session)
     except SQLAlchemyError as exc:
         log.warning("tally_fold_failed", error=f"{type(exc).__name__}: {exc}")
 

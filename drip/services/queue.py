@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pendulum
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from drip.domain.campaign import Campaign
 from drip.domain.enums import CampaignStatus, Channel, SenderRole
@@ -88,21 +90,27 @@ class Queue:
 def queue_view(deps: Deps, now: datetime) -> Queue:
     """Pending sends due by ``now`` and within :data:`HORIZON` after it, grouped.
 
-    One grouped read (:mod:`drip.store.queue`) feeds both the counts and the
-    pacing forecast; its size is the number of groups, not of sends.
+    One read of the running counts (:mod:`drip.store.queue`) feeds both the
+    counts and the pacing forecast; its size is the number of groups, not of sends.
     """
     from drip.services.pacing import forecast_lines
 
     account = deps.account
     default_agent = account.default_agent.phone if account.default_agent else None
     hours = int(HORIZON.total_seconds() // 3600)
+    try:  # fewer deltas to add up below (the tick folds them too); the read is exact either way
+        with deps.sessions() as session:
+            store.fold(session)
+    except SQLAlchemyError as exc:  # e.g. a read-only database role: read without folding
+        structlog.get_logger("drip.queue").info("queue_fold_skipped", error=type(exc).__name__)
     with deps.sessions() as session:
         groups = store.pending_groups(session, now, hours)
         agents = store.agents(session)
         rows = store.campaigns(session)
     counts: Counter[tuple[str, str, str, bool, bool]] = Counter()
-    for n, _last_due, due_now, send, contact in groups:
-        agent = agents.get(contact.agent_id) if contact.agent_id else None
+    for group in groups:
+        send, contact = group.send, group.contact
+        agent = agents.get(contact.agent_id) if contact is not None and contact.agent_id else None
         row = rows.get(send.campaign_id) if send.campaign_id else None
         if send.channel is Channel.EMAIL:
             sender = "email"
@@ -114,7 +122,7 @@ def queue_view(deps: Deps, now: datetime) -> Queue:
             sender = (agent.phone if agent else None) or default_agent or "none"
         campaign = row.name if row is not None else f"({send.kind.value})"
         held = row is not None and row.status is CampaignStatus.PAUSED
-        counts[(campaign, sender, send.channel.value, held, bool(due_now))] += int(n)
+        counts[(campaign, sender, send.channel.value, held, group.due_now)] += group.n
     grouped: dict[tuple[str, str, str, bool], list[int]] = {}
     for (campaign, sender, channel, held, due), n in counts.items():
         slot = grouped.setdefault((campaign, sender, channel, held), [0, 0])
@@ -141,7 +149,7 @@ def queue_view(deps: Deps, now: datetime) -> Queue:
 def forecast_groups(
     deps: Deps,
     now: datetime,
-    groups: Sequence[Any],
+    groups: Sequence[store.Group],
     agents: dict[int, Agent],
     campaigns: dict[int, CampaignRow],
 ) -> Forecast:
@@ -155,8 +163,9 @@ def forecast_groups(
 
     parsed: dict[int, Campaign | None] = {}
     queues: dict[str, list[tuple[QueuedText, int]]] = {}
-    for n, last_due, _due_now, send, contact in groups:
-        if send.channel is not Channel.SMS:
+    for group in groups:
+        send, contact = group.send, group.contact
+        if send.channel is not Channel.SMS or contact is None:
             continue
         row = campaigns.get(send.campaign_id) if send.campaign_id else None
         campaign: Campaign | None = None
@@ -170,7 +179,7 @@ def forecast_groups(
         body, window = body_and_window(deps, campaign, send.body, send.step_id)
         if body is None:
             continue
-        due = max(last_due, now)
+        due = max(group.last_due, now)
         outgoing = Outgoing(
             kind=send.kind,
             due_at=due,
@@ -190,7 +199,7 @@ def forecast_groups(
             sender_phone=send.sender_phone,
         )
         if item is not None:
-            queues.setdefault(item.sender, []).append((item, int(n)))
+            queues.setdefault(item.sender, []).append((item, group.n))
     rates = sender_rates(deps)
     return Forecast(
         tuple(

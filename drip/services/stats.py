@@ -211,7 +211,7 @@ def campaign_stats(deps: Deps, now: datetime, campaign: str | None = None) -> St
 
     Without ``campaign``, the texts outside campaigns too, by kind. Read from
     the running counts (:mod:`drip.store.summary`): the cost is the number of
-    steps and of replies and opt-outs, not the number of sends.
+    steps, not the number of sends, replies or opt-outs.
     """
     price = sms_price()
     others = campaign is None
@@ -232,9 +232,6 @@ def campaign_stats(deps: Deps, now: datetime, campaign: str | None = None) -> St
             campaigns = named
         only = campaigns[0].id if campaign is not None else None
         counted = summary.tallies(session, only)
-        hits = list(summary.attributed(session, only, outside=False))
-        if others:
-            hits += summary.attributed(session, None, outside=True)
     tallies: dict[_Key, _Tally] = {}
     enrollments: dict[int, dict[str, int]] = {}
     channels: dict[str, set[str]] = {}
@@ -245,6 +242,8 @@ def campaign_stats(deps: Deps, now: datetime, campaign: str | None = None) -> St
         key: _Key = (None, bucket) if cid == summary.OUTSIDE else (cid, bucket)
         if key[0] is None and not others:
             continue
+        if metric in summary.ATTRIBUTED and code != summary.scope(key[0], campaign):
+            continue  # a reply or opt-out counted in another scope (see drip.store.summary)
         t = tallies.setdefault(key, _Tally())
         if metric == "skipped":
             t.skipped[code] += int(n)
@@ -254,8 +253,6 @@ def campaign_stats(deps: Deps, now: datetime, campaign: str | None = None) -> St
             t.n["failed" if metric == "undelivered" else metric] += int(n)
             if metric == "scheduled" and key[0] is None:
                 channels.setdefault(bucket, set()).add(code)
-    for cid, step_id, kind, metric, n in hits:
-        tallies.setdefault(_key(cid, kind, step_id), _Tally()).n[metric] += int(n)
     out = tuple(_campaign(c, tallies, enrollments.get(c.id, {}), price) for c in campaigns)
     rows = tuple(
         tallies[key].freeze(key[1], None, _one(channels.get(key[1], set())), price.per_segment)
@@ -266,13 +263,6 @@ def campaign_stats(deps: Deps, now: datetime, campaign: str | None = None) -> St
 
 def _one(channels: set[str]) -> str:
     return next(iter(channels)) if len(channels) == 1 else "-"
-
-
-def _key(campaign_id: int | None, kind: Any, step_id: str | None) -> _Key:
-    """A campaign's step, or (None, kind) for a text outside campaigns."""
-    if campaign_id is None:
-        return None, str(getattr(kind, "value", kind))
-    return campaign_id, step_id or "?"
 
 
 def _campaign(

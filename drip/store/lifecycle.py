@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.orm import Session
 
 from drip.domain.enums import EnrollmentStatus, SendState
-from drip.store import outbox
+from drip.store import outbox, queue, summary
 from drip.store.models import Campaign, Enrollment, ScheduledSend, SendDecision
 
 __all__ = [
@@ -39,24 +39,17 @@ class CampaignCounts:
 
 
 def campaign_counts(session: Session) -> dict[int, CampaignCounts]:
-    """:class:`CampaignCounts` of every campaign that has enrollments or pending sends."""
+    """:class:`CampaignCounts` of every campaign that has enrollments or pending sends.
+
+    From the running counts (:mod:`drip.store.summary`, :mod:`drip.store.queue`):
+    the cost is the number of campaigns and groups, not of enrollments or sends.
+    """
     active = {
-        cid: int(n)
-        for cid, n in session.execute(
-            select(Enrollment.campaign_id, func.count())
-            .where(Enrollment.status == EnrollmentStatus.ACTIVE)
-            .group_by(Enrollment.campaign_id)
-        )
+        int(cid): int(n)
+        for cid, _bucket, metric, code, n in summary.tallies(session)
+        if metric == "enrollments" and code == EnrollmentStatus.ACTIVE.value
     }
-    pending = {
-        cid: (int(n), due)
-        for cid, n, due in session.execute(
-            select(ScheduledSend.campaign_id, func.count(), func.min(ScheduledSend.due_at))
-            .where(ScheduledSend.state == SendState.PENDING, ScheduledSend.campaign_id.is_not(None))
-            .group_by(ScheduledSend.campaign_id)
-        )
-        if cid is not None
-    }
+    pending = queue.pending_by_campaign(session)
     out: dict[int, CampaignCounts] = {}
     for cid in set(active) | set(pending):
         n, due = pending.get(cid, (0, None))

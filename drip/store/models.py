@@ -39,6 +39,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -174,6 +175,13 @@ class Contact(Base):
         Index("ix_contacts_email_lower", text("lower(email)")),
         # The CRM's lead id: unique where present (NULLs may repeat on both databases).
         Index("uq_contacts_external_id", "external_id", unique=True),
+        # The opt-outs the summaries attribute: their number, not the contacts'.
+        Index(
+            "ix_contacts_sms_opted_out_at",
+            "sms_opted_out_at",
+            sqlite_where=text("sms_opted_out_at IS NOT NULL"),
+            postgresql_where=text("sms_opted_out_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -600,3 +608,86 @@ class Heartbeat(Base):
 
     name: Mapped[str] = mapped_column(String(CODE), primary_key=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+#: The key columns of :class:`QueueTally`, in order.
+QUEUE_KEYS = (
+    "campaign_id",
+    "step_id",
+    "kind",
+    "channel",
+    "sender_phone",
+    "sender_role",
+    "held_to_window",
+    "agent_id",
+    "state",
+    "timezone",
+    "text_status",
+    "can_text",
+    "due_hour",
+)
+
+
+class _QueueKey:
+    """The key of a group of pending sends (see :class:`QueueTally`); NULLs stored as 0 or ''."""
+
+    campaign_id: Mapped[int] = mapped_column(Integer)
+    step_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(32))
+    sender_phone: Mapped[str] = mapped_column(String(32))
+    sender_role: Mapped[str] = mapped_column(String(32))
+    held_to_window: Mapped[bool] = mapped_column(Boolean)
+    agent_id: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(2))
+    timezone: Mapped[str] = mapped_column(String(64))
+    text_status: Mapped[str] = mapped_column(String(32))
+    can_text: Mapped[bool] = mapped_column(Boolean)
+    #: Whole UTC hours since 1970 of the sends' due time.
+    due_hour: Mapped[int] = mapped_column(BigInteger)
+    n: Mapped[int] = mapped_column(BigInteger)
+    #: The latest due time ever added (an upper bound: the forecast errs late).
+    last_due: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: The lowest send id ever added: the representative the forecast renders.
+    rep: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class QueueTally(_QueueKey, Base):
+    """A running count of pending sends per sender key and due hour, kept by triggers.
+
+    What ``drip queue`` and its pacing forecast read instead of the sends;
+    kept by the triggers of migration 0018 (see :mod:`drip.store.queue`).
+    """
+
+    __tablename__ = "queue_tallies"
+    __table_args__ = (
+        PrimaryKeyConstraint(*QUEUE_KEYS, name="pk_queue_tallies"),
+        Index("ix_queue_tallies_due_hour", "due_hour"),
+    )
+
+
+class QueueTallyDelta(_QueueKey, Base):
+    """A change to :class:`QueueTally` not folded in yet (PostgreSQL's statement triggers)."""
+
+    __tablename__ = "queue_tally_deltas"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+
+
+class ReplyMark(Base):
+    """A sent text followed by a reply or an opt-out, in one scope (see migration 0018).
+
+    Written by triggers when the inbound text or the opt-out is recorded; each
+    new mark adds one to ``send_tallies`` (metric ``replied`` or ``opted_out``,
+    code: the scope), so the summaries read no event.
+    """
+
+    __tablename__ = "reply_marks"
+    __table_args__ = (Index("ix_reply_marks_contact_id", "contact_id", "metric"),)
+
+    #: ``campaign`` (the last text of its campaign), ``all`` (the last campaign text)
+    #: or ``outside`` (the last text, outside campaigns).
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    send_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    metric: Mapped[str] = mapped_column(String(16), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(Integer)

@@ -10,9 +10,11 @@ tick and every read call it) and :func:`tallies` adds the ones not folded
 yet, so the counts are exact at any moment. A read here costs the number of
 campaign steps, not the number of sends.
 
-Replies and opt-outs are attributed at read time (a reply counts for the
-contact's last text before it): one indexed lookup per inbound text or
-opt-out, never a scan of the sends.
+Replies and opt-outs are attributed when they are recorded (a reply counts
+for the contact's last text before it): migration 0018's triggers write a
+``reply_marks`` row per scope and add it to ``send_tallies`` (metrics
+:data:`ATTRIBUTED`, code: the scope, see :func:`scope`), so no read counts
+events either.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, literal, select, text, union_all
+from sqlalchemy import func, select, text, union_all
 from sqlalchemy.orm import Session
 
-from drip.domain.enums import SendState
-from drip.store.models import Contact, Message, ScheduledSend, SendTally, SendTallyDelta
+from drip.store.models import SendTally, SendTallyDelta
 
-__all__ = ["FOLD_BATCH", "OUTSIDE", "attributed", "fold", "tallies"]
+__all__ = ["ATTRIBUTED", "FOLD_BATCH", "OUTSIDE", "fold", "scope", "tallies"]
+
+#: The metrics counted per scope (code): a sent text followed by a reply or an opt-out.
+ATTRIBUTED = ("replied", "opted_out")
 
 #: ``send_tallies.campaign_id`` of the texts outside campaigns (bucket: their kind).
 OUTSIDE = 0
@@ -92,63 +96,13 @@ def tallies(session: Session, campaign_id: int | None = None) -> Sequence[Any]:
     return rows
 
 
-def _events() -> Any:
-    """``(contact_id, at)`` of every inbound text and every SMS opt-out, with its kind."""
-    inbound = select(
-        Message.contact_id.label("contact_id"),
-        Message.created_at.label("at"),
-        literal("replied").label("metric"),
-    ).where(Message.direction == "inbound", Message.contact_id.is_not(None))
-    opted = select(
-        Contact.id.label("contact_id"),
-        Contact.sms_opted_out_at.label("at"),
-        literal("opted_out").label("metric"),
-    ).where(Contact.sms_opted_out_at.is_not(None))
-    return union_all(inbound, opted).subquery("ev")
+def scope(campaign_id: int | None, campaign: str | None) -> str:
+    """The scope of the reply and opt-out counts a summary reads (see ``reply_marks``).
 
-
-def attributed(session: Session, campaign_id: int | None, *, outside: bool) -> Sequence[Any]:
-    """``(campaign_id, step_id, kind, metric, sends)``: sent texts followed by a reply or opt-out.
-
-    Each event counts for the contact's last sent text at or before it: among
-    the texts of ``campaign_id`` (or of every campaign), or, with ``outside``,
-    among every text, keeping the ones outside campaigns. A text followed by
-    several events counts once per metric.
+    One campaign's summary: ``campaign`` (each event counts for that campaign's
+    last text before it); every campaign's: ``all`` (for the last campaign
+    text); the texts outside campaigns: ``outside`` (for the last text of any kind).
     """
-    ev = _events()
-    at = func.coalesce(Message.sent_at, Message.created_at)
-    last: Select[Any] = (
-        select(ScheduledSend.id)
-        .join(Message, Message.id == ScheduledSend.message_id)
-        .where(
-            ScheduledSend.contact_id == ev.c.contact_id,
-            ScheduledSend.state == SendState.SENT,
-            at <= ev.c.at,
-        )
-        .order_by(at.desc(), ScheduledSend.id.desc())
-        .limit(1)
-    )
-    if not outside:
-        last = last.where(
-            ScheduledSend.campaign_id == campaign_id
-            if campaign_id is not None
-            else ScheduledSend.campaign_id.is_not(None)
-        )
-    hits = select(last.scalar_subquery().label("send_id"), ev.c.metric).distinct().subquery("hits")
-    stmt = (
-        select(
-            ScheduledSend.campaign_id,
-            ScheduledSend.step_id,
-            ScheduledSend.kind,
-            hits.c.metric,
-            func.count(),
-        )
-        .join(hits, hits.c.send_id == ScheduledSend.id)
-        .group_by(
-            ScheduledSend.campaign_id, ScheduledSend.step_id, ScheduledSend.kind, hits.c.metric
-        )
-    )
-    if outside:
-        stmt = stmt.where(ScheduledSend.campaign_id.is_(None))
-    rows: Sequence[Any] = session.execute(stmt).all()
-    return rows
+    if campaign_id is None:
+        return "outside"
+    return "campaign" if campaign is not None else "all"
