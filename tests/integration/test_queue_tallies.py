@@ -28,7 +28,7 @@ from drip.store.queue import fold
 
 
 def _migration() -> ModuleType:
-    path = MIGRATIONS_DIR / "versions" / "0017_queue_tallies.py"
+    path = MIGRATIONS_DIR / "versions" / "0018_queue_tallies.py"
     spec = importlib.util.spec_from_file_location("m0017", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -76,7 +76,7 @@ def test_running_counts_equal_a_recount_from_the_sends(db_url: str, tmp_path: Pa
                 )
             )
             # The replies' and opt-outs' marks again: their triggers count them.
-            for statement in _migration("0017_queue_tallies").backfill_marks()[:2]:
+            for statement in _migration("0018_queue_tallies").backfill_marks()[:2]:
                 conn.execute(text(statement))
             recount = _counts(conn)
         assert kept == recount
