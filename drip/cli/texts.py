@@ -63,6 +63,8 @@ def bulk() -> None:
     metavar="DAYS",
     help="Only contacts with no outbound message in the last DAYS days.",
 )
+@click.option("--stage", help="Only contacts in this CRM stage (set by lead events).")
+@click.option("--tag", help="Only contacts with this CRM tag.")
 @click.option("--dry-run", is_flag=True, help="Show who would get it and stop.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def bulk_send(
@@ -71,6 +73,8 @@ def bulk_send(
     campaign: str | None,
     state: str | None,
     not_contacted_since: int | None,
+    stage: str | None,
+    tag: str | None,
     dry_run: bool,
     yes: bool,
 ) -> None:
@@ -84,7 +88,7 @@ def bulk_send(
 
     deps = ready_deps()
     now = deps.clock.now()
-    filters = BulkFilters(two_way_only, campaign, state, not_contacted_since)
+    filters = BulkFilters(two_way_only, campaign, state, not_contacted_since, stage, tag)
     plan = plan_bulk(deps, body, filters, now)
     for line in plan.lines():
         click.echo(line)
@@ -108,6 +112,8 @@ def bulk_send(
             ("campaign", campaign),
             ("state", state),
             ("not_contacted_since", not_contacted_since),
+            ("stage", stage),
+            ("tag", tag),
         )
         if v is not None
     )

@@ -246,7 +246,7 @@ def _value(field: str, shape: str, value: object) -> Any:
         local, _, domain = text.partition("@")
         if not local or "." not in domain:
             raise _BadFieldError(field, f"{text!r} is not an email address")
-    if shape == WORD and (len(text) > MAX_WORD or any(c.isspace() for c in text)):
+    if shape == WORD and (len(text) > MAX_WORD or text.split() != [text]):  # no whitespace
         raise _BadFieldError(field, f"must be one word of at most {MAX_WORD} characters")
     if shape == AGENT and text not in SPREADS and not text.isdigit():
         try:

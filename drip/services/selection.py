@@ -220,6 +220,19 @@ def _textable(r: Any) -> bool:
     )
 
 
+def crm_reason(
+    stage: str | None, tags: Sequence[str] | None, want_stage: str | None, want_tag: str | None
+) -> str | None:
+    """``stage`` or ``tag`` when a contact's CRM stage or tags (set by lead events) leave it
+    out of a ``--stage``/``--tag`` filter, else None; ``contacts list``, ``enroll-many`` and
+    ``bulk`` filter alike."""
+    if want_stage is not None and stage != want_stage:
+        return "stage"
+    if want_tag is not None and want_tag not in (tags or ()):
+        return "tag"
+    return None
+
+
 def _excluded_by(
     r: Any, filters: ContactFilters, state: str | None, agent: str | None, name: str | None
 ) -> str | None:
@@ -232,10 +245,9 @@ def _excluded_by(
         return "agent"
     if name is not None and name not in f"{r.first_name} {r.last_name}".casefold():
         return "name"
-    if filters.stage is not None and r.stage != filters.stage:
-        return "stage"
-    if filters.tag is not None and filters.tag not in (r.tags or ()):
-        return "tag"
+    crm = crm_reason(r.stage, r.tags, filters.stage, filters.tag)
+    if crm is not None:
+        return crm
     if filters.textable is not None and (textable := _textable(r)) != filters.textable:
         return "textable" if textable else _why_not_textable(r)
     return None
