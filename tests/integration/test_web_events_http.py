@@ -3,6 +3,7 @@ runs it), posted to by a ``requests.Session`` with keep-alive."""
 
 from __future__ import annotations
 
+import html
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +20,13 @@ from drip.services.sync import sync_campaigns
 from drip.store.models import Contact, Enrollment, InboxEvent
 from drip.web.app import create_app
 
+CONSOLE_TOKEN = "console-events-token-0123456789"
+
 
 @pytest.fixture
 def web(db_url: str, tmp_path: Path) -> Iterator[Web]:
     """The services on the test database, with agent Sam and the bundled campaigns synced."""
-    with open_web(db_url, tmp_path) as w:
+    with open_web(db_url, tmp_path, console_token=CONSOLE_TOKEN) as w:
         loaded = load_campaigns(REPO / "campaigns")
         sync_campaigns(w.deps, list(loaded.campaigns.values()), w.clock.now())
         yield w
@@ -186,3 +189,39 @@ def test_an_exit_in_the_same_batch_ends_the_enrollment_its_trigger_made(
     said = dict(inbox(web))
     assert said["a0"] is not None and "enrolled in revive-archived" in said["a0"]
     assert said["d0"] is not None and "left revive-archived" in said["d0"]
+
+
+def test_the_contact_page_says_which_event_and_rule_began_and_ended_each_enrollment(
+    web: Web, http: tuple[str, requests.Session]
+) -> None:
+    """After a CRM archives a lead and later closes its deal, the console's contact page (over
+    HTTP) shows the enrollment begun by the archive event's trigger and ended by the exit."""
+    url, session = http
+    assert session.post(f"{url}/events", json=leads(1), timeout=60).status_code == 202
+    archived = event("9f3a2c71-archive", "lead.updated", {"stage": "archive"},
+                     contact={"external_id": "crm-0"}, at="2026-03-02T16:00:00Z")  # fmt: skip
+    closed = event("7c0d-closed", "deal.stage", {"stage": "closed"},
+                   contact={"external_id": "crm-0"}, at="2026-03-03T17:00:00Z")  # fmt: skip
+    assert session.post(f"{url}/events", json=[archived], timeout=60).status_code == 202
+    assert session.post(f"{url}/events", json=[closed], timeout=60).status_code == 202
+    with web.deps.sessions() as s:
+        contact_id = s.query(Contact.id).filter_by(external_id="crm-0").scalar()
+
+    page = requests.get(
+        f"{url}/console/contacts/{contact_id}",
+        headers={"Authorization": f"Bearer {CONSOLE_TOKEN}"},
+        timeout=60,
+    )
+
+    assert page.status_code == 200
+    text = html.unescape(page.text)
+    row = next(line for line in text.splitlines() if "revive-archived</a>" in line)
+    assert (
+        "enrolled because lead.updated 9f3a2c… set stage archive "
+        "(trigger: lead.updated where stage archive)" in row
+    )
+    assert (
+        "ended by deal.stage 7c0d-c… stage closed "
+        "(exit: deal.stage where stage under_contract|closed)" in row
+    )
+    assert ">stopped<" in row
