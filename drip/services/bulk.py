@@ -254,7 +254,7 @@ def _filtered(
         return "filtered: two_way"
     if recent:
         return "filtered: recently_contacted"
-    crm = crm_reason(contact.stage, contact.tags, filters.stage, filters.tag)
+    crm = crm_reason(contact, filters.stage, filters.tag)
     return None if crm is None else f"filtered: {crm}"
 
 

@@ -220,15 +220,13 @@ def _textable(r: Any) -> bool:
     )
 
 
-def crm_reason(
-    stage: str | None, tags: Sequence[str] | None, want_stage: str | None, want_tag: str | None
-) -> str | None:
+def crm_reason(contact: Any, stage: str | None, tag: str | None) -> str | None:
     """``stage`` or ``tag`` when a contact's CRM stage or tags (set by lead events) leave it
     out of a ``--stage``/``--tag`` filter, else None; ``contacts list``, ``enroll-many`` and
-    ``bulk`` filter alike."""
-    if want_stage is not None and stage != want_stage:
+    ``bulk`` filter alike. ``contact``: a contact or a row with the columns filtered on."""
+    if stage is not None and contact.stage != stage:
         return "stage"
-    if want_tag is not None and want_tag not in (tags or ()):
+    if tag is not None and tag not in (contact.tags or ()):
         return "tag"
     return None
 
@@ -245,7 +243,7 @@ def _excluded_by(
         return "agent"
     if name is not None and name not in f"{r.first_name} {r.last_name}".casefold():
         return "name"
-    crm = crm_reason(r.stage, r.tags, filters.stage, filters.tag)
+    crm = crm_reason(r, filters.stage, filters.tag)
     if crm is not None:
         return crm
     if filters.textable is not None and (textable := _textable(r)) != filters.textable:
