@@ -67,7 +67,8 @@ def main(argv: list[str]) -> int:
         elapsed = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
     print(
-        f"{args.n} events in {elapsed:.2f} s = {args.n / elapsed:,.0f} events/s (profiled); "
+        f"{args.n} events in {elapsed:.2f} s = {args.n / elapsed:,.0f} events/s"
+        f"{'' if args.plain else ' (profiled)'}; "
         f"this process's CPU {cpu:.2f} s"
     )
     for sql, (calls, seconds) in sorted(spent.items(), key=lambda kv: -kv[1][1])[:15]:

@@ -6,7 +6,7 @@ the console's contact page this reads those events back from the inbox and
 names, of the campaign's triggers or exits, the first that holds for the
 event (its data, over the contact's fields as they are now): "enrolled
 because lead.updated 9f3a2c… set stage archive (trigger: lead.updated where
-stage archive)". See docs/operations.md#lead-events.
+stage archive)". See docs/operations.md#lead-events-from-a-crm.
 """
 
 from __future__ import annotations
