@@ -168,16 +168,18 @@ def test_not_contacted_since_filter(web: Web, people: dict[str, int]) -> None:
 
 
 def test_not_contacted_since_counts_its_own_days(web: Web, people: dict[str, int]) -> None:
-    """--not-contacted-since 1 keeps Ann, texted three days ago (not the frequency cap's window)."""
+    """--not-contacted-since 10 leaves out Ann, texted three days ago, though that is outside
+    the one day the frequency cap looks back over; Fay, last texted 15 days ago, is kept."""
+    web.later(days=12)
     assert (
         send_now(web.deps, people["ann"], MessageKind.MANUAL, "Hi Ann", web.now).outcome == "sent"
     )
     web.later(days=3)
 
-    plan = plan_bulk(web.deps, BODY, BulkFilters(not_contacted_since_days=1), web.now)
+    plan = plan_bulk(web.deps, BODY, BulkFilters(not_contacted_since_days=10), web.now)
 
-    assert people["ann"] in plan.recipients
-    assert plan.excluded["filtered: recently_contacted"] == 0
+    assert people["ann"] not in plan.recipients
+    assert people["fay"] in plan.recipients
 
 
 def test_stage_and_tag_filters_are_those_of_contacts_list(web: Web, people: dict[str, int]) -> None:
