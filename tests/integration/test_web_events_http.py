@@ -95,6 +95,8 @@ def test_a_malformed_body_or_event_is_4xx_naming_where(
     bad = [
         event("b1", "lead.exploded", {}),
         event("b2", "lead.updated", {"stage": "hot"}, at="2026-03-02 15:00"),
+        event("b3", "lead.created", {}, contact={"external_id": "crm\u0000-3"}),
+        event("b4\u0000", "lead.created", {}),
     ]
     refused = session.post(f"{url}/events", json=bad, timeout=30)
 
@@ -104,6 +106,8 @@ def test_a_malformed_body_or_event_is_4xx_naming_where(
     assert [(e["index"], e["id"], e["field"]) for e in refused.json()["events"]] == [
         (0, "b1", "type"),
         (1, "b2", "occurred_at"),
+        (2, "b3", "contact.external_id"),
+        (3, "b4\u0000", "id"),
     ]
     assert "no offset" in refused.json()["events"][1]["message"]
     assert inbox(web) == []
