@@ -156,8 +156,8 @@ class BatchApplier:
         history = store.enrollments_of_many(session, [c.id for c in contacts])
         views = {
             cid: [
-                EnrollmentView(e.id, name, e.status is EnrollmentStatus.ACTIVE, e.enrolled_at)
-                for e, name in rows
+                EnrollmentView(r.id, r.name, r.status is EnrollmentStatus.ACTIVE, r.enrolled_at)
+                for r in rows
             ]
             for cid, rows in history.items()
         }

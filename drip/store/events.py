@@ -185,21 +185,26 @@ def contacts_by_refs(
     return [found[i] for i in sorted(found)]
 
 
-def enrollments_of_many(
-    session: Session, contact_ids: Sequence[int]
-) -> dict[int, list[tuple[Enrollment, str]]]:
-    """Every enrollment of these contacts with its campaign's name, by contact, in id order."""
-    out: dict[int, list[tuple[Enrollment, str]]] = {i: [] for i in contact_ids}
+def enrollments_of_many(session: Session, contact_ids: Sequence[int]) -> dict[int, list[Any]]:
+    """Every enrollment of these contacts as a row ``(id, contact_id, status, enrolled_at,
+    name)`` (``name``: its campaign's), by contact, in id order; plain rows, not objects."""
+    out: dict[int, list[Any]] = {i: [] for i in contact_ids}
     if not contact_ids:
         return out
     rows = session.execute(
-        select(Enrollment, Campaign.name)
+        select(
+            Enrollment.id,
+            Enrollment.contact_id,
+            Enrollment.status,
+            Enrollment.enrolled_at,
+            Campaign.name,
+        )
         .join(Campaign, Campaign.id == Enrollment.campaign_id)
         .where(one_of(session, Enrollment.contact_id, sorted(set(contact_ids)), Integer()))
         .order_by(Enrollment.id)
     )
-    for enrollment, name in rows:
-        out.setdefault(enrollment.contact_id, []).append((enrollment, name))
+    for row in rows:
+        out.setdefault(row.contact_id, []).append(row)
     return out
 
 
