@@ -196,7 +196,8 @@ def table(r: dict[str, Any], sections: list[str]) -> str:
         add("   raw COPY into inbox_events", "events_copy_s", "s")
         add("   enrollments made by triggers", "events_enrolled")
         add("   events_vs_copy", "events_vs_copy", "", "goal >= 0.1")
-        add("   POST /events, batches of 500 (test client)", "post_events_per_s", "events/s",
+        add("   POST /events, batches of 500 (gunicorn, 2 workers, 2 clients)",
+            "post_events_per_s", "events/s",
             "goal >= 2000")  # fmt: skip
     if "webhooks" in sections:
         rows.append((f"10. Webhooks out ({_fmt(r.get('webhook_events'))} events)", "", ""))

@@ -17,7 +17,7 @@ import click
 from drip.cli._common import fail, progress, ready_deps
 
 #: Events sent to the ingest service at a time.
-CHUNK = 2000
+CHUNK = 5000
 
 
 @click.group(

@@ -70,6 +70,8 @@ def bulk() -> None:
     help="Skip (expired) any text that cannot go by then, never send it late: a time in "
     "the account's zone (default_timezone), or with its UTC offset (13:00-04:00, 17:00Z).",
 )
+@click.option("--stage", help="Only contacts in this CRM stage (set by lead events).")
+@click.option("--tag", help="Only contacts with this CRM tag.")
 @click.option("--dry-run", is_flag=True, help="Show who would get it and stop.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def bulk_send(
@@ -79,6 +81,8 @@ def bulk_send(
     state: str | None,
     not_contacted_since: int | None,
     expires_at: str | None,
+    stage: str | None,
+    tag: str | None,
     dry_run: bool,
     yes: bool,
 ) -> None:
@@ -96,7 +100,7 @@ def bulk_send(
 
     deps = ready_deps()
     now = deps.clock.now()
-    filters = BulkFilters(two_way_only, campaign, state, not_contacted_since)
+    filters = BulkFilters(two_way_only, campaign, state, not_contacted_since, stage, tag)
     expires: datetime | None = None
     if expires_at is not None:
         try:
@@ -133,6 +137,8 @@ def bulk_send(
             ("state", state),
             ("not_contacted_since", not_contacted_since),
             ("expires_at", plan.local(expires) if expires is not None else None),
+            ("stage", stage),
+            ("tag", tag),
         )
         if v is not None
     )

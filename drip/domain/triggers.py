@@ -200,16 +200,21 @@ def matches(rule: Rule, event: LeadEvent, contact: ContactView) -> bool:
 
 
 def _holds(condition: Condition, event: LeadEvent, contact: ContactView) -> bool:
-    wanted = set(condition.values)
-    if condition.field == "tags":
+    return not set(condition.values).isdisjoint(_seen(condition.field, event, contact))
+
+
+def _seen(name: str, event: LeadEvent, contact: ContactView) -> Iterable[str]:
+    """The values of ``name`` a condition is checked against: the event's data for an event
+    that is not applied to the contact and carries the field, else the contact's field."""
+    if name == "tags":
         if event.type not in APPLIED_TYPES and "tags" in event.data:
-            return bool(wanted & set(_words(event.data["tags"])))
-        return bool(wanted & contact.tags)
-    if event.type not in APPLIED_TYPES and condition.field in event.data:
-        value: object = event.data[condition.field]
+            return _words(event.data["tags"])
+        return contact.tags
+    if event.type not in APPLIED_TYPES and name in event.data:
+        value: object = event.data[name]
     else:
-        value = contact.fields.get(condition.field)
-    return value is not None and str(value) in wanted
+        value = contact.fields.get(name)
+    return () if value is None else (str(value),)
 
 
 def _words(value: object) -> list[str]:
@@ -218,10 +223,50 @@ def _words(value: object) -> list[str]:
     return [str(value)]
 
 
+class Catalog:
+    """The campaigns :func:`decide` weighs, with their triggers indexed so that an event is
+    matched only against the triggers that can match it.
+
+    A trigger is filed under its event type and, when it has a ``where``, under each
+    value of its first condition (a trigger can match only when the event or the
+    contact has one of them); one without a ``where`` is weighed for every event of
+    its type. Build it once for many events (a batch of them): the campaigns do not
+    change between their decisions.
+    """
+
+    __slots__ = ("_any", "_by_value", "by_name", "campaigns")
+
+    def __init__(self, campaigns: Sequence[CampaignView]) -> None:
+        self.campaigns = tuple(campaigns)
+        self.by_name = {c.name: c for c in self.campaigns}
+        #: event type -> positions of campaigns with a trigger on it without a ``where``.
+        self._any: dict[str, set[int]] = {}
+        #: event type -> field -> value -> positions of campaigns with a trigger on it
+        #: whose first condition names that field and value.
+        self._by_value: dict[str, dict[str, dict[str, set[int]]]] = {}
+        for position, campaign in enumerate(self.campaigns):
+            for rule in campaign.automation.triggers:
+                if not rule.where:
+                    self._any.setdefault(rule.on, set()).add(position)
+                    continue
+                first = rule.where[0]
+                values = self._by_value.setdefault(rule.on, {}).setdefault(first.field, {})
+                for value in first.values:
+                    values.setdefault(value, set()).add(position)
+
+    def candidates(self, event: LeadEvent, contact: ContactView) -> list[CampaignView]:
+        """The campaigns, in order, with a trigger that may match ``event``."""
+        found = set(self._any.get(event.type, ()))
+        for name, values in self._by_value.get(event.type, {}).items():
+            for value in _seen(name, event, contact):
+                found.update(values.get(value, ()))
+        return [self.campaigns[i] for i in sorted(found)]
+
+
 def decide(
     event: LeadEvent,
     contact: ContactView,
-    campaigns: Sequence[CampaignView],
+    campaigns: Sequence[CampaignView] | Catalog,
     enrollments: Iterable[EnrollmentView],
     now: datetime,
 ) -> Decision:
@@ -234,10 +279,11 @@ def decide(
     ``cooldown`` has not passed since the last enrollment in it, or an active
     enrollment of its group has the same or a higher priority (a lower one is
     ended, ``replaced``). Of several campaigns of one group, the highest
-    priority enrolls.
+    priority enrolls. ``campaigns`` may be a :class:`Catalog` built once for many events.
     """
+    catalog = campaigns if isinstance(campaigns, Catalog) else Catalog(campaigns)
     history = list(enrollments)
-    by_name = {c.name: c for c in campaigns}
+    by_name = catalog.by_name
     ends: list[End] = []
     ending: set[int] = set()
     for e in history:
@@ -252,13 +298,13 @@ def decide(
     passed: list[str] = []
     chosen: dict[str, tuple[CampaignView, Rule]] = {}
     loose: list[tuple[CampaignView, Rule]] = []
-    for campaign in campaigns:
+    for campaign in catalog.candidates(event, contact):
         auto = campaign.automation
         rule = next((r for r in auto.triggers if matches(r, event, contact)), None)
         if rule is None:
             continue
         why = _refusal(campaign, rule, history, now)
-        blockers = group_blockers(campaign, campaigns, active)
+        blockers = group_blockers(campaign, catalog.campaigns, active)
         if why is None and blockers:
             why = (
                 f"{blockers[0]} of group {auto.group} is active with the same or a higher priority"

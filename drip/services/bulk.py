@@ -15,7 +15,9 @@ that leaves it out):
    the state rules use), ``campaign`` (active in that campaign),
    ``two_way_only`` (the conversation between the contact's agent number and
    the contact has two-way communication), ``not_contacted_since`` (no
-   outbound message, text or email, sent in that many days);
+   outbound message, text or email, sent in that many days), ``stage`` and
+   ``tag`` (the contact's CRM stage is this one, its CRM tags hold this one: the
+   filter of ``drip contacts list --stage/--tag``);
 2. ``no_sender``: no agent number to text from;
 3. the consent gate of :func:`drip.domain.policy.decide` (kind ``bulk``):
    ``no_phone``, ``opted_out``, ``cannot_be_texted``, ``undeliverable``,
@@ -66,6 +68,8 @@ from drip.domain.zones import normalize_state, resolve_state
 from drip.errors import NotFoundError, ValidationError
 from drip.services.deps import Deps
 from drip.services.fire import contact_state
+from drip.services.selection import REASON_WORDS as SELECTION_WORDS
+from drip.services.selection import crm_reason
 from drip.services.senders import resolve_sender
 from drip.store import agents as store_agents
 from drip.store import claims, sends
@@ -87,6 +91,8 @@ REASON_WORDS: Final = {
     "filtered: campaign": "not active in the chosen campaign",
     "filtered: two_way": "no two-way conversation with their agent",
     "filtered: recently_contacted": "sent a message within the chosen days",
+    "filtered: stage": SELECTION_WORDS["stage"],
+    "filtered: tag": SELECTION_WORDS["tag"],
     "no_sender": "no agent number to text from",
     "no_phone": "no phone number",
     "no_consent": "no recorded SMS consent",
@@ -105,6 +111,8 @@ class BulkFilters:
     campaign: str | None = None
     state: str | None = None
     not_contacted_since_days: int | None = None
+    stage: str | None = None
+    tag: str | None = None
 
     def __post_init__(self) -> None:
         if self.not_contacted_since_days is not None and self.not_contacted_since_days < 1:
@@ -273,18 +281,18 @@ def plan_bulk(
         )
         for contact in contacts:
             sender = senders[contact.id]
-            reason: str | None = None
-            if state is not None and resolve_state(contact.state, contact.phone) != state:
-                reason = "filtered: state"
-            elif campaign_members is not None and contact.id not in campaign_members:
-                reason = "filtered: campaign"
-            elif filters.two_way_only and (
-                sender is None or (sender.phone, contact.id) not in two_way
-            ):
-                reason = "filtered: two_way"
-            elif since is not None and (contact.id in last_out and last_out[contact.id] >= since):
-                reason = "filtered: recently_contacted"
-            elif sender is None:
+            reason = _filtered(
+                contact,
+                filters,
+                state=state,
+                members=campaign_members,
+                two_way=filters.two_way_only
+                and (sender is None or (sender.phone, contact.id) not in two_way),
+                recent=since is not None
+                and contact.id in last_out
+                and last_out[contact.id] >= since,
+            )
+            if reason is None and sender is None:
                 reason = "no_sender"
             if reason is not None:
                 plan.excluded[reason] += 1
@@ -375,6 +383,28 @@ def _note_opening(
     at = unbound.until if isinstance(unbound, Defer) else now
     if plan.earliest_expired is None or at < plan.earliest_expired:
         plan.earliest_expired = at
+
+
+def _filtered(
+    contact: Any,
+    filters: BulkFilters,
+    *,
+    state: str | None,
+    members: set[int] | None,
+    two_way: bool,
+    recent: bool,
+) -> str | None:
+    """The first of the operator's filters that leaves ``contact`` out, or None."""
+    if state is not None and resolve_state(contact.state, contact.phone) != state:
+        return "filtered: state"
+    if members is not None and contact.id not in members:
+        return "filtered: campaign"
+    if two_way:
+        return "filtered: two_way"
+    if recent:
+        return "filtered: recently_contacted"
+    crm = crm_reason(contact, filters.stage, filters.tag)
+    return None if crm is None else f"filtered: {crm}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from drip.errors import NotFoundError
 from drip.replay.lanes import FOOTER_RULES, Lane, Mark
 from drip.services.audit import explain_data, reason_after_outcome
 from drip.services.deps import Deps
+from drip.services.enrollment_reasons import EnrollmentReason, enrollment_reasons
 from drip.store import console as store
 from drip.store import operators as operators_store
 from drip.store import outbox
@@ -160,7 +161,8 @@ class ContactPage:
     email_opted_out: bool
     states: tuple[StateRow, ...]
     conversations: tuple[tuple[str, datetime | None, datetime | None], ...]
-    enrollments: tuple[tuple[str, datetime, str, str | None], ...]
+    #: Each enrollment with the lead event and rule that began and ended it.
+    enrollments: tuple[EnrollmentReason, ...]
     timeline: tuple[TimelineRow, ...]
     lane: Lane
     actions: tuple[ActionRow, ...] = ()
@@ -212,10 +214,7 @@ def contact_page(deps: Deps, contact_id: int, *, link: str = "/console/sends/{}"
             (v.sender_phone, v.footer_last_sent_at, v.two_way_at)
             for v in store.conversations_of(session, contact_id)
         )
-        enrollments = tuple(
-            (r.name, r.enrolled_at, str(r.status), r.stop_reason)
-            for r in store.enrollments_of(session, contact_id)
-        )
+        enrollments = tuple(enrollment_reasons(deps, session, c))
         page_states = _states(deps, c)
         summary = _summary(c)
         consent = tuple(

@@ -140,8 +140,8 @@ def _parse(index: int, raw: dict[str, Any]) -> ParsedEvent:
     if isinstance(event_id, bool) or not isinstance(event_id, str | int):
         raise _BadFieldError("id", "id is required: the producer's id of the event, as text")
     event_id = str(event_id).strip()
-    if not event_id or len(event_id) > MAX_ID:
-        raise _BadFieldError("id", f"id must be 1 to {MAX_ID} characters")
+    if not event_id or len(event_id) > MAX_ID or "\x00" in event_id:
+        raise _BadFieldError("id", f"id must be 1 to {MAX_ID} characters, without NUL")
     kind = raw.get("type")
     if kind not in EVENT_TYPES:
         raise _BadFieldError("type", f"unknown type {kind!r}; types are: {', '.join(EVENT_TYPES)}")
@@ -191,6 +191,8 @@ def _contact(value: object, data: dict[str, Any], *, required: bool) -> ContactR
             raise _BadFieldError(
                 "contact.external_id", f"external_id is longer than {MAX_ID} characters"
             )
+        if external is not None and "\x00" in external:
+            raise _BadFieldError("contact.external_id", "external_id must not contain NUL")
     phone = value.get("phone")
     phone = _value("contact.phone", PHONE, phone) if phone is not None else data.get("phone")
     email = value.get("email")
@@ -246,7 +248,7 @@ def _value(field: str, shape: str, value: object) -> Any:
         local, _, domain = text.partition("@")
         if not local or "." not in domain:
             raise _BadFieldError(field, f"{text!r} is not an email address")
-    if shape == WORD and (len(text) > MAX_WORD or any(c.isspace() for c in text)):
+    if shape == WORD and (len(text) > MAX_WORD or text.split() != [text]):  # no whitespace
         raise _BadFieldError(field, f"must be one word of at most {MAX_WORD} characters")
     if shape == AGENT and text not in SPREADS and not text.isdigit():
         try:

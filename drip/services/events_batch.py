@@ -33,6 +33,7 @@ from drip.domain.campaign import Campaign
 from drip.domain.enums import CampaignStatus, EnrollmentStatus
 from drip.domain.triggers import (
     CampaignView,
+    Catalog,
     Decision,
     Enroll,
     EnrollmentView,
@@ -58,14 +59,25 @@ Told = Callable[[ParsedEvent, str, str], None]
 
 @dataclass(slots=True)
 class _Run:
-    """The events applied in the open transaction, not yet committed."""
+    """The events applied in the open transaction, not yet committed.
+
+    An enrollment a trigger asks for is written when the run is flushed; until
+    then the contact's views hold it with a provisional (negative) id, so that
+    the contact's later events in the run see it. A decision that would end a
+    provisional enrollment has the run's enrollments written first, and is made
+    again on their real ids.
+    """
 
     events: list[tuple[ParsedEvent, int, Contact]] = field(default_factory=list)
     notes: dict[int, list[str]] = field(default_factory=dict)
-    enroll: dict[str, list[tuple[Contact, ParsedEvent, Enroll]]] = field(
+    enroll: dict[str, list[tuple[Contact, ParsedEvent, Enroll, int]]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    enrolled: set[int] = field(default_factory=set)
+    provisional: int = 0
+
+    def next_id(self) -> int:
+        self.provisional -= 1
+        return self.provisional
 
 
 class BatchApplier:
@@ -73,7 +85,7 @@ class BatchApplier:
 
     def __init__(self, deps: Deps, now: datetime, alone: Apply, told: Told) -> None:
         self.deps, self.now, self.alone, self.told = deps, now, alone, told
-        self.campaigns: list[CampaignView] = []
+        self.catalog = Catalog(())
         self.loaded: dict[str, tuple[CampaignRow, Campaign]] = {}
 
     def apply(self, events: Sequence[tuple[ParsedEvent, int]]) -> None:
@@ -103,8 +115,8 @@ class BatchApplier:
             return
         try:
             with self.deps.sessions.begin() as session:
-                run = self._apply_run(session, events)
-                self._write_enrollments(session, run, {})
+                run, views = self._apply_run(session, events)
+                self._write_enrollments(session, run, views)
                 store.mark_processed_many(
                     session,
                     [
@@ -121,8 +133,10 @@ class BatchApplier:
         for p, _, _ in run.events:
             self.told(p, "accepted", "; ".join(run.notes[p.index]) or "no change")
 
-    def _apply_run(self, session: Session, events: list[tuple[ParsedEvent, int]]) -> _Run:
-        """Apply every event of the run in ``session``."""
+    def _apply_run(
+        self, session: Session, events: list[tuple[ParsedEvent, int]]
+    ) -> tuple[_Run, dict[int, list[EnrollmentView]]]:
+        """Apply every event of the run in ``session``; the run and the contacts' views."""
         refs = [p.contact for p, _ in events]
         contacts = store.contacts_by_refs(
             session,
@@ -130,9 +144,9 @@ class BatchApplier:
             [r.phone for r in refs if r.phone],
             [r.email for r in refs if r.email],
         )
-        # Detached: their fields are written back for the whole run by one statement.
-        for c in contacts:
-            session.expunge(c)
+        # Detached: their fields are written back for the whole run by one statement. The
+        # run's session holds nothing else yet: all of it goes at once.
+        session.expunge_all()
         by_ext = {c.external_id: c for c in contacts if c.external_id}
         by_phone = {c.phone: c for c in contacts if c.phone}
         by_email: dict[str, Contact] = {}
@@ -142,12 +156,13 @@ class BatchApplier:
         history = store.enrollments_of_many(session, [c.id for c in contacts])
         views = {
             cid: [
-                EnrollmentView(e.id, name, e.status is EnrollmentStatus.ACTIVE, e.enrolled_at)
-                for e, name in rows
+                EnrollmentView(r.id, r.name, r.status is EnrollmentStatus.ACTIVE, r.enrolled_at)
+                for r in rows
             ]
             for cid, rows in history.items()
         }
-        self.campaigns, self.loaded = _campaigns(self.deps, session)
+        campaigns, self.loaded = _campaigns(self.deps, session)
+        self.catalog = Catalog(campaigns)
         run = _Run()
         for p, row_id in events:
             r = p.contact
@@ -158,38 +173,27 @@ class BatchApplier:
             )
             if contact is None:
                 raise DripError(f"event {p.id} names no contact")
-            if contact.id in run.enrolled:
-                # Its decision must see the enrollments the run made: write them now.
-                self._write_enrollments(session, run, views)
             run.events.append((p, row_id, contact))
-            run.notes[p.index], decision = self._apply_one(session, contact, p, views)
-            for wanted in decision.enroll:
-                run.enroll[wanted.campaign].append((contact, p, wanted))
-                run.enrolled.add(contact.id)
+            run.notes[p.index] = self._apply_one(session, run, contact, p, views)
         store.write_contacts(session, list({c.id: c for _, _, c in run.events}.values()))
-        return run
+        return run, views
 
     def _apply_one(
         self,
         session: Session,
+        run: _Run,
         contact: Contact,
         p: ParsedEvent,
         views: dict[int, list[EnrollmentView]],
-    ) -> tuple[list[str], Decision]:
+    ) -> list[str]:
         notes = apply_fields(contact, p, self.now)
         notes.extend(apply_actions(self.deps, session, contact, p, self.now))
         mine = views.setdefault(contact.id, [])
-        decision = (
-            decide(
-                LeadEvent(p.id, p.type, p.data),
-                contact_view(contact),
-                self.campaigns,
-                mine,
-                self.now,
-            )
-            if self.campaigns
-            else Decision()
-        )
+        decision = self._decide(contact, p, mine)
+        if any(e.enrollment_id < 0 for e in decision.end):
+            # It ends an enrollment the run has asked for: write them, decide on real ids.
+            self._write_enrollments(session, run, views)
+            decision = self._decide(contact, p, mine)
         if decision.end:
             notes.extend(end_enrollments(session, decision, p, self.now))
             ended = {e.enrollment_id for e in decision.end}
@@ -197,36 +201,57 @@ class BatchApplier:
                 EnrollmentView(v.id, v.campaign, False, v.enrolled_at) if v.id in ended else v
                 for v in mine
             ]
-        return notes, decision
+        for wanted in decision.enroll:
+            provisional = run.next_id()
+            run.enroll[wanted.campaign].append((contact, p, wanted, provisional))
+            mine.append(EnrollmentView(provisional, wanted.campaign, True, self.now))
+        return notes
+
+    def _decide(self, contact: Contact, p: ParsedEvent, mine: list[EnrollmentView]) -> Decision:
+        if not self.catalog.campaigns:
+            return Decision()
+        return decide(
+            LeadEvent(p.id, p.type, p.data), contact_view(contact), self.catalog, mine, self.now
+        )
 
     def _write_enrollments(
         self, session: Session, run: _Run, views: dict[int, list[EnrollmentView]]
     ) -> None:
         """Write the enrollments the run's triggers asked for (set-based per campaign), each
-        with its event's id, and add them to ``views``."""
+        with its event's id, and give them their real ids in ``views``."""
         from drip.services.enrollment import enroll_in
 
         pairs: list[tuple[int, str]] = []
+        real: dict[int, int | None] = {}
         for name, wanted in run.enroll.items():
             new = enroll_in(
                 self.deps,
                 session,
                 name,
-                [c for c, _, _ in wanted],
+                [c for c, _, _, _ in wanted],
                 self.now,
                 loaded=self.loaded.get(name),
             )
-            for contact, p, e in wanted:
+            for contact, p, e, provisional in wanted:
                 enrollment_id = new.get(contact.id)
+                real[provisional] = enrollment_id
                 if enrollment_id is not None:
                     pairs.append((enrollment_id, p.id))
                     run.notes[p.index].append(f"enrolled in {name} ({e.rule.describe()})")
-                    views.setdefault(contact.id, []).append(
-                        EnrollmentView(enrollment_id, name, True, self.now)
-                    )
+        for contact_id in {c.id for wanted in run.enroll.values() for c, _, _, _ in wanted}:
+            mine = views.setdefault(contact_id, [])
+            mine[:] = [_real(v, real) for v in mine if v.id >= 0 or real.get(v.id) is not None]
         store.set_enrollment_events(session, pairs)
         run.enroll.clear()
-        run.enrolled.clear()
+
+
+def _real(view: EnrollmentView, real: dict[int, int | None]) -> EnrollmentView:
+    """``view`` with its real id in place of a provisional one."""
+    if view.id >= 0:
+        return view
+    enrollment_id = real[view.id]
+    assert enrollment_id is not None
+    return EnrollmentView(enrollment_id, view.campaign, view.active, view.enrolled_at)
 
 
 def _campaigns(

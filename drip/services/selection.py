@@ -220,6 +220,17 @@ def _textable(r: Any) -> bool:
     )
 
 
+def crm_reason(contact: Any, stage: str | None, tag: str | None) -> str | None:
+    """``stage`` or ``tag`` when a contact's CRM stage or tags (set by lead events) leave it
+    out of a ``--stage``/``--tag`` filter, else None; ``contacts list``, ``enroll-many`` and
+    ``bulk`` filter alike. ``contact``: a contact or a row with the columns filtered on."""
+    if stage is not None and contact.stage != stage:
+        return "stage"
+    if tag is not None and tag not in (contact.tags or ()):
+        return "tag"
+    return None
+
+
 def _excluded_by(
     r: Any, filters: ContactFilters, state: str | None, agent: str | None, name: str | None
 ) -> str | None:
@@ -232,10 +243,9 @@ def _excluded_by(
         return "agent"
     if name is not None and name not in f"{r.first_name} {r.last_name}".casefold():
         return "name"
-    if filters.stage is not None and r.stage != filters.stage:
-        return "stage"
-    if filters.tag is not None and filters.tag not in (r.tags or ()):
-        return "tag"
+    crm = crm_reason(r, filters.stage, filters.tag)
+    if crm is not None:
+        return crm
     if filters.textable is not None and (textable := _textable(r)) != filters.textable:
         return "textable" if textable else _why_not_textable(r)
     return None

@@ -10,11 +10,9 @@ from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from drip.store.models import (
-    Campaign,
     ConsentEvent,
     Contact,
     Conversation,
-    Enrollment,
     Message,
     ScheduledSend,
     SendDecision,
@@ -24,7 +22,6 @@ __all__ = [
     "campaign_sends",
     "contacts_opted_out_between",
     "conversations_of",
-    "enrollments_of",
     "footer_rules_of_contact",
     "search_contacts",
 ]
@@ -156,17 +153,6 @@ def conversations_of(session: Session, contact_id: int) -> list[Conversation]:
             .order_by(Conversation.sender_phone)
         )
     )
-
-
-def enrollments_of(session: Session, contact_id: int) -> Sequence[Any]:
-    """``(campaign name, enrolled_at, status, stop_reason)`` of every enrollment."""
-    rows: Sequence[Any] = session.execute(
-        select(Campaign.name, Enrollment.enrolled_at, Enrollment.status, Enrollment.stop_reason)
-        .join(Campaign, Campaign.id == Enrollment.campaign_id)
-        .where(Enrollment.contact_id == contact_id)
-        .order_by(Enrollment.enrolled_at)
-    ).all()
-    return rows
 
 
 def contacts_opted_out_between(session: Session, start: datetime, end: datetime) -> list[int]:

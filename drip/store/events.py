@@ -40,11 +40,50 @@ def one_of(
     return column.in_(list(values))
 
 
+def _recordset(columns: Sequence[tuple[str, str]]) -> str:
+    """``ROWS FROM (json_to_recordset(:rows)) WITH ORDINALITY AS v(...)``: the rows of one
+    JSON parameter (a list of objects), typed, in their order. Built from constant
+    column names and types only."""
+    typed = ", ".join(f"{name} {kind}" for name, kind in columns)
+    names = ", ".join(name for name, _ in columns)
+    return (
+        f"ROWS FROM (json_to_recordset(CAST(:rows AS json)) AS ({typed}))"
+        f" WITH ORDINALITY AS v({names}, k)"
+    )
+
+
+def _rows(rows: Iterable[dict[str, Any]]) -> str:
+    """The rows as one JSON parameter (times as ISO 8601 with their offset)."""
+    return json.dumps(list(rows), default=_when, separators=(",", ":"))
+
+
+def _when(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+_INBOX = (
+    ("event_id", "text"), ("type", "text"), ("occurred_at", "timestamptz"),
+    ("contact_ref", "json"), ("data", "json"), ("digest", "text"), ("received_at", "timestamptz"),
+)  # fmt: skip
+# Built once from the constant column names above, never from input.
+_ADD_PG = text(
+    f"INSERT INTO inbox_events ({', '.join(n for n, _ in _INBOX)})"  # noqa: S608 - constants
+    f" SELECT {', '.join('v.' + n for n, _ in _INBOX)} FROM {_recordset(_INBOX)}"
+    " ORDER BY v.k RETURNING event_id, id"
+)
+
+
 def add_events(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """Insert inbox rows (one dict of columns each, one statement executed for many);
-    ``{event id: row id}``."""
+    """Insert inbox rows (one dict of columns each); ``{event id: row id}``. On PostgreSQL
+    one ``INSERT ... SELECT FROM json_to_recordset(...) RETURNING`` for them all, elsewhere one
+    statement executed for many and one query for the ids."""
     if not rows:
         return {}
+    if session.get_bind().dialect.name == "postgresql":
+        found = session.execute(_ADD_PG, {"rows": _rows(rows)})
+        return {str(r[0]): int(r[1]) for r in found}
     session.connection().execute(insert(InboxEvent), list(rows))
     ids = [r["event_id"] for r in rows]
     found = session.execute(
@@ -146,21 +185,26 @@ def contacts_by_refs(
     return [found[i] for i in sorted(found)]
 
 
-def enrollments_of_many(
-    session: Session, contact_ids: Sequence[int]
-) -> dict[int, list[tuple[Enrollment, str]]]:
-    """Every enrollment of these contacts with its campaign's name, by contact, in id order."""
-    out: dict[int, list[tuple[Enrollment, str]]] = {i: [] for i in contact_ids}
+def enrollments_of_many(session: Session, contact_ids: Sequence[int]) -> dict[int, list[Any]]:
+    """Every enrollment of these contacts as a row ``(id, contact_id, status, enrolled_at,
+    name)`` (``name``: its campaign's), by contact, in id order; plain rows, not objects."""
+    out: dict[int, list[Any]] = {i: [] for i in contact_ids}
     if not contact_ids:
         return out
     rows = session.execute(
-        select(Enrollment, Campaign.name)
+        select(
+            Enrollment.id,
+            Enrollment.contact_id,
+            Enrollment.status,
+            Enrollment.enrolled_at,
+            Campaign.name,
+        )
         .join(Campaign, Campaign.id == Enrollment.campaign_id)
         .where(one_of(session, Enrollment.contact_id, sorted(set(contact_ids)), Integer()))
         .order_by(Enrollment.id)
     )
-    for enrollment, name in rows:
-        out.setdefault(enrollment.contact_id, []).append((enrollment, name))
+    for row in rows:
+        out.setdefault(row.contact_id, []).append(row)
     return out
 
 
@@ -173,27 +217,50 @@ _MARK = (
         outcome=bindparam("said"),
     )
 )
+_MARK_PG = text(
+    "UPDATE inbox_events AS e SET processed_at = :at, contact_id = v.cid, outcome = v.said"  # noqa: S608 - constants
+    f" FROM {_recordset((('id', 'bigint'), ('cid', 'integer'), ('said', 'text')))}"
+    " WHERE e.id = v.id"
+)
 
 
 def mark_processed_many(
     session: Session, rows: Sequence[tuple[int, int | None, str]], now: datetime
 ) -> None:
-    """Mark inbox rows ``(row id, contact id, outcome)`` processed, in one statement."""
-    if rows:
-        session.connection().execute(
-            _MARK, [{"row_id": r, "cid": c, "said": said, "at": now} for r, c, said in rows]
+    """Mark inbox rows ``(row id, contact id, outcome)`` processed, in one statement (on
+    PostgreSQL an ``UPDATE ... FROM json_to_recordset(...)``, elsewhere one executed for
+    many)."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            _MARK_PG,
+            {"at": now, "rows": _rows({"id": r, "cid": c, "said": said} for r, c, said in rows)},
         )
+        return
+    session.connection().execute(
+        _MARK, [{"row_id": r, "cid": c, "said": said, "at": now} for r, c, said in rows]
+    )
 
 
 _EVENT_OF = (
     update(Enrollment).where(Enrollment.id == bindparam("eid")).values(event_id=bindparam("ev"))
 )
+_EVENT_OF_PG = text(
+    "UPDATE enrollments AS e SET event_id = v.ev"  # noqa: S608 - constants
+    f" FROM {_recordset((('id', 'bigint'), ('ev', 'text')))} WHERE e.id = v.id"
+)
 
 
 def set_enrollment_events(session: Session, pairs: Sequence[tuple[int, str]]) -> None:
-    """Record which event made each enrollment ``(enrollment id, event id)``."""
-    if pairs:
-        session.connection().execute(_EVENT_OF, [{"eid": e, "ev": ev} for e, ev in pairs])
+    """Record which event made each enrollment ``(enrollment id, event id)``, in one
+    statement."""
+    if not pairs:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_EVENT_OF_PG, {"rows": _rows({"id": e, "ev": ev} for e, ev in pairs)})
+        return
+    session.connection().execute(_EVENT_OF, [{"eid": e, "ev": ev} for e, ev in pairs])
 
 
 def contact_keys(
@@ -221,30 +288,26 @@ EVENT_COLUMNS = (
 _JSON_COLUMNS = ("tags", "field_times")
 _PG_TYPES = {"id": "integer", "agent_id": "integer", "updated_at": "timestamptz"}
 _NAMES = (*EVENT_COLUMNS, *_JSON_COLUMNS)
+_CONTACT_ROW = tuple(
+    (n, "json" if n in _JSON_COLUMNS else _PG_TYPES.get(n, "text")) for n in ("id", *_NAMES)
+)
 # Built once from the constant column names above, never from input.
 _WRITE_PG = text(
     "UPDATE contacts AS c SET "  # noqa: S608 - constant column names only
-    + ", ".join(f"{n} = v.{n}::json" if n in _JSON_COLUMNS else f"{n} = v.{n}" for n in _NAMES)
-    + " FROM unnest("
-    + ", ".join(f"CAST(:{n} AS {_PG_TYPES.get(n, 'text')}[])" for n in ("id", *_NAMES))
-    + f") AS v(id, {', '.join(_NAMES)}) WHERE c.id = v.id"
+    + ", ".join(f"{n} = v.{n}" for n in _NAMES)
+    + f" FROM {_recordset(_CONTACT_ROW)} WHERE c.id = v.id"
 )
 
 
 def write_contacts(session: Session, contacts: Sequence[Contact]) -> None:
     """Write the event-set columns of these (detached) contacts: on PostgreSQL one
-    ``UPDATE ... FROM unnest(...)`` for them all, elsewhere one statement executed for each."""
+    ``UPDATE ... FROM json_to_recordset(...)`` for them all, elsewhere one statement executed for each."""
     if not contacts:
         return
     names = _NAMES
     if session.get_bind().dialect.name == "postgresql":
-        params: dict[str, Any] = {"id": [c.id for c in contacts]}
-        for n in names:
-            values = [getattr(c, n) for c in contacts]
-            if n in _JSON_COLUMNS:
-                values = [None if v is None else json.dumps(v) for v in values]
-            params[n] = values
-        session.execute(_WRITE_PG, params)
+        rows = ({"id": c.id, **{n: getattr(c, n) for n in names}} for c in contacts)
+        session.execute(_WRITE_PG, {"rows": _rows(rows)})
         return
     session.connection().execute(
         update(Contact)

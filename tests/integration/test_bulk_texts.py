@@ -184,6 +184,29 @@ def test_not_contacted_since_counts_all_its_days_not_the_frequency_caps(
     assert plan.recipients == [people["fay"]]
 
 
+def test_stage_and_tag_filters_are_those_of_contacts_list(web: Web, people: dict[str, int]) -> None:
+    """--stage archive keeps Ann, --tag vip keeps Fay; the others are counted as filtered by it."""
+    with web.deps.sessions.begin() as session:
+        session.execute(
+            update(Contact).where(Contact.id == people["ann"]).values(stage="archive", tags=["hot"])
+        )
+        session.execute(
+            update(Contact).where(Contact.id == people["fay"]).values(stage="new", tags=["vip"])
+        )
+
+    by_stage = plan_bulk(web.deps, BODY, BulkFilters(stage="archive"), web.now)
+    by_tag = plan_bulk(web.deps, BODY, BulkFilters(tag="vip"), web.now)
+    both = plan_bulk(web.deps, BODY, BulkFilters(stage="archive", tag="vip"), web.now)
+
+    assert by_stage.recipients == [people["ann"]]
+    assert by_stage.excluded["filtered: stage"] == 7
+    assert by_tag.recipients == [people["fay"]]
+    assert by_tag.excluded["filtered: tag"] == 7
+    assert both.recipients == []
+    assert both.excluded["filtered: tag"] == 1  # Ann: in the stage, without the tag
+    assert any("in another CRM stage" in line for line in by_stage.lines())
+
+
 def test_scheduled_bulk_fires_under_zone_and_state_rules(web: Web, people: dict[str, int]) -> None:
     """At 20:30 Boston time Ann's text goes out; Fay (FL, 8am-8pm) is deferred to 08:00."""
     evening = datetime(2026, 3, 2, 20, 30, tzinfo=NY).astimezone(UTC)
@@ -300,6 +323,10 @@ def test_bulk_command_dry_run_then_schedule(tmp_path: Path) -> None:
     assert "dry run: nothing scheduled" in dry.stdout
     assert real.returncode == 0, real.stderr
     assert re.search(r"bulk \d+: scheduled 1 sends", real.stdout)
+    staged = _drip(env, "bulk", "Open house Saturday!", "--stage", "archive", "--dry-run")
+    assert staged.returncode == 0, staged.stderr
+    assert "0 of 2 contacts will get this text; 2 excluded" in staged.stdout
+    assert "filtered: stage: in another CRM stage" in staged.stdout
     with open_web(url, tmp_path, agent=False) as web:
         rows = bulk_sends(web)
         assert [(r.body, r.state) for r in rows] == [("Open house Saturday!", SendState.PENDING)]
