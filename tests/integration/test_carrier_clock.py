@@ -263,6 +263,36 @@ def test_one_claim_at_a_one_segment_sender_is_sent_without_pacing_deferrals(rig:
     assert clock.now - 5_000.0 > carrier.MAX_WAIT_SECONDS  # the worker did wait past 10 s in all
 
 
+def test_the_work_before_a_slot_comes_out_of_its_wait(rig: Rig) -> None:
+    """A 0.2 s commit before a 1.2 s wait for the sender's slot leaves 1.0 s to sleep, not 1.2 s."""
+    from drip.domain.policy import FooterRule, Send
+
+    clock = FakeTime()
+    slept: list[float] = []
+    pacer = LocalPacer(Senders(), clock=clock, sleep=slept.append)  # 1 segment/s
+    rig.deps = replace(rig.deps, pacer=pacer, account=replace(AccountSettings(), senders=Senders()))
+    now = ny(2, 11)
+    decision = Send(False, FooterRule.F1_INITIAL, "test", window_closes_at=ny(2, 21))
+
+    def clear() -> object:
+        return carrier.clear_to_send(
+            rig.deps,
+            AGENT_PHONE,
+            1,
+            decision,
+            now,
+            catching_up=False,
+            reopen=lambda _at: decision,
+            before_wait=lambda _seconds: time.sleep(0.2),
+        )
+
+    assert isinstance(clear(), carrier.Cleared)  # the first slot is now: nothing to wait for
+    assert isinstance(clear(), carrier.Cleared)
+    wait = 1 + MARGIN
+    assert len(slept) == 1
+    assert wait - 0.2 - 0.1 < slept[0] <= wait - 0.2
+
+
 def test_two_redis_pacers_share_one_senders_slots(redis_url: str) -> None:
     """Two processes' pacers on one Redis: consecutive reservations are a slot apart, not two.
 
