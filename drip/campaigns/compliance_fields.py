@@ -18,7 +18,7 @@ import yaml
 
 from drip.campaigns.yamlsource import YamlSource, is_null
 from drip.domain.frequency import FrequencyCap
-from drip.domain.reassigned import MAX_AGE_DAYS_LIMIT, ON_UNKNOWN, ReassignedNumbers
+from drip.domain.reassigned_settings import MAX_AGE_DAYS_LIMIT, ON_UNKNOWN, ReassignedNumbers
 from drip.domain.retention import MAX_DAYS, MIN_DAYS, Retention
 
 FREQUENCY_CAP_FIELDS = ("texts", "days")

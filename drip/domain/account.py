@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from drip.domain.campaign import DEFAULT_FOOTER
 from drip.domain.frequency import FrequencyCap
 from drip.domain.pacing import Senders
-from drip.domain.reassigned import ReassignedNumbers
+from drip.domain.reassigned_settings import ReassignedNumbers
 from drip.domain.retention import Retention
 from drip.domain.window import Blackout, SendWindow, StateRule
 

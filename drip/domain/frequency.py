@@ -17,7 +17,6 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
-from drip.domain.schedule import at_local
 from drip.errors import ValidationError
 
 
@@ -110,4 +109,8 @@ def parse_expiry(text: str, tz: str) -> datetime:
             raise ValidationError(f"{text!r}: the UTC offset is out of range")
         offset = timezone(sign * timedelta(hours=hours, minutes=minutes))
         return datetime.combine(on, wall, tzinfo=offset).astimezone(UTC)
+    # Imported here: drip.domain.schedule loads pendulum, which every command that
+    # reads account.yaml (and so this module) would otherwise pay for at start.
+    from drip.domain.schedule import at_local
+
     return at_local(on, wall, tz)
