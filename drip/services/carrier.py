@@ -122,15 +122,9 @@ def clear_to_send(
             f"throughput ({rate:g} segments/s; {_masked(slot.reason)})",
             catching_up=catching_up,
         )
-    wait = slot.wait
-    if before_wait is not None and wait > 0:
-        # The slot is an instant: what is done before waiting comes out of the wait, not
-        # on top of it (a commit of 0.3 s would otherwise send this text 0.3 s after its
-        # slot, and the carrier would see it bunched with the sender's next text).
-        started = time.monotonic()
-        before_wait(wait)
-        wait = max(0.0, wait - (time.monotonic() - started))
-    pacer.sleep(wait)
+    if before_wait is not None and slot.wait > 0:
+        before_wait(slot.wait)
+    pacer.sleep(slot.wait)
     sends_at = now + timedelta(seconds=slot.wait)
     return Cleared(validity_seconds(closes, sends_at))
 

@@ -3,13 +3,11 @@ callbacks it sent, and the behaviours a test set (failures, faults, delivery out
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from drip.testing.fake_twilio.httpd import Connection
+from typing import Any
 
 __all__ = [
     "FAULT_KINDS",
@@ -134,7 +132,7 @@ class Ledger:
     callbacks: list[StatusCallbackResult] = field(default_factory=list)
     blocks: set[tuple[str, str]] = field(default_factory=set)  # (sender, recipient): 21610
     arrivals: list[Arrival] = field(default_factory=list)
-    connections: set[Connection] = field(default_factory=set)  # open client connections
+    connections: set[socket.socket] = field(default_factory=set)
     connections_opened: int = 0
 
     def __post_init__(self) -> None:
