@@ -27,6 +27,7 @@ __all__ = [
     "MessageLister",
     "OutboundEmail",
     "OutboundSms",
+    "ProviderError",
     "ProviderMessage",
     "SmsReceipt",
     "SmsSendError",
@@ -216,14 +217,8 @@ def classify_twilio_error(status: int, code: int | None) -> ErrorClass:
     return ErrorClass.FAILED
 
 
-class SmsSendError(TransportError):
-    """A text was not accepted by the provider.
-
-    ``error_class`` says how to react (see :class:`ErrorClass`), ``code`` is the
-    provider's error code (None when the provider was unreachable) and
-    ``status`` the HTTP status (None likewise). ``retryable`` is true exactly
-    for :attr:`ErrorClass.RETRYABLE`.
-    """
+class ProviderError(TransportError):
+    """A provider's refusal or silence, classified: ``error_class``, ``code``, ``status``."""
 
     def __init__(
         self,
@@ -236,6 +231,16 @@ class SmsSendError(TransportError):
         self.error_class = error_class
         self.status = status
         super().__init__(message, code=code, retryable=error_class is ErrorClass.RETRYABLE)
+
+
+class SmsSendError(ProviderError):
+    """A text was not accepted by the provider.
+
+    ``error_class`` says how to react (see :class:`ErrorClass`), ``code`` is the
+    provider's error code (None when the provider was unreachable) and
+    ``status`` the HTTP status (None likewise). ``retryable`` is true exactly
+    for :attr:`ErrorClass.RETRYABLE`.
+    """
 
 
 class EmailAuthError(TransportError):

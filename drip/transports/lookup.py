@@ -16,8 +16,7 @@ from datetime import date, datetime
 from typing import Protocol
 
 from drip.clock import Clock, SystemClock
-from drip.errors import TransportError
-from drip.transports.base import ErrorClass, classify_twilio_error
+from drip.transports.base import ProviderError, classify_twilio_error
 
 __all__ = [
     "DATA_SINCE",
@@ -50,20 +49,8 @@ class ReassignedAnswer:
     raw: str
 
 
-class LookupFailedError(TransportError):
+class LookupFailedError(ProviderError):
     """The check got no usable answer; ``error_class`` says how (``auth`` opens the circuit)."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        error_class: ErrorClass,
-        code: int | None = None,
-        status: int | None = None,
-    ) -> None:
-        self.error_class = error_class
-        self.status = status
-        super().__init__(message, code=code, retryable=error_class is ErrorClass.RETRYABLE)
 
 
 def lookup_error(status: int, code: int | None, detail: str) -> LookupFailedError:
