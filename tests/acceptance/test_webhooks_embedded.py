@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from drip.store import outbox
@@ -42,6 +42,20 @@ def _drip(home: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedPr
     return subprocess.run(
         [DRIP, *args], cwd=home, env=env, capture_output=True, text=True, timeout=120, check=False
     )
+
+
+def _delivered(tmp_path: Path) -> int:
+    """How many outbox events the embedded database records as delivered."""
+    engine = create_engine(f"sqlite:///{tmp_path / '.drip' / 'drip.db'}")
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text("SELECT COUNT(*) FROM outbox_events WHERE state = 'delivered'")
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
 
 
 def test_drip_run_delivers_and_status_counts(tmp_path: Path) -> None:
@@ -71,6 +85,12 @@ def test_drip_run_delivers_and_status_counts(tmp_path: Path) -> None:
         try:
             deadline = time.monotonic() + 30
             while not hook.got and time.monotonic() < deadline:
+                time.sleep(0.1)
+            # The receiver answers before the delivering thread records it: wait for the
+            # record, so the interrupt below tests a quiet stop and not that race.
+            while time.monotonic() < deadline:
+                if _delivered(tmp_path) == 1:
+                    break
                 time.sleep(0.1)
         finally:
             run.send_signal(signal.SIGINT)
