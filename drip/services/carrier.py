@@ -59,9 +59,16 @@ EXPIRED: Final = 30036
 
 @dataclass(frozen=True, slots=True)
 class Cleared:
-    """Send now; ``validity_seconds`` is the ValidityPeriod to hand over (None: the default)."""
+    """Send at ``slot``; ``validity_seconds`` is the ValidityPeriod to hand over (None: the default).
+
+    ``slot`` is the sender's reserved instant on :func:`time.monotonic` (0: now):
+    the caller does its own work first (the ``sending`` commit) and waits for
+    the rest just before the provider call, so that work never lands after the
+    slot and bunches this text with the sender's next one at the carrier.
+    """
 
     validity_seconds: int | None
+    slot: float = 0.0
 
 
 def clear_to_send(
@@ -122,11 +129,11 @@ def clear_to_send(
             f"throughput ({rate:g} segments/s; {_masked(slot.reason)})",
             catching_up=catching_up,
         )
+    at = time.monotonic() + slot.wait
     if before_wait is not None and slot.wait > 0:
         before_wait(slot.wait)
-    pacer.sleep(slot.wait)
     sends_at = now + timedelta(seconds=slot.wait)
-    return Cleared(validity_seconds(closes, sends_at))
+    return Cleared(validity_seconds(closes, sends_at), at)
 
 
 def _masked(reason: str) -> str:

@@ -11,6 +11,7 @@ or deferred when it could not reach the handset inside the window.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,7 +86,9 @@ def deliver(
     )
     message = rendered.message
     attempt = _Attempt(deps, p, decision, message, lane, now)
-    called = _call_provider(attempt, deps.sms, "twilio", lambda: deps.sms.send_sms(outgoing))
+    called = _call_provider(
+        attempt, deps.sms, "twilio", lambda: deps.sms.send_sms(outgoing), slot=cleared.slot
+    )
     if isinstance(called, Outcome):
         return called
     message.provider_sid = called.sid
@@ -140,9 +143,17 @@ class _Attempt:
 
 
 def _call_provider(
-    attempt: _Attempt, transport: object, provider: str, call: Callable[[], R]
+    attempt: _Attempt,
+    transport: object,
+    provider: str,
+    call: Callable[[], R],
+    *,
+    slot: float = 0.0,
 ) -> R | Outcome:
     """The one place a send meets its provider: pre-send checks, ``sending``, the call.
+
+    ``slot`` (a :func:`time.monotonic` instant, 0: none) is the sender's reserved
+    slot, waited for last, right before the call (see :class:`carrier.Cleared`).
 
     Returns the provider's receipt, or the outcome when the send did not go
     (deferred, failed, unknown). Raises :class:`NotOursError` when the send is no
@@ -174,6 +185,8 @@ def _call_provider(
         circuit.cancel_probe()
         log.info("send_not_ours", send_id=p.send.id)
         raise NotOursError
+    if slot:
+        attempt.deps.pacer.sleep(max(0.0, slot - time.monotonic()))
     try:
         receipt = call()
     except TransportError as exc:
