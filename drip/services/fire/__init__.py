@@ -11,8 +11,10 @@ Read the modules in the order a send goes through them:
    consent gets the reassigned-numbers check (when it is on), before anything else;
 3. :mod:`~drip.services.fire.render`: the text (footer, variables) or email,
    and the message row that will record it;
-4. :mod:`~drip.services.fire.deliver`: the sender's slot on the carrier's
-   clock, ``queued -> sending`` for this send only (committed), the call;
+4. :mod:`~drip.services.fire.deliver`: the sender's slot reserved on the
+   carrier's clock, ``queued -> sending`` for this send only (committed), the
+   wait for the slot's instant, the call (waiting last keeps the commit from
+   landing after the slot);
 5. :mod:`~drip.services.fire.outcome`: what the provider's answer means
    (sent, failed, deferred, unknown) and the :class:`FireResult` callers see;
 6. :mod:`~drip.services.fire.record`: a send that reached its provider is
