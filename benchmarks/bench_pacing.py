@@ -2,8 +2,8 @@
 
 ``pacing_accuracy``: several threads send texts of a few sender numbers as
 the fire path does (reserve the number's slot in Redis, wait for it, hand
-the text to the real twilio SDK), against the fake Twilio server in this
-process, which records each request's arrival. The figure is the highest
+the text to the real twilio SDK), against the fake Twilio server in a
+process of its own, which records each request's arrival. The figure is the highest
 count of one number's requests in any one-second span, divided by its
 configured segments per second: at most 1.0 means the carrier never sees a
 number faster than its rate.
@@ -77,7 +77,7 @@ def seed_due_bulk(
 
 def accuracy(ctx: Context) -> dict[str, Any]:
     from drip.domain.pacing import Senders
-    from drip.testing.fake_twilio import FakeTwilioServer
+    from drip.testing.fake_twilio import FakeTwilioProcess
     from drip.transports.base import OutboundSms
     from drip.transports.pacing import RedisPacer, Slot
 
@@ -87,7 +87,8 @@ def accuracy(ctx: Context) -> dict[str, Any]:
     pacer = RedisPacer(senders, ctx.redis_url, prefix="bench-pacing:")
     work = [(n, i) for i in range(per_sender) for n in numbers]
     lock = threading.Lock()
-    with FakeTwilioServer(record_requests=False) as fake:
+    # In its own process: its arrival stamps must not wait for this process's GIL.
+    with FakeTwilioProcess() as fake:
         transport = fake.transport()
 
         def worker() -> None:

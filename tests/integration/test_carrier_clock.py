@@ -8,6 +8,7 @@ slow.
 from __future__ import annotations
 
 import bisect
+import itertools
 import random
 import threading
 import time
@@ -262,18 +263,83 @@ def test_one_claim_at_a_one_segment_sender_is_sent_without_pacing_deferrals(rig:
     assert clock.now - 5_000.0 > carrier.MAX_WAIT_SECONDS  # the worker did wait past 10 s in all
 
 
+def test_the_work_before_a_slot_comes_out_of_its_wait(rig: Rig) -> None:
+    """A 1.2 s slot is an instant, not a sleep: after a 0.2 s commit, 1.0 s is left to wait."""
+    from drip.domain.policy import FooterRule, Send
+
+    clock = FakeTime()
+    slept: list[float] = []
+    pacer = LocalPacer(Senders(), clock=clock, sleep=slept.append)  # 1 segment/s
+    rig.deps = replace(rig.deps, pacer=pacer, account=replace(AccountSettings(), senders=Senders()))
+    now = ny(2, 11)
+    decision = Send(False, FooterRule.F1_INITIAL, "test", window_closes_at=ny(2, 21))
+
+    def clear() -> carrier.Cleared:
+        cleared = carrier.clear_to_send(
+            rig.deps,
+            AGENT_PHONE,
+            1,
+            decision,
+            now,
+            catching_up=False,
+            reopen=lambda _at: decision,
+            before_wait=lambda _seconds: time.sleep(0.2),
+        )
+        assert isinstance(cleared, carrier.Cleared)
+        return cleared
+
+    first = clear()  # the first slot is now: nothing to wait for
+    assert first.slot - time.monotonic() <= 0
+    second = clear()
+    left = second.slot - time.monotonic()
+    wait = 1 + MARGIN
+    assert slept == []  # the caller waits, right before its provider call
+    assert wait - 0.2 - 0.1 < left <= wait - 0.2
+
+
+class ClockReadings:
+    """A pacer's wall clock that keeps its latest reading: a slot's instant is it plus the wait.
+
+    Reservations are judged on those instants, not on the waits: a wait shrinks by
+    however long the test (on a loaded machine) took to ask again.
+    """
+
+    def __init__(self) -> None:
+        self.latest = 0.0
+
+    def __call__(self) -> float:
+        self.latest = time.time()
+        return self.latest
+
+
+def slot_instants(clock: ClockReadings, pacers: list[RedisPacer]) -> tuple[float, list[float]]:
+    """Reserve one segment of AGENT_PHONE with each pacer in turn: when the test asked, and
+    each slot's instant on the pacers' clock."""
+    asked = time.time()
+    instants = []
+    for pacer in pacers:
+        slot = pacer.reserve(AGENT_PHONE, 1, max_wait=5)
+        assert isinstance(slot, Slot)
+        instants.append(clock.latest + slot.wait)
+    return asked, instants
+
+
+def assert_a_slot_apart(asked: float, instants: list[float], step: float) -> None:
+    """The first slot was the Redis server's "now" (between the asking and its answer), and
+    each later one is ``step`` after the one before."""
+    assert asked - 0.02 <= instants[1] - step <= instants[0] + 0.02
+    gaps = [b - a for a, b in itertools.pairwise(instants[1:])]
+    assert gaps == pytest.approx([step] * len(gaps), abs=0.02)
+
+
 def test_two_redis_pacers_share_one_senders_slots(redis_url: str) -> None:
     """Two processes' pacers on one Redis: consecutive reservations are a slot apart, not two."""
     senders = Senders(rates={AGENT_PHONE: 5})
-    one = RedisPacer(senders, redis_url, prefix="test-pacing:")
-    two = RedisPacer(senders, redis_url, prefix="test-pacing:")
-    waits = []
-    for pacer in (one, two, one, two):
-        slot = pacer.reserve(AGENT_PHONE, 1, max_wait=5)
-        assert isinstance(slot, Slot)
-        waits.append(slot.wait)
-    step = (1 + MARGIN) / 5
-    assert waits[1:] == pytest.approx([step, 2 * step, 3 * step], abs=0.02)
+    clock = ClockReadings()
+    one = RedisPacer(senders, redis_url, prefix="test-pacing:", clock=clock)
+    two = RedisPacer(senders, redis_url, prefix="test-pacing:", clock=clock)
+    asked, instants = slot_instants(clock, [one, two, one, two])
+    assert_a_slot_apart(asked, instants, (1 + MARGIN) / 5)
     assert not isinstance(two.reserve(AGENT_PHONE, 30, max_wait=0.1), Slot)
 
 
@@ -314,13 +380,17 @@ def _send_paced(pacers: list[RedisPacer], texts: int, pause: Callable[[], float]
 
 
 def test_a_fast_senders_texts_share_a_few_redis_calls(redis_url: str) -> None:
-    """A sender that never binds: two pacers' 200 texts take far fewer Redis calls than texts."""
+    """A sender that never binds: two pacers' 200 texts back to back take a few Redis calls.
+
+    Back to back, not with a pause per text: a lease holds 25 ms of slots, so with a
+    pause the count of calls would measure how long the machine took to send them.
+    """
     senders = Senders(rates={AGENT_PHONE: 10_000})
     pacers = [RedisPacer(senders, redis_url, prefix="test-lease:") for _ in range(2)]
     calls = [_counting_calls(p) for p in pacers]
-    sent = _send_paced(pacers, 100, lambda: 0.001)
+    sent = _send_paced(pacers, 100, lambda: 0.0)
     assert len(sent) == 200
-    assert sum(len(c) for c in calls) <= 50  # a lease holds 25 ms of slots, a text takes >= 1 ms
+    assert sum(len(c) for c in calls) <= 50  # one call per text without leases
 
 
 def test_leased_and_single_slots_together_keep_a_sender_under_its_rate(redis_url: str) -> None:
@@ -340,16 +410,13 @@ def test_leased_and_single_slots_together_keep_a_sender_under_its_rate(redis_url
 
 def test_a_slow_sender_reserves_one_slot_per_text(redis_url: str) -> None:
     """At 5 segments/s nothing is leased: each text is its own Redis call, a slot apart."""
-    pacer = RedisPacer(Senders(rates={AGENT_PHONE: 5}), redis_url, prefix="test-lease-slow:")
+    clock = ClockReadings()
+    senders = Senders(rates={AGENT_PHONE: 5})
+    pacer = RedisPacer(senders, redis_url, prefix="test-lease-slow:", clock=clock)
     calls = _counting_calls(pacer)
-    waits = []
-    for _ in range(4):
-        slot = pacer.reserve(AGENT_PHONE, 1, max_wait=5)
-        assert isinstance(slot, Slot)
-        waits.append(slot.wait)
+    asked, instants = slot_instants(clock, [pacer] * 4)
     assert len(calls) == 4
-    step = (1 + MARGIN) / 5
-    assert waits == pytest.approx([0, step, 2 * step, 3 * step], abs=0.02)
+    assert_a_slot_apart(asked, instants, (1 + MARGIN) / 5)
 
 
 # --------------------------------------------------------------------------- expiry (30036)

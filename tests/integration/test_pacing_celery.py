@@ -3,6 +3,11 @@
 3,000 one-segment bulk texts from three agent numbers at 5 segments/s each:
 at the fake Twilio server no number ever sends more than 5 in any one-second
 span, and every text goes out exactly once (SPEC §4a).
+
+The fake Twilio server runs in a process of its own (:class:`FakeTwilioProcess`):
+it stamps each request's arrival when its handler thread reads it, and in this
+process that thread would wait for the interpreter lock the dispatcher threads
+and the poll hold, bunching arrivals that came evenly paced.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import secrets
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -22,7 +28,8 @@ from drip.domain.pacing import Senders
 from drip.services.bulk import BulkFilters, plan_bulk, schedule_bulk
 from drip.store.migrate import upgrade
 from drip.store.models import Agent, Contact, Conversation
-from drip.transports.pacing import RedisPacer
+from drip.testing.fake_twilio import FakeTwilioProcess
+from drip.transports.pacing import MARGIN, RedisPacer
 from workers.tasks import dispatch_once, fire_sends
 
 if TYPE_CHECKING:
@@ -42,6 +49,13 @@ def rig_db_url(pg_url: str) -> str:
     return pg_url
 
 
+@pytest.fixture
+def fake_twilio() -> Iterator[FakeTwilioProcess]:
+    """The fake Twilio server in its own process (the rig's ``twilio``): see the module's doc."""
+    with FakeTwilioProcess() as server:
+        yield server
+
+
 def most_in_one_second(times: list[float]) -> int:
     """The largest number of ``times`` inside any half-open one-second span."""
     ordered = sorted(times)
@@ -54,11 +68,19 @@ def most_in_one_second(times: list[float]) -> int:
     return best
 
 
+def tightest_span(times: list[float], n: int) -> float:
+    """The shortest time spanned by ``n`` consecutive ``times`` (rounded to ms; inf if fewer)."""
+    ordered = sorted(times)
+    spans = [ordered[i + n - 1] - ordered[i] for i in range(len(ordered) - n + 1)]
+    return round(min(spans), 3) if spans else float("inf")
+
+
 def test_most_in_one_second_counts_a_sliding_span() -> None:
     """The measure itself: 0.0-0.99 holds 3; a text at 1.0 starts a new span."""
     assert most_in_one_second([0.0, 0.5, 0.99, 1.0, 1.98]) == 3
     assert most_in_one_second([0.0, 1.0, 2.0]) == 1
     assert most_in_one_second([]) == 0
+    assert tightest_span([0.0, 0.5, 0.7, 2.0], 2) == 0.2
 
 
 @pytest.mark.slow
@@ -143,8 +165,7 @@ def test_two_workers_and_two_dispatchers_keep_every_sender_under_its_rate(
     for t in threads:
         t.start()
     try:
-        # Poll once a second: the fake server's threads share this process and its GIL,
-        # and their arrival times are what is measured.
+        # Poll once a second: the workers and the fake server need the CPU more.
         deadline = time.monotonic() + 700
         while sum(n for s, n in rig.states().items() if s in ("sent", "failed")) < TEXTS:
             celery_rig.check_workers()
@@ -162,14 +183,24 @@ def test_two_workers_and_two_dispatchers_keep_every_sender_under_its_rate(
     for a in arrivals:
         by_sender[a.from_ or ""].append(a.at)
     peaks = {sender: most_in_one_second(times) for sender, times in by_sender.items()}
-    print(f"3,000 paced texts in {elapsed:.0f}s; most per second by sender: {peaks}")
+    tightest = {sender: tightest_span(times, RATE + 1) for sender, times in by_sender.items()}
+    print(
+        f"3,000 paced texts in {elapsed:.0f}s; most per second by sender: {peaks}; "
+        f"shortest span of {RATE + 1} texts (paced: {1 + MARGIN:.2f}s): {tightest}"
+    )
 
     assert rig.states() == {"sent": TEXTS}
     assert rig.twilio.count == TEXTS
     assert {a.segments for a in arrivals} == {1}
     assert Counter(a.from_ for a in arrivals) == dict.fromkeys(SENDERS, TEXTS // 3)
     assert len({a.to for a in arrivals}) == TEXTS  # every contact exactly once
-    assert all(peak <= RATE for peak in peaks.values()), peaks
+    # Judged at the carrier, as Twilio counts: a text reaches it after its slot by the
+    # work the fire path does between the wait and the request (marking it `sending`,
+    # the SDK call) and by the CPU a loaded machine gives the worker then. The pacer's
+    # MARGIN leaves 0.2 s for that; on a machine so loaded that one text comes later
+    # than that, its successor catches up with it and the span of RATE + 1 texts
+    # (`tightest`) falls under a second, here as at Twilio.
+    assert all(peak <= RATE for peak in peaks.values()), (peaks, tightest)
     assert len(claimed) >= TEXTS  # some rows may have been claimed again after a deferral
     assert elapsed >= TEXTS / (3 * RATE) - 5  # no faster than the numbers allow
     for w in workers:

@@ -25,7 +25,7 @@ import requests
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from drip.testing.fake_twilio import FakeTwilioServer, num_segments
+from drip.testing.fake_twilio import FakeTwilioProcess, FakeTwilioServer, num_segments
 from drip.transports.base import ErrorClass, OutboundSms, SmsSendError
 from drip.transports.twilio_urllib3 import Urllib3HttpClient
 
@@ -134,7 +134,7 @@ def test_concurrent_sends_from_threads(server: FakeTwilioServer) -> None:
     assert {r.sid for r in server.requests} == set(sids)
 
 
-def test_an_arrival_is_when_the_request_reached_the_socket(server: FakeTwilioServer) -> None:
+def test_an_arrival_is_stamped_when_the_request_line_is_read(server: FakeTwilioServer) -> None:
     """A request whose body trails its head by 0.5 s arrived with its head, not when handled."""
     body = urlencode({"From": AGENT, "To": DANA, "Body": "Hi"}).encode()
     auth = base64.b64encode(f"{server.account_sid}:{server.auth_token}".encode()).decode()
@@ -279,6 +279,28 @@ def test_standalone_process_serves_sdk_and_control_endpoints() -> None:
         assert proc.wait(timeout=10) == 0
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_a_fake_in_its_own_process_reports_its_arrivals_and_counts() -> None:
+    """FakeTwilioProcess: the SDK's texts show in GET /_fake/arrivals and stats; reset forgets."""
+    with FakeTwilioProcess("--fail", "+16175550199:21610") as fake:
+        transport = fake.transport()
+        before = time.time()
+        ok = transport.send_sms(OutboundSms(AGENT, DANA, "Hi", None, 600))
+        with pytest.raises(SmsSendError):
+            transport.send_sms(OutboundSms(AGENT, "+16175550199", "Hi"))
+        after = time.time()
+        arrivals = fake.arrivals
+        assert [(a.from_, a.to, a.validity, a.segments) for a in arrivals] == [
+            (AGENT, DANA, 600, 1),
+            (AGENT, "+16175550199", None, 1),
+        ]
+        assert [a.sid for a in arrivals] == [ok.sid, None]
+        assert all(before <= a.at <= after for a in arrivals)
+        assert (fake.count, fake.stats()["accepted"]) == (2, 1)
+        fake.reset()
+        assert (fake.count, fake.arrivals) == (0, [])
+        transport.close()
 
 
 def _raw_create(srv: FakeTwilioServer, accept_encoding: str | None) -> http.client.HTTPResponse:

@@ -11,16 +11,6 @@ MAX_LINES = 700
 #: Names that mean hand-built infrastructure or a library's internals (issue 21):
 #: raw sockets, fd passing, logging dispatch, SQLAlchemy compiler internals, pickle.
 FORBIDDEN = ("socket.socket", "SCM_RIGHTS", "callHandlers", "bind_names", "pickle", "PopulateDict")
-#: Where a forbidden name is still found, and why it stays for now.
-KNOWN = {
-    "socket.socket": (
-        "the fake Twilio server (drip/testing/fake_twilio: httpd.py, ledger.py, server.py) "
-        "stamps each request with the kernel's receive time (SO_TIMESTAMPNS via recvmsg_into) "
-        "so the pacing tests judge the pacer, not the fake's wait for the CPU; stamping in "
-        "the http.server handler instead made the 3,000-text pacing test fail 2 runs in 4 "
-        "on a loaded 2-core machine"
-    ),
-}
 
 
 def _sources(*folders: str) -> list[Path]:
@@ -42,15 +32,7 @@ def test_no_module_over_700_lines() -> None:
     assert long == {}
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN[name]))
-        if name in KNOWN
-        else name
-        for name in FORBIDDEN
-    ],
-)
+@pytest.mark.parametrize("name", FORBIDDEN)
 def test_no_forbidden_name_in_drip(name: str) -> None:
     """The name appears in no file under drip/ (code, templates or data)."""
     found = [

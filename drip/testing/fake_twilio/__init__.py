@@ -28,10 +28,13 @@ refuses what Twilio refuses with Twilio's codes. Read in this order:
   with a ``Content-Length`` or chunked, plain or gzip-compressed (per server);
 - :mod:`.server`: :class:`FakeTwilioServer`, its life cycle, routes and the
   control endpoints for a server in its own process (``GET /_fake/stats``,
-  ``/_fake/requests``, ``/_fake/ledger``; ``POST /_fake/reset``,
-  ``/_fake/fail``, ``/_fake/fault``, ``/_fake/reassigned`` (``phone``,
-  ``since``), ``/_fake/lookup_fault``);
-- :mod:`.cli`: ``python -m drip.testing.fake_twilio --port 8099``.
+  ``/_fake/requests``, ``/_fake/ledger``, ``/_fake/arrivals``; ``POST
+  /_fake/reset``, ``/_fake/fail``, ``/_fake/fault``, ``/_fake/reassigned``
+  (``phone``, ``since``), ``/_fake/lookup_fault``);
+- :mod:`.cli`: ``python -m drip.testing.fake_twilio --port 8099``;
+- :mod:`.process`: :class:`FakeTwilioProcess`, that command started and read
+  from a test (the pacing tests, whose arrival times must not wait for the
+  test process's interpreter lock).
 """
 
 from drip.testing.fake_twilio.cli import main
@@ -42,6 +45,7 @@ from drip.testing.fake_twilio.ledger import (
     ReceivedRequest,
     StatusCallbackResult,
 )
+from drip.testing.fake_twilio.process import FakeTwilioProcess
 from drip.testing.fake_twilio.server import (
     DEFAULT_ACCOUNT_SID,
     DEFAULT_AUTH_TOKEN,
@@ -54,6 +58,7 @@ __all__ = [
     "DEFAULT_AUTH_TOKEN",
     "FAULT_KINDS",
     "Arrival",
+    "FakeTwilioProcess",
     "FakeTwilioServer",
     "ReceivedRequest",
     "StatusCallbackResult",

@@ -5,22 +5,26 @@ are JSON, written with a ``Content-Length`` or, when the server is told to,
 chunked (``Transfer-Encoding: chunked``) and/or gzip-compressed
 (``Content-Encoding: gzip``, only to a client that sent ``Accept-Encoding: gzip``),
 so that a client is tested against every way Twilio's edge may frame an answer.
+
+A request's arrival (what the carrier's clock and the pacing tests read) is
+stamped once, when http.server has read its request line. That stamp includes
+the wait of the handler thread for the CPU and for its process's interpreter
+lock: a test that judges timing runs the server in its own process
+(:class:`~drip.testing.fake_twilio.process.FakeTwilioProcess`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
-import io
 import socket
-import struct
-import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
 from drip.testing.fake_twilio.codes import error_body
 
-__all__ = ["Application", "FakeHTTPServer"]
+__all__ = ["Application", "Connection", "FakeHTTPServer"]
 
 #: Bytes per chunk of a chunked answer (small, so that an answer is several chunks).
 CHUNK_SIZE = 256
@@ -36,7 +40,14 @@ class Application(Protocol):
         self, method: str, target: str, authorization: str | None, body: bytes, arrived: float
     ) -> tuple[int, bytes]: ...
 
-    def track(self, conn: socket.socket, *, add: bool) -> None: ...
+    def track(self, conn: Connection, *, add: bool) -> None: ...
+
+
+class Connection(Protocol):
+    """A client connection the server holds open (kept alive between requests)."""
+
+    def close_now(self) -> None:
+        """Shut the connection: its client can send nothing more, its thread ends."""
 
 
 class FakeHTTPServer(ThreadingHTTPServer):
@@ -57,21 +68,29 @@ class _Handler(BaseHTTPRequestHandler):
     # after each request), not in two segments the client wakes up for separately.
     wbufsize = 64 * 1024
     server: FakeHTTPServer
-    _stamps: _StampedReader | None
+    #: When the current request arrived (``time.time()``), read once per request.
+    arrived: float = 0.0
 
     def setup(self) -> None:
         super().setup()
-        self._stamps = _stamped(self.connection)
-        if self._stamps is not None:
-            self.rfile.close()  # the makefile() reader would hold the socket open
-            self.rfile = io.BufferedReader(self._stamps)
-        self.server.app.track(self.connection, add=True)
+        self.server.app.track(self, add=True)
 
     def finish(self) -> None:
         try:
             super().finish()
         finally:
-            self.server.app.track(self.connection, add=False)
+            self.server.app.track(self, add=False)
+
+    def close_now(self) -> None:
+        with contextlib.suppress(OSError):  # already closed by the client
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def parse_request(self) -> bool:
+        # The earliest point http.server hands over: the request line has just been
+        # read (a client waits for each answer, so it is this request's first bytes);
+        # the headers and the body are read after it.
+        self.arrived = time.time()
+        return super().parse_request()
 
     def handle(self) -> None:
         try:
@@ -89,10 +108,6 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     def _serve(self) -> None:
-        # The request's head came with its first bytes (a client waits for each answer,
-        # so the buffer held nothing before it): the latest read's stamp is its arrival.
-        stamped = self._stamps.received_at if self._stamps is not None else None
-        arrived = time.time() if stamped is None else stamped
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True
             self._answer(411, error_body(411, 411, "A Content-Length is required"))
@@ -109,7 +124,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             status, payload = self.server.app.handle(
-                self.command, self.path, self.headers.get("Authorization"), body, arrived
+                self.command, self.path, self.headers.get("Authorization"), body, self.arrived
             )
         except Exception as exc:  # a bug in the double must show, not hang the client
             self.close_connection = True
@@ -155,46 +170,3 @@ def _chunked(payload: bytes) -> bytes:
         for piece in (payload[i : i + CHUNK_SIZE] for i in range(0, len(payload), CHUNK_SIZE))
     ]
     return b"".join(parts) + b"0\r\n\r\n"
-
-
-#: ``SO_TIMESTAMPNS`` (Linux; Python's socket module does not name it): the kernel stamps
-#: each read with the time the bytes reached the socket.
-_SO_TIMESTAMPNS = 35
-_STAMP_SPACE = socket.CMSG_SPACE(16)  # struct timespec: two 64-bit integers
-
-
-class _StampedReader(io.RawIOBase):
-    """A connection's bytes, with the kernel's receive time of the latest read.
-
-    A request's arrival is when its bytes reached the server's socket, as at
-    Twilio's edge. Stamping it when a handler thread gets to it instead adds
-    this process's scheduling delay: on a loaded machine (a fault server and
-    the test itself sharing the GIL, other tests on the cores) that bunches
-    arrivals that came evenly paced, so a sender seems to exceed its rate.
-    """
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self.received_at: float | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        nbytes, ancillary, _flags, _address = self._sock.recvmsg_into([buffer], _STAMP_SPACE)
-        for level, kind, data in ancillary:
-            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
-                seconds, nanoseconds = struct.unpack("qq", data[:16])
-                self.received_at = seconds + nanoseconds / 1e9
-        return nbytes
-
-
-def _stamped(sock: socket.socket) -> _StampedReader | None:
-    """A :class:`_StampedReader` of ``sock``, or None where the kernel gives no stamps."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-    except OSError:
-        return None
-    return _StampedReader(sock)

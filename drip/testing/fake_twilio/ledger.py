@@ -3,11 +3,13 @@ callbacks it sent, and the behaviours a test set (failures, faults, delivery out
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from drip.testing.fake_twilio.httpd import Connection
 
 __all__ = [
     "FAULT_KINDS",
@@ -132,7 +134,7 @@ class Ledger:
     callbacks: list[StatusCallbackResult] = field(default_factory=list)
     blocks: set[tuple[str, str]] = field(default_factory=set)  # (sender, recipient): 21610
     arrivals: list[Arrival] = field(default_factory=list)
-    connections: set[socket.socket] = field(default_factory=set)
+    connections: set[Connection] = field(default_factory=set)  # open client connections
     connections_opened: int = 0
 
     def __post_init__(self) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import hmac
 import json
-import socket
 import threading
 import time
 from datetime import date
@@ -24,7 +23,7 @@ from drip.testing.fake_twilio.callbacks import (
     signed_post,
 )
 from drip.testing.fake_twilio.codes import API_VERSION, error_body, error_message
-from drip.testing.fake_twilio.httpd import FakeHTTPServer
+from drip.testing.fake_twilio.httpd import Connection, FakeHTTPServer
 from drip.testing.fake_twilio.ledger import (
     FAULT_KINDS,
     Arrival,
@@ -137,8 +136,7 @@ class FakeTwilioServer:
         with self._ledger.lock:
             connections = list(self._ledger.connections)
         for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+            conn.close_now()
         if self._serve_thread is not None:
             self._serve_thread.join(timeout=5)
         self._callbacks.stop()
@@ -375,7 +373,7 @@ class FakeTwilioServer:
 
     # -- the HTTP side's calls -----------------------------------------------
 
-    def track(self, conn: socket.socket, *, add: bool) -> None:
+    def track(self, conn: Connection, *, add: bool) -> None:
         """Note a client connection opened (``add``) or closed."""
         with self._ledger.lock:
             if add:
@@ -486,6 +484,8 @@ class FakeTwilioServer:
             return 200, json.dumps(rows).encode()
         if method == "GET" and path == "/_fake/ledger":
             return 200, json.dumps(self.ledger()).encode()
+        if method == "GET" and path == "/_fake/arrivals":
+            return 200, json.dumps([dataclasses.asdict(a) for a in self.arrivals]).encode()
         if method == "POST" and path == "/_fake/fault":
             try:
                 self.fault(
