@@ -24,6 +24,7 @@ import hmac
 import json
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +39,7 @@ from drip.domain.account import WebhookTarget
 from drip.errors import ConfigError, DripError
 from drip.services.deps import Deps
 from drip.store import outbox
+from drip.store.engine import SQLITE_BEGIN_OPTION
 from drip.store.models import OutboxEvent
 
 log = structlog.get_logger("drip.webhooks")
@@ -60,6 +62,8 @@ BACKOFF_MAX = timedelta(hours=1)
 GIVE_UP_AFTER = timedelta(hours=24)
 #: Events claimed per round.
 ROUND = 200
+#: How long a round's claim keeps its events from other loops while they are posted.
+LEASE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,40 +158,60 @@ def deliver_round(
     now: datetime,
     limit: int = ROUND,
 ) -> Round:
-    """Claim, post and settle one round of due events (one transaction)."""
+    """Lease one round of due events, post them with no transaction open, then settle them.
+
+    The posts stop once half the lease has passed; what was not tried is
+    released, due again at once with no attempt counted.
+    """
     done = Round()
     down: set[str] = set()
     delivered: dict[tuple[str, ...], list[int]] = {}
+    failed: list[tuple[int, list[str], str]] = []
+    untried: list[int] = []
     with deps.sessions.begin() as session:
-        rows = outbox.claim(session, now, limit)
-        done.claimed = len(rows)
-        for row in rows:
-            wanted = [r for r in found if row.type in r.target.events]
-            already = set(row.delivered_to or ())
-            todo = [r for r in wanted if r.target.name not in already]
-            if any(r.target.name in down for r in todo):
-                continue  # that receiver failed this round: wait, no attempt counted
-            errors = []
-            for r in todo:
-                error = _post(http, r, body_of(row), now)
-                if error is None:
-                    already.add(r.target.name)
-                else:
-                    errors.append(f"{r.target.name}: {error}")
-                    down.add(r.target.name)
-            if not errors:
-                delivered.setdefault(tuple(sorted(already)), []).append(row.id)
-                done.delivered += 1
-                continue
+        if session.get_bind().dialect.name == "sqlite":
+            # the lease writes after reading: take the write lock up front
+            session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        rows = outbox.claim(session, now, limit, now + LEASE)
+    done.claimed = len(rows)
+    stop_posting = time.monotonic() + LEASE.total_seconds() / 2
+    for row in rows:
+        wanted = [r for r in found if row.type in r.target.events]
+        already = set(row.delivered_to or ())
+        todo = [r for r in wanted if r.target.name not in already]
+        if todo and (any(r.target.name in down for r in todo) or time.monotonic() > stop_posting):
+            untried.append(row.id)  # that receiver failed this round: wait, no attempt counted
+            continue
+        errors = []
+        for r in todo:
+            error = _post(http, r, body_of(row), now)
+            if error is None:
+                already.add(r.target.name)
+            else:
+                errors.append(f"{r.target.name}: {error}")
+                down.add(r.target.name)
+        if errors:
+            failed.append((row.id, sorted(already), "; ".join(errors)))
+        else:
+            delivered.setdefault(tuple(sorted(already)), []).append(row.id)
+            done.delivered += 1
+    with deps.sessions.begin() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        for names, ids in delivered.items():
+            outbox.mark_delivered(session, ids, names, now)
+        outbox.release(session, untried, now)
+        for row_id, delivered_to, error in failed:
+            row = session.get_one(OutboxEvent, row_id)
             first = row.first_attempt_at or now
             dead = now - first >= GIVE_UP_AFTER
             outbox.settle(
                 session,
                 row,
                 now,
-                delivered_to=sorted(already),
+                delivered_to=delivered_to,
                 done=False,
-                error="; ".join(errors),
+                error=error,
                 next_attempt_at=now + backoff(row.attempts),
                 dead=dead,
             )
@@ -199,10 +223,8 @@ def deliver_round(
                 type=row.type,
                 attempts=row.attempts,
                 dead=dead,
-                error="; ".join(errors),
+                error=error,
             )
-        for names, ids in delivered.items():
-            outbox.mark_delivered(session, ids, names, now)
     return done
 
 

@@ -5,10 +5,18 @@ change, in that change's transaction, so an event exists exactly when its
 change committed. The delivery loop (:mod:`drip.services.webhooks`) claims
 pending rows whose turn has come, at most one per contact at a time and in
 ``id`` order per contact: a row is not claimed while an earlier row of the
-same contact is still pending. On PostgreSQL the claim locks its rows with
-``FOR UPDATE SKIP LOCKED`` so that several loops share the work; the lock is
-held while the rows are posted, so a loop killed mid-delivery releases them
-for the next one (delivery is at least once).
+same contact is still pending.
+
+A claim is a lease, taken in a short transaction of its own: the claimed rows'
+``next_attempt_at`` moves to the lease's end, so no other loop takes them
+while they are posted, and no transaction stays open across the posts (on
+SQLite a transaction that read before the posts could not write after them
+once another writer, such as ``drip run``'s tick, had committed: the
+delivered mark would fail and the event go out again). On PostgreSQL the
+claim locks its rows with ``FOR UPDATE SKIP LOCKED`` so that two loops
+claiming at once take different rows. A loop killed mid-delivery leaves its
+rows pending; they are posted again when the lease ends (delivery is at
+least once).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ __all__ = [
     "counts",
     "dead",
     "mark_delivered",
+    "release",
     "retry_dead",
     "settle",
 ]
@@ -113,11 +122,14 @@ def append_ended(
         append(session, "enrollment.ended", contact_id, doc, now)
 
 
-def claim(session: Session, now: datetime, limit: int) -> list[OutboxEvent]:
-    """Pending rows due at ``now``, oldest first, none with an earlier pending row of its contact.
+def claim(session: Session, now: datetime, limit: int, lease_until: datetime) -> list[OutboxEvent]:
+    """Lease the pending rows due at ``now`` until ``lease_until``, oldest first, none with an
+    earlier pending row of its contact.
 
-    Runs in the caller's transaction; on PostgreSQL the rows stay locked
-    (``SKIP LOCKED``: another loop takes other rows) until it ends.
+    Runs in the caller's transaction, which should end right after (the lease
+    is what keeps the rows while they are posted); on SQLite that transaction
+    should begin IMMEDIATE. The rows returned keep the values they were
+    claimed with.
     """
     earlier = aliased(OutboxEvent)
     blocked = exists().where(
@@ -137,7 +149,26 @@ def claim(session: Session, now: datetime, limit: int) -> list[OutboxEvent]:
     )
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True, of=OutboxEvent)
-    return list(session.scalars(stmt))
+    rows = list(session.scalars(stmt))
+    if rows:
+        session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.id.in_([r.id for r in rows]))  # at most one round
+            .values(next_attempt_at=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+    return rows
+
+
+def release(session: Session, ids: Sequence[int], now: datetime) -> None:
+    """End the lease of claimed rows that were not tried: due again at ``now``, no attempt counted."""
+    if ids:
+        session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.id.in_(list(ids)), OutboxEvent.state == "pending")
+            .values(next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def settle(

@@ -18,6 +18,7 @@ from drip.errors import ConfigError
 from drip.services import webhooks
 from drip.services.deps import Deps
 from drip.services.inbound import handle_inbound
+from drip.store import heartbeats, outbox
 from drip.store.models import OutboxEvent
 
 SECRET = "whsec-test-1"
@@ -128,6 +129,58 @@ def test_dead_after_a_day_then_retry(make_rig, hook: Receiver) -> None:  # type:
     assert webhooks.retry(deps, at) == 1
     assert webhooks.deliver_due(deps, at, embedded=True).delivered == 1
     assert webhooks.status(deps).counts.dead == 0
+
+
+def test_a_write_committed_while_posting_does_not_post_twice(make_rig, hook: Receiver) -> None:  # type: ignore[no-untyped-def]
+    """Another writer committing while an event is posted (drip run's tick) leaves it delivered once."""
+    rig = make_rig()
+    deps = with_hook(rig.deps, hook.url)
+    (cid,) = rig.add_contacts(1)
+    reply(deps, rig.contact(cid).phone, "hello", rig.now)
+
+    def tick() -> None:
+        with deps.sessions.begin() as session:
+            heartbeats.beat(session, "tick", rig.now)
+
+    hook.before_answer = tick
+    first = webhooks.deliver_due(deps, rig.now, embedded=True)
+    hook.before_answer = None
+    again = webhooks.deliver_due(deps, rig.now + timedelta(minutes=30), embedded=True)
+    assert (first.delivered, again.claimed) == (1, 0)
+    assert len(hook.got) == 1
+    assert outbox_rows(deps)[0].state == "delivered"
+
+
+def test_a_receiver_down_leaves_the_rounds_other_events_untried(make_rig, hook: Receiver) -> None:  # type: ignore[no-untyped-def]
+    """After a receiver fails, the round's other events for it are released unattempted, due now."""
+    rig = make_rig()
+    deps = with_hook(rig.deps, hook.url)
+    a, b = rig.add_contacts(2)
+    reply(deps, rig.contact(a).phone, "first", rig.now)
+    reply(deps, rig.contact(b).phone, "second", rig.now)
+    hook.script = [500]
+    done = webhooks.deliver_due(deps, rig.now, embedded=True)
+    assert (done.claimed, done.failed, done.delivered) == (2, 1, 0)
+    first, second = outbox_rows(deps)
+    assert (first.attempts, second.attempts) == (1, 0)
+    assert second.state == "pending" and second.next_attempt_at == rig.now
+    assert webhooks.deliver_due(deps, rig.now, embedded=True).delivered == 1
+
+
+def test_a_loop_that_died_mid_round_leaves_its_events_for_after_the_lease(
+    make_rig, hook: Receiver
+) -> None:  # type: ignore[no-untyped-def]
+    """Events claimed by a loop that never settled them are not posted by another before the lease ends."""
+    rig = make_rig()
+    deps = with_hook(rig.deps, hook.url)
+    (cid,) = rig.add_contacts(1)
+    reply(deps, rig.contact(cid).phone, "hello", rig.now)
+    with deps.sessions.begin() as session:
+        assert len(outbox.claim(session, rig.now, 10, rig.now + webhooks.LEASE)) == 1
+    during = webhooks.deliver_due(deps, rig.now + webhooks.LEASE / 2, embedded=True)
+    after = webhooks.deliver_due(deps, rig.now + webhooks.LEASE, embedded=True)
+    assert (during.claimed, after.delivered) == (0, 1)
+    assert len(hook.got) == 1
 
 
 def test_redirect_is_not_followed(make_rig, hook: Receiver) -> None:  # type: ignore[no-untyped-def]

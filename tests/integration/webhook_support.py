@@ -6,7 +6,7 @@ import json
 import ssl
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +35,8 @@ class Receiver:
     script: list[int] = field(default_factory=list)
     default: int = 200
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Called after a POST is recorded and before it is answered (another writer at work).
+    before_answer: Callable[[], None] | None = None
 
     def next_status(self) -> int:
         with self.lock:
@@ -58,6 +60,8 @@ def receiver(tls: tuple[Path, Path] | None = None) -> Iterator[Receiver]:
             body = self.rfile.read(length)
             with state.lock:
                 state.got.append(Received(self.path, dict(self.headers.items()), body))
+            if state.before_answer is not None:
+                state.before_answer()
             status = state.next_status() if self.path == "/hook" else 200
             self.send_response(status)
             if status in (301, 302, 307, 308):
