@@ -84,6 +84,7 @@ def test_most_in_one_second_counts_a_sliding_span() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 @pytest.mark.timeout(900)
 def test_two_workers_and_two_dispatchers_keep_every_sender_under_its_rate(
     make_celery_rig: Callable[..., CeleryRig],
