@@ -103,6 +103,12 @@ def _whole_number(name: str, raw: str) -> int:
     return int(raw)
 
 
+def _count(name: str, raw: str) -> int:
+    if not _WHOLE_NUMBER.fullmatch(raw):
+        raise _invalid(name, raw, "a whole number, 0 or more")
+    return int(raw)
+
+
 def _database_url(_name: str, raw: str) -> str:
     return _normalise_database_url(raw)
 
@@ -387,6 +393,16 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         check=_check_http_url,
     ),
     Variable(
+        "DRIP_TRUSTED_PROXIES",
+        "trusted_proxies",
+        "how many reverse proxies in front of the web app add `X-Forwarded-For`; the "
+        "console's login limits then count the client's address they name",
+        "`0`: the connecting address",
+        needed_by="web app",
+        default=0,
+        parse=_count,
+    ),
+    Variable(
         "DRIP_API_TOKEN",
         "api_token",
         "bearer token for `POST /contacts`",
@@ -557,6 +573,7 @@ class Settings:
     lookup_timeout_seconds: int = _DEFAULTS["lookup_timeout_seconds"]
     campaigns_dir: Path = _DEFAULTS["campaigns_dir"]
     public_url: str = _DEFAULTS["public_url"]
+    trusted_proxies: int = _DEFAULTS["trusted_proxies"]
     api_token: str | None = _DEFAULTS["api_token"]
     secret_key: str = _DEFAULTS["secret_key"]
     smtp_url: str | None = _DEFAULTS["smtp_url"]

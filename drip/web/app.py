@@ -84,6 +84,11 @@ def create_app(deps: Deps) -> Flask:
     """The Flask app of drip's HTTP interface, around ``deps`` (see the module docstring)."""
     app = Flask("drip.web")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    if deps.settings.trusted_proxies:
+        # Only the client address: Twilio's signatures are checked against DRIP_PUBLIC_URL.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=deps.settings.trusted_proxies)  # type: ignore[method-assign]
     app.extensions["drip.deps"] = deps
     _error_handlers(app)
     register_twilio_routes(app, deps)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 from argon2 import PasswordHasher
+from flask import Flask
 from itsdangerous import URLSafeSerializer
 from services_support import START, World, open_world, run_until
 from sqlalchemy import func, select
@@ -371,3 +372,59 @@ def test_twenty_failures_block_the_address_not_the_operator(
     logged = out.out + out.err
     assert "too many failures" in logged
     assert DANA not in logged and "wrong guess" not in logged and PASSWORD not in logged
+
+
+def _wrong_logins(app: Flask, address: str, times: int, forwarded: str | None = None) -> int:
+    """Post ``times`` wrong passwords for olga from ``address``; the last status."""
+    client = app.test_client()
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    status = 0
+    for _ in range(times):
+        status = client.post(
+            "/console/login",
+            data={"name": "olga", "password": "wrong guess"},
+            environ_base={"REMOTE_ADDR": address},
+            headers=headers,
+        ).status_code
+    return status
+
+
+def test_two_web_processes_share_the_failures_through_redis(served: Served, redis_url: str) -> None:
+    """Scaled out, failures posted to one app count in another (as two gunicorn workers)."""
+    settings = dataclasses.replace(
+        served.world.deps.settings, console_token=TOKEN, broker_url=redis_url
+    )
+    deps = dataclasses.replace(served.world.deps, settings=settings)
+    first, second = create_app(deps), create_app(deps)
+    assert _wrong_logins(first, "10.0.0.7", 10) == 401
+    assert _wrong_logins(second, "10.0.0.7", 10) == 401
+    assert _wrong_logins(first, "10.0.0.7", 1) == 429
+    assert _wrong_logins(second, "10.0.0.7", 1) == 429
+    assert _wrong_logins(second, "10.0.0.8", 1) == 401
+
+
+def test_behind_a_trusted_proxy_the_client_address_is_counted(served: Served) -> None:
+    """With DRIP_TRUSTED_PROXIES=1 the X-Forwarded-For client is blocked, not the proxy."""
+    settings = dataclasses.replace(
+        served.world.deps.settings, console_token=TOKEN, trusted_proxies=1
+    )
+    app = create_app(dataclasses.replace(served.world.deps, settings=settings))
+    assert _wrong_logins(app, "10.0.0.1", 20, forwarded="203.0.113.9") == 401
+    assert _wrong_logins(app, "10.0.0.1", 1, forwarded="203.0.113.9") == 429
+    assert _wrong_logins(app, "10.0.0.1", 1, forwarded="198.51.100.4") == 401
+
+
+def test_the_limits_redis_down_does_not_lock_operators_out(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the limits' Redis unreachable, a right password still logs in; the log says why."""
+    settings = dataclasses.replace(
+        served.world.deps.settings, console_token=TOKEN, broker_url="redis://127.0.0.1:1/0"
+    )
+    app = create_app(dataclasses.replace(served.world.deps, settings=settings))
+    answer = app.test_client().post(
+        "/console/login", data={"name": "olga", "password": PASSWORD, "next": "/console/"}
+    )
+    assert answer.status_code == 303
+    out = capsys.readouterr()
+    assert "console_login_limits_unavailable" in out.out + out.err

@@ -16,11 +16,16 @@ For operators: docs/operations.md#operators-and-roles.
   no action.
 - **CSRF**: each action form carries a token signed over the session id;
   an action without it, or with another session's, is refused (403).
-- **Login limits** (the ``limits`` library, in this process's memory): 20
-  failed logins a minute or 60 an hour from one address block that address;
-  100 failures an hour for one name block that name. Only failures count, so
-  the real operator logging in from another address is not held up by an
-  attacker at one.
+- **Login limits** (the ``limits`` library): 20 failed logins a minute or 60
+  an hour from one address block that address; 100 failures an hour for one
+  name block that name. Only failures count, so the real operator logging in
+  from another address is not held up by an attacker at one. Scaled out (a
+  Redis broker) the counts live in that Redis, shared by every gunicorn
+  worker and host; embedded, in the process's memory. Should that Redis not
+  answer, logins are not held back (logged): the console is what an
+  operator needs when things break. The address is the connecting one, or
+  the client's as named by ``DRIP_TRUSTED_PROXIES`` reverse proxies'
+  ``X-Forwarded-For`` (drip.web.app).
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ import structlog
 from flask import Blueprint, Response, g, redirect, request
 from itsdangerous import BadSignature, URLSafeSerializer
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage
+from limits.errors import StorageError
+from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -124,10 +130,17 @@ def _token_ok(deps: Deps, given: str) -> bool:
 
 
 class Limiter:
-    """Failed logins per address and per name (only failures are counted)."""
+    """Failed logins per address and per name (only failures are counted), in Redis when
+    ``broker_url`` is a Redis URL, else in this process's memory."""
 
-    def __init__(self) -> None:
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+    def __init__(self, broker_url: str | None) -> None:
+        if broker_url is not None and broker_url.startswith(("redis://", "rediss://")):
+            storage = storage_from_string(
+                broker_url, key_prefix="drip:console-login", wrap_exceptions=True
+            )
+        else:
+            storage = storage_from_string("memory://")
+        self._limiter = MovingWindowRateLimiter(storage)
         self._address: list[RateLimitItem] = parse_many(ADDRESS_LIMITS)
         self._name: list[RateLimitItem] = parse_many(NAME_LIMITS)
 
@@ -139,14 +152,21 @@ class Limiter:
         return keyed
 
     def blocked(self, address: str, name: str) -> bool:
-        return any(
-            not self._limiter.test(item, "console-login", key)
-            for item, key in self._keys(address, name)
-        )
+        try:
+            return any(
+                not self._limiter.test(item, "console-login", key)
+                for item, key in self._keys(address, name)
+            )
+        except StorageError as exc:
+            log.warning("console_login_limits_unavailable", error=type(exc.storage_error).__name__)
+            return False
 
     def failed(self, address: str, name: str) -> None:
-        for item, key in self._keys(address, name):
-            self._limiter.hit(item, "console-login", key)
+        try:
+            for item, key in self._keys(address, name):
+                self._limiter.hit(item, "console-login", key)
+        except StorageError as exc:
+            log.warning("console_login_limits_unavailable", error=type(exc.storage_error).__name__)
 
 
 def _epoch(at: datetime) -> int:
@@ -220,7 +240,7 @@ def install_auth(
 ) -> None:
     """The guard on every console route, the cookie's renewal, and the login and logout routes."""
     keys = Keys(deps)
-    limiter = Limiter()
+    limiter = Limiter(deps.settings.broker_url)
 
     def login_page(status: int, error: str | None = None, target: str | None = None) -> Response:
         return page(
