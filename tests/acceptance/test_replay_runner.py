@@ -85,3 +85,39 @@ def test_reports_cover_every_result() -> None:
     )
     page = html_page([result], title="t")
     assert "Olivia Stone" in page and "<script>" in page
+
+
+def test_consent_given_again_after_an_erasure_adds_a_new_contact_that_stays_opted_out(
+    tmp_path: Path,
+) -> None:
+    """consent: true after erase registers the number again as a new contact: it starts opted
+    out (the suppression list), its campaign steps are skipped, and the erased contact's
+    messages stay in the timeline without their bodies."""
+    path = tmp_path / "erase_then_register.yaml"
+    path.write_text(
+        (SCENARIOS / "erasure_keeps_the_opt_out.yaml")
+        .read_text(encoding="utf-8")
+        .replace(
+            "  - at: day 20 11:00\n    event: lead.created\n"
+            '    data: {first_name: Dana, last_name: Ruiz, sms_consent: true, agent: "+16175550100"}\n',
+            "  - {at: day 20 11:00, consent: true}\n",
+        ),
+        encoding="utf-8",
+    )
+    scenario = load_scenario(path, project=REPO)
+    assert [e.kind for e in scenario.events][2:4] == ["erase", "consent"]
+    result = replay(scenario)
+    assert result.passed, result.mismatches
+    assert [m.kind for m in result.messages] == [
+        MessageKind.OPT_IN_CONFIRMATION,
+        MessageKind.OPT_OUT_CONFIRMATION,
+    ]
+    assert [m.body for m in result.messages] == ["", ""]  # erased
+    again = next(h for h in result.happenings if h.what == "consent")
+    assert again.text.startswith(
+        f"added again as contact {result.contact_id} (opted out of texts since 2026-03-03)"
+    )
+    assert "consent kept as evidence only" in again.text
+    skipped = [d for d in result.decisions if d.outcome == "skipped"]
+    assert [d.code for d in skipped] == ["opted_out"] * 6
+    assert result.pending == 0

@@ -229,6 +229,17 @@ RULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "(reassigned_check_unavailable), never sent unchecked",
         ("reassigned_lookup_outage_defers.yaml",),
     ),
+    "13.erasure_keeps_opt_out": (
+        "erasure removes the personal data and keeps the opt-out (suppression list): a "
+        "contact created later with the same number starts opted out and is never texted "
+        "(opted_out)",
+        ("erasure_keeps_the_opt_out.yaml",),
+    ),
+    "13.erasure_cancels_pending": (
+        "erasure stops the contact's enrollments and cancels its pending texts (erased); "
+        "nothing more is sent",
+        ("erasure_cancels_pending_texts.yaml",),
+    ),
     # --- SPEC §11 ---
     "11.on_reply_pause_resume": (
         "on_reply: pause holds the plan; after resume_after quiet it resumes, spacing kept",
@@ -362,6 +373,33 @@ def test_every_bundled_state_row_has_its_scenario() -> None:
     for state, name in ROWS.items():
         reasons = [d["reason"] for d in results[name]["decisions"] if d["outcome"] == "deferred"]
         assert any(f"{state} rule" in reason for reason in reasons), (state, name, reasons)
+
+
+def test_erasure_scenarios_record_why_nothing_more_was_sent() -> None:
+    """The contact created again after an erasure has its steps skipped as opted out, and
+    the erased contact's pending texts are cancelled as erased, none left pending."""
+    _, document, stderr = _replayed()
+    assert document, stderr
+    results = {Path(s["file"]).name: s for s in document["scenarios"]}
+    again = results["erasure_keeps_the_opt_out.yaml"]
+    after = [d for d in again["decisions"] if d["day"] >= 20]
+    assert [(d["outcome"], d["code"], d["kind"]) for d in after] == [
+        ("skipped", "opted_out", "manual")
+    ] + [("skipped", "opted_out", "campaign")] * 5, after
+    assert all("opted out of texts on 2026-03-03" in d["reason"] for d in after), after
+    assert any(
+        e["what"] == "event" and "added again as contact" in e["text"] for e in again["events"]
+    )
+    pending = results["erasure_cancels_pending_texts.yaml"]
+    cancelled = [(d["day"], d["outcome"], d["code"], d["step"]) for d in pending["decisions"]]
+    steps = (
+        "day-45-market-update",
+        "day-180-timing",
+        "day-270-new-listings",
+        "day-360-anniversary",
+    )
+    assert cancelled == [(20, "cancelled", "erased", step) for step in steps], cancelled
+    assert pending["pending_after_end"] == 0
 
 
 @pytest.mark.parametrize("rule", sorted(NOT_REPLAYABLE))

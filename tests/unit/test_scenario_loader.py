@@ -18,6 +18,8 @@ from drip.replay.scenario import (
     DayTime,
     Downtime,
     Enroll,
+    Erase,
+    LeadEvent,
     ManualText,
     Reply,
     Scenario,
@@ -408,3 +410,64 @@ def test_a_bulk_expiry_is_read_and_must_come_after_the_bulk(tmp_path: Path) -> N
         ":7:" in p and "expires_at day 1 13:00 is already past at day 1 14:00" in p for p in found
     ), found
     assert any("expires_at goes with bulk, not with text" in p for p in found), found
+
+
+def test_erase_is_read_and_a_malformed_one_is_located(tmp_path: Path) -> None:
+    """erase: true becomes Erase; false, a text, or a modifier of another kind is an error
+    at its line and column."""
+    scenario = load(
+        tmp_path,
+        HEAD
+        + "events:\n  - {at: day 1, erase: true}\n"
+        + "  - {at: day 2, event: lead.created, data: {first_name: Dana}}\n",
+    )
+    assert [e.action for e in scenario.events] == [
+        Erase(),
+        LeadEvent("lead.created", (("first_name", "Dana"),)),
+    ]
+    assert scenario.events[0].kind == "erase"
+
+    found = problems(
+        tmp_path,
+        HEAD
+        + "events:\n  - {at: day 1, erase: false}\n"
+        + "  - {at: day 2, erase: soon}\n"
+        + "  - {at: day 3, erase: true, data: {by: me}}\n",
+    )
+    path = tmp_path / "s.yaml"
+    assert found == [
+        f"{path}:7:24: error: event 1 erase: only true means something (the contact is erased)",
+        f'{path}:8:24: error: event 2 erase must be true or false, got a text "soon"',
+        f"{path}:9:30: error: data goes with event, not with erase",
+    ]
+
+
+def test_events_for_an_erased_contact_are_errors_until_it_is_added_again(tmp_path: Path) -> None:
+    """After erase only a reply and the world's events may come, until lead.created or
+    consent: true adds the person again; each event about the erased contact is located."""
+    found = problems(
+        tmp_path,
+        HEAD
+        + "events:\n"
+        + "  - {at: day 1, erase: true}\n"
+        + "  - {at: day 2, enroll: smart-drip-new-lead}\n"
+        + "  - {at: day 3, erase: true}\n"
+        + '  - {at: day 4, reply: "hello"}\n'
+        + "  - {at: day 5, event: lead.updated, data: {stage: hot}}\n"
+        + "  - {at: day 6, event: lead.created, data: {first_name: Dana}}\n"
+        + "  - {at: day 7, enroll: smart-drip-new-lead}\n"
+        + "  - {at: day 8, erase: true}\n"
+        + "  - {at: day 9, text: hi}\n"
+        + "  - {at: day 10, consent: true}\n"
+        + "  - {at: day 11, text: hi}\n",
+    )
+    path = tmp_path / "s.yaml"
+    again = (
+        "add it again first with {event: lead.created, data: {first_name: ...}} or consent: true"
+    )
+    assert found == [
+        f"{path}:8:5: error: enroll at day 2: the contact was erased at day 1 (line 7); {again}",
+        f"{path}:9:5: error: erase at day 3: the contact was erased at day 1 (line 7); {again}",
+        f"{path}:11:5: error: event at day 5: the contact was erased at day 1 (line 7); {again}",
+        f"{path}:15:5: error: text at day 9: the contact was erased at day 8 (line 14); {again}",
+    ]

@@ -5,7 +5,11 @@ sends the opt-in confirmation); each event kind has a handler that calls the
 service an operator, a contact, the carrier or the webhook would reach, and
 says in a line what the service answered. Replies go through
 ``handle_inbound``, the carrier's expiry through ``handle_status`` (the status
-callback service), an email unsubscribe through the webhook app's own routes.
+callback service), an email unsubscribe through the webhook app's own routes,
+an erasure through ``erase_contact``. After an erasure the person is followed
+to the new contact that ``consent: true`` or ``lead.created`` makes with the
+same phone; the erased contact's ids are kept so that its messages and
+decisions stay in the timeline.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from drip.replay.scenario import (
     EditCampaign,
     EmailUnsubscribe,
     Enroll,
+    Erase,
     Event,
     LeadEvent,
     LookupOutage,
@@ -51,6 +56,7 @@ from drip.services.contacts import ContactInput, add_agent, add_contact, send_no
 from drip.services.deps import Deps
 from drip.services.enrollment import enroll
 from drip.services.sync import sync_campaigns
+from drip.store import events as store_events
 from drip.store import repository as repo
 from drip.store.models import Contact, ScheduledSend
 from drip.transports.lookup import RecordingLookup
@@ -73,6 +79,18 @@ class Life:
     scenario: Scenario
     contact_id: int = 0
     happenings: list[Happening] = field(default_factory=list)
+    #: The person's contacts erased so far (``erase``), in order.
+    erased: list[int] = field(default_factory=list)
+
+    @property
+    def contact_ids(self) -> tuple[int, ...]:
+        """Every contact the person has been: the erased ones, then the current one."""
+        return tuple(dict.fromkeys((*self.erased, self.contact_id)))
+
+    @property
+    def awaiting_new_contact(self) -> bool:
+        """Erased and not added again yet."""
+        return self.contact_id in self.erased
 
 
 class Events:
@@ -163,7 +181,34 @@ class Events:
         return "; " + self._lead_event(life, "lead.created", data, now)
 
     def _event(self, life: Life, action: LeadEvent, now: datetime) -> str:
-        return self._lead_event(life, action.type, action.payload, now)
+        said = self._lead_event(life, action.type, action.payload, now)
+        if life.awaiting_new_contact:  # lead.created after an erasure: the new contact
+            ref = self._contact_ref(life)
+            with self.deps.sessions() as session:
+                found = store_events.contact_by_ref(
+                    session, None, ref.get("phone"), ref.get("email")
+                )
+                new_id = found.id if found is not None and found.erased_at is None else None
+            if new_id is not None:
+                said = f"{self._added_again(life, new_id)}; {said}"
+        return said
+
+    def _added_again(self, life: Life, contact_id: int) -> str:
+        """The person is ``contact_id`` from now on; what it starts with (the suppression list)."""
+        life.contact_id = contact_id
+        with self.deps.sessions() as session:
+            contact = session.get(Contact, contact_id)
+            out = contact.sms_opted_out_at if contact is not None else None
+        state = f"opted out of texts since {out:%Y-%m-%d}" if out else "not opted out of texts"
+        return f"added again as contact {contact_id} ({state})"
+
+    def _erase(self, life: Life, action: Erase, now: datetime) -> str:
+        """The contact erased through the service ``drip contacts erase`` calls."""
+        from drip.services.erasure import erase_contact
+
+        result = erase_contact(self.deps, life.contact_id, now, by="replay")
+        life.erased.append(life.contact_id)
+        return result.message
 
     def apply(self, life: Life, event: Event, now: datetime) -> str:
         handler = _HANDLERS.get(type(event.action))
@@ -224,12 +269,17 @@ class Events:
         s = life.scenario
         if action.given:
             c = s.contact
+            # Added again after an erasure: a new contact, with the scenario's agent as at the start.
+            again = life.awaiting_new_contact
+            agent = s.agent.phone if again and s.agent is not None else None
             data = ContactInput(
-                c.first_name, c.last_name, c.phone, c.email, c.state, s.timezone, None, c.source
+                c.first_name, c.last_name, c.phone, c.email, c.state, s.timezone, agent, c.source
             )
             evidence = ConsentEvidence(now, ConsentSource.API, s.consent_text)
             result = add_contact(self.deps, data, evidence, now)
             said = "consent recorded" if result.consent_recorded else "consent NOT recorded"
+            if again:
+                said = f"{self._added_again(life, result.contact_id)}; {said}"
             if result.confirmation is not None:
                 said += f"; opt-in confirmation {result.confirmation.outcome}"
             return said + "".join(f"; {n}" for n in result.notes)
@@ -440,4 +490,5 @@ _HANDLERS: dict[type, _Handler] = {
     LeadEvent: Events._event,
     NumberReassigned: Events._number_reassigned,
     LookupOutage: Events._lookup_outage,
+    Erase: Events._erase,
 }

@@ -141,14 +141,17 @@ def read_back(
     deps: Deps,
     transport: RecordingTransport,
     scenario: Scenario,
-    contact_id: int,
+    contact_ids: Sequence[int],
     end: datetime,
 ) -> tuple[list[OutMessage], list[DecisionRecord], int]:
-    """The contact's messages sent by ``end``, the decisions not to send, and pending sends."""
+    """The contact's messages sent by ``end``, the decisions not to send, and pending sends.
+
+    ``contact_ids``: every contact the person has been (erased, then added again).
+    """
     s = scenario
     zone = ZoneInfo(s.zone)
     with deps.sessions() as session:
-        sends = {x.id: x for x in repo.sends_of_contact(session, contact_id)}
+        sends = {x.id: x for cid in contact_ids for x in repo.sends_of_contact(session, cid)}
         decisions = repo.decisions_of_sends(session, list(sends))
         names = {
             cid: row.name
@@ -156,7 +159,7 @@ def read_back(
                 session, (x.campaign_id for x in sends.values() if x.campaign_id)
             ).items()
         }
-        rows = repo.messages_of(session, contact_id)
+        rows = [m for cid in contact_ids for m in repo.messages_of(session, cid)]
     sent_decisions = [d for d in decisions if d.outcome == "sent"]  # in time order
     messages: list[OutMessage] = []
     outbound = [

@@ -270,7 +270,7 @@ class _World:
     def _result(self, life: Life) -> ScenarioResult:
         s = life.scenario
         end = s.instant(s.end)
-        messages, records, pending = read_back(self.deps, self.transport, s, life.contact_id, end)
+        messages, records, pending = read_back(self.deps, self.transport, s, life.contact_ids, end)
         mismatches = check(s, messages)
         return ScenarioResult(
             scenario=s,

@@ -42,6 +42,7 @@ from drip.replay.scenario.values import (
     EditCampaign,
     EmailUnsubscribe,
     Enroll,
+    Erase,
     Event,
     LeadEvent,
     LookupOutage,
@@ -190,6 +191,11 @@ class EventReader(FieldReader):
         if kind == "lookup_outage_until":
             until = self._day_time(node, label)
             return LookupOutage(until) if until is not None else None
+        if kind == "erase":
+            flag = s.boolean(node, label)
+            if flag is False:
+                s.error(node, f"{label}: only true means something (the contact is erased)")
+            return Erase() if flag else None
         if kind == "carrier":
             reported = s.choice(node, label, CARRIER_EVENTS)
             return CarrierReport(reported) if reported is not None else None

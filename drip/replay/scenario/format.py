@@ -34,6 +34,14 @@ campaign); and these, which reach the rarer paths of the pipeline:
   verification date answers ``yes`` (docs/compliance.md).
 - ``lookup_outage_until: "day N HH:MM"``: the reassigned-numbers check has
   no answer (Twilio 503/20503) from the event's time until then.
+- ``erase: true``: the contact is erased (``drip contacts erase``, by
+  ``replay``): its personal data goes, its pending texts are cancelled, its
+  opt-outs stay on the suppression list. Until the person is added again
+  (``{event: lead.created, data: {...}}`` or ``consent: true``, which create
+  a new contact with the same phone), no event may address the contact but
+  a ``reply`` (a text from the number) and the events about the world; the
+  messages and decisions read back are those of every contact the person
+  was, the erased ones without their bodies.
 - top-level ``state_rules:``, ``blackouts:``, ``frequency_cap:`` and
   ``reassigned_numbers:``, read as in ``account.yaml``
   (docs/campaigns.md): they extend the project's account settings for this scenario
@@ -157,6 +165,7 @@ EVENT_KINDS = (
     "event",
     "number_reassigned",
     "lookup_outage_until",
+    "erase",
 )
 #: Fields that go with one event kind only.
 EVENT_MODIFIERS = {

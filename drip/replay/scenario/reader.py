@@ -46,7 +46,12 @@ from drip.replay.scenario.format import (
     TIMESTAMP,
 )
 from drip.replay.scenario.project import find_project, project_account
-from drip.replay.scenario.validation import check_campaign_names, check_senders, check_times
+from drip.replay.scenario.validation import (
+    check_campaign_names,
+    check_erasure,
+    check_senders,
+    check_times,
+)
 from drip.replay.scenario.values import (
     AgentSpec,
     ContactSpec,
@@ -148,6 +153,7 @@ class _Reader(FieldReader):
         )
         check_senders(self.source, scenario)
         check_campaign_names(self.source, scenario)
+        check_erasure(self.source, scenario)
         return None if s.error_count else scenario
 
     # -- helpers -----------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Events in time order and none before the start; ``until`` after everything
 that needs it; a sender number for every event that needs one; a campaign
-enrolled from one file only. Each problem is reported on the source, located
+enrolled from one file only; no event for an erased contact before it is
+added again. Each problem is reported on the source, located
 at the event or field it is about, like every other problem of the file.
 """
 
@@ -23,12 +24,33 @@ from drip.replay.scenario.values import (
     Downtime,
     EmailUnsubscribe,
     Enroll,
+    Erase,
     Event,
     Expectation,
+    LeadEvent,
     LookupOutage,
     ManualText,
+    PauseContact,
     Reply,
+    ResumeContact,
     Scenario,
+    SetTextStatus,
+    Unenroll,
+)
+
+#: Events addressed to the contact itself: none may follow ``erase`` until it is added again
+#: (``consent: true`` and ``lead.created`` add it again, see :func:`adds_the_contact`).
+_ABOUT_THE_CONTACT = (
+    Consent,
+    LeadEvent,
+    ManualText,
+    Enroll,
+    SetTextStatus,
+    Unenroll,
+    PauseContact,
+    ResumeContact,
+    EmailUnsubscribe,
+    Erase,
 )
 
 
@@ -149,3 +171,30 @@ def check_campaign_names(source: YamlSource, scenario: Scenario) -> None:
                 f"campaign {action.campaign.name!r} is enrolled from two different "
                 f"files ({seen.path} and {action.path}); use edit_campaign to change it",
             )
+
+
+def adds_the_contact(action: object) -> bool:
+    """``consent: true`` and ``lead.created`` add the person again after an erasure."""
+    return (isinstance(action, Consent) and action.given) or (
+        isinstance(action, LeadEvent) and action.type == "lead.created"
+    )
+
+
+def check_erasure(source: YamlSource, scenario: Scenario) -> None:
+    """After ``erase``, only a reply, the world's events and adding the person again, until
+    ``consent: true`` or ``{event: lead.created}`` makes a new contact with the same phone."""
+    erased: Event | None = None
+    for event in scenario.events:
+        action = event.action
+        if erased is not None and adds_the_contact(action):
+            erased = None
+            continue
+        if erased is not None and isinstance(action, _ABOUT_THE_CONTACT):
+            source.error(
+                event.where,
+                f"{event.kind} at {event.at}: the contact was erased at {erased.at} "
+                f"(line {erased.where.line}); add it again first with "
+                "{event: lead.created, data: {first_name: ...}} or consent: true",
+            )
+        if isinstance(action, Erase) and erased is None:
+            erased = event

@@ -215,6 +215,11 @@ class LookupOutage:
 
 
 @dataclass(frozen=True, slots=True)
+class Erase:
+    """``erase: true``: the contact is erased (``drip contacts erase``); its opt-outs stay."""
+
+
+@dataclass(frozen=True, slots=True)
 class LeadEvent:
     """``{event: TYPE, data: {...}}``: a lead event for the contact, as a CRM posts it."""
 
@@ -248,6 +253,7 @@ Action = (
     | LeadEvent
     | NumberReassigned
     | LookupOutage
+    | Erase
 )
 
 
@@ -284,6 +290,7 @@ _ACTION_KINDS: dict[type, str] = {
     LeadEvent: "event",
     NumberReassigned: "number_reassigned",
     LookupOutage: "lookup_outage_until",
+    Erase: "erase",
 }
 
 
