@@ -148,7 +148,7 @@ def forecast(
     senders: Senders,
     now: datetime,
     *,
-    ahead: Iterable[QueuedText] = (),
+    ahead: Iterable[tuple[QueuedText, int]] = (),
 ) -> Forecast:
     """When each sender's texts leave at its rate, from ``now``, in ``not_before`` order.
 
@@ -157,18 +157,19 @@ def forecast(
     window closes does not go today: it is counted in ``slipping`` (it goes
     at the next opening) and takes no slot; one that would leave at or after
     its expiry, or slip past it, is counted in ``expiring`` instead. ``ahead`` are texts already
-    queued on the same numbers (pending sends), which go first at equal
-    times: they take their slots but are counted only in ``ahead``, and only
-    for the senders of ``texts``.
+    queued on the same numbers (pending sends), each a representative text and
+    how many like it: they go first at equal times, take their slots (as many
+    as fit before their window closes) but are counted only in ``ahead``, and
+    only for the senders of ``texts``.
     """
     if now.utcoffset() is None:
         raise ValidationError("forecast: now must be timezone-aware")
-    queues: dict[str, list[tuple[QueuedText, bool]]] = defaultdict(list)
+    queues: dict[str, list[tuple[QueuedText, bool, int]]] = defaultdict(list)
     for text in texts:
-        queues[text.sender].append((text, True))
-    for text in ahead:
-        if text.sender in queues:
-            queues[text.sender].append((text, False))
+        queues[text.sender].append((text, True, 1))
+    for text, n in ahead:
+        if text.sender in queues and n > 0:
+            queues[text.sender].append((text, False, n))
     out: list[SenderForecast] = []
     for sender in sorted(queues):
         rate = senders.rate_of(sender)
@@ -180,21 +181,29 @@ def forecast(
         slipping = 0
         expiring = 0
         segments = 0
-        for text, counted in queue:
+        mine = already = 0
+        for text, counted, n in queue:
             start = max(free, text.not_before)
             takes = timedelta(seconds=text.segments / rate)
-            if text.closes_at is not None and start + takes > text.closes_at:
+            fit = n
+            if text.closes_at is not None and takes > timedelta(0):
+                fit = max(0, min(n, math.floor((text.closes_at - start) / takes + 1e-9)))
+            if not counted:
+                already += n
+                if fit:
+                    free = start + takes * fit
+                continue
+            mine += 1
+            if fit == 0:
                 if text.expires_first:
-                    expiring += counted
+                    expiring += 1
                 else:
-                    slipping += counted
+                    slipping += 1
                 continue
             free = start + takes
-            if counted:
-                first = first or start
-                last = start
-                segments += text.segments
-        mine = sum(counted for _, counted in queue)
+            first = first or start
+            last = start
+            segments += text.segments
         out.append(
             SenderForecast(
                 sender,
@@ -204,7 +213,7 @@ def forecast(
                 first,
                 last,
                 slipping,
-                ahead=len(queue) - mine,
+                ahead=already,
                 expiring=expiring,
             )
         )

@@ -17,8 +17,8 @@ text from a sender carries it), so the forecast errs on the late side.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pendulum
@@ -27,7 +27,7 @@ from drip.domain.campaign import Campaign
 from drip.domain.enums import Channel, MessageKind, SenderRole
 from drip.domain.frequency import lookback
 from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, render, sms_size, with_footer
-from drip.domain.pacing import Forecast, QueuedText, Senders, forecast
+from drip.domain.pacing import Forecast, QueuedText, SenderForecast, Senders, forecast
 from drip.domain.policy import DAY, ConversationState, Defer, Outgoing, Send, decide
 from drip.domain.window import SendWindow
 from drip.errors import DripError
@@ -35,18 +35,18 @@ from drip.services.deps import Deps
 from drip.services.fire import contact_state
 from drip.services.senders import resolve_sender, template_values
 from drip.store import agents as store_agents
+from drip.store import queue as queue_store
 from drip.store import repository as repo
-from drip.store import stats as stats_store
-from drip.store.models import Agent, Contact, ScheduledSend
+from drip.store.models import Agent, Contact
 from drip.store.models import Campaign as CampaignRow
 from drip.transports.pacing import MARGIN
 
 __all__ = [
-    "Pending",
     "forecast_bulk",
+    "forecast_groups",
     "forecast_lines",
     "forecast_pending",
-    "load_pending",
+    "grouped_texts",
     "queued_text",
     "sender_rates",
 ]
@@ -141,7 +141,8 @@ def forecast_bulk(
 
     The SMS sends already pending on the same numbers and due by now (imported
     opt-in confirmations, an earlier bulk) go first: they are counted in
-    ``ahead`` and push the bulk's texts later. With ``expires_at`` (``drip
+    ``ahead`` and push the bulk's texts later (read from the running counts,
+    a group of like sends at a time). With ``expires_at`` (``drip
     bulk --expires-at``) the texts that could not leave by then are counted
     in ``expiring``.
     """
@@ -168,21 +169,11 @@ def forecast_bulk(
                 )
                 if item is not None:
                     texts.append(item)
-    ahead = _pending_texts(deps, now, hours=0.0)
+        groups = [g for g in queue_store.pending_groups(session, now, 0) if g.due_now]
+        rows = queue_store.campaigns(session)
+    queued = grouped_texts(deps, now, groups, agents, rows)
+    ahead = [pair for pairs in queued.values() for pair in pairs]
     return forecast(texts, _senders(deps), now, ahead=ahead)
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """The pending sends due by a time, with the contacts, agents and campaign rows they name.
-
-    Read once by :func:`load_pending`, for ``drip queue``'s counts and its forecast.
-    """
-
-    sends: list[ScheduledSend]
-    contacts: dict[int, Contact]
-    agents: dict[int, Agent]
-    campaigns: dict[int, CampaignRow]
 
 
 def body_and_window(
@@ -197,70 +188,119 @@ def body_and_window(
     return body, campaign.send_window or deps.account.send_window
 
 
-def load_pending(deps: Deps, until: datetime) -> Pending:
-    """Every pending send due by ``until`` (all channels), and what decides its sender and text."""
-    with deps.sessions() as session:
-        sends = stats_store.pending_sends(session, until)
-        contacts = repo.contacts_by_id(session, {s.contact_id for s in sends})
-        agents = repo.agents_by_id(session, {c.agent_id for c in contacts.values() if c.agent_id})
-        campaigns = repo.campaigns_by_id(session, {s.campaign_id for s in sends if s.campaign_id})
-    return Pending(sends, contacts, agents, campaigns)
+def forecast_pending(deps: Deps, now: datetime, *, hours: int = 24) -> Forecast:
+    """When the pending SMS due by ``now`` + ``hours`` leave at their senders' rates.
 
-
-def forecast_pending(
-    deps: Deps, now: datetime, *, hours: float = 24.0, pending: Pending | None = None
-) -> Forecast:
-    """When the SMS sends pending now, and due in the next ``hours``, would leave.
-
-    For ``drip queue``, which passes the ``pending`` it read already. Campaign
-    steps are rendered from their campaign's current text; a step no longer in
-    the campaign is left out.
+    Read from the running counts (one representative text per group of like
+    sends, see :func:`forecast_groups`), so its cost is the number of groups.
     """
-    return forecast(_pending_texts(deps, now, hours=hours, pending=pending), _senders(deps), now)
+    with deps.sessions() as session:
+        groups = queue_store.pending_groups(session, now, hours)
+        agents = queue_store.agents(session)
+        rows = queue_store.campaigns(session)
+    return forecast_groups(deps, now, groups, agents, rows)
 
 
-def _pending_texts(
-    deps: Deps, now: datetime, *, hours: float, pending: Pending | None = None
-) -> list[QueuedText]:
-    """The pending SMS sends due by ``now`` + ``hours``, as the forecast sees them."""
-    until = now + timedelta(hours=hours)
-    if pending is None:
-        pending = load_pending(deps, until)
-    texts: list[QueuedText] = []
-    campaigns: dict[int, Campaign] = {}
-    for cid, row in pending.campaigns.items():
-        with contextlib.suppress(Exception):  # a stored campaign that no longer parses
-            campaigns[cid] = deps.campaigns.get(cid, row.version, row.definition)
-    for send in pending.sends:
-        if send.channel is not Channel.SMS or send.due_at > until:
+def grouped_texts(
+    deps: Deps,
+    now: datetime,
+    groups: Sequence[queue_store.Group],
+    agents: dict[int, Agent],
+    campaigns: dict[int, CampaignRow],
+) -> dict[str, list[tuple[QueuedText, int]]]:
+    """Per sender, each group of pending SMS as one rendered text and how many like it.
+
+    A group's text is due at its latest due time (so a forecast errs late,
+    never early); a step no longer in its campaign, or a campaign that no
+    longer parses, is left out.
+    """
+    parsed: dict[int, Campaign | None] = {}
+    queues: dict[str, list[tuple[QueuedText, int]]] = {}
+    for group in groups:
+        send, contact = group.send, group.contact
+        if send.channel is not Channel.SMS or contact is None:
             continue
-        contact = pending.contacts[send.contact_id]
-        campaign = campaigns.get(send.campaign_id) if send.campaign_id else None
+        row = campaigns.get(send.campaign_id) if send.campaign_id else None
+        campaign: Campaign | None = None
+        if row is not None:
+            if row.id not in parsed:
+                try:
+                    parsed[row.id] = deps.campaigns.get(row.id, row.version, row.definition)
+                except Exception:  # a stored campaign that no longer parses is left out
+                    parsed[row.id] = None
+            campaign = parsed[row.id]
         body, window = body_and_window(deps, campaign, send.body, send.step_id)
         if body is None:
             continue
+        due = max(group.last_due, now)
         outgoing = Outgoing(
             kind=send.kind,
-            due_at=send.due_at,
+            due_at=due,
             channel=Channel.SMS,
             window=window,
             held_to_window=send.held_to_window,
-            expires_at=send.expires_at,  # a bulk's --expires-at (a step's expiry is not counted)
         )
-        agent = pending.agents.get(contact.agent_id) if contact.agent_id else None
+        agent = agents.get(contact.agent_id) if contact.agent_id else None
         item = queued_text(
             deps,
             contact,
             agent,
             body,
             outgoing,
-            at=max(send.due_at, now),
+            at=due,
             sender_role=send.sender_role,
             sender_phone=send.sender_phone,
         )
         if item is not None:
-            texts.append(item)
-    return texts
+            queues.setdefault(item.sender, []).append((item, group.n))
+    return queues
+
+
+def forecast_groups(
+    deps: Deps,
+    now: datetime,
+    groups: Sequence[queue_store.Group],
+    agents: dict[int, Agent],
+    campaigns: dict[int, CampaignRow],
+) -> Forecast:
+    """When each sender's pending SMS leave at its rate: one rendered text per group.
+
+    A group of ``n`` like texts takes ``n`` slots of its representative's
+    segments from its latest due time; the ones whose slot would end after
+    their window closes slip.
+    """
+    queues = grouped_texts(deps, now, groups, agents, campaigns)
+    rates = _senders(deps)
+    return Forecast(
+        tuple(
+            _play(sender, rates.rate_of(sender), queues[sender], now) for sender in sorted(queues)
+        )
+    )
+
+
+def _play(
+    sender: str, rate: float, queue: list[tuple[QueuedText, int]], now: datetime
+) -> SenderForecast:
+    """One sender's groups in due order, ``n`` texts each, one segment every ``1 / rate`` s."""
+    free = now
+    first: datetime | None = None
+    last: datetime | None = None
+    texts = slipping = segments = 0
+    for text, n in sorted(queue, key=lambda item: item[0].not_before):
+        texts += n
+        start = max(free, text.not_before)
+        takes = text.segments / rate
+        fit = n
+        if text.closes_at is not None:
+            room = (text.closes_at - start).total_seconds()
+            fit = max(0, min(n, math.floor(room / takes + 1e-9))) if takes > 0 else n
+        slipping += n - fit
+        if fit:
+            first = first or start
+            last = start + timedelta(seconds=takes * (fit - 1))
+            free = start + timedelta(seconds=takes * fit)
+            segments += fit * text.segments
+    return SenderForecast(sender, rate, texts, segments, first, last, slipping)
 
 
 def forecast_lines(result: Forecast, tz: str) -> list[str]:

@@ -8,9 +8,7 @@ Every value is frozen; the console (a later view) reuses :func:`queue_view`.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,14 +17,10 @@ import pendulum
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
-from drip.domain.campaign import Campaign
 from drip.domain.enums import CampaignStatus, Channel, SenderRole
-from drip.domain.pacing import Forecast, QueuedText, SenderForecast
-from drip.domain.policy import Outgoing
+from drip.domain.pacing import SenderForecast
 from drip.services.deps import Deps
 from drip.store import queue as store
-from drip.store.models import Agent
-from drip.store.models import Campaign as CampaignRow
 
 __all__ = ["HORIZON", "Queue", "QueueRow", "queue_view"]
 
@@ -93,7 +87,7 @@ def queue_view(deps: Deps, now: datetime) -> Queue:
     One read of the running counts (:mod:`drip.store.queue`) feeds both the
     counts and the pacing forecast; its size is the number of groups, not of sends.
     """
-    from drip.services.pacing import forecast_lines
+    from drip.services.pacing import forecast_groups, forecast_lines
 
     account = deps.account
     default_agent = account.default_agent.phone if account.default_agent else None
@@ -144,91 +138,6 @@ def queue_view(deps: Deps, now: datetime) -> Queue:
     )
     lines = tuple(forecast_lines(expected, tz)) if expected.senders else ()
     return Queue(now, out, lines)
-
-
-def forecast_groups(
-    deps: Deps,
-    now: datetime,
-    groups: Sequence[store.Group],
-    agents: dict[int, Agent],
-    campaigns: dict[int, CampaignRow],
-) -> Forecast:
-    """When each sender's pending SMS leave at its rate: one rendered text per group.
-
-    A group of ``n`` like texts takes ``n`` slots of its representative's
-    segments from its latest due time (so the forecast errs late, never
-    early); the ones whose slot would end after their window closes slip.
-    """
-    from drip.services.pacing import body_and_window, queued_text, sender_rates
-
-    parsed: dict[int, Campaign | None] = {}
-    queues: dict[str, list[tuple[QueuedText, int]]] = {}
-    for group in groups:
-        send, contact = group.send, group.contact
-        if send.channel is not Channel.SMS or contact is None:
-            continue
-        row = campaigns.get(send.campaign_id) if send.campaign_id else None
-        campaign: Campaign | None = None
-        if row is not None:
-            if row.id not in parsed:
-                try:
-                    parsed[row.id] = deps.campaigns.get(row.id, row.version, row.definition)
-                except Exception:  # a stored campaign that no longer parses is left out
-                    parsed[row.id] = None
-            campaign = parsed[row.id]
-        body, window = body_and_window(deps, campaign, send.body, send.step_id)
-        if body is None:
-            continue
-        due = max(group.last_due, now)
-        outgoing = Outgoing(
-            kind=send.kind,
-            due_at=due,
-            channel=Channel.SMS,
-            window=window,
-            held_to_window=send.held_to_window,
-        )
-        agent = agents.get(contact.agent_id) if contact.agent_id else None
-        item = queued_text(
-            deps,
-            contact,
-            agent,
-            body,
-            outgoing,
-            at=due,
-            sender_role=send.sender_role,
-            sender_phone=send.sender_phone,
-        )
-        if item is not None:
-            queues.setdefault(item.sender, []).append((item, group.n))
-    rates = sender_rates(deps)
-    return Forecast(
-        tuple(
-            _play(sender, rates.rate_of(sender), queues[sender], now) for sender in sorted(queues)
-        )
-    )
-
-
-def _play(sender: str, rate: float, queue: list[tuple[QueuedText, int]], now: datetime) -> Any:
-    """One sender's groups in due order, ``n`` texts each, one segment every ``1 / rate`` s."""
-    free = now
-    first: datetime | None = None
-    last: datetime | None = None
-    texts = slipping = segments = 0
-    for text, n in sorted(queue, key=lambda item: item[0].not_before):
-        texts += n
-        start = max(free, text.not_before)
-        takes = text.segments / rate
-        fit = n
-        if text.closes_at is not None:
-            room = (text.closes_at - start).total_seconds()
-            fit = max(0, min(n, math.floor(room / takes + 1e-9))) if takes > 0 else n
-        slipping += n - fit
-        if fit:
-            first = first or start
-            last = start + timedelta(seconds=takes * (fit - 1))
-            free = start + timedelta(seconds=takes * fit)
-            segments += fit * text.segments
-    return SenderForecast(sender, rate, texts, segments, first, last, slipping)
 
 
 def _sender_words(s: SenderForecast, tz: str) -> str:

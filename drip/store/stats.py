@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
-from drip.domain.enums import SendState
 from drip.store.models import (
     Campaign,
     Contact,
@@ -25,7 +24,6 @@ __all__ = [
     "enrollment_counts",
     "inbound_times",
     "opt_out_times",
-    "pending_sends",
     "step_sends",
 ]
 
@@ -131,14 +129,3 @@ def opt_out_times(session: Session) -> dict[int, datetime]:
         select(Contact.id, Contact.sms_opted_out_at).where(Contact.sms_opted_out_at.is_not(None))
     )
     return {cid: at for cid, at in rows if at is not None}
-
-
-def pending_sends(session: Session, until: datetime) -> list[ScheduledSend]:
-    """The pending sends due by ``until``, in due order (``drip queue`` and its forecast)."""
-    return list(
-        session.scalars(
-            select(ScheduledSend)
-            .where(ScheduledSend.state == SendState.PENDING, ScheduledSend.due_at <= until)
-            .order_by(ScheduledSend.due_at, ScheduledSend.id)
-        )
-    )

@@ -23,7 +23,7 @@ from drip.cli import app as drip_cli
 from drip.domain.enums import SendState
 from drip.domain.pacing import Senders
 from drip.services.bulk import BulkFilters, BulkPlan, plan_bulk, schedule_bulk
-from drip.services.pacing import forecast_bulk, forecast_pending
+from drip.services.pacing import forecast_bulk
 from drip.store.models import ScheduledSend
 
 if TYPE_CHECKING:
@@ -276,20 +276,3 @@ def test_a_dry_run_counts_the_texts_pacing_would_let_expire(rig: Rig, tmp_path: 
         f"  {expected.expiring} would expire: their sender cannot send them before the expiry"
     ) in result.output
     assert expected.slipping == 0
-
-
-def test_the_queue_forecast_counts_pending_bulk_texts_that_would_expire(rig: Rig) -> None:
-    """Once scheduled, the same 600 texts with 10 minutes to their expiry show in drip queue's
-    forecast as expiring, as many as the dry run forecast."""
-    contacts = rig.add_contacts(600)
-    rig.at(SATURDAY_9)
-    deps = replace(rig.deps, account=replace(rig.deps.account, senders=Senders()))
-    expiry = ny(6, 9, 10)
-    before = forecast_bulk(deps, BODY, contacts, rig.now, expires_at=expiry)
-    plan = plan_bulk(deps, BODY, BulkFilters(), rig.now, expires_at=expiry)
-    schedule_bulk(deps, plan, rig.now)
-
-    queued = forecast_pending(deps, rig.now)
-
-    assert queued.texts == 600
-    assert queued.expiring == before.expiring > 0

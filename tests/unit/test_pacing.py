@@ -122,11 +122,25 @@ def test_texts_already_queued_go_first_and_are_counted_apart() -> None:
     queued = [QueuedText(AGENT, 1, TEN_AM, window_end) for _ in range(3600)]
     other = [QueuedText("+16175550111", 1, TEN_AM, window_end) for _ in range(50)]
     bulk = [QueuedText(AGENT, 1, TEN_AM, window_end) for _ in range(10)]
-    result = forecast(bulk, Senders(1.0), TEN_AM, ahead=queued + other)
+    result = forecast(bulk, Senders(1.0), TEN_AM, ahead=[(t, 1) for t in queued + other])
     (only,) = result.senders
     assert (only.texts, only.ahead, only.segments) == (10, 3600, 10)
     assert only.first_at == TEN_AM + timedelta(hours=1)
     assert result.last_at == TEN_AM + timedelta(hours=1, seconds=9)
+    grouped = forecast(bulk, Senders(1.0), TEN_AM, ahead=[(queued[0], 3600), (other[0], 50)])
+    assert grouped == result
+
+
+def test_a_group_queued_ahead_takes_only_the_slots_its_window_leaves() -> None:
+    """ahead: of 5,000 queued texts whose window closes in an hour, 3,600 take slots before the bulk's."""
+    hour = TEN_AM + timedelta(hours=1)
+    late = TEN_AM + timedelta(hours=11)
+    bulk = [QueuedText(AGENT, 1, TEN_AM, late) for _ in range(2)]
+    result = forecast(
+        bulk, Senders(1.0), TEN_AM, ahead=[(QueuedText(AGENT, 1, TEN_AM, hour), 5000)]
+    )
+    (only,) = result.senders
+    assert (only.ahead, only.first_at, only.slipping) == (5000, hour, 0)
 
 
 def test_validity_is_the_seconds_left_capped_at_twilios_maximum() -> None:
