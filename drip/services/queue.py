@@ -147,3 +147,17 @@ def _sender_words(s: SenderForecast, tz: str) -> str:
     else:
         when = f"last leaves {pendulum.instance(s.last_at).in_timezone(tz):%Y-%m-%d %H:%M} ({tz})"
     return f"{when}, {s.slipping} slip" if s.slipping else when
+
+
+def recount(deps: Deps) -> store.Recount:
+    """``drip queue --recount``: rebuild the running counts of pending sends from the sends."""
+    from drip.store.engine import SQLITE_BEGIN_OPTION
+
+    with deps.sessions() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        found = store.recount(session)
+    structlog.get_logger("drip.queue").info(
+        "queue_recounted", groups=found.groups, off_by=found.off_by, pending=found.pending
+    )
+    return found

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from alembic import command
@@ -96,6 +97,15 @@ def include_object_for(dialect_name: str) -> IncludeObject:
 def head_revision() -> str | None:
     """The newest revision the shipped migration scripts define."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def migration_module(revision: str) -> ModuleType:
+    """The module of one shipped migration (Alembic's ``Script.module``): the SQL a
+    migration backfilled with, for the command that recounts the same way."""
+    script = ScriptDirectory.from_config(alembic_config()).get_revision(revision)
+    if script is None:
+        raise LookupError(f"no migration {revision}")
+    return script.module
 
 
 def upgrade(engine_or_url: Engine | str | URL, revision: str = "head") -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "fold",
     "pending_by_campaign",
     "pending_groups",
+    "recount",
 ]
 
 #: Deltas one :func:`fold` statement moves at most.
@@ -103,6 +104,53 @@ def fold(session: Session, batch: int = FOLD_BATCH, rounds: int = 10) -> int:
     session.execute(text("DELETE FROM queue_tallies WHERE n = 0"))
     session.commit()
     return moved
+
+
+@dataclass(frozen=True, slots=True)
+class Recount:
+    """What ``drip queue --recount`` found: the groups whose kept count was wrong."""
+
+    groups: int
+    #: Sends counted in the wrong group, or twice, or not at all (each once).
+    off_by: int
+    pending: int
+
+
+def _summed(session: Session) -> dict[tuple[Any, ...], int]:
+    rows = session.execute(
+        text(
+            f"SELECT {_KEYS}, SUM(n) FROM (SELECT {_KEYS}, n FROM queue_tallies UNION ALL"
+            f" SELECT {_KEYS}, n FROM queue_tally_deltas) AS t GROUP BY {_KEYS}"
+            " HAVING SUM(n) <> 0"
+        )
+    )
+    return {tuple(r[:-1]): int(r[-1]) for r in rows}
+
+
+def recount(session: Session) -> Recount:
+    """Count the pending sends again into ``queue_tallies`` (migration 0018's own backfill),
+    with writers of sends and contacts held off meanwhile, and commit.
+
+    On PostgreSQL a contact's agent, zone or textability changing while one
+    of its sends is claimed can leave that send in its old group (each
+    trigger sees the other table as its snapshot did); this repairs it.
+    Reads go on; enrolling, firing and contact changes wait for it.
+    """
+    from drip.store.migrate import migration_module
+
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(text("LOCK TABLE scheduled_sends, contacts IN SHARE MODE"))
+    before = _summed(session)
+    session.execute(text("DELETE FROM queue_tally_deltas"))
+    session.execute(text("DELETE FROM queue_tallies"))
+    session.execute(text(migration_module("0018").backfill(dialect)))
+    after = _summed(session)
+    session.commit()
+    keys = before.keys() | after.keys()
+    wrong = [k for k in keys if before.get(k, 0) != after.get(k, 0)]
+    off_by = sum(abs(before.get(k, 0) - after.get(k, 0)) for k in wrong)
+    return Recount(len(wrong), off_by, sum(after.values()))
 
 
 def _hour(at: datetime) -> int:

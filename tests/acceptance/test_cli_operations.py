@@ -20,7 +20,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.orm import Session
 
 from drip.store.models import ScheduledSend
@@ -222,6 +222,27 @@ def test_pause_holds_then_resume_catches_up(drip: Shell) -> None:
     csv_lines = drip("stats", CAMPAIGN, "--csv").splitlines()
     assert csv_lines[0].startswith("campaign,enrolled,step,day,channel,scheduled,pending,sent")
     assert len(csv_lines) == 1 + 5 + 1
+
+
+def test_queue_recount_repairs_counts_that_drifted(drip: Shell) -> None:
+    """drip queue --recount says by how much the running counts were off and repairs them."""
+    drip("enroll-many", CAMPAIGN, "--yes")
+    assert drip("queue", "--recount").startswith(
+        "recounted 15 pending send(s): the running counts were right"
+    )
+    engine = create_engine(f"sqlite:///{drip.db}")
+    with engine.begin() as conn:  # what a lost race leaves: one group counted 4 too many
+        conn.execute(
+            text(
+                "UPDATE queue_tallies SET n = n + 4 WHERE rowid = (SELECT MIN(rowid) FROM queue_tallies)"
+            )
+        )
+    engine.dispose()
+    out = drip("queue", "--recount")
+    assert out.startswith(
+        "recounted 15 pending send(s): 1 group(s) were off by 4 send(s) in all, now repaired\n"
+    )
+    assert drip("queue", "--recount").startswith("recounted 15 pending send(s): the running")
 
 
 def test_unenroll_and_archive_cancel_pending(drip: Shell) -> None:

@@ -162,3 +162,29 @@ def test_queue_cuts_the_hours_of_now_and_of_the_horizon_exactly(
         (row,) = view.rows
         assert (row.sender, row.due_now, row.next_24h) == (AGENT_PHONE, 3, 4)
         assert view.forecast and "7 texts" in view.forecast[0]
+
+
+def test_recount_repairs_a_drift_and_says_how_large_it_was(db_url: str, tmp_path: Path) -> None:
+    """A group counted wrong (tally and unfolded delta) is put right by the recount service."""
+    from drip.services.queue import recount
+
+    with open_world(db_url, tmp_path) as world:
+        seed(world)
+        kept, truth = _kept_and_recount(world)
+        assert kept == truth
+        with world.deps.engine.begin() as conn:
+            key = dict(zip(_KEYS.replace(" ", "").split(","), next(iter(truth)), strict=True))
+            cols = ", ".join(key)
+            marks = ", ".join(f":{k}" for k in key)
+            conn.execute(
+                text(f"INSERT INTO queue_tally_deltas ({cols}, n) VALUES ({marks}, 2)"),  # noqa: S608
+                key,
+            )
+            conn.execute(text("UPDATE queue_tallies SET n = n + 3 WHERE n > 0 AND due_hour = :h"),
+                         {"h": key["due_hour"]})  # fmt: skip
+        found = recount(world.deps)
+        assert found.groups >= 1 and found.off_by >= 5
+        assert found.pending == sum(truth.values())
+        with world.deps.engine.connect() as conn:
+            assert _counts(conn) == truth
+        assert recount(world.deps).groups == 0

@@ -26,9 +26,9 @@ there is no delete trigger (a test database's ``DELETE`` empties every table).
 One race is left on PostgreSQL: a contact's agent, zone or textability
 changing in one transaction while another claims or decides one of its
 pending sends (each trigger reads the other table as its own snapshot saw
-it) can leave that send counted in its old group; the test's recount
-(:func:`backfill`) shows the drift, and running it again into emptied
-tables repairs it (there is no command for that yet).
+it) can leave that send counted in its old group; ``drip queue --recount``
+runs :func:`backfill` again into emptied tables, writers held off, and says
+how far off the counts were.
 
 The upgrade backfills the counts from the pending sends. It also adds a
 partial index on ``contacts.sms_opted_out_at`` (the opt-outs the summaries
