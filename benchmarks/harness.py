@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import secrets
 import shutil
@@ -21,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -478,43 +476,6 @@ def start_celery_worker(
     return child
 
 
-# --------------------------------------------------------------------------- fake Twilio
-
-
-@dataclass
-class FakeTwilio:
-    child: Child
-    base_url: str
-
-    def stats(self) -> dict[str, int]:
-        with urllib.request.urlopen(f"{self.base_url}/_fake/stats", timeout=5) as response:  # noqa: S310 - our own local server
-            data: dict[str, int] = json.loads(response.read())
-        return data
-
-    def reset(self) -> None:
-        request = urllib.request.Request(f"{self.base_url}/_fake/reset", data=b"", method="POST")  # noqa: S310
-        with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - our own local server
-            pass
-
-
-def start_fake_twilio(processes: Processes, env: dict[str, str]) -> FakeTwilio:
-    port = free_port()
-    child = processes.start(
-        "fake-twilio", [PYTHON, "-m", "drip.testing.fake_twilio", "--port", str(port)], env
-    )
-    fake = FakeTwilio(child, f"http://127.0.0.1:{port}")
-
-    def up() -> bool:
-        try:
-            fake.stats()
-        except OSError:
-            return False
-        return True
-
-    wait_for("the fake Twilio server", up, timeout=30, child=child)
-    return fake
-
-
 # --------------------------------------------------------------------------- memory
 
 
@@ -809,16 +770,22 @@ def scratch_context(sizes: Sizes, *, redis: bool = True) -> Iterator[Context]:
                 redis_scratch.cleanup()
 
 
-def with_fake_twilio(ctx: Context) -> Any:
-    """``ctx.deps`` sending texts with the real twilio SDK to a fake Twilio server process."""
+@contextlib.contextmanager
+def fake_twilio_deps(ctx: Context) -> Iterator[Any]:
+    """``ctx.deps`` sending texts with the real twilio SDK to a fake Twilio server process.
+
+    The fake is :class:`~drip.testing.fake_twilio.FakeTwilioProcess`, stopped on the way out.
+    """
     from dataclasses import replace
 
-    from drip.testing.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
-    from drip.transports.twilio_sms import TwilioSmsTransport
+    from drip.testing.fake_twilio import FakeTwilioProcess
 
-    fake = start_fake_twilio(ctx.processes, base_env(ctx.workdir))
-    sms = TwilioSmsTransport(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, base_url=fake.base_url)
-    return replace(ctx.deps, sms=sms)
+    with FakeTwilioProcess() as fake:
+        sms = fake.transport()
+        try:
+            yield replace(ctx.deps, sms=sms)
+        finally:
+            sms.close()
 
 
 def drip_settings(url: str, workdir: Path) -> Any:
