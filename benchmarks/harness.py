@@ -788,6 +788,41 @@ def fake_twilio_deps(ctx: Context) -> Iterator[Any]:
             sms.close()
 
 
+def tick_rounds_on_off(
+    label: str,
+    rounds: int,
+    per_round: int,
+    prepare: Callable[[bool, int], tuple[Any, datetime]],
+    check: Callable[[], str] = lambda: "",
+) -> tuple[float, float]:
+    """Sends/s of the embedded fire path (``dispatch.tick``) with a feature on, and off: medians.
+
+    Rounds alternate off, on, on, off, ... (load from elsewhere falls on both
+    alike), after round -1, which warms up pools and caches and is not timed.
+    ``prepare(on, r)`` seeds round ``r``'s ``per_round`` due sends and returns
+    the deps (the feature on or off) and the time to tick at. A round that does
+    not send them all, or after which ``check()`` names a problem, raises.
+    """
+    from drip.services import dispatch
+
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    for r in range(-1, rounds):
+        on = r % 4 not in (0, 3)
+        deps, now = prepare(on, r)
+        started = time.perf_counter()
+        summary = dispatch.tick(deps, now)
+        elapsed = time.perf_counter() - started
+        sent = summary.counts().get("sent", 0)
+        problem = check()
+        if sent != per_round or problem:
+            raise RuntimeError(f"{label} round {r}: {summary.counts()} {problem}".rstrip())
+        if r < 0:
+            continue
+        rates[on].append(rate(sent, elapsed))
+        say(f"{label} round {r + 1}/{rounds} ({'on' if on else 'off'}): {rates[on][-1]:.0f}/s")
+    return median(rates[True]), median(rates[False])
+
+
 def drip_settings(url: str, workdir: Path) -> Any:
     from drip.config import Settings
 
