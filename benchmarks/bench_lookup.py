@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from harness import Context, seed_contacts, tick_rounds_on_off, zones_in_window
+from harness import Context, seed_due_bulk, tick_rounds_on_off, zones_in_window
 
 #: (fire rounds, sends per round)
 PLAN = {
@@ -34,16 +34,10 @@ def _seed(ctx: Context, deps: Any, n: int, zones: list[tuple[str, str, None]], o
     """``n`` contacts with 400-day-old consent, each verified a day ago, each with a due bulk."""
     from sqlalchemy import insert, select
 
-    from drip.domain.enums import Channel, MessageKind, SenderRole
     from drip.domain.reassigned import number_digest
-    from drip.store import claims
     from drip.store.models import Contact, NumberCheck
 
-    now = datetime.now(ctx.now.tzinfo)
-    contacts = seed_contacts(
-        ctx.url, n, now - CONSENT_AGE, agent_id=ctx.agent_id, zones=zones, phone_offset=offset
-    )
-    due = now - timedelta(minutes=1)
+    now, contacts = seed_due_bulk(ctx, deps, n, zones, offset, consent_age=CONSENT_AGE)
     key = deps.settings.secret_key
     with deps.sessions.begin() as session:
         phones = session.execute(select(Contact.id, Contact.phone).where(Contact.id.in_(contacts)))
@@ -59,19 +53,6 @@ def _seed(ctx: Context, deps: Any, n: int, zones: list[tuple[str, str, None]], o
             for cid, phone in phones
         ]
         session.execute(insert(NumberCheck), checks)
-        rows = [
-            {
-                "contact_id": c,
-                "kind": MessageKind.BULK,
-                "channel": Channel.SMS,
-                "body": "Open house Sunday, {VisitorFirstName}",
-                "sender_role": SenderRole.AGENT,
-                "due_at": due,
-                "created_at": due,
-            }
-            for c in contacts
-        ]
-        claims.bulk_insert_sends(session, rows, now=due)
     return now
 
 

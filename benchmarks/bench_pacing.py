@@ -21,10 +21,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from harness import Context, say, seed_contacts, tick_rounds_on_off, zones_in_window
+from harness import Context, say, seed_due_bulk, tick_rounds_on_off, zones_in_window
 
 #: (senders, texts per sender, rate in segments/s, threads, fire rounds, sends per round)
 PLAN = {
@@ -43,36 +43,6 @@ def _most_in_one_second(times: list[float]) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
-
-
-def seed_due_bulk(
-    ctx: Context, deps: Any, n: int, zones: list[tuple[str, str, None]], phone_offset: int
-) -> datetime:
-    """``n`` fresh contacts of the agent, each with one bulk text due a minute ago; returns now."""
-    from drip.domain.enums import Channel, MessageKind, SenderRole
-    from drip.store import claims
-
-    now = datetime.now(ctx.now.tzinfo)
-    contacts = seed_contacts(
-        ctx.url, n, now - timedelta(days=2), agent_id=ctx.agent_id, zones=zones,
-        phone_offset=phone_offset,
-    )  # fmt: skip
-    due = now - timedelta(minutes=1)
-    rows = [
-        {
-            "contact_id": c,
-            "kind": MessageKind.BULK,
-            "channel": Channel.SMS,
-            "body": "Open house Sunday, {VisitorFirstName}",
-            "sender_role": SenderRole.AGENT,
-            "due_at": due,
-            "created_at": due,
-        }
-        for c in contacts
-    ]
-    with deps.sessions.begin() as session:
-        claims.bulk_insert_sends(session, rows, now=due)
-    return now
 
 
 def accuracy(ctx: Context) -> dict[str, Any]:
@@ -143,7 +113,7 @@ def overhead(ctx: Context) -> dict[str, Any]:
             pacer = on_pacer if on else off_pacer
             deps = replace(ctx.deps, sms=transport, pacer=pacer, account=account)
             offset = PHONE_OFFSET + (r + 1) * per_round
-            return deps, seed_due_bulk(ctx, deps, per_round, zones, offset)
+            return deps, seed_due_bulk(ctx, deps, per_round, zones, offset)[0]
 
         try:
             on, off = tick_rounds_on_off("pacing overhead", rounds, per_round, prepare)

@@ -669,6 +669,45 @@ def seed_contacts(
     return ids
 
 
+def seed_due_bulk(
+    ctx: Context,
+    deps: Any,
+    n: int,
+    zones: Sequence[tuple[str | None, str, str | None]],
+    phone_offset: int,
+    *,
+    consent_age: timedelta = timedelta(days=2),
+) -> tuple[datetime, list[int]]:
+    """``n`` fresh contacts of the agent, each with one bulk text due a minute ago.
+
+    They consented ``consent_age`` and a day ago. Returns now and the contacts' ids.
+    """
+    from drip.domain.enums import Channel, MessageKind, SenderRole
+    from drip.store import claims
+
+    now = datetime.now(ctx.now.tzinfo)
+    contacts = seed_contacts(
+        ctx.url, n, now - consent_age, agent_id=ctx.agent_id, zones=zones,
+        phone_offset=phone_offset,
+    )  # fmt: skip
+    due = now - timedelta(minutes=1)
+    rows = [
+        {
+            "contact_id": c,
+            "kind": MessageKind.BULK,
+            "channel": Channel.SMS,
+            "body": "Open house Sunday, {VisitorFirstName}",
+            "sender_role": SenderRole.AGENT,
+            "due_at": due,
+            "created_at": due,
+        }
+        for c in contacts
+    ]
+    with deps.sessions.begin() as session:
+        claims.bulk_insert_sends(session, rows, now=due)
+    return now, contacts
+
+
 def fill_future_sends(url: str, n: int, now: datetime, *, campaign_id: int | None) -> None:
     """``n`` pending campaign sends due 15 to 360 days from ``now``, generated in the server.
 
