@@ -2,8 +2,8 @@
 
 Everything the benchmark creates it also removes: the scratch PostgreSQL
 database (dropped ``WITH (FORCE)``), the Redis keys that did not exist before
-the run, the worker and fake Twilio processes (their whole process group,
-by the id of the process this harness started).
+the run, the worker processes (their whole process group, by the id of the
+process this harness started) and the fake Twilio server's process.
 """
 
 from __future__ import annotations
