@@ -31,12 +31,11 @@ import os
 import signal
 import time
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench_memory import drip_app, drip_worker_env
 from harness import (
     Context,
-    FakeTwilio,
     connect,
     copy_rows,
     cpu_seconds,
@@ -47,9 +46,11 @@ from harness import (
     say,
     seed_contacts,
     start_celery_worker,
-    start_fake_twilio,
     zones_in_window,
 )
+
+if TYPE_CHECKING:
+    from drip.testing.fake_twilio import FakeTwilioProcess
 
 FINAL = ("sent", "skipped", "failed", "unknown", "cancelled")
 STEP = "day-15-check-in"
@@ -123,7 +124,7 @@ def _redis_cpu(ctx: Context) -> float:
 
 
 def _cpu(
-    ctx: Context, worker: Any, fake: FakeTwilio, exclude: int | None = None
+    ctx: Context, worker: Any, fake: FakeTwilioProcess, exclude: int | None = None
 ) -> dict[str, float]:
     """CPU seconds used so far by each process a round involves.
 
@@ -141,7 +142,7 @@ def _cpu(
         "pool": parent + children,
         "celery_parent": parent,
         "pool_children": children,
-        "twilio": cpu_seconds([fake.child.pid]),
+        "twilio": cpu_seconds([fake.pid]),
         "postgres": cpu_seconds(backends),
         "redis": _redis_cpu(ctx),
         "bench": cpu_seconds([os.getpid(), *([exclude] if exclude else [])]),
@@ -149,7 +150,7 @@ def _cpu(
 
 
 def _drip_round(
-    ctx: Context, app: Any, worker: Any, fake: FakeTwilio, ids: tuple[int, int]
+    ctx: Context, app: Any, worker: Any, fake: FakeTwilioProcess, ids: tuple[int, int]
 ) -> tuple[float, dict[str, float]]:
     """Seconds from publishing dispatch_due until sends lo..hi are settled, and the CPU used."""
     from workers.celery_app import DISPATCH_QUEUE, DISPATCH_TASK
@@ -293,7 +294,7 @@ def _scaling(  # noqa: PLR0917 - the round's parts, as run() holds them
     ctx: Context,
     app: Any,
     env: dict[str, str],
-    fake: FakeTwilio,
+    fake: FakeTwilioProcess,
     prepare: Any,
     n: int,
 ) -> dict[str, Any]:
@@ -345,20 +346,24 @@ def _scaling(  # noqa: PLR0917 - the round's parts, as run() holds them
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    from drip.testing.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
+    from drip.testing.fake_twilio import FakeTwilioProcess
 
+    say("fire: starting the fake Twilio server")
+    with FakeTwilioProcess() as fake:
+        return _run(ctx, fake)
+
+
+def _run(ctx: Context, fake: FakeTwilioProcess) -> dict[str, Any]:
     sizes = ctx.sizes
     rounds = sizes.fire_rounds  # half drip, half no-op: drip, no-op, no-op, drip, drip, ...
     per_round = max(1, sizes.fire_sends // (rounds // 2))
     noop_round = max(1, sizes.noop_tasks // (rounds // 2))
     concurrency = int(os.environ.get("DRIP_BENCH_WORKER_CONCURRENCY") or sizes.worker_concurrency)
 
-    say("fire: starting the fake Twilio server")
     env = drip_worker_env(ctx, ctx.url)
-    fake: FakeTwilio = start_fake_twilio(ctx.processes, env)
     env.update(
-        TWILIO_ACCOUNT_SID=DEFAULT_ACCOUNT_SID,
-        TWILIO_AUTH_TOKEN=DEFAULT_AUTH_TOKEN,
+        TWILIO_ACCOUNT_SID=fake.account_sid,
+        TWILIO_AUTH_TOKEN=fake.auth_token,
         DRIP_TWILIO_BASE_URL=fake.base_url,
         DRIP_LOG_LEVEL=os.environ.get("DRIP_BENCH_WORKER_LOG_LEVEL", "INFO"),
         DRIP_BENCH_NOOP_KEY=f"drip-bench:noop:{os.getpid()}",

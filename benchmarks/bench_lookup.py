@@ -14,12 +14,11 @@ divided by sends/s with it off; goal >= 0.9.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from harness import Context, median, rate, say, seed_contacts, zones_in_window
+from harness import Context, seed_due_bulk, tick_rounds_on_off, zones_in_window
 
 #: (fire rounds, sends per round)
 PLAN = {
@@ -35,16 +34,10 @@ def _seed(ctx: Context, deps: Any, n: int, zones: list[tuple[str, str, None]], o
     """``n`` contacts with 400-day-old consent, each verified a day ago, each with a due bulk."""
     from sqlalchemy import insert, select
 
-    from drip.domain.enums import Channel, MessageKind, SenderRole
     from drip.domain.reassigned import number_digest
-    from drip.store import claims
     from drip.store.models import Contact, NumberCheck
 
-    now = datetime.now(ctx.now.tzinfo)
-    contacts = seed_contacts(
-        ctx.url, n, now - CONSENT_AGE, agent_id=ctx.agent_id, zones=zones, phone_offset=offset
-    )
-    due = now - timedelta(minutes=1)
+    now, contacts = seed_due_bulk(ctx, deps, n, zones, offset, consent_age=CONSENT_AGE)
     key = deps.settings.secret_key
     with deps.sessions.begin() as session:
         phones = session.execute(select(Contact.id, Contact.phone).where(Contact.id.in_(contacts)))
@@ -60,59 +53,35 @@ def _seed(ctx: Context, deps: Any, n: int, zones: list[tuple[str, str, None]], o
             for cid, phone in phones
         ]
         session.execute(insert(NumberCheck), checks)
-        rows = [
-            {
-                "contact_id": c,
-                "kind": MessageKind.BULK,
-                "channel": Channel.SMS,
-                "body": "Open house Sunday, {VisitorFirstName}",
-                "sender_role": SenderRole.AGENT,
-                "due_at": due,
-                "created_at": due,
-            }
-            for c in contacts
-        ]
-        claims.bulk_insert_sends(session, rows, now=due)
     return now
 
 
 def overhead(ctx: Context) -> dict[str, Any]:
     from drip.domain.reassigned import ReassignedNumbers
-    from drip.services import dispatch
     from drip.testing.fake_twilio import FakeTwilioServer
     from drip.transports.twilio_lookup import TwilioLookup
 
     rounds, per_round = PLAN[ctx.sizes.mode]
     zones = [(zone, area, None) for zone, area in zones_in_window(ctx.now)]
-    rates: dict[str, list[float]] = {"on": [], "off": []}
     with FakeTwilioServer(record_requests=False) as fake:
         transport = fake.transport()
         lookup = TwilioLookup(fake.account_sid, fake.auth_token, base_url=fake.base_url)
+
+        def prepare(on: bool, r: int) -> tuple[Any, datetime]:
+            checking = ReassignedNumbers(enabled=on, max_age_days=30)
+            account = replace(ctx.deps.account, reassigned_numbers=checking)
+            deps = replace(ctx.deps, sms=transport, account=account, lookup=lookup)
+            return deps, _seed(ctx, deps, per_round, zones, PHONE_OFFSET + (r + 1) * per_round)
+
+        def no_lookups() -> str:
+            n = len(fake.lookups)
+            return f"{n} Lookup request(s) (every number was verified)" if n else ""
+
         try:
-            for r in range(-1, rounds):  # round -1 warms up pools and caches, not timed
-                mode = "off" if r % 4 in (0, 3) else "on"
-                checking = ReassignedNumbers(enabled=mode == "on", max_age_days=30)
-                account = replace(ctx.deps.account, reassigned_numbers=checking)
-                deps = replace(ctx.deps, sms=transport, account=account, lookup=lookup)
-                now = _seed(ctx, deps, per_round, zones, PHONE_OFFSET + (r + 1) * per_round)
-                started = time.perf_counter()
-                summary = dispatch.tick(deps, now)
-                elapsed = time.perf_counter() - started
-                sent = summary.counts().get("sent", 0)
-                if sent != per_round or fake.lookups:
-                    raise RuntimeError(
-                        f"lookup overhead round {r}: {summary.counts()}, "
-                        f"{len(fake.lookups)} Lookup request(s) (every number was verified)"
-                    )
-                if r < 0:
-                    continue
-                rates[mode].append(rate(sent, elapsed))
-                say(f"lookup overhead round {r + 1}/{rounds} ({mode}): {rates[mode][-1]:.0f}/s")
+            on, off = tick_rounds_on_off("lookup overhead", rounds, per_round, prepare, no_lookups)
         finally:
             transport.close()
             lookup.close()
-    on = median(rates["on"])
-    off = median(rates["off"])
     return {
         "lookup_overhead": on / off,
         "lookup_on_sends_per_s": on,

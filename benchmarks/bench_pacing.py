@@ -21,10 +21,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from harness import Context, median, rate, say, seed_contacts, zones_in_window
+from harness import Context, say, seed_due_bulk, tick_rounds_on_off, zones_in_window
 
 #: (senders, texts per sender, rate in segments/s, threads, fire rounds, sends per round)
 PLAN = {
@@ -43,36 +43,6 @@ def _most_in_one_second(times: list[float]) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
-
-
-def seed_due_bulk(
-    ctx: Context, deps: Any, n: int, zones: list[tuple[str, str, None]], phone_offset: int
-) -> datetime:
-    """``n`` fresh contacts of the agent, each with one bulk text due a minute ago; returns now."""
-    from drip.domain.enums import Channel, MessageKind, SenderRole
-    from drip.store import claims
-
-    now = datetime.now(ctx.now.tzinfo)
-    contacts = seed_contacts(
-        ctx.url, n, now - timedelta(days=2), agent_id=ctx.agent_id, zones=zones,
-        phone_offset=phone_offset,
-    )  # fmt: skip
-    due = now - timedelta(minutes=1)
-    rows = [
-        {
-            "contact_id": c,
-            "kind": MessageKind.BULK,
-            "channel": Channel.SMS,
-            "body": "Open house Sunday, {VisitorFirstName}",
-            "sender_role": SenderRole.AGENT,
-            "due_at": due,
-            "created_at": due,
-        }
-        for c in contacts
-    ]
-    with deps.sessions.begin() as session:
-        claims.bulk_insert_sends(session, rows, now=due)
-    return now
 
 
 def accuracy(ctx: Context) -> dict[str, Any]:
@@ -127,39 +97,28 @@ def accuracy(ctx: Context) -> dict[str, Any]:
 
 def overhead(ctx: Context) -> dict[str, Any]:
     from drip.domain.pacing import Senders
-    from drip.services import dispatch
     from drip.testing.fake_twilio import FakeTwilioServer
-    from drip.transports.pacing import NullPacer, Pacer, RedisPacer
+    from drip.transports.pacing import NullPacer, RedisPacer
 
     _, _, _, _, rounds, per_round = PLAN[ctx.sizes.mode]
     unbound = Senders(default_rate=10_000.0)
     on_pacer = RedisPacer(unbound, ctx.redis_url, prefix="bench-pacing-overhead:")
     off_pacer = NullPacer()
     zones = [(zone, area, None) for zone, area in zones_in_window(ctx.now)]
-    rates: dict[str, list[float]] = {"on": [], "off": []}
     with FakeTwilioServer(record_requests=False) as fake:
         transport = fake.transport()
+
+        def prepare(on: bool, r: int) -> tuple[Any, datetime]:
+            account = replace(ctx.deps.account, senders=unbound if on else None)
+            pacer = on_pacer if on else off_pacer
+            deps = replace(ctx.deps, sms=transport, pacer=pacer, account=account)
+            offset = PHONE_OFFSET + (r + 1) * per_round
+            return deps, seed_due_bulk(ctx, deps, per_round, zones, offset)[0]
+
         try:
-            for r in range(-1, rounds):  # round -1 warms up pools and caches, not timed
-                mode = "off" if r % 4 in (0, 3) else "on"
-                pacer: Pacer = on_pacer if mode == "on" else off_pacer
-                account = replace(ctx.deps.account, senders=unbound if mode == "on" else None)
-                deps = replace(ctx.deps, sms=transport, pacer=pacer, account=account)
-                now = seed_due_bulk(ctx, deps, per_round, zones, PHONE_OFFSET + (r + 1) * per_round)
-                started = time.perf_counter()
-                summary = dispatch.tick(deps, now)
-                elapsed = time.perf_counter() - started
-                sent = summary.counts().get("sent", 0)
-                if sent != per_round:
-                    raise RuntimeError(f"pacing overhead round {r}: {summary.counts()}")
-                if r < 0:
-                    continue
-                rates[mode].append(rate(sent, elapsed))
-                say(f"pacing overhead round {r + 1}/{rounds} ({mode}): {rates[mode][-1]:.0f}/s")
+            on, off = tick_rounds_on_off("pacing overhead", rounds, per_round, prepare)
         finally:
             transport.close()
-    on = median(rates["on"])
-    off = median(rates["off"])
     return {
         "pacing_overhead": on / off,
         "pacing_on_sends_per_s": on,

@@ -658,23 +658,9 @@ def _own_redis_db(base: str) -> Iterator[str]:
         locks.close()
 
 
-@contextlib.contextmanager
-def _fake_twilio(processes: Processes, env: dict[str, str], web_port: int) -> Iterator[str]:
-    port = free_port()
-    argv = [
-        PYTHON, "-m", "drip.testing.fake_twilio", "--port", str(port), "--record",
-        "--status-callbacks",
-    ]  # fmt: skip
-    child = processes.start("fake-twilio", argv, env)
-    url = f"http://127.0.0.1:{port}"
-    wait_for("the fake Twilio server", lambda: _get(f"{url}/_fake/stats") is not None, timeout=30)
-    try:
-        yield url
-    finally:
-        processes.stop(child)
-
-
 def run(names: list[str], n: int) -> dict[str, Any]:
+    from drip.testing.fake_twilio import FakeTwilioProcess
+
     admin = (
         os.environ.get("DRIP_BENCH_DATABASE_URL")
         or os.environ.get("DRIP_TEST_DATABASE_URL")
@@ -691,12 +677,13 @@ def run(names: list[str], n: int) -> dict[str, Any]:
         dbs = ScratchDatabases(admin)
         web_port = free_port()
         try:
-            with _fake_twilio(processes, base_env(work), web_port) as fake_url:
+            with FakeTwilioProcess("--record", "--status-callbacks") as fake:
+                fake_url = fake.base_url
                 for name in [name for name in names if name in FAULTS]:
                     rig = Rig(work, processes, dbs, redis_url, fake_url)
                     rig.web_url = f"http://127.0.0.1:{web_port}"
                     rig.fresh_database()
-                    _post(f"{fake_url}/_fake/reset", {})
+                    fake.reset()
                     redis.Redis.from_url(redis_url).flushdb()
                     started = time.monotonic()
                     say(f"faults: {name} ({n} sends)")

@@ -2,15 +2,14 @@
 
 Everything the benchmark creates it also removes: the scratch PostgreSQL
 database (dropped ``WITH (FORCE)``), the Redis keys that did not exist before
-the run, the worker and fake Twilio processes (their whole process group,
-by the id of the process this harness started).
+the run, the worker processes (their whole process group, by the id of the
+process this harness started) and the fake Twilio server's process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import secrets
 import shutil
@@ -21,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -478,43 +476,6 @@ def start_celery_worker(
     return child
 
 
-# --------------------------------------------------------------------------- fake Twilio
-
-
-@dataclass
-class FakeTwilio:
-    child: Child
-    base_url: str
-
-    def stats(self) -> dict[str, int]:
-        with urllib.request.urlopen(f"{self.base_url}/_fake/stats", timeout=5) as response:  # noqa: S310 - our own local server
-            data: dict[str, int] = json.loads(response.read())
-        return data
-
-    def reset(self) -> None:
-        request = urllib.request.Request(f"{self.base_url}/_fake/reset", data=b"", method="POST")  # noqa: S310
-        with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - our own local server
-            pass
-
-
-def start_fake_twilio(processes: Processes, env: dict[str, str]) -> FakeTwilio:
-    port = free_port()
-    child = processes.start(
-        "fake-twilio", [PYTHON, "-m", "drip.testing.fake_twilio", "--port", str(port)], env
-    )
-    fake = FakeTwilio(child, f"http://127.0.0.1:{port}")
-
-    def up() -> bool:
-        try:
-            fake.stats()
-        except OSError:
-            return False
-        return True
-
-    wait_for("the fake Twilio server", up, timeout=30, child=child)
-    return fake
-
-
 # --------------------------------------------------------------------------- memory
 
 
@@ -708,6 +669,45 @@ def seed_contacts(
     return ids
 
 
+def seed_due_bulk(
+    ctx: Context,
+    deps: Any,
+    n: int,
+    zones: Sequence[tuple[str | None, str, str | None]],
+    phone_offset: int,
+    *,
+    consent_age: timedelta = timedelta(days=2),
+) -> tuple[datetime, list[int]]:
+    """``n`` fresh contacts of the agent, each with one bulk text due a minute ago.
+
+    They consented ``consent_age`` and a day ago. Returns now and the contacts' ids.
+    """
+    from drip.domain.enums import Channel, MessageKind, SenderRole
+    from drip.store import claims
+
+    now = datetime.now(ctx.now.tzinfo)
+    contacts = seed_contacts(
+        ctx.url, n, now - consent_age, agent_id=ctx.agent_id, zones=zones,
+        phone_offset=phone_offset,
+    )  # fmt: skip
+    due = now - timedelta(minutes=1)
+    rows = [
+        {
+            "contact_id": c,
+            "kind": MessageKind.BULK,
+            "channel": Channel.SMS,
+            "body": "Open house Sunday, {VisitorFirstName}",
+            "sender_role": SenderRole.AGENT,
+            "due_at": due,
+            "created_at": due,
+        }
+        for c in contacts
+    ]
+    with deps.sessions.begin() as session:
+        claims.bulk_insert_sends(session, rows, now=due)
+    return now, contacts
+
+
 def fill_future_sends(url: str, n: int, now: datetime, *, campaign_id: int | None) -> None:
     """``n`` pending campaign sends due 15 to 360 days from ``now``, generated in the server.
 
@@ -809,16 +809,57 @@ def scratch_context(sizes: Sizes, *, redis: bool = True) -> Iterator[Context]:
                 redis_scratch.cleanup()
 
 
-def with_fake_twilio(ctx: Context) -> Any:
-    """``ctx.deps`` sending texts with the real twilio SDK to a fake Twilio server process."""
+@contextlib.contextmanager
+def fake_twilio_deps(ctx: Context) -> Iterator[Any]:
+    """``ctx.deps`` sending texts with the real twilio SDK to a fake Twilio server process.
+
+    The fake is :class:`~drip.testing.fake_twilio.FakeTwilioProcess`, stopped on the way out.
+    """
     from dataclasses import replace
 
-    from drip.testing.fake_twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
-    from drip.transports.twilio_sms import TwilioSmsTransport
+    from drip.testing.fake_twilio import FakeTwilioProcess
 
-    fake = start_fake_twilio(ctx.processes, base_env(ctx.workdir))
-    sms = TwilioSmsTransport(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, base_url=fake.base_url)
-    return replace(ctx.deps, sms=sms)
+    with FakeTwilioProcess() as fake:
+        sms = fake.transport()
+        try:
+            yield replace(ctx.deps, sms=sms)
+        finally:
+            sms.close()
+
+
+def tick_rounds_on_off(
+    label: str,
+    rounds: int,
+    per_round: int,
+    prepare: Callable[[bool, int], tuple[Any, datetime]],
+    check: Callable[[], str] = lambda: "",
+) -> tuple[float, float]:
+    """Sends/s of the embedded fire path (``dispatch.tick``) with a feature on, and off: medians.
+
+    Rounds alternate off, on, on, off, ... (load from elsewhere falls on both
+    alike), after round -1, which warms up pools and caches and is not timed.
+    ``prepare(on, r)`` seeds round ``r``'s ``per_round`` due sends and returns
+    the deps (the feature on or off) and the time to tick at. A round that does
+    not send them all, or after which ``check()`` names a problem, raises.
+    """
+    from drip.services import dispatch
+
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    for r in range(-1, rounds):
+        on = r % 4 not in (0, 3)
+        deps, now = prepare(on, r)
+        started = time.perf_counter()
+        summary = dispatch.tick(deps, now)
+        elapsed = time.perf_counter() - started
+        sent = summary.counts().get("sent", 0)
+        problem = check()
+        if sent != per_round or problem:
+            raise RuntimeError(f"{label} round {r}: {summary.counts()} {problem}".rstrip())
+        if r < 0:
+            continue
+        rates[on].append(rate(sent, elapsed))
+        say(f"{label} round {r + 1}/{rounds} ({'on' if on else 'off'}): {rates[on][-1]:.0f}/s")
+    return median(rates[True]), median(rates[False])
 
 
 def drip_settings(url: str, workdir: Path) -> Any:

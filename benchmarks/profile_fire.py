@@ -52,7 +52,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_fire
-from harness import SIZES, scratch_context, with_fake_twilio
+from harness import SIZES, fake_twilio_deps, scratch_context
 
 
 def main(argv: list[str]) -> int:
@@ -79,9 +79,11 @@ def main(argv: list[str]) -> int:
         record.CARRY_MAX_SECONDS = 1e9
 
     configure_logging("json", os.environ.get("DRIP_LOG_LEVEL", "INFO"))
-    with scratch_context(SIZES["quick"], redis=args.as_worker) as ctx:
-        wd, now = ctx.workdir, ctx.now
-        deps = with_fake_twilio(ctx)
+    with (
+        scratch_context(SIZES["quick"], redis=args.as_worker) as ctx,
+        fake_twilio_deps(ctx) as sending,
+    ):
+        wd, now, deps = ctx.workdir, ctx.now, sending
         if ctx.redis is not None:
             # What a worker of run.py has: its log is a file, its pacer Redis.
             log_file = (wd / "fire.log").open("w")

@@ -28,8 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_pacing import seed_due_bulk
-from harness import SIZES, Context, median, scratch_context, zones_in_window
+from harness import SIZES, Context, median, scratch_context, seed_due_bulk, zones_in_window
 
 
 def _rounds(
@@ -75,7 +74,7 @@ def _rounds(
                 pacer: Pacer = on_pacer if mode == "on" else NullPacer()
                 account = replace(ctx.deps.account, senders=unbound if mode == "on" else None)
                 deps = replace(ctx.deps, sms=transport, pacer=pacer, account=account)
-                now = seed_due_bulk(ctx, deps, per_round, zones, 960_000 + (r + 1) * per_round)
+                now, _ = seed_due_bulk(ctx, deps, per_round, zones, 960_000 + (r + 1) * per_round)
                 profiling = profile is not None and mode == profile_mode and r >= 0
                 cpu0 = time.process_time()
                 thread0 = time.thread_time()

@@ -39,10 +39,10 @@ from harness import (
     connect,
     cpu_seconds,
     database_backends,
+    fake_twilio_deps,
     fill_future_sends,
     scratch_context,
     seed_contacts,
-    with_fake_twilio,
 )
 
 _WAL = """
@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
     from drip.services.dispatch import chunks, claim
     from drip.services.dispatch import fire as fire_batch
 
-    with scratch_context(SIZES["quick"], redis=False) as ctx:
+    with scratch_context(SIZES["quick"], redis=False) as ctx, fake_twilio_deps(ctx) as deps:
         url, now, campaign_id = ctx.url, ctx.now, ctx.campaign_id
         with connect(url) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
@@ -75,8 +75,6 @@ def main(argv: list[str]) -> int:
             seed_contacts(url, 10_000, now, agent_id=ctx.agent_id)
             fill_future_sends(url, args.backlog, now, campaign_id=campaign_id)
             analyze(url)
-        deps = with_fake_twilio(ctx)
-
         retried = 0
 
         def fire(k: int, offset: int) -> tuple[float, int, int, list[tuple[str, ...]]]:

@@ -16,31 +16,27 @@ Labels are bounded by design: decision codes, provider error codes, consent
 event kinds, inbound kinds, sender roles and provider names are fixed sets;
 no label carries a phone number, a contact, a send or a campaign step. Only
 the database gauges carry a campaign name (one series per campaign).
+
+prometheus-client is imported, and the metrics made, the first time one is
+counted or read (:func:`registry`), not when this module is imported: a
+command that counts nothing (``drip history``) never loads it. It chooses
+multiprocess mode when it is imported, from the variable already set.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import Final
+import threading
+from typing import TYPE_CHECKING, Final, NamedTuple
 
-from prometheus_client import (
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-)
-from prometheus_client import multiprocess as _multiprocess
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = [
-    "CIRCUIT_OPEN",
-    "FIRE_LATENCY",
-    "INBOUND",
+    "LATENCY_BUCKETS",
     "MULTIPROC_ENV",
-    "OPT_OUTS",
-    "PACING_DEFERRALS",
-    "PROVIDER_ERRORS",
-    "SENDS",
+    "PACING_CODES",
     "inbound",
     "mark_process_dead",
     "multiprocess_dir",
@@ -60,43 +56,72 @@ LATENCY_BUCKETS: Final = (0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3
 #: Deferral codes that come from a sender's throughput (pacing and the carrier's clock).
 PACING_CODES: Final = frozenset({"pacing", "carrier_clock"})
 
-SENDS: Final = Counter(
-    "drip_sends",
-    "Sends decided, by outcome (sent, skipped, deferred, failed, unknown) and reason code",
-    ["outcome", "reason"],
-)
-PROVIDER_ERRORS: Final = Counter(
-    "drip_provider_errors",
-    "Errors a provider reported, by provider, error code and stage (send: the API call "
-    "refused it; delivery: a status callback said failed or undelivered)",
-    ["provider", "code", "stage"],
-)
-OPT_OUTS: Final = Counter(
-    "drip_opt_outs",
-    "SMS opt-outs recorded, by source (the consent event's kind)",
-    ["source"],
-)
-INBOUND: Final = Counter(
-    "drip_inbound_messages",
-    "Inbound texts handled, by kind (opt_out, revocation_phrase, help, opt_in, text)",
-    ["kind"],
-)
-PACING_DEFERRALS: Final = Counter(
-    "drip_pacing_deferrals",
-    "Sends deferred by a sender's throughput, by sender class (agent, concierge...) and reason",
-    ["sender_class", "reason"],
-)
-FIRE_LATENCY: Final = Histogram(
-    "drip_fire_latency_seconds",
-    "Seconds from a send's due time to the record of its sent message",
-    buckets=LATENCY_BUCKETS,
-)
-CIRCUIT_OPEN: Final = Gauge(
-    "drip_circuit_open",
-    "1 while a provider's circuit is open (it refused drip's credentials), else 0",
-    ["provider"],
-    multiprocess_mode="livemax",
-)
+
+class _Metrics(NamedTuple):
+    """drip's metrics in this process, registered in prometheus-client's default registry."""
+
+    sends: Counter
+    provider_errors: Counter
+    opt_outs: Counter
+    inbound: Counter
+    pacing_deferrals: Counter
+    fire_latency: Histogram
+    circuit_open: Gauge
+
+
+_MAKING: Final = threading.Lock()
+
+
+def _metrics() -> _Metrics:
+    """The metrics, made once per process (under a lock: a second making would be refused)."""
+    with _MAKING:
+        return _make()
+
+
+@functools.cache
+def _make() -> _Metrics:
+    from prometheus_client import Counter, Gauge, Histogram
+
+    return _Metrics(
+        sends=Counter(
+            "drip_sends",
+            "Sends decided, by outcome (sent, skipped, deferred, failed, unknown) and reason code",
+            ["outcome", "reason"],
+        ),
+        provider_errors=Counter(
+            "drip_provider_errors",
+            "Errors a provider reported, by provider, error code and stage (send: the API call "
+            "refused it; delivery: a status callback said failed or undelivered)",
+            ["provider", "code", "stage"],
+        ),
+        opt_outs=Counter(
+            "drip_opt_outs",
+            "SMS opt-outs recorded, by source (the consent event's kind)",
+            ["source"],
+        ),
+        inbound=Counter(
+            "drip_inbound_messages",
+            "Inbound texts handled, by kind (opt_out, revocation_phrase, help, opt_in, text)",
+            ["kind"],
+        ),
+        pacing_deferrals=Counter(
+            "drip_pacing_deferrals",
+            "Sends deferred by a sender's throughput, by sender class (agent, concierge...) "
+            "and reason",
+            ["sender_class", "reason"],
+        ),
+        fire_latency=Histogram(
+            "drip_fire_latency_seconds",
+            "Seconds from a send's due time to the record of its sent message",
+            buckets=LATENCY_BUCKETS,
+        ),
+        circuit_open=Gauge(
+            "drip_circuit_open",
+            "1 while a provider's circuit is open (it refused drip's credentials), else 0",
+            ["provider"],
+            multiprocess_mode="livemax",
+        ),
+    )
 
 
 def multiprocess_dir() -> str | None:
@@ -105,7 +130,15 @@ def multiprocess_dir() -> str | None:
 
 
 def registry() -> CollectorRegistry:
-    """What this process reports: every process's values in multiprocess mode, else its own."""
+    """What this process reports: every process's values in multiprocess mode, else its own.
+
+    The metrics are made first, so that a scrape before anything was counted
+    lists them all (their help, the latency histogram's zero buckets).
+    """
+    from prometheus_client import REGISTRY, CollectorRegistry
+    from prometheus_client import multiprocess as _multiprocess
+
+    _metrics()
     if multiprocess_dir() is None:
         return REGISTRY
     merged = CollectorRegistry(auto_describe=True)
@@ -116,6 +149,8 @@ def registry() -> CollectorRegistry:
 def mark_process_dead(pid: int) -> None:
     """A worker process ended (gunicorn ``child_exit``, Celery pool shutdown): drop its live gauges."""
     if multiprocess_dir() is not None:
+        from prometheus_client import multiprocess as _multiprocess
+
         _multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
@@ -123,28 +158,30 @@ def send_outcome(
     outcome: str, reason: str, *, sender_class: str, latency_seconds: float | None
 ) -> None:
     """One recorded send decision (the fire path's record step)."""
-    SENDS.labels(outcome, reason).inc()
+    made = _metrics()
+    made.sends.labels(outcome, reason).inc()
     if outcome == "deferred" and reason in PACING_CODES:
-        PACING_DEFERRALS.labels(sender_class, reason).inc()
+        made.pacing_deferrals.labels(sender_class, reason).inc()
     if outcome == "sent" and latency_seconds is not None:
-        FIRE_LATENCY.observe(max(latency_seconds, 0.0))
+        made.fire_latency.observe(max(latency_seconds, 0.0))
 
 
 def provider_error(provider: str, code: int | None, *, stage: str = "send") -> None:
     """A provider refused (``send``) or failed to deliver (``delivery``) a message with ``code``."""
-    PROVIDER_ERRORS.labels(provider, str(code) if code is not None else "none", stage).inc()
+    code_label = str(code) if code is not None else "none"
+    _metrics().provider_errors.labels(provider, code_label, stage).inc()
 
 
 def opt_out(source: str) -> None:
     """A contact was opted out of texts (``source``: the consent event's kind)."""
-    OPT_OUTS.labels(source).inc()
+    _metrics().opt_outs.labels(source).inc()
 
 
 def inbound(kind: str) -> None:
     """An inbound text of ``kind`` was handled."""
-    INBOUND.labels(kind).inc()
+    _metrics().inbound.labels(kind).inc()
 
 
 def set_circuit(provider: str, *, is_open: bool) -> None:
     """The circuit of ``provider`` opened or closed in this process."""
-    CIRCUIT_OPEN.labels(provider).set(1 if is_open else 0)
+    _metrics().circuit_open.labels(provider).set(1 if is_open else 0)

@@ -3,7 +3,8 @@
 The revision check every database command runs reads one row and the
 migration files' headers; it must agree with Alembic. A command imports only
 what it uses: ``drip history`` no Alembic, Flask, Celery, Redis, twilio,
-holidays, pendulum, the campaign loader or the modules of other commands;
+holidays, pendulum, prometheus-client, the campaign loader or the modules of
+other commands;
 ``drip replay`` no Alembic (the cached template), Flask, Celery, Redis or
 twilio. The replay template is kept only in a cache folder that is the
 user's own.
@@ -52,6 +53,8 @@ NOT_FOR_HISTORY = (
     "holidays",
     "pendulum",
     "dateutil",
+    # drip.metrics makes its counters on first use: a command that counts nothing skips it
+    "prometheus_client",
     "regex",
     "phonenumbers",
     "drip.campaigns.loader",

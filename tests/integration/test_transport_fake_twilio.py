@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -284,6 +285,8 @@ def test_standalone_process_serves_sdk_and_control_endpoints() -> None:
 def test_a_fake_in_its_own_process_reports_its_arrivals_and_counts() -> None:
     """FakeTwilioProcess: the SDK's texts show in GET /_fake/arrivals and stats; reset forgets."""
     with FakeTwilioProcess("--fail", "+16175550199:21610") as fake:
+        command = Path(f"/proc/{fake.pid}/cmdline").read_bytes().split(b"\0")
+        assert command[1:3] == [b"-m", b"drip.testing.fake_twilio"]  # pid: the fake's process
         transport = fake.transport()
         before = time.time()
         ok = transport.send_sms(OutboundSms(AGENT, DANA, "Hi", None, 600))
@@ -301,6 +304,8 @@ def test_a_fake_in_its_own_process_reports_its_arrivals_and_counts() -> None:
         fake.reset()
         assert (fake.count, fake.arrivals) == (0, [])
         transport.close()
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = fake.pid
 
 
 def _raw_create(srv: FakeTwilioServer, accept_encoding: str | None) -> http.client.HTTPResponse:

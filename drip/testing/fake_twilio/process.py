@@ -35,7 +35,8 @@ class FakeTwilioProcess:
     """``python -m drip.testing.fake_twilio`` on a free port, with the server's read side.
 
     ``options`` are the command's own (``--status-callbacks``, ``--record``,
-    ``--fail TO:CODE``, ...). What a test reads (:attr:`count`,
+    ``--fail TO:CODE``, ...). The benchmarks start the fake this way too.
+    What a test reads (:attr:`count`,
     :attr:`arrivals`, :meth:`stats`) is fetched from the process each time.
     """
 
@@ -110,6 +111,13 @@ class FakeTwilioProcess:
         if self._base_url is None:
             raise RuntimeError("the fake Twilio process is not started")
         return self._base_url
+
+    @property
+    def pid(self) -> int:
+        """The process's id: what a benchmark reads the fake's CPU time by."""
+        if self._process is None:
+            raise RuntimeError("the fake Twilio process is not started")
+        return self._process.pid
 
     def transport(self, **kwargs: Any) -> TwilioSmsTransport:
         """A real :class:`TwilioSmsTransport` pointed at this process, with its credentials."""
