@@ -62,8 +62,12 @@ BACKOFF_MAX = timedelta(hours=1)
 GIVE_UP_AFTER = timedelta(hours=24)
 #: Events claimed per round.
 ROUND = 200
-#: How long a round's claim keeps its events from other loops while they are posted.
-LEASE = timedelta(minutes=10)
+#: The longest one post may take (connect, then wait for the answer).
+POST_MAX = timedelta(seconds=TIMEOUT[0] + TIMEOUT[1])
+#: How long a round's claim keeps its events from other loops while they are posted: a
+#: round starts no post after ``LEASE - 2 * POST_MAX``, so its last one ends, and is
+#: recorded, in time. Events of a loop that died are posted again when it ends.
+LEASE = max(timedelta(seconds=30), 3 * POST_MAX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +164,8 @@ def deliver_round(
 ) -> Round:
     """Lease one round of due events, post them with no transaction open, then settle them.
 
-    The posts stop once half the lease has passed; what was not tried is
-    released, due again at once with no attempt counted.
+    The posts stop once ``LEASE - 2 * POST_MAX`` has passed; what was not
+    tried is released, due again at once with no attempt counted.
     """
     done = Round()
     down: set[str] = set()
@@ -174,7 +178,7 @@ def deliver_round(
             session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
         rows = outbox.claim(session, now, limit, now + LEASE)
     done.claimed = len(rows)
-    stop_posting = time.monotonic() + LEASE.total_seconds() / 2
+    stop_posting = time.monotonic() + (LEASE - 2 * POST_MAX).total_seconds()
     for row in rows:
         wanted = [r for r in found if row.type in r.target.events]
         already = set(row.delivered_to or ())
