@@ -41,7 +41,7 @@ from drip.domain.policy import Decision, Defer, Send
 from drip.services.deps import Deps
 from drip.store import carrier as queries
 from drip.store.models import Enrollment, Message, ScheduledSend, SendDecision
-from drip.transports.pacing import Busy, PacingError
+from drip.transports.pacing import Busy, Pacer, PacingError
 
 log = structlog.get_logger("drip.carrier")
 
@@ -69,6 +69,34 @@ class Cleared:
 
     validity_seconds: int | None
     slot: float = 0.0
+    #: The sender and the text's segments, for the departure gate (None: no gate).
+    sender: str | None = None
+    segments: int = 1
+
+
+def depart(pacer: Pacer, cleared: Cleared) -> None:
+    """Wait for the slot, then pass the sender's departure gate, right before the provider
+    call: a text that left late keeps its successor a gate's spacing behind it
+    (:meth:`drip.transports.pacing.Pacer.depart`). The gate waits at most
+    :data:`MAX_WAIT_SECONDS` in all, and an unreachable pacing store skips it
+    (the slot was reserved already)."""
+    if cleared.slot:
+        pacer.sleep(max(0.0, cleared.slot - time.monotonic()))
+    if cleared.sender is None:
+        return
+    give_up = time.monotonic() + MAX_WAIT_SECONDS
+    while True:
+        try:
+            wait = pacer.depart(cleared.sender, cleared.segments)
+        except PacingError as exc:
+            log.warning("pacing_gate_unavailable", error=str(exc))
+            return
+        if wait <= 0:
+            return
+        if time.monotonic() + wait > give_up:
+            log.warning("pacing_gate_gave_up", waited=MAX_WAIT_SECONDS)
+            return
+        pacer.sleep(wait)
 
 
 def clear_to_send(
@@ -133,7 +161,7 @@ def clear_to_send(
     if before_wait is not None and slot.wait > 0:
         before_wait(slot.wait)
     sends_at = now + timedelta(seconds=slot.wait)
-    return Cleared(validity_seconds(closes, sends_at), at)
+    return Cleared(validity_seconds(closes, sends_at), at, sender, segments)
 
 
 def _masked(reason: str) -> str:

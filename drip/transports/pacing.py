@@ -27,11 +27,24 @@ limiter's decision, put one segment too many into some one-second span. The slot
 slot is reserved atomically (a Lua script on the Redis server's own clock,
 or a lock in process).
 
+The slots are a schedule; a text can still leave late (the commit before it
+took long, the worker waited for the CPU), and its successor, on time,
+would then reach the carrier right behind it. So a text also passes a
+departure gate right before the provider call (:meth:`Pacer.depart`): it
+leaves only once the sender's previous text left at least ``(1 +
+GATE_MARGIN) / rate`` seconds per segment before (:data:`GATE_MARGIN`, 10 %,
+less than the slots' margin, so texts that are on time never wait at the
+gate), else it waits the difference. The gate bounds the spacing at the
+carrier whatever happened before the call; the slots keep the average rate
+and say how long a text will wait.
+
 A fast sender (100 segments/s and more) would cost a Redis round trip per
 text for nothing: :class:`RedisPacer` then leases, in that same one call, the
 slots the sender left unused in the last :data:`LEASE_SECONDS`, and spends
 them on its next texts of the sender in process, each at most that late
-(the lease adds that much to the jitter the margin absorbs). A slot is
+(the lease adds that much to the jitter the margin absorbs), and passes no
+departure gate (its spacing is milliseconds; a gate would cost the round
+trip the lease saves). A slot is
 handed out once; a lease's slots this process does not use in time are
 wasted, never given to anyone else. A slower sender reserves each text's
 slot on its own. The brand's daily segment cap, a plain counter per
@@ -58,6 +71,7 @@ if TYPE_CHECKING:
     from limits.strategies import FixedWindowRateLimiter
 
 __all__ = [
+    "GATE_MARGIN",
     "MARGIN",
     "Busy",
     "LocalPacer",
@@ -71,6 +85,10 @@ __all__ = [
 #: Slots are this much wider than ``1 / rate``: network jitter between the
 #: reservation and the request's arrival must not push a sender over its rate.
 MARGIN: Final = 0.2
+#: The departure gate's spacing is this much wider than ``1 / rate``: less than
+#: :data:`MARGIN`, so a text on its slot never waits at the gate, and more than
+#: the jitter between the gate and the carrier (the provider call itself).
+GATE_MARGIN: Final = 0.1
 
 
 class PacingError(DripError):
@@ -106,6 +124,11 @@ class Pacer(Protocol):
         """Wait for a reserved slot."""
         ...
 
+    def depart(self, sender: str, segments: int) -> float:
+        """Pass the departure gate: 0 when the text may leave now (recorded as leaving),
+        else the seconds to wait before asking again (nothing recorded)."""
+        ...
+
 
 class NullPacer:
     """Pacing off: every send may go now."""
@@ -117,6 +140,9 @@ class NullPacer:
 
     def sleep(self, seconds: float) -> None:
         return None
+
+    def depart(self, sender: str, segments: int) -> float:
+        return 0.0
 
 
 class _Base:
@@ -150,6 +176,10 @@ class _Base:
     def unit(self, sender: str) -> float:
         """Seconds one segment occupies the sender: its slot spacing."""
         return (1.0 + MARGIN) / self._senders.rate_of(sender)
+
+    def gate_unit(self, sender: str) -> float:
+        """Seconds per segment the departure gate keeps between the sender's texts."""
+        return (1.0 + GATE_MARGIN) / self._senders.rate_of(sender)
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -193,6 +223,7 @@ class LocalPacer(_Base):
         self._clock = clock
         self._lock = threading.Lock()
         self._next: dict[str, float] = {}
+        self._gate: dict[str, float] = {}
 
     def occupy(self, sender: str, segments: int) -> float:
         """``segments`` of other traffic are queued on ``sender`` now (replay's ``backlog``
@@ -210,6 +241,15 @@ class LocalPacer(_Base):
                 return False, start - now
             self._next[sender] = start + self.interval(sender, segments)
             return True, start - now
+
+    def depart(self, sender: str, segments: int) -> float:
+        with self._lock:
+            now = self._clock()
+            free = self._gate.get(sender, 0.0)
+            if free > now:
+                return free - now
+            self._gate[sender] = now + max(1, segments) * self.gate_unit(sender)
+            return 0.0
 
 
 #: Reserve a slot atomically on the Redis server's clock. KEYS[1]: the sender's
@@ -246,6 +286,22 @@ redis.call('SET', KEYS[1], string.format('%.6f', after), 'PX',
            math.ceil((math.max(after, now) - now) * 1000) + 60000)
 return {1, tostring(start - now), string.format('%.6f', start), string.format('%.6f', now),
         count}
+"""
+
+#: The departure gate on the Redis server's clock. KEYS[1]: the instant the sender's
+#: last text stops occupying it; ARGV: seconds per segment, this text's segments.
+#: Returns "0" (leave now, recorded) or the seconds to wait (a string).
+_DEPART = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local free = tonumber(redis.call('GET', KEYS[1]) or '0')
+if free > now then
+  return string.format('%.6f', free - now)
+end
+local after = now + tonumber(ARGV[1]) * tonumber(ARGV[2])
+redis.call('SET', KEYS[1], string.format('%.6f', after), 'PX',
+           math.ceil((after - now) * 1000) + 60000)
+return '0'
 """
 
 #: How late a leased slot may still be used, in seconds, and how far back a lease
@@ -309,6 +365,22 @@ class RedisPacer(_Base):
         self._leases: dict[str, _Lease] = {}
         client: Any = storage.get_connection()
         self._script = client.register_script(_RESERVE)
+        self._depart = client.register_script(_DEPART)
+
+    def depart(self, sender: str, segments: int) -> float:
+        unit = self.unit(sender)
+        if 2 * unit <= LEASE_SECONDS:
+            return 0.0  # a leasing sender: see the module's doc
+        try:
+            wait = self._depart(
+                keys=[self._prefix + "departed:" + sender],
+                args=[f"{self.gate_unit(sender):.9f}", str(max(1, segments))],
+            )
+        except self._redis_error as exc:
+            raise PacingError(
+                f"pacing: Redis did not answer ({type(exc).__name__}: {exc})"
+            ) from exc
+        return float(wait)
 
     def reserve(self, sender: str, segments: int, *, max_wait: float) -> Slot | Busy:
         try:

@@ -33,7 +33,7 @@ from drip.store import claims
 from drip.store import repository as repo
 from drip.store.models import ScheduledSend, SendDecision
 from drip.testing.fake_twilio import FakeTwilioServer
-from drip.transports.pacing import MARGIN, LocalPacer, RedisPacer, Slot
+from drip.transports.pacing import GATE_MARGIN, MARGIN, LocalPacer, RedisPacer, Slot
 from drip.web.app import create_app
 
 if TYPE_CHECKING:
@@ -417,6 +417,35 @@ def test_a_slow_sender_reserves_one_slot_per_text(redis_url: str) -> None:
     asked, instants = slot_instants(clock, [pacer] * 4)
     assert len(calls) == 4
     assert_a_slot_apart(asked, instants, (1 + MARGIN) / 5)
+
+
+def test_a_late_text_keeps_the_next_one_a_gate_apart_across_processes(redis_url: str) -> None:
+    """Two pacers (two workers) on one Redis: the first text leaves 0.3 s after its slot, the
+    second on its slot; they reach the provider a gate's spacing apart, not bunched."""
+    senders = Senders(rates={AGENT_PHONE: 5})
+    pacers = [RedisPacer(senders, redis_url, prefix="test-gate:") for _ in range(2)]
+    left: list[float] = []
+    lock = threading.Lock()
+
+    def text(pacer: RedisPacer, late: float) -> None:
+        slot = pacer.reserve(AGENT_PHONE, 1, max_wait=5)
+        assert isinstance(slot, Slot)
+        at = time.monotonic() + slot.wait
+        cleared = carrier.Cleared(None, at + late, AGENT_PHONE, 1)
+        carrier.depart(pacer, cleared)
+        with lock:
+            left.append(time.monotonic())
+
+    first = threading.Thread(target=text, args=(pacers[0], 0.3))
+    first.start()
+    time.sleep(0.05)  # the first reserves first
+    second = threading.Thread(target=text, args=(pacers[1], 0.0))
+    second.start()
+    first.join()
+    second.join()
+    a, b = sorted(left)
+    assert b - a >= (1 + GATE_MARGIN) / 5 - 0.02
+    assert pacers[0].depart(AGENT_PHONE, 1) > 0  # the gate is shared: the last text just left
 
 
 # --------------------------------------------------------------------------- expiry (30036)

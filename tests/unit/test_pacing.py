@@ -36,7 +36,16 @@ from drip.domain.window import SendWindow
 from drip.errors import CampaignError, ValidationError
 from drip.facts import provider_facts
 from drip.rules import bundled_state_rules
-from drip.transports.pacing import LEASE_SECONDS, MARGIN, Busy, LocalPacer, NullPacer, Slot, _Lease
+from drip.transports.pacing import (
+    GATE_MARGIN,
+    LEASE_SECONDS,
+    MARGIN,
+    Busy,
+    LocalPacer,
+    NullPacer,
+    Slot,
+    _Lease,
+)
 
 #: Monday 2 March 2026, 10:00 in New York (EST, UTC-5).
 TEN_AM = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -303,6 +312,33 @@ def test_the_local_pacer_spaces_a_senders_slots_by_its_rate_with_margin() -> Non
     following = pacer.reserve(AGENT, 1, max_wait=10)
     assert isinstance(following, Slot)
     assert following.wait == pytest.approx(two.wait + 2 * step)
+
+
+def test_the_departure_gate_keeps_a_late_texts_successor_behind_it() -> None:
+    """At 5/s a text leaving 0.1 s after the last waits 0.12 s more; two segments keep it twice as long."""
+    clock = FakeTime()
+    pacer = LocalPacer(Senders(rates={AGENT: 5}), clock=clock, sleep=clock.sleep)
+    gap = (1 + GATE_MARGIN) / 5
+    assert pacer.depart(AGENT, 2) == 0.0
+    clock.now += 0.1
+    assert pacer.depart(AGENT, 1) == pytest.approx(2 * gap - 0.1)
+    assert pacer.depart("+16175550111", 1) == 0.0  # another number has its own gate
+    clock.now += 2 * gap - 0.1
+    assert pacer.depart(AGENT, 1) == 0.0
+    clock.now += gap - 0.01
+    assert pacer.depart(AGENT, 1) == pytest.approx(0.01)
+
+
+def test_texts_on_their_slots_never_wait_at_the_gate() -> None:
+    """Texts leaving on their reserved slots (MARGIN apart) all pass the gate at once."""
+    clock = FakeTime()
+    pacer = LocalPacer(Senders(rates={AGENT: 5}), clock=clock, sleep=clock.sleep)
+    start = clock.now
+    slots = [pacer.reserve(AGENT, 1, max_wait=30) for _ in range(20)]
+    for slot in slots:
+        assert isinstance(slot, Slot)
+        clock.now = start + slot.wait
+        assert pacer.depart(AGENT, 1) == 0.0
 
 
 def test_a_reservation_too_far_away_is_refused_with_when_to_come_back() -> None:

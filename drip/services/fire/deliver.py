@@ -11,7 +11,6 @@ or deferred when it could not reach the handset inside the window.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -87,7 +86,7 @@ def deliver(
     message = rendered.message
     attempt = _Attempt(deps, p, decision, message, lane, now)
     called = _call_provider(
-        attempt, deps.sms, "twilio", lambda: deps.sms.send_sms(outgoing), slot=cleared.slot
+        attempt, deps.sms, "twilio", lambda: deps.sms.send_sms(outgoing), cleared=cleared
     )
     if isinstance(called, Outcome):
         return called
@@ -148,12 +147,12 @@ def _call_provider(
     provider: str,
     call: Callable[[], R],
     *,
-    slot: float = 0.0,
+    cleared: carrier.Cleared | None = None,
 ) -> R | Outcome:
     """The one place a send meets its provider: pre-send checks, ``sending``, the call.
 
-    ``slot`` (a :func:`time.monotonic` instant, 0: none) is the sender's reserved
-    slot, waited for last, right before the call (see :class:`carrier.Cleared`).
+    ``cleared`` (a text's) holds the sender's reserved slot, waited for last,
+    right before the call, and then its departure gate (:func:`carrier.depart`).
 
     Returns the provider's receipt, or the outcome when the send did not go
     (deferred, failed, unknown). Raises :class:`NotOursError` when the send is no
@@ -185,8 +184,8 @@ def _call_provider(
         circuit.cancel_probe()
         log.info("send_not_ours", send_id=p.send.id)
         raise NotOursError
-    if slot:
-        attempt.deps.pacer.sleep(max(0.0, slot - time.monotonic()))
+    if cleared is not None:
+        carrier.depart(attempt.deps.pacer, cleared)
     try:
         receipt = call()
     except TransportError as exc:
