@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import structlog
 from sqlalchemy.orm import Session
@@ -136,11 +137,22 @@ def enroll_many(
     return total
 
 
+class Enrollee(Protocol):
+    """A contact to enroll in bulk: a ``Contact``, or a lead event batch's plain row of one."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def timezone(self) -> str | None: ...
+    @property
+    def phone(self) -> str | None: ...
+
+
 def enroll_in(
     deps: Deps,
     session: Session,
     campaign_name: str,
-    contacts: Sequence[Contact],
+    contacts: Sequence[Enrollee],
     now: datetime,
     *,
     loaded: tuple[CampaignRow, Campaign] | None = None,

@@ -168,11 +168,17 @@ def automated_campaigns(session: Session) -> list[Campaign]:
     ]
 
 
-def contacts_by_refs(
-    session: Session, external_ids: Sequence[str], phones: Sequence[str], emails: Sequence[str]
-) -> list[Contact]:
-    """The contacts any of these identities name (one bounded batch of events' worth)."""
-    found: dict[int, Contact] = {}
+def contact_rows_by_refs(
+    session: Session,
+    columns: Sequence[str],
+    external_ids: Sequence[str],
+    phones: Sequence[str],
+    emails: Sequence[str],
+) -> list[Sequence[Any]]:
+    """The contacts any of these identities name (one bounded batch of events' worth), as
+    plain rows of ``columns`` (the first: ``id``), in id order."""
+    wanted = [getattr(Contact, name) for name in columns]
+    found: dict[int, Sequence[Any]] = {}
     for column, values in (
         (Contact.external_id, sorted(set(external_ids))),
         (Contact.phone, sorted(set(phones))),
@@ -180,8 +186,8 @@ def contacts_by_refs(
     ):
         if values:
             where = one_of(session, column, values, String())
-            for row in session.scalars(select(Contact).where(where)):
-                found.setdefault(row.id, row)
+            for row in session.execute(select(*wanted).where(where)):
+                found.setdefault(row[0], row)
     return [found[i] for i in sorted(found)]
 
 
@@ -299,8 +305,9 @@ _WRITE_PG = text(
 )
 
 
-def write_contacts(session: Session, contacts: Sequence[Contact]) -> None:
-    """Write the event-set columns of these (detached) contacts: on PostgreSQL one
+def write_contacts(session: Session, contacts: Sequence[Any]) -> None:
+    """Write the event-set columns of these contacts (objects with those attributes, not in
+    the session): on PostgreSQL one
     ``UPDATE ... FROM json_to_recordset(...)`` for them all, elsewhere one statement executed for each."""
     if not contacts:
         return
