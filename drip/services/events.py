@@ -107,8 +107,7 @@ def ingest(
             if isinstance(p, Invalid):
                 outcomes[p.index] = Outcome(p.index, p.id, INVALID, p.message, p.field)
         good = [p for p in parsed if isinstance(p, ParsedEvent)]
-        seen = store.existing_events(session, (p.id for p in good))
-        digests = {k: row.digest for k, row in seen.items()}
+        digests = store.existing_digests(session, (p.id for p in good))
         rows: list[dict[str, Any]] = []
         names = _Known(session, good, phones)
         for p in good:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import ColumnElement, any_, bindparam, func, insert, select, text, update
@@ -15,15 +16,18 @@ from sqlalchemy.types import Integer, String, TypeEngine
 from drip.store.models import Agent, Campaign, Contact, Enrollment, InboxEvent
 
 
-def existing_events(session: Session, event_ids: Iterable[str]) -> dict[str, InboxEvent]:
-    """The inbox rows already holding these producer ids."""
+def existing_digests(session: Session, event_ids: Iterable[str]) -> dict[str, str]:
+    """``{producer id: digest}`` of the inbox rows already holding these producer ids (one
+    query on PostgreSQL, one per 500 ids elsewhere)."""
     wanted = list(dict.fromkeys(event_ids))
-    out: dict[str, InboxEvent] = {}
-    for start in range(0, len(wanted), 500):
-        part = wanted[start : start + 500]
-        where = one_of(session, InboxEvent.event_id, part, String())
-        for row in session.scalars(select(InboxEvent).where(where)):
-            out[row.event_id] = row
+    step = max(len(wanted), 1) if session.get_bind().dialect.name == "postgresql" else 500
+    out: dict[str, str] = {}
+    for start in range(0, len(wanted), step):
+        where = one_of(session, InboxEvent.event_id, wanted[start : start + step], String())
+        for event_id, digest in session.execute(
+            select(InboxEvent.event_id, InboxEvent.digest).where(where)
+        ):
+            out[event_id] = digest
     return out
 
 
@@ -305,6 +309,9 @@ _WRITE_PG = text(
 )
 
 
+_WRITTEN = attrgetter("id", *_NAMES)
+
+
 def write_contacts(session: Session, contacts: Sequence[Any]) -> None:
     """Write the event-set columns of these contacts (objects with those attributes, not in
     the session): on PostgreSQL one
@@ -313,7 +320,8 @@ def write_contacts(session: Session, contacts: Sequence[Any]) -> None:
         return
     names = _NAMES
     if session.get_bind().dialect.name == "postgresql":
-        rows = ({"id": c.id, **{n: getattr(c, n) for n in names}} for c in contacts)
+        keys = ("id", *names)
+        rows = (dict(zip(keys, _WRITTEN(c), strict=True)) for c in contacts)
         session.execute(_WRITE_PG, {"rows": _rows(rows)})
         return
     session.connection().execute(
