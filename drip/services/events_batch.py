@@ -7,8 +7,9 @@
 enrollments are read with one query each, each event updates its contact and
 is decided against the campaigns' triggers and exits (read once per batch),
 exits end enrollments in place, and the enrollments the triggers ask for are
-written set-based per campaign when the run is flushed, with the events'
-ids, in the same transaction as the fields and the inbox rows' outcomes.
+written set-based (one statement for every campaign on PostgreSQL) when the
+run is flushed, with the events' ids, in the same transaction as the fields
+and the inbox rows' outcomes.
 
 An event that makes or finds a contact (``lead.created``) or moves many
 (``agent.deactivated``) ends the run and is applied alone; an event for a
@@ -225,21 +226,21 @@ class BatchApplier:
     def _write_enrollments(
         self, session: Session, run: _Run, views: dict[int, list[EnrollmentView]]
     ) -> None:
-        """Write the enrollments the run's triggers asked for (set-based per campaign), each
-        with its event's id, and give them their real ids in ``views``."""
-        from drip.services.enrollment import enroll_in
+        """Write the enrollments the run's triggers asked for (set-based, every campaign at
+        once), each with its event's id, and give them their real ids in ``views``."""
+        from drip.services.enrollment import enroll_in_each
 
         pairs: list[tuple[int, str]] = []
         real: dict[int, int | None] = {}
+        made = enroll_in_each(
+            self.deps,
+            session,
+            {name: [c for c, _, _, _ in wanted] for name, wanted in run.enroll.items()},
+            self.now,
+            loaded=self.loaded,
+        )
         for name, wanted in run.enroll.items():
-            new = enroll_in(
-                self.deps,
-                session,
-                name,
-                [c for c, _, _, _ in wanted],
-                self.now,
-                loaded=self.loaded.get(name),
-            )
+            new = made[name]
             for contact, p, e, provisional in wanted:
                 enrollment_id = new.get(contact.id)
                 real[provisional] = enrollment_id
