@@ -74,6 +74,11 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }
 #: ``to`` of ``agent.deactivated`` besides an agent.
 SPREADS = ("round-robin", "concierge")
+_EVENT_FIELDS = frozenset({"id", "type", "occurred_at", "contact", "data"})
+_CONTACT_FIELDS = frozenset({"external_id", "phone", "email"})
+#: Text values of a field (``isinstance`` with a tuple: no union built at each call).
+_TEXTUAL = (str, int)
+_SCALAR = (str, int, float)
 #: A number in E.164 form: "+", a country code and at most 15 digits in all.
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 
@@ -85,8 +90,14 @@ class ContactRef:
     email: str | None = None
 
     def as_dict(self) -> dict[str, str]:
-        return {k: v for k, v in (("external_id", self.external_id), ("phone", self.phone),
-                                  ("email", self.email)) if v}  # fmt: skip
+        out: dict[str, str] = {}
+        if self.external_id:
+            out["external_id"] = self.external_id
+        if self.phone:
+            out["phone"] = self.phone
+        if self.email:
+            out["email"] = self.email
+        return out
 
     @property
     def key(self) -> str:
@@ -135,7 +146,7 @@ def parse_event(
     if not isinstance(raw, dict):
         return Invalid(index, None, "event", "an event is a JSON object")
     event_id = raw.get("id")
-    shown = str(event_id) if isinstance(event_id, str | int) else None
+    shown = str(event_id) if isinstance(event_id, _TEXTUAL) else None
     try:
         return _parse(index, raw, stored_phones)
     except _BadFieldError as bad:
@@ -156,11 +167,11 @@ def raw_phones(events: Iterable[object]) -> set[str]:
 
 
 def _parse(index: int, raw: dict[str, Any], stored: Container[str]) -> ParsedEvent:
-    unknown = sorted(set(raw) - {"id", "type", "occurred_at", "contact", "data"})
+    unknown = sorted(raw.keys() - _EVENT_FIELDS)
     if unknown:
         raise _BadFieldError(unknown[0], f"unknown field {unknown[0]!r}")
     event_id = raw.get("id")
-    if isinstance(event_id, bool) or not isinstance(event_id, str | int):
+    if isinstance(event_id, bool) or not isinstance(event_id, _TEXTUAL):
         raise _BadFieldError("id", "id is required: the producer's id of the event, as text")
     event_id = str(event_id).strip()
     if not event_id or len(event_id) > MAX_ID or "\x00" in event_id:
@@ -204,12 +215,12 @@ def _contact(
         return ContactRef()
     if not isinstance(value, dict):
         raise _BadFieldError("contact", "contact must name the lead: {external_id, phone or email}")
-    unknown = sorted(set(value) - {"external_id", "phone", "email"})
+    unknown = sorted(value.keys() - _CONTACT_FIELDS)
     if unknown:
         raise _BadFieldError(f"contact.{unknown[0]}", f"unknown field {unknown[0]!r} of contact")
     external = value.get("external_id")
     if external is not None:
-        if isinstance(external, bool) or not isinstance(external, str | int):
+        if isinstance(external, bool) or not isinstance(external, _TEXTUAL):
             raise _BadFieldError("contact.external_id", "external_id must be text")
         external = str(external).strip() or None
         if external is not None and len(external) > MAX_ID:
@@ -286,7 +297,7 @@ def _value(field: str, shape: str, value: object, stored: Container[str] = ()) -
 
 
 def _text(field: str, value: object, limit: int) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if isinstance(value, bool) or not isinstance(value, _SCALAR):
         raise _BadFieldError(field, "must be text")
     text = str(value).strip()
     if not text or len(text) > limit or "\x00" in text:
