@@ -6,7 +6,9 @@ A scratch database (``DRIP_BENCH_DATABASE_URL``, as ``run.py``) with N / 5
 contacts and the 20 trigger campaigns of ``bench_events``; the N
 ``lead.updated`` events written to a JSON-lines file and ingested by the
 ``drip events ingest`` command in this process (``standalone_mode=False``).
-Prints the wall time, events/s, this process's CPU time and the top K functions
+Prints the wall time, events/s, this process's CPU time, the CPU its database
+connections' server processes spent (when the server runs on this machine) and
+the top K functions
 (``--cpu``: timed by CPU, so that waits on the database are left out) by cumulative and by
 own time.
 """
@@ -42,6 +44,7 @@ def main(argv: list[str]) -> int:
         "--cpu", action="store_true", help="time this process's CPU, not the wall clock"
     )
     args = parser.parse_args(argv)
+    backends = _Backends()
     with scratch_context(SIZES["quick"], redis=False) as ctx:
         seed_contacts(ctx.url, max(args.n // 5, 1), ctx.now, agent_id=ctx.agent_id)
         bench_events._sync_campaigns(ctx)
@@ -58,6 +61,7 @@ def main(argv: list[str]) -> int:
             _time_statements(spent)
 
         profile = cProfile.Profile(time.process_time) if args.cpu else cProfile.Profile()
+        backends.start()
         cpu0 = time.process_time()
         t0 = time.perf_counter()
         if not args.plain:
@@ -66,10 +70,11 @@ def main(argv: list[str]) -> int:
         profile.disable()
         elapsed = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
+        server = backends.spent()
     print(
         f"{args.n} events in {elapsed:.2f} s = {args.n / elapsed:,.0f} events/s"
         f"{'' if args.plain else ' (profiled)'}; "
-        f"this process's CPU {cpu:.2f} s"
+        f"this process's CPU {cpu:.2f} s; its database connections' CPU {server:.2f} s"
     )
     for sql, (calls, seconds) in sorted(spent.items(), key=lambda kv: -kv[1][1])[:15]:
         print(f"{seconds:8.2f} s {int(calls):6d} x  {sql}")
@@ -78,6 +83,49 @@ def main(argv: list[str]) -> int:
         pstats.Stats(profile, stream=out).sort_stats(order).print_stats(args.top)
         print(out.getvalue())
     return 0
+
+
+class _Backends:
+    """The CPU spent by the server processes of this process's database connections from
+    :meth:`start` on (connections opened before and after it; read from /proc, so only for
+    a server on this machine: 0 elsewhere)."""
+
+    def __init__(self) -> None:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        self.since: dict[int, float] = {}  # pid -> its CPU at start (or when it opened)
+        self.closed = 0.0  # CPU spent since start by connections closed since
+        self.pids: dict[int, int] = {}  # id(DBAPI connection) -> pid
+        event.listen(Engine, "connect", self._opened)
+        event.listen(Engine, "close", self._closed)  # closing from the pool
+        event.listen(Engine, "close_detached", self._closed)
+
+    def _opened(self, dbapi_connection: Any, record: Any) -> None:
+        pid = int(dbapi_connection.info.backend_pid)
+        self.pids[id(dbapi_connection)] = pid
+        self.since[pid] = _cpu_of(pid)
+
+    def _closed(self, dbapi_connection: Any, *_: Any) -> None:
+        pid = self.pids.pop(id(dbapi_connection), None)
+        if pid is not None and pid in self.since:
+            self.closed += _cpu_of(pid) - self.since.pop(pid)
+
+    def start(self) -> None:
+        self.since = {pid: _cpu_of(pid) for pid in self.since}
+        self.closed = 0.0
+
+    def spent(self) -> float:
+        return self.closed + sum(_cpu_of(pid) - cpu for pid, cpu in self.since.items())
+
+
+def _cpu_of(pid: int) -> float:
+    """User and system CPU seconds of process ``pid`` (0 when it cannot be read)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _time_statements(spent: dict[str, list[float]]) -> None:

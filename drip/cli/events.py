@@ -7,8 +7,11 @@ object a line, through the same ingest service; a bad line is reported as
 
 from __future__ import annotations
 
+import gc
 import json
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,22 @@ from drip.cli._common import fail, progress, ready_deps
 
 #: Events sent to the ingest service at a time.
 CHUNK = 5000
+#: The cyclic garbage collector's thresholds while a file is ingested. A batch keeps
+#: thousands of young objects alive (its events, rows and outcomes, freed by reference
+#: counting when it is done), which Python's defaults (700, 10, 10) traverse again and
+#: again: about a quarter of the command's CPU. Cycles are still collected, less often.
+BULK_GC_THRESHOLD = (50_000, 20, 100)
+
+
+@contextmanager
+def _bulk_gc() -> Iterator[None]:
+    """:data:`BULK_GC_THRESHOLD` inside, the thresholds as they were after."""
+    before = gc.get_threshold()
+    gc.set_threshold(*BULK_GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 @click.group(
@@ -52,7 +71,7 @@ def ingest_file(file: Path) -> None:
         advance(len(batch))
         batch.clear()
 
-    with progress(f"ingesting {file.name}", len(lines)) as advance:
+    with _bulk_gc(), progress(f"ingesting {file.name}", len(lines)) as advance:
         for number, text in enumerate(lines, 1):
             if not text.strip():
                 advance(1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import structlog
 from sqlalchemy.orm import Session
@@ -34,6 +35,14 @@ CONCIERGE = "concierge"
 ROUND_ROBIN = "round-robin"
 #: What ``to`` may say besides an agent.
 SPREADS_AND_CONCIERGE = (CONCIERGE, ROUND_ROBIN)
+
+
+class Assignee(Protocol):
+    """A contact to reassign: a ``Contact``, or a lead event batch's plain row of one."""
+
+    id: int
+    agent_id: int | None
+    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +78,7 @@ def _row(move: Move, now: datetime, why: str, event_id: str | None) -> dict[str,
 
 def reassign_in(
     session: Session,
-    contact: Contact,
+    contact: Assignee,
     ref: str,
     now: datetime,
     *,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import structlog
 from sqlalchemy.orm import Session
@@ -136,11 +137,22 @@ def enroll_many(
     return total
 
 
+class Enrollee(Protocol):
+    """A contact to enroll in bulk: a ``Contact``, or a lead event batch's plain row of one."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def timezone(self) -> str | None: ...
+    @property
+    def phone(self) -> str | None: ...
+
+
 def enroll_in(
     deps: Deps,
     session: Session,
     campaign_name: str,
-    contacts: Sequence[Contact],
+    contacts: Sequence[Enrollee],
     now: datetime,
     *,
     loaded: tuple[CampaignRow, Campaign] | None = None,
@@ -150,22 +162,39 @@ def enroll_in(
     ``loaded``: the campaign's row and value, when the caller has read them already."""
     if not contacts:
         return {}
-    row, campaign = loaded or load_campaign(deps, session, campaign_name)
-    planner = _Planner(deps.account.default_timezone, now)
-    members = [
-        store.Member(c.id, planner.group(campaign, c.timezone, c.phone))
-        for c in {c.id: c for c in contacts}.values()
+    known = {campaign_name: loaded} if loaded is not None else {}
+    return enroll_in_each(deps, session, {campaign_name: contacts}, now, loaded=known)[
+        campaign_name
     ]
-    new, sends = store.enroll_members(
-        session,
-        campaign_id=row.id,
-        sender_role=campaign.sender,
-        now=now,
-        members=members,
-        plans=planner.plans,
-    )
-    log.info("enrolled_many", campaign=campaign.name, contacts=len(new), sends=sends)
-    return new
+
+
+def enroll_in_each(
+    deps: Deps,
+    session: Session,
+    wanted: Mapping[str, Sequence[Enrollee]],
+    now: datetime,
+    *,
+    loaded: Mapping[str, tuple[CampaignRow, Campaign]] | None = None,
+) -> dict[str, dict[int, int]]:
+    """:func:`enroll_in` for several campaigns at once (``{campaign name: contacts}``; on
+    PostgreSQL one statement for them all): ``{campaign name: {contact id: new enrollment
+    id}}``. ``loaded``: campaigns' rows and values by name, those the caller has read."""
+    names = [name for name, contacts in wanted.items() if contacts]
+    batches: list[store.CampaignMembers] = []
+    for name in names:
+        row, campaign = (loaded or {}).get(name) or load_campaign(deps, session, name)
+        planner = _Planner(deps.account.default_timezone, now)
+        members = [
+            store.Member(c.id, planner.group(campaign, c.timezone, c.phone))
+            for c in {c.id: c for c in wanted[name]}.values()
+        ]
+        batches.append(store.CampaignMembers(row.id, campaign.sender, members, planner.plans))
+    found = store.enroll_members_in(session, now=now, campaigns=batches)
+    out: dict[str, dict[int, int]] = {name: {} for name in wanted}
+    for name, batch, new in zip(names, batches, found, strict=True):
+        log.info("enrolled_many", campaign=name, contacts=len(new), sends=batch.sends(new))
+        out[name] = new
+    return out
 
 
 class _Planner:

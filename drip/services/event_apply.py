@@ -1,28 +1,81 @@
 """Applying one lead event to its contact: the fields it sets, and the enrollments it ends.
 
-Shared by the one-at-a-time path (:mod:`drip.services.events`) and the batch
-path (:mod:`drip.services.events_batch`).
+Shared by the one-at-a-time path (:mod:`drip.services.events`), which applies
+an event to a :class:`~drip.store.models.Contact`, and the batch path
+(:mod:`drip.services.events_batch`), which applies it to a :class:`ContactRow`
+(the columns an event reads and sets, read as a plain row) and writes the
+batch's rows back at once.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+from drip.domain.enums import ConsentSource
 from drip.domain.triggers import ContactView, Decision
 from drip.services import assignment, pausing
 from drip.services.deps import Deps
 from drip.services.event_input import ParsedEvent
 from drip.store import lifecycle as lifecycle_store
-from drip.store.models import Contact, Enrollment, ScheduledSend
+from drip.store.models import Enrollment, ScheduledSend
 
 #: Fields of a contact a lead event sets, in the order they are applied.
 PROFILE_FIELDS = ("first_name", "last_name", "email", "state", "timezone")
 CRM_FIELDS = ("stage", "tags", "lead_source")
 
 
-def apply_fields(contact: Contact, p: ParsedEvent, now: datetime) -> list[str]:
+class EventContact(Protocol):
+    """What applying an event reads and sets on its contact: a ``Contact`` or a
+    :class:`ContactRow`."""
+
+    id: int
+    first_name: str
+    last_name: str
+    phone: str | None
+    email: str | None
+    state: str | None
+    timezone: str | None
+    source: ConsentSource
+    agent_id: int | None
+    updated_at: datetime
+    external_id: str | None
+    stage: str | None
+    tags: list[str] | None
+    lead_source: str | None
+    field_times: dict[str, str] | None
+
+
+@dataclass(slots=True)
+class ContactRow:
+    """A contact's columns that an event reads and sets, read as a plain row (the batch
+    path writes them back for the whole batch at once)."""
+
+    id: int
+    first_name: str
+    last_name: str
+    phone: str | None
+    email: str | None
+    state: str | None
+    timezone: str | None
+    source: ConsentSource
+    agent_id: int | None
+    updated_at: datetime
+    external_id: str | None
+    stage: str | None
+    tags: list[str] | None
+    lead_source: str | None
+    field_times: dict[str, str] | None
+
+
+#: The columns of :class:`ContactRow`, in its order.
+CONTACT_ROW_COLUMNS = tuple(ContactRow.__dataclass_fields__)
+
+
+def apply_fields(contact: EventContact, p: ParsedEvent, now: datetime) -> list[str]:
     """Set the fields the event gives, unless a newer event already set them."""
     notes: list[str] = []
     if p.contact.external_id and contact.external_id is None:
@@ -51,7 +104,7 @@ def apply_fields(contact: Contact, p: ParsedEvent, now: datetime) -> list[str]:
 
 
 def apply_actions(
-    deps: Deps, session: Session, contact: Contact, p: ParsedEvent, now: datetime
+    deps: Deps, session: Session, contact: EventContact, p: ParsedEvent, now: datetime
 ) -> list[str]:
     """What an event does beyond its fields: a hand-off to another agent, a logged touch."""
     notes: list[str] = []
@@ -66,7 +119,7 @@ def apply_actions(
     return notes
 
 
-def contact_view(contact: Contact) -> ContactView:
+def contact_view(contact: EventContact) -> ContactView:
     """The contact's fields that triggers' and exits' ``where`` read."""
     return ContactView(
         {

@@ -4,7 +4,9 @@ An event is a JSON object ``{id, type, occurred_at, contact, data}``;
 ``contact`` names the lead by ``external_id``, else ``phone``, else
 ``email``. :func:`parse_event` gives a :class:`ParsedEvent` or an
 :class:`Invalid` naming the bad field; nothing here reads the database (the
-references to contacts and agents are checked by the ingest service). The
+references to contacts and agents are checked by the ingest service, which
+may pass the phone numbers it found already stored on contacts: such a number,
+in E.164 form, was checked when it was stored and is taken as it is). The
 fields of each type are listed in docs/campaigns.md.
 """
 
@@ -12,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -71,6 +74,13 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }
 #: ``to`` of ``agent.deactivated`` besides an agent.
 SPREADS = ("round-robin", "concierge")
+_EVENT_FIELDS = frozenset({"id", "type", "occurred_at", "contact", "data"})
+_CONTACT_FIELDS = frozenset({"external_id", "phone", "email"})
+#: Text values of a field (``isinstance`` with a tuple: no union built at each call).
+_TEXTUAL = (str, int)
+_SCALAR = (str, int, float)
+#: A number in E.164 form: "+", a country code and at most 15 digits in all.
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +90,14 @@ class ContactRef:
     email: str | None = None
 
     def as_dict(self) -> dict[str, str]:
-        return {k: v for k, v in (("external_id", self.external_id), ("phone", self.phone),
-                                  ("email", self.email)) if v}  # fmt: skip
+        out: dict[str, str] = {}
+        if self.external_id:
+            out["external_id"] = self.external_id
+        if self.phone:
+            out["phone"] = self.phone
+        if self.email:
+            out["email"] = self.email
+        return out
 
     @property
     def key(self) -> str:
@@ -120,24 +136,42 @@ def digest_of(raw: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def parse_event(index: int, raw: object) -> ParsedEvent | Invalid:
-    """The event at ``index`` of a batch, checked; an :class:`Invalid` names the bad field."""
+def parse_event(
+    index: int, raw: object, stored_phones: Container[str] = frozenset()
+) -> ParsedEvent | Invalid:
+    """The event at ``index`` of a batch, checked; an :class:`Invalid` names the bad field.
+
+    ``stored_phones``: numbers (E.164) already on contacts; a phone given exactly
+    as one of them is not validated again."""
     if not isinstance(raw, dict):
         return Invalid(index, None, "event", "an event is a JSON object")
     event_id = raw.get("id")
-    shown = str(event_id) if isinstance(event_id, str | int) else None
+    shown = str(event_id) if isinstance(event_id, _TEXTUAL) else None
     try:
-        return _parse(index, raw)
+        return _parse(index, raw, stored_phones)
     except _BadFieldError as bad:
         return Invalid(index, shown, bad.field, bad.message)
 
 
-def _parse(index: int, raw: dict[str, Any]) -> ParsedEvent:
-    unknown = sorted(set(raw) - {"id", "type", "occurred_at", "contact", "data"})
+def raw_phones(events: Iterable[object]) -> set[str]:
+    """The phone numbers the events give (``contact.phone``, ``data.phone``) as text,
+    unchecked: what to ask the database about before :func:`parse_event`."""
+    found: set[str] = set()
+    for raw in events:
+        if isinstance(raw, dict):
+            for part in (raw.get("contact"), raw.get("data")):
+                phone = part.get("phone") if isinstance(part, dict) else None
+                if isinstance(phone, str):
+                    found.add(phone.strip())
+    return found
+
+
+def _parse(index: int, raw: dict[str, Any], stored: Container[str]) -> ParsedEvent:
+    unknown = sorted(raw.keys() - _EVENT_FIELDS)
     if unknown:
         raise _BadFieldError(unknown[0], f"unknown field {unknown[0]!r}")
     event_id = raw.get("id")
-    if isinstance(event_id, bool) or not isinstance(event_id, str | int):
+    if isinstance(event_id, bool) or not isinstance(event_id, _TEXTUAL):
         raise _BadFieldError("id", "id is required: the producer's id of the event, as text")
     event_id = str(event_id).strip()
     if not event_id or len(event_id) > MAX_ID or "\x00" in event_id:
@@ -151,8 +185,8 @@ def _parse(index: int, raw: dict[str, Any]) -> ParsedEvent:
         data_raw = {}
     if not isinstance(data_raw, dict):
         raise _BadFieldError("data", "data must be a JSON object")
-    data = _data(str(kind), data_raw)
-    contact = _contact(raw.get("contact"), data, required=kind != "agent.deactivated")
+    data = _data(str(kind), data_raw, stored)
+    contact = _contact(raw.get("contact"), data, stored, required=kind != "agent.deactivated")
     return ParsedEvent(index, event_id, str(kind), occurred, contact, data, digest_of(raw))
 
 
@@ -174,17 +208,19 @@ def _instant(value: object) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _contact(value: object, data: dict[str, Any], *, required: bool) -> ContactRef:
+def _contact(
+    value: object, data: dict[str, Any], stored: Container[str], *, required: bool
+) -> ContactRef:
     if value is None and not required:
         return ContactRef()
     if not isinstance(value, dict):
         raise _BadFieldError("contact", "contact must name the lead: {external_id, phone or email}")
-    unknown = sorted(set(value) - {"external_id", "phone", "email"})
+    unknown = sorted(value.keys() - _CONTACT_FIELDS)
     if unknown:
         raise _BadFieldError(f"contact.{unknown[0]}", f"unknown field {unknown[0]!r} of contact")
     external = value.get("external_id")
     if external is not None:
-        if isinstance(external, bool) or not isinstance(external, str | int):
+        if isinstance(external, bool) or not isinstance(external, _TEXTUAL):
             raise _BadFieldError("contact.external_id", "external_id must be text")
         external = str(external).strip() or None
         if external is not None and len(external) > MAX_ID:
@@ -194,7 +230,7 @@ def _contact(value: object, data: dict[str, Any], *, required: bool) -> ContactR
         if external is not None and "\x00" in external:
             raise _BadFieldError("contact.external_id", "external_id must not contain NUL")
     phone = value.get("phone")
-    phone = _value("contact.phone", PHONE, phone) if phone is not None else data.get("phone")
+    phone = data.get("phone") if phone is None else _value("contact.phone", PHONE, phone, stored)
     email = value.get("email")
     email = _value("contact.email", EMAIL, email) if email is not None else data.get("email")
     if not (external or phone or email):
@@ -202,7 +238,7 @@ def _contact(value: object, data: dict[str, Any], *, required: bool) -> ContactR
     return ContactRef(external, phone, email)
 
 
-def _data(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+def _data(kind: str, data: dict[str, Any], stored: Container[str]) -> dict[str, Any]:
     shapes = DATA_SHAPES[kind]
     out: dict[str, Any] = {}
     for name, value in data.items():
@@ -214,14 +250,14 @@ def _data(kind: str, data: dict[str, Any]) -> dict[str, Any]:
             )
         if value is None:
             continue
-        out[name] = _value(f"data.{name}", shape, value)
+        out[name] = _value(f"data.{name}", shape, value, stored)
     for name in REQUIRED.get(kind, ()):
         if name not in out:
             raise _BadFieldError(f"data.{name}", f"{kind} needs data.{name}")
     return out
 
 
-def _value(field: str, shape: str, value: object) -> Any:
+def _value(field: str, shape: str, value: object, stored: Container[str] = ()) -> Any:
     if shape == FLAG:
         if not isinstance(value, bool):
             raise _BadFieldError(field, "must be true or false")
@@ -235,6 +271,8 @@ def _value(field: str, shape: str, value: object) -> Any:
     if shape == AGENT and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     text = _text(field, value, 2000 if shape == TEXT else 254)
+    if shape == PHONE and text in stored and _E164.fullmatch(text):
+        return text  # a contact's number, checked when it was stored
     try:
         if shape == PHONE:
             return normalize_phone(text)
@@ -259,7 +297,7 @@ def _value(field: str, shape: str, value: object) -> Any:
 
 
 def _text(field: str, value: object, limit: int) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if isinstance(value, bool) or not isinstance(value, _SCALAR):
         raise _BadFieldError(field, "must be text")
     text = str(value).strip()
     if not text or len(text) > limit or "\x00" in text:

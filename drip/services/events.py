@@ -40,7 +40,7 @@ from drip.services.event_apply import (
     contact_view,
     end_enrollments,
 )
-from drip.services.event_input import ContactRef, Invalid, ParsedEvent, parse_event
+from drip.services.event_input import ContactRef, Invalid, ParsedEvent, parse_event, raw_phones
 from drip.services.events_batch import BatchApplier
 from drip.store import events as store
 from drip.store.models import Contact, Enrollment
@@ -97,18 +97,19 @@ def ingest(
     on_applied: Callable[[int], None] | None = None,
 ) -> IngestResult:
     """Check, store and apply ``events``; one :class:`Outcome` per event, in input order."""
-    parsed = [parse_event(i, raw) for i, raw in enumerate(events)]
     outcomes: dict[int, Outcome] = {}
-    for p in parsed:
-        if isinstance(p, Invalid):
-            outcomes[p.index] = Outcome(p.index, p.id, INVALID, p.message, p.field)
-    good = [p for p in parsed if isinstance(p, ParsedEvent)]
     stored: list[ParsedEvent] = []
     with deps.sessions.begin() as session:
-        seen = store.existing_events(session, (p.id for p in good))
-        digests = {k: row.digest for k, row in seen.items()}
+        # The numbers already on contacts are not validated again (they were when stored).
+        phones = store.contact_keys(session, [], sorted(raw_phones(events)), [])
+        parsed = [parse_event(i, raw, phones) for i, raw in enumerate(events)]
+        for p in parsed:
+            if isinstance(p, Invalid):
+                outcomes[p.index] = Outcome(p.index, p.id, INVALID, p.message, p.field)
+        good = [p for p in parsed if isinstance(p, ParsedEvent)]
+        digests = store.existing_digests(session, (p.id for p in good))
         rows: list[dict[str, Any]] = []
-        names = _Known(session, good)
+        names = _Known(session, good, phones)
         for p in good:
             known = digests.get(p.id)
             if known is not None:
@@ -152,13 +153,14 @@ def ingest(
 class _Known:
     """The contacts and agents a batch names, read with one query per kind of identity."""
 
-    def __init__(self, session: Session, events: Sequence[ParsedEvent]) -> None:
+    def __init__(self, session: Session, events: Sequence[ParsedEvent], phones: set[str]) -> None:
+        """``phones``: numbers already known to be on contacts (not asked again)."""
         refs = [p.contact for p in events]
         self.session = session
-        self.keys = store.contact_keys(
+        self.keys = phones | store.contact_keys(
             session,
             [r.external_id for r in refs if r.external_id],
-            [r.phone for r in refs if r.phone],
+            [r.phone for r in refs if r.phone and r.phone not in phones],
             [r.email for r in refs if r.email],
         )
         self.agents: dict[str, bool] = {}

@@ -7,8 +7,9 @@
 enrollments are read with one query each, each event updates its contact and
 is decided against the campaigns' triggers and exits (read once per batch),
 exits end enrollments in place, and the enrollments the triggers ask for are
-written set-based per campaign when the run is flushed, with the events'
-ids, in the same transaction as the fields and the inbox rows' outcomes.
+written set-based (one statement for every campaign on PostgreSQL) when the
+run is flushed, with the events' ids, in the same transaction as the fields
+and the inbox rows' outcomes.
 
 An event that makes or finds a contact (``lead.created``) or moves many
 (``agent.deactivated``) ends the run and is applied alone; an event for a
@@ -42,11 +43,17 @@ from drip.domain.triggers import (
 )
 from drip.errors import DripError
 from drip.services.deps import Deps
-from drip.services.event_apply import apply_actions, apply_fields, contact_view, end_enrollments
+from drip.services.event_apply import (
+    CONTACT_ROW_COLUMNS,
+    ContactRow,
+    apply_actions,
+    apply_fields,
+    contact_view,
+    end_enrollments,
+)
 from drip.services.event_input import ParsedEvent
 from drip.store import events as store
 from drip.store.models import Campaign as CampaignRow
-from drip.store.models import Contact
 
 log = structlog.get_logger("drip.events")
 
@@ -68,9 +75,9 @@ class _Run:
     again on their real ids.
     """
 
-    events: list[tuple[ParsedEvent, int, Contact]] = field(default_factory=list)
+    events: list[tuple[ParsedEvent, int, ContactRow]] = field(default_factory=list)
     notes: dict[int, list[str]] = field(default_factory=dict)
-    enroll: dict[str, list[tuple[Contact, ParsedEvent, Enroll, int]]] = field(
+    enroll: dict[str, list[tuple[ContactRow, ParsedEvent, Enroll, int]]] = field(
         default_factory=lambda: defaultdict(list)
     )
     provisional: int = 0
@@ -138,18 +145,20 @@ class BatchApplier:
     ) -> tuple[_Run, dict[int, list[EnrollmentView]]]:
         """Apply every event of the run in ``session``; the run and the contacts' views."""
         refs = [p.contact for p, _ in events]
-        contacts = store.contacts_by_refs(
-            session,
-            [r.external_id for r in refs if r.external_id],
-            [r.phone for r in refs if r.phone],
-            [r.email for r in refs if r.email],
-        )
-        # Detached: their fields are written back for the whole run by one statement. The
-        # run's session holds nothing else yet: all of it goes at once.
-        session.expunge_all()
+        # Plain rows: their fields are written back for the whole run by one statement.
+        contacts = [
+            ContactRow(*row)
+            for row in store.contact_rows_by_refs(
+                session,
+                CONTACT_ROW_COLUMNS,
+                [r.external_id for r in refs if r.external_id],
+                [r.phone for r in refs if r.phone],
+                [r.email for r in refs if r.email],
+            )
+        ]
         by_ext = {c.external_id: c for c in contacts if c.external_id}
         by_phone = {c.phone: c for c in contacts if c.phone}
-        by_email: dict[str, Contact] = {}
+        by_email: dict[str, ContactRow] = {}
         for c in contacts:  # the lowest id first, as contact_by_ref
             if c.email:
                 by_email.setdefault(c.email.lower(), c)
@@ -182,7 +191,7 @@ class BatchApplier:
         self,
         session: Session,
         run: _Run,
-        contact: Contact,
+        contact: ContactRow,
         p: ParsedEvent,
         views: dict[int, list[EnrollmentView]],
     ) -> list[str]:
@@ -207,7 +216,7 @@ class BatchApplier:
             mine.append(EnrollmentView(provisional, wanted.campaign, True, self.now))
         return notes
 
-    def _decide(self, contact: Contact, p: ParsedEvent, mine: list[EnrollmentView]) -> Decision:
+    def _decide(self, contact: ContactRow, p: ParsedEvent, mine: list[EnrollmentView]) -> Decision:
         if not self.catalog.campaigns:
             return Decision()
         return decide(
@@ -217,21 +226,21 @@ class BatchApplier:
     def _write_enrollments(
         self, session: Session, run: _Run, views: dict[int, list[EnrollmentView]]
     ) -> None:
-        """Write the enrollments the run's triggers asked for (set-based per campaign), each
-        with its event's id, and give them their real ids in ``views``."""
-        from drip.services.enrollment import enroll_in
+        """Write the enrollments the run's triggers asked for (set-based, every campaign at
+        once), each with its event's id, and give them their real ids in ``views``."""
+        from drip.services.enrollment import enroll_in_each
 
         pairs: list[tuple[int, str]] = []
         real: dict[int, int | None] = {}
+        made = enroll_in_each(
+            self.deps,
+            session,
+            {name: [c for c, _, _, _ in wanted] for name, wanted in run.enroll.items()},
+            self.now,
+            loaded=self.loaded,
+        )
         for name, wanted in run.enroll.items():
-            new = enroll_in(
-                self.deps,
-                session,
-                name,
-                [c for c, _, _, _ in wanted],
-                self.now,
-                loaded=self.loaded.get(name),
-            )
+            new = made[name]
             for contact, p, e, provisional in wanted:
                 enrollment_id = new.get(contact.id)
                 real[provisional] = enrollment_id

@@ -31,7 +31,15 @@ from drip.store import claims
 from drip.store.models import Contact, Enrollment
 from drip.store.types import as_utc
 
-__all__ = ["Member", "PlannedStep", "active_contact_ids", "contact_zones", "enroll_members"]
+__all__ = [
+    "CampaignMembers",
+    "Member",
+    "PlannedStep",
+    "active_contact_ids",
+    "contact_zones",
+    "enroll_members",
+    "enroll_members_in",
+]
 
 #: Ids per ``IN (...)`` on SQLite (32,766 bind values at most).
 _SQLITE_CHUNK = 5000
@@ -52,6 +60,21 @@ class Member:
 
     contact_id: int
     group: int
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignMembers:
+    """The members to enroll in one campaign, with its zone groups' plans."""
+
+    campaign_id: int
+    sender_role: SenderRole
+    members: Sequence[Member]
+    plans: Sequence[Sequence[PlannedStep]]
+
+    def sends(self, new: Iterable[int]) -> int:
+        """How many sends the new enrollments of these contacts got."""
+        group_of = {m.contact_id: m.group for m in self.members}
+        return sum(len(self.plans[group_of[c]]) for c in new)
 
 
 def _is_postgresql(session: Session) -> bool:
@@ -112,32 +135,34 @@ def active_contact_ids(session: Session, campaign_id: int, contact_ids: Sequence
 _PG_ENROLL = text(
     """
     WITH input AS (
-        SELECT contact_id, grp, ord
-        FROM unnest(CAST(:contacts AS bigint[]), CAST(:groups AS integer[]))
-             WITH ORDINALITY AS i(contact_id, grp, ord)
+        SELECT contact_id, campaign_id, grp, ord
+        FROM unnest(CAST(:contacts AS bigint[]), CAST(:campaigns AS bigint[]),
+                    CAST(:groups AS integer[]))
+             WITH ORDINALITY AS i(contact_id, campaign_id, grp, ord)
     ), new AS (
         INSERT INTO enrollments (contact_id, campaign_id, enrolled_at, status)
-        SELECT contact_id, :campaign, :now, :active FROM input ORDER BY ord
+        SELECT contact_id, campaign_id, :now, :active FROM input ORDER BY ord
         ON CONFLICT (contact_id, campaign_id) WHERE status = 'active' DO NOTHING
-        RETURNING id, contact_id
+        RETURNING id, contact_id, campaign_id
     ), plan AS (
-        SELECT grp, step_id, channel, due, ord
+        SELECT grp, step_id, channel, due, sender, ord
         FROM unnest(CAST(:plan_groups AS integer[]), CAST(:plan_steps AS text[]),
-                    CAST(:plan_channels AS text[]), CAST(:plan_due AS timestamptz[]))
-             WITH ORDINALITY AS p(grp, step_id, channel, due, ord)
+                    CAST(:plan_channels AS text[]), CAST(:plan_due AS timestamptz[]),
+                    CAST(:plan_senders AS text[]))
+             WITH ORDINALITY AS p(grp, step_id, channel, due, sender, ord)
     ), sends AS (
         INSERT INTO scheduled_sends (
             enrollment_id, contact_id, campaign_id, step_id, kind, channel, sender_role,
             due_at, original_due_at, state, attempts, catching_up, held_to_window,
             created_at, updated_at)
-        SELECT new.id, new.contact_id, :campaign, plan.step_id, :kind, plan.channel, :sender,
-               plan.due, plan.due, :pending, 0, false, false, :now, :now
+        SELECT new.id, new.contact_id, new.campaign_id, plan.step_id, :kind, plan.channel,
+               plan.sender, plan.due, plan.due, :pending, 0, false, false, :now, :now
         FROM new
-        JOIN input ON input.contact_id = new.contact_id
+        JOIN input ON input.contact_id = new.contact_id AND input.campaign_id = new.campaign_id
         JOIN plan ON plan.grp = input.grp
         ORDER BY new.id, plan.ord
     )
-    SELECT new.contact_id, new.id FROM new
+    SELECT new.campaign_id, new.contact_id, new.id FROM new
     """
 )
 
@@ -157,62 +182,80 @@ def enroll_members(
     new enrollment id}`` and the number of sends inserted. Sends of one
     enrollment get ids in step order, enrollments in ``members`` order.
     """
-    if not members:
-        return {}, 0
+    one = CampaignMembers(campaign_id, sender_role, members, plans)
+    new = enroll_members_in(session, now=now, campaigns=[one])[0]
+    return new, one.sends(new)
+
+
+def enroll_members_in(
+    session: Session, *, now: datetime, campaigns: Sequence[CampaignMembers]
+) -> list[dict[int, int]]:
+    """:func:`enroll_members` for several campaigns (each named once) at once, on
+    PostgreSQL in one statement: per campaign, in order, ``{contact id: new enrollment
+    id}``. Enrollments get ids in the campaigns' order, then their members' order."""
+    wanted = [c for c in campaigns if c.members]
+    if not wanted:
+        return [{} for _ in campaigns]
     now = as_utc(now)
+    count = sum(len(c.members) for c in wanted)
     try:
         if _is_postgresql(session):
-            new = _enroll_postgresql(
-                session,
-                campaign_id=campaign_id,
-                sender_role=sender_role,
-                now=now,
-                members=members,
-                plans=plans,
-            )
+            found = _enroll_postgresql(session, now=now, campaigns=wanted)
         else:
-            new = _enroll_sqlite(
-                session,
-                campaign_id=campaign_id,
-                sender_role=sender_role,
-                now=now,
-                members=members,
-                plans=plans,
-            )
+            found = {
+                c.campaign_id: _enroll_sqlite(
+                    session,
+                    campaign_id=c.campaign_id,
+                    sender_role=c.sender_role,
+                    now=now,
+                    members=c.members,
+                    plans=c.plans,
+                )
+                for c in wanted
+            }
     except SQLAlchemyError as exc:
-        raise StoreError(f"could not enroll {len(members)} contacts: {exc}") from exc
-    group_of = {m.contact_id: m.group for m in members}
-    return new, sum(len(plans[group_of[c]]) for c in new)
+        raise StoreError(f"could not enroll {count} contacts: {exc}") from exc
+    return [found.get(c.campaign_id, {}) if c.members else {} for c in campaigns]
 
 
 def _enroll_postgresql(
-    session: Session,
-    *,
-    campaign_id: int,
-    sender_role: SenderRole,
-    now: datetime,
-    members: Sequence[Member],
-    plans: Sequence[Sequence[PlannedStep]],
-) -> dict[int, int]:
-    flat = [(g, step) for g, plan in enumerate(plans) for step in plan]
+    session: Session, *, now: datetime, campaigns: Sequence[CampaignMembers]
+) -> dict[int, dict[int, int]]:
+    """``{campaign id: {contact id: new enrollment id}}``; each campaign's groups are
+    numbered after the previous campaigns' in the statement."""
+    contacts: list[int] = []
+    campaign_ids: list[int] = []
+    groups: list[int] = []
+    flat: list[tuple[int, PlannedStep, str]] = []
+    first = 0  # this campaign's first group number in the statement
+    for c in campaigns:
+        contacts.extend(m.contact_id for m in c.members)
+        campaign_ids.extend(c.campaign_id for _ in c.members)
+        groups.extend(first + m.group for m in c.members)
+        sender = SenderRole(c.sender_role).value
+        flat.extend((first + g, step, sender) for g, plan in enumerate(c.plans) for step in plan)
+        first += len(c.plans)
     rows = session.execute(
         _PG_ENROLL,
         {
-            "contacts": [m.contact_id for m in members],
-            "groups": [m.group for m in members],
-            "campaign": campaign_id,
+            "contacts": contacts,
+            "campaigns": campaign_ids,
+            "groups": groups,
             "now": now,
             "active": EnrollmentStatus.ACTIVE.value,
-            "plan_groups": [g for g, _ in flat],
-            "plan_steps": [s.step_id for _, s in flat],
-            "plan_channels": [Channel(s.channel).value for _, s in flat],
-            "plan_due": [as_utc(s.due_at) for _, s in flat],
+            "plan_groups": [g for g, _, _ in flat],
+            "plan_steps": [s.step_id for _, s, _ in flat],
+            "plan_channels": [Channel(s.channel).value for _, s, _ in flat],
+            "plan_due": [as_utc(s.due_at) for _, s, _ in flat],
+            "plan_senders": [sender for _, _, sender in flat],
             "kind": MessageKind.CAMPAIGN.value,
-            "sender": SenderRole(sender_role).value,
             "pending": "pending",
         },
     )
-    return {int(r[0]): int(r[1]) for r in rows}
+    out: dict[int, dict[int, int]] = {c.campaign_id: {} for c in campaigns}
+    for campaign_id, contact_id, enrollment_id in rows:
+        out[int(campaign_id)][int(contact_id)] = int(enrollment_id)
+    return out
 
 
 def _enroll_sqlite(

@@ -4,26 +4,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, any_, bindparam, func, insert, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import ColumnElement, any_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.types import Integer, String, TypeEngine
 
 from drip.store.models import Agent, Campaign, Contact, Enrollment, InboxEvent
+from drip.store.types import StrEnumType, UtcDateTime
 
 
-def existing_events(session: Session, event_ids: Iterable[str]) -> dict[str, InboxEvent]:
-    """The inbox rows already holding these producer ids."""
+def existing_digests(session: Session, event_ids: Iterable[str]) -> dict[str, str]:
+    """``{producer id: digest}`` of the inbox rows already holding these producer ids (one
+    query on PostgreSQL, one per 500 ids elsewhere)."""
     wanted = list(dict.fromkeys(event_ids))
-    out: dict[str, InboxEvent] = {}
-    for start in range(0, len(wanted), 500):
-        part = wanted[start : start + 500]
-        where = one_of(session, InboxEvent.event_id, part, String())
-        for row in session.scalars(select(InboxEvent).where(where)):
-            out[row.event_id] = row
+    step = max(len(wanted), 1) if session.get_bind().dialect.name == "postgresql" else 500
+    out: dict[str, str] = {}
+    for start in range(0, len(wanted), step):
+        where = one_of(session, InboxEvent.event_id, wanted[start : start + step], String())
+        for event_id, digest in session.execute(
+            select(InboxEvent.event_id, InboxEvent.digest).where(where)
+        ):
+            out[event_id] = digest
     return out
 
 
@@ -168,21 +173,62 @@ def automated_campaigns(session: Session) -> list[Campaign]:
     ]
 
 
-def contacts_by_refs(
-    session: Session, external_ids: Sequence[str], phones: Sequence[str], emails: Sequence[str]
-) -> list[Contact]:
-    """The contacts any of these identities name (one bounded batch of events' worth)."""
-    found: dict[int, Contact] = {}
-    for column, values in (
-        (Contact.external_id, sorted(set(external_ids))),
-        (Contact.phone, sorted(set(phones))),
-        (func.lower(Contact.email), sorted({e.lower() for e in emails})),
-    ):
-        if values:
-            where = one_of(session, column, values, String())
-            for row in session.scalars(select(Contact).where(where)):
-                found.setdefault(row.id, row)
+def contact_rows_by_refs(
+    session: Session,
+    columns: Sequence[str],
+    external_ids: Sequence[str],
+    phones: Sequence[str],
+    emails: Sequence[str],
+) -> list[Sequence[Any]]:
+    """The contacts any of these identities name (one bounded batch of events' worth), as
+    plain rows of ``columns`` (the first: ``id``), in id order. On PostgreSQL one query
+    whose rows come back as one JSON array (decoded at once, not value by value)."""
+    wanted = [getattr(Contact, name) for name in columns]
+    lookups = [
+        (column, values)
+        for column, values in (
+            (Contact.external_id, sorted(set(external_ids))),
+            (Contact.phone, sorted(set(phones))),
+            (func.lower(Contact.email), sorted({e.lower() for e in emails})),
+        )
+        if values
+    ]
+    if not lookups:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        return _contact_rows_json(session, columns, lookups)
+    found: dict[int, Sequence[Any]] = {}
+    for column, values in lookups:
+        where = one_of(session, column, values, String())
+        for row in session.execute(select(*wanted).where(where)):
+            found.setdefault(row[0], row)
     return [found[i] for i in sorted(found)]
+
+
+def _contact_rows_json(
+    session: Session, columns: Sequence[str], lookups: Sequence[tuple[Any, Sequence[str]]]
+) -> list[Sequence[Any]]:
+    """:func:`contact_rows_by_refs` on PostgreSQL: ``json_agg`` of the rows, each a JSON
+    array of ``columns``; instants and enums are rebuilt from their JSON text."""
+    table = Contact.__table__.c
+    built = func.json_build_array(*(table[name] for name in columns))
+    doc = session.scalar(
+        select(func.json_agg(aggregate_order_by(built, table.id))).where(
+            or_(*(one_of(session, column, values, String()) for column, values in lookups))
+        )
+    )
+    rows: list[list[Any]] = doc or []
+    for position, name in enumerate(columns):
+        kind = table[name].type
+        if isinstance(kind, UtcDateTime):
+            for row in rows:
+                if row[position] is not None:
+                    row[position] = datetime.fromisoformat(row[position]).astimezone(UTC)
+        elif isinstance(kind, StrEnumType):
+            for row in rows:
+                if row[position] is not None:
+                    row[position] = kind.enum_class(row[position])
+    return list(rows)
 
 
 def enrollments_of_many(session: Session, contact_ids: Sequence[int]) -> dict[int, list[Any]]:
@@ -299,14 +345,19 @@ _WRITE_PG = text(
 )
 
 
-def write_contacts(session: Session, contacts: Sequence[Contact]) -> None:
-    """Write the event-set columns of these (detached) contacts: on PostgreSQL one
+_WRITTEN = attrgetter("id", *_NAMES)
+
+
+def write_contacts(session: Session, contacts: Sequence[Any]) -> None:
+    """Write the event-set columns of these contacts (objects with those attributes, not in
+    the session): on PostgreSQL one
     ``UPDATE ... FROM json_to_recordset(...)`` for them all, elsewhere one statement executed for each."""
     if not contacts:
         return
     names = _NAMES
     if session.get_bind().dialect.name == "postgresql":
-        rows = ({"id": c.id, **{n: getattr(c, n) for n in names}} for c in contacts)
+        keys = ("id", *names)
+        rows = (dict(zip(keys, _WRITTEN(c), strict=True)) for c in contacts)
         session.execute(_WRITE_PG, {"rows": _rows(rows)})
         return
     session.connection().execute(

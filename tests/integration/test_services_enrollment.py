@@ -16,7 +16,13 @@ from drip.domain.enums import Channel, ConsentSource, EnrollmentStatus, SenderRo
 from drip.domain.schedule import step_due_at
 from drip.domain.zones import resolve_timezone
 from drip.services.enrollment import enroll, enroll_many, load_campaign
-from drip.store.enrolling import Member, PlannedStep, enroll_members
+from drip.store.enrolling import (
+    CampaignMembers,
+    Member,
+    PlannedStep,
+    enroll_members,
+    enroll_members_in,
+)
 from drip.store.models import Contact, Enrollment, ScheduledSend
 
 SMART_DRIP = "smart-drip-new-lead"
@@ -219,3 +225,67 @@ def test_the_store_skips_a_contact_enrolled_meanwhile(world: World) -> None:
     assert sends == 1
     assert len(plan(world, first)) == 5
     assert [s.step_id for s in plan(world, second)] == ["day-15"]
+
+
+def test_several_campaigns_enroll_in_one_call_each_with_its_own_plan_and_sender(
+    world: World,
+) -> None:
+    """enroll_members_in: each campaign's contacts get its steps, its sender and their group's due times."""
+    first = add_dana(world)
+    second = add_dana(world, phone="+16175550124", first_name="Lee")
+    early, late = world.now + timedelta(days=1), world.now + timedelta(days=2)
+    with world.deps.sessions.begin() as session:
+        drip_row, _ = load_campaign(world.deps, session, SMART_DRIP)
+        seller_row, _ = load_campaign(world.deps, session, SELLER)
+        found = enroll_members_in(
+            session,
+            now=world.now,
+            campaigns=[
+                CampaignMembers(
+                    drip_row.id,
+                    SenderRole.AGENT,
+                    [Member(first, 1), Member(second, 0)],
+                    [
+                        [PlannedStep("a", Channel.SMS, early)],
+                        [PlannedStep("a", Channel.SMS, late), PlannedStep("b", Channel.SMS, late)],
+                    ],
+                ),
+                CampaignMembers(seller_row.id, SenderRole.CONCIERGE, [], []),
+                CampaignMembers(
+                    seller_row.id + drip_row.id + 1000, SenderRole.AGENT, [], []
+                ),  # no members: nothing asked of the database
+            ],
+        )
+        again = enroll_members_in(
+            session,
+            now=world.now,
+            campaigns=[
+                CampaignMembers(
+                    seller_row.id,
+                    SenderRole.CONCIERGE,
+                    [Member(second, 0)],
+                    [[PlannedStep("x", Channel.SMS, early)]],
+                ),
+                CampaignMembers(
+                    drip_row.id,
+                    SenderRole.AGENT,
+                    [Member(first, 0)],
+                    [[PlannedStep("y", Channel.SMS, early)]],
+                ),
+            ],
+        )
+
+    assert [sorted(f) for f in found] == [[first, second], [], []]
+    assert found[0][first] < found[0][second]  # in the members' order
+    assert list(again[0]) == [second]
+    assert again[1] == {}  # already active in smart-drip: left alone
+    firsts = sorted(plan(world, first), key=lambda s: s.id)
+    assert [(s.step_id, s.due_at, s.sender_role) for s in firsts] == [
+        ("a", late, SenderRole.AGENT),
+        ("b", late, SenderRole.AGENT),
+    ]
+    seconds = sorted(plan(world, second), key=lambda s: s.id)
+    assert [(s.step_id, s.due_at, s.sender_role, s.campaign_id) for s in seconds] == [
+        ("a", early, SenderRole.AGENT, drip_row.id),
+        ("x", early, SenderRole.CONCIERGE, seller_row.id),
+    ]
