@@ -184,7 +184,8 @@ def deliver_round(
         already = set(row.delivered_to or ())
         todo = [r for r in wanted if r.target.name not in already]
         if todo and (any(r.target.name in down for r in todo) or time.monotonic() > stop_posting):
-            untried.append(row.id)  # that receiver failed this round: wait, no attempt counted
+            # that receiver failed this round, or the lease is running out: no attempt counted
+            untried.append(row.id)
             continue
         errors = []
         for r in todo:
