@@ -12,9 +12,6 @@ PYTEST_ARGS ?=
 # workers, pacing, Redis, PostgreSQL) rather than use the CPU, so three workers fill
 # a 2-core machine. `--dist loadgroup` keeps an `xdist_group` on one worker, and
 # tests/conftest.py starts the longest tests first. PYTEST_WORKERS=0 runs in one process.
-# Tests marked `alone` judge timing at the fake carrier (pacing): they run after the
-# others, one at a time, so the other workers' tests do not skew what they measure
-# (exit code 5, none selected by PYTEST_ARGS, is not a failure of that phase).
 PYTEST_WORKERS ?= 3
 
 # What `make demo` runs: the demo on the embedded default (a fresh database in
@@ -43,8 +40,7 @@ demo: $(VENV)/.installed-base
 	$(DEMO_CMD)
 
 test: $(VENV)/.installed-dev
-	$(BIN)/pytest -q --durations=25 -n $(PYTEST_WORKERS) --dist loadgroup -m 'not alone' $(PYTEST_ARGS)
-	$(BIN)/pytest -q --durations=5 -m alone $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(BIN)/pytest -q --durations=25 -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -187,7 +187,8 @@ def forecast(
             takes = timedelta(seconds=text.segments / rate)
             fit = n
             if text.closes_at is not None and takes > timedelta(0):
-                fit = max(0, min(n, math.floor((text.closes_at - start) / takes + 1e-9)))
+                room = (text.closes_at - start).total_seconds() / takes.total_seconds()
+                fit = max(0, min(n, math.floor(room + 1e-9)))
             if not counted:
                 already += n
                 if fit:

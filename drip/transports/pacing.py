@@ -32,7 +32,7 @@ took long, the worker waited for the CPU), and its successor, on time,
 would then reach the carrier right behind it. So a text also passes a
 departure gate right before the provider call (:meth:`Pacer.depart`): it
 leaves only once the sender's previous text left at least ``(1 +
-GATE_MARGIN) / rate`` seconds per segment before (:data:`GATE_MARGIN`, 10 %,
+GATE_MARGIN) / rate`` seconds per segment before (:data:`GATE_MARGIN`, 15 %,
 less than the slots' margin, so texts that are on time never wait at the
 gate), else it waits the difference. The gate bounds the spacing at the
 carrier whatever happened before the call; the slots keep the average rate
@@ -88,7 +88,7 @@ MARGIN: Final = 0.2
 #: The departure gate's spacing is this much wider than ``1 / rate``: less than
 #: :data:`MARGIN`, so a text on its slot never waits at the gate, and more than
 #: the jitter between the gate and the carrier (the provider call itself).
-GATE_MARGIN: Final = 0.1
+GATE_MARGIN: Final = 0.15
 
 
 class PacingError(DripError):

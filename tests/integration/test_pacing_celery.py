@@ -84,7 +84,6 @@ def test_most_in_one_second_counts_a_sliding_span() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.alone
 @pytest.mark.timeout(900)
 def test_two_workers_and_two_dispatchers_keep_every_sender_under_its_rate(
     make_celery_rig: Callable[..., CeleryRig],
@@ -199,7 +198,7 @@ def test_two_workers_and_two_dispatchers_keep_every_sender_under_its_rate(
     # commit before it ran long, the worker waited for the CPU); the departure gate
     # then keeps its successor (1 + GATE_MARGIN) / RATE behind it, so what is left
     # between the gate and the carrier is the SDK call and the loopback: the span of
-    # RATE + 1 texts (`tightest`) stays over 1.1 s less that.
+    # RATE + 1 texts (`tightest`) stays over 1.15 s less that.
     assert all(peak <= RATE for peak in peaks.values()), (peaks, tightest)
     assert len(claimed) >= TEXTS  # some rows may have been claimed again after a deferral
     assert elapsed >= TEXTS / (3 * RATE) - 5  # no faster than the numbers allow
