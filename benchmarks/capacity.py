@@ -24,6 +24,16 @@ console page under 2 s at the large size, ``drip queue`` answers (exit 0).
 
 Not part of CI (the large build alone takes minutes). The databases are
 created next to ``DRIP_BENCH_DATABASE_URL`` and dropped at the end.
+
+``--scale SMALL,LARGE`` measures drip's hot paths as well (the claim, a fire
+batch, an enrollment batch, ``drip stats``, the console's campaign and
+contact pages, ``/metrics``) on four years of history built fast, the
+triggers off and the counts computed after (:mod:`capacity_scale`,
+:mod:`capacity_build`); ``--verify N`` builds N leads that way and through
+the triggers and fails unless their counts agree::
+
+    .venv/bin/python benchmarks/capacity.py --scale 100000,10000000
+    .venv/bin/python benchmarks/capacity.py --verify 3000
 """
 
 from __future__ import annotations
