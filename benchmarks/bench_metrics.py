@@ -53,9 +53,9 @@ def load(libpq: str, rows: int) -> None:
         conn.execute("VACUUM ANALYZE")
 
 
-def scratch(rows: int) -> str:
+def scratch(rows: int, prefix: str = "drip_bench_metrics_") -> str:
     """A scratch database with ``rows`` pending sends; returns its URL."""
-    name = f"drip_bench_metrics_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
@@ -102,11 +102,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--reps", type=int, default=30)
+    parser.add_argument("--prefix", default="drip_bench_metrics_", help="scratch databases' names")
     args = parser.parse_args()
     urls: dict[int, str] = {}
     try:
         for rows in sorted(args.rows):
-            urls[rows] = scratch(rows)
+            urls[rows] = scratch(rows, args.prefix)
         medians = measure(urls, args.reps)
     finally:
         for url in urls.values():

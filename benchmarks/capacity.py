@@ -24,6 +24,16 @@ console page under 2 s at the large size, ``drip queue`` answers (exit 0).
 
 Not part of CI (the large build alone takes minutes). The databases are
 created next to ``DRIP_BENCH_DATABASE_URL`` and dropped at the end.
+
+``--scale SMALL,LARGE`` measures drip's hot paths as well (the claim, a fire
+batch, an enrollment batch, ``drip stats``, the console's campaign and
+contact pages, ``/metrics``) on four years of history built fast, the
+triggers off and the counts computed after (:mod:`capacity_scale`,
+:mod:`capacity_build`); ``--verify N`` builds N leads that way and through
+the triggers and fails unless their counts agree::
+
+    .venv/bin/python benchmarks/capacity.py --scale 100000,10000000
+    .venv/bin/python benchmarks/capacity.py --verify 3000
 """
 
 from __future__ import annotations
@@ -186,12 +196,31 @@ class Size:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--scale",
+        metavar="SMALL,LARGE",
+        help="the drip path at two sizes (capacity_scale.py), e.g. 100000,10000000",
+    )
+    parser.add_argument("--reps", type=int, default=5, help="--scale: repetitions (5)")
+    parser.add_argument(
+        "--verify",
+        type=int,
+        metavar="N",
+        help="build N leads fast and through the triggers; fail unless the counts agree",
+    )
     parser.add_argument("--quick", action="store_true", help="10,000 vs 100,000 leads")
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument(
         "--large", type=int, default=None, help="default 1,000,000 (--quick: 100,000)"
     )
     args = parser.parse_args()
+    if args.scale or args.verify:
+        import capacity_scale
+
+        if args.verify:
+            return capacity_scale.verify(args.verify)
+        small_leads, large_leads = (int(x) for x in args.scale.split(","))
+        return capacity_scale.run(small_leads, large_leads, args.reps)
     large = args.large or (100_000 if args.quick else 1_000_000)
     from drip.web.app import create_app
 

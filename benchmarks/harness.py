@@ -159,10 +159,11 @@ def with_database(url: str, name: str) -> str:
 
 
 class ScratchDatabases:
-    """Creates ``drip_bench_<random>`` databases next to the admin database; drops them all."""
+    """Creates ``<prefix><random>`` databases next to the admin database; drops them all."""
 
-    def __init__(self, admin_url: str) -> None:
+    def __init__(self, admin_url: str, prefix: str = "drip_bench_") -> None:
         self.admin_url = admin_url
+        self.prefix = prefix
         self._names: list[str] = []
         self.created: list[str] = []  # every name ever created, for the record
         self._admin: psycopg.Connection[Any] | None = None
@@ -174,7 +175,7 @@ class ScratchDatabases:
 
     def create(self, suffix: str = "") -> str:
         """A new empty database (not migrated); returns its SQLAlchemy URL."""
-        name = f"drip_bench_{secrets.token_hex(4)}{suffix}"
+        name = f"{self.prefix}{secrets.token_hex(4)}{suffix}"
         self._conn().execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         self._names.append(name)
         self.created.append(name)
