@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -21,32 +20,11 @@ from drip.services import assignment, pausing
 from drip.services.deps import Deps
 from drip.services.event_input import ParsedEvent
 from drip.store import lifecycle as lifecycle_store
-from drip.store.models import Enrollment, ScheduledSend
+from drip.store.models import Contact, Enrollment, ScheduledSend
 
 #: Fields of a contact a lead event sets, in the order they are applied.
 PROFILE_FIELDS = ("first_name", "last_name", "email", "state", "timezone")
 CRM_FIELDS = ("stage", "tags", "lead_source")
-
-
-class EventContact(Protocol):
-    """What applying an event reads and sets on its contact: a ``Contact`` or a
-    :class:`ContactRow`."""
-
-    id: int
-    first_name: str
-    last_name: str
-    phone: str | None
-    email: str | None
-    state: str | None
-    timezone: str | None
-    source: ConsentSource
-    agent_id: int | None
-    updated_at: datetime
-    external_id: str | None
-    stage: str | None
-    tags: list[str] | None
-    lead_source: str | None
-    field_times: dict[str, str] | None
 
 
 @dataclass(slots=True)
@@ -73,6 +51,9 @@ class ContactRow:
 
 #: The columns of :class:`ContactRow`, in its order.
 CONTACT_ROW_COLUMNS = tuple(ContactRow.__dataclass_fields__)
+
+#: What applying an event reads and sets on its contact (the columns of :class:`ContactRow`).
+EventContact = Contact | ContactRow
 
 
 def apply_fields(contact: EventContact, p: ParsedEvent, now: datetime) -> list[str]:
