@@ -162,11 +162,24 @@ def forecast(
     as fit before their window closes) but are counted only in ``ahead``, and
     only for the senders of ``texts``.
     """
+    return forecast_groups(((text, 1) for text in texts), senders, now, ahead=ahead)
+
+
+def forecast_groups(
+    groups: Iterable[tuple[QueuedText, int]],
+    senders: Senders,
+    now: datetime,
+    *,
+    ahead: Iterable[tuple[QueuedText, int]] = (),
+) -> Forecast:
+    """:func:`forecast` of texts given as a representative and how many like it (``drip
+    queue`` reads its pending sends as such groups); as many of a group leave as fit
+    before its window closes, the rest slip (or expire)."""
     if now.utcoffset() is None:
         raise ValidationError("forecast: now must be timezone-aware")
     queues: dict[str, list[tuple[QueuedText, bool, int]]] = defaultdict(list)
-    for text in texts:
-        queues[text.sender].append((text, True, 1))
+    for text, n in groups:
+        queues[text.sender].append((text, True, n))
     for text, n in ahead:
         if text.sender in queues and n > 0:
             queues[text.sender].append((text, False, n))
@@ -194,17 +207,17 @@ def forecast(
                 if fit:
                     free = start + takes * fit
                 continue
-            mine += 1
+            mine += n
+            if text.expires_first:
+                expiring += n - fit
+            else:
+                slipping += n - fit
             if fit == 0:
-                if text.expires_first:
-                    expiring += 1
-                else:
-                    slipping += 1
                 continue
-            free = start + takes
+            free = start + takes * fit
             first = first or start
-            last = start
-            segments += text.segments
+            last = start + takes * (fit - 1)
+            segments += text.segments * fit
         out.append(
             SenderForecast(
                 sender,

@@ -17,9 +17,8 @@ text from a sender carries it), so the forecast errs on the late side.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pendulum
 
@@ -27,7 +26,8 @@ from drip.domain.campaign import Campaign
 from drip.domain.enums import Channel, MessageKind, SenderRole
 from drip.domain.frequency import lookback
 from drip.domain.message import ACCOUNT_TEMPLATE_VARIABLES, render, sms_size, with_footer
-from drip.domain.pacing import Forecast, QueuedText, SenderForecast, Senders, forecast
+from drip.domain.pacing import Forecast, QueuedText, Senders, forecast
+from drip.domain.pacing import forecast_groups as domain_forecast_groups
 from drip.domain.policy import DAY, ConversationState, Defer, Outgoing, Send, decide
 from drip.domain.window import SendWindow
 from drip.errors import DripError
@@ -269,38 +269,9 @@ def forecast_groups(
     segments from its latest due time; the ones whose slot would end after
     their window closes slip.
     """
-    queues = grouped_texts(deps, now, groups, agents, campaigns)
-    rates = _senders(deps)
-    return Forecast(
-        tuple(
-            _play(sender, rates.rate_of(sender), queues[sender], now) for sender in sorted(queues)
-        )
-    )
-
-
-def _play(
-    sender: str, rate: float, queue: list[tuple[QueuedText, int]], now: datetime
-) -> SenderForecast:
-    """One sender's groups in due order, ``n`` texts each, one segment every ``1 / rate`` s."""
-    free = now
-    first: datetime | None = None
-    last: datetime | None = None
-    texts = slipping = segments = 0
-    for text, n in sorted(queue, key=lambda item: item[0].not_before):
-        texts += n
-        start = max(free, text.not_before)
-        takes = text.segments / rate
-        fit = n
-        if text.closes_at is not None:
-            room = (text.closes_at - start).total_seconds()
-            fit = max(0, min(n, math.floor(room / takes + 1e-9))) if takes > 0 else n
-        slipping += n - fit
-        if fit:
-            first = first or start
-            last = start + timedelta(seconds=takes * (fit - 1))
-            free = start + timedelta(seconds=takes * fit)
-            segments += fit * text.segments
-    return SenderForecast(sender, rate, texts, segments, first, last, slipping)
+    queued = grouped_texts(deps, now, groups, agents, campaigns)
+    pairs = [pair for sender in sorted(queued) for pair in queued[sender]]
+    return domain_forecast_groups(pairs, _senders(deps), now)
 
 
 def forecast_lines(result: Forecast, tz: str) -> list[str]:
