@@ -151,11 +151,10 @@ def _sender_words(s: SenderForecast, tz: str) -> str:
 
 def recount(deps: Deps) -> store.Recount:
     """``drip queue --recount``: rebuild the running counts of pending sends from the sends."""
-    from drip.store.engine import SQLITE_BEGIN_OPTION
+    from drip.store.engine import begin_writing
 
     with deps.sessions() as session:
-        if session.get_bind().dialect.name == "sqlite":
-            session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        begin_writing(session)
         found = store.recount(session)
     structlog.get_logger("drip.queue").info(
         "queue_recounted", groups=found.groups, off_by=found.off_by, pending=found.pending

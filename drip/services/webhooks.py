@@ -39,7 +39,7 @@ from drip.domain.account import WebhookTarget
 from drip.errors import ConfigError, DripError
 from drip.services.deps import Deps
 from drip.store import outbox
-from drip.store.engine import SQLITE_BEGIN_OPTION
+from drip.store.engine import begin_writing
 from drip.store.models import OutboxEvent
 
 log = structlog.get_logger("drip.webhooks")
@@ -173,9 +173,7 @@ def deliver_round(
     failed: list[tuple[int, list[str], str]] = []
     untried: list[int] = []
     with deps.sessions.begin() as session:
-        if session.get_bind().dialect.name == "sqlite":
-            # the lease writes after reading: take the write lock up front
-            session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        begin_writing(session)  # the lease writes after reading
         rows = outbox.claim(session, now, limit, now + LEASE)
     done.claimed = len(rows)
     stop_posting = time.monotonic() + (LEASE - 2 * POST_MAX).total_seconds()
@@ -201,8 +199,7 @@ def deliver_round(
             delivered.setdefault(tuple(sorted(already)), []).append(row.id)
             done.delivered += 1
     with deps.sessions.begin() as session:
-        if session.get_bind().dialect.name == "sqlite":
-            session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        begin_writing(session)
         for names, ids in delivered.items():
             outbox.mark_delivered(session, ids, names, now)
         outbox.release(session, untried, now)

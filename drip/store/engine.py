@@ -43,6 +43,7 @@ from drip.errors import StoreError
 __all__ = [
     "PREPARE_THRESHOLD",
     "SQLITE_BEGIN_OPTION",
+    "begin_writing",
     "make_engine",
     "safe_url",
     "session_factory",
@@ -54,6 +55,14 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _BEGIN_MODES = {"DEFERRED", "IMMEDIATE", "EXCLUSIVE"}
 #: Executions of one statement on a connection after which psycopg prepares it (its default).
 PREPARE_THRESHOLD = 5
+
+
+def begin_writing(session: Session) -> None:
+    """Begin ``session``'s transaction as a writer: on SQLite ``BEGIN IMMEDIATE`` (the
+    write lock up front, so a transaction that reads before it writes cannot lose the
+    read-to-write upgrade to another writer's commit); elsewhere an ordinary begin."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
 
 
 def safe_url(url: str | URL) -> str:

@@ -25,7 +25,7 @@ from drip.services.fire.outcome import FireResult, NotOursError, Outcome, Unavai
 from drip.services.fire.reassigned import check_number
 from drip.services.fire.render import render_send
 from drip.store import claims
-from drip.store.engine import SQLITE_BEGIN_OPTION
+from drip.store.engine import begin_writing
 
 log = structlog.get_logger("drip.fire")
 
@@ -64,10 +64,9 @@ def fire_batch(deps: Deps, ids: list[int], now: datetime) -> list[FireResult]:
     the caller's to apply (:func:`drip.services.dispatch.fire`).
     """
     with deps.sessions.begin() as session:
-        if session.get_bind().dialect.name == "sqlite":
-            # gather writes (conversations) after reading: take the write lock up front,
-            # or two deliveries of one batch lose a read-to-write upgrade race.
-            session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        # gather writes (conversations) after reading: two deliveries of one batch
+        # would otherwise lose a read-to-write upgrade race on SQLite.
+        begin_writing(session)
         prepared, states = gather.gather(deps, session, ids, now)
         session.expunge_all()
     if not prepared:
