@@ -198,8 +198,9 @@ def _migration(name: str) -> Any:
     return importlib.import_module(f"drip.store.migrations.versions.{name}")
 
 
-def backfill_statements() -> list[str]:
-    """What the triggers of migrations 0010 and 0018 would have counted, from the rows."""
+def backfill_statements(low: int | None, high: int | None) -> list[str]:
+    """What the triggers of migrations 0010 and 0018 would have counted, from the rows
+    (the contacts' ids ``low`` to ``high``: the replies' marks are counted in ranges)."""
     m10, m18 = _migration("0010_send_tallies"), _migration("0018_queue_tallies")
     enrollments = m10._ENROLLMENTS.format(
         "SELECT campaign_id, status, 1 AS sign FROM enrollments WHERE campaign_id IS NOT NULL"
@@ -209,7 +210,8 @@ def backfill_statements() -> list[str]:
         m10._BACKFILL_DEFERRED,
         enrollments,
         m18.backfill("postgresql"),
-        *m18.backfill_marks(),
+        *(s for within in m18.contact_ranges(low, high) for s in m18.backfill_marks(within)),
+        m18.tally_marks(),
     ]
 
 
@@ -230,6 +232,7 @@ def build(
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET maintenance_work_mem = '1GB'")
         conn.execute("SET work_mem = '256MB'")
+        conn.execute("SET jit = off")  # as migration 0018's backfill: it costs more than it saves
         indexes: list[tuple[str, str]] = []
         if fast:
             conn.execute("SET session_replication_role = replica")
@@ -259,7 +262,8 @@ def build(
             took["indexes"] = time.perf_counter() - t0
             conn.execute("ANALYZE")
             t0 = time.perf_counter()
-            for statement in backfill_statements() if counts else []:
+            low, high = conn.execute("SELECT MIN(id), MAX(id) FROM contacts").fetchone() or (0, 0)
+            for statement in backfill_statements(low, high) if counts else []:
                 conn.execute(statement)
             took["counts"] = time.perf_counter() - t0
             say(f"capacity: {n:,} leads: counts in {took['counts']:.0f} s")
