@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from typing import Any
 
 import pytest
 import requests
+from net_support import free_port
 
 from drip.domain.schedule import at_local
 from drip.replay.demo import BROADCAST, DEMO_DATE, all_campaigns, choose_project, sample_scenarios
@@ -50,12 +50,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 DANA = "+16175550123"
-
-
-def _free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _drip(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -98,7 +92,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
         account=scenarios[0].account,
         broadcasts=[(broadcast_at, body)],
     )
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIP_", "TWILIO_"))}
     env.update(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from net_support import free_port
 from prometheus_client.parser import text_string_to_metric_families
 from twilio.request_validator import RequestValidator
 
@@ -20,12 +20,6 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 AUTH_TOKEN = "gunicorn-test-token"
 INBOUND = 12
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get(url: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from net_support import free_port
 from twilio.request_validator import RequestValidator
 
 from drip.testing.fake_twilio import FakeTwilioServer
@@ -37,12 +37,6 @@ def _wait_for_status(env: dict[str, str], kind: str, status: str, timeout: float
     return False
 
 
-def _free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _drip(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     drip = Path(sys.executable).with_name("drip")
     return subprocess.run(
@@ -60,7 +54,7 @@ def fake() -> Iterator[FakeTwilioServer]:
 @pytest.fixture
 def served(tmp_path: Path, fake: FakeTwilioServer) -> Iterator[tuple[str, dict[str, str]]]:
     """`drip serve` on a free port over a fresh SQLite file; yields its URL and environment."""
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIP_", "TWILIO_"))}
     env.update(

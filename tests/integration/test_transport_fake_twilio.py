@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import pytest
 import requests
+from net_support import free_port
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
@@ -234,15 +235,9 @@ def test_status_callbacks_are_posted_and_signed() -> None:
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_standalone_process_serves_sdk_and_control_endpoints() -> None:
     """`python -m drip.testing.fake_twilio` serves the SDK, injects --fail, reports stats, exits."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             *(sys.executable, "-m", "drip.testing.fake_twilio", "--port", str(port)),

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from net_support import free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from conftest import CeleryCommand, CeleryRig
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def sent_total(port: int) -> float:
