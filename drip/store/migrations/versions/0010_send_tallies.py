@@ -327,11 +327,33 @@ _PG_TRIGGERS: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: A source row's columns but ``sign``.
+_SOURCE_COLUMNS = (
+    "campaign_id, kind, step_id, channel, state, decision_code, footer, segments, status, whole"
+)
+
+
+def _summed(source: str) -> str:
+    """``source`` with its alike rows made one, ``sign`` their sum.
+
+    Every metric is ``sign`` times a function of the other columns, so the counts
+    are the same; but the ten metrics then multiply a few hundred rows, not every
+    send: at 10,000,000 leads (50,000,000 sends) the backfill had spilled 29 GB of
+    temporary files when it was stopped.
+    """
+    return (
+        f"SELECT {_SOURCE_COLUMNS}, SUM(sign) AS sign FROM ({source}) AS one"
+        f" GROUP BY {_SOURCE_COLUMNS}"
+    )
+
+
 _BACKFILL_SENDS = _upsert(
-    "SELECT s.campaign_id AS campaign_id, s.kind AS kind, s.step_id AS step_id,"
-    " s.channel AS channel, s.state AS state, s.decision_code AS decision_code,"
-    " m.footer AS footer, m.segments AS segments, m.status AS status, 1 AS whole, 1 AS sign "
-    "FROM scheduled_sends AS s LEFT JOIN messages AS m ON m.id = s.message_id"
+    _summed(
+        "SELECT s.campaign_id AS campaign_id, s.kind AS kind, s.step_id AS step_id,"
+        " s.channel AS channel, s.state AS state, s.decision_code AS decision_code,"
+        " m.footer AS footer, m.segments AS segments, m.status AS status, 1 AS whole, 1 AS sign "
+        "FROM scheduled_sends AS s LEFT JOIN messages AS m ON m.id = s.message_id"
+    )
 )
 _BACKFILL_DEFERRED = (
     "INSERT INTO send_tallies (campaign_id, bucket, metric, code, n) "
