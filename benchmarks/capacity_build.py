@@ -233,6 +233,8 @@ def build(
         conn.execute("SET maintenance_work_mem = '1GB'")
         conn.execute("SET work_mem = '256MB'")
         conn.execute("SET jit = off")  # as migration 0018's backfill: it costs more than it saves
+        # A statement that spills more than this fails rather than fills a shared disk.
+        conn.execute("SET temp_file_limit = '15GB'")
         indexes: list[tuple[str, str]] = []
         if fast:
             conn.execute("SET session_replication_role = replica")
