@@ -182,6 +182,9 @@ class Contact(Base):
             sqlite_where=text("sms_opted_out_at IS NOT NULL"),
             postgresql_where=text("sms_opted_out_at IS NOT NULL"),
         ),
+        # Room on each page for a row's next version: a lead event's update of the
+        # contact then touches none of its indexes (migration 0019).
+        {"postgresql_with": {"fillfactor": 85}},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -67,7 +67,7 @@ def test_revision_before_and_after_upgrade(empty_db_url: str) -> None:
     """A new database has no revision; after upgrade it is at the shipped head."""
     assert current_revision(empty_db_url) is None
     upgrade(empty_db_url)
-    assert head_revision() == "0018"
+    assert head_revision() == "0019"
     assert current_revision(empty_db_url) == head_revision()
 
 
@@ -223,3 +223,44 @@ def test_partial_indexes_keep_their_where_in_models_and_migrations(migrated: Eng
         assert where == predicate.replace("'", "")
         ddl = str(CreateIndex(declared[name]).compile(dialect=migrated.dialect))
         assert f"WHERE {predicate}" in ddl
+
+
+@pytest.mark.postgres
+def test_a_lead_events_contact_update_touches_no_index_on_full_pages(pg_url: str) -> None:
+    """On pages filled at insert (fillfactor 85), the events' write of stage and tags is heap-only."""
+    from drip.services.event_apply import CONTACT_ROW_COLUMNS, ContactRow
+    from drip.store.events import contact_rows_by_refs, write_contacts
+    from drip.store.engine import session_factory
+
+    upgrade(pg_url)
+    engine = make_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO contacts (first_name, last_name, phone, email, source,"
+                    " created_at, updated_at, external_id, stage) SELECT 'Lead' || g, 'Doe',"
+                    " '+1617555' || lpad(g::text, 4, '0'), 'lead' || g || '@example.com',"
+                    " 'import', now(), now(), 'crm-' || g, 'new' FROM generate_series(1, 3000) g"
+                )
+            )
+            fill = conn.execute(
+                text("SELECT reloptions FROM pg_class WHERE relname = 'contacts'")
+            ).scalar_one()
+            assert fill == ["fillfactor=85"]
+        sessions = session_factory(engine)
+        with sessions.begin() as session:
+            refs = [f"crm-{n}" for n in range(1, 3001, 30)]
+            rows = [
+                ContactRow(*r)
+                for r in contact_rows_by_refs(session, CONTACT_ROW_COLUMNS, refs, [], [])
+            ]
+            for row in rows:
+                row.stage, row.tags = "active", ["buyer"]
+            write_contacts(session, rows)
+            hot = session.execute(
+                text("SELECT pg_stat_get_xact_tuples_hot_updated('contacts'::regclass)")
+            ).scalar_one()
+        assert len(rows) == 100 and hot == 100
+    finally:
+        engine.dispose()
