@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from click.testing import CliRunner, Result
 from sqlalchemy import select
 
 from drip.bootstrap import build
@@ -223,3 +224,17 @@ def edited(campaign: Campaign, **changes: object) -> Campaign:
 def later(at: datetime, **delta: float) -> datetime:
     """``at`` plus a ``timedelta(**delta)``."""
     return at + timedelta(**delta)
+
+
+def run_cli(world: World, *args: str) -> Result:
+    """``drip ARGS`` in this process on the world's database (JSON logs, warnings only)."""
+    from drip.cli import app as drip_cli
+
+    env = {
+        "DRIP_DATABASE_URL": world.deps.settings.database_url,
+        "DRIP_HOME": str(world.deps.settings.home),
+        "DRIP_CAMPAIGNS_DIR": str(world.deps.settings.home),
+        "DRIP_LOG_LEVEL": "WARNING",
+        "DRIP_LOG_FORMAT": "json",
+    }
+    return CliRunner().invoke(drip_cli, list(args), env=env, prog_name="drip")

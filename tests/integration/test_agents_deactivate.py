@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from click.testing import CliRunner
 from services_support import (
     AGENT_PHONE,
     CONCIERGE_PHONE,
@@ -16,10 +15,10 @@ from services_support import (
     manual_text,
     open_world,
     outbound,
+    run_cli,
 )
 from sqlalchemy import select
 
-from drip.cli import app as drip_cli
 from drip.domain.enums import Channel, MessageKind, SenderRole, SendState
 from drip.services.assignment import deactivate, reassign
 from drip.services.audit import history
@@ -33,14 +32,7 @@ BEN = "+16175550180"
 
 
 def _cli(world: World, *args: str) -> str:
-    env = {
-        "DRIP_DATABASE_URL": world.deps.settings.database_url,
-        "DRIP_HOME": str(world.deps.settings.home),
-        "DRIP_CAMPAIGNS_DIR": str(world.deps.settings.home),
-        "DRIP_LOG_LEVEL": "WARNING",
-        "DRIP_LOG_FORMAT": "json",
-    }
-    result = CliRunner().invoke(drip_cli, list(args), env=env, prog_name="drip")
+    result = run_cli(world, *args)
     assert result.exit_code == 0, result.output
     return result.output
 

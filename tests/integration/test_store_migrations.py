@@ -229,8 +229,8 @@ def test_partial_indexes_keep_their_where_in_models_and_migrations(migrated: Eng
 def test_a_lead_events_contact_update_touches_no_index_on_full_pages(pg_url: str) -> None:
     """On pages filled at insert (fillfactor 85), the events' write of stage and tags is heap-only."""
     from drip.services.event_apply import CONTACT_ROW_COLUMNS, ContactRow
-    from drip.store.events import contact_rows_by_refs, write_contacts
     from drip.store.engine import session_factory
+    from drip.store.events import contact_rows_by_refs, write_contacts
 
     upgrade(pg_url)
     engine = make_engine(pg_url)
