@@ -8,8 +8,21 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, any_, bindparam, func, insert, or_, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.types import Integer, String, TypeEngine
 
@@ -38,10 +51,18 @@ def one_of(
     values: Sequence[Any],
     kind: TypeEngine[Any],
 ) -> ColumnElement[bool]:
-    """``column = ANY(:array)`` on PostgreSQL (one parameter, one cached plan for any
-    count); ``column IN (...)`` elsewhere. For one bounded batch's worth of values."""
+    """``column = ANY(ARRAY(...))`` of one JSON parameter on PostgreSQL (one parameter,
+    one cached plan for any count); ``column IN (...)`` elsewhere. For one bounded
+    batch's worth of values.
+
+    The values travel as one JSON array, not as a PostgreSQL array: psycopg builds an
+    array parameter element by element in Python (4.6 ms for 5,000 numbers, against
+    0.1 ms for their JSON), and a batch of events reads by several such lists.
+    """
     if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(kind)))
+        listed = bindparam(None, json.dumps(list(values)), type_=Text())
+        elements = select(cast(func.json_array_elements_text(cast(listed, JSON)), kind))
+        return column == any_(func.array(elements.scalar_subquery()))
     return column.in_(list(values))
 
 
