@@ -4,7 +4,8 @@
 in one transaction, refuses those that name nobody or an unknown agent and
 stores the others in the inbox (unique on the producer's id: a repeated id
 with the same body is a ``duplicate`` and changes nothing, with another body
-a ``conflict``). Then each stored event is applied, in ``occurred_at`` order:
+a ``conflict``; a repeat of an event stored more than :data:`RETAKE_AFTER`
+ago and never applied applies it). Then each stored event is applied, in ``occurred_at`` order:
 the contact's fields are updated (a field set by a newer event is not moved
 back), an assignment is made, and the campaigns' triggers and exits are
 asked what this event does (:func:`drip.domain.triggers.decide`); an
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -48,6 +49,11 @@ from drip.store.models import Contact, Enrollment
 log = structlog.get_logger("drip.events")
 
 MAX_BATCH = 500
+#: A stored event not applied this long after it was stored was left by a process that
+#: stopped between storing and applying it (a batch is applied within seconds of being
+#: stored): the producer's repeat of it applies it, rather than being told "already
+#: received" about an event that never acted.
+RETAKE_AFTER = timedelta(minutes=10)
 #: Outcomes of one event, as counted by ``drip events ingest``.
 ACCEPTED, DUPLICATE, CONFLICT, INVALID, FAILED = (
     "accepted",
@@ -99,6 +105,7 @@ def ingest(
     """Check, store and apply ``events``; one :class:`Outcome` per event, in input order."""
     outcomes: dict[int, Outcome] = {}
     stored: list[ParsedEvent] = []
+    retaken_ids: dict[str, int] = {}
     with deps.sessions.begin() as session:
         # The numbers already on contacts are not validated again (they were when stored).
         phones = store.contact_keys(session, [], sorted(raw_phones(events)), [])
@@ -108,9 +115,18 @@ def ingest(
                 outcomes[p.index] = Outcome(p.index, p.id, INVALID, p.message, p.field)
         good = [p for p in parsed if isinstance(p, ParsedEvent)]
         digests = store.existing_digests(session, (p.id for p in good))
+        retaken = store.retake_unapplied(
+            session, [p.id for p in good if digests.get(p.id) == p.digest], now, now - RETAKE_AFTER
+        )
         rows: list[dict[str, Any]] = []
         names = _Known(session, good, phones)
         for p in good:
+            if p.id in retaken:
+                # Stored once and never applied: this repeat applies it (a first time).
+                log.warning("inbox_event_retaken", event_id=p.id, type=p.type)
+                stored.append(p)
+                retaken_ids[p.id] = retaken.pop(p.id)
+                continue
             known = digests.get(p.id)
             if known is not None:
                 status = DUPLICATE if known == p.digest else CONFLICT
@@ -134,7 +150,7 @@ def ingest(
                     "received_at": now,
                 }
             )
-        row_ids = store.add_events(session, rows)
+        row_ids = store.add_events(session, rows) | retaken_ids
 
     def told(p: ParsedEvent, status: str, said: str) -> None:
         outcomes[p.index] = Outcome(p.index, p.id, status, said)

@@ -120,6 +120,33 @@ def add_events(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, in
     return {str(row[0]): int(row[1]) for row in found}
 
 
+def retake_unapplied(
+    session: Session, event_ids: Sequence[str], now: datetime, stored_before: datetime
+) -> dict[str, int]:
+    """Of these stored events, the ones never applied and stored before ``stored_before``
+    (whatever stored them stopped before applying them), taken to be applied now;
+    ``{event id: row id}``.
+
+    Taking one sets its ``received_at`` to ``now``: a second taker at the same moment
+    finds it taken (on PostgreSQL it waits for the first one's row lock, then reads the
+    new time), and one that comes later waits out the same time again.
+    """
+    if not event_ids:
+        return {}
+    taken = session.execute(
+        update(InboxEvent)
+        .where(
+            one_of(session, InboxEvent.event_id, sorted(set(event_ids)), String()),
+            InboxEvent.processed_at.is_(None),
+            InboxEvent.received_at < stored_before,
+        )
+        .values(received_at=now)
+        .returning(InboxEvent.event_id, InboxEvent.id)
+        .execution_options(synchronize_session=False)
+    )
+    return {str(r[0]): int(r[1]) for r in taken}
+
+
 def mark_processed(
     session: Session, row_id: int, contact_id: int | None, outcome: str, now: datetime
 ) -> None:

@@ -507,6 +507,8 @@ class InboxEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     #: A digest of the body: a repeated id with another body is refused.
     digest: Mapped[str] = mapped_column(String(CODE))
+    #: When it was stored, or last taken again to be applied (never applied, repeated
+    #: by the producer after ``RETAKE_AFTER``: :func:`drip.store.events.retake_unapplied`).
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
     contact_id: Mapped[int | None] = mapped_column(Integer)
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

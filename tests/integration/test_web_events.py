@@ -71,6 +71,35 @@ def test_a_repeated_id_changes_nothing_and_another_body_is_409(web: Web) -> None
         assert session.query(Contact).filter_by(external_id="crm-1").one().lead_source == "website"
 
 
+def test_an_event_stored_and_never_applied_is_applied_by_its_repeat_after_ten_minutes(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that stops between storing and applying: the producer's repeat, 10 minutes on, applies it once."""
+    from drip.services import events as service
+
+    def stopped(*_: object) -> None:
+        raise RuntimeError("the process stopped here")
+
+    with monkeypatch.context() as m:
+        m.setattr(service.BatchApplier, "apply", stopped)
+        with pytest.raises(RuntimeError):
+            service.ingest(web.deps, [created()], web.now)
+    soon = web.client.post("/events", json=created(), headers=AUTH)
+    # Within ten minutes another process may be applying it still: a duplicate.
+    assert soon.json["events"][0]["status"] == "duplicate"
+    with web.deps.sessions() as session:
+        assert session.query(Contact).filter_by(external_id="crm-1").count() == 0
+    web.later(minutes=11)
+    late = web.client.post("/events", json=created(), headers=AUTH)
+    assert late.status_code == 202 and late.json["events"][0]["status"] == "accepted"
+    again = web.client.post("/events", json=created(), headers=AUTH)
+    assert again.json["events"][0]["status"] == "duplicate"
+    with web.deps.sessions() as session:
+        assert session.query(Contact).filter_by(external_id="crm-1").one().lead_source == "website"
+        row = session.query(InboxEvent).filter_by(event_id="e1").one()
+        assert row.processed_at == web.now and row.outcome and "contact created" in row.outcome
+
+
 def test_bad_events_are_422_by_field_and_index_the_good_ones_applied(web: Web) -> None:
     """A batch with an unknown type, a nobody and a bad time: each refused by field, the good one applied."""
     batch = [
