@@ -5,10 +5,10 @@ in one transaction, refuses those that name nobody or an unknown agent and
 stores the others in the inbox (unique on the producer's id: a repeated id
 with the same body is a ``duplicate`` and changes nothing, with another body
 a ``conflict``; a repeat of an event stored more than :data:`RETAKE_AFTER`
-ago and never applied applies it). Then each stored event is applied, in ``occurred_at`` order:
-the contact's fields are updated (a field set by a newer event is not moved
-back), an assignment is made, and the campaigns' triggers and exits are
-asked what this event does (:func:`drip.domain.triggers.decide`); an
+ago and never applied applies it). Then each stored event is applied, in
+``occurred_at`` order: the contact's fields are updated (a field set by a
+newer event is not moved back), an assignment is made, and the campaigns'
+triggers and exits are asked what this event does (:func:`drip.domain.triggers.decide`); an
 enrollment or an exit records the event's id. See docs/campaigns.md.
 """
 
@@ -124,6 +124,8 @@ def ingest(
             if p.id in retaken:
                 # Stored once and never applied: this repeat applies it (a first time).
                 log.warning("inbox_event_retaken", event_id=p.id, type=p.type)
+                if p.type == "lead.created":
+                    names.created(p.contact)  # the batch's later events may name its lead
                 stored.append(p)
                 retaken_ids[p.id] = retaken.pop(p.id)
                 continue
