@@ -276,7 +276,14 @@ def _before(s: str, m: str, metric: str) -> str:
     return f"({at} < ev.at OR ({at} = ev.at AND {tie}))"
 
 
-def _last(scope: str, metric: str, inside: str = "") -> str:
+def _within(column: str, within: tuple[int, int] | None) -> str:
+    """`` AND column >= lo AND column < hi`` for ``within`` = ``(lo, hi)``; nothing for None."""
+    if within is None:
+        return ""
+    return f" AND {column} >= {int(within[0])} AND {column} < {int(within[1])}"
+
+
+def _last(scope: str, metric: str, within: tuple[int, int] | None = None) -> str:
     """The condition that no later sent text of the same scope precedes the event."""
     same = {
         "campaign": " AND s2.campaign_id = s.campaign_id",
@@ -287,7 +294,7 @@ def _last(scope: str, metric: str, inside: str = "") -> str:
     return (
         "NOT EXISTS (SELECT 1 FROM scheduled_sends AS s2 JOIN messages AS m2"
         " ON m2.id = s2.message_id WHERE s2.contact_id = s.contact_id AND s2.state = 'sent'"
-        f"{same}{inside.format(s='s2')} AND {_before('s2', 'm2', metric)}"
+        f"{same}{_within('s2.contact_id', within)} AND {_before('s2', 'm2', metric)}"
         f" AND ({at2} > {at} OR ({at2} = {at} AND s2.id > s.id)))"
     )
 
@@ -300,11 +307,6 @@ def marks(events: str, metric: str, within: tuple[int, int] | None = None) -> st
     range too (PostgreSQL does not carry a range across the joins' equalities, and
     would read every sent text for the later-text test).
     """
-    inside = ""
-    if within is not None:
-        inside = (
-            f" AND {{s}}.contact_id >= {int(within[0])} AND {{s}}.contact_id < {int(within[1])}"
-        )
     own = {
         "campaign": "s.campaign_id IS NOT NULL",
         "all": "s.campaign_id IS NOT NULL",
@@ -315,8 +317,8 @@ def marks(events: str, metric: str, within: tuple[int, int] | None = None) -> st
         " s.contact_id AS contact_id FROM (" + events + ") AS ev"
         " JOIN scheduled_sends AS s ON s.contact_id = ev.contact_id AND s.state = 'sent'"
         " JOIN messages AS m ON m.id = s.message_id"
-        f" WHERE {own[scope]}{inside.format(s='s')} AND {_before('s', 'm', metric)}"
-        f" AND {_last(scope, metric, inside)}"
+        f" WHERE {own[scope]}{_within('s.contact_id', within)} AND {_before('s', 'm', metric)}"
+        f" AND {_last(scope, metric, within)}"
         for scope in SCOPES
     ]
     return (
@@ -431,19 +433,16 @@ def backfill_marks(within: tuple[int, int] | None = None) -> list[str]:
 
     ``within``: only the contacts with ids in ``[lo, hi)`` (see :func:`contact_ranges`).
     """
-    inside = ""
-    if within is not None:
-        inside = f" AND {{c}} >= {int(within[0])} AND {{c}} < {int(within[1])}"
     return [
         marks(
             "SELECT r.contact_id AS contact_id, r.created_at AS at, r.id AS mid FROM messages AS r"
-            " WHERE r." + _INBOUND.format(r="r") + inside.format(c="r.contact_id"),
+            " WHERE r." + _INBOUND.format(r="r") + _within("r.contact_id", within),
             "replied",
             within,
         ),
         marks(
             "SELECT r.id AS contact_id, r.sms_opted_out_at AS at, NULL AS mid FROM contacts AS r"
-            " WHERE " + _OPTED.format(r="r") + inside.format(c="r.id"),
+            " WHERE " + _OPTED.format(r="r") + _within("r.id", within),
             "opted_out",
             within,
         ),
