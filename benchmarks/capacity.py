@@ -203,6 +203,9 @@ def main() -> int:
     )
     parser.add_argument("--reps", type=int, default=5, help="--scale: repetitions (5)")
     parser.add_argument(
+        "--warm", type=int, default=3, help="--scale: warm-up rounds, timed and dropped (3)"
+    )
+    parser.add_argument(
         "--verify",
         type=int,
         metavar="N",
@@ -220,7 +223,7 @@ def main() -> int:
         if args.verify:
             return capacity_scale.verify(args.verify)
         small_leads, large_leads = (int(x) for x in args.scale.split(","))
-        return capacity_scale.run(small_leads, large_leads, args.reps)
+        return capacity_scale.run(small_leads, large_leads, args.reps, args.warm)
     large = args.large or (100_000 if args.quick else 1_000_000)
     from drip.web.app import create_app
 
