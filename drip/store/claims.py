@@ -45,6 +45,7 @@ from sqlalchemy.orm.util import identity_key
 
 from drip.domain.enums import CampaignStatus, SendState
 from drip.errors import StoreError, ValidationError
+from drip.store.copying import copy_rows
 from drip.store.engine import SQLITE_BEGIN_OPTION
 from drip.store.models import Campaign, ScheduledSend, SendDecision
 from drip.store.types import StrEnumType, UtcDateTime, as_utc
@@ -457,30 +458,20 @@ _COPY_COLUMNS = tuple(c.name for c in SENDS.columns if c.name != "id")
 
 
 def _copy_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """``COPY scheduled_sends (...) FROM STDIN`` through the psycopg connection.
+    """``COPY scheduled_sends (...) FROM STDIN`` of ``rows``.
 
     ``rows`` come from :func:`_normalize`: every column present, enum columns
     holding members (written as their values), times already aware UTC.
     """
-    import psycopg
 
-    driver = conn.connection.driver_connection
-    if not isinstance(driver, psycopg.Connection):
-        raise StoreError("COPY needs a psycopg 3 connection")
-    columns = ", ".join(_COPY_COLUMNS)
-    try:
-        with (
-            driver.cursor() as cursor,
-            cursor.copy(f"COPY scheduled_sends ({columns}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                values = [row[c] for c in _COPY_COLUMNS]
-                for i in _COPY_ENUM_INDEXES:
-                    if values[i] is not None:
-                        values[i] = values[i].value
-                copy.write_row(values)
-    except psycopg.Error as exc:
-        raise StoreError(f"COPY into scheduled_sends failed: {exc}") from exc
+    def values(row: Mapping[str, Any]) -> list[Any]:
+        out = [row[c] for c in _COPY_COLUMNS]
+        for i in _COPY_ENUM_INDEXES:
+            if out[i] is not None:
+                out[i] = out[i].value
+        return out
+
+    copy_rows(conn, "scheduled_sends", _COPY_COLUMNS, (values(row) for row in rows))
 
 
 _ENUM_COLUMNS: dict[str, type[StrEnum]] = {

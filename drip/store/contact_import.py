@@ -20,7 +20,7 @@ from sqlalchemy import String, bindparam, func, insert, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from drip.errors import StoreError
+from drip.store.copying import copy_rows
 from drip.store.models import ConsentEvent, Contact, OrphanOptOut
 from drip.store.types import as_utc
 
@@ -147,21 +147,8 @@ _PLAIN_TYPES = frozenset({str, int, bool})
 def _copy(
     session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> None:
-    """``COPY table (columns) FROM STDIN`` of ``rows`` on the session's psycopg connection."""
-    import psycopg
-
-    driver = session.connection().connection.driver_connection
-    if not isinstance(driver, psycopg.Connection):
-        raise StoreError("COPY needs a psycopg 3 connection")
-    try:
-        with (
-            driver.cursor() as cursor,
-            cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row(row)
-    except psycopg.Error as exc:
-        raise StoreError(f"COPY into {table} failed: {exc}") from exc
+    """``COPY table (columns) FROM STDIN`` of ``rows`` in the session's transaction."""
+    copy_rows(session.connection(), table, columns, rows)
 
 
 def insert_consent_events(session: Session, events: Sequence[Mapping[str, Any]]) -> None:
