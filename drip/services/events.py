@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +32,7 @@ from drip.domain.triggers import (
     LeadEvent,
     decide,
 )
+from drip.errors import DripError
 from drip.services import assignment
 from drip.services.deps import Deps
 from drip.services.event_apply import (
@@ -95,6 +97,19 @@ class IngestResult:
         return [o for o in self.outcomes if o.status == status]
 
 
+@dataclass(slots=True)
+class StoredBatch:
+    """A batch checked and stored, not yet applied: the outcomes of the events refused
+    (by index in the batch) and the stored events with their inbox rows' ids, in
+    ``occurred_at`` order."""
+
+    outcomes: dict[int, Outcome]
+    events: list[tuple[ParsedEvent, int]]
+    #: The names of contacts its events make or give (as :class:`_Known` keys): a batch
+    #: stored before this one is applied may name them (``store_batch(earlier=...)``).
+    made: frozenset[str] = frozenset()
+
+
 def ingest(
     deps: Deps,
     events: Sequence[object],
@@ -103,6 +118,17 @@ def ingest(
     on_applied: Callable[[int], None] | None = None,
 ) -> IngestResult:
     """Check, store and apply ``events``; one :class:`Outcome` per event, in input order."""
+    return apply_stored(deps, store_batch(deps, events, now), now, on_applied=on_applied)
+
+
+def store_batch(
+    deps: Deps, events: Sequence[object], now: datetime, *, earlier: AbstractSet[str] = frozenset()
+) -> StoredBatch:
+    """Check ``events`` and store the good ones in the inbox, in one transaction.
+
+    ``earlier``: the contacts (:attr:`StoredBatch.made`) that a batch stored and not
+    yet applied will make, so that this batch may name them.
+    """
     outcomes: dict[int, Outcome] = {}
     stored: list[ParsedEvent] = []
     retaken_ids: dict[str, int] = {}
@@ -119,7 +145,7 @@ def ingest(
             session, [p.id for p in good if digests.get(p.id) == p.digest], now, now - RETAKE_AFTER
         )
         rows: list[dict[str, Any]] = []
-        names = _Known(session, good, phones)
+        names = _Known(session, good, phones, earlier)
         for p in good:
             if p.id in retaken:
                 # Stored once and never applied: this repeat applies it (a first time).
@@ -153,15 +179,30 @@ def ingest(
                 }
             )
         row_ids = store.add_events(session, rows) | retaken_ids
+    for p in stored:
+        names.named_after(p)
+    ordered = sorted(stored, key=lambda e: (e.occurred_at, e.index))
+    return StoredBatch(outcomes, [(p, row_ids[p.id]) for p in ordered], frozenset(names.made))
+
+
+def apply_stored(
+    deps: Deps,
+    batch: StoredBatch,
+    now: datetime,
+    *,
+    on_applied: Callable[[int], None] | None = None,
+) -> IngestResult:
+    """Apply a stored batch's events, in order; one :class:`Outcome` per event of the
+    batch (the refused ones' too), in input order."""
+    outcomes = dict(batch.outcomes)
 
     def told(p: ParsedEvent, status: str, said: str) -> None:
         outcomes[p.index] = Outcome(p.index, p.id, status, said)
         if on_applied is not None:
             on_applied(1)
 
-    ordered = sorted(stored, key=lambda e: (e.occurred_at, e.index))
     BatchApplier(deps, now, lambda p, row_id: apply_event(deps, p, row_id, now), told).apply(
-        [(p, row_ids[p.id]) for p in ordered]
+        batch.events
     )
     result = IngestResult([outcomes[i] for i in sorted(outcomes)])
     log.info("events_ingested", **dict(result.counts()))
@@ -171,15 +212,27 @@ def ingest(
 class _Known:
     """The contacts and agents a batch names, read with one query per kind of identity."""
 
-    def __init__(self, session: Session, events: Sequence[ParsedEvent], phones: set[str]) -> None:
-        """``phones``: numbers already known to be on contacts (not asked again)."""
+    def __init__(
+        self,
+        session: Session,
+        events: Sequence[ParsedEvent],
+        phones: set[str],
+        earlier: AbstractSet[str],
+    ) -> None:
+        """``phones``: numbers already known to be on contacts (not asked again);
+        ``earlier``: keys of contacts that stored, unapplied events will make."""
         refs = [p.contact for p in events]
         self.session = session
-        self.keys = phones | store.contact_keys(
-            session,
-            [r.external_id for r in refs if r.external_id],
-            [r.phone for r in refs if r.phone and r.phone not in phones],
-            [r.email for r in refs if r.email],
+        self.made: set[str] = set()  # keys of the contacts this batch's events make
+        self.keys = (
+            phones
+            | earlier
+            | store.contact_keys(
+                session,
+                [r.external_id for r in refs if r.external_id],
+                [r.phone for r in refs if r.phone and r.phone not in phones],
+                [r.email for r in refs if r.email],
+            )
         )
         self.agents: dict[str, bool] = {}
 
@@ -191,9 +244,21 @@ class _Known:
         )
 
     def created(self, c: ContactRef) -> None:
-        self.keys.update(k for k in (c.external_id, c.phone) if k)
+        keys = {k for k in (c.external_id, c.phone) if k}
         if c.email:
-            self.keys.add("@" + c.email.lower())
+            keys.add("@" + c.email.lower())
+        self.keys |= keys
+        self.made |= keys
+
+    def named_after(self, p: ParsedEvent) -> None:
+        """Add to :attr:`made` the names applying ``p`` may give its contact: an external id
+        it gives (set on a contact without one), an email it sets. A batch stored before
+        this one is applied may name the contact by them, as it could once it is applied."""
+        if p.contact.external_id:
+            self.made.add(p.contact.external_id)
+        email = p.data.get("email") if p.type in ("lead.created", "lead.updated") else None
+        if isinstance(email, str):
+            self.made.add("@" + email.lower())
 
     def agent(self, ref: str) -> bool:
         if ref not in self.agents:
@@ -254,6 +319,9 @@ def _contact_for(deps: Deps, p: ParsedEvent, now: datetime, notes: list[str]) ->
         found_id = found.id if found is not None else None
     if found_id is not None and not (p.type == "lead.created" and p.data.get("sms_consent")):
         return found_id
+    if found_id is None and p.type != "lead.created":
+        # Checked when stored; gone since, or the lead.created that was to make it failed.
+        raise DripError(f"event {p.id} names no contact")
     from drip.services.consent import ConsentEvidence
     from drip.services.contacts import ContactInput, add_contact
 

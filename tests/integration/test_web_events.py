@@ -245,3 +245,31 @@ def test_contacts_are_selected_by_the_stage_and_tags_events_set(web: Web) -> Non
     assert len(tagged.ids) == 1
     both = select_contacts(web.deps, ContactFilters(stage="cold", tag="all"))
     assert sorted(c.first_name for c in both.contacts) == ["L2", "L3"]
+
+
+def test_an_update_whose_lead_was_never_made_fails_and_makes_no_contact(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lead.created before it failed: the lead.updated naming its lead fails too, and creates nobody."""
+    from drip.errors import DripError
+    from drip.services import contacts
+    from drip.services import events as service
+
+    real = contacts.add_contact
+    calls: list[str] = []
+
+    def refuse_the_first(*args: Any, **kwargs: Any) -> Any:
+        calls.append("add_contact")
+        if len(calls) == 1:
+            raise DripError("refused by the test")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(contacts, "add_contact", refuse_the_first)
+    update = event("e2", "lead.updated", {"stage": "new"}, at="2026-03-02T15:01:00Z")
+    result = service.ingest(web.deps, [created(), update], web.now)
+    assert [(o.status, o.message) for o in result.outcomes] == [
+        ("failed", "refused by the test"),
+        ("failed", "event e2 names no contact"),
+    ]
+    with web.deps.sessions() as session:
+        assert session.query(Contact).filter_by(external_id="crm-1").count() == 0
