@@ -8,12 +8,10 @@ object a line, through the same ingest service; a bad line is reported as
 from __future__ import annotations
 
 import gc
-import json
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -51,42 +49,42 @@ def events() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def ingest_file(file: Path) -> None:
     """Ingest the lead events of FILE.jsonl, one JSON object a line; counts per outcome."""
-    from drip.services.events import ingest
+    from drip.cli._common import deps as make_deps
+    from drip.services.event_stream import can_store_ahead, stored_in_order
+    from drip.services.events import apply_stored
 
     deps = ready_deps()
-    lines = file.read_text(encoding="utf-8").splitlines()
+    lines = [
+        (number, text)
+        for number, text in enumerate(file.read_text(encoding="utf-8").splitlines(), 1)
+        if text.strip()
+    ]
+    ahead = can_store_ahead(deps.settings.database_url) and len(lines) > CHUNK
+    # The storing process is forked with none of this one's connections.
+    deps.engine.dispose()
     counts: Counter[str] = Counter()
-    batch: list[tuple[int, Any]] = []
-
-    def flush() -> None:
-        result = ingest(deps, [e for _, e in batch], deps.clock.now(), on_applied=None)
-        for outcome in result.outcomes:
-            counts[outcome.status] += 1
-            if outcome.status not in ("accepted", "duplicate"):
-                line = batch[outcome.index][0]
-                where = f" ({outcome.field})" if outcome.field else ""
-                click.secho(
-                    f"{file}:{line}: {outcome.status}{where}: {outcome.message}", fg="red", err=True
-                )
-        advance(len(batch))
-        batch.clear()
-
-    with _bulk_gc(), progress(f"ingesting {file.name}", len(lines)) as advance:
-        for number, text in enumerate(lines, 1):
-            if not text.strip():
-                advance(1)
-                continue
-            try:
-                batch.append((number, json.loads(text)))
-            except json.JSONDecodeError as exc:
+    chunks = (lines[start : start + CHUNK] for start in range(0, len(lines), CHUNK))
+    with (
+        stored_in_order(chunks, make_deps, ahead=ahead) as stream,
+        _bulk_gc(),
+        progress(f"ingesting {file.name}", len(lines)) as advance,
+    ):
+        for stored in stream:
+            for number, message in stored.not_json:
                 counts["invalid"] += 1
-                click.secho(f"{file}:{number}: not JSON: {exc.msg}", fg="red", err=True)
-                advance(1)
-                continue
-            if len(batch) >= CHUNK:
-                flush()
-        if batch:
-            flush()
+                click.secho(f"{file}:{number}: not JSON: {message}", fg="red", err=True)
+            result = apply_stored(deps, stored.batch, stored.now)
+            for outcome in result.outcomes:
+                counts[outcome.status] += 1
+                if outcome.status not in ("accepted", "duplicate"):
+                    line = stored.numbers[outcome.index]
+                    where = f" ({outcome.field})" if outcome.field else ""
+                    click.secho(
+                        f"{file}:{line}: {outcome.status}{where}: {outcome.message}",
+                        fg="red",
+                        err=True,
+                    )
+            advance(len(stored.numbers) + len(stored.not_json))
     click.echo(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no events")
     if counts and not (counts["accepted"] or counts["duplicate"]):
         raise fail("no event was accepted")

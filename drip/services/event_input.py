@@ -12,6 +12,7 @@ fields of each type are listed in docs/campaigns.md.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import re
@@ -103,6 +104,11 @@ class ContactRef:
     def key(self) -> str:
         return self.external_id or self.phone or (self.email or "").lower()
 
+    def __reduce__(self) -> tuple[type[ContactRef], tuple[str | None, str | None, str | None]]:
+        # Pickled by its fields (a file's next batch comes from another process): a frozen
+        # dataclass's default state is set field by field, several times slower.
+        return ContactRef, (self.external_id, self.phone, self.email)
+
 
 @dataclass(frozen=True, slots=True)
 class ParsedEvent:
@@ -113,6 +119,18 @@ class ParsedEvent:
     contact: ContactRef
     data: dict[str, Any]
     digest: str
+
+    def __reduce__(self) -> tuple[builtins.type[ParsedEvent], tuple[Any, ...]]:
+        # As ContactRef's: by its fields, in order.
+        return ParsedEvent, (
+            self.index,
+            self.id,
+            self.type,
+            self.occurred_at,
+            self.contact,
+            self.data,
+            self.digest,
+        )
 
 
 @dataclass(frozen=True, slots=True)
