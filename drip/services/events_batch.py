@@ -156,6 +156,7 @@ class BatchApplier:
                 [r.email for r in refs if r.email],
             )
         ]
+        before = {c.id: store.written_values(c) for c in contacts}
         by_ext = {c.external_id: c for c in contacts if c.external_id}
         by_phone = {c.phone: c for c in contacts if c.phone}
         by_email: dict[str, ContactRow] = {}
@@ -184,7 +185,7 @@ class BatchApplier:
                 raise DripError(f"event {p.id} names no contact")
             run.events.append((p, row_id, contact))
             run.notes[p.index] = self._apply_one(session, run, contact, p, views)
-        store.write_contacts(session, list({c.id: c for _, _, c in run.events}.values()))
+        store.write_contacts(session, list({c.id: c for _, _, c in run.events}.values()), before)
         return run, views
 
     def _apply_one(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy import (
     JSON,
     ColumnElement,
     Text,
+    TextClause,
     any_,
     bindparam,
     cast,
@@ -382,35 +384,60 @@ EVENT_COLUMNS = (
 _JSON_COLUMNS = ("tags", "field_times")
 _PG_TYPES = {"id": "integer", "agent_id": "integer", "updated_at": "timestamptz"}
 _NAMES = (*EVENT_COLUMNS, *_JSON_COLUMNS)
-_CONTACT_ROW = tuple(
-    (n, "json" if n in _JSON_COLUMNS else _PG_TYPES.get(n, "text")) for n in ("id", *_NAMES)
-)
-# Built once from the constant column names above, never from input.
-_WRITE_PG = text(
-    "UPDATE contacts AS c SET "  # noqa: S608 - constant column names only
-    + ", ".join(f"{n} = v.{n}" for n in _NAMES)
-    + f" FROM {_recordset(_CONTACT_ROW)} WHERE c.id = v.id"
-)
+_TYPES = {n: "json" if n in _JSON_COLUMNS else _PG_TYPES.get(n, "text") for n in ("id", *_NAMES)}
 
 
-_WRITTEN = attrgetter("id", *_NAMES)
+@functools.cache
+def _write_pg(names: tuple[str, ...]) -> TextClause:
+    """``UPDATE contacts ... FROM json_to_recordset`` of these columns (a subset of
+    :data:`_NAMES`, constants, never input), built once per subset."""
+    assert set(names) <= set(_NAMES)
+    return text(
+        "UPDATE contacts AS c SET "  # noqa: S608 - constant column names only
+        + ", ".join(f"{n} = v.{n}" for n in names)
+        + f" FROM {_recordset([(n, _TYPES[n]) for n in ('id', *names)])} WHERE c.id = v.id"
+    )
 
 
-def write_contacts(session: Session, contacts: Sequence[Any]) -> None:
+#: The values :func:`write_contacts` writes of a contact: its id, then :data:`_NAMES`.
+written_values = attrgetter("id", *_NAMES)
+
+
+def write_contacts(
+    session: Session, contacts: Sequence[Any], before: Mapping[int, Sequence[Any]] | None = None
+) -> None:
     """Write the event-set columns of these contacts (objects with those attributes, not in
-    the session): on PostgreSQL one
-    ``UPDATE ... FROM json_to_recordset(...)`` for them all, elsewhere one statement executed for each."""
-    if not contacts:
+    the session). ``before``: a contact's :func:`written_values` as read; a contact whose
+    values are the same is not written, and on PostgreSQL only the columns that changed
+    on some contact are (one ``UPDATE ... FROM json_to_recordset(...)`` for them all:
+    an event sets a field or two, and the others' values cost JSON both ways). Elsewhere
+    one statement executed for each contact."""
+    rows: list[Sequence[Any]] = []
+    changed: set[int] = set()
+    for c in contacts:
+        values = written_values(c)
+        old = before.get(c.id) if before is not None else None
+        if old is None:
+            changed.update(range(1, len(values)))
+        else:
+            differ = [i for i in range(1, len(values)) if values[i] != old[i]]
+            if not differ:
+                continue
+            changed.update(differ)
+        rows.append(values)
+    if not rows:
         return
-    names = _NAMES
     if session.get_bind().dialect.name == "postgresql":
-        keys = ("id", *names)
-        rows = (dict(zip(keys, _WRITTEN(c), strict=True)) for c in contacts)
-        session.execute(_WRITE_PG, {"rows": _rows(rows)})
+        positions = sorted(changed)
+        names = tuple(_NAMES[i - 1] for i in positions)
+        keyed = (
+            {"id": v[0], **{n: v[i] for n, i in zip(names, positions, strict=True)}} for v in rows
+        )
+        session.execute(_write_pg(names), {"rows": _rows(keyed)})
         return
     session.connection().execute(
         update(Contact)
         .where(Contact.id == bindparam("cid"))
-        .values({n: bindparam(f"v_{n}") for n in names}),
-        [{"cid": c.id, **{f"v_{n}": getattr(c, n) for n in names}} for c in contacts],
+        .values({n: bindparam(f"v_{n}") for n in _NAMES}),
+        [{"cid": v[0], **{f"v_{n}": v[i] for i, n in enumerate(_NAMES, 1)}} for v in rows],
     )
