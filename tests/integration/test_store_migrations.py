@@ -227,10 +227,10 @@ def test_partial_indexes_keep_their_where_in_models_and_migrations(migrated: Eng
 
 @pytest.mark.postgres
 def test_a_lead_events_contact_update_touches_no_index_on_full_pages(pg_url: str) -> None:
-    """On pages filled at insert (fillfactor 85), the events' write of stage and tags is heap-only."""
+    """Fillfactor 85 makes the events' write of stage and tags heap-only; unchanged contacts are not written."""
     from drip.services.event_apply import CONTACT_ROW_COLUMNS, ContactRow
     from drip.store.engine import session_factory
-    from drip.store.events import contact_rows_by_refs, write_contacts
+    from drip.store.events import contact_rows_by_refs, write_contacts, written_values
 
     upgrade(pg_url)
     engine = make_engine(pg_url)
@@ -255,12 +255,17 @@ def test_a_lead_events_contact_update_touches_no_index_on_full_pages(pg_url: str
                 ContactRow(*r)
                 for r in contact_rows_by_refs(session, CONTACT_ROW_COLUMNS, refs, [], [])
             ]
-            for row in rows:
+            before = {row.id: written_values(row) for row in rows}
+            for row in rows[:90]:
                 row.stage, row.tags = "active", ["buyer"]
-            write_contacts(session, rows)
-            hot = session.execute(
-                text("SELECT pg_stat_get_xact_tuples_hot_updated('contacts'::regclass)")
-            ).scalar_one()
-        assert len(rows) == 100 and hot == 100
+            write_contacts(session, rows, before)
+            hot, updated = session.execute(
+                text(
+                    "SELECT pg_stat_get_xact_tuples_hot_updated('contacts'::regclass),"
+                    " pg_stat_get_xact_tuples_updated('contacts'::regclass)"
+                )
+            ).one()
+        # The ten contacts whose values are as they were read are not written at all.
+        assert len(rows) == 100 and (hot, updated) == (90, 90)
     finally:
         engine.dispose()
