@@ -88,3 +88,27 @@ def ingest_file(file: Path) -> None:
     click.echo(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no events")
     if counts and not (counts["accepted"] or counts["duplicate"]):
         raise fail("no event was accepted")
+
+
+@events.command("apply-stored")
+def apply_stored_events() -> None:
+    """Apply the lead events stored over 10 minutes ago and never applied (a process
+    stopped between the two); younger ones may still be in another process's hands."""
+    from drip.services.events import MAX_SWEEP, apply_unapplied
+
+    deps = ready_deps()
+    counts: Counter[str] = Counter()
+    while True:
+        result = apply_unapplied(deps, deps.clock.now())
+        for outcome in result.outcomes:
+            counts[outcome.status] += 1
+            if outcome.status != "accepted":
+                click.secho(
+                    f"{outcome.id}: {outcome.status}: {outcome.message}", fg="red", err=True
+                )
+        if len(result.outcomes) < MAX_SWEEP:
+            break
+    if not counts:
+        click.echo("no event waiting to be applied")
+        return
+    click.echo(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))

@@ -17,6 +17,8 @@ Checks, in order (docs/operations.md, "drip doctor"):
 - ``web spool``, ``outbox file``, ``metrics dir``: writable; the spool not
   holding webhooks the database could take;
 - ``webhook outbox``: no event waiting longer than :data:`BACKLOG_SECONDS`;
+- ``lead events``: none stored and not applied for longer than the retake delay
+  (ten minutes: a process stopped between storing and applying them);
 - ``account``: ``account.yaml`` and the campaigns lint without errors.
 
 Nothing is created or changed: folders that do not exist yet are judged by
@@ -32,13 +34,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from drip.config import Settings
 from drip.errors import DripError
+
+if TYPE_CHECKING:
+    from drip.store.gauges import Gauges
 
 __all__ = ["BACKLOG_SECONDS", "MAX_CLOCK_SKEW_SECONDS", "Check", "run_checks"]
 
@@ -264,6 +269,24 @@ def _backlogs(settings: Settings, engine: Engine, wall: Wall) -> Iterator[Check]
             f"{values.outbox_pending} event(s) waiting, the oldest for {waited:.0f} s"
             + (": `drip webhooks status` names the receiver" if status == FAIL else ""),
         )
+    yield inbox_check(values, now)
+
+
+def inbox_check(values: Gauges, now: datetime) -> Check:
+    """Lead events stored and not applied: a batch is applied within seconds of being
+    stored, so one older than the retake delay was left by a process that stopped."""
+    from drip.services.events import RETAKE_AFTER
+
+    if values.inbox_oldest_at is None:
+        return Check("lead events", OK, "none stored and waiting")
+    waited = (now - values.inbox_oldest_at).total_seconds()
+    status = FAIL if waited > RETAKE_AFTER.total_seconds() else OK
+    return Check(
+        "lead events",
+        status,
+        f"{values.inbox_unapplied} stored and not applied, the oldest for {waited:.0f} s"
+        + (": `drip events apply-stored` applies them" if status == FAIL else ""),
+    )
 
 
 def _nearest_existing(path: Path) -> Path:

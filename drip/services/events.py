@@ -51,6 +51,8 @@ from drip.store.models import Contact, Enrollment
 log = structlog.get_logger("drip.events")
 
 MAX_BATCH = 500
+#: Events :func:`apply_unapplied` takes at a time.
+MAX_SWEEP = 5000
 #: A stored event not applied this long after it was stored was left by a process that
 #: stopped between storing and applying it (a batch is applied within seconds of being
 #: stored): the producer's repeat of it applies it, rather than being told "already
@@ -207,6 +209,32 @@ def apply_stored(
     result = IngestResult([outcomes[i] for i in sorted(outcomes)])
     log.info("events_ingested", **dict(result.counts()))
     return result
+
+
+def apply_unapplied(deps: Deps, now: datetime, *, limit: int = MAX_SWEEP) -> IngestResult:
+    """Apply up to ``limit`` events stored more than :data:`RETAKE_AFTER` ago and never
+    applied (a process stopped between storing and applying them), in ``occurred_at``
+    order, as the producer's repeat of each would; an :class:`Outcome` each, in that
+    order. Younger ones may still be in the hands of the process that stored them."""
+    with deps.sessions.begin() as session:
+        taken = [
+            (
+                ParsedEvent(
+                    i,
+                    row.event_id,
+                    row.type,
+                    row.occurred_at,
+                    ContactRef(**row.contact_ref),
+                    dict(row.data),
+                    row.digest,
+                ),
+                row.id,
+            )
+            for i, row in enumerate(store.take_unapplied(session, now, now - RETAKE_AFTER, limit))
+        ]
+    for p, _ in taken:
+        log.warning("inbox_event_retaken", event_id=p.id, type=p.type, by="sweep")
+    return apply_stored(deps, StoredBatch({}, taken), now)
 
 
 class _Known:

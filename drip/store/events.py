@@ -149,6 +149,34 @@ def retake_unapplied(
     return {str(r[0]): int(r[1]) for r in taken}
 
 
+def take_unapplied(
+    session: Session, now: datetime, stored_before: datetime, limit: int
+) -> list[InboxEvent]:
+    """Up to ``limit`` stored events never applied and stored before ``stored_before``,
+    oldest ``occurred_at`` first, taken to be applied now (their ``received_at`` set to
+    ``now``, as :func:`retake_unapplied` does; rows another taker holds are skipped on
+    PostgreSQL)."""
+    wanted = (
+        select(InboxEvent.id)
+        .where(InboxEvent.processed_at.is_(None), InboxEvent.received_at < stored_before)
+        .order_by(InboxEvent.occurred_at, InboxEvent.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        wanted = wanted.with_for_update(skip_locked=True)
+    ids = list(session.scalars(wanted))
+    if not ids:
+        return []
+    session.execute(
+        update(InboxEvent)
+        .where(InboxEvent.id.in_(ids))
+        .values(received_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.scalars(select(InboxEvent).where(InboxEvent.id.in_(ids)))
+    return sorted(rows, key=lambda r: (r.occurred_at, r.id))
+
+
 def mark_processed(
     session: Session, row_id: int, contact_id: int | None, outcome: str, now: datetime
 ) -> None:

@@ -16,6 +16,9 @@ same with 5,000 pending sends or 5,000,000:
   sends' enrollment index), the latter at most :data:`COUNT_CAP`;
 - the webhook outbox: pending events and the oldest of them (the ``(state,
   next_attempt_at)`` index, capped);
+- lead events stored and not applied yet, and the oldest of them (the
+  ``processed_at`` index, capped): a batch is applied within seconds of being
+  stored, so one that waits was left by a process that stopped in between;
 - the last dispatch tick (``heartbeats``).
 
 :func:`statements` lists every query with its name, so a test can EXPLAIN
@@ -38,6 +41,7 @@ from drip.store.claims import not_held
 from drip.store.models import (
     Campaign,
     Heartbeat,
+    InboxEvent,
     OutboxEvent,
     ScheduledSend,
     SendTally,
@@ -94,6 +98,10 @@ def statements() -> dict[str, Select[Any]]:
     outbox_oldest = (
         select(OutboxEvent.created_at.label("at")).where(outbox_pending).limit(COUNT_CAP)
     ).subquery()
+    unapplied = InboxEvent.processed_at.is_(None)
+    inbox_oldest = (
+        select(InboxEvent.received_at.label("at")).where(unapplied).limit(COUNT_CAP)
+    ).subquery()
     return {
         "oldest_due": (
             select(_S.due_at)
@@ -110,6 +118,8 @@ def statements() -> dict[str, Select[Any]]:
         "outbox_pending": _capped_count(outbox_pending),
         "outbox_oldest": select(func.min(outbox_oldest.c.at)),
         "dispatch_tick": select(Heartbeat.at).where(Heartbeat.name == DISPATCH),
+        "inbox_unapplied": _capped_count(unapplied),
+        "inbox_oldest": select(func.min(inbox_oldest.c.at)),
     }
 
 
@@ -127,6 +137,8 @@ class Gauges:
     outbox_pending: int = 0
     outbox_oldest_at: datetime | None = None
     dispatch_tick_at: datetime | None = None
+    inbox_unapplied: int = 0
+    inbox_oldest_at: datetime | None = None
 
 
 #: The gauges that are one value each, read together in one statement.
@@ -140,6 +152,8 @@ SCALARS: Final = (
     "outbox_pending",
     "outbox_oldest",
     "dispatch_tick",
+    "inbox_unapplied",
+    "inbox_oldest",
 )
 
 
@@ -171,4 +185,6 @@ def read(session: Session, now: datetime) -> Gauges:
         outbox_pending=int(row.outbox_pending or 0),
         outbox_oldest_at=row.outbox_oldest,
         dispatch_tick_at=row.dispatch_tick,
+        inbox_unapplied=int(row.inbox_unapplied or 0),
+        inbox_oldest_at=row.inbox_oldest,
     )

@@ -122,6 +122,16 @@ def _database_gauges(v: gauges.Gauges, now: datetime) -> Iterator[GaugeMetricFam
         _age(now, v.outbox_oldest_at),
     )
     yield _gauge(
+        "drip_inbox_unapplied_events",
+        f"Lead events stored and not applied yet (counted up to {gauges.COUNT_CAP})",
+        v.inbox_unapplied,
+    )
+    yield _gauge(
+        "drip_inbox_unapplied_oldest_age_seconds",
+        "Seconds since the oldest lead event stored and not applied yet was stored; 0 when none",
+        _age(now, v.inbox_oldest_at),
+    )
+    yield _gauge(
         "drip_last_tick_timestamp_seconds",
         "Unix time the last dispatch tick finished (Celery beat's, drip run's or drip tick's); "
         "0 when none ever did",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +68,36 @@ def test_a_file_of_many_batches_keeps_its_order_its_line_numbers_and_the_contact
                 select(InboxEvent.event_id).where(InboxEvent.processed_at.is_(None))
             ).all()
         assert unapplied == []
+
+
+def test_apply_stored_applies_what_a_stopped_ingest_left_once_it_is_ten_minutes_old(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`drip events apply-stored` applies an event stored 11 minutes ago and never applied, then finds nothing."""
+    from drip.services import events as service
+
+    def stopped(*_: object) -> None:
+        raise RuntimeError("the process stopped here")
+
+    with open_world(db_url, tmp_path) as world:
+        with monkeypatch.context() as m:
+            m.setattr(service.BatchApplier, "apply", stopped)
+            with pytest.raises(RuntimeError):
+                service.ingest(world.deps, [_created(1, "crm-a", 0)], world.now)
+
+        def stored(minutes_ago: int) -> None:
+            with world.deps.sessions.begin() as session:
+                row = session.scalars(select(InboxEvent)).one()
+                row.received_at = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+
+        stored(1)
+        fresh = run_cli(world, "events", "apply-stored")
+        assert fresh.exit_code == 0 and "no event waiting to be applied" in fresh.output
+        stored(11)
+        swept = run_cli(world, "events", "apply-stored")
+        assert swept.exit_code == 0, swept.output
+        assert "1 accepted" in swept.output
+        assert run_cli(world, "events", "apply-stored").output.strip() == (
+            "no event waiting to be applied"
+        )
+        assert _stages(world) == {"crm-a": None}

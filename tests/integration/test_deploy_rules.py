@@ -199,6 +199,11 @@ def _counter(name: str, per_minute: float, minutes: int, **labels: str) -> Serie
             series("drip_dispatch_lag_seconds", [(m * 60.0, 5.0) for m in range(61)]),
         ),
         (
+            "DripLeadEventsUnapplied",
+            _counter("drip_inbox_unapplied_oldest_age_seconds", 60, 60),
+            series("drip_inbox_unapplied_oldest_age_seconds", [(m * 60.0, 3.0) for m in range(61)]),
+        ),
+        (
             "DripDatabaseDown",
             series("drip_database_up", [(m * 60.0, 0.0) for m in range(61)]),
             series("drip_database_up", [(m * 60.0, 1.0) for m in range(61)]),

@@ -273,3 +273,34 @@ def test_an_update_whose_lead_was_never_made_fails_and_makes_no_contact(
     ]
     with web.deps.sessions() as session:
         assert session.query(Contact).filter_by(external_id="crm-1").count() == 0
+
+
+def test_the_sweep_applies_an_event_left_stored_once_it_is_ten_minutes_old(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Left stored by a stopped process: counted by the gauges, left alone while young, applied once after."""
+    from drip.services import events as service
+    from drip.store import gauges
+
+    def stopped(*_: object) -> None:
+        raise RuntimeError("the process stopped here")
+
+    with monkeypatch.context() as m:
+        m.setattr(service.BatchApplier, "apply", stopped)
+        with pytest.raises(RuntimeError):
+            service.ingest(web.deps, [created()], web.now)
+    stored_at = web.now
+    with web.deps.sessions() as session:
+        left = gauges.read(session, web.now)
+    assert (left.inbox_unapplied, left.inbox_oldest_at) == (1, stored_at)
+    # Another process may still be applying it: the sweep leaves it for ten minutes.
+    assert service.apply_unapplied(web.deps, web.later(minutes=9)).outcomes == []
+    result = service.apply_unapplied(web.deps, web.later(minutes=2))
+    assert [(o.id, o.status) for o in result.outcomes] == [("e1", "accepted")]
+    assert service.apply_unapplied(web.deps, web.later(minutes=11)).outcomes == []
+    with web.deps.sessions() as session:
+        assert session.query(Contact).filter_by(external_id="crm-1").one().lead_source == "website"
+        row = session.query(InboxEvent).filter_by(event_id="e1").one()
+        assert row.outcome and "contact created" in row.outcome
+        after = gauges.read(session, web.now)
+    assert (after.inbox_unapplied, after.inbox_oldest_at) == (0, None)
