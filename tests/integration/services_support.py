@@ -238,3 +238,18 @@ def run_cli(world: World, *args: str) -> Result:
         "DRIP_LOG_FORMAT": "json",
     }
     return CliRunner().invoke(drip_cli, list(args), env=env, prog_name="drip")
+
+
+def store_without_applying(deps: Deps, events: list[dict[str, object]], now: datetime) -> None:
+    """Ingest ``events`` as a process that stops between storing them and applying them."""
+    import pytest
+
+    from drip.services import events as service
+
+    def stopped(*_: object) -> None:
+        raise RuntimeError("the process stopped here")
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(service.BatchApplier, "apply", stopped)
+        with pytest.raises(RuntimeError, match="the process stopped here"):
+            service.ingest(deps, events, now)

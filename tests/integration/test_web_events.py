@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from services_support import store_without_applying
 from test_web_support import API_TOKEN, Web, open_web
 
 from drip.campaigns.loader import load_campaigns
@@ -72,18 +73,10 @@ def test_a_repeated_id_changes_nothing_and_another_body_is_409(web: Web) -> None
 
 
 def test_an_event_stored_and_never_applied_is_applied_by_its_repeat_after_ten_minutes(
-    web: Web, monkeypatch: pytest.MonkeyPatch
+    web: Web,
 ) -> None:
     """A process that stops between storing and applying: the producer's repeat, 10 minutes on, applies it once."""
-    from drip.services import events as service
-
-    def stopped(*_: object) -> None:
-        raise RuntimeError("the process stopped here")
-
-    with monkeypatch.context() as m:
-        m.setattr(service.BatchApplier, "apply", stopped)
-        with pytest.raises(RuntimeError):
-            service.ingest(web.deps, [created()], web.now)
+    store_without_applying(web.deps, [created()], web.now)
     soon = web.client.post("/events", json=created(), headers=AUTH)
     # Within ten minutes another process may be applying it still: a duplicate.
     assert soon.json["events"][0]["status"] == "duplicate"
@@ -275,20 +268,12 @@ def test_an_update_whose_lead_was_never_made_fails_and_makes_no_contact(
         assert session.query(Contact).filter_by(external_id="crm-1").count() == 0
 
 
-def test_the_sweep_applies_an_event_left_stored_once_it_is_ten_minutes_old(
-    web: Web, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_sweep_applies_an_event_left_stored_once_it_is_ten_minutes_old(web: Web) -> None:
     """Left stored by a stopped process: counted by the gauges, left alone while young, applied once after."""
     from drip.services import events as service
     from drip.store import gauges
 
-    def stopped(*_: object) -> None:
-        raise RuntimeError("the process stopped here")
-
-    with monkeypatch.context() as m:
-        m.setattr(service.BatchApplier, "apply", stopped)
-        with pytest.raises(RuntimeError):
-            service.ingest(web.deps, [created()], web.now)
+    store_without_applying(web.deps, [created()], web.now)
     stored_at = web.now
     with web.deps.sessions() as session:
         left = gauges.read(session, web.now)
