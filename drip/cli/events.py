@@ -1,8 +1,11 @@
-"""``drip events ingest FILE.jsonl``: lead events from a CRM, one JSON object a line.
+"""``drip events ingest FILE.jsonl`` and ``drip events apply-stored``: lead events from a CRM.
 
-Plain click commands: the events are those ``POST /events`` takes, one JSON
-object a line, through the same ingest service; a bad line is reported as
-``file:line: message`` and the rest goes on.
+Plain click commands. ``ingest``: the events ``POST /events`` takes, one JSON object
+a line, stored and applied by the same services (:func:`drip.services.events.store_batch`,
+:func:`~drip.services.events.apply_stored`), 5,000 lines at a time, the next batch
+stored by a second process on PostgreSQL (:mod:`drip.services.event_stream`); a bad
+line is reported as ``file:line: message`` and the rest goes on. ``apply-stored``:
+the events a stopped process left stored and never applied.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def ingest_file(file: Path) -> None:
     counts: Counter[str] = Counter()
     chunks = (lines[start : start + CHUNK] for start in range(0, len(lines), CHUNK))
     with (
-        stored_in_order(chunks, make_deps, ahead=ahead) as stream,
+        stored_in_order(chunks, make_deps if ahead else lambda: deps, ahead=ahead) as stream,
         _bulk_gc(),
         progress(f"ingesting {file.name}", len(lines)) as advance,
     ):

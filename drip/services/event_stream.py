@@ -8,7 +8,8 @@ Applying is the other half and must take the batches in order. So on PostgreSQL 
 second process (forked, with its own connections) stores batch k + 1 while this one
 applies batch k; the two share the machine's cores with the database. Each batch is
 stored before it acts, as ever: a process stopped between the two leaves stored,
-unapplied events that the producer's repeat applies (:data:`drip.services.events.RETAKE_AFTER`).
+unapplied events that the producer's repeat or ``drip events apply-stored`` applies
+(:data:`drip.services.events.RETAKE_AFTER`).
 
 SQLite takes one writer at a time, and a file of one batch has nothing to overlap: both
 steps then run in this process, one after the other.
