@@ -5,7 +5,8 @@ webhook app is served from a background thread, and the account's outgoing
 webhooks are delivered from another (:mod:`drip.services.webhooks`). SIGINT and SIGTERM set a stop
 event: the current tick finishes, the server shuts down, and the process
 exits 0. A tick is never interrupted half-way, so no send is left in
-``sending`` by a clean stop.
+``sending`` by a clean stop. Every :data:`SWEEP_EVERY` the loop also applies the
+lead events a stopped process left stored and never applied.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from types import FrameType
 
 import structlog
@@ -21,6 +23,9 @@ from drip.services.deps import Deps
 from drip.services.dispatch import tick
 
 log = structlog.get_logger("drip.run")
+
+#: How often the loop applies lead events left stored (as beat's sweep task does).
+SWEEP_EVERY = timedelta(minutes=5)
 
 
 def install_stop_handlers(stop: threading.Event) -> None:
@@ -63,10 +68,12 @@ def run(
     delivering = webhooks.start_thread(deps, stop)  # a bad webhook is refused before any tick
     shutdown = serve_in_background(deps, host, port) if serve else None
     ticks = 0
+    swept: datetime | None = None
     try:
         while not stop.is_set():
             summary = tick(deps, deps.clock.now())
             ticks += 1
+            swept = sweep_events(deps, swept)
             if summary.claimed and on_tick is not None:
                 counts = ", ".join(f"{n} {k}" for k, n in sorted(summary.counts().items()))
                 on_tick(f"{summary.claimed} due: {counts}")
@@ -79,3 +86,17 @@ def run(
             delivering.join(timeout=15)
     log.info("stopped", ticks=ticks)
     return ticks
+
+
+def sweep_events(deps: Deps, swept: datetime | None) -> datetime | None:
+    """Every :data:`SWEEP_EVERY`, apply the lead events a stopped process left stored
+    (as beat's sweep task does scaled out); when it last swept."""
+    from drip.services.events import apply_unapplied
+
+    now = deps.clock.now()
+    if swept is not None and now - swept < SWEEP_EVERY:
+        return swept
+    result = apply_unapplied(deps, now)
+    if result.outcomes:
+        log.warning("stored_events_applied", **dict(result.counts()))
+    return now

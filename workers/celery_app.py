@@ -71,6 +71,11 @@ SEND_QUEUE: Final = "send"
 DISPATCH_TASK: Final = "workers.tasks.dispatch_due"
 WEBHOOKS_TASK: Final = "drip.deliver_webhooks"
 WEBHOOKS_ENTRY: Final = "drip-deliver-webhooks"
+EVENTS_SWEEP_TASK: Final = "drip.apply_stored_events"
+EVENTS_SWEEP_ENTRY: Final = "drip-apply-stored-events"
+#: How often beat applies lead events a stopped process left stored (they wait ten
+#: minutes first: drip.services.events.RETAKE_AFTER).
+EVENTS_SWEEP_SECONDS: Final = 300.0
 FIRE_TASK: Final = "workers.tasks.fire_sends"
 BEAT_ENTRY: Final = "dispatch-due"
 
@@ -150,6 +155,12 @@ def celery_config(settings: Settings, *, key_prefix: str | None = None) -> dict[
                 "task": WEBHOOKS_TASK,
                 "schedule": tick,
                 "options": {"queue": DISPATCH_QUEUE, "expires": tick},
+            },
+            # Lead events a stopped process stored and never applied.
+            EVENTS_SWEEP_ENTRY: {
+                "task": EVENTS_SWEEP_TASK,
+                "schedule": EVENTS_SWEEP_SECONDS,
+                "options": {"queue": DISPATCH_QUEUE, "expires": EVENTS_SWEEP_SECONDS},
             },
         },
     }

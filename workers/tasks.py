@@ -45,7 +45,14 @@ from drip.services import dispatch
 from drip.services.deps import Deps
 from drip.services.fire import count_outcomes
 from drip.services.worker_deps import ProcessDeps
-from workers.celery_app import DISPATCH_TASK, FIRE_TASK, WEBHOOKS_TASK, app, current_settings
+from workers.celery_app import (
+    DISPATCH_TASK,
+    EVENTS_SWEEP_TASK,
+    FIRE_TASK,
+    WEBHOOKS_TASK,
+    app,
+    current_settings,
+)
 
 __all__ = [
     "MAX_DISPATCH_ROUNDS",
@@ -228,6 +235,20 @@ def _ingest_events(events: list[Any]) -> dict[str, int]:
 
     deps = get_deps()
     return dict(ingest(deps, events, deps.clock.now()).counts())
+
+
+def _apply_stored_events() -> dict[str, int]:
+    """Beat's sweep: apply the lead events a stopped process left stored and never applied."""
+    from drip.services.events import apply_unapplied
+
+    deps = get_deps()
+    return dict(apply_unapplied(deps, deps.clock.now()).counts())
+
+
+#: The sweep task, run by beat every few minutes (several workers share it: SKIP LOCKED).
+apply_stored_events: Any = app.task(name=EVENTS_SWEEP_TASK, ignore_result=True)(
+    _apply_stored_events
+)
 
 
 #: The task producers publish lead events to (a list of event objects, up to 500).

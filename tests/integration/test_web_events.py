@@ -289,3 +289,28 @@ def test_the_sweep_applies_an_event_left_stored_once_it_is_ten_minutes_old(web: 
         assert row.outcome and "contact created" in row.outcome
         after = gauges.read(session, web.now)
     assert (after.inbox_unapplied, after.inbox_oldest_at) == (0, None)
+
+
+def test_the_embedded_loop_sweeps_events_left_stored_every_five_minutes(web: Web) -> None:
+    """drip run's sweep applies an event left stored once it is ten minutes old, at most every five minutes."""
+    from drip.embedded import sweep_events
+
+    def processed() -> object:
+        with web.deps.sessions() as session:
+            return session.query(InboxEvent).filter_by(event_id="e1").one().processed_at
+
+    store_without_applying(web.deps, [created()], web.now)
+    swept = sweep_events(
+        web.deps,
+        None,
+    )
+    assert swept == web.now and processed() is None  # too young: another process may have it
+    web.later(minutes=8)
+    swept = sweep_events(web.deps, swept)
+    assert swept == web.now and processed() is None  # eight minutes old: still too young
+    web.later(minutes=3)
+    assert sweep_events(web.deps, swept) == swept and processed() is None  # swept 3 minutes ago
+    web.later(minutes=2)
+    assert sweep_events(web.deps, swept) == web.now and processed() == web.now
+    with web.deps.sessions() as session:
+        assert session.query(Contact).filter_by(external_id="crm-1").count() == 1

@@ -20,6 +20,8 @@ from workers.celery_app import (
     BEAT_ENTRY,
     DISPATCH_QUEUE,
     DISPATCH_TASK,
+    EVENTS_SWEEP_ENTRY,
+    EVENTS_SWEEP_TASK,
     FIRE_TASK,
     SEND_QUEUE,
     WEBHOOKS_ENTRY,
@@ -58,6 +60,11 @@ def test_the_config_routes_queues_and_ticks_from_settings() -> None:
             "task": WEBHOOKS_TASK,
             "schedule": 7.0,
             "options": {"queue": DISPATCH_QUEUE, "expires": 7.0},
+        },
+        EVENTS_SWEEP_ENTRY: {
+            "task": EVENTS_SWEEP_TASK,
+            "schedule": 300.0,
+            "options": {"queue": DISPATCH_QUEUE, "expires": 300.0},
         },
     }
     assert config["task_acks_late"] is False
