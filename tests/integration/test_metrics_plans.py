@@ -41,8 +41,8 @@ def make_pending(libpq: str, rows: int, now: datetime) -> None:
         conn.execute(
             "INSERT INTO inbox_events (event_id, type, occurred_at, contact_ref, data, digest,"
             " received_at, processed_at, outcome) SELECT 'e' || g, 'lead.updated', %(now)s,"
-            " '{}', '{}', 'd', %(now)s, CASE WHEN g %% 50000 = 0 THEN NULL ELSE %(now)s END,"
-            " 'no change' FROM generate_series(1, 200000) AS g",
+            " '{}', '{}', 'd', %(now)s, CASE WHEN g %% 12500 = 0 THEN NULL ELSE %(now)s END,"
+            " 'no change' FROM generate_series(1, 50000) AS g",
             {"now": now},
         )
         conn.execute("ANALYZE")
