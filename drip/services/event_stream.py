@@ -125,12 +125,21 @@ def _through(ours: Connection, chunks: Iterator[Lines]) -> Iterator[StoredLines]
     first = next(chunks, None)
     if first is None:
         return
-    ours.send(list(first))
+    _send(ours, first)
     for lines in chunks:
         stored = _answer(ours)
-        ours.send(list(lines))
+        _send(ours, lines)
         yield stored
     yield _answer(ours)
+
+
+def _send(ours: Connection, lines: Lines) -> None:
+    """Send the storer a chunk; if it has stopped, raise what it said before it did."""
+    try:
+        ours.send(list(lines))
+    except OSError as exc:
+        _answer(ours)  # raises, with the storer's last words when it left any
+        raise DripError("the process storing events stopped") from exc
 
 
 def _answer(ours: Connection) -> StoredLines:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,15 +76,20 @@ def _deps(deps: Deps) -> Deps:
     return deps
 
 
-def test_a_storer_that_fails_is_told_to_the_applier_as_a_drip_error() -> None:
-    """The second process cannot start: iterating raises DripError naming why, and nothing hangs."""
+@pytest.mark.parametrize("wait", [0.0, 1.0], ids=["at-once", "after-it-stopped"])
+def test_a_storer_that_fails_is_told_to_the_applier_as_a_drip_error(wait: float) -> None:
+    """The second process cannot start: iterating raises DripError naming why, even once it has stopped."""
 
     def broken() -> Deps:
         raise DripError("no database here")
 
-    chunks = iter([[(1, _line(1, "lead.created", A, {}))], [(2, "{}")]])
+    def chunks() -> Iterator[list[tuple[int, str]]]:
+        time.sleep(wait)  # 1 s: the storer has failed and closed its end by now
+        yield [(1, _line(1, "lead.created", A, {}))]
+        yield [(2, "{}")]
+
     with (
         pytest.raises(DripError, match=r"storing events failed: .*no database here"),
-        stored_in_order(chunks, broken, ahead=True) as stream,
+        stored_in_order(chunks(), broken, ahead=True) as stream,
     ):
         list(stream)
