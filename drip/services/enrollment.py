@@ -175,17 +175,21 @@ def enroll_in_each(
     now: datetime,
     *,
     loaded: Mapping[str, tuple[CampaignRow, Campaign]] | None = None,
+    events: Mapping[str, Mapping[int, str]] | None = None,
 ) -> dict[str, dict[int, int]]:
     """:func:`enroll_in` for several campaigns at once (``{campaign name: contacts}``; on
     PostgreSQL one statement for them all): ``{campaign name: {contact id: new enrollment
-    id}}``. ``loaded``: campaigns' rows and values by name, those the caller has read."""
+    id}}``. ``loaded``: campaigns' rows and values by name, those the caller has read;
+    ``events``: by campaign name, the lead event that enrolls each contact (recorded on
+    its enrollment)."""
     names = [name for name, contacts in wanted.items() if contacts]
     batches: list[store.CampaignMembers] = []
     for name in names:
         row, campaign = (loaded or {}).get(name) or load_campaign(deps, session, name)
         planner = _Planner(deps.account.default_timezone, now)
+        why = (events or {}).get(name, {})
         members = [
-            store.Member(c.id, planner.group(campaign, c.timezone, c.phone))
+            store.Member(c.id, planner.group(campaign, c.timezone, c.phone), why.get(c.id))
             for c in {c.id: c for c in wanted[name]}.values()
         ]
         batches.append(store.CampaignMembers(row.id, campaign.sender, members, planner.plans))

@@ -231,7 +231,6 @@ class BatchApplier:
         once), each with its event's id, and give them their real ids in ``views``."""
         from drip.services.enrollment import enroll_in_each
 
-        pairs: list[tuple[int, str]] = []
         real: dict[int, int | None] = {}
         made = enroll_in_each(
             self.deps,
@@ -239,6 +238,10 @@ class BatchApplier:
             {name: [c for c, _, _, _ in wanted] for name, wanted in run.enroll.items()},
             self.now,
             loaded=self.loaded,
+            events={
+                name: {c.id: p.id for c, p, _, _ in reversed(wanted)}  # the first event wins
+                for name, wanted in run.enroll.items()
+            },
         )
         for name, wanted in run.enroll.items():
             new = made[name]
@@ -246,12 +249,10 @@ class BatchApplier:
                 enrollment_id = new.get(contact.id)
                 real[provisional] = enrollment_id
                 if enrollment_id is not None:
-                    pairs.append((enrollment_id, p.id))
                     run.notes[p.index].append(f"enrolled in {name} ({e.rule.describe()})")
         for contact_id in {c.id for wanted in run.enroll.values() for c, _, _, _ in wanted}:
             mine = views.setdefault(contact_id, [])
             mine[:] = [_real(v, real) for v in mine if v.id >= 0 or real.get(v.id) is not None]
-        store.set_enrollment_events(session, pairs)
         run.enroll.clear()
 
 

@@ -60,6 +60,8 @@ class Member:
 
     contact_id: int
     group: int
+    #: The lead event that enrolls it (``enrollments.event_id``), when one does.
+    event_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,13 +137,13 @@ def active_contact_ids(session: Session, campaign_id: int, contact_ids: Sequence
 _PG_ENROLL = text(
     """
     WITH input AS (
-        SELECT contact_id, campaign_id, grp, ord
+        SELECT contact_id, campaign_id, grp, event_id, ord
         FROM unnest(CAST(:contacts AS bigint[]), CAST(:campaigns AS bigint[]),
-                    CAST(:groups AS integer[]))
-             WITH ORDINALITY AS i(contact_id, campaign_id, grp, ord)
+                    CAST(:groups AS integer[]), CAST(:events AS text[]))
+             WITH ORDINALITY AS i(contact_id, campaign_id, grp, event_id, ord)
     ), new AS (
-        INSERT INTO enrollments (contact_id, campaign_id, enrolled_at, status)
-        SELECT contact_id, campaign_id, :now, :active FROM input ORDER BY ord
+        INSERT INTO enrollments (contact_id, campaign_id, enrolled_at, status, event_id)
+        SELECT contact_id, campaign_id, :now, :active, event_id FROM input ORDER BY ord
         ON CONFLICT (contact_id, campaign_id) WHERE status = 'active' DO NOTHING
         RETURNING id, contact_id, campaign_id
     ), plan AS (
@@ -226,12 +228,14 @@ def _enroll_postgresql(
     contacts: list[int] = []
     campaign_ids: list[int] = []
     groups: list[int] = []
+    events: list[str | None] = []
     flat: list[tuple[int, PlannedStep, str]] = []
     first = 0  # this campaign's first group number in the statement
     for c in campaigns:
         contacts.extend(m.contact_id for m in c.members)
         campaign_ids.extend(c.campaign_id for _ in c.members)
         groups.extend(first + m.group for m in c.members)
+        events.extend(m.event_id for m in c.members)
         sender = SenderRole(c.sender_role).value
         flat.extend((first + g, step, sender) for g, plan in enumerate(c.plans) for step in plan)
         first += len(c.plans)
@@ -241,6 +245,7 @@ def _enroll_postgresql(
             "contacts": contacts,
             "campaigns": campaign_ids,
             "groups": groups,
+            "events": events,
             "now": now,
             "active": EnrollmentStatus.ACTIVE.value,
             "plan_groups": [g for g, _, _ in flat],
@@ -283,6 +288,7 @@ def _enroll_sqlite(
                 "campaign_id": campaign_id,
                 "enrolled_at": now,
                 "status": EnrollmentStatus.ACTIVE,
+                "event_id": m.event_id,
             }
             for m in fresh
         ],
