@@ -68,8 +68,8 @@ def ingest_file(file: Path) -> None:
     counts: Counter[str] = Counter()
     chunks = (lines[start : start + CHUNK] for start in range(0, len(lines), CHUNK))
     with (
+        _bulk_gc(),  # entered first: the storing process is forked with the same thresholds
         stored_in_order(chunks, make_deps if ahead else lambda: deps, ahead=ahead) as stream,
-        _bulk_gc(),
         progress(f"ingesting {file.name}", len(lines)) as advance,
     ):
         for stored in stream:

@@ -25,6 +25,7 @@ from drip.store.models import Contact, Enrollment, ScheduledSend
 #: Fields of a contact a lead event sets, in the order they are applied.
 PROFILE_FIELDS = ("first_name", "last_name", "email", "state", "timezone")
 CRM_FIELDS = ("stage", "tags", "lead_source")
+_FIELD_ORDER = {name: i for i, name in enumerate((*PROFILE_FIELDS, *CRM_FIELDS))}
 
 
 @dataclass(slots=True)
@@ -64,11 +65,10 @@ def apply_fields(contact: EventContact, p: ParsedEvent, now: datetime) -> list[s
     if p.type not in ("lead.created", "lead.updated"):
         return notes
     times = dict(contact.field_times or {})
-    stamp = p.occurred_at.isoformat()
+    stamp = p.stamp
     changed = False
-    for name in (*PROFILE_FIELDS, *CRM_FIELDS):
-        if name not in p.data:
-            continue
+    # The event's fields in the order above (an event carries a few of them).
+    for name in sorted(_FIELD_ORDER.keys() & p.data.keys(), key=_FIELD_ORDER.__getitem__):
         if times.get(name, "") > stamp:
             notes.append(f"{name} kept: a newer event set it")
             continue

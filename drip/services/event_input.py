@@ -119,6 +119,13 @@ class ParsedEvent:
     contact: ContactRef
     data: dict[str, Any]
     digest: str
+    #: ``occurred_at`` in ISO 8601, as the contact's field times hold it (made once, where
+    #: the event is parsed: the process storing a file's next batch, not the one applying).
+    stamp: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.stamp:
+            object.__setattr__(self, "stamp", self.occurred_at.isoformat())
 
     def __reduce__(self) -> tuple[builtins.type[ParsedEvent], tuple[Any, ...]]:
         # As ContactRef's: by its fields, in order.
@@ -130,6 +137,7 @@ class ParsedEvent:
             self.contact,
             self.data,
             self.digest,
+            self.stamp,
         )
 
 
