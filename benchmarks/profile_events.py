@@ -41,6 +41,11 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--plain", action="store_true", help="no profiler: the times only")
     parser.add_argument(
+        "--serial",
+        action="store_true",
+        help="store each batch in this process, then apply it; print the time of each step",
+    )
+    parser.add_argument(
         "--cpu", action="store_true", help="time this process's CPU, not the wall clock"
     )
     args = parser.parse_args(argv)
@@ -59,6 +64,9 @@ def main(argv: list[str]) -> int:
         spent: dict[str, list[float]] = {}
         if args.statements:
             _time_statements(spent)
+        steps: dict[str, float] = {}
+        if args.serial:
+            _serial(steps)
 
         profile = cProfile.Profile(time.process_time) if args.cpu else cProfile.Profile()
         backends.start()
@@ -76,6 +84,8 @@ def main(argv: list[str]) -> int:
         f"{'' if args.plain else ' (profiled)'}; "
         f"this process's CPU {cpu:.2f} s; its database connections' CPU {server:.2f} s"
     )
+    for step, seconds in steps.items():
+        print(f"{seconds:8.2f} s  {step}")
     for sql, (calls, seconds) in sorted(spent.items(), key=lambda kv: -kv[1][1])[:15]:
         print(f"{seconds:8.2f} s {int(calls):6d} x  {sql}")
     for order in () if args.plain else ("cumulative", "tottime"):
@@ -83,6 +93,28 @@ def main(argv: list[str]) -> int:
         pstats.Stats(profile, stream=out).sort_stats(order).print_stats(args.top)
         print(out.getvalue())
     return 0
+
+
+def _serial(steps: dict[str, float]) -> None:
+    """Store every batch in this process before applying it (no storing process), adding
+    the wall time of each step to ``steps``: which of the two limits a run that overlaps
+    them."""
+    import drip.services.event_stream as stream
+    import drip.services.events as service
+
+    def timed(name: str, step: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return step(*args, **kwargs)
+            finally:
+                steps[name] = steps.get(name, 0.0) + time.perf_counter() - t0
+
+        return run
+
+    stream.can_store_ahead = lambda url: False  # type: ignore[assignment]
+    stream.store_lines = timed("storing (decode, check, inbox insert)", stream.store_lines)  # type: ignore[assignment]
+    service.apply_stored = timed("applying", service.apply_stored)  # type: ignore[assignment]
 
 
 class _Backends:
