@@ -22,6 +22,10 @@ from drip.cli._common import fail, progress, ready_deps
 
 #: Events sent to the ingest service at a time.
 CHUNK = 5000
+#: The first batch's size: the applying side waits for it alone, so it is small, and
+#: each next one half as large again up to :data:`CHUNK` (applying a batch takes longer
+#: than storing it, so the storing process keeps ahead).
+FIRST_CHUNK = 1000
 #: The cyclic garbage collector's thresholds while a file is ingested. A batch keeps
 #: thousands of young objects alive (its events, rows and outcomes, freed by reference
 #: counting when it is done), which Python's defaults (700, 10, 10) traverse again and
@@ -66,7 +70,7 @@ def ingest_file(file: Path) -> None:
     # The storing process is forked with none of this one's connections.
     deps.engine.dispose()
     counts: Counter[str] = Counter()
-    chunks = (lines[start : start + CHUNK] for start in range(0, len(lines), CHUNK))
+    chunks = _chunks(lines)
     with (
         _bulk_gc(),  # entered first: the storing process is forked with the same thresholds
         stored_in_order(chunks, make_deps if ahead else lambda: deps, ahead=ahead) as stream,
@@ -91,6 +95,15 @@ def ingest_file(file: Path) -> None:
     click.echo(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no events")
     if counts and not (counts["accepted"] or counts["duplicate"]):
         raise fail("no event was accepted")
+
+
+def _chunks(lines: list[tuple[int, str]]) -> Iterator[list[tuple[int, str]]]:
+    """``lines`` in batches of :data:`FIRST_CHUNK` growing to :data:`CHUNK`."""
+    start, size = 0, min(FIRST_CHUNK, CHUNK)
+    while start < len(lines):
+        yield lines[start : start + size]
+        start += size
+        size = min(CHUNK, size * 3 // 2)
 
 
 @events.command("apply-stored")
