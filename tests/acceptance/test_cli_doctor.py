@@ -72,7 +72,7 @@ def test_fresh_embedded_checkout_is_all_well(tmp_path: Path) -> None:
     second = drip(work, "doctor")
     assert second.returncode == 0, second.stdout
     checks = lines(second)
-    assert checks["database"].startswith("ok") and "0019" in checks["database"]
+    assert checks["database"].startswith("ok") and "0020" in checks["database"]
     assert checks["clock"].startswith("ok")
     assert checks["dispatch"].startswith("ok    dispatch: last tick")
     assert checks["account"].startswith("ok")

@@ -67,7 +67,7 @@ def test_revision_before_and_after_upgrade(empty_db_url: str) -> None:
     """A new database has no revision; after upgrade it is at the shipped head."""
     assert current_revision(empty_db_url) is None
     upgrade(empty_db_url)
-    assert head_revision() == "0019"
+    assert head_revision() == "0020"
     assert current_revision(empty_db_url) == head_revision()
 
 
