@@ -269,3 +269,29 @@ def test_a_lead_events_contact_update_touches_no_index_on_full_pages(pg_url: str
         assert len(rows) == 100 and (hot, updated) == (90, 90)
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_every_trigger_function_runs_without_jit_and_a_downgrade_puts_it_back(
+    pg_url: str,
+) -> None:
+    """Each of drip's trigger functions is set jit=off at head; below 0020 none is."""
+    from drip.store.migrate import migration_module
+
+    functions = (
+        "SELECT DISTINCT p.proname, p.proconfig FROM pg_trigger AS t"
+        " JOIN pg_proc AS p ON p.oid = t.tgfoid WHERE NOT t.tgisinternal"
+    )
+    upgrade(pg_url)
+    engine = make_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            found = dict(conn.execute(text(functions)).tuples().all())
+        assert set(found) == set(migration_module("0020").TRIGGER_FUNCTIONS)
+        assert all(config == ["jit=off"] for config in found.values()), found
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(connection=conn), "0019")
+        with engine.connect() as conn:
+            assert all(c is None for _, c in conn.execute(text(functions)).tuples().all())
+    finally:
+        engine.dispose()
