@@ -18,6 +18,12 @@ contact index, one lookup per changed contact. An update that changes no
 counted column reads no send. The counts written are the same; SQLite's row
 triggers already checked the change first (their ``WHEN``).
 
+The opt-out marks' trigger on ``contacts`` (migration 0018) now first asks
+whether any contact's opt-out changed, with one join of the old and new rows,
+and does nothing more when none did: its two statements joined them four
+times, 6 ms a batch of 4,000 contacts, for an opt-out that lead events never
+change.
+
 Every trigger function of drip (migrations 0010 and 0018) also runs with JIT
 compilation off. A trigger's statement is planned once per session, for the
 rows of the first statement that fires it; when that statement is large, the
@@ -83,22 +89,39 @@ def statement() -> str:
     )
 
 
-def _replace(body: str) -> None:
+OPT_OUT = "drip_marks_opt_out"
+
+
+def opt_out_statement() -> str:
+    """The opt-out marks' statements of migration 0018, run only when an opt-out changed."""
+    marks = str(migration_module("0018")._pg_mark_triggers()[OPT_OUT][2])
+    # A count, not EXISTS: planned to stop at the first row, EXISTS took a nested loop over
+    # both tables (200 ms for 4,000 contacts with no opt-out changed); the count hashes.
+    return (
+        "IF (SELECT count(*) FROM drip_old AS o JOIN drip_new AS n ON n.id = o.id"
+        f" AND o.sms_opted_out_at IS DISTINCT FROM n.sms_opted_out_at) > 0 THEN {marks}; END IF"
+    )
+
+
+def _replace(name: str, body: str) -> None:
     op.execute(
-        f"CREATE OR REPLACE FUNCTION {NAME}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ "
         f"BEGIN {body}; RETURN NULL; END $$"
     )
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        _replace(statement())
+        _replace(NAME, statement())
+        _replace(OPT_OUT, opt_out_statement())
         for name in TRIGGER_FUNCTIONS:
             op.execute(f"ALTER FUNCTION {name}() SET jit = off")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        _replace(str(migration_module("0018")._pg_triggers()[NAME][2]))
+        tallies = migration_module("0018")
+        _replace(NAME, str(tallies._pg_triggers()[NAME][2]))
+        _replace(OPT_OUT, str(tallies._pg_mark_triggers()[OPT_OUT][2]))
         for name in TRIGGER_FUNCTIONS:
             op.execute(f"ALTER FUNCTION {name}() RESET jit")
