@@ -14,6 +14,7 @@ from sqlalchemy import (
     ColumnElement,
     Text,
     TextClause,
+    and_,
     any_,
     bindparam,
     cast,
@@ -169,46 +170,46 @@ def retake_unapplied(
     """
     if not event_ids:
         return {}
-    taken = session.execute(
-        update(InboxEvent)
-        .where(
-            one_of(session, InboxEvent.event_id, sorted(set(event_ids)), String()),
-            InboxEvent.processed_at.is_(None),
-            InboxEvent.received_at < stored_before,
-        )
-        .values(received_at=now)
-        .returning(InboxEvent.event_id, InboxEvent.id)
-        .execution_options(synchronize_session=False)
-    )
-    return {str(r[0]): int(r[1]) for r in taken}
+    named = one_of(session, InboxEvent.event_id, sorted(set(event_ids)), String())
+    return {r.event_id: r.id for r in _take(session, named, now, stored_before)}
 
 
 def take_unapplied(
     session: Session, now: datetime, stored_before: datetime, limit: int
 ) -> list[InboxEvent]:
     """Up to ``limit`` stored events never applied and stored before ``stored_before``,
-    oldest ``occurred_at`` first, taken to be applied now (their ``received_at`` set to
-    ``now``, as :func:`retake_unapplied` does; rows another taker holds are skipped on
-    PostgreSQL)."""
+    oldest ``occurred_at`` first, taken to be applied now as :func:`retake_unapplied`
+    takes them (rows another taker holds are skipped on PostgreSQL)."""
     wanted = (
         select(InboxEvent.id)
-        .where(InboxEvent.processed_at.is_(None), InboxEvent.received_at < stored_before)
+        .where(_waiting(stored_before))
         .order_by(InboxEvent.occurred_at, InboxEvent.id)
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
         wanted = wanted.with_for_update(skip_locked=True)
-    ids = list(session.scalars(wanted))
-    if not ids:
-        return []
-    session.execute(
+    rows = _take(session, InboxEvent.id.in_(wanted.scalar_subquery()), now, stored_before)
+    return sorted(rows, key=lambda r: (r.occurred_at, r.id))
+
+
+def _waiting(stored_before: datetime) -> ColumnElement[bool]:
+    """Stored before ``stored_before`` and never applied."""
+    return and_(InboxEvent.processed_at.is_(None), InboxEvent.received_at < stored_before)
+
+
+def _take(
+    session: Session, chosen: ColumnElement[bool], now: datetime, stored_before: datetime
+) -> list[InboxEvent]:
+    """The waiting rows ``chosen`` names, taken (``received_at`` set to ``now``) and
+    returned by the same statement (``UPDATE ... RETURNING``)."""
+    taken = session.scalars(
         update(InboxEvent)
-        .where(InboxEvent.id.in_(ids))
+        .where(chosen, _waiting(stored_before))
         .values(received_at=now)
+        .returning(InboxEvent)
         .execution_options(synchronize_session=False)
     )
-    rows = session.scalars(select(InboxEvent).where(InboxEvent.id.in_(ids)))
-    return sorted(rows, key=lambda r: (r.occurred_at, r.id))
+    return list(taken)
 
 
 def mark_processed(
