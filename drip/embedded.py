@@ -14,18 +14,16 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import FrameType
 
 import structlog
 
 from drip.services.deps import Deps
 from drip.services.dispatch import tick
+from drip.services.event_timing import SWEEP_EVERY
 
 log = structlog.get_logger("drip.run")
-
-#: How often the loop applies lead events left stored (as beat's sweep task does).
-SWEEP_EVERY = timedelta(minutes=5)
 
 
 def install_stop_handlers(stop: threading.Event) -> None:

@@ -54,6 +54,7 @@ from kombu.entity import Queue
 from drip.config import Settings
 from drip.errors import ConfigError
 from drip.logging import configure_logging
+from drip.services.event_timing import SWEEP_EVERY
 
 __all__ = [
     "DISPATCH_QUEUE",
@@ -73,9 +74,9 @@ WEBHOOKS_TASK: Final = "drip.deliver_webhooks"
 WEBHOOKS_ENTRY: Final = "drip-deliver-webhooks"
 EVENTS_SWEEP_TASK: Final = "drip.apply_stored_events"
 EVENTS_SWEEP_ENTRY: Final = "drip-apply-stored-events"
-#: How often beat applies lead events a stopped process left stored (they wait ten
-#: minutes first: drip.services.events.RETAKE_AFTER).
-EVENTS_SWEEP_SECONDS: Final = 300.0
+#: How often beat applies lead events a stopped process left stored (they wait
+#: drip.services.event_timing.RETAKE_AFTER first).
+EVENTS_SWEEP_SECONDS: Final = SWEEP_EVERY.total_seconds()
 FIRE_TASK: Final = "workers.tasks.fire_sends"
 BEAT_ENTRY: Final = "dispatch-due"
 

@@ -275,7 +275,7 @@ def _backlogs(settings: Settings, engine: Engine, wall: Wall) -> Iterator[Check]
 def inbox_check(values: Gauges, now: datetime) -> Check:
     """Lead events stored and not applied: a batch is applied within seconds of being
     stored, so one older than the retake delay was left by a process that stopped."""
-    from drip.services.events import RETAKE_AFTER
+    from drip.services.event_timing import RETAKE_AFTER
 
     if values.inbox_oldest_at is None:
         return Check("lead events", OK, "none stored and waiting")

@@ -9,7 +9,7 @@ second process (forked, with its own connections) stores batch k + 1 while this 
 applies batch k; the two share the machine's cores with the database. Each batch is
 stored before it acts, as ever: a process stopped between the two leaves stored,
 unapplied events that the producer's repeat or ``drip events apply-stored`` applies
-(:data:`drip.services.events.RETAKE_AFTER`).
+(:data:`drip.services.event_timing.RETAKE_AFTER`).
 
 SQLite takes one writer at a time, and a file of one batch has nothing to overlap: both
 steps then run in this process, one after the other.

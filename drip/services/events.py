@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -44,6 +44,7 @@ from drip.services.event_apply import (
     end_enrollments,
 )
 from drip.services.event_input import ContactRef, Invalid, ParsedEvent, parse_event, raw_phones
+from drip.services.event_timing import RETAKE_AFTER
 from drip.services.events_batch import BatchApplier
 from drip.store import events as store
 from drip.store.models import Contact, Enrollment
@@ -53,11 +54,6 @@ log = structlog.get_logger("drip.events")
 MAX_BATCH = 500
 #: Events :func:`apply_unapplied` takes at a time.
 MAX_SWEEP = 5000
-#: A stored event not applied this long after it was stored was left by a process that
-#: stopped between storing and applying it (a batch is applied within seconds of being
-#: stored): the producer's repeat of it applies it, rather than being told "already
-#: received" about an event that never acted.
-RETAKE_AFTER = timedelta(minutes=10)
 #: Outcomes of one event, as counted by ``drip events ingest``.
 ACCEPTED, DUPLICATE, CONFLICT, INVALID, FAILED = (
     "accepted",
