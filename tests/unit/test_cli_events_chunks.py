@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from drip.cli.events import CHUNK, FIRST_CHUNK, _chunks
 
 
@@ -11,7 +13,7 @@ def test_batches_grow_from_the_first_size_to_the_full_one() -> None:
     sizes = [len(chunk) for chunk in _chunks(lines)]
     assert sizes[:4] == [FIRST_CHUNK, FIRST_CHUNK * 3 // 2, FIRST_CHUNK * 9 // 4, 3375]
     assert max(sizes) == CHUNK and sizes[-2] == CHUNK
-    assert all(b >= a for a, b in zip(sizes[:-2], sizes[1:-1], strict=True))
+    assert all(b >= a for a, b in pairwise(sizes[:-1]))
 
 
 def test_every_line_comes_once_in_order() -> None:
