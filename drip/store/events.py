@@ -69,23 +69,6 @@ def one_of(
     return column.in_(list(values))
 
 
-def _recordset(columns: Sequence[tuple[str, str]]) -> str:
-    """``ROWS FROM (json_to_recordset(:rows)) WITH ORDINALITY AS v(...)``: the rows of one
-    JSON parameter (a list of objects), typed, in their order. Built from constant
-    column names and types only."""
-    typed = ", ".join(f"{name} {kind}" for name, kind in columns)
-    names = ", ".join(name for name, _ in columns)
-    return (
-        f"ROWS FROM (json_to_recordset(CAST(:rows AS json)) AS ({typed}))"
-        f" WITH ORDINALITY AS v({names}, k)"
-    )
-
-
-def _rows(rows: Iterable[dict[str, Any]]) -> str:
-    """The rows as one JSON parameter (times as ISO 8601 with their offset)."""
-    return json.dumps(list(rows), default=_when, separators=(",", ":"))
-
-
 def _when(value: object) -> str:
     if isinstance(value, datetime):
         return _iso(value)
@@ -100,22 +83,26 @@ def _iso(value: datetime) -> str:
 
 def _zipped(columns: Sequence[tuple[str, str]]) -> str:
     """``(SELECT ... FROM ROWS FROM (json_array_elements_text(:c_<name>), ...)) AS v``: rows
-    zipped from one JSON array per column (``c_<name>``), typed. A column's values as one
-    array cost a fraction of the same values as one JSON object per row (every key
-    repeated) to build, encode and decode. Built from constant names and types only."""
+    zipped from one JSON array per column (``c_<name>``), typed, with their position
+    ``v.k`` (from 1). A column's values as one array cost a fraction of the same values
+    as one JSON object per row (every key repeated) to build, encode and decode. Built
+    from constant names and types only."""
     elements = ", ".join(
         f"json_array_elements{'' if kind == 'json' else '_text'}(CAST(:c_{name} AS json))"
         for name, kind in columns
     )
     typed = ", ".join(
-        # An element that is JSON null is SQL NULL, as json_to_recordset reads it.
+        # An element that is JSON null is SQL NULL (a missing value, not the JSON null).
         f"CASE WHEN json_typeof(r{i}) = 'null' THEN NULL ELSE r{i} END AS {name}"
         if kind == "json"
         else f"CAST(r{i} AS {kind}) AS {name}"
         for i, (name, kind) in enumerate(columns)
     )
     aliases = ", ".join(f"r{i}" for i in range(len(columns)))
-    return f"(SELECT {typed} FROM ROWS FROM ({elements}) AS r({aliases})) AS v"  # noqa: S608 - constants
+    return (
+        f"(SELECT {typed}, k FROM ROWS FROM ({elements})"  # noqa: S608 - constants
+        f" WITH ORDINALITY AS r({aliases}, k)) AS v"
+    )
 
 
 def _column_params(names: Sequence[str], columns: Sequence[Sequence[Any]]) -> dict[str, str]:
@@ -133,19 +120,22 @@ _INBOX = (
 # Built once from the constant column names above, never from input.
 _ADD_PG = text(
     f"INSERT INTO inbox_events ({', '.join(n for n, _ in _INBOX)})"  # noqa: S608 - constants
-    f" SELECT {', '.join('v.' + n for n, _ in _INBOX)} FROM {_recordset(_INBOX)}"
+    f" SELECT {', '.join('v.' + n for n, _ in _INBOX)} FROM {_zipped(_INBOX)}"
     " ORDER BY v.k RETURNING event_id, id"
 )
 
 
 def add_events(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
     """Insert inbox rows (one dict of columns each); ``{event id: row id}``. On PostgreSQL
-    one ``INSERT ... SELECT FROM json_to_recordset(...) RETURNING`` for them all, elsewhere one
-    statement executed for many and one query for the ids."""
+    one ``INSERT ... SELECT ... RETURNING`` for them all (their columns as JSON arrays, ids
+    given in their order), elsewhere one statement executed for many and one query for
+    the ids."""
     if not rows:
         return {}
     if session.get_bind().dialect.name == "postgresql":
-        found = session.execute(_ADD_PG, {"rows": _rows(rows)})
+        names = [n for n, _ in _INBOX]
+        columns = [[r[n] for r in rows] for n in names]
+        found = session.execute(_ADD_PG, _column_params(names, columns))
         return {str(r[0]): int(r[1]) for r in found}
     session.connection().execute(insert(InboxEvent), list(rows))
     ids = [r["event_id"] for r in rows]
