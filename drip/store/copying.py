@@ -3,7 +3,7 @@
 A multi-row ``INSERT`` of thousands of rows costs more to build, send and parse than
 the rows cost to write; psycopg's ``Cursor.copy`` streams them in COPY's own format
 instead. Used where a batch inserts thousands of rows it already holds: scheduled
-sends, imported contacts and their consent events, lead events into the inbox.
+sends, imported contacts and their consent events.
 """
 
 from __future__ import annotations
