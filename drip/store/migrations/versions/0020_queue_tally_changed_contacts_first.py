@@ -61,8 +61,8 @@ def statement() -> str:
     """The trigger's statement: the changed contacts' pending sends, out of their old group
     (sign -1) and into their new one (+1), appended to ``queue_tally_deltas``."""
     tallies = migration_module("0018")
-    columns = ("id", "agent_id", "state", "timezone", "text_status", "sms_consent_at",
-               "sms_opted_out_at")  # fmt: skip
+    # The columns ``source`` reads of a contact, as 0018's change test names them.
+    columns = ("id", *tallies._CONTACT_COLUMNS, "sms_consent_at", "sms_opted_out_at")
     changed = tallies._contact_changed("o", "n", "IS DISTINCT FROM")
     # One join of the old and new rows; each changed contact gives its old side and its new.
     sides = ", ".join(
