@@ -21,7 +21,7 @@ import json
 import multiprocessing
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -108,10 +108,15 @@ def stored_in_order(
 
 
 def _in_process(chunks: Iterator[Lines], make_deps: Callable[[], Deps]) -> Iterator[StoredLines]:
-    deps = make_deps()
+    yield from _store_each(make_deps(), chunks)
+
+
+def _store_each(deps: Deps, chunks: Iterable[Lines]) -> Iterator[StoredLines]:
+    """Each chunk stored in turn, naming the contacts the chunk before it makes."""
     earlier: frozenset[str] = frozenset()
     for lines in chunks:
         stored = store_lines(deps, lines, deps.clock.now(), earlier)
+        # This batch is applied before the next: the next may name what this one makes.
         earlier = stored.batch.made
         yield stored
 
@@ -161,16 +166,7 @@ def _serve(theirs: Connection, ours: Connection, make_deps: Callable[[], Deps]) 
     """
     ours.close()
     try:
-        deps = make_deps()
-        earlier: frozenset[str] = frozenset()
-        while True:
-            try:
-                lines = theirs.recv()
-            except EOFError:
-                return
-            stored = store_lines(deps, lines, deps.clock.now(), earlier)
-            # The batch before this one is applied by the time the next is stored.
-            earlier = stored.batch.made
+        for stored in _store_each(make_deps(), _received(theirs)):
             theirs.send(("stored", stored))
     except BaseException as exc:  # everything, an exit included, is told to the applier
         line = traceback.format_exception_only(exc)[-1].strip()
@@ -178,3 +174,12 @@ def _serve(theirs: Connection, ours: Connection, make_deps: Callable[[], Deps]) 
             theirs.send(("error", line))
     finally:
         theirs.close()
+
+
+def _received(theirs: Connection) -> Iterator[Lines]:
+    """The chunks the applier sends, until it closes its end."""
+    while True:
+        try:
+            yield theirs.recv()
+        except EOFError:
+            return
