@@ -92,7 +92,7 @@ def ingest_file(file: Path) -> None:
                         err=True,
                     )
             advance(len(stored.numbers) + len(stored.not_json))
-    click.echo(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no events")
+    click.echo(_counted(counts) or "no events")
     if counts and not (counts["accepted"] or counts["duplicate"]):
         raise fail("no event was accepted")
 
@@ -104,6 +104,11 @@ def _chunks(lines: list[tuple[int, str]]) -> Iterator[list[tuple[int, str]]]:
         yield lines[start : start + size]
         start += size
         size = min(CHUNK, size * 3 // 2)
+
+
+def _counted(counts: Counter[str]) -> str:
+    """``4 accepted, 1 invalid``: the outcomes' counts, by name."""
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
 
 
 @events.command("apply-stored")
@@ -127,4 +132,4 @@ def apply_stored_events() -> None:
     if not counts:
         click.echo("no event waiting to be applied")
         return
-    click.echo(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    click.echo(_counted(counts))
