@@ -156,10 +156,14 @@ class _BadFieldError(Exception):
         self.message = message
 
 
+#: The canonical JSON of a digest: keys sorted, no spaces. One encoder for every event:
+#: ``json.dumps`` with options builds a new one each call, a third of a digest's cost.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def digest_of(raw: Mapping[str, Any]) -> str:
     """A digest of the event's body, the same for the same JSON whatever its key order."""
-    blob = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(raw).encode()).hexdigest()
 
 
 def parse_event(
@@ -193,9 +197,9 @@ def raw_phones(events: Iterable[object]) -> set[str]:
 
 
 def _parse(index: int, raw: dict[str, Any], stored: Container[str]) -> ParsedEvent:
-    unknown = sorted(raw.keys() - _EVENT_FIELDS)
-    if unknown:
-        raise _BadFieldError(unknown[0], f"unknown field {unknown[0]!r}")
+    if not _EVENT_FIELDS.issuperset(raw):
+        unknown = sorted(raw.keys() - _EVENT_FIELDS)[0]
+        raise _BadFieldError(unknown, f"unknown field {unknown!r}")
     event_id = raw.get("id")
     if isinstance(event_id, bool) or not isinstance(event_id, _TEXTUAL):
         raise _BadFieldError("id", "id is required: the producer's id of the event, as text")
@@ -241,9 +245,9 @@ def _contact(
         return ContactRef()
     if not isinstance(value, dict):
         raise _BadFieldError("contact", "contact must name the lead: {external_id, phone or email}")
-    unknown = sorted(value.keys() - _CONTACT_FIELDS)
-    if unknown:
-        raise _BadFieldError(f"contact.{unknown[0]}", f"unknown field {unknown[0]!r} of contact")
+    if not _CONTACT_FIELDS.issuperset(value):
+        unknown = sorted(value.keys() - _CONTACT_FIELDS)[0]
+        raise _BadFieldError(f"contact.{unknown}", f"unknown field {unknown!r} of contact")
     external = value.get("external_id")
     if external is not None:
         if isinstance(external, bool) or not isinstance(external, _TEXTUAL):
