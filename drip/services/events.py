@@ -169,7 +169,7 @@ def store_batch(
                 {
                     "event_id": p.id,
                     "type": p.type,
-                    "occurred_at": p.occurred_at,
+                    "occurred_at": p.stamp,
                     "contact_ref": p.contact.as_dict(),
                     "data": p.data,
                     "digest": p.digest,

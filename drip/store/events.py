@@ -69,6 +69,11 @@ def one_of(
     return column.in_(list(values))
 
 
+def _instant(value: datetime | str) -> datetime:
+    """An instant given as one or as its ISO 8601 text with an offset."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
 def _when(value: object) -> str:
     if isinstance(value, datetime):
         return _iso(value)
@@ -129,7 +134,11 @@ def add_events(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, in
     """Insert inbox rows (one dict of columns each); ``{event id: row id}``. On PostgreSQL
     one ``INSERT ... SELECT ... RETURNING`` for them all (their columns as JSON arrays, ids
     given in their order), elsewhere one statement executed for many and one query for
-    the ids."""
+    the ids.
+
+    ``occurred_at`` may be given as its ISO 8601 text with an offset (a parsed event holds
+    it already): on PostgreSQL it is sent as it is, not written out again for each row.
+    """
     if not rows:
         return {}
     if session.get_bind().dialect.name == "postgresql":
@@ -137,7 +146,9 @@ def add_events(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, in
         columns = [[r[n] for r in rows] for n in names]
         found = session.execute(_ADD_PG, _column_params(names, columns))
         return {str(r[0]): int(r[1]) for r in found}
-    session.connection().execute(insert(InboxEvent), list(rows))
+    session.connection().execute(
+        insert(InboxEvent), [{**r, "occurred_at": _instant(r["occurred_at"])} for r in rows]
+    )
     ids = [r["event_id"] for r in rows]
     found = session.execute(
         select(InboxEvent.event_id, InboxEvent.id).where(
@@ -328,9 +339,11 @@ def _contact_rows_json(
                 if row[position] is not None:
                     row[position] = datetime.fromisoformat(row[position]).astimezone(UTC)
         elif isinstance(kind, StrEnumType):
+            # By value from a table of the members: calling the enum class costs more.
+            members = {member.value: member for member in kind.enum_class}
             for row in rows:
                 if row[position] is not None:
-                    row[position] = kind.enum_class(row[position])
+                    row[position] = members.get(row[position]) or kind.enum_class(row[position])
     return list(rows)
 
 
