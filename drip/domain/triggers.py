@@ -192,6 +192,10 @@ class Decision:
     passed: tuple[str, ...] = field(default_factory=tuple)
 
 
+#: The decision that enrolls and ends nothing.
+NOTHING = Decision()
+
+
 def matches(rule: Rule, event: LeadEvent, contact: ContactView) -> bool:
     """Does ``rule`` hold for ``event`` and the contact after it?"""
     if rule.on != event.type:
@@ -259,8 +263,10 @@ class Catalog:
         found = set(self._any.get(event.type, ()))
         for name, values in self._by_value.get(event.type, {}).items():
             for value in _seen(name, event, contact):
-                found.update(values.get(value, ()))
-        return [self.campaigns[i] for i in sorted(found)]
+                if value in values:
+                    found.update(values[value])
+        # Most events match no trigger: nothing to sort.
+        return [self.campaigns[i] for i in sorted(found)] if found else []
 
 
 def decide(
@@ -329,6 +335,8 @@ def decide(
             if other is not None and other.automation.group == group:
                 ends.append(End(e.id, e.campaign, "replaced", by=campaign.name))
         enrolls.append(Enroll(campaign.name, rule))
+    if not (enrolls or ends or passed):
+        return NOTHING  # what most events decide: one frozen value for them all
     return Decision(tuple(enrolls), tuple(ends), tuple(passed))
 
 
