@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import time as time_module
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
@@ -438,3 +439,21 @@ def test_a_fresh_lease_gives_its_own_texts_slot_however_late_the_reply() -> None
     fresh = _Lease(start=100.0, unit=0.01, count=3, used=0)
     assert fresh.take(1, 101.0, fresh=True) == pytest.approx(100.02)
     assert fresh.take(1, 101.0, fresh=False) is None
+
+
+def test_a_gate_that_never_opens_is_passed_after_ten_seconds_of_waits_asked() -> None:
+    """The gate counts the waits it asks of the pacer: on a clock that stands still it gives
+    up after MAX_WAIT_SECONDS of them, at once, instead of spinning for ten real seconds."""
+    from drip.services.carrier import MAX_WAIT_SECONDS, Cleared, depart
+
+    clock = FakeTime()
+    asked: list[float] = []
+    pacer = LocalPacer(Senders(rates={AGENT: 1}), clock=clock, sleep=asked.append)
+    assert pacer.depart(AGENT, 2) == 0.0  # the gate is now shut for two segments' time
+    started = time_module.monotonic()
+    depart(pacer, Cleared(None, sender=AGENT, segments=1))
+    assert time_module.monotonic() - started < 1.0
+    gap = asked[0]
+    assert gap > 0
+    assert len(asked) == int(MAX_WAIT_SECONDS // gap)
+    assert sum(asked) <= MAX_WAIT_SECONDS < sum(asked) + gap
