@@ -392,11 +392,22 @@ START_FIRST = (
 #: would compete for the 2 cores, and the pacing test measures arrival times at
 #: the fake carrier, which another of them would jitter.
 SERIAL_GROUPS = {"celery-heavy": frozenset(START_FIRST[:5])}
+#: Modules whose tests share a module-scoped fixture that takes the best part of a
+#: minute to build (the demo run through the pipeline): each module's tests run on
+#: one worker, so the fixture is built once, not once on every worker that takes one.
+ONE_WORKER_MODULES = frozenset(
+    {
+        "tests/acceptance/test_demo_html_chromium.py",
+        "tests/acceptance/test_console_browser.py",
+        "tests/acceptance/test_console_actions_browser.py",
+    }
+)
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
-    """With ``--dist loadgroup``, keep each of :data:`SERIAL_GROUPS` on one worker.
+    """With ``--dist loadgroup``, keep each of :data:`SERIAL_GROUPS`, and the tests of each
+    of :data:`ONE_WORKER_MODULES`, on one worker.
 
     pytest-xdist groups by ``xdist_group`` marks by renaming ``item._nodeid``,
     which pytest 9 no longer reads, so the marks group nothing; this scheduler
@@ -411,6 +422,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
 
     class SerialGroups(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return group_of.get(nodeid, nodeid)
+            module = nodeid.split("::", 1)[0]
+            return group_of.get(nodeid) or (module if module in ONE_WORKER_MODULES else nodeid)
 
     return SerialGroups(config, log)
