@@ -62,7 +62,7 @@ def fake_twilio() -> Iterator[FakeTwilioProcess]:
         yield server
 
 
-def most_in_one_second(times: list[float], span: float = 1.0) -> int:
+def most_within(times: list[float], span: float = 1.0) -> int:
     """The largest number of ``times`` inside any half-open span of ``span`` seconds."""
     ordered = sorted(times)
     best = 0
@@ -81,12 +81,12 @@ def tightest_span(times: list[float], n: int) -> float:
     return round(min(spans), 3) if spans else float("inf")
 
 
-def test_most_in_one_second_counts_a_sliding_span() -> None:
+def test_most_within_counts_a_sliding_span() -> None:
     """The measure itself: 0.0-0.99 holds 3; a text at 1.0 starts a new span."""
-    assert most_in_one_second([0.0, 0.5, 0.99, 1.0, 1.98]) == 3
-    assert most_in_one_second([0.0, 1.0, 2.0]) == 1
-    assert most_in_one_second([]) == 0
-    assert most_in_one_second([0.0, 5.0, 9.99, 10.0], span=10.0) == 3
+    assert most_within([0.0, 0.5, 0.99, 1.0, 1.98]) == 3
+    assert most_within([0.0, 1.0, 2.0]) == 1
+    assert most_within([]) == 0
+    assert most_within([0.0, 5.0, 9.99, 10.0], span=10.0) == 3
     assert tightest_span([0.0, 0.5, 0.7, 2.0], 2) == 0.2
 
 
@@ -189,8 +189,8 @@ def test_two_workers_and_two_dispatchers_keep_every_sender_under_its_rate(
     by_sender: dict[str, list[float]] = defaultdict(list)
     for a in arrivals:
         by_sender[a.from_ or ""].append(a.at)
-    peaks = {sender: most_in_one_second(times) for sender, times in by_sender.items()}
-    tens = {sender: most_in_one_second(times, 10.0) for sender, times in by_sender.items()}
+    peaks = {sender: most_within(times) for sender, times in by_sender.items()}
+    tens = {sender: most_within(times, 10.0) for sender, times in by_sender.items()}
     tightest = {sender: tightest_span(times, RATE + 1) for sender, times in by_sender.items()}
     print(
         f"3,000 paced texts in {elapsed:.0f}s; most per second by sender: {peaks}; "

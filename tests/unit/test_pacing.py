@@ -37,6 +37,7 @@ from drip.domain.window import SendWindow
 from drip.errors import CampaignError, ValidationError
 from drip.facts import provider_facts
 from drip.rules import bundled_state_rules
+from drip.services.carrier import MAX_WAIT_SECONDS, Cleared, depart
 from drip.transports.pacing import (
     GATE_MARGIN,
     LEASE_SECONDS,
@@ -444,8 +445,6 @@ def test_a_fresh_lease_gives_its_own_texts_slot_however_late_the_reply() -> None
 def test_a_gate_that_never_opens_is_passed_after_ten_seconds_of_waits_asked() -> None:
     """The gate counts the waits it asks of the pacer: on a clock that stands still it gives
     up after MAX_WAIT_SECONDS of them, at once, instead of spinning for ten real seconds."""
-    from drip.services.carrier import MAX_WAIT_SECONDS, Cleared, depart
-
     clock = FakeTime()
     asked: list[float] = []
     pacer = LocalPacer(Senders(rates={AGENT: 1}), clock=clock, sleep=asked.append)
